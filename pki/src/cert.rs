@@ -1,0 +1,564 @@
+//! Building certificates: a profile, an issuer and a request become the exact
+//! `tbsCertificate` to be recorded, linted and signed; the signature then completes it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use const_oid::db::rfc5280::{
+    ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_CE_NAME_CONSTRAINTS, ID_CE_SUBJECT_KEY_IDENTIFIER, ID_QT_CPS,
+};
+use const_oid::{AssociatedOid, ObjectIdentifier};
+use der::asn1::{BitString, Ia5String, OctetString};
+use der::{Any, Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::certificate::{Certificate, TbsCertificate, Version};
+use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
+use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, NameConstraints,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::time::Validity;
+
+use crate::error::{Error, Result};
+use crate::profile::{Profile, ProfileKind, SanRule};
+use crate::serial::SerialNumber;
+use crate::signer::SignatureAlgorithm;
+
+/// id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1.
+pub const ID_PKIX_OCSP_NOCHECK: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+
+/// One subjectAltName, as the CLI writes it: `dns:host`, `email:a@b`, `ip:1.2.3.4`,
+/// `uri:https://…`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum SanEntry {
+    Dns(String),
+    Email(String),
+    Ip(IpAddr),
+    Uri(String),
+}
+
+impl fmt::Display for SanEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SanEntry::Dns(v) => write!(f, "dns:{v}"),
+            SanEntry::Email(v) => write!(f, "email:{v}"),
+            SanEntry::Ip(v) => write!(f, "ip:{v}"),
+            SanEntry::Uri(v) => write!(f, "uri:{v}"),
+        }
+    }
+}
+
+impl FromStr for SanEntry {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| {
+            Error::malformed(format!("SAN `{s}` is not KIND:value (dns, email, ip, uri)"))
+        })?;
+        let entry = match kind.to_ascii_lowercase().as_str() {
+            "dns" => SanEntry::Dns(value.to_ascii_lowercase()),
+            "email" => SanEntry::Email(value.to_string()),
+            "ip" => SanEntry::Ip(
+                value
+                    .parse()
+                    .map_err(|_| Error::malformed(format!("SAN `{s}`: not an IP address")))?,
+            ),
+            "uri" => SanEntry::Uri(value.to_string()),
+            _ => {
+                return Err(Error::malformed(format!(
+                    "SAN `{s}`: unknown kind `{kind}` (dns, email, ip, uri)"
+                )))
+            }
+        };
+        entry.validate()?;
+        Ok(entry)
+    }
+}
+
+impl SanEntry {
+    fn validate(&self) -> Result<()> {
+        match self {
+            SanEntry::Dns(h) => {
+                let ok = !h.is_empty()
+                    && h.len() <= 253
+                    && h.split('.').count() >= 2
+                    && h.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && !l.starts_with('-')
+                            && !l.ends_with('-')
+                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    });
+                if !ok {
+                    return Err(Error::malformed(format!(
+                        "`{h}` is not a valid DNS host name"
+                    )));
+                }
+            }
+            SanEntry::Email(e) => {
+                let ok = e.is_ascii()
+                    && e.split_once('@')
+                        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+                if !ok {
+                    return Err(Error::malformed(format!(
+                        "`{e}` is not a valid email address"
+                    )));
+                }
+            }
+            SanEntry::Uri(u) => {
+                if !u.is_ascii() || !u.contains("://") {
+                    return Err(Error::malformed(format!("`{u}` is not an absolute URI")));
+                }
+            }
+            SanEntry::Ip(_) => {}
+        }
+        Ok(())
+    }
+
+    pub fn to_general_name(&self) -> Result<GeneralName> {
+        Ok(match self {
+            SanEntry::Dns(v) => GeneralName::DnsName(Ia5String::new(v)?),
+            SanEntry::Email(v) => GeneralName::Rfc822Name(Ia5String::new(v)?),
+            SanEntry::Uri(v) => GeneralName::UniformResourceIdentifier(Ia5String::new(v)?),
+            SanEntry::Ip(IpAddr::V4(a)) => {
+                GeneralName::IpAddress(OctetString::new(a.octets().to_vec())?)
+            }
+            SanEntry::Ip(IpAddr::V6(a)) => {
+                GeneralName::IpAddress(OctetString::new(a.octets().to_vec())?)
+            }
+        })
+    }
+
+    pub fn from_general_name(gn: &GeneralName) -> Result<SanEntry> {
+        let entry = match gn {
+            GeneralName::DnsName(v) => SanEntry::Dns(v.to_string().to_ascii_lowercase()),
+            GeneralName::Rfc822Name(v) => SanEntry::Email(v.to_string()),
+            GeneralName::UniformResourceIdentifier(v) => SanEntry::Uri(v.to_string()),
+            GeneralName::IpAddress(o) => {
+                let b = o.as_bytes();
+                match b.len() {
+                    4 => SanEntry::Ip(IpAddr::from(<[u8; 4]>::try_from(b).expect("len 4"))),
+                    16 => SanEntry::Ip(IpAddr::from(<[u8; 16]>::try_from(b).expect("len 16"))),
+                    _ => return Err(Error::malformed("subjectAltName IP address of bad length")),
+                }
+            }
+            _ => {
+                return Err(Error::policy(
+                    "only dNSName, rfc822Name, iPAddress and URI subjectAltNames are supported",
+                ))
+            }
+        };
+        entry.validate()?;
+        Ok(entry)
+    }
+}
+
+/// URLs a CA's certificates point at.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CaUrls {
+    pub crl: Option<String>,
+    pub ocsp: Option<String>,
+    pub ca_issuers: Option<String>,
+}
+
+/// What the issuer contributes to a certificate.
+#[derive(Debug, Clone)]
+pub struct IssuerContext {
+    pub name: Name,
+    pub key_id: Vec<u8>,
+    pub spki_der: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub signature_algorithm: SignatureAlgorithm,
+    pub urls: CaUrls,
+    /// Name constraints of the issuer and every CA above it.
+    pub name_constraints: Vec<NameConstraints>,
+    /// pathLenConstraint of the issuer, when it has one.
+    pub path_len: Option<u8>,
+}
+
+/// What the requester asks for, after the CSR (if any) was verified.
+#[derive(Debug, Clone)]
+pub struct SubjectRequest {
+    pub subject: Name,
+    pub spki_der: Vec<u8>,
+    pub sans: Vec<SanEntry>,
+    /// Shorter than the profile's validity, never longer.
+    pub validity_days: Option<u32>,
+    /// For CAs: narrows the profile's path length.
+    pub path_len: Option<u8>,
+    /// For subordinate CAs: name constraints to place in the certificate.
+    pub name_constraints: Option<NameConstraints>,
+    /// False only for cross-certificates, whose subject is another PKI's.
+    pub check_template: bool,
+}
+
+/// The planned certificate: the tbsCertificate and its DER, recorded before signing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tbs: TbsCertificate,
+    pub tbs_der: Vec<u8>,
+    pub serial: SerialNumber,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension> {
+    extension_oid(T::OID, value, critical)
+}
+
+fn extension_oid<T: Encode>(oid: ObjectIdentifier, value: &T, critical: bool) -> Result<Extension> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+/// RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING value.
+pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    openssl::sha::sha1(spki.subject_public_key.raw_bytes()).to_vec()
+}
+
+fn uri(u: &str) -> Result<GeneralName> {
+    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(u)?))
+}
+
+/// Builds the tbsCertificate for `request` under `profile`, signed later by `issuer`.
+/// `now` is Unix seconds. The validity is clamped into the issuer's.
+pub fn plan(
+    profile: &Profile,
+    issuer: &IssuerContext,
+    request: &SubjectRequest,
+    serial: SerialNumber,
+    now: i64,
+) -> Result<Plan> {
+    let spec = &profile.spec;
+    let spki = crate::signer::spki_from_der(&request.spki_der)?;
+    let key_type = crate::signer::KeyType::of_spki(&request.spki_der)?;
+    profile.allows_key(key_type)?;
+    if request.check_template {
+        profile.check_subject(&request.subject)?;
+    }
+    check_sans(profile, &request.sans)?;
+
+    let days = match request.validity_days {
+        Some(d) if d > spec.validity_days => {
+            return Err(Error::policy(format!(
+                "validity of {d} days exceeds profile {}'s {} days",
+                profile.name(),
+                spec.validity_days
+            )))
+        }
+        Some(0) => return Err(Error::malformed("validity must be at least one day")),
+        Some(d) => d,
+        None => spec.validity_days,
+    };
+    let not_before = now.max(issuer.not_before);
+    // RFC 5280 §4.1.2.5: the period is inclusive, so end one second early.
+    let not_after = (now + i64::from(days) * 86_400 - 1).min(issuer.not_after);
+    if not_after <= not_before {
+        return Err(Error::policy(
+            "the issuing CA's validity leaves no room for this certificate",
+        ));
+    }
+
+    let self_signed = request.spki_der == issuer.spki_der && request.subject == issuer.name;
+    let mut exts = Vec::new();
+    // basicConstraints (RFC 5280 §4.2.1.9: critical in CA certificates)
+    if spec.kind.is_ca() {
+        let path_len = match (spec.path_len, request.path_len) {
+            (Some(p), Some(r)) if r > p => {
+                return Err(Error::policy(format!(
+                    "path length {r} exceeds profile {}'s {p}",
+                    profile.name()
+                )))
+            }
+            (_, Some(r)) => Some(r),
+            (p, None) => p,
+        };
+        let path_len = if spec.kind == ProfileKind::RootCa {
+            request.path_len
+        } else {
+            path_len
+        };
+        exts.push(extension(
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+            true,
+        )?);
+    } else if spec.basic_constraints {
+        exts.push(extension(
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+            true,
+        )?);
+    }
+    exts.push(extension(
+        &KeyUsage(profile.key_usage),
+        spec.key_usage_critical,
+    )?);
+    if !profile.extended_key_usage.is_empty() {
+        exts.push(extension(
+            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
+            spec.extended_key_usage_critical,
+        )?);
+    }
+    if spec.subject_key_identifier || spec.kind.is_ca() {
+        exts.push(extension(
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(&spki))?),
+            false,
+        )?);
+    }
+    // RFC 5280 §4.2.1.1: AKI in every certificate but self-signed ones, where it is
+    // still customary to repeat the SKI.
+    exts.push(extension(
+        &AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(if self_signed {
+                key_identifier(&spki)
+            } else {
+                issuer.key_id.clone()
+            })?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
+        false,
+    )?);
+    if !profile.policy_oids.is_empty() {
+        let qualifiers = match &spec.policy.cps_uri {
+            Some(u) => Some(vec![PolicyQualifierInfo {
+                policy_qualifier_id: ID_QT_CPS,
+                qualifier: Some(Any::encode_from(&Ia5String::new(u)?)?),
+            }]),
+            None => None,
+        };
+        let policies = profile
+            .policy_oids
+            .iter()
+            .map(|oid| PolicyInformation {
+                policy_identifier: *oid,
+                policy_qualifiers: qualifiers.clone(),
+            })
+            .collect();
+        exts.push(extension(&CertificatePolicies(policies), false)?);
+    }
+    if spec.distribution.crl {
+        let url = issuer.urls.crl.as_deref().ok_or_else(|| {
+            Error::policy(format!(
+                "profile {} needs a CRL URL, and the issuing CA has none",
+                profile.name()
+            ))
+        })?;
+        exts.push(extension(
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+            false,
+        )?);
+    }
+    let mut access = Vec::new();
+    if spec.distribution.ocsp {
+        let url = issuer.urls.ocsp.as_deref().ok_or_else(|| {
+            Error::policy(format!(
+                "profile {} needs an OCSP URL, and the issuing CA has none",
+                profile.name()
+            ))
+        })?;
+        access.push(AccessDescription {
+            access_method: ID_AD_OCSP,
+            access_location: uri(url)?,
+        });
+    }
+    if spec.distribution.ca_issuers {
+        let url = issuer.urls.ca_issuers.as_deref().ok_or_else(|| {
+            Error::policy(format!(
+                "profile {} needs a caIssuers URL, and the issuing CA has none",
+                profile.name()
+            ))
+        })?;
+        access.push(AccessDescription {
+            access_method: ID_AD_CA_ISSUERS,
+            access_location: uri(url)?,
+        });
+    }
+    if !access.is_empty() {
+        exts.push(extension(&AuthorityInfoAccessSyntax(access), false)?);
+    }
+    if !request.sans.is_empty() {
+        let names = request
+            .sans
+            .iter()
+            .map(SanEntry::to_general_name)
+            .collect::<Result<Vec<_>>>()?;
+        exts.push(extension(&SubjectAltName(names), false)?);
+    }
+    if let Some(nc) = &request.name_constraints {
+        if spec.kind != ProfileKind::SubCa {
+            return Err(Error::policy(
+                "name constraints belong only in subordinate CA certificates",
+            ));
+        }
+        // RFC 5280 §4.2.1.10: conforming CAs MUST mark this extension critical.
+        exts.push(extension_oid(ID_CE_NAME_CONSTRAINTS, nc, true)?);
+    }
+    if spec.ocsp_no_check {
+        exts.push(extension_oid(
+            ID_PKIX_OCSP_NOCHECK,
+            &der::asn1::Null,
+            false,
+        )?);
+    }
+
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number: serial.to_x509()?,
+        signature: issuer.signature_algorithm.identifier(),
+        issuer: issuer.name.clone(),
+        validity: Validity {
+            not_before: crate::time::x509_time(not_before)?,
+            not_after: crate::time::x509_time(not_after)?,
+        },
+        subject: request.subject.clone(),
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(exts),
+    };
+    let tbs_der = tbs.to_der()?;
+    Ok(Plan {
+        tbs,
+        tbs_der,
+        serial,
+        not_before,
+        not_after,
+    })
+}
+
+fn check_sans(profile: &Profile, sans: &[SanEntry]) -> Result<()> {
+    let rules = &profile.spec.san;
+    let count = |f: fn(&SanEntry) -> bool| sans.iter().filter(|s| f(s)).count();
+    let checks: [(&str, SanRule, usize); 4] = [
+        ("dns", rules.dns, count(|s| matches!(s, SanEntry::Dns(_)))),
+        (
+            "email",
+            rules.email,
+            count(|s| matches!(s, SanEntry::Email(_))),
+        ),
+        ("ip", rules.ip, count(|s| matches!(s, SanEntry::Ip(_)))),
+        ("uri", rules.uri, count(|s| matches!(s, SanEntry::Uri(_)))),
+    ];
+    for (kind, rule, n) in checks {
+        match rule {
+            SanRule::Forbidden if n > 0 => {
+                return Err(Error::policy(format!(
+                    "profile {} does not allow {kind} subjectAltNames",
+                    profile.name()
+                )))
+            }
+            SanRule::Required if n == 0 => {
+                return Err(Error::policy(format!(
+                    "profile {} requires at least one {kind} subjectAltName",
+                    profile.name()
+                )))
+            }
+            _ => {}
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for s in sans {
+        if !seen.insert(s.to_string()) {
+            return Err(Error::malformed(format!(
+                "subjectAltName {s} is given twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Completes a planned certificate with its signature.
+pub fn assemble(plan: &Plan, algorithm: SignatureAlgorithm, signature: &[u8]) -> Result<Vec<u8>> {
+    let cert = Certificate {
+        tbs_certificate: plan.tbs.clone(),
+        signature_algorithm: algorithm.identifier(),
+        signature: BitString::from_bytes(signature)?,
+    };
+    Ok(cert.to_der()?)
+}
+
+/// Decodes a certificate from PEM or DER.
+pub fn decode(input: &[u8]) -> Result<Certificate> {
+    let der_bytes = crate::pem::decode_pem_or_der(input, &["CERTIFICATE"])?;
+    Certificate::from_der(&der_bytes)
+        .map_err(|e| Error::malformed(format!("certificate is not valid DER: {e}")))
+}
+
+/// The extension with `oid`, decoded.
+pub fn find_extension<T: for<'a> Decode<'a>>(
+    cert: &TbsCertificate,
+    oid: ObjectIdentifier,
+) -> Result<Option<(bool, T)>> {
+    for ext in cert.extensions.iter().flatten() {
+        if ext.extn_id == oid {
+            let v = T::from_der(ext.extn_value.as_bytes())
+                .map_err(|e| Error::malformed(format!("extension {oid}: {e}")))?;
+            return Ok(Some((ext.critical, v)));
+        }
+    }
+    Ok(None)
+}
+
+/// The subjectKeyIdentifier of a certificate, or one computed from its key.
+pub fn subject_key_id(tbs: &TbsCertificate) -> Result<Vec<u8>> {
+    match find_extension::<SubjectKeyIdentifier>(tbs, ID_CE_SUBJECT_KEY_IDENTIFIER)? {
+        Some((_, ski)) => Ok(ski.0.as_bytes().to_vec()),
+        None => Ok(key_identifier(&tbs.subject_public_key_info)),
+    }
+}
+
+/// Name constraints from the CLI: `--permit-dn`, `--exclude-dn`, `--permit-dns`,
+/// `--exclude-dns`.
+pub fn name_constraints(
+    permit_dn: &[String],
+    exclude_dn: &[String],
+    permit_dns: &[String],
+    exclude_dns: &[String],
+) -> Result<Option<NameConstraints>> {
+    let subtree = |gn: GeneralName| GeneralSubtree {
+        base: gn,
+        minimum: 0,
+        maximum: None,
+    };
+    let dn = |s: &String| -> Result<GeneralSubtree> {
+        Ok(subtree(GeneralName::DirectoryName(crate::name::parse(s)?)))
+    };
+    let dns = |s: &String| -> Result<GeneralSubtree> {
+        SanEntry::Dns(s.to_ascii_lowercase()).validate()?;
+        Ok(subtree(GeneralName::DnsName(Ia5String::new(
+            &s.to_ascii_lowercase(),
+        )?)))
+    };
+    let mut permitted = permit_dn.iter().map(dn).collect::<Result<Vec<_>>>()?;
+    permitted.extend(permit_dns.iter().map(dns).collect::<Result<Vec<_>>>()?);
+    let mut excluded = exclude_dn.iter().map(dn).collect::<Result<Vec<_>>>()?;
+    excluded.extend(exclude_dns.iter().map(dns).collect::<Result<Vec<_>>>()?);
+    if permitted.is_empty() && excluded.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(NameConstraints {
+        permitted_subtrees: (!permitted.is_empty()).then_some(permitted),
+        excluded_subtrees: (!excluded.is_empty()).then_some(excluded),
+    }))
+}

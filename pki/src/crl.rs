@@ -1,0 +1,356 @@
+//! CRLs (RFC 5280 §5). The entry list is encoded straight into one buffer, entry by
+//! entry, so a CRL of a million entries costs its DER size in memory, not a million
+//! decoded structures.
+
+use const_oid::db::rfc5280::{
+    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_DELTA_CRL_INDICATOR,
+    ID_CE_INVALIDITY_DATE, ID_CE_ISSUING_DISTRIBUTION_POINT,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::{Ia5String, OctetString, Uint};
+use der::Encode;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlReason};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+
+use crate::error::{Error, Result};
+use crate::signer::SignatureAlgorithm;
+
+/// RFC 5280 §5.3.1 reason codes, as the CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    RemoveFromCrl,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 10] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::CertificateHold,
+        RevocationReason::RemoveFromCrl,
+        RevocationReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise,
+    ];
+
+    pub fn code(self) -> i64 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::CertificateHold => 6,
+            RevocationReason::RemoveFromCrl => 8,
+            RevocationReason::PrivilegeWithdrawn => 9,
+            RevocationReason::AaCompromise => 10,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<RevocationReason> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The RFC 5280 ASN.1 name (`keyCompromise`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "cACompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+            RevocationReason::CertificateHold => "certificateHold",
+            RevocationReason::RemoveFromCrl => "removeFromCRL",
+            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+            RevocationReason::AaCompromise => "aACompromise",
+        }
+    }
+
+    fn to_x509(self) -> CrlReason {
+        match self {
+            RevocationReason::Unspecified => CrlReason::Unspecified,
+            RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+            RevocationReason::CaCompromise => CrlReason::CaCompromise,
+            RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+            RevocationReason::Superseded => CrlReason::Superseded,
+            RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+            RevocationReason::CertificateHold => CrlReason::CertificateHold,
+            RevocationReason::RemoveFromCrl => CrlReason::RemoveFromCRL,
+            RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+            RevocationReason::AaCompromise => CrlReason::AaCompromise,
+        }
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RevocationReason {
+    type Err = Error;
+    /// Accepts the RFC name in any case, with or without dashes (`key-compromise`).
+    fn from_str(s: &str) -> Result<Self> {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().to_ascii_lowercase() == norm)
+            .ok_or_else(|| {
+                Error::malformed(format!(
+                    "unknown revocation reason `{s}` (one of {})",
+                    Self::ALL
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+}
+
+/// One revoked certificate on a CRL.
+#[derive(Debug, Clone)]
+pub struct CrlEntry {
+    /// Magnitude bytes of the serial, big-endian.
+    pub serial: Vec<u8>,
+    pub revoked_at: i64,
+    pub reason: RevocationReason,
+    pub invalidity_date: Option<i64>,
+}
+
+/// Which certificates the CRL covers (issuingDistributionPoint scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlScope {
+    /// End-entity certificates only (a subordinate CA's CRL).
+    UserCerts,
+    /// CA certificates only (the root's ARL).
+    CaCerts,
+}
+
+/// Everything about a CRL but its entries and signature.
+#[derive(Debug, Clone)]
+pub struct CrlHeader {
+    pub issuer: Name,
+    pub issuer_key_id: Vec<u8>,
+    pub algorithm: SignatureAlgorithm,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub crl_number: u64,
+    /// For a delta CRL: the CRL number of the full CRL it is based on.
+    pub delta_base: Option<u64>,
+    pub distribution_point: Option<String>,
+    pub scope: CrlScope,
+}
+
+fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    push_len(out, content.len());
+    out.extend_from_slice(content);
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+/// Encodes the tbsCertList. Entries are written in the order given.
+pub fn build_tbs(header: &CrlHeader, entries: &[CrlEntry]) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(256 + entries.len() * 48);
+    // version v2 (RFC 5280 §5.1.2.1: required, as extensions are present)
+    body.extend_from_slice(&[0x02, 0x01, 0x01]);
+    body.extend_from_slice(&header.algorithm.identifier().to_der()?);
+    body.extend_from_slice(&header.issuer.to_der()?);
+    body.extend_from_slice(&crate::time::x509_time(header.this_update)?.to_der()?);
+    body.extend_from_slice(&crate::time::x509_time(header.next_update)?.to_der()?);
+
+    if !entries.is_empty() {
+        let mut list = Vec::with_capacity(entries.len() * 48);
+        let mut entry = Vec::with_capacity(96);
+        for e in entries {
+            entry.clear();
+            entry.extend_from_slice(&Uint::new(&e.serial)?.to_der()?);
+            entry.extend_from_slice(&crate::time::x509_time(e.revoked_at)?.to_der()?);
+            let mut entry_exts = Vec::new();
+            // RFC 5280 §5.3.1: omit the reason code rather than use unspecified.
+            if e.reason != RevocationReason::Unspecified {
+                entry_exts.extend_from_slice(
+                    &ext(
+                        const_oid::db::rfc5280::ID_CE_CRL_REASONS,
+                        false,
+                        &e.reason.to_x509(),
+                    )?
+                    .to_der()?,
+                );
+            }
+            if let Some(d) = e.invalidity_date {
+                entry_exts.extend_from_slice(
+                    &ext(
+                        ID_CE_INVALIDITY_DATE,
+                        false,
+                        &crate::time::generalized_time(d)?,
+                    )?
+                    .to_der()?,
+                );
+            }
+            if !entry_exts.is_empty() {
+                push_tlv(&mut entry, 0x30, &entry_exts);
+            }
+            push_tlv(&mut list, 0x30, &entry);
+        }
+        push_tlv(&mut body, 0x30, &list);
+    }
+
+    let mut exts = vec![
+        ext(
+            ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(header.issuer_key_id.clone())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+        ext(
+            ID_CE_CRL_NUMBER,
+            false,
+            &Uint::new(&header.crl_number.to_be_bytes())?,
+        )?,
+    ];
+    if let Some(base) = header.delta_base {
+        // RFC 5280 §5.2.4: deltaCRLIndicator is critical.
+        exts.push(ext(
+            ID_CE_DELTA_CRL_INDICATOR,
+            true,
+            &Uint::new(&base.to_be_bytes())?,
+        )?);
+    }
+    // RFC 5280 §5.2.5: issuingDistributionPoint is critical.
+    let idp = IssuingDistributionPoint {
+        distribution_point: match &header.distribution_point {
+            Some(u) => Some(DistributionPointName::FullName(vec![
+                GeneralName::UniformResourceIdentifier(Ia5String::new(u)?),
+            ])),
+            None => None,
+        },
+        only_contains_user_certs: header.scope == CrlScope::UserCerts,
+        only_contains_ca_certs: header.scope == CrlScope::CaCerts,
+        only_some_reasons: None,
+        indirect_crl: false,
+        only_contains_attribute_certs: false,
+    };
+    exts.push(ext(ID_CE_ISSUING_DISTRIBUTION_POINT, true, &idp)?);
+    let mut ext_seq = Vec::new();
+    for e in &exts {
+        ext_seq.extend_from_slice(&e.to_der()?);
+    }
+    let mut wrapped = Vec::new();
+    push_tlv(&mut wrapped, 0x30, &ext_seq);
+    push_tlv(&mut body, 0xa0, &wrapped);
+
+    let mut tbs = Vec::with_capacity(body.len() + 8);
+    push_tlv(&mut tbs, 0x30, &body);
+    Ok(tbs)
+}
+
+/// Completes a CRL (or any SIGNED{…} structure) from its tbs DER and signature.
+pub fn assemble(
+    tbs_der: &[u8],
+    algorithm: SignatureAlgorithm,
+    signature: &[u8],
+) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(tbs_der.len() + signature.len() + 32);
+    body.extend_from_slice(tbs_der);
+    body.extend_from_slice(&algorithm.identifier().to_der()?);
+    let mut bits = Vec::with_capacity(signature.len() + 1);
+    bits.push(0); // no unused bits
+    bits.extend_from_slice(signature);
+    push_tlv(&mut body, 0x03, &bits);
+    let mut out = Vec::with_capacity(body.len() + 8);
+    push_tlv(&mut out, 0x30, &body);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Decode;
+    use x509_cert::crl::CertificateList;
+
+    #[test]
+    fn hand_encoded_crl_decodes_with_x509_cert() {
+        let header = CrlHeader {
+            issuer: crate::name::parse("CN=Test CA, O=Government of Korea, C=KR").unwrap(),
+            issuer_key_id: vec![1; 20],
+            algorithm: SignatureAlgorithm::EcdsaSha256,
+            this_update: 1_800_000_000,
+            next_update: 1_800_086_400,
+            crl_number: 7,
+            delta_base: Some(6),
+            distribution_point: Some("http://crl.example/test.crl".into()),
+            scope: CrlScope::UserCerts,
+        };
+        let entries: Vec<CrlEntry> = (1..300u32)
+            .map(|i| CrlEntry {
+                serial: i.to_be_bytes().to_vec(),
+                revoked_at: 1_799_000_000,
+                reason: RevocationReason::ALL[(i % 10) as usize],
+                invalidity_date: (i % 2 == 0).then_some(1_798_000_000),
+            })
+            .collect();
+        let tbs = build_tbs(&header, &entries).unwrap();
+        let crl = assemble(&tbs, header.algorithm, &[0xAB; 70]).unwrap();
+        let parsed = CertificateList::from_der(&crl).unwrap();
+        let revoked = parsed.tbs_cert_list.revoked_certificates.unwrap();
+        assert_eq!(revoked.len(), 299);
+        assert_eq!(revoked[1].serial_number.as_bytes(), &[2]);
+        assert_eq!(parsed.tbs_cert_list.crl_extensions.unwrap().len(), 4);
+    }
+
+    #[test]
+    fn reasons_parse_by_rfc_name() {
+        assert_eq!(
+            "keyCompromise".parse::<RevocationReason>().unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        assert_eq!(
+            "certificate-hold".parse::<RevocationReason>().unwrap(),
+            RevocationReason::CertificateHold
+        );
+        assert!("stolen".parse::<RevocationReason>().is_err());
+    }
+}

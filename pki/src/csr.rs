@@ -1,0 +1,69 @@
+//! PKCS#10 requests. The structure is decoded with x509-cert; the proof of possession
+//! (the request's self-signature) is checked by OpenSSL, independently of our decoder.
+//! Only the subject, the key and requested subjectAltNames are taken from a CSR; other
+//! requested extensions are ignored, so a requester cannot widen the profile.
+
+use const_oid::db::rfc5912::ID_EXTENSION_REQ;
+use der::{Decode, Encode};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::Extensions;
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+
+use crate::cert::SanEntry;
+use crate::error::{Error, ErrorKind, Result};
+
+/// What gpki uses of a verified CSR.
+#[derive(Debug, Clone)]
+pub struct VerifiedCsr {
+    pub subject: Name,
+    pub spki_der: Vec<u8>,
+    pub requested_sans: Vec<SanEntry>,
+}
+
+/// Decodes a CSR (PEM or DER) and verifies its signature.
+pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr> {
+    let der_bytes =
+        crate::pem::decode_pem_or_der(input, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"])
+            .map_err(|e| e.context("CSR"))?;
+    let req = CertReq::from_der(&der_bytes)
+        .map_err(|e| Error::malformed(format!("CSR is not a valid PKCS#10 request: {e}")))?;
+    let ossl = openssl::x509::X509Req::from_der(&der_bytes)
+        .map_err(|_| Error::malformed("CSR is not a valid PKCS#10 request (OpenSSL)"))?;
+    let key = ossl
+        .public_key()
+        .map_err(|_| Error::malformed("CSR public key cannot be read"))?;
+    let verified = ossl.verify(&key).unwrap_or(false);
+    if !verified {
+        return Err(Error::new(
+            ErrorKind::BadSignature,
+            "CSR signature does not verify with its own public key (no proof of possession)",
+        ));
+    }
+    let spki_der = req.info.public_key.to_der()?;
+    let mut requested_sans = Vec::new();
+    for attr in req.info.attributes.iter() {
+        if attr.oid != ID_EXTENSION_REQ {
+            continue;
+        }
+        for value in attr.values.iter() {
+            let exts: Extensions = value
+                .decode_as()
+                .map_err(|e| Error::malformed(format!("CSR extensionRequest: {e}")))?;
+            for ext in exts {
+                if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
+                    let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                        .map_err(|e| Error::malformed(format!("CSR subjectAltName: {e}")))?;
+                    for gn in san.0 {
+                        requested_sans.push(SanEntry::from_general_name(&gn)?);
+                    }
+                }
+            }
+        }
+    }
+    Ok(VerifiedCsr {
+        subject: req.info.subject,
+        spki_der,
+        requested_sans,
+    })
+}

@@ -1,0 +1,97 @@
+//! One error type for all of gpki: a [`ErrorKind`] a caller can match, and a human
+//! detail. The edges (CLI exit codes, HTTP status) map kinds in one place each.
+
+use std::fmt;
+
+/// What went wrong, coarse enough for an edge to map to an exit or status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Input that does not parse: bad PEM, DER, TOML, CSV, DN or argument value.
+    Malformed,
+    /// A signature that does not verify (CSR proof of possession, a certificate).
+    BadSignature,
+    /// An unknown CA, profile, serial or file.
+    NotFound,
+    /// Something with that name or serial exists already.
+    AlreadyExists,
+    /// The request is well formed but the object's state forbids it (already revoked).
+    Conflict,
+    /// The request asks for what the profile, key policy or name constraints forbid.
+    PolicyViolation,
+    /// A pre-issuance lint refused the certificate.
+    LintFailed,
+    /// The caller may not do this.
+    Unauthorized,
+    /// A private key could not be decrypted with the passphrase given.
+    WrongPassphrase,
+    /// The store is locked, unreachable or otherwise unavailable.
+    Unavailable,
+    /// A bug or an environment failure that the caller cannot fix.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::Malformed => "malformed input",
+            ErrorKind::BadSignature => "bad signature",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::PolicyViolation => "policy violation",
+            ErrorKind::LintFailed => "lint failed",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::WrongPassphrase => "wrong passphrase",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal error",
+        };
+        f.write_str(s)
+    }
+}
+
+/// An error with a kind and a detail that names the problem. The detail never
+/// contains key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Error {
+            kind,
+            detail: detail.into(),
+        }
+    }
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Malformed, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, detail)
+    }
+    pub fn policy(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PolicyViolation, detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, detail)
+    }
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, detail)
+    }
+    /// Prefixes the detail with where the error happened (a file, a CSV row).
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.detail = format!("{what}: {}", self.detail);
+        self
+    }
+}
+
+impl From<der::Error> for Error {
+    fn from(e: der::Error) -> Self {
+        Error::malformed(format!("DER: {e}"))
+    }
+}

@@ -1,0 +1,651 @@
+//! Keys and signatures. [`Signer`] is the seam every key backend fits behind: the
+//! software backend here, PKCS#11 later. Nothing in this module formats key material
+//! into a string, and [`SoftwareKey`]'s `Debug` shows only the key type.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use der::asn1::AnyRef;
+use der::{Decode, Encode, Sequence};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::RsaPssSaltlen;
+use openssl::symm::Cipher;
+use spki::AlgorithmIdentifierOwned;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Key algorithms and sizes gpki generates and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum KeyType {
+    #[serde(rename = "rsa2048")]
+    Rsa2048,
+    #[serde(rename = "rsa3072")]
+    Rsa3072,
+    #[serde(rename = "rsa4096")]
+    Rsa4096,
+    #[serde(rename = "p256")]
+    EcP256,
+    #[serde(rename = "p384")]
+    EcP384,
+}
+
+impl KeyType {
+    pub const ALL: [KeyType; 5] = [
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+        KeyType::EcP256,
+        KeyType::EcP384,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
+            KeyType::EcP256 => "p256",
+            KeyType::EcP384 => "p384",
+        }
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+
+    /// The signature algorithm used when none is asked for.
+    pub fn default_signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            KeyType::Rsa2048 | KeyType::Rsa3072 => SignatureAlgorithm::RsaPkcs1Sha256,
+            KeyType::Rsa4096 => SignatureAlgorithm::RsaPkcs1Sha384,
+            KeyType::EcP256 => SignatureAlgorithm::EcdsaSha256,
+            KeyType::EcP384 => SignatureAlgorithm::EcdsaSha384,
+        }
+    }
+
+    /// Classifies a DER SubjectPublicKeyInfo. Keys of other kinds or sizes are refused
+    /// with a message that names what was found.
+    pub fn of_spki(spki_der: &[u8]) -> Result<KeyType> {
+        let pkey = PKey::public_key_from_der(spki_der)
+            .map_err(|_| Error::malformed("public key is not a valid SubjectPublicKeyInfo"))?;
+        Self::of_pkey(&pkey)
+    }
+
+    fn of_pkey<T: openssl::pkey::HasPublic>(pkey: &PKey<T>) -> Result<KeyType> {
+        match pkey.id() {
+            Id::RSA => match pkey.bits() {
+                2048 => Ok(KeyType::Rsa2048),
+                3072 => Ok(KeyType::Rsa3072),
+                4096 => Ok(KeyType::Rsa4096),
+                n => Err(Error::policy(format!(
+                    "RSA key of {n} bits is not supported (2048, 3072 or 4096)"
+                ))),
+            },
+            Id::EC => {
+                let ec = pkey
+                    .ec_key()
+                    .map_err(|_| Error::malformed("EC key without parameters"))?;
+                match ec.group().curve_name() {
+                    Some(Nid::X9_62_PRIME256V1) => Ok(KeyType::EcP256),
+                    Some(Nid::SECP384R1) => Ok(KeyType::EcP384),
+                    Some(nid) => Err(Error::policy(format!(
+                        "EC curve {} is not supported (P-256 or P-384)",
+                        nid.short_name().unwrap_or("unknown")
+                    ))),
+                    None => Err(Error::policy(
+                        "EC key with explicit curve parameters is not supported",
+                    )),
+                }
+            }
+            other => Err(Error::policy(format!(
+                "key algorithm {other:?} is not supported (RSA or ECDSA)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        KeyType::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::malformed(format!(
+                    "unknown key type `{s}` (one of rsa2048, rsa3072, rsa4096, p256, p384)"
+                ))
+            })
+    }
+}
+
+/// Signature algorithms a CA, OCSP responder or TSA key signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureAlgorithm {
+    RsaPkcs1Sha256,
+    RsaPkcs1Sha384,
+    RsaPkcs1Sha512,
+    RsaPssSha256,
+    RsaPssSha384,
+    EcdsaSha256,
+    EcdsaSha384,
+}
+
+const OID_SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const OID_SHA384_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const OID_SHA512_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const OID_RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+
+/// RFC 4055 §3.1 RSASSA-PSS-params, with every field present (RFC 4055 §3.3 wants
+/// the hash and MGF hash to match and the salt as long as the hash).
+#[derive(Sequence)]
+struct RsaPssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    hash: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT")]
+    mask_gen: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    salt_length: u8,
+}
+
+fn hash_identifier(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    // RFC 4055 §2.1: the hash parameters are NULL in RSASSA-PSS-params.
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: Some(AnyRef::NULL.into()),
+    }
+}
+
+impl SignatureAlgorithm {
+    pub const ALL: [SignatureAlgorithm; 7] = [
+        SignatureAlgorithm::RsaPkcs1Sha256,
+        SignatureAlgorithm::RsaPkcs1Sha384,
+        SignatureAlgorithm::RsaPkcs1Sha512,
+        SignatureAlgorithm::RsaPssSha256,
+        SignatureAlgorithm::RsaPssSha384,
+        SignatureAlgorithm::EcdsaSha256,
+        SignatureAlgorithm::EcdsaSha384,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::RsaPkcs1Sha256 => "rsa-sha256",
+            SignatureAlgorithm::RsaPkcs1Sha384 => "rsa-sha384",
+            SignatureAlgorithm::RsaPkcs1Sha512 => "rsa-sha512",
+            SignatureAlgorithm::RsaPssSha256 => "rsa-pss-sha256",
+            SignatureAlgorithm::RsaPssSha384 => "rsa-pss-sha384",
+            SignatureAlgorithm::EcdsaSha256 => "ecdsa-sha256",
+            SignatureAlgorithm::EcdsaSha384 => "ecdsa-sha384",
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            SignatureAlgorithm::RsaPkcs1Sha256
+            | SignatureAlgorithm::RsaPssSha256
+            | SignatureAlgorithm::EcdsaSha256 => MessageDigest::sha256(),
+            SignatureAlgorithm::RsaPkcs1Sha384
+            | SignatureAlgorithm::RsaPssSha384
+            | SignatureAlgorithm::EcdsaSha384 => MessageDigest::sha384(),
+            SignatureAlgorithm::RsaPkcs1Sha512 => MessageDigest::sha512(),
+        }
+    }
+
+    fn is_pss(self) -> bool {
+        matches!(
+            self,
+            SignatureAlgorithm::RsaPssSha256 | SignatureAlgorithm::RsaPssSha384
+        )
+    }
+
+    /// Whether a key of `key_type` can make this signature.
+    pub fn fits(self, key_type: KeyType) -> bool {
+        match self {
+            SignatureAlgorithm::EcdsaSha256 => key_type == KeyType::EcP256,
+            SignatureAlgorithm::EcdsaSha384 => key_type == KeyType::EcP384,
+            _ => key_type.is_rsa(),
+        }
+    }
+
+    /// The AlgorithmIdentifier that goes in `signature` / `signatureAlgorithm`.
+    pub fn identifier(self) -> AlgorithmIdentifierOwned {
+        match self {
+            // RFC 4055 §5: the parameters of the PKCS#1 v1.5 identifiers are NULL.
+            SignatureAlgorithm::RsaPkcs1Sha256 => hash_identifier(OID_SHA256_RSA),
+            SignatureAlgorithm::RsaPkcs1Sha384 => hash_identifier(OID_SHA384_RSA),
+            SignatureAlgorithm::RsaPkcs1Sha512 => hash_identifier(OID_SHA512_RSA),
+            SignatureAlgorithm::RsaPssSha256 | SignatureAlgorithm::RsaPssSha384 => {
+                let (hash_oid, salt_length) = if self == SignatureAlgorithm::RsaPssSha256 {
+                    (OID_SHA256, 32)
+                } else {
+                    (OID_SHA384, 48)
+                };
+                let mgf_param = hash_identifier(hash_oid);
+                let params = RsaPssParams {
+                    hash: hash_identifier(hash_oid),
+                    mask_gen: AlgorithmIdentifierOwned {
+                        oid: OID_MGF1,
+                        parameters: Some(
+                            der::Any::encode_from(&mgf_param).expect("static DER encodes"),
+                        ),
+                    },
+                    salt_length,
+                };
+                AlgorithmIdentifierOwned {
+                    oid: OID_RSA_PSS,
+                    parameters: Some(der::Any::encode_from(&params).expect("static DER encodes")),
+                }
+            }
+            // RFC 5758 §3.2: the ECDSA identifiers have absent parameters.
+            SignatureAlgorithm::EcdsaSha256 => AlgorithmIdentifierOwned {
+                oid: OID_ECDSA_SHA256,
+                parameters: None,
+            },
+            SignatureAlgorithm::EcdsaSha384 => AlgorithmIdentifierOwned {
+                oid: OID_ECDSA_SHA384,
+                parameters: None,
+            },
+        }
+    }
+
+    /// Recognises an AlgorithmIdentifier this module produces.
+    pub fn from_identifier(id: &AlgorithmIdentifierOwned) -> Option<SignatureAlgorithm> {
+        SignatureAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.identifier() == *id)
+    }
+}
+
+impl fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SignatureAlgorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        SignatureAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::malformed(format!(
+                    "unknown signature algorithm `{s}` (one of rsa-sha256, rsa-sha384, \
+                     rsa-sha512, rsa-pss-sha256, rsa-pss-sha384, ecdsa-sha256, ecdsa-sha384)"
+                ))
+            })
+    }
+}
+
+/// A private key that signs. One doc line a method, no I/O assumptions, so a
+/// PKCS#11 token or a KMS fits behind it as an added file.
+pub trait Signer: Send + Sync {
+    /// The algorithm every signature made by this signer uses.
+    fn algorithm(&self) -> SignatureAlgorithm;
+    /// The DER SubjectPublicKeyInfo of the key.
+    fn public_key_der(&self) -> &[u8];
+    /// Signs `message`, returning the signature value as it goes in the BIT STRING.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A key held in process memory, stored on disk as encrypted PKCS#8.
+pub struct SoftwareKey {
+    pkey: PKey<Private>,
+    key_type: KeyType,
+    algorithm: SignatureAlgorithm,
+    spki: Vec<u8>,
+}
+
+impl fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftwareKey")
+            .field("key_type", &self.key_type)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SoftwareKey {
+    /// Generates a fresh key from OpenSSL's CSPRNG.
+    pub fn generate(key_type: KeyType) -> Result<SoftwareKey> {
+        let pkey = match key_type {
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+                let bits = match key_type {
+                    KeyType::Rsa2048 => 2048,
+                    KeyType::Rsa3072 => 3072,
+                    _ => 4096,
+                };
+                let rsa = Rsa::generate(bits).map_err(ossl("RSA key generation"))?;
+                PKey::from_rsa(rsa).map_err(ossl("RSA key generation"))?
+            }
+            KeyType::EcP256 | KeyType::EcP384 => {
+                let nid = if key_type == KeyType::EcP256 {
+                    Nid::X9_62_PRIME256V1
+                } else {
+                    Nid::SECP384R1
+                };
+                let group = EcGroup::from_curve_name(nid).map_err(ossl("EC group"))?;
+                let ec = EcKey::generate(&group).map_err(ossl("EC key generation"))?;
+                PKey::from_ec_key(ec).map_err(ossl("EC key generation"))?
+            }
+        };
+        Self::from_pkey(pkey)
+    }
+
+    fn from_pkey(pkey: PKey<Private>) -> Result<SoftwareKey> {
+        let key_type = KeyType::of_pkey(&pkey)?;
+        let spki = pkey
+            .public_key_to_der()
+            .map_err(ossl("public key encoding"))?;
+        Ok(SoftwareKey {
+            pkey,
+            key_type,
+            algorithm: key_type.default_signature_algorithm(),
+            spki,
+        })
+    }
+
+    /// Chooses the signature algorithm; refuses one the key cannot make.
+    pub fn with_algorithm(mut self, algorithm: SignatureAlgorithm) -> Result<SoftwareKey> {
+        if !algorithm.fits(self.key_type) {
+            return Err(Error::policy(format!(
+                "signature algorithm {algorithm} does not fit a {} key",
+                self.key_type
+            )));
+        }
+        self.algorithm = algorithm;
+        Ok(self)
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The OpenSSL handle, for PKCS#12 export. Never formatted or logged.
+    pub fn pkey(&self) -> &PKey<Private> {
+        &self.pkey
+    }
+
+    /// Encrypted PKCS#8 PEM (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC).
+    pub fn to_encrypted_pem(&self, passphrase: &Passphrase) -> Result<Vec<u8>> {
+        if passphrase.0.is_empty() {
+            return Err(Error::policy(
+                "refusing to write a private key with an empty passphrase",
+            ));
+        }
+        self.pkey
+            .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), &passphrase.0)
+            .map_err(ossl("private key encryption"))
+    }
+
+    /// Reads encrypted PKCS#8 PEM. A wrong passphrase and a damaged file get different
+    /// error kinds; neither message contains the key or the passphrase.
+    pub fn from_encrypted_pem(pem: &[u8], passphrase: &Passphrase) -> Result<SoftwareKey> {
+        let text = std::str::from_utf8(pem).unwrap_or("");
+        if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(Error::malformed(
+                "key file is not an encrypted PKCS#8 PEM (ENCRYPTED PRIVATE KEY)",
+            ));
+        }
+        let block = crate::pem::decode(pem, "ENCRYPTED PRIVATE KEY")?;
+        if pkcs8_envelope_is_malformed(&block) {
+            return Err(Error::malformed(
+                "key file's EncryptedPrivateKeyInfo is not valid DER",
+            ));
+        }
+        let pkey = PKey::private_key_from_pem_passphrase(pem, &passphrase.0).map_err(|_| {
+            Error::new(
+                ErrorKind::WrongPassphrase,
+                "the passphrase does not decrypt the private key",
+            )
+        })?;
+        Self::from_pkey(pkey)
+    }
+
+    /// Writes the encrypted key to `path`, created new with mode 0600; an existing
+    /// file is never overwritten.
+    pub fn write_encrypted(&self, path: &Path, passphrase: &Passphrase) -> Result<()> {
+        let pem = self.to_encrypted_pem(passphrase)?;
+        write_private_file(path, &pem)
+    }
+
+    /// Reads and decrypts a key file written by [`SoftwareKey::write_encrypted`].
+    pub fn read_encrypted(path: &Path, passphrase: &Passphrase) -> Result<SoftwareKey> {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::not_found(format!("cannot read key file {}: {e}", path.display()))
+        })?;
+        Self::from_encrypted_pem(&pem, passphrase)
+            .map_err(|e| e.context(format!("key file {}", path.display())))
+    }
+}
+
+fn pkcs8_envelope_is_malformed(der_bytes: &[u8]) -> bool {
+    #[derive(Sequence)]
+    struct EncryptedPrivateKeyInfo {
+        algorithm: AlgorithmIdentifierOwned,
+        data: der::asn1::OctetString,
+    }
+    EncryptedPrivateKeyInfo::from_der(der_bytes).is_err()
+}
+
+impl Signer for SoftwareKey {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let mut signer = openssl::sign::Signer::new(self.algorithm.digest(), &self.pkey)
+            .map_err(ossl("signer setup"))?;
+        if self.algorithm.is_pss() {
+            signer
+                .set_rsa_padding(Padding::PKCS1_PSS)
+                .and_then(|_| signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH))
+                .and_then(|_| signer.set_rsa_mgf1_md(self.algorithm.digest()))
+                .map_err(ossl("RSA-PSS setup"))?;
+        }
+        signer.update(message).map_err(ossl("signing"))?;
+        signer.sign_to_vec().map_err(ossl("signing"))
+    }
+}
+
+/// Verifies `signature` over `message` with the DER SubjectPublicKeyInfo `spki`.
+pub fn verify(
+    spki: &[u8],
+    algorithm: SignatureAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    let pkey: PKey<Public> = PKey::public_key_from_der(spki)
+        .map_err(|_| Error::malformed("public key is not a valid SubjectPublicKeyInfo"))?;
+    let mut verifier = openssl::sign::Verifier::new(algorithm.digest(), &pkey)
+        .map_err(|_| Error::policy(format!("{algorithm} does not fit this public key")))?;
+    if algorithm.is_pss() {
+        verifier
+            .set_rsa_padding(Padding::PKCS1_PSS)
+            .and_then(|_| verifier.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH))
+            .and_then(|_| verifier.set_rsa_mgf1_md(algorithm.digest()))
+            .map_err(ossl("RSA-PSS setup"))?;
+    }
+    verifier.update(message).map_err(ossl("verification"))?;
+    Ok(verifier.verify(signature).unwrap_or(false))
+}
+
+/// A passphrase that protects a private key. `Debug` never shows it.
+#[derive(Clone)]
+pub struct Passphrase(Vec<u8>);
+
+impl Passphrase {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Passphrase {
+        Passphrase(bytes.into())
+    }
+
+    /// Reads a passphrase file: its first line, without the line ending.
+    pub fn from_file(path: &Path) -> Result<Passphrase> {
+        let text = std::fs::read(path).map_err(|e| {
+            Error::not_found(format!(
+                "cannot read passphrase file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let line = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(Error::malformed(format!(
+                "passphrase file {} is empty",
+                path.display()
+            )));
+        }
+        Ok(Passphrase(line.to_vec()))
+    }
+
+    /// A random passphrase (32 bytes from the CSPRNG, hex) for development set-ups.
+    pub fn random() -> Result<Passphrase> {
+        let mut buf = [0u8; 32];
+        openssl::rand::rand_bytes(&mut buf).map_err(ossl("random"))?;
+        Ok(Passphrase(hex::encode(buf).into_bytes()))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
+
+impl Drop for Passphrase {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+/// Creates `path` with mode 0600 and writes `bytes`. Fails if the file exists, so a
+/// CA key is never clobbered.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            ErrorKind::AlreadyExists
+        } else {
+            ErrorKind::Internal
+        };
+        Error::new(kind, format!("cannot create {}: {e}", path.display()))
+    })?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Maps an OpenSSL error to an internal error naming the operation. OpenSSL's own
+/// text is kept: it never contains key bytes.
+pub(crate) fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> Error {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+/// Parses the DER of an ECDSA or RSA public key's AlgorithmIdentifier-free SPKI, for
+/// places that hold an `AnyRef`.
+pub fn spki_from_der(der_bytes: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned> {
+    spki::SubjectPublicKeyInfoOwned::from_der(der_bytes)
+        .map_err(|e| Error::malformed(format!("SubjectPublicKeyInfo: {e}")))
+}
+
+/// DER of an SPKI value.
+pub fn spki_to_der(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<Vec<u8>> {
+    Ok(spki.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_signs_and_verifies() {
+        for key_type in [KeyType::Rsa2048, KeyType::EcP256, KeyType::EcP384] {
+            for alg in SignatureAlgorithm::ALL
+                .into_iter()
+                .filter(|a| a.fits(key_type))
+            {
+                let key = SoftwareKey::generate(key_type)
+                    .unwrap()
+                    .with_algorithm(alg)
+                    .unwrap();
+                let sig = key.sign(b"tbs").unwrap();
+                assert!(
+                    verify(key.public_key_der(), alg, b"tbs", &sig).unwrap(),
+                    "{alg}"
+                );
+                assert!(
+                    !verify(key.public_key_der(), alg, b"tbS", &sig).unwrap(),
+                    "{alg}"
+                );
+                assert_eq!(
+                    SignatureAlgorithm::from_identifier(&alg.identifier()),
+                    Some(alg)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_passphrase_and_damaged_file_are_told_apart() {
+        let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        let pem = key.to_encrypted_pem(&Passphrase::new("right")).unwrap();
+        let err = SoftwareKey::from_encrypted_pem(&pem, &Passphrase::new("wrong")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::WrongPassphrase);
+        let text = String::from_utf8(pem.clone()).unwrap();
+        let damaged = text.replacen("MI", "MX", 1);
+        let err = SoftwareKey::from_encrypted_pem(damaged.as_bytes(), &Passphrase::new("right"))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+        let back = SoftwareKey::from_encrypted_pem(&pem, &Passphrase::new("right")).unwrap();
+        assert_eq!(back.public_key_der(), key.public_key_der());
+        assert!(!format!("{back:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn key_file_is_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.key.pem");
+        let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        key.write_encrypted(&path, &Passphrase::new("pw")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err = key
+            .write_encrypted(&path, &Passphrase::new("pw"))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AlreadyExists);
+    }
+}
