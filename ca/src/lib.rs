@@ -1,1 +1,778 @@
+//! The gpki certification authority: CA hierarchy, issuance, renewal, revocation and
+//! CRLs.
+//!
+//! **Architecture invariant:** this is the only crate that opens CA private keys.
+//! Every certificate it signs was planned, linted and recorded in the store first
+//! (docs/ARCHITECTURE.md, "Issuance"):
+//!
+//! 1. resolve the CA and the profile;
+//! 2. verify the request (CSR proof of possession) and apply the profile;
+//! 3. draw a serial from the CSPRNG and plan the tbsCertificate;
+//! 4. lint the tbsCertificate; any finding refuses issuance;
+//! 5. record the serial and tbsCertificate in the store as `pending`;
+//! 6. sign the tbsCertificate;
+//! 7. store the certificate, mark it issued and append the audit record.
+#![forbid(unsafe_code)]
 
+pub mod batch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME};
+use der::{Decode, Encode};
+use gpki_pki::cert::{self, CaUrls, IssuerContext, Plan, SanEntry, SubjectRequest};
+use gpki_pki::crl::{CrlEntry, CrlHeader, CrlScope, RevocationReason};
+use gpki_pki::profile::{Profile, ProfileKind, Profiles};
+use gpki_pki::serial::SerialNumber;
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, ErrorKind, KeyType, Result, SignatureAlgorithm, Signer, SoftwareKey};
+use gpki_store::{
+    AuditEvent, AuthorityRecord, CertificateRecord, CrlRecord, NewAuthority, NewCertificate,
+    NewCrl, Store,
+};
+use serde_json::json;
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, NameConstraints, SubjectAltName};
+
+/// Test-only crash injection: when `GPKI_FAILPOINT` names this point, the process
+/// aborts there, as a power cut would. Used to pin invariant 1.
+fn failpoint(name: &str) {
+    if std::env::var("GPKI_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("gpki: failpoint {name} reached, aborting");
+        std::process::abort();
+    }
+}
+
+/// A certificate as issued: its store row and DER.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub record: CertificateRecord,
+    pub der: Vec<u8>,
+}
+
+/// How a new CA is made.
+#[derive(Debug, Clone)]
+pub struct NewCa {
+    pub name: String,
+    pub subject: String,
+    pub key_type: KeyType,
+    pub signature_algorithm: Option<SignatureAlgorithm>,
+    pub validity_days: Option<u32>,
+    pub path_len: Option<u8>,
+    pub name_constraints: Option<NameConstraints>,
+    /// Base of the CA's CRL, OCSP and caIssuers URLs.
+    pub url_base: String,
+}
+
+/// Where the key of a new certificate comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A PKCS#10 request (PEM or DER); its signature is verified.
+    Csr(Vec<u8>),
+    /// A DER SubjectPublicKeyInfo whose private key the caller holds (a generated
+    /// key, or the same key on renewal).
+    PublicKey(Vec<u8>),
+}
+
+/// A request to issue one certificate.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub ca: String,
+    pub profile: String,
+    /// RFC 4514 subject; with a CSR, overrides the CSR's subject when given.
+    pub subject: Option<String>,
+    pub key: KeySource,
+    /// Added to the SANs a CSR asks for.
+    pub sans: Vec<SanEntry>,
+    pub validity_days: Option<u32>,
+    pub request_key: Option<String>,
+    pub renewed_from: Option<i64>,
+}
+
+/// The CA service: the store, the profiles and the key directory.
+pub struct Ca {
+    store: Store,
+    profiles: Profiles,
+    key_dir: PathBuf,
+    passphrase: Passphrase,
+    actor: String,
+    keys: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+}
+
+/// An issuing CA, ready to sign.
+#[derive(Clone)]
+pub struct Issuer {
+    pub record: AuthorityRecord,
+    pub context: IssuerContext,
+    pub key: Arc<SoftwareKey>,
+}
+
+impl Ca {
+    pub fn new(
+        store: Store,
+        profiles: Profiles,
+        key_dir: PathBuf,
+        passphrase: Passphrase,
+        actor: String,
+    ) -> Ca {
+        Ca {
+            store,
+            profiles,
+            key_dir,
+            passphrase,
+            actor,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    fn event(
+        &self,
+        action: &str,
+        target: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent::new(&self.actor, action, target, detail)
+    }
+
+    fn key_path(&self, ca_name: &str) -> PathBuf {
+        self.key_dir.join(format!("{ca_name}.key.pem"))
+    }
+
+    fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
+        if let Some(k) = self.keys.lock().expect("key cache").get(&record.name) {
+            return Ok(k.clone());
+        }
+        let alg: SignatureAlgorithm = record.signature_algorithm.parse()?;
+        let key = SoftwareKey::read_encrypted(Path::new(&record.key_path), &self.passphrase)?
+            .with_algorithm(alg)?;
+        let key = Arc::new(key);
+        self.keys
+            .lock()
+            .expect("key cache")
+            .insert(record.name.clone(), key.clone());
+        Ok(key)
+    }
+
+    /// Everything needed to sign under CA `name`: its record, issuer context
+    /// (including the name constraints of every CA above it) and key.
+    pub async fn issuer(&self, name: &str) -> Result<Issuer> {
+        let record = self.store.authority_by_name(name).await?;
+        if record.status != "active" {
+            return Err(Error::conflict(format!(
+                "CA `{name}` has no certificate yet (status {})",
+                record.status
+            )));
+        }
+        let cert = decode_cert(record.cert_der.as_deref())?;
+        let tbs = &cert.tbs_certificate;
+        let mut name_constraints = Vec::new();
+        let mut walk = Some(record.clone());
+        while let Some(r) = walk {
+            let c = decode_cert(r.cert_der.as_deref())?;
+            if let Some(nc) = gpki_pki::lint::name_constraints_of(&c.tbs_certificate)? {
+                name_constraints.push(nc);
+            }
+            walk = match r.parent_id {
+                Some(p) if p != r.id => Some(self.store.authority(p).await?),
+                _ => None,
+            };
+        }
+        let path_len = cert::find_extension::<BasicConstraints>(tbs, ID_CE_BASIC_CONSTRAINTS)?
+            .and_then(|(_, bc)| bc.path_len_constraint);
+        let context = IssuerContext {
+            name: tbs.subject.clone(),
+            key_id: cert::subject_key_id(tbs)?,
+            spki_der: tbs.subject_public_key_info.to_der()?,
+            not_before: gpki_pki::time::unix_seconds(&tbs.validity.not_before),
+            not_after: gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+            signature_algorithm: record.signature_algorithm.parse()?,
+            urls: urls_of(&record),
+            name_constraints,
+            path_len,
+        };
+        let key = self.load_key(&record)?;
+        if key.public_key_der() != context.spki_der {
+            return Err(Error::internal(format!(
+                "key file of CA `{name}` does not match its certificate"
+            )));
+        }
+        Ok(Issuer {
+            record,
+            context,
+            key,
+        })
+    }
+
+    /// Steps 2–4: verifies the request, applies the profile, plans and lints.
+    pub fn plan(
+        &self,
+        issuer: &Issuer,
+        profile: &Profile,
+        req: &IssueRequest,
+        now: i64,
+    ) -> Result<Plan> {
+        let (subject, spki_der, mut sans) = match &req.key {
+            KeySource::Csr(bytes) => {
+                let csr = gpki_pki::csr::parse_and_verify(bytes)?;
+                let subject = match &req.subject {
+                    Some(s) => gpki_pki::name::parse(s)?,
+                    None => csr.subject,
+                };
+                (subject, csr.spki_der, csr.requested_sans)
+            }
+            KeySource::PublicKey(spki) => {
+                let subject = req.subject.as_deref().ok_or_else(|| {
+                    Error::malformed("a subject is required when no CSR is given")
+                })?;
+                (gpki_pki::name::parse(subject)?, spki.clone(), Vec::new())
+            }
+        };
+        for s in &req.sans {
+            if !sans.contains(s) {
+                sans.push(s.clone());
+            }
+        }
+        if profile.spec.kind != ProfileKind::EndEntity {
+            return Err(Error::policy(format!(
+                "profile {} is for CA certificates; use `gpki ca create` or `gpki ca cross-certify`",
+                profile.name()
+            )));
+        }
+        let request = SubjectRequest {
+            subject,
+            spki_der,
+            sans,
+            validity_days: req.validity_days,
+            path_len: None,
+            name_constraints: None,
+            check_template: true,
+        };
+        let plan = cert::plan(
+            profile,
+            &issuer.context,
+            &request,
+            SerialNumber::random()?,
+            now,
+        )?;
+        gpki_pki::lint::check(&plan.tbs, profile, &issuer.context)?;
+        Ok(plan)
+    }
+
+    fn new_certificate(
+        issuer_id: i64,
+        profile: &str,
+        plan: &Plan,
+        renewed_from: Option<i64>,
+        request_key: Option<String>,
+    ) -> Result<NewCertificate> {
+        Ok(NewCertificate {
+            issuer_id,
+            serial: plan.serial.to_hex(),
+            subject: gpki_pki::name::to_string(&plan.tbs.subject),
+            profile: profile.to_string(),
+            not_before: plan.not_before,
+            not_after: plan.not_after,
+            spki_sha256: hex::encode(openssl::sha::sha256(
+                &plan.tbs.subject_public_key_info.to_der()?,
+            )),
+            tbs: plan.tbs_der.clone(),
+            renewed_from,
+            request_key,
+        })
+    }
+
+    /// Steps 5–7 for one planned certificate.
+    async fn record_sign_store(
+        &self,
+        issuer: &Issuer,
+        profile: &str,
+        plan: &Plan,
+        renewed_from: Option<i64>,
+        request_key: Option<String>,
+    ) -> Result<Issued> {
+        let new =
+            Self::new_certificate(issuer.record.id, profile, plan, renewed_from, request_key)?;
+        let id = self.store.record_tbs(&new).await?;
+        failpoint("after-record");
+        let signature = issuer.key.sign(&plan.tbs_der)?;
+        let der = cert::assemble(plan, issuer.key.algorithm(), &signature)?;
+        let event = self.event(
+            "cert.issue",
+            format!("cert:{}/{}", issuer.record.name, new.serial),
+            json!({ "profile": profile, "subject": new.subject, "not_after": new.not_after, "renewed_from": renewed_from }),
+        );
+        self.store.mark_issued(id, &der, &event).await?;
+        Ok(Issued {
+            record: self.store.certificate_by_id(id).await?,
+            der,
+        })
+    }
+
+    /// Issues one end-entity certificate (steps 1–7).
+    pub async fn issue(&self, req: &IssueRequest) -> Result<Issued> {
+        let profile = self.profiles.get(&req.profile)?.clone();
+        let issuer = self.issuer(&req.ca).await?;
+        let plan = self.plan(&issuer, &profile, req, gpki_pki::time::now())?;
+        self.record_sign_store(
+            &issuer,
+            profile.name(),
+            &plan,
+            req.renewed_from,
+            req.request_key.clone(),
+        )
+        .await
+    }
+
+    /// Renews a certificate: same subject, SANs and profile, new serial and validity,
+    /// linked to the old one. With `new_key`, the new certificate gets that key.
+    pub async fn renew(
+        &self,
+        ca: &str,
+        serial: &str,
+        new_key: Option<KeySource>,
+        revoke_old: bool,
+    ) -> Result<Issued> {
+        let serial = serial.parse::<SerialNumber>()?.to_hex();
+        let authority = self.store.authority_by_name(ca).await?;
+        let old = self
+            .store
+            .certificate(authority.id, &serial)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no certificate with serial {serial} from CA `{ca}`"
+                ))
+            })?;
+        if old.status != gpki_store::CertStatus::Issued {
+            return Err(Error::conflict(format!(
+                "certificate {serial} is {}; only issued certificates are renewed",
+                old.status
+            )));
+        }
+        let tbs = x509_cert::certificate::TbsCertificate::from_der(&old.tbs)?;
+        let sans = match cert::find_extension::<SubjectAltName>(&tbs, ID_CE_SUBJECT_ALT_NAME)? {
+            Some((_, san)) => san
+                .0
+                .iter()
+                .map(SanEntry::from_general_name)
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        let key = new_key.unwrap_or(KeySource::PublicKey(tbs.subject_public_key_info.to_der()?));
+        let req = IssueRequest {
+            ca: ca.to_string(),
+            profile: old.profile.clone(),
+            subject: Some(gpki_pki::name::to_string(&tbs.subject)),
+            key,
+            sans,
+            validity_days: None,
+            request_key: None,
+            renewed_from: Some(old.id),
+        };
+        // A renewal keeps the old subject, whatever a new CSR says.
+        let issued = self.issue(&req).await?;
+        if revoke_old {
+            self.revoke(ca, &serial, RevocationReason::Superseded, None)
+                .await?;
+        }
+        Ok(issued)
+    }
+
+    /// Creates the self-signed root CA.
+    pub async fn init_root(&self, new: &NewCa) -> Result<Issued> {
+        self.create_ca(new, None).await
+    }
+
+    /// Creates a subordinate CA signed by `parent`.
+    pub async fn create_subordinate(&self, new: &NewCa, parent: &str) -> Result<Issued> {
+        let parent = self.issuer(parent).await?;
+        self.create_ca(new, Some(parent)).await
+    }
+
+    async fn create_ca(&self, new: &NewCa, parent: Option<Issuer>) -> Result<Issued> {
+        validate_ca_name(&new.name)?;
+        if self.store.find_authority(&new.name).await?.is_some() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("a CA named `{}` exists already", new.name),
+            ));
+        }
+        let profile_name = if parent.is_some() {
+            "sub-ca"
+        } else {
+            "root-ca"
+        };
+        let profile = self.profiles.get(profile_name)?.clone();
+        profile.allows_key(new.key_type)?;
+        let subject = gpki_pki::name::parse(&new.subject)?;
+        profile.check_subject(&subject)?;
+        let alg = new
+            .signature_algorithm
+            .unwrap_or(new.key_type.default_signature_algorithm());
+        if !alg.fits(new.key_type) {
+            return Err(Error::policy(format!(
+                "signature algorithm {alg} does not fit a {} key",
+                new.key_type
+            )));
+        }
+        if let Some(p) = &parent {
+            if p.context.path_len == Some(0) {
+                return Err(Error::policy(format!(
+                    "CA `{}` has pathLenConstraint 0 and cannot sign CAs",
+                    p.record.name
+                )));
+            }
+        }
+        std::fs::create_dir_all(&self.key_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create key directory {}: {e}",
+                self.key_dir.display()
+            ))
+        })?;
+        let key_path = self.key_path(&new.name);
+        let key = SoftwareKey::generate(new.key_type)?.with_algorithm(alg)?;
+        key.write_encrypted(&key_path, &self.passphrase)?;
+        let base = new.url_base.trim_end_matches('/');
+        let record = self
+            .store
+            .create_authority(
+                &NewAuthority {
+                    name: new.name.clone(),
+                    parent_id: parent.as_ref().map(|p| p.record.id),
+                    subject: gpki_pki::name::to_string(&subject),
+                    key_type: new.key_type.to_string(),
+                    signature_algorithm: alg.to_string(),
+                    key_path: key_path.display().to_string(),
+                    crl_url: Some(format!("{base}/crl/{}.crl", new.name)),
+                    ocsp_url: Some(format!("{base}/ocsp")),
+                    ca_issuers_url: Some(format!("{base}/ca/{}.crt", new.name)),
+                },
+                &self.event(
+                    "ca.create",
+                    format!("ca:{}", new.name),
+                    json!({ "subject": new.subject, "key_type": new.key_type.as_str(), "parent": parent.as_ref().map(|p| p.record.name.clone()) }),
+                ),
+            )
+            .await?;
+        let now = gpki_pki::time::now();
+        let validity = new.validity_days.unwrap_or(profile.spec.validity_days);
+        let (issuer_ctx, issuer_key, issuer_id): (IssuerContext, Arc<SoftwareKey>, i64) =
+            match &parent {
+                Some(p) => (p.context.clone(), p.key.clone(), p.record.id),
+                None => {
+                    let spki = gpki_pki::signer::spki_from_der(key.public_key_der())?;
+                    (
+                        IssuerContext {
+                            name: subject.clone(),
+                            key_id: cert::key_identifier(&spki),
+                            spki_der: key.public_key_der().to_vec(),
+                            not_before: now,
+                            not_after: now + i64::from(validity) * 86_400 - 1,
+                            signature_algorithm: alg,
+                            urls: CaUrls::default(),
+                            name_constraints: Vec::new(),
+                            path_len: None,
+                        },
+                        Arc::new(
+                            SoftwareKey::read_encrypted(&key_path, &self.passphrase)?
+                                .with_algorithm(alg)?,
+                        ),
+                        record.id,
+                    )
+                }
+            };
+        let request = SubjectRequest {
+            subject,
+            spki_der: key.public_key_der().to_vec(),
+            sans: Vec::new(),
+            validity_days: Some(validity),
+            path_len: new.path_len,
+            name_constraints: new.name_constraints.clone(),
+            check_template: true,
+        };
+        let plan = cert::plan(
+            &profile,
+            &issuer_ctx,
+            &request,
+            SerialNumber::random()?,
+            now,
+        )?;
+        gpki_pki::lint::check(&plan.tbs, &profile, &issuer_ctx)?;
+        let signer = Issuer {
+            record: self.store.authority(issuer_id).await?,
+            context: issuer_ctx,
+            key: issuer_key,
+        };
+        let issued = self
+            .record_sign_store(&signer, profile.name(), &plan, None, None)
+            .await?;
+        let spki = &plan.tbs.subject_public_key_info;
+        self.store
+            .activate_authority(
+                record.id,
+                &cert::key_identifier(spki),
+                &openssl::sha::sha1(spki.subject_public_key.raw_bytes()),
+                &openssl::sha::sha1(&plan.tbs.subject.to_der()?),
+                &issued.der,
+                &self.event(
+                    "ca.activate",
+                    format!("ca:{}", new.name),
+                    json!({ "serial": plan.serial.to_hex() }),
+                ),
+            )
+            .await?;
+        Ok(issued)
+    }
+
+    /// Cross-certifies another PKI's CA: `issuer` signs that CA's subject and key.
+    pub async fn cross_certify(
+        &self,
+        issuer: &str,
+        foreign_cert: &[u8],
+        path_len: Option<u8>,
+        name_constraints: Option<NameConstraints>,
+        validity_days: Option<u32>,
+    ) -> Result<Issued> {
+        let foreign =
+            cert::decode(foreign_cert).map_err(|e| e.context("certificate to cross-certify"))?;
+        let ftbs = &foreign.tbs_certificate;
+        let bc = cert::find_extension::<BasicConstraints>(ftbs, ID_CE_BASIC_CONSTRAINTS)?;
+        if !bc.is_some_and(|(_, b)| b.ca) {
+            return Err(Error::policy(
+                "only CA certificates are cross-certified (basicConstraints cA is not set)",
+            ));
+        }
+        // The foreign certificate must at least be self-consistent when self-signed.
+        let spki_der = ftbs.subject_public_key_info.to_der()?;
+        if ftbs.subject == ftbs.issuer {
+            let ossl = openssl::x509::X509::from_der(&foreign.to_der()?).map_err(|_| {
+                Error::malformed("certificate to cross-certify: OpenSSL cannot read it")
+            })?;
+            let key = ossl
+                .public_key()
+                .map_err(|_| Error::malformed("certificate to cross-certify: unreadable key"))?;
+            if !ossl.verify(&key).unwrap_or(false) {
+                return Err(Error::new(
+                    ErrorKind::BadSignature,
+                    "certificate to cross-certify is self-signed but its signature does not verify",
+                ));
+            }
+        }
+        let profile = self.profiles.get("sub-ca")?.clone();
+        let signer = self.issuer(issuer).await?;
+        let request = SubjectRequest {
+            subject: ftbs.subject.clone(),
+            spki_der,
+            sans: Vec::new(),
+            validity_days,
+            path_len,
+            name_constraints,
+            check_template: false,
+        };
+        let plan = cert::plan(
+            &profile,
+            &signer.context,
+            &request,
+            SerialNumber::random()?,
+            gpki_pki::time::now(),
+        )?;
+        gpki_pki::lint::check(&plan.tbs, &profile, &signer.context)?;
+        self.record_sign_store(&signer, profile.name(), &plan, None, None)
+            .await
+    }
+
+    /// Revokes a certificate of CA `ca`. `certificateHold` puts it on hold.
+    pub async fn revoke(
+        &self,
+        ca: &str,
+        serial: &str,
+        reason: RevocationReason,
+        invalidity_date: Option<i64>,
+    ) -> Result<CertificateRecord> {
+        if reason == RevocationReason::RemoveFromCrl {
+            return Err(Error::malformed(
+                "removeFromCRL is not a revocation reason; use `gpki cert release` to lift a hold",
+            ));
+        }
+        let serial = serial.parse::<SerialNumber>()?.to_hex();
+        let authority = self.store.authority_by_name(ca).await?;
+        let now = gpki_pki::time::now();
+        if invalidity_date.is_some_and(|d| d > now) {
+            return Err(Error::malformed("invalidity date is in the future"));
+        }
+        let event = self.event(
+            "cert.revoke",
+            format!("cert:{ca}/{serial}"),
+            json!({ "reason": reason.as_str(), "invalidity_date": invalidity_date }),
+        );
+        self.store
+            .revoke(
+                authority.id,
+                &serial,
+                reason.code(),
+                now,
+                invalidity_date,
+                &event,
+            )
+            .await
+    }
+
+    /// Lifts a certificateHold.
+    pub async fn release_hold(&self, ca: &str, serial: &str) -> Result<CertificateRecord> {
+        let serial = serial.parse::<SerialNumber>()?.to_hex();
+        let authority = self.store.authority_by_name(ca).await?;
+        let event = self.event("cert.release", format!("cert:{ca}/{serial}"), json!({}));
+        self.store.release_hold(authority.id, &serial, &event).await
+    }
+
+    /// Generates and stores a full CRL, or with `delta` a delta CRL against the
+    /// newest full one.
+    pub async fn generate_crl(
+        &self,
+        ca: &str,
+        delta: bool,
+        next_update_hours: u32,
+    ) -> Result<CrlRecord> {
+        if next_update_hours == 0 {
+            return Err(Error::malformed(
+                "next update must be at least one hour away",
+            ));
+        }
+        let issuer = self.issuer(ca).await?;
+        let id = issuer.record.id;
+        let alloc = self.store.allocate_crl(id).await?;
+        let (rows, delta_base) = if delta {
+            let base = alloc.previous_full.as_ref().ok_or_else(|| {
+                Error::conflict(format!(
+                    "CA `{ca}` has no full CRL yet to base a delta CRL on"
+                ))
+            })?;
+            (
+                self.store
+                    .delta_entries(id, base.revocation_seq, alloc.watermark)
+                    .await?,
+                Some(base.crl_number),
+            )
+        } else {
+            (
+                self.store
+                    .crl_entries(id, alloc.watermark, alloc.previous_full.as_ref())
+                    .await?,
+                None,
+            )
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            entries.push(CrlEntry {
+                serial: hex::decode(&r.serial).map_err(|_| {
+                    Error::internal(format!("stored serial `{}` is not hex", r.serial))
+                })?,
+                revoked_at: r.revoked_at,
+                reason: RevocationReason::from_code(r.reason)
+                    .unwrap_or(RevocationReason::Unspecified),
+                invalidity_date: r.invalidity_date,
+            });
+        }
+        let now = gpki_pki::time::now();
+        let is_root = issuer.record.parent_id.is_none();
+        let header = CrlHeader {
+            issuer: issuer.context.name.clone(),
+            issuer_key_id: issuer.context.key_id.clone(),
+            algorithm: issuer.key.algorithm(),
+            this_update: now,
+            next_update: now + i64::from(next_update_hours) * 3600,
+            crl_number: alloc.crl_number as u64,
+            delta_base: delta_base.map(|b| b as u64),
+            distribution_point: issuer.record.crl_url.clone(),
+            scope: if is_root {
+                CrlScope::CaCerts
+            } else if issuer.context.path_len == Some(0) {
+                CrlScope::UserCerts
+            } else {
+                CrlScope::All
+            },
+        };
+        let tbs = gpki_pki::crl::build_tbs(&header, &entries)?;
+        let signature = issuer.key.sign(&tbs)?;
+        let der = gpki_pki::signed::assemble(&tbs, issuer.key.algorithm(), &signature)?;
+        let event = self.event(
+            if delta { "crl.generate-delta" } else { "crl.generate" },
+            format!("crl:{ca}/{}", alloc.crl_number),
+            json!({ "entries": entries.len(), "delta_base": delta_base, "next_update": header.next_update }),
+        );
+        self.store
+            .record_crl(
+                &NewCrl {
+                    issuer_id: id,
+                    crl_number: alloc.crl_number,
+                    delta_base,
+                    watermark: alloc.watermark,
+                    this_update: header.this_update,
+                    next_update: header.next_update,
+                    entries: entries.len() as i64,
+                    der,
+                },
+                &event,
+            )
+            .await
+    }
+
+    /// The chain of CA certificates from `ca` up to its root, `ca` first.
+    pub async fn chain(&self, ca: &str) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut walk = Some(self.store.authority_by_name(ca).await?);
+        while let Some(r) = walk {
+            out.push(
+                r.cert_der.clone().ok_or_else(|| {
+                    Error::conflict(format!("CA `{}` has no certificate", r.name))
+                })?,
+            );
+            walk = match r.parent_id {
+                Some(p) if p != r.id => Some(self.store.authority(p).await?),
+                _ => None,
+            };
+        }
+        Ok(out)
+    }
+}
+
+fn urls_of(r: &AuthorityRecord) -> CaUrls {
+    CaUrls {
+        crl: r.crl_url.clone(),
+        ocsp: r.ocsp_url.clone(),
+        ca_issuers: r.ca_issuers_url.clone(),
+    }
+}
+
+fn decode_cert(der: Option<&[u8]>) -> Result<Certificate> {
+    let der = der.ok_or_else(|| Error::conflict("CA has no certificate"))?;
+    Certificate::from_der(der)
+        .map_err(|e| Error::internal(format!("stored CA certificate does not decode: {e}")))
+}
+
+/// CA names become file names and URL path segments.
+fn validate_ca_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::malformed(format!(
+            "CA name `{name}` must be 1–64 characters of a-z, 0-9, - and _"
+        )))
+    }
+}

@@ -9,7 +9,7 @@ use const_oid::db::rfc5280::{
     ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_CE_NAME_CONSTRAINTS, ID_CE_SUBJECT_KEY_IDENTIFIER, ID_QT_CPS,
 };
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::{BitString, Ia5String, OctetString};
+use der::asn1::{Ia5String, OctetString};
 use der::{Any, Decode, Encode};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
@@ -261,6 +261,13 @@ pub fn plan(
         Some(d) => d,
         None => spec.validity_days,
     };
+    // CA/B Forum profiles follow the BR's date-dependent maximum, less a day of
+    // margin as pkilint recommends.
+    let days = if profile.has_lint_set("cabf-serverauth") {
+        days.min(crate::lint::cabf_max_validity_days(now) - 1)
+    } else {
+        days
+    };
     let not_before = now.max(issuer.not_before);
     // RFC 5280 §4.1.2.5: the period is inclusive, so end one second early.
     let not_after = (now + i64::from(days) * 86_400 - 1).min(issuer.not_after);
@@ -490,12 +497,7 @@ fn check_sans(profile: &Profile, sans: &[SanEntry]) -> Result<()> {
 
 /// Completes a planned certificate with its signature.
 pub fn assemble(plan: &Plan, algorithm: SignatureAlgorithm, signature: &[u8]) -> Result<Vec<u8>> {
-    let cert = Certificate {
-        tbs_certificate: plan.tbs.clone(),
-        signature_algorithm: algorithm.identifier(),
-        signature: BitString::from_bytes(signature)?,
-    };
-    Ok(cert.to_der()?)
+    crate::signed::assemble(&plan.tbs_der, algorithm, signature)
 }
 
 /// Decodes a certificate from PEM or DER.

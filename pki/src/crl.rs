@@ -16,6 +16,7 @@ use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 
 use crate::error::{Error, Result};
+use crate::signed::push_tlv;
 use crate::signer::SignatureAlgorithm;
 
 /// RFC 5280 §5.3.1 reason codes, as the CLI names them.
@@ -146,6 +147,8 @@ pub enum CrlScope {
     UserCerts,
     /// CA certificates only (the root's ARL).
     CaCerts,
+    /// Both (a CA that signs subordinate CAs and end entities).
+    All,
 }
 
 /// Everything about a CRL but its entries and signature.
@@ -161,23 +164,6 @@ pub struct CrlHeader {
     pub delta_base: Option<u64>,
     pub distribution_point: Option<String>,
     pub scope: CrlScope,
-}
-
-fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
-    out.push(tag);
-    push_len(out, content.len());
-    out.extend_from_slice(content);
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
 }
 
 fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
@@ -287,24 +273,6 @@ pub fn build_tbs(header: &CrlHeader, entries: &[CrlEntry]) -> Result<Vec<u8>> {
     Ok(tbs)
 }
 
-/// Completes a CRL (or any SIGNED{…} structure) from its tbs DER and signature.
-pub fn assemble(
-    tbs_der: &[u8],
-    algorithm: SignatureAlgorithm,
-    signature: &[u8],
-) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(tbs_der.len() + signature.len() + 32);
-    body.extend_from_slice(tbs_der);
-    body.extend_from_slice(&algorithm.identifier().to_der()?);
-    let mut bits = Vec::with_capacity(signature.len() + 1);
-    bits.push(0); // no unused bits
-    bits.extend_from_slice(signature);
-    push_tlv(&mut body, 0x03, &bits);
-    let mut out = Vec::with_capacity(body.len() + 8);
-    push_tlv(&mut out, 0x30, &body);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +301,7 @@ mod tests {
             })
             .collect();
         let tbs = build_tbs(&header, &entries).unwrap();
-        let crl = assemble(&tbs, header.algorithm, &[0xAB; 70]).unwrap();
+        let crl = crate::signed::assemble(&tbs, header.algorithm, &[0xAB; 70]).unwrap();
         let parsed = CertificateList::from_der(&crl).unwrap();
         let revoked = parsed.tbs_cert_list.revoked_certificates.unwrap();
         assert_eq!(revoked.len(), 299);

@@ -15,6 +15,7 @@ pub mod name;
 pub mod pem;
 pub mod profile;
 pub mod serial;
+pub mod signed;
 pub mod signer;
 pub mod time;
 

@@ -410,6 +410,20 @@ fn lint_cabf_serverauth(
     }
 }
 
+/// BR 6.3.2 as amended by ballot SC-081: the longest validity of a TLS subscriber
+/// certificate, by its notBefore (Unix seconds).
+pub fn cabf_max_validity_days(not_before: i64) -> u32 {
+    const MAR_15_2026: i64 = 1_773_532_800;
+    const MAR_15_2027: i64 = 1_805_068_800;
+    const MAR_15_2029: i64 = 1_868_227_200;
+    match not_before {
+        t if t < MAR_15_2026 => 398,
+        t if t < MAR_15_2027 => 200,
+        t if t < MAR_15_2029 => 100,
+        _ => 47,
+    }
+}
+
 /// Checks a subject and its SANs against one NameConstraints value. Returns why it
 /// does not fit, if it does not.
 pub fn violates_name_constraints(

@@ -1,1 +1,399 @@
+//! The gpki certificate store: one schema on SQLite (embedded default) and
+//! PostgreSQL (shared by several hosts).
+//!
+//! **Architecture invariant:** this is the only crate that writes SQL. Services call
+//! typed functions (`record_tbs`, `revoke`, `record_crl` …); each state change appends
+//! its hash-chained audit record in the same transaction.
+#![forbid(unsafe_code)]
 
+mod audit;
+mod certificates;
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use gpki_pki::{Error, ErrorKind, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Connection, Executor, Row};
+
+pub use audit::{AuditEvent, AuditProblem, AuditReport};
+pub use certificates::{
+    CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlRecord, NewCertificate, NewCrl,
+    RevokedRow,
+};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database a store URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// A CA as the store knows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthorityRecord {
+    pub id: i64,
+    pub name: String,
+    pub parent_id: Option<i64>,
+    /// `pending` until its certificate is signed, then `active`.
+    pub status: String,
+    pub subject: String,
+    pub key_type: String,
+    pub signature_algorithm: String,
+    pub key_path: String,
+    #[serde(skip)]
+    pub key_id: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub cert_der: Option<Vec<u8>>,
+    pub crl_url: Option<String>,
+    pub ocsp_url: Option<String>,
+    pub ca_issuers_url: Option<String>,
+    pub created_at: i64,
+}
+
+/// A CA to be created; its certificate comes later.
+#[derive(Debug, Clone)]
+pub struct NewAuthority {
+    pub name: String,
+    pub parent_id: Option<i64>,
+    pub subject: String,
+    pub key_type: String,
+    pub signature_algorithm: String,
+    pub key_path: String,
+    pub crl_url: Option<String>,
+    pub ocsp_url: Option<String>,
+    pub ca_issuers_url: Option<String>,
+}
+
+/// Row counts, for tests that show bad input changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub authorities: i64,
+    pub certificates: i64,
+    pub crls: i64,
+    pub audit: i64,
+}
+
+/// Maps a database error to a gpki error: locked and unreachable stores are
+/// `Unavailable`, with what the driver said.
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) => {
+            let msg = d.message();
+            if msg.contains("database is locked") || msg.contains("database is busy") {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("store is locked by another process: {msg}"),
+                )
+            } else if d.is_unique_violation() {
+                Error::new(ErrorKind::AlreadyExists, format!("store: {msg}"))
+            } else {
+                Error::internal(format!("store: {msg}"))
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => {
+            Error::new(ErrorKind::Unavailable, format!("store is unreachable: {e}"))
+        }
+        sqlx::Error::Configuration(_) => Error::malformed(format!("store URL: {e}")),
+        _ => Error::internal(format!("store: {e}")),
+    }
+}
+
+fn busy_timeout_ms() -> u64 {
+    std::env::var("GPKI_STORE_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path`, `postgres://…`). SQLite files and their
+    /// directory are created; the database runs in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (backend, url) = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let file = path.split('?').next().unwrap_or(path);
+            if file != ":memory:" {
+                if let Some(dir) = std::path::Path::new(file)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            format!("cannot create store directory {}: {e}", dir.display()),
+                        )
+                    })?;
+                }
+            }
+            let url = if path.contains("mode=") {
+                format!("sqlite://{path}")
+            } else if path.contains('?') {
+                format!("sqlite://{path}&mode=rwc")
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(Error::malformed(format!(
+                "store URL `{}` is neither sqlite://PATH nor postgres://…",
+                redact_url(url)
+            )));
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(db_err)?;
+        let busy = busy_timeout_ms();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        conn.execute(format!("PRAGMA busy_timeout = {busy}").as_str())
+                            .await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
+        Ok(Store { pool, backend, url })
+    }
+
+    /// Connects and brings the schema up to date (what services do on start).
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Runs the embedded migrations for this backend.
+    pub async fn migrate(&self) -> Result<Vec<String>> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
+            other => Error::internal(format!("migration: {other}")),
+        })?;
+        Ok(migrator
+            .iter()
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL without any password, for messages.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- authorities -------------------------------------------------------
+
+    /// Creates a CA record in state `pending`; its certificate is attached by
+    /// [`Store::activate_authority`].
+    pub async fn create_authority(
+        &self,
+        new: &NewAuthority,
+        audit: &AuditEvent,
+    ) -> Result<AuthorityRecord> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let now = gpki_pki::time::now();
+        let row = sqlx::query(
+            "INSERT INTO authorities (name, parent_id, status, subject, key_type, signature_algorithm, key_path, \
+             crl_url, ocsp_url, ca_issuers_url, created_at) \
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(&new.name)
+        .bind(new.parent_id)
+        .bind(&new.subject)
+        .bind(&new.key_type)
+        .bind(&new.signature_algorithm)
+        .bind(&new.key_path)
+        .bind(&new.crl_url)
+        .bind(&new.ocsp_url)
+        .bind(&new.ca_issuers_url)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match db_err(e) {
+            err if err.kind == ErrorKind::AlreadyExists => {
+                Error::new(ErrorKind::AlreadyExists, format!("a CA named `{}` exists already", new.name))
+            }
+            err => err,
+        })?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        audit::append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.authority(id).await
+    }
+
+    /// Attaches the signed certificate to a pending CA and makes it active.
+    pub async fn activate_authority(
+        &self,
+        id: i64,
+        key_id: &[u8],
+        spki_sha1: &[u8],
+        name_sha1: &[u8],
+        cert_der: &[u8],
+        audit: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "UPDATE authorities SET status = 'active', key_id = $1, spki_sha1 = $2, name_sha1 = $3, cert_der = $4 \
+             WHERE id = $5",
+        )
+        .bind(key_id)
+        .bind(spki_sha1)
+        .bind(name_sha1)
+        .bind(cert_der)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        audit::append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    const AUTHORITY_COLUMNS: &'static str =
+        "id, name, parent_id, status, subject, key_type, signature_algorithm, \
+        key_path, key_id, cert_der, crl_url, ocsp_url, ca_issuers_url, created_at";
+
+    fn authority_from_row(row: &AnyRow) -> Result<AuthorityRecord> {
+        Ok(AuthorityRecord {
+            id: row.try_get("id").map_err(db_err)?,
+            name: row.try_get("name").map_err(db_err)?,
+            parent_id: row.try_get("parent_id").map_err(db_err)?,
+            status: row.try_get("status").map_err(db_err)?,
+            subject: row.try_get("subject").map_err(db_err)?,
+            key_type: row.try_get("key_type").map_err(db_err)?,
+            signature_algorithm: row.try_get("signature_algorithm").map_err(db_err)?,
+            key_path: row.try_get("key_path").map_err(db_err)?,
+            key_id: row.try_get("key_id").map_err(db_err)?,
+            cert_der: row.try_get("cert_der").map_err(db_err)?,
+            crl_url: row.try_get("crl_url").map_err(db_err)?,
+            ocsp_url: row.try_get("ocsp_url").map_err(db_err)?,
+            ca_issuers_url: row.try_get("ca_issuers_url").map_err(db_err)?,
+            created_at: row.try_get("created_at").map_err(db_err)?,
+        })
+    }
+
+    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord> {
+        let sql = format!(
+            "SELECT {} FROM authorities WHERE id = $1",
+            Self::AUTHORITY_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(r) => Self::authority_from_row(&r),
+            None => Err(Error::not_found(format!("no CA with id {id}"))),
+        }
+    }
+
+    /// The CA named `name`, or a `NotFound` error that names it.
+    pub async fn authority_by_name(&self, name: &str) -> Result<AuthorityRecord> {
+        self.find_authority(name)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("unknown CA `{name}`")))
+    }
+
+    pub async fn find_authority(&self, name: &str) -> Result<Option<AuthorityRecord>> {
+        let sql = format!(
+            "SELECT {} FROM authorities WHERE name = $1",
+            Self::AUTHORITY_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(Self::authority_from_row).transpose()
+    }
+
+    pub async fn authorities(&self) -> Result<Vec<AuthorityRecord>> {
+        let sql = format!(
+            "SELECT {} FROM authorities ORDER BY id",
+            Self::AUTHORITY_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(Self::authority_from_row).collect()
+    }
+
+    /// Row counts of the main tables.
+    pub async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM authorities) AS a, (SELECT COUNT(*) FROM certificates) AS c, \
+             (SELECT COUNT(*) FROM crls) AS r, (SELECT COUNT(*) FROM audit_log) AS l",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Counts {
+            authorities: row.try_get("a").map_err(db_err)?,
+            certificates: row.try_get("c").map_err(db_err)?,
+            crls: row.try_get("r").map_err(db_err)?,
+            audit: row.try_get("l").map_err(db_err)?,
+        })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Hides a password in a URL (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            if let Some((user, _)) = creds.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Checks a connection is alive (for `/healthz` and `gpki store migrate`).
+pub async fn ping(store: &Store) -> Result<()> {
+    let mut conn = store.pool.acquire().await.map_err(db_err)?;
+    conn.ping().await.map_err(db_err)
+}

@@ -1,0 +1,409 @@
+//! Bulk issuance from a CSV of officials, resumable.
+//!
+//! Each row carries a `request_id` that becomes the certificate's request key: the
+//! store holds at most one certificate per (CA, request key). A second run skips
+//! rows already issued and finishes rows left `pending` by a crash: the recorded
+//! tbsCertificate is signed as it stands (same serial), when the row's key is still
+//! at hand (a CSR, or the key file written before the record); otherwise the pending
+//! row is abandoned and the row issued afresh.
+//!
+//! Rows are processed in chunks: one transaction records a chunk's tbsCertificates,
+//! then they are signed, then one transaction stores them with their audit records.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use der::{Decode, Encode};
+use gpki_pki::cert::{Plan, SanEntry};
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, KeyType, Result, Signer, SoftwareKey};
+use gpki_store::{AuditEvent, CertStatus};
+use serde_json::json;
+use x509_cert::certificate::TbsCertificate;
+
+use crate::{Ca, IssueRequest, Issuer, KeySource};
+
+/// One CSV row, parsed.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// 1-based line in the CSV (header is line 1).
+    pub line: usize,
+    pub request_id: String,
+    pub subject: String,
+    pub sans: Vec<SanEntry>,
+    /// CSR bytes, when the row names a CSR file.
+    pub csr: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub ca: String,
+    pub profile: String,
+    /// Key type generated for rows without a CSR.
+    pub key_type: KeyType,
+    /// Where certificates (`ID.crt.pem`) and generated keys (`ID.key.pem`) go.
+    pub out_dir: PathBuf,
+    /// Encrypts generated keys; required when any row has no CSR.
+    pub key_passphrase: Option<Passphrase>,
+    pub chunk: usize,
+}
+
+/// What a batch run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BatchReport {
+    pub rows: usize,
+    pub issued: usize,
+    pub already_issued: usize,
+    pub resumed: usize,
+    pub abandoned: usize,
+    pub failed: Vec<RowError>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RowError {
+    pub line: usize,
+    pub request_id: String,
+    pub error: String,
+}
+
+/// Reads the CSV: header `request_id,subject[,san][,csr]`. `san` holds
+/// `;`-separated `dns:`/`email:`/`ip:`/`uri:` entries; `csr` a path relative to
+/// the CSV's folder. Structural problems refuse the whole file, naming the line.
+pub fn read_csv(path: &Path) -> Result<Vec<BatchRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| Error::not_found(format!("cannot read {}: {e}", path.display())))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::malformed(format!("{}: header: {e}", path.display())))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let id_col = col("request_id").ok_or_else(|| {
+        Error::malformed(format!(
+            "{}: header needs a `request_id` column",
+            path.display()
+        ))
+    })?;
+    let subject_col = col("subject").ok_or_else(|| {
+        Error::malformed(format!(
+            "{}: header needs a `subject` column",
+            path.display()
+        ))
+    })?;
+    let san_col = col("san");
+    let csr_col = col("csr");
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut rows = Vec::new();
+    let mut seen = HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let at = |what: String| Error::malformed(format!("{} line {line}: {what}", path.display()));
+        let record = record.map_err(|e| at(e.to_string()))?;
+        let request_id = record.get(id_col).unwrap_or("").to_string();
+        if request_id.is_empty()
+            || !request_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || request_id.starts_with('.')
+        {
+            return Err(at(format!(
+                "request_id `{request_id}` must be non-empty letters, digits, `-`, `_` or `.`"
+            )));
+        }
+        if let Some(first) = seen.insert(request_id.clone(), line) {
+            return Err(at(format!(
+                "request_id `{request_id}` repeats line {first}"
+            )));
+        }
+        let subject = record.get(subject_col).unwrap_or("").to_string();
+        if subject.is_empty() {
+            return Err(at("subject is empty".into()));
+        }
+        let sans = match san_col
+            .and_then(|c| record.get(c))
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => s
+                .split(';')
+                .map(|p| p.trim().parse::<SanEntry>())
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| at(e.detail))?,
+            None => Vec::new(),
+        };
+        let csr = match csr_col
+            .and_then(|c| record.get(c))
+            .filter(|s| !s.is_empty())
+        {
+            Some(p) => Some(
+                std::fs::read(base.join(p)).map_err(|e| at(format!("cannot read CSR {p}: {e}")))?,
+            ),
+            None => None,
+        };
+        rows.push(BatchRow {
+            line,
+            request_id,
+            subject,
+            sans,
+            csr,
+        });
+    }
+    Ok(rows)
+}
+
+/// A pending row finished from its recorded tbsCertificate.
+struct Resumed {
+    id: i64,
+    der: Vec<u8>,
+    request_id: String,
+    serial: String,
+}
+
+struct Prepared {
+    row: BatchRow,
+    plan: Plan,
+    key_file: Option<PathBuf>,
+}
+
+impl Ca {
+    /// Issues every row not yet issued. `progress` is called with the number of
+    /// rows finished (issued, skipped or failed) after each chunk.
+    pub async fn issue_batch(
+        &self,
+        rows: Vec<BatchRow>,
+        opts: &BatchOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<BatchReport> {
+        let profile = self.profiles().get(&opts.profile)?.clone();
+        let issuer = self.issuer(&opts.ca).await?;
+        if rows.iter().any(|r| r.csr.is_none()) && opts.key_passphrase.is_none() {
+            return Err(Error::malformed(
+                "rows without a CSR get generated keys, which need --out-pass-file",
+            ));
+        }
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+            Error::internal(format!("cannot create {}: {e}", opts.out_dir.display()))
+        })?;
+        let key_prefix = format!("batch:{}:", opts.profile);
+        let existing: HashMap<String, (CertStatus, i64)> = self
+            .store()
+            .request_keys(issuer.record.id, &key_prefix)
+            .await?
+            .into_iter()
+            .map(|(k, s, id)| (k, (s, id)))
+            .collect();
+        let mut report = BatchReport {
+            rows: rows.len(),
+            ..Default::default()
+        };
+        let chunk_size = opts.chunk.max(1);
+        let mut done = 0;
+        for chunk in rows.chunks(chunk_size) {
+            let mut prepared = Vec::with_capacity(chunk.len());
+            let mut resumed = Vec::new();
+            for row in chunk {
+                let request_key = format!("{key_prefix}{}", row.request_id);
+                match existing.get(&request_key) {
+                    Some((CertStatus::Pending, id)) => {
+                        match self.resume(&issuer, row, *id, opts).await {
+                            Ok(Some(r)) => {
+                                resumed.push(r);
+                                continue;
+                            }
+                            Ok(None) => report.abandoned += 1,
+                            Err(e) => {
+                                report.failed.push(RowError {
+                                    line: row.line,
+                                    request_id: row.request_id.clone(),
+                                    error: e.to_string(),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    Some(_) => {
+                        report.already_issued += 1;
+                        continue;
+                    }
+                    None => {}
+                }
+                match self.prepare(&issuer, &profile, row, opts) {
+                    Ok(p) => prepared.push(p),
+                    Err(e) => report.failed.push(RowError {
+                        line: row.line,
+                        request_id: row.request_id.clone(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            report.resumed += resumed.len();
+            let issued = self
+                .record_sign_store_many(
+                    &issuer,
+                    &profile.spec.name,
+                    &key_prefix,
+                    prepared,
+                    resumed,
+                    opts,
+                )
+                .await?;
+            report.issued += issued;
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(report)
+    }
+
+    fn prepare(
+        &self,
+        issuer: &Issuer,
+        profile: &gpki_pki::profile::Profile,
+        row: &BatchRow,
+        opts: &BatchOptions,
+    ) -> Result<Prepared> {
+        let (key, key_file) = match &row.csr {
+            Some(csr) => (KeySource::Csr(csr.clone()), None),
+            None => {
+                let path = opts.out_dir.join(format!("{}.key.pem", row.request_id));
+                let pass = opts.key_passphrase.as_ref().expect("checked above");
+                // A key written by a run that crashed before recording is reused.
+                let key = if path.exists() {
+                    SoftwareKey::read_encrypted(&path, pass)?
+                } else {
+                    let k = SoftwareKey::generate(opts.key_type)?;
+                    k.write_encrypted(&path, pass)?;
+                    k
+                };
+                (
+                    KeySource::PublicKey(key.public_key_der().to_vec()),
+                    Some(path),
+                )
+            }
+        };
+        let req = IssueRequest {
+            ca: opts.ca.clone(),
+            profile: opts.profile.clone(),
+            subject: Some(row.subject.clone()),
+            key,
+            sans: row.sans.clone(),
+            validity_days: None,
+            request_key: None,
+            renewed_from: None,
+        };
+        let plan = self.plan(issuer, profile, &req, gpki_pki::time::now())?;
+        Ok(Prepared {
+            row: row.clone(),
+            plan,
+            key_file,
+        })
+    }
+
+    /// A row left pending by a crash: sign its recorded tbsCertificate if the key
+    /// is still at hand, else abandon it (and return None so it is issued afresh).
+    async fn resume(
+        &self,
+        issuer: &Issuer,
+        row: &BatchRow,
+        id: i64,
+        opts: &BatchOptions,
+    ) -> Result<Option<Resumed>> {
+        let record = self.store().certificate_by_id(id).await?;
+        let tbs = TbsCertificate::from_der(&record.tbs)?;
+        let recorded_spki = tbs.subject_public_key_info.to_der()?;
+        let have_key = match &row.csr {
+            Some(csr) => gpki_pki::csr::parse_and_verify(csr)?.spki_der == recorded_spki,
+            None => {
+                let path = opts.out_dir.join(format!("{}.key.pem", row.request_id));
+                match (path.exists(), &opts.key_passphrase) {
+                    (true, Some(pass)) => {
+                        SoftwareKey::read_encrypted(&path, pass)?.public_key_der() == recorded_spki
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if !have_key {
+            let event = AuditEvent::new(
+                &self.actor,
+                "cert.abandon",
+                format!("cert:{}/{}", opts.ca, record.serial),
+                json!({ "reason": "key of pending certificate is lost" }),
+            );
+            self.store().abandon(id, &event).await?;
+            return Ok(None);
+        }
+        let signature = issuer.key.sign(&record.tbs)?;
+        let der = gpki_pki::signed::assemble(&record.tbs, issuer.key.algorithm(), &signature)?;
+        Ok(Some(Resumed {
+            id,
+            der,
+            request_id: row.request_id.clone(),
+            serial: record.serial,
+        }))
+    }
+
+    async fn record_sign_store_many(
+        &self,
+        issuer: &Issuer,
+        profile: &str,
+        key_prefix: &str,
+        prepared: Vec<Prepared>,
+        resumed: Vec<Resumed>,
+        opts: &BatchOptions,
+    ) -> Result<usize> {
+        let news = prepared
+            .iter()
+            .map(|p| {
+                Ca::new_certificate(
+                    issuer.record.id,
+                    profile,
+                    &p.plan,
+                    None,
+                    Some(format!("{key_prefix}{}", p.row.request_id)),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ids = if news.is_empty() {
+            Vec::new()
+        } else {
+            self.store().record_tbs_many(&news).await?
+        };
+        crate::failpoint("after-record");
+        let mut finished = Vec::with_capacity(ids.len() + resumed.len());
+        for ((p, id), new) in prepared.iter().zip(&ids).zip(&news) {
+            let signature = issuer.key.sign(&p.plan.tbs_der)?;
+            let der = gpki_pki::cert::assemble(&p.plan, issuer.key.algorithm(), &signature)?;
+            let event = AuditEvent::new(
+                &self.actor,
+                "cert.issue",
+                format!("cert:{}/{}", issuer.record.name, new.serial),
+                json!({ "profile": profile, "subject": new.subject, "not_after": new.not_after, "batch": p.row.request_id, "key_file": p.key_file.as_ref().map(|k| k.display().to_string()) }),
+            );
+            finished.push((*id, der, event, p.row.request_id.clone()));
+        }
+        for r in resumed {
+            let event = AuditEvent::new(
+                &self.actor,
+                "cert.issue",
+                format!("cert:{}/{}", issuer.record.name, r.serial),
+                json!({ "profile": profile, "batch": r.request_id, "resumed": true }),
+            );
+            finished.push((r.id, r.der, event, r.request_id));
+        }
+        for (_, der, _, request_id) in &finished {
+            let pem = gpki_pki::pem::encode("CERTIFICATE", der);
+            let path = opts.out_dir.join(format!("{request_id}.crt.pem"));
+            std::fs::write(&path, pem)
+                .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+        }
+        let n = finished.len();
+        let batch: Vec<(i64, Vec<u8>, AuditEvent)> = finished
+            .into_iter()
+            .map(|(id, der, ev, _)| (id, der, ev))
+            .collect();
+        if !batch.is_empty() {
+            self.store().mark_issued_many(&batch).await?;
+        }
+        Ok(n)
+    }
+}

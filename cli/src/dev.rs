@@ -1,0 +1,221 @@
+//! `gpki dev up`: a local hierarchy on the SQLite default, made idempotently. A
+//! second run finds what exists and makes only what is missing.
+
+use gpki_ca::{Ca, IssueRequest, KeySource, NewCa};
+use gpki_pki::cert::SanEntry;
+use gpki_pki::signer::{write_private_file, Passphrase};
+use gpki_pki::{KeyType, Result, Signer, SoftwareKey};
+use gpki_store::Store;
+use serde_json::json;
+
+use crate::{emit, write_file, Global};
+
+pub const ROOT: &str = "gpki-root";
+pub const SUB: &str = "mois";
+
+/// One development certificate per end-entity profile: (profile, key type, subject, SANs).
+const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
+    ("official-sign", KeyType::EcP256, "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["email:gildong.hong@mois.go.kr"]),
+    ("official-km", KeyType::Rsa2048, "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["email:gildong.hong@mois.go.kr"]),
+    ("institution-sign", KeyType::EcP256, "CN=Ministry of the Interior and Safety, OU=institutions, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
+    ("server", KeyType::EcP256, "CN=docs.mois.go.kr, OU=servers, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["dns:docs.mois.go.kr"]),
+    ("g-ssl", KeyType::EcP256, "O=Ministry of the Interior and Safety, L=Sejong, C=KR", &["dns:www.mois.go.kr", "dns:mois.go.kr"]),
+    ("ocsp-signer", KeyType::EcP256, "CN=MOIS OCSP Responder, OU=GPKI, O=Government of Korea, C=KR", &[]),
+    ("tsa", KeyType::EcP256, "CN=GPKI Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR", &[]),
+    ("ra-operator", KeyType::EcP256, "CN=Kim Minji(007654321), OU=RA, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
+    ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
+];
+
+pub async fn up(g: &Global) -> Result<()> {
+    let dir = &g.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| gpki_pki::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+    // Development only: a random passphrase kept beside the keys, mode 0600.
+    let pass_file = match &g.key_pass_file {
+        Some(p) => p.clone(),
+        None => {
+            let p = dir.join("dev-passphrase");
+            if !p.exists() {
+                let pass = Passphrase::random()?;
+                let mut line = pass.expose().to_vec();
+                line.push(b'\n');
+                write_private_file(&p, &line)?;
+            }
+            p
+        }
+    };
+    let pass = Passphrase::from_file(&pass_file)?;
+    let store = Store::open(&g.store_url()).await?;
+    let ca = Ca::new(
+        store.clone(),
+        g.profiles()?,
+        dir.join("keys"),
+        pass.clone(),
+        g.actor(),
+    );
+    let mut made = Vec::new();
+    let mut found = Vec::new();
+
+    let certs_dir = dir.join("certs");
+    if store.find_authority(ROOT).await?.is_none() {
+        ca.init_root(&NewCa {
+            name: ROOT.into(),
+            subject: "CN=GPKI Root CA 1, OU=GPKI, O=Government of Korea, C=KR".into(),
+            key_type: KeyType::Rsa4096,
+            signature_algorithm: None,
+            validity_days: None,
+            path_len: Some(1),
+            name_constraints: None,
+            url_base: url_base(),
+        })
+        .await?;
+        made.push(format!("root CA {ROOT}"));
+    } else {
+        found.push(format!("root CA {ROOT}"));
+    }
+    if store.find_authority(SUB).await?.is_none() {
+        ca.create_subordinate(
+            &NewCa {
+                name: SUB.into(),
+                subject: "CN=GPKI MOIS CA 1, OU=GPKI, O=Government of Korea, C=KR".into(),
+                key_type: KeyType::EcP384,
+                signature_algorithm: None,
+                validity_days: None,
+                path_len: Some(0),
+                name_constraints: gpki_pki::cert::name_constraints(
+                    &["C=KR".into()],
+                    &[],
+                    &["go.kr".into()],
+                    &[],
+                )?,
+                url_base: url_base(),
+            },
+            ROOT,
+        )
+        .await?;
+        made.push(format!(
+            "subordinate CA {SUB} (Ministry of the Interior and Safety)"
+        ));
+    } else {
+        found.push(format!("subordinate CA {SUB}"));
+    }
+    for name in [ROOT, SUB] {
+        let a = store.authority_by_name(name).await?;
+        if let Some(der) = &a.cert_der {
+            write_file(
+                &certs_dir.join(format!("{name}.crt.pem")),
+                gpki_pki::pem::encode("CERTIFICATE", der).as_bytes(),
+            )?;
+        }
+    }
+    let chain = ca.chain(SUB).await?;
+    write_file(
+        &certs_dir.join("chain.pem"),
+        chain
+            .iter()
+            .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
+            .collect::<String>()
+            .as_bytes(),
+    )?;
+
+    let sub = store.authority_by_name(SUB).await?;
+    for (profile, key_type, subject, sans) in END_ENTITIES {
+        let request_key = format!("dev:{profile}");
+        let cert_path = certs_dir.join(format!("{profile}.crt.pem"));
+        if let Some(existing) = store
+            .certificate_by_request_key(sub.id, &request_key)
+            .await?
+        {
+            if let Some(der) = &existing.der {
+                write_file(
+                    &cert_path,
+                    gpki_pki::pem::encode("CERTIFICATE", der).as_bytes(),
+                )?;
+                found.push(format!("{profile} certificate {}", existing.serial));
+                continue;
+            }
+        }
+        let key_path = certs_dir.join(format!("{profile}.key.pem"));
+        let key = if key_path.exists() {
+            SoftwareKey::read_encrypted(&key_path, &pass)?
+        } else {
+            let k = SoftwareKey::generate(*key_type)?;
+            k.write_encrypted(&key_path, &pass)?;
+            k
+        };
+        let issued = ca
+            .issue(&IssueRequest {
+                ca: SUB.into(),
+                profile: profile.to_string(),
+                subject: Some(subject.to_string()),
+                key: KeySource::PublicKey(key.public_key_der().to_vec()),
+                sans: sans
+                    .iter()
+                    .map(|s| s.parse::<SanEntry>())
+                    .collect::<Result<Vec<_>>>()?,
+                validity_days: None,
+                request_key: Some(request_key),
+                renewed_from: None,
+            })
+            .await?;
+        write_file(
+            &cert_path,
+            gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
+        )?;
+        made.push(format!("{profile} certificate {}", issued.record.serial));
+    }
+    let crl_dir = dir.join("crl");
+    for name in [ROOT, SUB] {
+        let crl = match store
+            .latest_crl(store.authority_by_name(name).await?.id, true)
+            .await?
+        {
+            Some(c) if c.next_update > gpki_pki::time::now() => c,
+            _ => {
+                let c = ca.generate_crl(name, false, 24).await?;
+                made.push(format!("CRL {} of {name}", c.crl_number));
+                c
+            }
+        };
+        write_file(
+            &crl_dir.join(format!("{name}.crl.pem")),
+            gpki_pki::pem::encode("X509 CRL", &crl.der).as_bytes(),
+        )?;
+    }
+
+    let d = dir.display();
+    emit(
+        g.output,
+        json!({ "data_dir": d.to_string(), "store": store.display_url(), "made": made, "found": found, "passphrase_file": pass_file.display().to_string() }),
+        || {
+            let mut t = format!(
+                "gpki dev hierarchy in {d} (store {})\n",
+                store.display_url()
+            );
+            for m in &made {
+                t += &format!("  made   {m}\n");
+            }
+            for f in &found {
+                t += &format!("  exists {f}\n");
+            }
+            t += &format!(
+            "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {})\nCRLs: {d}/crl/\n\nTry next:\n  \
+             export GPKI_KEY_PASS_FILE={}\n  \
+             gpki ca list\n  \
+             gpki cert list --ca {SUB}\n  \
+             openssl verify -x509_strict -CAfile {d}/certs/{ROOT}.crt.pem -untrusted {d}/certs/{SUB}.crt.pem {d}/certs/g-ssl.crt.pem\n  \
+             gpki cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
+             gpki crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
+             gpki audit verify",
+            pass_file.display(),
+            pass_file.display()
+        );
+            t
+        },
+    );
+    Ok(())
+}
+
+fn url_base() -> String {
+    std::env::var("GPKI_URL_BASE").unwrap_or_else(|_| "http://pki.gpki.go.kr".into())
+}

@@ -1,0 +1,237 @@
+//! The hash-chained audit log (invariant 6). Each record's hash covers the previous
+//! record's hash and its own canonical content; `audit_head` holds the last sequence
+//! number and hash, so deleting the newest rows is caught as well as editing,
+//! inserting or deleting any row in the middle.
+
+use gpki_pki::{Error, Result};
+use sqlx::{AnyConnection, Row};
+
+use crate::{db_err, Store};
+
+/// What happened, by whom, to what.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    pub actor: String,
+    /// A dotted verb: `ca.init-root`, `cert.issue`, `cert.revoke`, `crl.generate` …
+    pub action: String,
+    /// What it happened to: `ca:mois`, `cert:mois/4f2a…`.
+    pub target: String,
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub fn new(
+        actor: &str,
+        action: &str,
+        target: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.into(),
+            detail,
+        }
+    }
+}
+
+/// One thing `audit verify` found wrong, naming the row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditProblem {
+    pub seq: i64,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditReport {
+    pub rows: i64,
+    pub head_seq: i64,
+    pub problems: Vec<AuditProblem>,
+}
+
+impl AuditReport {
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn record_hash(
+    prev: &[u8],
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Vec<u8> {
+    // Canonical form: a JSON array, so no field can bleed into the next.
+    let canonical = serde_json::to_vec(&(seq, at, actor, action, target, detail))
+        .expect("JSON of plain values");
+    let mut h = openssl::sha::Sha256::new();
+    h.update(prev);
+    h.update(&canonical);
+    h.finish().to_vec()
+}
+
+/// Appends `event` inside the caller's transaction. On PostgreSQL the first UPDATE
+/// locks the head row, which serialises concurrent writers.
+pub(crate) async fn append(conn: &mut AnyConnection, event: &AuditEvent, at: i64) -> Result<()> {
+    let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let seq: i64 = row.try_get("seq").map_err(db_err)?;
+    let prev: Vec<u8> = row.try_get("hash").map_err(db_err)?;
+    let detail = event.detail.to_string();
+    let hash = record_hash(
+        &prev,
+        seq,
+        at,
+        &event.actor,
+        &event.action,
+        &event.target,
+        &detail,
+    );
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, target, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.target)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// One audit row as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+impl Store {
+    /// Appends an audit record on its own (for changes with no row of their own).
+    pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        append(&mut tx, event, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Walks the chain and reports every row that was edited, inserted or deleted.
+    pub async fn audit_verify(&self) -> Result<AuditReport> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, target, detail, prev_hash, hash FROM audit_log ORDER BY seq")
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+        let head_seq: i64 = head.try_get("seq").map_err(db_err)?;
+        let head_hash: Vec<u8> = head.try_get("hash").map_err(db_err)?;
+
+        let mut problems = Vec::new();
+        let mut expected_seq = 1i64;
+        let mut prev_hash = vec![0u8; 32];
+        for row in &rows {
+            let seq: i64 = row.try_get("seq").map_err(db_err)?;
+            let at: i64 = row.try_get("at").map_err(db_err)?;
+            let actor: String = row.try_get("actor").map_err(db_err)?;
+            let action: String = row.try_get("action").map_err(db_err)?;
+            let target: String = row.try_get("target").map_err(db_err)?;
+            let detail: String = row.try_get("detail").map_err(db_err)?;
+            let stored_prev: Vec<u8> = row.try_get("prev_hash").map_err(db_err)?;
+            let stored_hash: Vec<u8> = row.try_get("hash").map_err(db_err)?;
+            if seq > expected_seq {
+                let missing = if seq - expected_seq == 1 {
+                    format!("row {expected_seq} is missing (deleted)")
+                } else {
+                    format!("rows {expected_seq}..{} are missing (deleted)", seq - 1)
+                };
+                problems.push(AuditProblem {
+                    seq: expected_seq,
+                    problem: missing,
+                });
+            }
+            if stored_prev != prev_hash {
+                problems.push(AuditProblem {
+                    seq,
+                    problem: format!("row {seq} does not chain to the row before it (inserted, or a row before it was deleted or edited)"),
+                });
+            }
+            let recomputed = record_hash(&stored_prev, seq, at, &actor, &action, &target, &detail);
+            if recomputed != stored_hash {
+                problems.push(AuditProblem {
+                    seq,
+                    problem: format!("row {seq} was edited: its content does not match its hash"),
+                });
+            }
+            prev_hash = stored_hash;
+            expected_seq = seq + 1;
+        }
+        let last = expected_seq - 1;
+        if head_seq > last {
+            problems.push(AuditProblem {
+                seq: last + 1,
+                problem: format!(
+                    "rows {}..{head_seq} at the end are missing (deleted)",
+                    last + 1
+                ),
+            });
+        } else if head_seq < last {
+            problems.push(AuditProblem {
+                seq: head_seq + 1,
+                problem: format!("rows after {head_seq} were inserted outside the chain head"),
+            });
+        } else if head_hash != prev_hash {
+            problems.push(AuditProblem {
+                seq: last,
+                problem: format!("row {last} does not match the chain head's hash"),
+            });
+        }
+        Ok(AuditReport {
+            rows: rows.len() as i64,
+            head_seq,
+            problems,
+        })
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query("SELECT seq, at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get("seq").map_err(db_err)?,
+                    at: r.try_get("at").map_err(db_err)?,
+                    actor: r.try_get("actor").map_err(db_err)?,
+                    action: r.try_get("action").map_err(db_err)?,
+                    target: r.try_get("target").map_err(db_err)?,
+                    detail: r.try_get("detail").map_err(db_err)?,
+                })
+            })
+            .collect::<Result<_>>()
+            .map_err(|e: Error| e)
+    }
+}

@@ -1,0 +1,677 @@
+//! Certificates and CRLs. A certificate row is written in state `pending`, with its
+//! serial and tbsCertificate, before the CA signs (invariant 1); the signed DER is
+//! attached afterwards.
+
+use gpki_pki::{Error, ErrorKind, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::{append, AuditEvent};
+use crate::{db_err, Store};
+
+/// Where a certificate is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    /// Recorded, not (known to be) signed.
+    Pending,
+    Issued,
+    Revoked,
+    /// Revoked with certificateHold; may be released.
+    Hold,
+    /// Recorded, then given up before signing (its key was lost).
+    Abandoned,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Pending => "pending",
+            CertStatus::Issued => "issued",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Hold => "hold",
+            CertStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl std::str::FromStr for CertStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending" => CertStatus::Pending,
+            "issued" => CertStatus::Issued,
+            "revoked" => CertStatus::Revoked,
+            "hold" => CertStatus::Hold,
+            "abandoned" => CertStatus::Abandoned,
+            _ => {
+                return Err(Error::malformed(format!(
+                    "unknown status `{s}` (pending, issued, revoked, hold, abandoned)"
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A certificate to record before signing.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub issuer_id: i64,
+    pub serial: String,
+    pub subject: String,
+    pub profile: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub spki_sha256: String,
+    pub tbs: Vec<u8>,
+    pub renewed_from: Option<i64>,
+    /// Idempotency key of a batch row: one certificate per (issuer, key).
+    pub request_key: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertificateRecord {
+    pub id: i64,
+    pub issuer_id: i64,
+    pub serial: String,
+    pub subject: String,
+    pub profile: String,
+    pub status: CertStatus,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub spki_sha256: String,
+    #[serde(skip)]
+    pub tbs: Vec<u8>,
+    #[serde(skip)]
+    pub der: Option<Vec<u8>>,
+    pub revoked_at: Option<i64>,
+    pub reason: Option<i64>,
+    pub invalidity_date: Option<i64>,
+    pub revocation_seq: Option<i64>,
+    pub renewed_from: Option<i64>,
+    pub request_key: Option<String>,
+    pub created_at: i64,
+}
+
+/// Filters for `gpki cert list`.
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    pub issuer_id: Option<i64>,
+    pub status: Option<CertStatus>,
+    pub profile: Option<String>,
+    pub subject_contains: Option<String>,
+    pub expires_before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A revoked certificate as a CRL needs it.
+#[derive(Debug, Clone)]
+pub struct RevokedRow {
+    pub serial: String,
+    pub revoked_at: i64,
+    pub reason: i64,
+    pub invalidity_date: Option<i64>,
+}
+
+/// A reserved CRL number and the revocation watermark it covers.
+#[derive(Debug, Clone)]
+pub struct CrlAllocation {
+    pub crl_number: i64,
+    pub watermark: i64,
+    /// The newest full CRL before this one, if any.
+    pub previous_full: Option<CrlRecord>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CrlRecord {
+    pub id: i64,
+    pub issuer_id: i64,
+    pub crl_number: i64,
+    pub delta_base: Option<i64>,
+    pub revocation_seq: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCrl {
+    pub issuer_id: i64,
+    pub crl_number: i64,
+    pub delta_base: Option<i64>,
+    pub watermark: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: i64,
+    pub der: Vec<u8>,
+}
+
+const CERT_COLUMNS: &str = "id, issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, \
+    tbs, der, revoked_at, reason, invalidity_date, revocation_seq, renewed_from, request_key, created_at";
+
+fn cert_from_row(row: &AnyRow) -> Result<CertificateRecord> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    Ok(CertificateRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        issuer_id: row.try_get("issuer_id").map_err(db_err)?,
+        serial: row.try_get("serial").map_err(db_err)?,
+        subject: row.try_get("subject").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        status: status.parse()?,
+        not_before: row.try_get("not_before").map_err(db_err)?,
+        not_after: row.try_get("not_after").map_err(db_err)?,
+        spki_sha256: row.try_get("spki_sha256").map_err(db_err)?,
+        tbs: row.try_get("tbs").map_err(db_err)?,
+        der: row.try_get("der").map_err(db_err)?,
+        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
+        reason: row.try_get("reason").map_err(db_err)?,
+        invalidity_date: row.try_get("invalidity_date").map_err(db_err)?,
+        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
+        renewed_from: row.try_get("renewed_from").map_err(db_err)?,
+        request_key: row.try_get("request_key").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+fn crl_from_row(row: &AnyRow) -> Result<CrlRecord> {
+    Ok(CrlRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        issuer_id: row.try_get("issuer_id").map_err(db_err)?,
+        crl_number: row.try_get("crl_number").map_err(db_err)?,
+        delta_base: row.try_get("delta_base").map_err(db_err)?,
+        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
+        this_update: row.try_get("this_update").map_err(db_err)?,
+        next_update: row.try_get("next_update").map_err(db_err)?,
+        entries: row.try_get("entries").map_err(db_err)?,
+        der: row.try_get("der").map_err(db_err)?,
+    })
+}
+
+fn duplicate_serial(e: Error, serial: &str) -> Error {
+    if e.kind == ErrorKind::AlreadyExists {
+        Error::new(
+            ErrorKind::AlreadyExists,
+            format!("serial {serial} or its request key is already recorded for this CA"),
+        )
+    } else {
+        e
+    }
+}
+
+async fn insert_pending(
+    conn: &mut sqlx::AnyConnection,
+    c: &NewCertificate,
+    now: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO certificates (issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, \
+         tbs, renewed_from, request_key, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(c.issuer_id)
+    .bind(&c.serial)
+    .bind(&c.subject)
+    .bind(&c.profile)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(&c.spki_sha256)
+    .bind(&c.tbs)
+    .bind(c.renewed_from)
+    .bind(&c.request_key)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| duplicate_serial(db_err(e), &c.serial))?;
+    row.try_get("id").map_err(db_err)
+}
+
+async fn bump_revocation_seq(conn: &mut sqlx::AnyConnection, issuer_id: i64) -> Result<i64> {
+    let row = sqlx::query("UPDATE authorities SET revocation_seq = revocation_seq + 1 WHERE id = $1 RETURNING revocation_seq")
+        .bind(issuer_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    row.try_get("revocation_seq").map_err(db_err)
+}
+
+impl Store {
+    /// Step 1 of issuance: records the serial and tbsCertificate as `pending`.
+    /// A duplicate serial (or batch request key) for the same CA is refused.
+    pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        insert_pending(&mut conn, cert, gpki_pki::time::now()).await
+    }
+
+    /// Records many pending certificates in one transaction (bulk issuance).
+    pub async fn record_tbs_many(&self, certs: &[NewCertificate]) -> Result<Vec<i64>> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let now = gpki_pki::time::now();
+        let mut ids = Vec::with_capacity(certs.len());
+        for c in certs {
+            ids.push(insert_pending(&mut tx, c, now).await?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(ids)
+    }
+
+    /// Final step of issuance: attaches the signed DER and marks the row issued.
+    pub async fn mark_issued(&self, id: i64, der: &[u8], audit: &AuditEvent) -> Result<()> {
+        self.mark_issued_many(&[(id, der.to_vec(), audit.clone())])
+            .await
+    }
+
+    /// [`Store::mark_issued`] for many rows in one transaction.
+    pub async fn mark_issued_many(&self, issued: &[(i64, Vec<u8>, AuditEvent)]) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let now = gpki_pki::time::now();
+        for (id, der, audit) in issued {
+            let done = sqlx::query("UPDATE certificates SET status = 'issued', der = $1 WHERE id = $2 AND status = 'pending'")
+                .bind(der)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() != 1 {
+                return Err(Error::conflict(format!(
+                    "certificate row {id} is not pending"
+                )));
+            }
+            append(&mut tx, audit, now).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Gives up a pending row whose key is lost; its serial stays reserved, and its
+    /// request key is set aside so the request can be issued afresh.
+    pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "UPDATE certificates SET status = 'abandoned', \
+             request_key = CASE WHEN request_key IS NULL THEN NULL ELSE request_key || '~abandoned-' || CAST(id AS TEXT) END \
+             WHERE id = $1 AND status = 'pending'",
+        )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub async fn certificate(
+        &self,
+        issuer_id: i64,
+        serial: &str,
+    ) -> Result<Option<CertificateRecord>> {
+        let sql =
+            format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial = $2");
+        let row = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(cert_from_row).transpose()
+    }
+
+    pub async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord> {
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(cert_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no certificate row {id}")))
+    }
+
+    /// Certificates with any of `serials` under `issuer_id` (any status).
+    pub async fn certificate_by_request_key(
+        &self,
+        issuer_id: i64,
+        key: &str,
+    ) -> Result<Option<CertificateRecord>> {
+        let sql = format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND request_key = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(cert_from_row).transpose()
+    }
+
+    /// Request keys already used under `issuer_id` that start with `prefix`, with
+    /// their status (for resuming a batch without one query per row).
+    pub async fn request_keys(
+        &self,
+        issuer_id: i64,
+        prefix: &str,
+    ) -> Result<Vec<(String, CertStatus, i64)>> {
+        let rows = sqlx::query(
+            "SELECT request_key, status, id FROM certificates WHERE issuer_id = $1 AND request_key IS NOT NULL \
+             AND substr(request_key, 1, $2) = $3",
+        )
+        .bind(issuer_id)
+        .bind(prefix.len() as i64)
+        .bind(prefix)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status").map_err(db_err)?;
+                Ok((
+                    r.try_get("request_key").map_err(db_err)?,
+                    s.parse()?,
+                    r.try_get("id").map_err(db_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Lists certificates, newest first.
+    pub async fn list_certificates(&self, filter: &CertFilter) -> Result<Vec<CertificateRecord>> {
+        let mut sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.issuer_id.is_some() {
+            sql += &format!(" AND issuer_id = {}", next());
+        }
+        if filter.status.is_some() {
+            sql += &format!(" AND status = {}", next());
+        }
+        if filter.profile.is_some() {
+            sql += &format!(" AND profile = {}", next());
+        }
+        if filter.subject_contains.is_some() {
+            sql += &format!(" AND subject LIKE {}", next());
+        }
+        if filter.expires_before.is_some() {
+            sql += &format!(" AND not_after < {}", next());
+        }
+        sql += &format!(" ORDER BY id DESC LIMIT {}", next());
+        let mut q = sqlx::query(&sql);
+        if let Some(v) = filter.issuer_id {
+            q = q.bind(v);
+        }
+        if let Some(v) = filter.status {
+            q = q.bind(v.as_str());
+        }
+        if let Some(v) = &filter.profile {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &filter.subject_contains {
+            q = q.bind(format!("%{v}%"));
+        }
+        if let Some(v) = filter.expires_before {
+            q = q.bind(v);
+        }
+        q = q.bind(if filter.limit > 0 { filter.limit } else { 1000 });
+        let rows = q.fetch_all(self.pool()).await.map_err(db_err)?;
+        rows.iter().map(cert_from_row).collect()
+    }
+
+    /// Revokes a certificate. Only `issued`, `pending` and `hold` certificates can be
+    /// revoked; a held certificate may be revoked for good with another reason.
+    /// `reason` is an RFC 5280 code; 6 (certificateHold) puts it on hold.
+    pub async fn revoke(
+        &self,
+        issuer_id: i64,
+        serial: &str,
+        reason: i64,
+        revoked_at: i64,
+        invalidity_date: Option<i64>,
+        audit: &AuditEvent,
+    ) -> Result<CertificateRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Lock the issuer's counter first so concurrent revocations serialise.
+        let seq = bump_revocation_seq(&mut tx, issuer_id).await?;
+        let sql =
+            format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial = $2");
+        let current = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(serial)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(cert_from_row)
+            .transpose()?
+            .ok_or_else(|| {
+                Error::not_found(format!("no certificate with serial {serial} from this CA"))
+            })?;
+        let hold = reason == 6;
+        match current.status {
+            CertStatus::Revoked => {
+                return Err(Error::conflict(format!(
+                    "certificate {serial} is already revoked; revocation is never undone"
+                )))
+            }
+            CertStatus::Hold if hold => {
+                return Err(Error::conflict(format!(
+                    "certificate {serial} is already on hold"
+                )))
+            }
+            CertStatus::Abandoned => {
+                return Err(Error::conflict(format!(
+                    "certificate {serial} was never signed (abandoned)"
+                )))
+            }
+            _ => {}
+        }
+        let status = if hold { "hold" } else { "revoked" };
+        // RFC 5280 §5.3.1: a certificate revoked for good after a hold keeps the
+        // date it first went on the CRL.
+        let at = if current.status == CertStatus::Hold {
+            current.revoked_at.unwrap_or(revoked_at)
+        } else {
+            revoked_at
+        };
+        sqlx::query(
+            "UPDATE certificates SET status = $1, revoked_at = $2, reason = $3, invalidity_date = $4, revocation_seq = $5 \
+             WHERE id = $6",
+        )
+        .bind(status)
+        .bind(at)
+        .bind(reason)
+        .bind(invalidity_date)
+        .bind(seq)
+        .bind(current.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.certificate_by_id(current.id).await
+    }
+
+    /// Releases a certificate from certificateHold: it is valid again, and the next
+    /// delta CRL lists it with removeFromCRL.
+    pub async fn release_hold(
+        &self,
+        issuer_id: i64,
+        serial: &str,
+        audit: &AuditEvent,
+    ) -> Result<CertificateRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let seq = bump_revocation_seq(&mut tx, issuer_id).await?;
+        let row =
+            sqlx::query("SELECT id, status FROM certificates WHERE issuer_id = $1 AND serial = $2")
+                .bind(issuer_id)
+                .bind(serial)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| {
+                    Error::not_found(format!("no certificate with serial {serial} from this CA"))
+                })?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        let status: String = row.try_get("status").map_err(db_err)?;
+        if status != "hold" {
+            return Err(Error::conflict(format!(
+                "certificate {serial} is {status}, not on hold; only certificateHold can be released"
+            )));
+        }
+        // reason 8 (removeFromCRL) with status issued marks a release for delta CRLs.
+        sqlx::query(
+            "UPDATE certificates SET status = 'issued', revoked_at = $1, reason = 8, invalidity_date = NULL, \
+             revocation_seq = $2 WHERE id = $3",
+        )
+        .bind(gpki_pki::time::now())
+        .bind(seq)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.certificate_by_id(id).await
+    }
+
+    /// Reserves the next CRL number for `issuer_id` and reads the revocation
+    /// watermark the CRL will cover, atomically.
+    pub async fn allocate_crl(&self, issuer_id: i64) -> Result<CrlAllocation> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query("UPDATE authorities SET crl_seq = crl_seq + 1 WHERE id = $1 RETURNING crl_seq, revocation_seq")
+            .bind(issuer_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let crl_number: i64 = row.try_get("crl_seq").map_err(db_err)?;
+        let watermark: i64 = row.try_get("revocation_seq").map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let previous_full = self.latest_crl(issuer_id, true).await?;
+        Ok(CrlAllocation {
+            crl_number,
+            watermark,
+            previous_full,
+        })
+    }
+
+    /// Entries of a full CRL: every revoked or held certificate up to `watermark`,
+    /// except those that expired before the previous full CRL was issued and were
+    /// already listed on it (RFC 5280 §3.3 lets expired entries drop off).
+    pub async fn crl_entries(
+        &self,
+        issuer_id: i64,
+        watermark: i64,
+        previous: Option<&CrlRecord>,
+    ) -> Result<Vec<RevokedRow>> {
+        let (cutoff, prev_mark) = previous
+            .map(|p| (p.this_update, p.revocation_seq))
+            .unwrap_or((0, 0));
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, reason, invalidity_date FROM certificates \
+             WHERE issuer_id = $1 AND status IN ('revoked', 'hold') AND revocation_seq <= $2 \
+             AND (not_after >= $3 OR revocation_seq > $4)",
+        )
+        .bind(issuer_id)
+        .bind(watermark)
+        .bind(cutoff)
+        .bind(prev_mark)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(revoked_from_row).collect()
+    }
+
+    /// Entries of a delta CRL: changes after `base_watermark` up to `watermark`,
+    /// releases from hold included (reason removeFromCRL).
+    pub async fn delta_entries(
+        &self,
+        issuer_id: i64,
+        base_watermark: i64,
+        watermark: i64,
+    ) -> Result<Vec<RevokedRow>> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, reason, invalidity_date FROM certificates \
+             WHERE issuer_id = $1 AND revocation_seq > $2 AND revocation_seq <= $3 \
+             AND (status IN ('revoked', 'hold') OR (status = 'issued' AND reason = 8))",
+        )
+        .bind(issuer_id)
+        .bind(base_watermark)
+        .bind(watermark)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(revoked_from_row).collect()
+    }
+
+    /// Stores a signed CRL.
+    pub async fn record_crl(&self, crl: &NewCrl, audit: &AuditEvent) -> Result<CrlRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let now = gpki_pki::time::now();
+        let row = sqlx::query(
+            "INSERT INTO crls (issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(crl.issuer_id)
+        .bind(crl.crl_number)
+        .bind(crl.delta_base)
+        .bind(crl.watermark)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .bind(crl.entries)
+        .bind(&crl.der)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(CrlRecord {
+            id,
+            issuer_id: crl.issuer_id,
+            crl_number: crl.crl_number,
+            delta_base: crl.delta_base,
+            revocation_seq: crl.watermark,
+            this_update: crl.this_update,
+            next_update: crl.next_update,
+            entries: crl.entries,
+            der: crl.der.clone(),
+        })
+    }
+
+    /// The newest CRL of `issuer_id` (full only, or full or delta).
+    pub async fn latest_crl(&self, issuer_id: i64, full_only: bool) -> Result<Option<CrlRecord>> {
+        let sql = if full_only {
+            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
+             FROM crls WHERE issuer_id = $1 AND delta_base IS NULL ORDER BY crl_number DESC LIMIT 1"
+        } else {
+            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
+             FROM crls WHERE issuer_id = $1 ORDER BY crl_number DESC LIMIT 1"
+        };
+        let row = sqlx::query(sql)
+            .bind(issuer_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(crl_from_row).transpose()
+    }
+}
+
+fn revoked_from_row(r: &AnyRow) -> Result<RevokedRow> {
+    Ok(RevokedRow {
+        serial: r.try_get("serial").map_err(db_err)?,
+        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
+        reason: r.try_get("reason").map_err(db_err)?,
+        invalidity_date: r.try_get("invalidity_date").map_err(db_err)?,
+    })
+}
