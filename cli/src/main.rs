@@ -94,6 +94,8 @@ enum Command {
 enum StoreCmd {
     /// Run the embedded schema migrations
     Migrate,
+    /// Row counts of the main tables
+    Stats,
 }
 
 #[derive(Args)]
@@ -613,6 +615,16 @@ async fn run(cli: Cli) -> Result<()> {
                     )
                 },
             );
+        }
+        Command::Store(StoreCmd::Stats) => {
+            let store = g.store().await?;
+            let c = store.counts().await?;
+            emit(out, serde_json::to_value(c).expect("JSON"), || {
+                format!(
+                    "authorities {}\ncertificates {}\ncrls {}\naudit records {}",
+                    c.authorities, c.certificates, c.crls, c.audit
+                )
+            });
         }
         Command::Ca(cmd) => ca_command(&g, cmd).await?,
         Command::Profile(ProfileCmd::List) => {

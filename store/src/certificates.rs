@@ -362,7 +362,7 @@ impl Store {
     ) -> Result<Vec<(String, CertStatus, i64)>> {
         let rows = sqlx::query(
             "SELECT request_key, status, id FROM certificates WHERE issuer_id = $1 AND request_key IS NOT NULL \
-             AND substr(request_key, 1, $2) = $3",
+             AND substr(request_key, 1, CAST($2 AS INTEGER)) = $3",
         )
         .bind(issuer_id)
         .bind(prefix.len() as i64)

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `gpki` binary, real stores (SQLite and PostgreSQL),
+//! and OpenSSL and pkilint as independent oracles.
+
+mod bad_input;
+mod batch;
+mod invariants;
+mod lifecycle;
+mod oracles;
+pub mod support;

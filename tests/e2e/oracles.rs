@@ -1,0 +1,264 @@
+//! Every profile's certificate and every CRL kind, judged by OpenSSL and pkilint.
+
+use crate::support::{pkilint, require, Backend, Env};
+
+const PROFILES: &[&str] = &[
+    "official-sign",
+    "official-km",
+    "institution-sign",
+    "server",
+    "g-ssl",
+    "ocsp-signer",
+    "tsa",
+    "ra-operator",
+    "credential-signer",
+];
+
+#[test]
+fn dev_up_artefacts_pass_openssl_and_pkilint() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    // dev up uses its own passphrase file, as a new user would.
+    let mut cmd = env.command();
+    cmd.env_remove("GPKI_KEY_PASS_FILE")
+        .env_remove("GPKI_STORE")
+        .args(["dev", "up"]);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("made   root CA gpki-root"), "{text}");
+
+    let certs = env.path("data/certs");
+    let f = |n: &str| certs.join(n).display().to_string();
+    if require("openssl") {
+        let root = f("gpki-root.crt.pem");
+        let sub = f("mois.crt.pem");
+        for p in PROFILES {
+            let out = env.openssl_ok(&[
+                "verify",
+                "-x509_strict",
+                "-CAfile",
+                &root,
+                "-untrusted",
+                &sub,
+                &f(&format!("{p}.crt.pem")),
+            ]);
+            assert!(out.contains(": OK"), "{p}: {out}");
+        }
+        for ca in ["gpki-root", "mois"] {
+            let crl = env
+                .path(&format!("data/crl/{ca}.crl.pem"))
+                .display()
+                .to_string();
+            let out = env.openssl_ok(&[
+                "crl",
+                "-in",
+                &crl,
+                "-noout",
+                "-verify",
+                "-CAfile",
+                &f("chain.pem"),
+            ]);
+            assert!(out.contains("verify OK"), "{ca}: {out}");
+        }
+    }
+    if require("lint_pkix_cert") {
+        for p in PROFILES
+            .iter()
+            .filter(|p| **p != "g-ssl")
+            .chain(["gpki-root", "mois"].iter())
+        {
+            let findings = pkilint("lint_pkix_cert", &[], &certs.join(format!("{p}.crt.pem")));
+            assert!(
+                findings.is_empty(),
+                "pkilint PKIX findings for {p}:\n{findings}"
+            );
+        }
+        // g-ssl is judged by the CA/B Forum linter, which runs the PKIX checks too and
+        // drops those the BR supersede (subjectKeyIdentifier, docs/profiles.md).
+        let findings = pkilint(
+            "lint_cabf_serverauth_cert",
+            &["-t", "OV-FINAL-CERTIFICATE"],
+            &certs.join("g-ssl.crt.pem"),
+        );
+        assert!(
+            findings.is_empty(),
+            "pkilint CABF findings for g-ssl:\n{findings}"
+        );
+        let findings = pkilint(
+            "lint_crl",
+            &["-t", "CRL", "-p", "PKIX"],
+            &env.path("data/crl/mois.crl.pem"),
+        );
+        assert!(findings.is_empty(), "pkilint CRL findings:\n{findings}");
+        let findings = pkilint(
+            "lint_crl",
+            &["-t", "ARL", "-p", "PKIX"],
+            &env.path("data/crl/gpki-root.crl.pem"),
+        );
+        assert!(findings.is_empty(), "pkilint ARL findings:\n{findings}");
+    }
+
+    // A second run is idempotent: nothing new is made.
+    let before = env.json(&[
+        "store",
+        "stats",
+        "--store",
+        &format!("sqlite://{}", env.path("data/gpki.db").display()),
+    ]);
+    let mut cmd = env.command();
+    cmd.env_remove("GPKI_KEY_PASS_FILE")
+        .env_remove("GPKI_STORE")
+        .args(["dev", "up", "--output", "json"]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["made"].as_array().unwrap().len(), 0, "{v}");
+    let after = env.json(&[
+        "store",
+        "stats",
+        "--store",
+        &format!("sqlite://{}", env.path("data/gpki.db").display()),
+    ]);
+    assert_eq!(before["certificates"], after["certificates"]);
+}
+
+#[test]
+fn rsa_pss_and_rsa_hierarchy_pass_openssl_and_pkilint() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.ok(&[
+        "ca",
+        "init-root",
+        "--name",
+        "root",
+        "--subject",
+        "CN=PSS Root, OU=GPKI, O=Government of Korea, C=KR",
+        "--key-type",
+        "rsa3072",
+        "--sig-alg",
+        "rsa-pss-sha256",
+        "--out",
+        "root.pem",
+    ]);
+    env.ok(&[
+        "ca",
+        "create",
+        "--parent",
+        "root",
+        "--name",
+        "mois",
+        "--subject",
+        "CN=RSA Sub, OU=GPKI, O=Government of Korea, C=KR",
+        "--key-type",
+        "rsa2048",
+        "--out",
+        "mois.pem",
+    ]);
+    let csr = env.csr(
+        "km",
+        &["rsa:2048"],
+        "/C=KR/O=Government of Korea/OU=Ministry of Education/OU=people/CN=Lee Younghee(000111222)",
+    );
+    env.ok(&[
+        "cert",
+        "issue",
+        "--ca",
+        "mois",
+        "--profile",
+        "official-km",
+        "--csr",
+        csr.to_str().unwrap(),
+        "--out",
+        "km.pem",
+    ]);
+    if require("openssl") {
+        env.verify("km.pem");
+        let text = env.openssl_ok(&["x509", "-in", "mois.pem", "-noout", "-text"]);
+        assert!(text.contains("rsassaPss"), "{text}");
+    }
+    if require("lint_pkix_cert") {
+        for f in ["root.pem", "mois.pem", "km.pem"] {
+            let findings = pkilint("lint_pkix_cert", &[], &env.path(f));
+            assert!(findings.is_empty(), "{f}:\n{findings}");
+        }
+    }
+}
+
+#[test]
+fn cross_certificate_links_another_pki() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.hierarchy();
+    if !require("openssl") {
+        return;
+    }
+    // Another PKI (the national accredited PKI) with its own root and a leaf.
+    env.openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "npki.key",
+        "-out",
+        "npki.pem",
+        "-subj",
+        "/C=KR/O=KISA/CN=KISA RootCA 4",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    env.openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/C=KR/O=Bank/CN=user",
+    ]);
+    env.openssl_ok(&[
+        "x509", "-req", "-in", "leaf.csr", "-CA", "npki.pem", "-CAkey", "npki.key", "-out",
+        "leaf.pem", "-days", "30",
+    ]);
+    env.ok(&[
+        "ca",
+        "cross-certify",
+        "--issuer",
+        "root",
+        "--cert",
+        "npki.pem",
+        "--path-len",
+        "0",
+        "--out",
+        "cross.pem",
+    ]);
+    // Trusting only the GPKI root, the other PKI's leaf verifies through the cross-certificate.
+    let out = env.openssl_ok(&[
+        "verify",
+        "-CAfile",
+        "root.pem",
+        "-untrusted",
+        "cross.pem",
+        "leaf.pem",
+    ]);
+    assert!(out.contains("leaf.pem: OK"), "{out}");
+    if require("lint_pkix_cert") {
+        let findings = pkilint("lint_pkix_cert", &[], &env.path("cross.pem"));
+        assert!(findings.is_empty(), "{findings}");
+    }
+}

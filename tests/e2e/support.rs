@@ -1,0 +1,329 @@
+//! The harness: each test gets its own directory and store (a fresh SQLite file, or a
+//! fresh PostgreSQL database), runs the real `gpki` binary, and checks results with
+//! independent oracles (OpenSSL's command line, pkilint).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub store: String,
+    pub backend: Backend,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+}
+
+/// Whether an oracle tool is on PATH. Under CI a missing oracle fails the test.
+pub fn require(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !in_ci(),
+            "oracle `{tool}` is missing, and CI is set: install it (see .ci/run)"
+        );
+        eprintln!("skipping: oracle `{tool}` is not installed");
+    }
+    found
+}
+
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("GPKI_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(!in_ci(), "GPKI_TEST_POSTGRES_URL is not set, and CI is set: the PostgreSQL half of the suite must run");
+            eprintln!("skipping PostgreSQL test: GPKI_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs SQL against a store URL (tests only: tampering, locking).
+pub async fn sql(url: &str, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    for s in statements {
+        sqlx::Executor::execute(&mut conn, *s)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+}
+
+impl Env {
+    /// A fresh environment, or None when the backend is not available outside CI.
+    pub fn new(backend: Backend) -> Option<Env> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("gpki.db").display()),
+            Backend::Postgres => {
+                let admin = postgres_admin_url()?;
+                let db = format!("gpki_t_{}", hex::encode(openssl_rand(8)));
+                runtime().block_on(sql(&admin, &[&format!("CREATE DATABASE {db}")]));
+                let (base, _) = admin.rsplit_once('/').expect("postgres URL has a database");
+                format!("{base}/{db}")
+            }
+        };
+        std::fs::write(dir.path().join("pass"), "correct horse battery staple\n").unwrap();
+        std::fs::write(dir.path().join("outpass"), "subscriber pass\n").unwrap();
+        Some(Env {
+            dir,
+            store,
+            backend,
+        })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gpki"));
+        c.current_dir(self.dir.path())
+            .env("GPKI_STORE", &self.store)
+            .env("GPKI_DATA_DIR", self.path("data"))
+            .env("GPKI_KEY_PASS_FILE", self.path("pass"))
+            .env("GPKI_OUT_PASS_FILE", self.path("outpass"))
+            .env("GPKI_URL_BASE", "http://pki.test.go.kr")
+            .env_remove("GPKI_POLICIES")
+            .env_remove("GPKI_FAILPOINT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().unwrap())
+    }
+
+    /// Runs gpki and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "gpki {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs gpki and insists on exit code 1; returns the run.
+    pub fn fails(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 1,
+            "gpki {args:?} should fail with 1:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    pub fn counts(&self) -> Value {
+        self.json(&["store", "stats"])
+    }
+
+    /// A small hierarchy: root `root` (P-384) and subordinate `mois` (P-256,
+    /// pathLen 0, constrained to C=KR and go.kr).
+    pub fn hierarchy(&self) {
+        self.ok(&[
+            "ca",
+            "init-root",
+            "--name",
+            "root",
+            "--subject",
+            "CN=Test Root CA, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p384",
+            "--out",
+            "root.pem",
+        ]);
+        self.ok(&[
+            "ca",
+            "create",
+            "--parent",
+            "root",
+            "--name",
+            "mois",
+            "--subject",
+            "CN=Test MOIS CA, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p256",
+            "--path-len",
+            "0",
+            "--permit-dn",
+            "C=KR",
+            "--permit-dns",
+            "go.kr",
+            "--out",
+            "mois.pem",
+        ]);
+        let chain = std::fs::read_to_string(self.path("mois.pem")).unwrap()
+            + &std::fs::read_to_string(self.path("root.pem")).unwrap();
+        std::fs::write(self.path("chain.pem"), chain).unwrap();
+    }
+
+    pub fn openssl(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new("openssl")
+                .current_dir(self.dir.path())
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    pub fn openssl_ok(&self, args: &[&str]) -> String {
+        let r = self.openssl(args);
+        assert_eq!(
+            r.code, 0,
+            "openssl {args:?} failed:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        r.stdout + &r.stderr
+    }
+
+    /// A key and CSR made by OpenSSL (the requester's side).
+    pub fn csr(&self, name: &str, key_alg: &[&str], subject: &str) -> PathBuf {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let mut args = vec!["req", "-new", "-newkey"];
+        args.extend(key_alg);
+        args.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", subject]);
+        self.openssl_ok(&args);
+        self.path(&csr)
+    }
+
+    /// `openssl verify -x509_strict` of `cert` against the test hierarchy.
+    pub fn verify(&self, cert: &str) {
+        let out = self.openssl_ok(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "mois.pem",
+            cert,
+        ]);
+        assert!(out.contains(": OK"), "{out}");
+    }
+
+    pub fn serial_of(&self, cert: &str) -> String {
+        let out = self.openssl_ok(&["x509", "-in", cert, "-noout", "-serial"]);
+        out.trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.backend == Backend::Postgres {
+            if let (Some(admin), Some((_, db))) = (
+                std::env::var("GPKI_TEST_POSTGRES_URL").ok(),
+                self.store.rsplit_once('/'),
+            ) {
+                let db = db.to_string();
+                let _ = std::thread::spawn(move || {
+                    runtime().block_on(async {
+                        sqlx::any::install_default_drivers();
+                        if let Ok(mut c) =
+                            <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await
+                        {
+                            let _ = sqlx::Executor::execute(
+                                &mut c,
+                                format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                        }
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+fn openssl_rand(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    b
+}
+
+/// pkilint's verdict at WARNING and above: empty means clean.
+pub fn pkilint(tool: &str, extra: &[&str], file: &Path) -> String {
+    let mut args = vec!["lint", "-s", "WARNING"];
+    args.extend(extra);
+    let f = file.display().to_string();
+    args.push(&f);
+    let o = Command::new(tool).args(&args).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    // The CABF linter prints the detected type on stderr with -o; drop that line.
+    text.lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.trim().ends_with("-CERTIFICATE")
+                && !l.trim().ends_with("-CA")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Declares two tests, one per backend, each running `$body(&Env)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($sqlite:ident, $postgres:ident, $body:expr) => {
+        #[test]
+        fn $sqlite() {
+            let env = $crate::support::Env::new($crate::support::Backend::Sqlite).unwrap();
+            ($body)(&env);
+        }
+        #[test]
+        fn $postgres() {
+            if let Some(env) = $crate::support::Env::new($crate::support::Backend::Postgres) {
+                ($body)(&env);
+            }
+        }
+    };
+}
