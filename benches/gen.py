@@ -28,16 +28,28 @@ def csrs(n, out, key_type):
                 f.write(csr.public_bytes(serialization.Encoding.PEM))
             csv.write(f'r{i:07d},"CN={cn}, OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",{path}\n')
 
+def crl_entry(serial: bytes, revoked_at: int, reason: int) -> bytes:
+    """DER of a revokedCertificates entry with a reasonCode, as gpki's store keeps it."""
+    def tlv(tag, body):
+        n = len(body)
+        return bytes([tag]) + (bytes([n]) if n < 128 else bytes([0x81, n])) + body
+    when = time.strftime("%y%m%d%H%M%SZ", time.gmtime(revoked_at)).encode()
+    reason_ext = tlv(0x30, tlv(0x06, bytes([0x55, 0x1d, 0x15])) + tlv(0x04, tlv(0x0a, bytes([reason]))))
+    return tlv(0x30, tlv(0x02, serial) + tlv(0x17, when) + tlv(0x30, reason_ext))
+
 def revoked_sqlite(db, ca, n):
     """Adds n revoked certificates of CA `ca` straight into a gpki SQLite store."""
     con = sqlite3.connect(db)
     (issuer,) = con.execute("SELECT id FROM authorities WHERE name = ?", (ca,)).fetchone()
     now = int(time.time())
     seq = con.execute("SELECT revocation_seq FROM authorities WHERE id = ?", (issuer,)).fetchone()[0] + 1
-    rows = ((issuer, "4" + secrets.token_hex(15) + "0",
-             "CN=bench", "official-sign", "revoked", now - 86400, now + 86400 * 700, "00", b"", now - 3600, 1 + (k % 5), seq, now)
-            for k in range(n))
-    con.executemany("INSERT INTO certificates (issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, tbs, revoked_at, reason, revocation_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    def rows():
+        for k in range(n):
+            serial = bytes([0x40 | secrets.randbelow(64)]) + secrets.token_bytes(15)
+            reason = 1 + (k % 5)
+            yield (issuer, serial.hex(), "CN=bench", "official-sign", "revoked", now - 86400, now + 86400 * 700, "00", b"",
+                   now - 3600, reason, seq, crl_entry(serial, now - 3600, reason), now)
+    con.executemany("INSERT INTO certificates (issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, tbs, revoked_at, reason, revocation_seq, crl_entry, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows())
     con.execute("UPDATE authorities SET revocation_seq = ? WHERE id = ?", (seq, issuer))
     con.commit()
 
@@ -46,7 +58,7 @@ def openssl_index(n, path):
     reasons = ["keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation"]
     with open(path, "w") as f:
         for k in range(n):
-            f.write(f"R\t281231000000Z\t261122000000Z,{reasons[k % 5]}\t4{secrets.token_hex(15)}\tunknown\t/CN=bench{k}\n")
+            f.write(f"R\t281231000000Z\t261122000000Z,{reasons[k % 5]}\t4{secrets.token_hex(15)}0\tunknown\t/CN=bench{k}\n")
 
 def measure(argv):
     """Runs a command; prints its wall time in seconds and peak RSS in MiB."""

@@ -17,10 +17,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GPKI=$ROOT/target/release/gpki
 GEN="python3 $ROOT/benches/gen.py"
 PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-W=${BENCH_DIR:-/tmp/gpki-bench}
+# A new directory each run: deleting many files just before creating many others
+# makes ext4's inode allocator skip the freed ones, which would be measured too.
+W=${BENCH_DIR:-$(mktemp -d /tmp/gpki-bench.XXXXXX)}
 [ -x "$GPKI" ] || { echo "build first: cargo build --release -p gpki" >&2; exit 1; }
 command -v cfssl >/dev/null || { echo "cfssl missing: apt-get install golang-cfssl" >&2; exit 1; }
-rm -rf "$W"; mkdir -p "$W"; cd "$W"
+mkdir -p "$W"; cd "$W"
 echo "bench passphrase" > pass
 export GPKI_KEY_PASS_FILE=$W/pass GPKI_OUT_PASS_FILE=$W/pass GPKI_URL_BASE=http://pki.gpki.go.kr
 now() { date +%s.%N; }

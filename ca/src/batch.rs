@@ -151,6 +151,34 @@ pub fn read_csv(path: &Path) -> Result<Vec<BatchRow>> {
     Ok(rows)
 }
 
+fn write_cert(dir: &Path, request_id: &str, der: &[u8]) -> Result<()> {
+    let path = dir.join(format!("{request_id}.crt.pem"));
+    std::fs::write(&path, gpki_pki::pem::encode("CERTIFICATE", der))
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `items.iter().map(f)` on every core, in order. Signing and CSR verification are
+/// the CPU-bound steps of a batch; the store writes stay on one connection.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("batch worker panicked"))
+            .collect()
+    })
+}
+
 /// A pending row finished from its recorded tbsCertificate.
 struct Resumed {
     id: i64,
@@ -201,6 +229,7 @@ impl Ca {
         for chunk in rows.chunks(chunk_size) {
             let mut prepared = Vec::with_capacity(chunk.len());
             let mut resumed = Vec::new();
+            let mut fresh: Vec<&BatchRow> = Vec::with_capacity(chunk.len());
             for row in chunk {
                 let request_key = format!("{key_prefix}{}", row.request_id);
                 match existing.get(&request_key) {
@@ -227,7 +256,12 @@ impl Ca {
                     }
                     None => {}
                 }
-                match self.prepare(&issuer, &profile, row, opts) {
+                fresh.push(row);
+            }
+            // Verifying CSRs and planning is CPU work: spread it over the cores.
+            let results = parallel_map(&fresh, |row| self.prepare(&issuer, &profile, row, opts));
+            for (row, result) in fresh.iter().zip(results) {
+                match result {
                     Ok(p) => prepared.push(p),
                     Err(e) => report.failed.push(RowError {
                         line: row.line,
@@ -370,9 +404,14 @@ impl Ca {
         };
         crate::failpoint("after-record");
         let mut finished = Vec::with_capacity(ids.len() + resumed.len());
-        for ((p, id), new) in prepared.iter().zip(&ids).zip(&news) {
+        let signed = parallel_map(&prepared, |p| -> Result<Vec<u8>> {
             let signature = issuer.key.sign(&p.plan.tbs_der)?;
             let der = gpki_pki::cert::assemble(&p.plan, issuer.key.algorithm(), &signature)?;
+            write_cert(&opts.out_dir, &p.row.request_id, &der)?;
+            Ok(der)
+        });
+        for (((p, id), new), der) in prepared.iter().zip(&ids).zip(&news).zip(signed) {
+            let der = der?;
             let event = AuditEvent::new(
                 &self.actor,
                 "cert.issue",

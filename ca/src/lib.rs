@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME};
 use der::{Decode, Encode};
 use gpki_pki::cert::{self, CaUrls, IssuerContext, Plan, SanEntry, SubjectRequest};
-use gpki_pki::crl::{CrlEntry, CrlHeader, CrlScope, RevocationReason};
+use gpki_pki::crl::{CrlHeader, CrlScope, RevocationReason};
 use gpki_pki::profile::{Profile, ProfileKind, Profiles};
 use gpki_pki::serial::SerialNumber;
 use gpki_pki::signer::Passphrase;
@@ -651,7 +651,7 @@ impl Ca {
         let issuer = self.issuer(ca).await?;
         let id = issuer.record.id;
         let alloc = self.store.allocate_crl(id).await?;
-        let (rows, delta_base) = if delta {
+        let (entries, delta_base) = if delta {
             let base = alloc.previous_full.as_ref().ok_or_else(|| {
                 Error::conflict(format!(
                     "CA `{ca}` has no full CRL yet to base a delta CRL on"
@@ -671,18 +671,6 @@ impl Ca {
                 None,
             )
         };
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in &rows {
-            entries.push(CrlEntry {
-                serial: hex::decode(&r.serial).map_err(|_| {
-                    Error::internal(format!("stored serial `{}` is not hex", r.serial))
-                })?,
-                revoked_at: r.revoked_at,
-                reason: RevocationReason::from_code(r.reason)
-                    .unwrap_or(RevocationReason::Unspecified),
-                invalidity_date: r.invalidity_date,
-            });
-        }
         let now = gpki_pki::time::now();
         let is_root = issuer.record.parent_id.is_none();
         let header = CrlHeader {
@@ -702,13 +690,13 @@ impl Ca {
                 CrlScope::All
             },
         };
-        let tbs = gpki_pki::crl::build_tbs(&header, &entries)?;
+        let tbs = gpki_pki::crl::build_tbs(&header, &entries.der, entries.count as usize)?;
         let signature = issuer.key.sign(&tbs)?;
         let der = gpki_pki::signed::assemble(&tbs, issuer.key.algorithm(), &signature)?;
         let event = self.event(
             if delta { "crl.generate-delta" } else { "crl.generate" },
             format!("crl:{ca}/{}", alloc.crl_number),
-            json!({ "entries": entries.len(), "delta_base": delta_base, "next_update": header.next_update }),
+            json!({ "entries": entries.count, "delta_base": delta_base, "next_update": header.next_update }),
         );
         self.store
             .record_crl(
@@ -719,7 +707,7 @@ impl Ca {
                     watermark: alloc.watermark,
                     this_update: header.this_update,
                     next_update: header.next_update,
-                    entries: entries.len() as i64,
+                    entries: entries.count,
                     der,
                 },
                 &event,

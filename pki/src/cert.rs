@@ -242,7 +242,7 @@ pub fn plan(
 ) -> Result<Plan> {
     let spec = &profile.spec;
     let spki = crate::signer::spki_from_der(&request.spki_der)?;
-    let key_type = crate::signer::KeyType::of_spki(&request.spki_der)?;
+    let key_type = crate::signer::KeyType::of_spki_info(&spki)?;
     profile.allows_key(key_type)?;
     if request.check_template {
         profile.check_subject(&request.subject)?;

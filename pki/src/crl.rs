@@ -174,51 +174,53 @@ fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Ex
     })
 }
 
-/// Encodes the tbsCertList. Entries are written in the order given.
-pub fn build_tbs(header: &CrlHeader, entries: &[CrlEntry]) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(256 + entries.len() * 48);
+/// The DER of one revokedCertificates entry (RFC 5280 §5.1.2.6).
+pub fn encode_entry(e: &CrlEntry) -> Result<Vec<u8>> {
+    let mut entry = Vec::with_capacity(64);
+    entry.extend_from_slice(&Uint::new(&e.serial)?.to_der()?);
+    entry.extend_from_slice(&crate::time::x509_time(e.revoked_at)?.to_der()?);
+    let mut entry_exts = Vec::new();
+    // RFC 5280 §5.3.1: omit the reason code rather than use unspecified.
+    if e.reason != RevocationReason::Unspecified {
+        entry_exts.extend_from_slice(
+            &ext(
+                const_oid::db::rfc5280::ID_CE_CRL_REASONS,
+                false,
+                &e.reason.to_x509(),
+            )?
+            .to_der()?,
+        );
+    }
+    if let Some(d) = e.invalidity_date {
+        entry_exts.extend_from_slice(
+            &ext(
+                ID_CE_INVALIDITY_DATE,
+                false,
+                &crate::time::generalized_time(d)?,
+            )?
+            .to_der()?,
+        );
+    }
+    if !entry_exts.is_empty() {
+        push_tlv(&mut entry, 0x30, &entry_exts);
+    }
+    let mut out = Vec::with_capacity(entry.len() + 4);
+    push_tlv(&mut out, 0x30, &entry);
+    Ok(out)
+}
+
+/// Encodes the tbsCertList around `entries`, the concatenated DER of `count` entries
+/// from [`encode_entry`].
+pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(512 + entries.len());
     // version v2 (RFC 5280 §5.1.2.1: required, as extensions are present)
     body.extend_from_slice(&[0x02, 0x01, 0x01]);
     body.extend_from_slice(&header.algorithm.identifier().to_der()?);
     body.extend_from_slice(&header.issuer.to_der()?);
     body.extend_from_slice(&crate::time::x509_time(header.this_update)?.to_der()?);
     body.extend_from_slice(&crate::time::x509_time(header.next_update)?.to_der()?);
-
-    if !entries.is_empty() {
-        let mut list = Vec::with_capacity(entries.len() * 48);
-        let mut entry = Vec::with_capacity(96);
-        for e in entries {
-            entry.clear();
-            entry.extend_from_slice(&Uint::new(&e.serial)?.to_der()?);
-            entry.extend_from_slice(&crate::time::x509_time(e.revoked_at)?.to_der()?);
-            let mut entry_exts = Vec::new();
-            // RFC 5280 §5.3.1: omit the reason code rather than use unspecified.
-            if e.reason != RevocationReason::Unspecified {
-                entry_exts.extend_from_slice(
-                    &ext(
-                        const_oid::db::rfc5280::ID_CE_CRL_REASONS,
-                        false,
-                        &e.reason.to_x509(),
-                    )?
-                    .to_der()?,
-                );
-            }
-            if let Some(d) = e.invalidity_date {
-                entry_exts.extend_from_slice(
-                    &ext(
-                        ID_CE_INVALIDITY_DATE,
-                        false,
-                        &crate::time::generalized_time(d)?,
-                    )?
-                    .to_der()?,
-                );
-            }
-            if !entry_exts.is_empty() {
-                push_tlv(&mut entry, 0x30, &entry_exts);
-            }
-            push_tlv(&mut list, 0x30, &entry);
-        }
-        push_tlv(&mut body, 0x30, &list);
+    if count > 0 {
+        push_tlv(&mut body, 0x30, entries);
     }
 
     let mut exts = vec![
@@ -300,7 +302,11 @@ mod tests {
                 invalidity_date: (i % 2 == 0).then_some(1_798_000_000),
             })
             .collect();
-        let tbs = build_tbs(&header, &entries).unwrap();
+        let list: Vec<u8> = entries
+            .iter()
+            .flat_map(|e| encode_entry(e).unwrap())
+            .collect();
+        let tbs = build_tbs(&header, &list, entries.len()).unwrap();
         let crl = crate::signed::assemble(&tbs, header.algorithm, &[0xAB; 70]).unwrap();
         let parsed = CertificateList::from_der(&crl).unwrap();
         let revoked = parsed.tbs_cert_list.revoked_certificates.unwrap();

@@ -1,5 +1,6 @@
 //! PKCS#10 requests. The structure is decoded with x509-cert; the proof of possession
-//! (the request's self-signature) is checked by OpenSSL, independently of our decoder.
+//! (the request's self-signature, over the certificationRequestInfo bytes exactly as
+//! received) is checked with OpenSSL's signature primitives.
 //! Only the subject, the key and requested subjectAltNames are taken from a CSR; other
 //! requested extensions are ignored, so a requester cannot widen the profile.
 
@@ -21,6 +22,16 @@ pub struct VerifiedCsr {
     pub requested_sans: Vec<SanEntry>,
 }
 
+/// The certificationRequestInfo TLV as it appears in the request (RFC 2986 §4.2: the
+/// signature is over these bytes).
+fn request_info_bytes(der_bytes: &[u8]) -> Result<&[u8]> {
+    use der::Reader;
+    let mut reader = der::SliceReader::new(der_bytes)?;
+    let header = der::Header::decode(&mut reader)?;
+    header.tag.assert_eq(der::Tag::Sequence)?;
+    Ok(reader.tlv_bytes()?)
+}
+
 /// Decodes a CSR (PEM or DER) and verifies its signature.
 pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr> {
     let der_bytes =
@@ -28,12 +39,17 @@ pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr> {
             .map_err(|e| e.context("CSR"))?;
     let req = CertReq::from_der(&der_bytes)
         .map_err(|e| Error::malformed(format!("CSR is not a valid PKCS#10 request: {e}")))?;
-    let ossl = openssl::x509::X509Req::from_der(&der_bytes)
-        .map_err(|_| Error::malformed("CSR is not a valid PKCS#10 request (OpenSSL)"))?;
-    let key = ossl
-        .public_key()
-        .map_err(|_| Error::malformed("CSR public key cannot be read"))?;
-    let verified = ossl.verify(&key).unwrap_or(false);
+    let info = request_info_bytes(&der_bytes)?;
+    let signature = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::malformed("CSR signature BIT STRING has unused bits"))?;
+    let verified = crate::signer::verify_with_identifier(
+        &req.info.public_key,
+        &req.algorithm,
+        info,
+        signature,
+    )?;
     if !verified {
         return Err(Error::new(
             ErrorKind::BadSignature,

@@ -63,7 +63,7 @@ fn lint_inner(
     f: &mut impl FnMut(&'static str, String),
 ) -> Result<()> {
     let spki_der = der::Encode::to_der(&tbs.subject_public_key_info)?;
-    let key_type = KeyType::of_spki(&spki_der);
+    let key_type = KeyType::of_spki_info(&tbs.subject_public_key_info);
 
     // RFC 5280 §4.1.2.2: positive, non-zero, at most 20 octets.
     let serial = tbs.serial_number.as_bytes();

@@ -70,11 +70,63 @@ impl KeyType {
     }
 
     /// Classifies a DER SubjectPublicKeyInfo. Keys of other kinds or sizes are refused
-    /// with a message that names what was found.
+    /// with a message that names what was found. Pure DER: no OpenSSL decoder on the
+    /// hot path of issuance.
     pub fn of_spki(spki_der: &[u8]) -> Result<KeyType> {
-        let pkey = PKey::public_key_from_der(spki_der)
-            .map_err(|_| Error::malformed("public key is not a valid SubjectPublicKeyInfo"))?;
-        Self::of_pkey(&pkey)
+        let spki = spki_from_der(spki_der)?;
+        Self::of_spki_info(&spki)
+    }
+
+    /// [`KeyType::of_spki`] for a decoded SubjectPublicKeyInfo.
+    pub fn of_spki_info(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<KeyType> {
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::malformed("public key BIT STRING has unused bits"))?;
+        match spki.algorithm.oid {
+            OID_RSA_ENCRYPTION => {
+                let rsa = RsaPublicKey::from_der(key)
+                    .map_err(|e| Error::malformed(format!("RSA public key: {e}")))?;
+                let m = rsa.modulus.as_bytes();
+                let bits = m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize);
+                match bits {
+                    2048 => Ok(KeyType::Rsa2048),
+                    3072 => Ok(KeyType::Rsa3072),
+                    4096 => Ok(KeyType::Rsa4096),
+                    n => Err(Error::policy(format!(
+                        "RSA key of {n} bits is not supported (2048, 3072 or 4096)"
+                    ))),
+                }
+            }
+            OID_EC_PUBLIC_KEY => {
+                let curve: ObjectIdentifier = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as().ok())
+                    .ok_or_else(|| {
+                        Error::policy("EC key with explicit curve parameters is not supported")
+                    })?;
+                let (kt, len) = match curve {
+                    OID_P256 => (KeyType::EcP256, 65),
+                    OID_P384 => (KeyType::EcP384, 97),
+                    other => {
+                        return Err(Error::policy(format!(
+                            "EC curve {other} is not supported (P-256 or P-384)"
+                        )))
+                    }
+                };
+                if key.len() != len || key[0] != 0x04 {
+                    return Err(Error::malformed(
+                        "EC public key is not an uncompressed point of its curve",
+                    ));
+                }
+                Ok(kt)
+            }
+            other => Err(Error::policy(format!(
+                "key algorithm {other} is not supported (RSA or ECDSA)"
+            ))),
+        }
     }
 
     fn of_pkey<T: openssl::pkey::HasPublic>(pkey: &PKey<T>) -> Result<KeyType> {
@@ -142,6 +194,61 @@ pub enum SignatureAlgorithm {
     EcdsaSha384,
 }
 
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+
+/// RFC 8017 A.1.1 RSAPublicKey.
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: der::asn1::UintRef<'a>,
+    public_exponent: der::asn1::UintRef<'a>,
+}
+
+/// RFC 8017 §9.2 note 1: DER of DigestInfo up to the hash value.
+const DIGEST_INFO_SHA256: &[u8] = &[
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+const DIGEST_INFO_SHA384: &[u8] = &[
+    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, 0x04, 0x30,
+];
+const DIGEST_INFO_SHA512: &[u8] = &[
+    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+    0x00, 0x04, 0x40,
+];
+
+#[derive(Clone, Copy)]
+enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    fn digest(self, msg: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => openssl::sha::sha256(msg).to_vec(),
+            Hash::Sha384 => openssl::sha::sha384(msg).to_vec(),
+            Hash::Sha512 => openssl::sha::sha512(msg).to_vec(),
+        }
+    }
+
+    fn digest_info(self, msg: &[u8]) -> Vec<u8> {
+        let prefix = match self {
+            Hash::Sha256 => DIGEST_INFO_SHA256,
+            Hash::Sha384 => DIGEST_INFO_SHA384,
+            Hash::Sha512 => DIGEST_INFO_SHA512,
+        };
+        let mut out = prefix.to_vec();
+        out.extend_from_slice(&self.digest(msg));
+        out
+    }
+}
+
 const OID_SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const OID_SHA384_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
 const OID_SHA512_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
@@ -204,6 +311,20 @@ impl SignatureAlgorithm {
             | SignatureAlgorithm::RsaPssSha384
             | SignatureAlgorithm::EcdsaSha384 => MessageDigest::sha384(),
             SignatureAlgorithm::RsaPkcs1Sha512 => MessageDigest::sha512(),
+        }
+    }
+
+    /// The hash of a PKCS#1 v1.5 or ECDSA algorithm; None for PSS.
+    fn pkcs1_or_ecdsa_hash(self) -> Option<Hash> {
+        match self {
+            SignatureAlgorithm::RsaPkcs1Sha256 | SignatureAlgorithm::EcdsaSha256 => {
+                Some(Hash::Sha256)
+            }
+            SignatureAlgorithm::RsaPkcs1Sha384 | SignatureAlgorithm::EcdsaSha384 => {
+                Some(Hash::Sha384)
+            }
+            SignatureAlgorithm::RsaPkcs1Sha512 => Some(Hash::Sha512),
+            SignatureAlgorithm::RsaPssSha256 | SignatureAlgorithm::RsaPssSha384 => None,
         }
     }
 
@@ -307,9 +428,17 @@ pub trait Signer: Send + Sync {
 /// A key held in process memory, stored on disk as encrypted PKCS#8.
 pub struct SoftwareKey {
     pkey: PKey<Private>,
+    /// The same key through OpenSSL's direct ECDSA/RSA functions, which skip the
+    /// per-call algorithm fetching of the EVP layer (costly in OpenSSL 3).
+    raw: RawKey,
     key_type: KeyType,
     algorithm: SignatureAlgorithm,
     spki: Vec<u8>,
+}
+
+enum RawKey {
+    Ec(EcKey<Private>),
+    Rsa(Rsa<Private>),
 }
 
 impl fmt::Debug for SoftwareKey {
@@ -353,8 +482,14 @@ impl SoftwareKey {
         let spki = pkey
             .public_key_to_der()
             .map_err(ossl("public key encoding"))?;
+        let raw = if key_type.is_rsa() {
+            RawKey::Rsa(pkey.rsa().map_err(ossl("RSA key"))?)
+        } else {
+            RawKey::Ec(pkey.ec_key().map_err(ossl("EC key"))?)
+        };
         Ok(SoftwareKey {
             pkey,
+            raw,
             key_type,
             algorithm: key_type.default_signature_algorithm(),
             spki,
@@ -454,6 +589,25 @@ impl Signer for SoftwareKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        match (&self.raw, self.algorithm.pkcs1_or_ecdsa_hash()) {
+            (RawKey::Ec(key), Some(hash)) => {
+                let digest = hash.digest(message);
+                return openssl::ecdsa::EcdsaSig::sign(&digest, key)
+                    .and_then(|sig| sig.to_der())
+                    .map_err(ossl("ECDSA signing"));
+            }
+            (RawKey::Rsa(key), Some(hash)) => {
+                // RSASSA-PKCS1-v1_5 (RFC 8017 §8.2.1): EMSA-PKCS1-v1_5 over DigestInfo.
+                let info = hash.digest_info(message);
+                let mut out = vec![0u8; key.size() as usize];
+                let n = key
+                    .private_encrypt(&info, &mut out, Padding::PKCS1)
+                    .map_err(ossl("RSA signing"))?;
+                out.truncate(n);
+                return Ok(out);
+            }
+            _ => {}
+        }
         let mut signer = openssl::sign::Signer::new(self.algorithm.digest(), &self.pkey)
             .map_err(ossl("signer setup"))?;
         if self.algorithm.is_pss() {
@@ -488,6 +642,88 @@ pub fn verify(
     }
     verifier.update(message).map_err(ossl("verification"))?;
     Ok(verifier.verify(signature).unwrap_or(false))
+}
+
+/// Verifies a signature made with the AlgorithmIdentifier `algorithm` by the key
+/// `spki`, as found in a CSR or a certificate. ECDSA and PKCS#1 v1.5 go through
+/// OpenSSL's direct functions (the point is checked to be on its curve); RSA-PSS
+/// through the EVP layer. `Ok(false)` means the signature does not verify.
+pub fn verify_with_identifier(
+    spki: &spki::SubjectPublicKeyInfoOwned,
+    algorithm: &AlgorithmIdentifierOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool> {
+    let key_type = KeyType::of_spki_info(spki)?;
+    let key = spki.subject_public_key.raw_bytes();
+    let ecdsa_hash = match algorithm.oid {
+        OID_ECDSA_SHA256 => Some(Hash::Sha256),
+        OID_ECDSA_SHA384 => Some(Hash::Sha384),
+        OID_ECDSA_SHA512 => Some(Hash::Sha512),
+        _ => None,
+    };
+    let rsa_hash = match algorithm.oid {
+        OID_SHA256_RSA => Some(Hash::Sha256),
+        OID_SHA384_RSA => Some(Hash::Sha384),
+        OID_SHA512_RSA => Some(Hash::Sha512),
+        _ => None,
+    };
+    if let Some(hash) = ecdsa_hash {
+        if key_type.is_rsa() {
+            return Ok(false);
+        }
+        let group = curve_group(key_type)?;
+        let mut ctx = openssl::bn::BigNumContext::new().map_err(ossl("BN context"))?;
+        let point = openssl::ec::EcPoint::from_bytes(group, key, &mut ctx)
+            .map_err(|_| Error::malformed("EC public key is not a point on its curve"))?;
+        let ec = EcKey::from_public_key(group, &point).map_err(ossl("EC key"))?;
+        let Ok(sig) = openssl::ecdsa::EcdsaSig::from_der(signature) else {
+            return Ok(false);
+        };
+        return Ok(sig.verify(&hash.digest(message), &ec).unwrap_or(false));
+    }
+    if let Some(hash) = rsa_hash {
+        if !key_type.is_rsa() {
+            return Ok(false);
+        }
+        let pk = RsaPublicKey::from_der(key)
+            .map_err(|e| Error::malformed(format!("RSA public key: {e}")))?;
+        let n =
+            openssl::bn::BigNum::from_slice(pk.modulus.as_bytes()).map_err(ossl("RSA modulus"))?;
+        let e = openssl::bn::BigNum::from_slice(pk.public_exponent.as_bytes())
+            .map_err(ossl("RSA exponent"))?;
+        let rsa = Rsa::from_public_components(n, e).map_err(ossl("RSA key"))?;
+        let mut out = vec![0u8; rsa.size() as usize];
+        return Ok(
+            match rsa.public_decrypt(signature, &mut out, Padding::PKCS1) {
+                Ok(len) => out[..len] == hash.digest_info(message)[..],
+                Err(_) => false,
+            },
+        );
+    }
+    match SignatureAlgorithm::from_identifier(algorithm) {
+        Some(alg) => verify(&spki.to_der()?, alg, message, signature),
+        None => Err(Error::policy(format!(
+            "signature algorithm {} is not supported",
+            algorithm.oid
+        ))),
+    }
+}
+
+/// The curve of an EC key type, built once: building it costs as much as a signature.
+fn curve_group(key_type: KeyType) -> Result<&'static EcGroup> {
+    static P256: std::sync::OnceLock<EcGroup> = std::sync::OnceLock::new();
+    static P384: std::sync::OnceLock<EcGroup> = std::sync::OnceLock::new();
+    let (cell, nid) = match key_type {
+        KeyType::EcP256 => (&P256, Nid::X9_62_PRIME256V1),
+        KeyType::EcP384 => (&P384, Nid::SECP384R1),
+        other => return Err(Error::internal(format!("{other} is not an EC key type"))),
+    };
+    if let Some(g) = cell.get() {
+        return Ok(g);
+    }
+    let g = EcGroup::from_curve_name(nid).map_err(ossl("EC group"))?;
+    Ok(cell.get_or_init(|| g))
 }
 
 /// A passphrase that protects a private key. `Debug` never shows it.
@@ -610,6 +846,41 @@ mod tests {
                 assert_eq!(
                     SignatureAlgorithm::from_identifier(&alg.identifier()),
                     Some(alg)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn identifier_verification_agrees_with_evp() {
+        for key_type in [KeyType::Rsa2048, KeyType::EcP256, KeyType::EcP384] {
+            for alg in SignatureAlgorithm::ALL
+                .into_iter()
+                .filter(|a| a.fits(key_type))
+            {
+                let key = SoftwareKey::generate(key_type)
+                    .unwrap()
+                    .with_algorithm(alg)
+                    .unwrap();
+                let spki = spki_from_der(key.public_key_der()).unwrap();
+                let sig = key.sign(b"request info").unwrap();
+                assert!(
+                    verify_with_identifier(&spki, &alg.identifier(), b"request info", &sig)
+                        .unwrap(),
+                    "{alg}"
+                );
+                assert!(
+                    !verify_with_identifier(&spki, &alg.identifier(), b"request inf0", &sig)
+                        .unwrap(),
+                    "{alg}"
+                );
+                let mut bad = sig.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 1;
+                assert!(
+                    !verify_with_identifier(&spki, &alg.identifier(), b"request info", &bad)
+                        .unwrap(),
+                    "{alg}"
                 );
             }
         }

@@ -110,13 +110,12 @@ pub struct CertFilter {
     pub limit: i64,
 }
 
-/// A revoked certificate as a CRL needs it.
+/// The entries of a CRL as the store holds them: `count` entries, their DER
+/// concatenated (each made by `pki::crl::encode_entry` when the status changed).
 #[derive(Debug, Clone)]
-pub struct RevokedRow {
-    pub serial: String,
-    pub revoked_at: i64,
-    pub reason: i64,
-    pub invalidity_date: Option<i64>,
+pub struct CrlEntries {
+    pub count: i64,
+    pub der: Vec<u8>,
 }
 
 /// A reserved CRL number and the revocation watermark it covers.
@@ -483,15 +482,17 @@ impl Store {
         } else {
             revoked_at
         };
+        let entry = crl_entry(serial, at, reason, invalidity_date)?;
         sqlx::query(
-            "UPDATE certificates SET status = $1, revoked_at = $2, reason = $3, invalidity_date = $4, revocation_seq = $5 \
-             WHERE id = $6",
+            "UPDATE certificates SET status = $1, revoked_at = $2, reason = $3, invalidity_date = $4, revocation_seq = $5, \
+             crl_entry = $6 WHERE id = $7",
         )
         .bind(status)
         .bind(at)
         .bind(reason)
         .bind(invalidity_date)
         .bind(seq)
+        .bind(entry)
         .bind(current.id)
         .execute(&mut *tx)
         .await
@@ -529,12 +530,15 @@ impl Store {
             )));
         }
         // reason 8 (removeFromCRL) with status issued marks a release for delta CRLs.
+        let now = gpki_pki::time::now();
+        let entry = crl_entry(serial, now, 8, None)?;
         sqlx::query(
             "UPDATE certificates SET status = 'issued', revoked_at = $1, reason = 8, invalidity_date = NULL, \
-             revocation_seq = $2 WHERE id = $3",
+             revocation_seq = $2, crl_entry = $3 WHERE id = $4",
         )
-        .bind(gpki_pki::time::now())
+        .bind(now)
         .bind(seq)
+        .bind(entry)
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -572,23 +576,25 @@ impl Store {
         issuer_id: i64,
         watermark: i64,
         previous: Option<&CrlRecord>,
-    ) -> Result<Vec<RevokedRow>> {
+    ) -> Result<CrlEntries> {
         let (cutoff, prev_mark) = previous
             .map(|p| (p.this_update, p.revocation_seq))
             .unwrap_or((0, 0));
-        let rows = sqlx::query(
-            "SELECT serial, revoked_at, reason, invalidity_date FROM certificates \
+        let sql = format!(
+            "SELECT COUNT(*) AS n, {} AS entries FROM certificates \
              WHERE issuer_id = $1 AND status IN ('revoked', 'hold') AND revocation_seq <= $2 \
              AND (not_after >= $3 OR revocation_seq > $4)",
-        )
-        .bind(issuer_id)
-        .bind(watermark)
-        .bind(cutoff)
-        .bind(prev_mark)
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(revoked_from_row).collect()
+            self.concat_blobs("crl_entry")
+        );
+        let row = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(watermark)
+            .bind(cutoff)
+            .bind(prev_mark)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+        entries_from_row(&row)
     }
 
     /// Entries of a delta CRL: changes after `base_watermark` up to `watermark`,
@@ -598,19 +604,31 @@ impl Store {
         issuer_id: i64,
         base_watermark: i64,
         watermark: i64,
-    ) -> Result<Vec<RevokedRow>> {
-        let rows = sqlx::query(
-            "SELECT serial, revoked_at, reason, invalidity_date FROM certificates \
+    ) -> Result<CrlEntries> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n, {} AS entries FROM certificates \
              WHERE issuer_id = $1 AND revocation_seq > $2 AND revocation_seq <= $3 \
              AND (status IN ('revoked', 'hold') OR (status = 'issued' AND reason = 8))",
-        )
-        .bind(issuer_id)
-        .bind(base_watermark)
-        .bind(watermark)
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(revoked_from_row).collect()
+            self.concat_blobs("crl_entry")
+        );
+        let row = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(base_watermark)
+            .bind(watermark)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+        entries_from_row(&row)
+    }
+
+    /// An aggregate that concatenates a BLOB column in the database. SQLite's
+    /// group_concat appends a BLOB's bytes as they are; the CAST reads them back as
+    /// a BLOB.
+    fn concat_blobs(&self, column: &str) -> String {
+        match self.backend() {
+            crate::Backend::Sqlite => format!("CAST(group_concat({column}, '') AS BLOB)"),
+            crate::Backend::Postgres => format!("string_agg({column}, ''::bytea)"),
+        }
     }
 
     /// Stores a signed CRL.
@@ -667,11 +685,31 @@ impl Store {
     }
 }
 
-fn revoked_from_row(r: &AnyRow) -> Result<RevokedRow> {
-    Ok(RevokedRow {
-        serial: r.try_get("serial").map_err(db_err)?,
-        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
-        reason: r.try_get("reason").map_err(db_err)?,
-        invalidity_date: r.try_get("invalidity_date").map_err(db_err)?,
+fn entries_from_row(row: &AnyRow) -> Result<CrlEntries> {
+    let count: i64 = row.try_get("n").map_err(db_err)?;
+    let der: Option<Vec<u8>> = row.try_get("entries").map_err(db_err)?;
+    Ok(CrlEntries {
+        count,
+        der: der.unwrap_or_default(),
+    })
+}
+
+/// The CRL entry DER of a certificate in its new status.
+fn crl_entry(
+    serial_hex: &str,
+    revoked_at: i64,
+    reason: i64,
+    invalidity_date: Option<i64>,
+) -> Result<Vec<u8>> {
+    use gpki_pki::crl::{encode_entry, CrlEntry, RevocationReason};
+    let serial = hex::decode(serial_hex)
+        .map_err(|_| Error::malformed(format!("serial `{serial_hex}` is not hex")))?;
+    let reason = RevocationReason::from_code(reason)
+        .ok_or_else(|| Error::malformed(format!("unknown reason code {reason}")))?;
+    encode_entry(&CrlEntry {
+        serial,
+        revoked_at,
+        reason,
+        invalidity_date,
     })
 }

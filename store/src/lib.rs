@@ -19,8 +19,8 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 
 pub use audit::{AuditEvent, AuditProblem, AuditReport};
 pub use certificates::{
-    CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlRecord, NewCertificate, NewCrl,
-    RevokedRow,
+    CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
+    NewCertificate, NewCrl,
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -270,3 +270,60 @@ both_backends!(
         }
     }
 );
+
+// RFC 5280 §3.3: an entry may leave the CRL once the certificate has expired, but only
+// after it appeared on at least one CRL issued while it was listed.
+both_backends!(
+    expired_entries_drop_off_after_one_crl_sqlite,
+    expired_entries_drop_off_after_one_crl_postgres,
+    |env: &Env| {
+        if !require("openssl") {
+            return;
+        }
+        env.hierarchy();
+        let a = issue_from_csr(env, "expiring");
+        let b = issue_from_csr(env, "staying");
+        let (sa, sb) = (env.serial_of(&a), env.serial_of(&b));
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &sa,
+            "--reason",
+            "keyCompromise",
+        ]);
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &sb,
+            "--reason",
+            "keyCompromise",
+        ]);
+        // `a` expired long ago (the store is edited: issuing an expired certificate is refused).
+        crate::support::runtime().block_on(crate::support::sql(
+            &env.store,
+            &[&format!(
+                "UPDATE certificates SET not_after = 1000 WHERE serial = '{sa}'"
+            )],
+        ));
+        env.ok(&["crl", "generate", "--ca", "mois", "--out", "first.crl"]);
+        let first = env.openssl_ok(&["crl", "-in", "first.crl", "-noout", "-text"]);
+        assert!(
+            first.contains(&sa.to_ascii_uppercase()),
+            "revoked since the last CRL: listed once even though expired\n{first}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        env.ok(&["crl", "generate", "--ca", "mois", "--out", "second.crl"]);
+        let second = env.openssl_ok(&["crl", "-in", "second.crl", "-noout", "-text"]);
+        assert!(
+            !second.contains(&sa.to_ascii_uppercase()),
+            "expired and already listed: dropped\n{second}"
+        );
+        assert!(second.contains(&sb.to_ascii_uppercase()), "{second}");
+    }
+);

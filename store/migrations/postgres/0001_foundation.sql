@@ -37,6 +37,9 @@ CREATE TABLE certificates (
     reason          BIGINT,
     invalidity_date BIGINT,
     revocation_seq  BIGINT,
+    -- The DER of this certificate's CRL entry, made when its status changes, so a CRL
+    -- of a million entries is one aggregate query.
+    crl_entry       BYTEA,
     renewed_from    BIGINT REFERENCES certificates(id),
     request_key     TEXT,
     created_at      BIGINT NOT NULL,

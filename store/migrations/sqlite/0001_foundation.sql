@@ -37,6 +37,9 @@ CREATE TABLE certificates (
     reason          INTEGER,
     invalidity_date INTEGER,
     revocation_seq  INTEGER,
+    -- The DER of this certificate's CRL entry, made when its status changes, so a CRL
+    -- of a million entries is one aggregate query.
+    crl_entry       BLOB,
     renewed_from    INTEGER REFERENCES certificates(id),
     request_key     TEXT,
     created_at      INTEGER NOT NULL,
