@@ -73,45 +73,92 @@ fn record_hash(
     h.finish().to_vec()
 }
 
-/// Appends `event` inside the caller's transaction. On PostgreSQL the first UPDATE
-/// locks the head row, which serialises concurrent writers.
+/// Appends `event` inside the caller's transaction.
 pub(crate) async fn append(conn: &mut AnyConnection, event: &AuditEvent, at: i64) -> Result<()> {
-    let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    append_many(conn, &[event], at).await
+}
+
+/// Appends `events` in order inside the caller's transaction: the head is moved
+/// once, the chain is computed here, and the rows go in as multi-row INSERTs. On
+/// PostgreSQL the UPDATE locks the head row, which serialises concurrent writers.
+pub(crate) async fn append_many(
+    conn: &mut AnyConnection,
+    events: &[&AuditEvent],
+    at: i64,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let row = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(events.len() as i64)
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)?;
-    let seq: i64 = row.try_get("seq").map_err(db_err)?;
-    let prev: Vec<u8> = row.try_get("hash").map_err(db_err)?;
-    let detail = event.detail.to_string();
-    let hash = record_hash(
-        &prev,
-        seq,
-        at,
-        &event.actor,
-        &event.action,
-        &event.target,
-        &detail,
-    );
+    let last: i64 = row.try_get("seq").map_err(db_err)?;
+    let mut prev: Vec<u8> = row.try_get("hash").map_err(db_err)?;
+    let first = last - events.len() as i64 + 1;
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let seq = first + i as i64;
+        let detail = event.detail.to_string();
+        let hash = record_hash(
+            &prev,
+            seq,
+            at,
+            &event.actor,
+            &event.action,
+            &event.target,
+            &detail,
+        );
+        rows.push((
+            seq,
+            *event,
+            detail,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        ));
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
+        .bind(&prev)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, target, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    // 100 rows of 8 values stay far below both backends' bind-parameter limits.
+    for part in rows.chunks(100) {
+        let values: Vec<String> = (0..part.len())
+            .map(|r| {
+                let b = r * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, action, target, detail, prev_hash, hash) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (seq, event, detail, prev_hash, hash) in part {
+            q = q
+                .bind(*seq)
+                .bind(at)
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.target)
+                .bind(detail)
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        q.execute(&mut *conn).await.map_err(db_err)?;
+    }
     Ok(())
 }
 

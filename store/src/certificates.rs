@@ -6,7 +6,7 @@ use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::audit::{append, AuditEvent};
+use crate::audit::{append, append_many, AuditEvent};
 use crate::{db_err, Store};
 
 /// Where a certificate is in its life.
@@ -271,7 +271,7 @@ impl Store {
     pub async fn mark_issued_many(&self, issued: &[(i64, Vec<u8>, AuditEvent)]) -> Result<()> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let now = gpki_pki::time::now();
-        for (id, der, audit) in issued {
+        for (id, der, _) in issued {
             let done = sqlx::query("UPDATE certificates SET status = 'issued', der = $1 WHERE id = $2 AND status = 'pending'")
                 .bind(der)
                 .bind(id)
@@ -283,8 +283,9 @@ impl Store {
                     "certificate row {id} is not pending"
                 )));
             }
-            append(&mut tx, audit, now).await?;
         }
+        let events: Vec<&AuditEvent> = issued.iter().map(|(_, _, e)| e).collect();
+        append_many(&mut tx, &events, now).await?;
         tx.commit().await.map_err(db_err)
     }
 
