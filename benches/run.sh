@@ -28,6 +28,8 @@ export GPKI_KEY_PASS_FILE=$W/pass GPKI_OUT_PASS_FILE=$W/pass GPKI_URL_BASE=http:
 now() { date +%s.%N; }
 per_sec() { python3 -c "print(f'{$1/($3-$2):.0f}')"; }
 say() { echo "$*" | tee -a results.txt; }
+# Median of three runs of a command: "seconds peak_MiB".
+median3() { for _ in 1 2 3; do $GEN measure "$@"; done | sort -n | sed -n 2p; }
 
 hierarchy() { # store dir keytype
   GPKI_STORE=$1 GPKI_DATA_DIR=$2 $GPKI ca init-root --name root --subject "CN=Bench Root, OU=GPKI, O=Government of Korea, C=KR" --key-type p384 >/dev/null
@@ -114,12 +116,13 @@ done
 # CRLs: the same revoked count in gpki's store and in openssl's index.txt.
 S="sqlite://$W/p256-sqlite/gpki.db"
 $GEN revoked-sqlite "$W/p256-sqlite/gpki.db" mois 100000
-read -r g100 gm100 < <($GEN measure env GPKI_STORE="$S" GPKI_DATA_DIR="$W/p256-sqlite" $GPKI crl generate --ca mois --der --out crl-100k.der)
+read -r g100 gm100 < <(median3 env GPKI_STORE="$S" GPKI_DATA_DIR="$W/p256-sqlite" $GPKI crl generate --ca mois --der --out crl-100k.der)
 $GEN openssl-index 100000 "ossl-p256/index.txt"
-read -r o100 om100 < <($GEN measure openssl ca -gencrl -config ossl-p256/ca.cnf -out ossl-crl-100k.pem)
+read -r o100 om100 < <(median3 openssl ca -gencrl -config ossl-p256/ca.cnf -out ossl-crl-100k.pem)
 $GEN revoked-sqlite "$W/p256-sqlite/gpki.db" mois 900000
-read -r g1m gm1m < <($GEN measure env GPKI_STORE="$S" GPKI_DATA_DIR="$W/p256-sqlite" $GPKI crl generate --ca mois --der --out crl-1m.der)
+read -r g1m gm1m < <(median3 env GPKI_STORE="$S" GPKI_DATA_DIR="$W/p256-sqlite" $GPKI crl generate --ca mois --der --out crl-1m.der)
 openssl crl -inform DER -in crl-1m.der -noout -verify -CAfile p256-sqlite/mois.pem 2>&1 | grep -q "verify OK"
+say "crl (median of 3 runs each)"
 say "crl 100k: gpki ${g100}s ${gm100} MiB ($(stat -c %s crl-100k.der) bytes); openssl ca -gencrl ${o100}s ${om100} MiB"
 say "crl 1M:   gpki ${g1m}s ${gm1m} MiB ($(stat -c %s crl-1m.der) bytes, openssl crl -verify OK); ratio openssl(100k)/gpki(1M) = $(python3 -c "print(round($o100/$g1m,1))")x"
 

@@ -16,7 +16,7 @@ use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 
 use crate::error::{Error, Result};
-use crate::signed::push_tlv;
+use crate::signed::{header_len, push_header, push_tlv};
 use crate::signer::SignatureAlgorithm;
 
 /// RFC 5280 §5.3.1 reason codes, as the CLI names them.
@@ -212,17 +212,35 @@ pub fn encode_entry(e: &CrlEntry) -> Result<Vec<u8>> {
 /// Encodes the tbsCertList around `entries`, the concatenated DER of `count` entries
 /// from [`encode_entry`].
 pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(512 + entries.len());
+    let mut head = Vec::with_capacity(512);
     // version v2 (RFC 5280 §5.1.2.1: required, as extensions are present)
-    body.extend_from_slice(&[0x02, 0x01, 0x01]);
-    body.extend_from_slice(&header.algorithm.identifier().to_der()?);
-    body.extend_from_slice(&header.issuer.to_der()?);
-    body.extend_from_slice(&crate::time::x509_time(header.this_update)?.to_der()?);
-    body.extend_from_slice(&crate::time::x509_time(header.next_update)?.to_der()?);
+    head.extend_from_slice(&[0x02, 0x01, 0x01]);
+    head.extend_from_slice(&header.algorithm.identifier().to_der()?);
+    head.extend_from_slice(&header.issuer.to_der()?);
+    head.extend_from_slice(&crate::time::x509_time(header.this_update)?.to_der()?);
+    head.extend_from_slice(&crate::time::x509_time(header.next_update)?.to_der()?);
+    let exts = crl_extensions(header)?;
+    let list_len = if count > 0 {
+        header_len(entries.len()) + entries.len()
+    } else {
+        0
+    };
+    let body_len = head.len() + list_len + exts.len();
+    // One allocation of the final size: the entries are copied once.
+    let mut tbs = Vec::with_capacity(header_len(body_len) + body_len);
+    push_header(&mut tbs, 0x30, body_len);
+    tbs.extend_from_slice(&head);
     if count > 0 {
-        push_tlv(&mut body, 0x30, entries);
+        push_header(&mut tbs, 0x30, entries.len());
+        tbs.extend_from_slice(entries);
     }
+    tbs.extend_from_slice(&exts);
+    debug_assert_eq!(tbs.len(), tbs.capacity());
+    Ok(tbs)
+}
 
+/// `[0] EXPLICIT Extensions` of a CRL: AKI, CRL number, delta indicator, IDP.
+fn crl_extensions(header: &CrlHeader) -> Result<Vec<u8>> {
     let mut exts = vec![
         ext(
             ID_CE_AUTHORITY_KEY_IDENTIFIER,
@@ -268,11 +286,9 @@ pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec
     }
     let mut wrapped = Vec::new();
     push_tlv(&mut wrapped, 0x30, &ext_seq);
-    push_tlv(&mut body, 0xa0, &wrapped);
-
-    let mut tbs = Vec::with_capacity(body.len() + 8);
-    push_tlv(&mut tbs, 0x30, &body);
-    Ok(tbs)
+    let mut out = Vec::with_capacity(wrapped.len() + 4);
+    push_tlv(&mut out, 0xa0, &wrapped);
+    Ok(out)
 }
 
 #[cfg(test)]

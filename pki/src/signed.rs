@@ -13,6 +13,20 @@ pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
     out.extend_from_slice(content);
 }
 
+/// Octets a DER header with a content of `len` octets takes.
+pub(crate) fn header_len(len: usize) -> usize {
+    if len < 0x80 {
+        2
+    } else {
+        2 + (usize::BITS as usize / 8 - len.leading_zeros() as usize / 8)
+    }
+}
+
+pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    push_len(out, len);
+}
+
 fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
@@ -24,20 +38,35 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-/// SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING signature }.
+/// SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING signature }, in one allocation
+/// (a CRL's tbs can be tens of megabytes).
 pub fn assemble(
     tbs_der: &[u8],
     algorithm: SignatureAlgorithm,
     signature: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(tbs_der.len() + signature.len() + 32);
-    body.extend_from_slice(tbs_der);
-    body.extend_from_slice(&algorithm.identifier().to_der()?);
-    let mut bits = Vec::with_capacity(signature.len() + 1);
-    bits.push(0); // no unused bits
-    bits.extend_from_slice(signature);
-    push_tlv(&mut body, 0x03, &bits);
-    let mut out = Vec::with_capacity(body.len() + 8);
-    push_tlv(&mut out, 0x30, &body);
+    let alg = algorithm.identifier().to_der()?;
+    let bits_len = signature.len() + 1;
+    let body_len = tbs_der.len() + alg.len() + header_len(bits_len) + bits_len;
+    let mut out = Vec::with_capacity(header_len(body_len) + body_len);
+    push_header(&mut out, 0x30, body_len);
+    out.extend_from_slice(tbs_der);
+    out.extend_from_slice(&alg);
+    push_header(&mut out, 0x03, bits_len);
+    out.push(0); // no unused bits
+    out.extend_from_slice(signature);
+    debug_assert_eq!(out.len(), out.capacity());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn header_lengths() {
+        for len in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536, 50_000_000] {
+            let mut v = Vec::new();
+            super::push_header(&mut v, 0x30, len);
+            assert_eq!(v.len(), super::header_len(len), "{len}");
+        }
+    }
 }

@@ -195,21 +195,7 @@ both_backends!(
     invariant_revocation_is_final_postgres,
     |env: &Env| {
         env.hierarchy();
-        let issued = env.json(&[
-            "cert",
-            "issue",
-            "--ca",
-            "mois",
-            "--profile",
-            "official-sign",
-            "--subject",
-            OFFICIAL,
-            "--generate-key",
-            "--key-out",
-            "k.pem",
-            "--out",
-            "c.pem",
-        ]);
+        let issued = env.issue_official("c.pem");
         let serial = issued["serial"].as_str().unwrap();
         env.ok(&[
             "cert",
@@ -400,21 +386,7 @@ both_backends!(
     invariant_audit_chain_detects_tampering_postgres,
     |env: &Env| {
         env.hierarchy();
-        let issued = env.json(&[
-            "cert",
-            "issue",
-            "--ca",
-            "mois",
-            "--profile",
-            "official-sign",
-            "--subject",
-            OFFICIAL,
-            "--generate-key",
-            "--key-out",
-            "k.pem",
-            "--out",
-            "c.pem",
-        ]);
+        let issued = env.issue_official("c.pem");
         let serial = issued["serial"].as_str().unwrap();
         env.ok(&[
             "cert",

@@ -203,6 +203,17 @@ impl Env {
         std::fs::write(self.path("chain.pem"), chain).unwrap();
     }
 
+    /// An official-sign certificate for a generated key (`OUT` and `OUT.key`), issued
+    /// by `mois`; returns gpki's JSON about it.
+    pub fn issue_official(&self, out: &str) -> Value {
+        let key = format!("{out}.key");
+        self.json(&[
+            "cert", "issue", "--ca", "mois", "--profile", "official-sign", "--subject",
+            "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",
+            "--generate-key", "--key-out", &key, "--out", out,
+        ])
+    }
+
     pub fn openssl(&self, args: &[&str]) -> Run {
         Run::from(
             Command::new("openssl")
