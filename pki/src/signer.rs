@@ -807,16 +807,10 @@ pub(crate) fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) ->
     move |e| Error::internal(format!("{what}: {e}"))
 }
 
-/// Parses the DER of an ECDSA or RSA public key's AlgorithmIdentifier-free SPKI, for
-/// places that hold an `AnyRef`.
+/// Decodes a DER SubjectPublicKeyInfo.
 pub fn spki_from_der(der_bytes: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned> {
     spki::SubjectPublicKeyInfoOwned::from_der(der_bytes)
         .map_err(|e| Error::malformed(format!("SubjectPublicKeyInfo: {e}")))
-}
-
-/// DER of an SPKI value.
-pub fn spki_to_der(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<Vec<u8>> {
-    Ok(spki.to_der()?)
 }
 
 #[cfg(test)]
