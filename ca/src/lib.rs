@@ -368,7 +368,15 @@ impl Ca {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        let key = new_key.unwrap_or(KeySource::PublicKey(tbs.subject_public_key_info.to_der()?));
+        // A renewal keeps the old identity: a new CSR proves possession of its key and
+        // contributes nothing else (not its subject, not its requested SANs).
+        let key = match new_key {
+            Some(KeySource::Csr(bytes)) => {
+                KeySource::PublicKey(gpki_pki::csr::parse_and_verify(&bytes)?.spki_der)
+            }
+            Some(other) => other,
+            None => KeySource::PublicKey(tbs.subject_public_key_info.to_der()?),
+        };
         let req = IssueRequest {
             ca: ca.to_string(),
             profile: old.profile.clone(),
@@ -379,7 +387,6 @@ impl Ca {
             request_key: None,
             renewed_from: Some(old.id),
         };
-        // A renewal keeps the old subject, whatever a new CSR says.
         let issued = self.issue(&req).await?;
         if revoke_old {
             self.revoke(ca, &serial, RevocationReason::Superseded, None)

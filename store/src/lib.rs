@@ -211,9 +211,14 @@ impl Store {
         self.backend
     }
 
-    /// The URL without any password, for messages.
+    /// The URL without any password (nor the SQLite open mode gpki adds), for messages.
     pub fn display_url(&self) -> String {
-        redact_url(&self.url)
+        let url = self
+            .url
+            .strip_suffix("?mode=rwc")
+            .or_else(|| self.url.strip_suffix("&mode=rwc"))
+            .unwrap_or(&self.url);
+        redact_url(url)
     }
 
     pub async fn close(&self) {

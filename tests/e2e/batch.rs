@@ -158,3 +158,69 @@ fn batch_reports_bad_rows_and_issues_the_rest() {
         r.stderr
     );
 }
+
+// A crash leaves pending rows whose generated keys are then lost: the second run
+// abandons them (their serials stay reserved, never signed) and issues those rows afresh.
+#[test]
+fn batch_abandons_pending_rows_whose_keys_are_lost() {
+    let env = Env::new(crate::support::Backend::Sqlite).unwrap();
+    env.hierarchy();
+    officials_csv(&env, 12);
+    let args = [
+        "cert",
+        "issue-batch",
+        "--ca",
+        "mois",
+        "--profile",
+        "official-sign",
+        "--csv",
+        "officials.csv",
+        "--out-dir",
+        "out",
+        "--chunk",
+        "4",
+    ];
+    let crashed = env
+        .command()
+        .env("GPKI_FAILPOINT", "after-record")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    for i in 0..4 {
+        std::fs::remove_file(env.path(&format!("out/emp{i:05}.key.pem"))).unwrap();
+    }
+    let mut a = args.to_vec();
+    a.extend(["--output", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&env.ok(&a)).unwrap();
+    assert_eq!(report["abandoned"], 4, "{report}");
+    assert_eq!(report["resumed"], 0, "{report}");
+    assert_eq!(report["issued"], 12, "{report}");
+    let abandoned = env.json(&["cert", "list", "--ca", "mois", "--status", "abandoned"]);
+    assert_eq!(abandoned.as_array().unwrap().len(), 4, "{abandoned}");
+    if require("openssl") {
+        for i in 0..12 {
+            let cert = format!("out/emp{i:05}.crt.pem");
+            env.verify(&cert);
+            let from_key = env.openssl_ok(&[
+                "pkey",
+                "-in",
+                &format!("out/emp{i:05}.key.pem"),
+                "-passin",
+                "file:outpass",
+                "-pubout",
+            ]);
+            assert_eq!(
+                env.openssl_ok(&["x509", "-in", &cert, "-noout", "-pubkey"]),
+                from_key,
+                "row {i}"
+            );
+            assert!(!abandoned
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["serial"] == env.serial_of(&cert).as_str()));
+        }
+    }
+    env.ok(&["audit", "verify"]);
+}

@@ -327,3 +327,55 @@ both_backends!(
         assert!(second.contains(&sb.to_ascii_uppercase()), "{second}");
     }
 );
+
+// A renewal keeps the certificate's identity: a new CSR proves its key and adds nothing.
+#[test]
+fn renewal_with_csr_keeps_subject_and_sans() {
+    let env = Env::new(crate::support::Backend::Sqlite).unwrap();
+    if !require("openssl") {
+        return;
+    }
+    env.hierarchy();
+    let old = issue_from_csr(&env, "kim");
+    let serial = env.serial_of(&old);
+    env.openssl_ok(&[
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "wider.key", "-out", "wider.csr",
+        "-subj", "/C=KR/O=Government of Korea/OU=Supreme Prosecutors Office/OU=people/CN=Someone Else(999999999)",
+        "-addext", "subjectAltName=email:someone.else@spo.go.kr",
+    ]);
+    env.ok(&[
+        "cert",
+        "renew",
+        "--ca",
+        "mois",
+        "--serial",
+        &serial,
+        "--csr",
+        "wider.csr",
+        "--out",
+        "renewed.pem",
+    ]);
+    env.verify("renewed.pem");
+    let subject = |f: &str| {
+        env.openssl_ok(&[
+            "x509",
+            "-in",
+            f,
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+        ])
+    };
+    assert_eq!(
+        subject("renewed.pem"),
+        subject(&old),
+        "renewal changed the identity"
+    );
+    let new_key = env.openssl_ok(&["pkey", "-in", "wider.key", "-pubout"]);
+    assert_eq!(
+        env.openssl_ok(&["x509", "-in", "renewed.pem", "-noout", "-pubkey"]),
+        new_key,
+        "the CSR's key is certified"
+    );
+}
