@@ -26,7 +26,7 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
 ];
 
-pub async fn up(g: &Global) -> Result<()> {
+pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
     let dir = &g.data_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| gpki_pki::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
@@ -66,7 +66,7 @@ pub async fn up(g: &Global) -> Result<()> {
             validity_days: None,
             path_len: Some(1),
             name_constraints: None,
-            url_base: url_base(),
+            url_base: url_base(listen),
         })
         .await?;
         made.push(format!("root CA {ROOT}"));
@@ -88,7 +88,7 @@ pub async fn up(g: &Global) -> Result<()> {
                     &["go.kr".into()],
                     &[],
                 )?,
-                url_base: url_base(),
+                url_base: url_base(listen),
             },
             ROOT,
         )
@@ -183,6 +183,11 @@ pub async fn up(g: &Global) -> Result<()> {
         )?;
     }
 
+    let (ocsp_config, ocsp_made, ocsp_found) =
+        ocsp_setup(&ca, dir, &g.store_url(), &pass_file, &pass, listen).await?;
+    made.extend(ocsp_made);
+    found.extend(ocsp_found);
+
     let d = dir.display();
     emit(
         g.output,
@@ -204,6 +209,7 @@ pub async fn up(g: &Global) -> Result<()> {
              gpki ca list\n  \
              gpki cert list --ca {SUB}\n  \
              openssl verify -x509_strict -CAfile {d}/certs/{ROOT}.crt.pem -untrusted {d}/certs/{SUB}.crt.pem {d}/certs/g-ssl.crt.pem\n  \
+             gpki ocsp query --cert {d}/certs/g-ssl.crt.pem --issuer {d}/certs/{SUB}.crt.pem --ca-file {d}/certs/{ROOT}.crt.pem\n  \
              gpki cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
              gpki crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
              gpki audit verify",
@@ -213,9 +219,84 @@ pub async fn up(g: &Global) -> Result<()> {
             t
         },
     );
+    if serve {
+        let running = gpki_ocsp::start(ocsp_config).await?;
+        eprintln!(
+            "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml); Ctrl-C stops it",
+            running.local_addr()
+        );
+        gpki_ocsp::wait_for_signal().await;
+        running.stop().await;
+    }
     Ok(())
 }
 
-fn url_base() -> String {
-    std::env::var("GPKI_URL_BASE").unwrap_or_else(|_| "http://pki.gpki.go.kr".into())
+/// Where the dev CAs' CRL, OCSP and caIssuers URLs point: the local responder.
+fn url_base(listen: &str) -> String {
+    std::env::var("GPKI_URL_BASE").unwrap_or_else(|_| format!("http://{listen}"))
+}
+
+/// Issues (or renews, within 10 days of expiry) the responder certificate of each
+/// dev CA and writes `ocsp.toml` for `gpki-ocsp serve`.
+async fn ocsp_setup(
+    ca: &Ca,
+    dir: &std::path::Path,
+    store_url: &str,
+    pass_file: &std::path::Path,
+    pass: &Passphrase,
+    listen: &str,
+) -> Result<(gpki_ocsp::Config, Vec<String>, Vec<String>)> {
+    let (mut made, mut found) = (Vec::new(), Vec::new());
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let ocsp_dir = abs(&dir.join("ocsp"));
+    let q = |s: String| toml::Value::String(s).to_string();
+    let store = match store_url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
+        None => store_url.to_string(),
+    };
+    let mut text = format!(
+        "# gpki dev: the OCSP responder for the dev CAs (gpki-ocsp serve --config THIS)\n\
+         store = {}\nlisten = {}\nkey_pass_file = {}\n\n",
+        q(store.clone()),
+        q(listen.to_string()),
+        q(abs(pass_file).display().to_string())
+    );
+    for name in [ROOT, SUB] {
+        let cert = ocsp_dir.join(format!("{name}.crt.pem"));
+        let key = ocsp_dir.join(format!("{name}.key.pem"));
+        let current = std::fs::read(&cert)
+            .ok()
+            .and_then(|pem| gpki_pki::pem::decode(&pem, "CERTIFICATE").ok())
+            .and_then(|der| gpki_pki::cert::decode(&der).ok())
+            .map(|c| gpki_pki::time::unix_seconds(&c.tbs_certificate.validity.not_after));
+        if current.is_some_and(|t| t - gpki_pki::time::now() > 10 * 86_400) && key.exists() {
+            found.push(format!("OCSP responder certificate of {name}"));
+        } else {
+            let issued =
+                gpki_ocsp::issue_signer(ca, name, KeyType::EcP256, pass, &cert, &key).await?;
+            made.push(format!(
+                "OCSP responder certificate of {name} {}",
+                issued.record.serial
+            ));
+        }
+        text += &format!(
+            "[[ca]]
+name = {}
+cert = {}
+key = {}
+
+",
+            q(name.to_string()),
+            q(cert.display().to_string()),
+            q(key.display().to_string())
+        );
+    }
+    text += &format!(
+        "# The responder renews its own certificates through the CA 10 days before expiry.\n\
+         [renewal]\nca_key_pass_file = {}\n",
+        q(abs(pass_file).display().to_string())
+    );
+    let path = dir.join("ocsp.toml");
+    write_file(&path, text.as_bytes())?;
+    Ok((gpki_ocsp::Config::load(&path)?, made, found))
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod dev;
+mod ocsp;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,9 @@ enum Command {
     /// The hash-chained audit log
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// OCSP: responder certificates, status queries
+    #[command(subcommand)]
+    Ocsp(ocsp::OcspCmd),
     /// Local all-in-one deployment
     #[command(subcommand)]
     Dev(DevCmd),
@@ -372,8 +376,16 @@ enum AuditCmd {
 
 #[derive(Subcommand)]
 enum DevCmd {
-    /// Create (idempotently) a local hierarchy and one certificate of each profile
-    Up,
+    /// Create (idempotently) a local hierarchy and one certificate of each profile,
+    /// then run the OCSP responder the certificates point at until Ctrl-C
+    Up {
+        /// Set everything up, then exit instead of serving
+        #[arg(long)]
+        no_serve: bool,
+        /// Where the responder listens (certificates' AIA point here)
+        #[arg(long, env = "GPKI_DEV_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -747,7 +759,8 @@ async fn run(cli: Cli) -> Result<()> {
                     .join("\n")
             });
         }
-        Command::Dev(DevCmd::Up) => dev::up(&g).await?,
+        Command::Ocsp(cmd) => ocsp::command(&g, cmd).await?,
+        Command::Dev(DevCmd::Up { no_serve, listen }) => dev::up(&g, !no_serve, &listen).await?,
     }
     Ok(())
 }

@@ -7,14 +7,15 @@ use der::Encode;
 use crate::error::Result;
 use crate::signer::SignatureAlgorithm;
 
-pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+/// Appends one DER TLV: `tag`, the definite length of `content`, `content`.
+pub fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
     out.push(tag);
     push_len(out, content.len());
     out.extend_from_slice(content);
 }
 
 /// Octets a DER header with a content of `len` octets takes.
-pub(crate) fn header_len(len: usize) -> usize {
+pub fn header_len(len: usize) -> usize {
     if len < 0x80 {
         2
     } else {
@@ -22,7 +23,8 @@ pub(crate) fn header_len(len: usize) -> usize {
     }
 }
 
-pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+/// Appends a DER tag and length; the caller appends the `len` content octets.
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     push_len(out, len);
 }

@@ -498,6 +498,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
         self.certificate_by_id(current.id).await
@@ -544,6 +545,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
         self.certificate_by_id(id).await

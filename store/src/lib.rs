@@ -8,6 +8,7 @@
 
 mod audit;
 mod certificates;
+mod status;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -22,6 +23,7 @@ pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,
 };
+pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -125,6 +127,12 @@ impl Store {
     /// Connects to `url` (`sqlite://path`, `postgres://…`). SQLite files and their
     /// directory are created; the database runs in WAL mode.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with_timeout(url, Duration::from_secs(10)).await
+    }
+
+    /// Like [`Store::connect`], with how long a query waits for a connection before
+    /// it fails `Unavailable` (services answering from a cache want this short).
+    pub async fn connect_with_timeout(url: &str, acquire_timeout: Duration) -> Result<Store> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let (backend, url) = if let Some(path) = url
@@ -165,7 +173,7 @@ impl Store {
         let busy = busy_timeout_ms();
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {

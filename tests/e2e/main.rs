@@ -5,5 +5,6 @@ mod bad_input;
 mod batch;
 mod invariants;
 mod lifecycle;
+mod ocsp;
 mod oracles;
 pub mod support;

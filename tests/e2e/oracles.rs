@@ -21,7 +21,7 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     let mut cmd = env.command();
     cmd.env_remove("GPKI_KEY_PASS_FILE")
         .env_remove("GPKI_STORE")
-        .args(["dev", "up"]);
+        .args(["dev", "up", "--no-serve"]);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -112,7 +112,7 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     let mut cmd = env.command();
     cmd.env_remove("GPKI_KEY_PASS_FILE")
         .env_remove("GPKI_STORE")
-        .args(["dev", "up", "--output", "json"]);
+        .args(["dev", "up", "--no-serve", "--output", "json"]);
     let out = cmd.output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

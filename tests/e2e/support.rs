@@ -338,3 +338,157 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the process under test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `url` answers HTTP 200, or panics after `secs` seconds.
+pub fn wait_http_ok(url: &str, secs: u64, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the server exited ({status}) before answering {url}:\n{err}");
+        }
+        let code = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&code.stdout) == "200" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} did not answer 200 within {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A `gpki-ocsp serve` process, killed on drop.
+pub struct Responder {
+    pub child: std::process::Child,
+    pub url: String,
+    pub config: PathBuf,
+}
+
+impl Responder {
+    /// The gpki-ocsp binary, built beside gpki.
+    pub fn binary() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name("gpki-ocsp")
+    }
+
+    /// Writes `NAME.toml` for the CAs `cas` (each with `ocsp/CA.crt.pem` and
+    /// `ocsp/CA.key.pem` under the env's data dir) against `store`, plus `extra`
+    /// lines, and starts the responder on a free port.
+    pub fn start(env: &Env, name: &str, store: &str, cas: &[&str], extra: &str) -> Responder {
+        let port = free_port();
+        let data = env.path("data");
+        let mut text = format!(
+            "store = \"{store}\"\nlisten = \"127.0.0.1:{port}\"\nkey_pass_file = \"{}\"\npoll_interval_ms = 100\nstore_timeout_ms = 500\n{extra}\n",
+            env.path("pass").display()
+        );
+        for ca in cas {
+            text += &format!(
+                "[[ca]]\nname = \"{ca}\"\ncert = \"{}/ocsp/{ca}.crt.pem\"\nkey = \"{}/ocsp/{ca}.key.pem\"\n",
+                data.display(),
+                data.display()
+            );
+        }
+        let config = env.path(&format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(Self::binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("GPKI_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_http_ok(&format!("{url}/healthz"), 60, &mut child);
+        Responder { child, url, config }
+    }
+
+    /// `/healthz` as JSON.
+    pub fn health(&self) -> Value {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/healthz", self.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("healthz: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP relay to PostgreSQL that a test can cut (every connection dropped, new
+/// ones refused) and restore: a store outage without stopping the shared server.
+pub struct CuttableProxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    pub fn start(target: String) -> CuttableProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, conns2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                {
+                    let mut c = conns2.lock().unwrap();
+                    c.push(client.try_clone().unwrap());
+                    c.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CuttableProxy { port, cut, conns }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,259 @@
+//! HTTP/1.1 for OCSP (RFC 6960 Appendix A, RFC 5019 §5–6): POST of a DER request,
+//! GET of its base64 in the path, plus `/healthz` and `/metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use crate::response::{error_response, CertState};
+use crate::{Answer, State};
+
+const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-response");
+
+pub async fn serve(
+    state: Arc<State>,
+    listener: tokio::net::TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path();
+    let response = match (req.method(), path) {
+        (&Method::GET, "/healthz") => health(state),
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (&Method::GET, _) => match decode_get(path) {
+            Some(body) => ocsp(state, &body, true).await,
+            None => {
+                state.metrics.malformed.inc();
+                ocsp_bytes(Bytes::from(error_response(
+                    crate::ResponseStatus::MalformedRequest,
+                )))
+            }
+        },
+        (&Method::POST, _) => {
+            let limit = state.config.max_request_bytes;
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                state.metrics.refused_http.inc();
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body over {limit} octets"),
+                );
+            }
+            match Limited::new(req.into_body(), limit).collect().await {
+                Ok(body) => ocsp(state, &body.to_bytes(), false).await,
+                Err(e) => {
+                    state.metrics.refused_http.inc();
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        plain(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            &format!("request body over {limit} octets"),
+                        )
+                    } else {
+                        plain(StatusCode::BAD_REQUEST, "could not read the request body")
+                    }
+                }
+            }
+        }
+        _ => {
+            state.metrics.refused_http.inc();
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "OCSP takes GET or POST");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            r
+        }
+    };
+    state
+        .metrics
+        .latency
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The DER request of a GET: the path after an optional `/ocsp` prefix is the
+/// URL-encoded base64 of the request (RFC 6960 Appendix A.1).
+fn decode_get(path: &str) -> Option<Vec<u8>> {
+    let encoded = path.strip_prefix("/ocsp").unwrap_or(path);
+    let encoded = encoded.trim_start_matches('/');
+    if encoded.is_empty() {
+        return None;
+    }
+    let text = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text.as_bytes()))
+        .ok()
+}
+
+fn ocsp_bytes(body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut().insert(header::CONTENT_TYPE, OCSP_RESPONSE);
+    r
+}
+
+async fn ocsp(state: &State, body: &[u8], get: bool) -> Response<Full<Bytes>> {
+    let m = &state.metrics;
+    match state.answer(body).await {
+        Answer::Presigned(entry) => {
+            let p = entry.presigned.as_ref().expect("pre-signed entry");
+            match entry.state {
+                CertState::Revoked { .. } => m.revoked_presigned.inc(),
+                _ => m.good_presigned.inc(),
+            }
+            let mut r = ocsp_bytes(p.der.clone());
+            if get {
+                // RFC 5019 §6.2: let caches keep it until nextUpdate.
+                let max_age = (p.next_update - gpki_pki::time::now()).max(0);
+                let h = r.headers_mut();
+                h.insert(header::LAST_MODIFIED, p.last_modified.clone());
+                h.insert(header::EXPIRES, p.expires.clone());
+                h.insert(header::ETAG, p.etag.clone());
+                h.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_str(&format!(
+                        "max-age={max_age}, public, no-transform, must-revalidate"
+                    ))
+                    .expect("ASCII"),
+                );
+            }
+            r
+        }
+        Answer::Live(der, first) => {
+            match first {
+                CertState::Good => m.good_live.inc(),
+                CertState::Revoked { .. } => m.revoked_live.inc(),
+                CertState::Unknown => m.unknown.inc(),
+            }
+            let mut r = ocsp_bytes(Bytes::from(der));
+            // Signed for this request (it may carry a nonce): not for shared caches.
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Answer::Failed(status) => {
+            use crate::ResponseStatus as S;
+            match status {
+                S::MalformedRequest => m.malformed.inc(),
+                S::Unauthorized => m.unauthorized.inc(),
+                S::TryLater => m.try_later.inc(),
+                S::InternalError => m.internal.inc(),
+            }
+            let mut r = ocsp_bytes(Bytes::from(error_response(status)));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+    }
+}
+
+fn health(state: &State) -> Response<Full<Bytes>> {
+    let now = gpki_pki::time::now();
+    let last = state.last_sync();
+    let age = if last > 0 { now - last } else { -1 };
+    let status = if !state.ready() || (last > 0 && age >= state.validity()) {
+        "stale"
+    } else if state.store_up() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let cas: Vec<_> = state
+        .authorities
+        .iter()
+        .map(|a| {
+            let r = a.responder();
+            json!({
+                "name": a.name,
+                "certificates": a.entries.len(),
+                "responder_not_after": gpki_pki::time::rfc3339(r.not_after),
+            })
+        })
+        .collect();
+    let body = json!({
+        "status": status,
+        "store": if state.store_up() { "reachable" } else { "unreachable" },
+        "store_error": state.store_error(),
+        "last_sync_age_seconds": age,
+        "cas": cas,
+    });
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    if status == "stale" {
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

@@ -1,0 +1,439 @@
+//! gpki-ocsp: an RFC 6960 OCSP responder with the RFC 5019 profile, read-only on
+//! the gpki store.
+//!
+//! It keeps, for every certificate of each CA it serves, the current status and a
+//! response signed ahead of time for the SHA-1 CertID that RFC 5019 clients send.
+//! Those are answered from memory; a request with a nonce, a SHA-256 CertID or
+//! several CertIDs is signed when it arrives. A background worker follows the store
+//! (PostgreSQL LISTEN/NOTIFY, polling on SQLite), signs again what changed, and
+//! refreshes responses well before their nextUpdate. When the store is unreachable
+//! the responder keeps answering from memory until the responses it could vouch
+//! for run out, and says so on `/healthz`.
+#![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod config;
+mod http;
+pub mod metrics;
+pub mod request;
+pub mod response;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use der::Decode;
+use gpki_pki::cert::find_extension;
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, ErrorKind, KeyType, Result, Signer, SoftwareKey};
+use gpki_store::{StatusMark, Store};
+
+pub use authority::{Authority, Entry, Presigned};
+pub use config::{CaConfig, Config, Renewal};
+pub use response::{CertState, ResponseStatus};
+
+use crate::metrics::Metrics;
+
+/// The profile of responder certificates.
+pub const SIGNER_PROFILE: &str = "ocsp-signer";
+
+/// The responder's shared state.
+pub struct State {
+    pub config: Config,
+    pub store: Store,
+    pub authorities: Vec<Arc<Authority>>,
+    pub metrics: Metrics,
+    /// Where the worker has read each CA up to (same order as `authorities`).
+    marks: Vec<Mutex<StatusMark>>,
+    /// Unix time of the last complete read of the store.
+    last_sync: AtomicI64,
+    store_up: AtomicBool,
+    store_error: Mutex<Option<String>>,
+    ready: AtomicBool,
+    key_pass: Passphrase,
+}
+
+/// How a request was answered.
+pub enum Answer {
+    /// A response signed ahead of time.
+    Presigned(Arc<Entry>),
+    /// A response signed for this request; the label of the first status.
+    Live(Vec<u8>, CertState),
+    /// An unsuccessful response.
+    Failed(ResponseStatus),
+}
+
+impl State {
+    /// Seconds a response is valid for.
+    pub fn validity(&self) -> i64 {
+        i64::from(self.config.validity_hours) * 3600
+    }
+
+    pub fn last_sync(&self) -> i64 {
+        self.last_sync.load(Ordering::Relaxed)
+    }
+
+    pub fn store_up(&self) -> bool {
+        self.store_up.load(Ordering::Relaxed)
+    }
+
+    pub fn store_error(&self) -> Option<String> {
+        self.store_error.lock().expect("lock").clone()
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Answers one DER OCSPRequest.
+    pub async fn answer(&self, body: &[u8]) -> Answer {
+        let parsed = match request::parse(body, self.config.max_certs_per_request) {
+            Ok(p) => p,
+            Err(m) => {
+                tracing::debug!(reason = %m.0, "malformed OCSP request");
+                return Answer::Failed(ResponseStatus::MalformedRequest);
+            }
+        };
+        let Some(auth) = self.authorities.iter().find(|a| a.issued(&parsed.certs[0])) else {
+            return Answer::Failed(ResponseStatus::Unauthorized);
+        };
+        // One response is signed by one CA's delegated responder.
+        if !parsed.certs.iter().all(|c| auth.issued(c)) {
+            return Answer::Failed(ResponseStatus::Unauthorized);
+        }
+        let now = gpki_pki::time::now();
+        if self.config.presign && parsed.nonce.is_none() && parsed.certs.len() == 1 {
+            let id = &parsed.certs[0];
+            if let Some(entry) = auth.entries.get(&id.serial) {
+                if let Some(p) = &entry.presigned {
+                    if p.next_update > now && auth.is_presigned_form(&id.der) {
+                        return Answer::Presigned(entry.clone());
+                    }
+                }
+            }
+        }
+        // Signed now. thisUpdate is when the status was last known to be right:
+        // the last read of the store, or now for a row read for this request.
+        let responder = auth.responder();
+        let synced = self.last_sync();
+        let mut singles = Vec::with_capacity(parsed.certs.len() * 120);
+        let mut first = None;
+        for id in &parsed.certs {
+            let (state, this_update) = match self.lookup(auth, &id.serial).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(ca = %auth.name, error = %e, "status lookup failed");
+                    return Answer::Failed(ResponseStatus::TryLater);
+                }
+            };
+            let this_update = this_update.unwrap_or(synced);
+            let next_update = (this_update + self.validity()).min(responder.not_after);
+            if next_update <= now {
+                // The store has been out of reach for longer than a response lasts.
+                return Answer::Failed(ResponseStatus::TryLater);
+            }
+            first.get_or_insert(state);
+            if let Err(e) = response::push_single_response(
+                &mut singles,
+                &id.der,
+                state,
+                this_update,
+                next_update,
+            ) {
+                tracing::error!(error = %e, "encoding a response");
+                return Answer::Failed(ResponseStatus::InternalError);
+            }
+        }
+        match responder.sign(now, &singles, parsed.nonce.as_deref()) {
+            Ok(der) => Answer::Live(der, first.unwrap_or(CertState::Unknown)),
+            Err(e) => {
+                tracing::error!(error = %e, "signing a response");
+                Answer::Failed(ResponseStatus::InternalError)
+            }
+        }
+    }
+
+    /// The state of one serial: from memory (`None` time: as of the last sync), or
+    /// read from the store now (and remembered).
+    async fn lookup(&self, auth: &Authority, serial: &[u8]) -> Result<(CertState, Option<i64>)> {
+        if let Some(e) = auth.entries.get(serial) {
+            return Ok((e.state, None));
+        }
+        match self.store.status_of(auth.id, &hex::encode(serial)).await? {
+            Some(row) => {
+                let state = authority::state_of(&row);
+                auth.entries.insert(
+                    serial.to_vec(),
+                    Arc::new(Entry {
+                        state,
+                        presigned: None,
+                    }),
+                );
+                auth.needs_signing.store(true, Ordering::Relaxed);
+                Ok((state, Some(gpki_pki::time::now())))
+            }
+            None => Ok((CertState::Unknown, Some(gpki_pki::time::now()))),
+        }
+    }
+
+    fn set_store(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => {
+                if !self.store_up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("store reachable");
+                }
+                *self.store_error.lock().expect("lock") = None;
+                self.metrics.store_up.set(1);
+            }
+            Err(e) => {
+                if self.store_up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "store unreachable; answering from memory");
+                }
+                *self.store_error.lock().expect("lock") = Some(e.to_string());
+                self.metrics.store_up.set(0);
+            }
+        }
+    }
+}
+
+/// Reads the responder certificate and key of `ca` and checks they belong together
+/// and to the CA: the CA signed it, it has id-kp-OCSPSigning, and it is in force.
+pub fn load_responder(
+    ca: &CaConfig,
+    ca_cert_der: &[u8],
+    pass: &Passphrase,
+) -> Result<response::ResponderKey> {
+    let raw = std::fs::read(&ca.cert).map_err(|e| {
+        Error::not_found(format!(
+            "cannot read responder certificate {}: {e}",
+            ca.cert.display()
+        ))
+    })?;
+    let cert_der = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"])
+        .map_err(|e| e.context(ca.cert.display()))?;
+    let key = SoftwareKey::read_encrypted(&ca.key, pass)?;
+    let not_after = check_responder_cert(&ca.name, &cert_der, ca_cert_der, &key)
+        .map_err(|e| e.context(ca.cert.display()))?;
+    response::ResponderKey::new(Box::new(key), cert_der, not_after)
+}
+
+fn check_responder_cert(
+    ca_name: &str,
+    cert_der: &[u8],
+    ca_cert_der: &[u8],
+    key: &SoftwareKey,
+) -> Result<i64> {
+    let cert = x509_cert::Certificate::from_der(cert_der)
+        .map_err(|e| Error::malformed(format!("responder certificate: {e}")))?;
+    let tbs = &cert.tbs_certificate;
+    use der::Encode;
+    if tbs.subject_public_key_info.to_der()? != key.public_key_der() {
+        return Err(Error::malformed(
+            "the responder key does not match its certificate",
+        ));
+    }
+    let ossl = |e: openssl::error::ErrorStack| Error::malformed(format!("certificate: {e}"));
+    let x = openssl::x509::X509::from_der(cert_der).map_err(ossl)?;
+    let ca_x = openssl::x509::X509::from_der(ca_cert_der).map_err(ossl)?;
+    let ca_key = ca_x.public_key().map_err(ossl)?;
+    if !x.verify(&ca_key).unwrap_or(false) {
+        return Err(Error::new(
+            ErrorKind::BadSignature,
+            format!("the responder certificate is not signed by CA `{ca_name}`"),
+        ));
+    }
+    let eku = find_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>(
+        tbs,
+        const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+    )?;
+    if !eku.is_some_and(|(_, e)| e.0.contains(&const_oid::db::rfc5280::ID_KP_OCSP_SIGNING)) {
+        return Err(Error::policy(
+            "the responder certificate lacks id-kp-OCSPSigning (RFC 6960 §4.2.2.2)",
+        ));
+    }
+    let not_after = gpki_pki::time::unix_seconds(&tbs.validity.not_after);
+    if not_after <= gpki_pki::time::now() {
+        return Err(Error::policy("the responder certificate has expired"));
+    }
+    Ok(not_after)
+}
+
+/// Issues a responder certificate for CA `ca_name` with a fresh key (profile
+/// ocsp-signer) and writes both files, each replaced whole by a rename.
+pub async fn issue_signer(
+    ca: &gpki_ca::Ca,
+    ca_name: &str,
+    key_type: KeyType,
+    key_pass: &Passphrase,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<gpki_ca::Issued> {
+    let key = SoftwareKey::generate(key_type)?;
+    let issued = ca
+        .issue(&gpki_ca::IssueRequest {
+            ca: ca_name.to_string(),
+            profile: SIGNER_PROFILE.into(),
+            subject: Some(format!(
+                "CN={ca_name} OCSP Responder, OU=GPKI, O=Government of Korea, C=KR"
+            )),
+            key: gpki_ca::KeySource::PublicKey(key.public_key_der().to_vec()),
+            sans: Vec::new(),
+            validity_days: None,
+            request_key: None,
+            renewed_from: None,
+        })
+        .await?;
+    for p in [cert_path, key_path] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        }
+    }
+    let tmp_key = key_path.with_extension("new");
+    let tmp_cert = cert_path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp_key);
+    key.write_encrypted(&tmp_key, key_pass)?;
+    std::fs::write(&tmp_cert, gpki_pki::pem::encode("CERTIFICATE", &issued.der))
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", tmp_cert.display())))?;
+    for (from, to) in [(&tmp_key, key_path), (&tmp_cert, cert_path)] {
+        std::fs::rename(from, to).map_err(|e| {
+            Error::internal(format!(
+                "cannot move {} to {}: {e}",
+                from.display(),
+                to.display()
+            ))
+        })?;
+    }
+    Ok(issued)
+}
+
+/// A running responder.
+pub struct Running {
+    pub state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and ends the background worker.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the store, loads the responder keys, signs the initial responses, binds
+/// the listener and starts serving in the background.
+pub async fn start(config: Config) -> Result<Running> {
+    config.check()?;
+    let store = Store::connect_with_timeout(
+        &config.store,
+        Duration::from_millis(config.store_timeout_ms),
+    )
+    .await?;
+    let key_pass =
+        match &config.key_pass_file {
+            Some(p) => Passphrase::from_file(p)?,
+            None => match std::env::var("GPKI_KEY_PASS") {
+                Ok(v) => Passphrase::new(v.into_bytes()),
+                Err(_) => return Err(Error::malformed(
+                    "no passphrase for the responder keys: set key_pass_file (or GPKI_KEY_PASS)",
+                )),
+            },
+        };
+    let mut authorities = Vec::new();
+    for ca in &config.cas {
+        let record = store.authority_by_name(&ca.name).await?;
+        let ca_cert = record
+            .cert_der
+            .clone()
+            .ok_or_else(|| Error::conflict(format!("CA `{}` has no certificate yet", ca.name)))?;
+        let responder = load_responder(ca, &ca_cert, &key_pass)?;
+        authorities.push(Arc::new(Authority::new(
+            ca.name.clone(),
+            record.id,
+            &ca_cert,
+            responder,
+        )?));
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}: {e}", config.listen),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let marks = authorities
+        .iter()
+        .map(|_| Mutex::new(StatusMark::default()))
+        .collect();
+    let state = Arc::new(State {
+        config,
+        store,
+        authorities,
+        metrics: Metrics::new(),
+        marks,
+        last_sync: AtomicI64::new(0),
+        store_up: AtomicBool::new(false),
+        store_error: Mutex::new(None),
+        ready: AtomicBool::new(false),
+        key_pass,
+    });
+    // The first full read happens before the port answers, so no request sees an
+    // empty cache.
+    worker::renew_if_due(&state).await;
+    let first = worker::sync(&state).await;
+    state.set_store(&first);
+    first?;
+    state.ready.store(true, Ordering::Relaxed);
+    let (shutdown, watch) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(worker::run(state.clone(), watch.clone())),
+        tokio::spawn(http::serve(state.clone(), listener, watch)),
+    ];
+    tracing::info!(%addr, cas = state.authorities.len(), "OCSP responder listening");
+    Ok(Running {
+        state,
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Runs a responder until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

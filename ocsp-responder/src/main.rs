@@ -1,0 +1,75 @@
+//! `gpki-ocsp serve --config ocsp.toml`: the OCSP responder as a process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gpki-ocsp",
+    version,
+    about = "gpki OCSP responder (RFC 6960 / RFC 5019)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer OCSP requests for the CAs in the config until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, short, default_value = "ocsp.toml")]
+        config: PathBuf,
+        /// Override the config's listen address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Check a config file and exit.
+    CheckConfig {
+        #[arg(long, short, default_value = "ocsp.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GPKI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => {
+                let mut c = gpki_ocsp::Config::load(&config)?;
+                if let Some(l) = listen {
+                    c.listen = l;
+                }
+                gpki_ocsp::serve(c).await
+            }
+            Command::CheckConfig { config } => gpki_ocsp::Config::load(&config).map(|c| {
+                println!(
+                    "{}: {} CA(s), listen {}",
+                    config.display(),
+                    c.cas.len(),
+                    c.listen
+                );
+            }),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gpki-ocsp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

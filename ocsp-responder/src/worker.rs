@@ -1,0 +1,292 @@
+//! The background worker: follows the store, signs again what changed, refreshes
+//! pre-signed responses before they go stale, and renews responder certificates.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpki_pki::Result;
+use gpki_store::{StatusListener, StatusRow};
+
+use crate::authority::{self, Authority, Entry};
+use crate::response::ResponderKey;
+use crate::State;
+
+/// Rows read from the store at a time.
+const PAGE: i64 = 20_000;
+
+/// Runs until `shutdown` turns true.
+pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config.poll_interval_ms);
+    let mut listener: Option<StatusListener> = None;
+    let mut last_renewal_check = std::time::Instant::now();
+    loop {
+        if listener.is_none() && state.store_up() {
+            listener = state.store.status_listener().await.unwrap_or(None);
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(poll) => {}
+            lost = notified(&mut listener) => {
+                if lost {
+                    listener = None;
+                }
+            }
+        }
+        let result = sync(&state).await;
+        state.set_store(&result);
+        if result.is_ok() {
+            if let Err(e) = refresh(&state).await {
+                tracing::error!(error = %e, "refreshing pre-signed responses");
+            }
+        }
+        if last_renewal_check.elapsed() > Duration::from_secs(600) {
+            last_renewal_check = std::time::Instant::now();
+            renew_if_due(&state).await;
+        }
+    }
+}
+
+/// Waits for a notification; true when the listener's connection was lost.
+async fn notified(listener: &mut Option<StatusListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_err(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads everything new for every CA: certificates added since the last read,
+/// then status changes. The first call loads every certificate.
+pub async fn sync(state: &Arc<State>) -> Result<()> {
+    let started = gpki_pki::time::now();
+    for (i, auth) in state.authorities.iter().enumerate() {
+        let seen = *state.marks[i].lock().expect("mark");
+        let now_mark = state.store.status_mark(auth.id).await?;
+        let mut next = seen;
+        if seen.max_id == 0 && seen.revocation_seq == 0 {
+            // First load: every row carries its current status already.
+            next.revocation_seq = now_mark.revocation_seq;
+        }
+        if now_mark.max_id > seen.max_id {
+            loop {
+                let rows = state.store.status_page(auth.id, next.max_id, PAGE).await?;
+                let Some(last) = rows.last() else { break };
+                next.max_id = last.id;
+                apply(state, auth, rows, started).await?;
+            }
+        }
+        if now_mark.revocation_seq > next.revocation_seq {
+            let rows = state
+                .store
+                .status_changes(auth.id, next.revocation_seq)
+                .await?;
+            if let Some(seq) = rows.iter().filter_map(|r| r.revocation_seq).max() {
+                next.revocation_seq = next.revocation_seq.max(seq);
+            }
+            apply(state, auth, rows, started).await?;
+        }
+        *state.marks[i].lock().expect("mark") = next;
+        state
+            .metrics
+            .cache_entries
+            .with_label_values(&[&auth.name])
+            .set(auth.entries.len() as i64);
+    }
+    state
+        .last_sync
+        .store(started, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.last_sync.set(started);
+    Ok(())
+}
+
+/// Stores the status of `rows` and, when pre-signing, signs their responses,
+/// across all cores for large batches.
+async fn apply(
+    state: &Arc<State>,
+    auth: &Arc<Authority>,
+    rows: Vec<StatusRow>,
+    at: i64,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let state2 = state.clone();
+    let auth2 = auth.clone();
+    tokio::task::spawn_blocking(move || {
+        let items: Vec<(Vec<u8>, crate::CertState)> = rows
+            .iter()
+            .filter_map(|r| Some((authority::serial_bytes(&r.serial)?, authority::state_of(r))))
+            .collect();
+        sign_into(&state2, &auth2, items, at)
+    })
+    .await
+    .map_err(|e| gpki_pki::Error::internal(format!("signing task: {e}")))?
+}
+
+/// Signs (when pre-signing) and stores entries for `items`, in parallel.
+fn sign_into(
+    state: &State,
+    auth: &Authority,
+    items: Vec<(Vec<u8>, crate::CertState)>,
+    at: i64,
+) -> Result<()> {
+    let responder = auth.responder();
+    let next_update = (at + state.validity()).min(responder.not_after);
+    let presign = state.config.presign;
+    let work = |chunk: &[(Vec<u8>, crate::CertState)]| -> Result<()> {
+        for (serial, st) in chunk {
+            let presigned = if presign {
+                Some(auth.presign(&responder, serial, *st, at, next_update)?)
+            } else {
+                None
+            };
+            auth.entries.insert(
+                serial.clone(),
+                Arc::new(Entry {
+                    state: *st,
+                    presigned,
+                }),
+            );
+        }
+        Ok(())
+    };
+    if presign {
+        let oldest = auth.oldest.fetch_min(at, Ordering::Relaxed).min(at);
+        state
+            .metrics
+            .oldest_presigned
+            .with_label_values(&[&auth.name])
+            .set(oldest);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !presign || items.len() < 256 || threads == 1 {
+        return work(&items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || work(c)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(gpki_pki::Error::internal("signing thread panicked")))
+        })
+    })
+}
+
+/// Signs again every pre-signed response older than `refresh_after` (its status as
+/// of the sync that just succeeded).
+async fn refresh(state: &Arc<State>) -> Result<()> {
+    if !state.config.presign {
+        return Ok(());
+    }
+    let now = state.last_sync();
+    let cutoff = now - state.config.refresh_after();
+    for auth in &state.authorities {
+        if auth.oldest.load(Ordering::Relaxed) > cutoff
+            && !auth.needs_signing.swap(false, Ordering::Relaxed)
+        {
+            continue;
+        }
+        let stale: Vec<(Vec<u8>, crate::CertState)> = auth
+            .entries
+            .iter()
+            .filter(|e| e.presigned.as_ref().is_none_or(|p| p.this_update <= cutoff))
+            .map(|e| (e.key().clone(), e.state))
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(ca = %auth.name, count = stale.len(), "refreshing pre-signed responses");
+            let (state2, auth2) = (state.clone(), auth.clone());
+            tokio::task::spawn_blocking(move || sign_into(&state2, &auth2, stale, now))
+                .await
+                .map_err(|e| gpki_pki::Error::internal(format!("signing task: {e}")))??;
+        }
+        let oldest = auth
+            .entries
+            .iter()
+            .filter_map(|e| e.presigned.as_ref().map(|p| p.this_update))
+            .min()
+            .unwrap_or(i64::MAX);
+        auth.oldest.store(oldest, Ordering::Relaxed);
+        state
+            .metrics
+            .oldest_presigned
+            .with_label_values(&[&auth.name])
+            .set(oldest);
+    }
+    Ok(())
+}
+
+/// Renews each responder certificate that is within `before_days` of expiry, when
+/// `[renewal]` is configured; otherwise warns.
+pub async fn renew_if_due(state: &Arc<State>) {
+    let now = gpki_pki::time::now();
+    for (i, auth) in state.authorities.iter().enumerate() {
+        let current = auth.responder();
+        let Some(renewal) = &state.config.renewal else {
+            if current.not_after - now < 7 * 86_400 {
+                tracing::warn!(ca = %auth.name, "responder certificate expires within 7 days and [renewal] is not configured");
+            }
+            continue;
+        };
+        if current.not_after - now > i64::from(renewal.before_days) * 86_400 {
+            continue;
+        }
+        match renew(state, i).await {
+            Ok(new) => {
+                tracing::info!(ca = %auth.name, not_after = new.not_after, "responder certificate renewed");
+                *auth.responder.write().expect("responder lock") = Arc::new(new);
+                // Every pre-signed response carries the old certificate: sign again.
+                for mut e in auth.entries.iter_mut() {
+                    let state = e.state;
+                    *e.value_mut() = Arc::new(Entry {
+                        state,
+                        presigned: None,
+                    });
+                }
+                auth.needs_signing.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(ca = %auth.name, error = %e, "renewing the responder certificate")
+            }
+        }
+    }
+}
+
+async fn renew(state: &Arc<State>, index: usize) -> Result<ResponderKey> {
+    let renewal = state.config.renewal.as_ref().expect("renewal configured");
+    let ca_conf = &state.config.cas[index];
+    let profiles = match &renewal.policies {
+        Some(dir) => gpki_pki::profile::Profiles::load_dir(dir)?,
+        None => gpki_pki::profile::Profiles::builtin()?,
+    };
+    let ca_pass = gpki_pki::signer::Passphrase::from_file(&renewal.ca_key_pass_file)?;
+    let key_dir = ca_conf
+        .key
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let ca = gpki_ca::Ca::new(
+        state.store.clone(),
+        profiles,
+        key_dir,
+        ca_pass,
+        "gpki-ocsp".into(),
+    );
+    let key_type: gpki_pki::KeyType = renewal.key_type.parse()?;
+    crate::issue_signer(
+        &ca,
+        &ca_conf.name,
+        key_type,
+        &state.key_pass,
+        &ca_conf.cert,
+        &ca_conf.key,
+    )
+    .await?;
+    let record = state.store.authority_by_name(&ca_conf.name).await?;
+    let ca_cert = record
+        .cert_der
+        .ok_or_else(|| gpki_pki::Error::conflict("CA has no certificate"))?;
+    crate::load_responder(ca_conf, &ca_cert, &state.key_pass)
+}

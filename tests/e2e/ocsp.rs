@@ -1,0 +1,569 @@
+//! The OCSP responder as relying parties see it: `openssl ocsp` and curl against a
+//! real `gpki-ocsp` process, pkilint on its responses, and a store outage.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::both_backends;
+use crate::support::{pkilint, require, Backend, CuttableProxy, Env, Responder};
+
+/// `openssl ocsp` for `certs` issued by mois, against `url`; stdout and stderr.
+fn ask(env: &Env, url: &str, certs: &[&str], extra: &[&str]) -> String {
+    let mut args = vec![
+        "ocsp", "-issuer", "mois.pem", "-url", url, "-CAfile", "root.pem",
+    ];
+    args.extend(extra);
+    for c in certs {
+        args.extend(["-cert", c]);
+    }
+    env.openssl_ok(&args)
+}
+
+fn curl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("curl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Polls until `check` holds, for at most `limit`; returns how long it took.
+fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+fn setup(env: &Env) -> (String, String) {
+    env.hierarchy();
+    env.issue_official("a.pem");
+    env.issue_official("b.pem");
+    let signer = env.json(&["ocsp", "issue-signer", "--ca", "mois"]);
+    assert_eq!(signer["ca"], "mois", "{signer}");
+    (env.serial_of("a.pem"), env.serial_of("b.pem"))
+}
+
+both_backends!(
+    ocsp_answers_pass_openssl_and_pkilint_sqlite,
+    ocsp_answers_pass_openssl_and_pkilint_postgres,
+    |env: &Env| {
+        if !require("openssl") || !require("curl") {
+            return;
+        }
+        let (_, serial_b) = setup(env);
+        let r = Responder::start(env, "ocsp", &env.store, &["mois"], "");
+        let url = format!("{}/ocsp", r.url);
+
+        // Good, from the pre-signed cache (no nonce), then signed live with a nonce
+        // (openssl warns when a nonce is not echoed), with a SHA-256 CertID, and two
+        // certificates in one request.
+        for extra in [&["-no_nonce"][..], &[], &["-sha256"]] {
+            let out = ask(env, &url, &["a.pem"], extra);
+            assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
+            assert!(out.contains("a.pem: good"), "{extra:?}: {out}");
+            assert!(!out.to_lowercase().contains("nonce"), "{extra:?}: {out}");
+        }
+        let out = ask(env, &url, &["a.pem", "b.pem"], &[]);
+        assert!(
+            out.contains("a.pem: good") && out.contains("b.pem: good"),
+            "{out}"
+        );
+
+        // GET made by curl: base64 in the path, RFC 5019 cache headers.
+        env.openssl_ok(&[
+            "ocsp",
+            "-issuer",
+            "mois.pem",
+            "-cert",
+            "a.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ]);
+        let req = std::fs::read(env.path("req.der")).unwrap();
+        let b64 = env.openssl_ok(&["base64", "-A", "-in", "req.der"]);
+        let encoded = b64
+            .trim()
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        assert!(!req.is_empty());
+        let headers = env.path("get.headers").display().to_string();
+        let body = env.path("get.der").display().to_string();
+        curl(&[
+            "-s",
+            "-D",
+            &headers,
+            "-o",
+            &body,
+            &format!("{url}/{encoded}"),
+        ]);
+        let h = std::fs::read_to_string(&headers).unwrap().to_lowercase();
+        for needed in [
+            "200",
+            "content-type: application/ocsp-response",
+            "cache-control: max-age=",
+            "etag: \"",
+            "last-modified: ",
+            "expires: ",
+        ] {
+            assert!(h.contains(needed), "GET headers lack {needed}:\n{h}");
+        }
+        let out = env.openssl_ok(&[
+            "ocsp",
+            "-respin",
+            "get.der",
+            "-issuer",
+            "mois.pem",
+            "-cert",
+            "a.pem",
+            "-CAfile",
+            "root.pem",
+            "-no_nonce",
+        ]);
+        assert!(
+            out.contains("Response verify OK") && out.contains("a.pem: good"),
+            "{out}"
+        );
+
+        // Revoked by `gpki cert revoke`, seen by the responder (generous bound here;
+        // the p99 is measured in docs/benchmarks.md).
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &serial_b,
+            "--reason",
+            "keyCompromise",
+        ]);
+        let mut last = String::new();
+        within(
+            Duration::from_secs(5),
+            "revocation visible over OCSP",
+            || {
+                last = ask(
+                    env,
+                    &url,
+                    &["b.pem"],
+                    &["-no_nonce", "-respout", "revoked.der"],
+                );
+                last.contains("b.pem: revoked")
+            },
+        );
+        assert!(
+            last.contains("Reason: keyCompromise") && last.contains("Response verify OK"),
+            "{last}"
+        );
+        let with_nonce = ask(env, &url, &["b.pem"], &[]);
+        assert!(with_nonce.contains("b.pem: revoked"), "{with_nonce}");
+        let q = env.json(&[
+            "ocsp",
+            "query",
+            "--cert",
+            "b.pem",
+            "--issuer",
+            "mois.pem",
+            "--url",
+            &url,
+            "--ca-file",
+            "root.pem",
+        ]);
+        assert_eq!(q["status"], "revoked", "{q}");
+        assert_eq!(q["reason"], "keyCompromise", "{q}");
+        assert_eq!(q["nonce"], "matched", "{q}");
+
+        // A serial the CA never issued: unknown.
+        let out = env.openssl_ok(&[
+            "ocsp",
+            "-issuer",
+            "mois.pem",
+            "-serial",
+            "0x0123456789abcdef",
+            "-url",
+            &url,
+            "-CAfile",
+            "root.pem",
+            "-respout",
+            "unknown.der",
+        ]);
+        assert!(out.contains(": unknown"), "{out}");
+
+        if require("lint_ocsp_response") {
+            for f in ["get.der", "revoked.der", "unknown.der"] {
+                let findings = pkilint("lint_ocsp_response", &[], &env.path(f));
+                assert!(findings.is_empty(), "pkilint findings for {f}:\n{findings}");
+            }
+        }
+
+        // Another CA's certificate: unauthorized.
+        env.ok(&[
+            "ca",
+            "init-root",
+            "--name",
+            "other",
+            "--subject",
+            "CN=Other Root, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p384",
+            "--out",
+            "other.pem",
+        ]);
+        let out = env.openssl(&[
+            "ocsp",
+            "-issuer",
+            "other.pem",
+            "-serial",
+            "0x01",
+            "-url",
+            &url,
+            "-CAfile",
+            "other.pem",
+        ]);
+        let text = out.stdout + &out.stderr;
+        assert!(text.contains("unauthorized"), "{text}");
+
+        // Garbage: malformedRequest, by POST and by GET.
+        let malformed = [0x30, 0x03, 0x0a, 0x01, 0x01];
+        let reply = curl(&[
+            "-s",
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            "this is not DER",
+            &url,
+        ]);
+        assert_eq!(reply, malformed);
+        let reply = curl(&["-s", &format!("{url}/bm90IERFUg%3D%3D")]);
+        assert_eq!(reply, malformed);
+        // A nonce over RFC 8954's 32 octets: malformedRequest; 32 octets: echoed.
+        for (len, expect_malformed) in [(33usize, true), (32, false)] {
+            std::fs::write(env.path("nonce.der"), with_nonce_of(&req, len)).unwrap();
+            let reply = curl(&[
+                "-s",
+                "-H",
+                "Content-Type: application/ocsp-request",
+                "--data-binary",
+                &format!("@{}", env.path("nonce.der").display()),
+                &url,
+            ]);
+            assert_eq!(
+                reply == malformed,
+                expect_malformed,
+                "nonce of {len} octets"
+            );
+        }
+        // Oversized body: HTTP 413, nothing read.
+        std::fs::write(env.path("big.bin"), vec![0x30u8; 64 * 1024]).unwrap();
+        let code = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            &format!("@{}", env.path("big.bin").display()),
+            &url,
+        ]);
+        assert_eq!(String::from_utf8_lossy(&code), "413");
+
+        // Still serving, and it counted what happened.
+        let out = ask(env, &url, &["a.pem"], &["-no_nonce"]);
+        assert!(out.contains("a.pem: good"), "{out}");
+        assert_eq!(r.health()["status"], "ok");
+        let metrics = String::from_utf8(curl(&["-s", &format!("{}/metrics", r.url)])).unwrap();
+        for needed in [
+            "gpki_ocsp_responses_total{path=\"presigned\",status=\"good\"}",
+            "gpki_ocsp_responses_total{path=\"error\",status=\"malformed_request\"} 3",
+            "gpki_ocsp_responses_total{path=\"error\",status=\"unauthorized\"} 1",
+            "gpki_ocsp_request_duration_seconds_bucket",
+            "gpki_ocsp_presigned_oldest_this_update_seconds{ca=\"mois\"}",
+        ] {
+            assert!(
+                metrics.contains(needed),
+                "metrics lack {needed}:\n{metrics}"
+            );
+        }
+    }
+);
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    if content.len() < 0x80 {
+        out.push(content.len() as u8);
+    } else {
+        out.extend([0x81, content.len() as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `request` (a DER OCSPRequest without extensions) with a nonce of `len` octets.
+fn with_nonce_of(request: &[u8], len: usize) -> Vec<u8> {
+    // OCSPRequest { TBSRequest { requestList } }: take the requestList out.
+    let tbs = &request[2..];
+    let list = &tbs[2..];
+    let nonce_oid = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
+    let ext = tlv(
+        0x30,
+        &[
+            tlv(0x06, &nonce_oid),
+            tlv(0x04, &tlv(0x04, &vec![0x5a; len])),
+        ]
+        .concat(),
+    );
+    let exts = tlv(0xa2, &tlv(0x30, &ext));
+    tlv(0x30, &tlv(0x30, &[list, &exts[..]].concat()))
+}
+
+/// The host:port of a PostgreSQL URL.
+fn pg_host_port(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    rest.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn ocsp_survives_store_outage_and_scales_out_postgres() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    let (serial_a, serial_b) = setup(&env);
+    let target = pg_host_port(&env.store);
+    let proxy = CuttableProxy::start(target.clone());
+    let proxied = env
+        .store
+        .replacen(&target, &format!("127.0.0.1:{}", proxy.port), 1);
+    // Two responders on one store: one through the cuttable link, one direct.
+    let ra = Responder::start(&env, "a", &proxied, &["mois"], "");
+    let rb = Responder::start(&env, "b", &env.store, &["mois"], "");
+    let (ua, ub) = (format!("{}/ocsp", ra.url), format!("{}/ocsp", rb.url));
+    for u in [&ua, &ub] {
+        assert!(ask(&env, u, &["a.pem", "b.pem"], &[]).contains("b.pem: good"));
+    }
+    env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mois",
+        "--serial",
+        &serial_a,
+        "--reason",
+        "superseded",
+    ]);
+    for u in [&ua, &ub] {
+        within(
+            Duration::from_secs(5),
+            "revocation on both responders",
+            || ask(&env, u, &["a.pem"], &["-no_nonce"]).contains("a.pem: revoked"),
+        );
+    }
+
+    // The store goes away for responder A.
+    proxy.cut();
+    within(Duration::from_secs(10), "healthz degraded", || {
+        ra.health()["status"] == "degraded"
+    });
+    // It keeps answering from memory: pre-signed, and signed live with a nonce.
+    let out = ask(&env, &ua, &["a.pem"], &["-no_nonce"]);
+    assert!(
+        out.contains("a.pem: revoked") && out.contains("Response verify OK"),
+        "{out}"
+    );
+    let out = ask(&env, &ua, &["b.pem"], &[]);
+    assert!(
+        out.contains("b.pem: good") && out.contains("Response verify OK"),
+        "{out}"
+    );
+    // What it never saw, it cannot vouch for: tryLater.
+    let out = env.openssl(&[
+        "ocsp",
+        "-issuer",
+        "mois.pem",
+        "-serial",
+        "0x0123456789",
+        "-url",
+        &ua,
+        "-CAfile",
+        "root.pem",
+    ]);
+    assert!(
+        (out.stdout + &out.stderr).contains("trylater"),
+        "expected tryLater"
+    );
+
+    // Meanwhile B, on the store, sees a revocation at once.
+    env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mois",
+        "--serial",
+        &serial_b,
+        "--reason",
+        "keyCompromise",
+    ]);
+    within(
+        Duration::from_secs(5),
+        "revocation on the connected responder",
+        || ask(&env, &ub, &["b.pem"], &["-no_nonce"]).contains("b.pem: revoked"),
+    );
+
+    // The store comes back: A catches up by itself.
+    proxy.restore();
+    within(Duration::from_secs(15), "responder A catches up", || {
+        ask(&env, &ua, &["b.pem"], &["-no_nonce"]).contains("b.pem: revoked")
+    });
+    assert_eq!(ra.health()["status"], "ok");
+    assert_eq!(rb.health()["status"], "ok");
+}
+
+#[test]
+fn responder_renews_its_certificate_and_refuses_a_foreign_one() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("openssl") {
+        return;
+    }
+    setup(&env);
+    let cert = env.path("data/ocsp/mois.crt.pem").display().to_string();
+    let before = env.serial_of(&cert);
+    // Due for renewal at once (365 > 30 days left): renewed on start.
+    let extra = format!(
+        "[renewal]\nca_key_pass_file = \"{}\"\nbefore_days = 365\n",
+        env.path("pass").display()
+    );
+    let r = Responder::start(&env, "renew", &env.store, &["mois"], &extra);
+    let after = env.serial_of(&cert);
+    assert_ne!(before, after, "the responder certificate was not renewed");
+    let out = ask(
+        &env,
+        &format!("{}/ocsp", r.url),
+        &["a.pem"],
+        &["-no_nonce", "-resp_text"],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    let embedded = after.to_uppercase();
+    let pretty: String = embedded
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        out.contains(&pretty),
+        "the response does not carry the new certificate {pretty}:\n{out}"
+    );
+    let listed = env.json(&["cert", "list", "--ca", "mois", "--profile", "ocsp-signer"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    drop(r);
+
+    // A responder certificate from another CA is refused, by name.
+    env.ok(&[
+        "ocsp",
+        "issue-signer",
+        "--ca",
+        "root",
+        "--cert-out",
+        "data/ocsp/root-as-mois.crt.pem",
+        "--key-out",
+        "data/ocsp/root-as-mois.key.pem",
+    ]);
+    let config = env.path("bad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:0\"\nkey_pass_file = \"{}\"\n[[ca]]\nname = \"mois\"\ncert = \"data/ocsp/root-as-mois.crt.pem\"\nkey = \"data/ocsp/root-as-mois.key.pem\"\n",
+            env.store,
+            env.path("pass").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(Responder::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not signed by CA `mois`"), "{err}");
+    // An unknown CA, by name.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("name = \"mois\"", "name = \"nope\""),
+    )
+    .unwrap();
+    let out = Command::new(Responder::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown CA `nope`"));
+}
+
+#[test]
+fn dev_up_serves_ocsp_where_the_certificates_point() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("curl") {
+        return;
+    }
+    let port = crate::support::free_port();
+    let mut cmd = env.command();
+    let mut child = cmd
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_URL_BASE")
+        .args(["dev", "up", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 180, &mut child);
+    // No --url: the certificate's AIA names the responder.
+    let mut q = env.command();
+    let out = q
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_URL_BASE")
+        .args([
+            "ocsp",
+            "query",
+            "--cert",
+            "data/certs/g-ssl.crt.pem",
+            "--issuer",
+            "data/certs/mois.crt.pem",
+            "--ca-file",
+            "data/certs/gpki-root.crt.pem",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "good", "{v}");
+    assert_eq!(v["url"], format!("http://127.0.0.1:{port}/ocsp"), "{v}");
+    // SIGTERM stops it cleanly.
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "dev up exited {status}");
+}
