@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use der::Decode;
 use gpki_pki::cert::find_extension;
 use gpki_pki::signer::Passphrase;
@@ -107,9 +108,9 @@ impl State {
         let now = gpki_pki::time::now();
         if self.config.presign && parsed.nonce.is_none() && parsed.certs.len() == 1 {
             let id = &parsed.certs[0];
-            if let Some(entry) = auth.entries.get(&id.serial) {
+            if let Some(entry) = auth.entries.get(id.serial) {
                 if let Some(p) = &entry.presigned {
-                    if p.next_update > now && auth.is_presigned_form(&id.der) {
+                    if p.next_update > now && auth.is_presigned_form(id.der) {
                         return Answer::Presigned(entry.clone());
                     }
                 }
@@ -122,7 +123,7 @@ impl State {
         let mut singles = Vec::with_capacity(parsed.certs.len() * 120);
         let mut first = None;
         for id in &parsed.certs {
-            let (state, this_update) = match self.lookup(auth, &id.serial).await {
+            let (state, this_update) = match self.lookup(auth, id.serial).await {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::warn!(ca = %auth.name, error = %e, "status lookup failed");
@@ -138,7 +139,7 @@ impl State {
             first.get_or_insert(state);
             if let Err(e) = response::push_single_response(
                 &mut singles,
-                &id.der,
+                id.der,
                 state,
                 this_update,
                 next_update,
@@ -147,7 +148,7 @@ impl State {
                 return Answer::Failed(ResponseStatus::InternalError);
             }
         }
-        match responder.sign(now, &singles, parsed.nonce.as_deref()) {
+        match responder.sign(now, &singles, parsed.nonce) {
             Ok(der) => Answer::Live(der, first.unwrap_or(CertState::Unknown)),
             Err(e) => {
                 tracing::error!(error = %e, "signing a response");
@@ -332,9 +333,9 @@ impl Running {
     }
 }
 
-/// Opens the store, loads the responder keys, signs the initial responses, binds
-/// the listener and starts serving in the background.
-pub async fn start(config: Config) -> Result<Running> {
+/// Opens the store, loads (and if due renews) the responder keys and reads every
+/// certificate of the served CAs, signing their responses when pre-signing.
+pub async fn prepare(config: Config) -> Result<Arc<State>> {
     config.check()?;
     let store = Store::connect_with_timeout(
         &config.store,
@@ -366,17 +367,6 @@ pub async fn start(config: Config) -> Result<Running> {
             responder,
         )?));
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("cannot listen on {}: {e}", config.listen),
-            )
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let marks = authorities
         .iter()
         .map(|_| Mutex::new(StatusMark::default()))
@@ -393,13 +383,28 @@ pub async fn start(config: Config) -> Result<Running> {
         ready: AtomicBool::new(false),
         key_pass,
     });
-    // The first full read happens before the port answers, so no request sees an
-    // empty cache.
     worker::renew_if_due(&state).await;
     let first = worker::sync(&state).await;
     state.set_store(&first);
     first?;
     state.ready.store(true, Ordering::Relaxed);
+    Ok(state)
+}
+
+/// [`prepare`]s, binds the listener and serves in the background. The first full
+/// read happens before the port answers, so no request sees an empty cache.
+pub async fn start(config: Config) -> Result<Running> {
+    let listen = config.listen.clone();
+    let state = prepare(config).await?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot listen on {listen}: {e}"),
+        )
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(worker::run(state.clone(), watch.clone())),
@@ -412,6 +417,21 @@ pub async fn start(config: Config) -> Result<Running> {
         shutdown,
         tasks,
     })
+}
+
+/// Every pre-signed response of the served CAs, DER, for a CDN or another
+/// responder to serve (`gpki-ocsp export`).
+pub async fn export(config: Config) -> Result<Vec<Bytes>> {
+    let state = prepare(config).await?;
+    let mut out = Vec::new();
+    for auth in &state.authorities {
+        out.extend(
+            auth.entries
+                .iter()
+                .filter_map(|e| e.presigned.as_ref().map(|p| p.der.clone())),
+        );
+    }
+    Ok(out)
 }
 
 /// Runs a responder until Ctrl-C or SIGTERM.

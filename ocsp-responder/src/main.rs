@@ -26,6 +26,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Write every pre-signed response, base64, one per line (for a CDN, or for
+    /// `cfssl ocspserve -responses`).
+    Export {
+        #[arg(long, short, default_value = "ocsp.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check a config file and exit.
     CheckConfig {
         #[arg(long, short, default_value = "ocsp.toml")]
@@ -54,6 +62,21 @@ fn main() -> ExitCode {
                     c.listen = l;
                 }
                 gpki_ocsp::serve(c).await
+            }
+            Command::Export { config, out } => {
+                use base64::Engine;
+                let c = gpki_ocsp::Config::load(&config)?;
+                let responses = gpki_ocsp::export(c).await?;
+                let mut text = String::with_capacity(responses.len() * 1400);
+                for r in &responses {
+                    text += &base64::engine::general_purpose::STANDARD.encode(r);
+                    text.push('\n');
+                }
+                std::fs::write(&out, text).map_err(|e| {
+                    gpki_pki::Error::internal(format!("cannot write {}: {e}", out.display()))
+                })?;
+                eprintln!("{} responses written to {}", responses.len(), out.display());
+                Ok(())
             }
             Command::CheckConfig { config } => gpki_ocsp::Config::load(&config).map(|c| {
                 println!(

@@ -14,15 +14,24 @@ use crate::State;
 
 /// Rows read from the store at a time.
 const PAGE: i64 = 20_000;
+/// Longest a steady-state read of the store may take before it counts as down (the
+/// initial load, before the port opens, is not bounded).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` turns true.
 pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.config.poll_interval_ms);
+    let store_wait = Duration::from_millis(state.config.store_timeout_ms);
     let mut listener: Option<StatusListener> = None;
     let mut last_renewal_check = std::time::Instant::now();
     loop {
         if listener.is_none() && state.store_up() {
-            listener = state.store.status_listener().await.unwrap_or(None);
+            // A black-holed network must not stall the worker: bounded like a query.
+            listener = tokio::time::timeout(store_wait, state.store.status_listener())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten();
         }
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -33,7 +42,13 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
                 }
             }
         }
-        let result = sync(&state).await;
+        let result = match tokio::time::timeout(SYNC_TIMEOUT, sync(&state)).await {
+            Ok(r) => r,
+            Err(_) => Err(gpki_pki::Error::new(
+                gpki_pki::ErrorKind::Unavailable,
+                format!("store did not answer within {SYNC_TIMEOUT:?}"),
+            )),
+        };
         state.set_store(&result);
         if result.is_ok() {
             if let Err(e) = refresh(&state).await {
