@@ -3,6 +3,7 @@
 
 mod dev;
 mod ocsp;
+mod ts;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,9 @@ enum Command {
     /// OCSP: responder certificates, status queries
     #[command(subcommand)]
     Ocsp(ocsp::OcspCmd),
+    /// Timestamps: stamp a file, verify a token, look a token up
+    #[command(subcommand)]
+    Ts(ts::TsCmd),
     /// Local all-in-one deployment
     #[command(subcommand)]
     Dev(DevCmd),
@@ -760,6 +764,7 @@ async fn run(cli: Cli) -> Result<()> {
             });
         }
         Command::Ocsp(cmd) => ocsp::command(&g, cmd).await?,
+        Command::Ts(cmd) => ts::command(&g, cmd).await?,
         Command::Dev(DevCmd::Up { no_serve, listen }) => dev::up(&g, !no_serve, &listen).await?,
     }
     Ok(())

@@ -225,6 +225,21 @@ fn query(
 ) -> Result<serde_json::Value> {
     let (cert, _) = load_x509(cert_path, "certificate")?;
     let (issuer, issuer_der) = load_x509(issuer_path, "issuer certificate")?;
+    query_x509(&cert, &issuer, &issuer_der, url, ca_file, hash, send_nonce)
+}
+
+/// Asks the responder (`url`, else the certificate's AIA) for `cert`'s status and
+/// verifies the answer; the JSON `gpki ocsp query` prints.
+pub fn query_x509(
+    cert: &X509,
+    issuer: &X509,
+    issuer_der: &[u8],
+    url: Option<String>,
+    ca_file: Option<&Path>,
+    hash: &str,
+    send_nonce: bool,
+) -> Result<serde_json::Value> {
+    let (cert, issuer) = (cert.clone(), issuer.clone());
     let url = url
         .or_else(|| aia_ocsp_url(&cert))
         .ok_or_else(|| Error::malformed("the certificate names no OCSP responder; give --url"))?;

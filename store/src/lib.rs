@@ -9,6 +9,7 @@
 mod audit;
 mod certificates;
 mod status;
+mod tsa;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -24,6 +25,7 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
+pub use tsa::TokenRecord;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,99 @@
+//! `tsa.toml`: what a timestamp authority signs with and how.
+
+use std::path::{Path, PathBuf};
+
+use gpki_pki::{Error, ErrorKind, Result};
+use serde::Deserialize;
+
+/// The TSA's configuration. Relative paths are relative to the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Store URL: `sqlite://PATH` or `postgres://…`.
+    pub store: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// This TSA's name in the token log and serial allocator.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The TSA certificate (profile tsa) and its encrypted key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// File holding the key's passphrase.
+    pub key_pass_file: Option<PathBuf>,
+    /// The TSA policy OID put in every token; requests for another are refused.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// genTime accuracy, milliseconds.
+    #[serde(default = "default_accuracy_ms")]
+    pub accuracy_ms: u32,
+    /// Refuse to issue (timeNotAvailable) when the kernel says the clock is not
+    /// synchronised.
+    #[serde(default = "default_true")]
+    pub require_clock_sync: bool,
+    /// Larger request bodies are refused with HTTP 413.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Serials reserved from the store at a time.
+    #[serde(default = "default_serial_block")]
+    pub serial_block: i64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+fn default_name() -> String {
+    "tsa".into()
+}
+fn default_policy() -> String {
+    // The GPKI timestamp policy arc used by the tsa profile.
+    "1.2.410.100001.2.1.5".into()
+}
+fn default_accuracy_ms() -> u32 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_request_bytes() -> usize {
+    4096
+}
+fn default_serial_block() -> i64 {
+    1000
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(ErrorKind::NotFound, format!("cannot read {}: {e}", path.display()))
+        })?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.cert, &mut c.key] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(p) = c.key_pass_file.as_mut() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        c.check().map_err(|e| e.context(path.display()))?;
+        Ok(c)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        self.policy
+            .parse::<const_oid::ObjectIdentifier>()
+            .map_err(|e| Error::malformed(format!("policy `{}`: {e}", self.policy)))?;
+        if self.accuracy_ms == 0 || self.accuracy_ms > 60_000 {
+            return Err(Error::malformed("accuracy_ms must be 1 to 60000"));
+        }
+        if !(1..=1_000_000).contains(&self.serial_block) {
+            return Err(Error::malformed("serial_block must be 1 to 1000000"));
+        }
+        Ok(())
+    }
+}

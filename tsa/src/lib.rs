@@ -1,0 +1,371 @@
+//! gpki-tsa: an RFC 3161 timestamp authority with the RFC 5816 signing-certificate
+//! attribute. Every token is logged in the store before it is returned (the
+//! writes of concurrent requests share one transaction); serials come from the
+//! store in blocks, so they never repeat across restarts or across TSA processes
+//! sharing a store. It refuses to issue while its certificate is expired or
+//! revoked, or (when configured) while the kernel says the clock is unsynchronised.
+#![deny(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+mod http;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, ErrorKind, Result, Signer, SoftwareKey};
+use gpki_store::{Store, TokenRecord};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use tokio::sync::{mpsc, oneshot};
+
+pub use config::Config;
+use token::{FailInfo, Refusal, TsaKey};
+
+/// Tokens logged per transaction at most.
+const LOG_BATCH: usize = 2000;
+
+type LogJob = (TokenRecord, oneshot::Sender<Result<()>>);
+
+/// The TSA's shared state.
+pub struct State {
+    pub config: Config,
+    pub store: Store,
+    pub key: TsaKey,
+    policy: ObjectIdentifier,
+    policy_text: String,
+    /// The next serial and the end of the reserved block.
+    serials: tokio::sync::Mutex<(i64, i64)>,
+    log: mpsc::Sender<LogJob>,
+    /// Set by the status checker: the TSA certificate is revoked or on hold.
+    cert_revoked: AtomicBool,
+    cert_status_error: Mutex<Option<String>>,
+    registry: Registry,
+    answers: IntCounterVec,
+    latency: Histogram,
+}
+
+impl State {
+    /// Why the TSA may not issue now, if it may not.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let now = gpki_pki::time::now();
+        if self.key.not_after <= now {
+            return Some(Refusal {
+                fail: FailInfo::TimeNotAvailable,
+                text: "the TSA certificate has expired".into(),
+            });
+        }
+        if self.cert_revoked.load(Ordering::Relaxed) {
+            return Some(Refusal {
+                fail: FailInfo::SystemFailure,
+                text: "the TSA certificate is revoked".into(),
+            });
+        }
+        if self.config.require_clock_sync && !clock::state().synchronised {
+            return Some(Refusal {
+                fail: FailInfo::TimeNotAvailable,
+                text: "the TSA clock is not synchronised".into(),
+            });
+        }
+        None
+    }
+
+    async fn next_serial(&self) -> Result<i64> {
+        let mut s = self.serials.lock().await;
+        if s.0 >= s.1 {
+            let first = self
+                .store
+                .allocate_tsa_serials(&self.config.name, self.config.serial_block)
+                .await?;
+            *s = (first, first + self.config.serial_block);
+        }
+        let serial = s.0;
+        s.0 += 1;
+        Ok(serial)
+    }
+
+    /// Answers one DER TimeStampReq with a DER TimeStampResp, granted or rejected.
+    pub async fn answer(&self, body: &[u8]) -> (Vec<u8>, &'static str) {
+        let req = match token::check_request(body, &self.policy) {
+            Ok(r) => r,
+            Err(r) => return (token::rejection(&r), r.fail.label()),
+        };
+        if let Some(r) = self.refusal() {
+            return (token::rejection(&r), r.fail.label());
+        }
+        let serial = match self.next_serial().await {
+            Ok(s) => s,
+            Err(e) => return self.system_failure("no serial from the store", &e),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let gen_time = Duration::from_secs(now.as_secs());
+        let der = match self.key.token(
+            &req,
+            &self.policy,
+            serial as u64,
+            gen_time,
+            self.config.accuracy_ms,
+        ) {
+            Ok(d) => d,
+            Err(e) => return self.system_failure("signing", &e),
+        };
+        let record = TokenRecord {
+            tsa: self.config.name.clone(),
+            serial: format!("{serial:x}"),
+            gen_time: gen_time.as_secs() as i64,
+            policy: self.policy_text.clone(),
+            hash_alg: req.hash.name().into(),
+            imprint: hex::encode(req.imprint.hashed_message.as_bytes()),
+            nonce: req.nonce.as_ref().map(|n| hex::encode(n.as_bytes())),
+        };
+        let (tx, rx) = oneshot::channel();
+        if self.log.send((record, tx)).await.is_err() {
+            return self.system_failure("token log", &Error::internal("log writer stopped"));
+        }
+        match rx.await {
+            Ok(Ok(())) => (der, "granted"),
+            Ok(Err(e)) => self.system_failure("token log", &e),
+            Err(_) => self.system_failure("token log", &Error::internal("log writer stopped")),
+        }
+    }
+
+    fn system_failure(&self, what: &str, e: &Error) -> (Vec<u8>, &'static str) {
+        tracing::error!(error = %e, "{what}");
+        let r = Refusal {
+            fail: FailInfo::SystemFailure,
+            text: format!("{what} failed; try again later"),
+        };
+        (token::rejection(&r), r.fail.label())
+    }
+}
+
+/// Writes logged tokens in batches: everything waiting when a write starts goes
+/// into one transaction, and each request hears when its row is durable.
+async fn log_writer(store: Store, mut rx: mpsc::Receiver<LogJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < LOG_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<TokenRecord> = jobs.iter().map(|(r, _)| r.clone()).collect();
+        let result = store.log_tokens(&rows).await;
+        for (_, tx) in jobs {
+            let _ = tx.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::new(e.kind, e.detail.clone())),
+            });
+        }
+    }
+}
+
+/// Re-reads the TSA certificate's status in the store every few seconds.
+async fn status_checker(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
+    loop {
+        let result = async {
+            let issuer = state
+                .store
+                .authorities()
+                .await?
+                .into_iter()
+                .find(|a| {
+                    a.cert_der
+                        .as_deref()
+                        .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+                        .is_some_and(|c| {
+                            c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer
+                        })
+                });
+            match issuer {
+                Some(a) => Ok::<_, Error>(state.store.status_of(a.id, &serial).await?),
+                None => Ok(None),
+            }
+        }
+        .await;
+        match result {
+            Ok(row) => {
+                let revoked = row.is_some_and(|r| r.status == "revoked" || r.status == "hold");
+                if revoked && !state.cert_revoked.swap(true, Ordering::Relaxed) {
+                    tracing::error!("the TSA certificate is revoked; refusing to issue");
+                }
+                if !revoked {
+                    state.cert_revoked.store(false, Ordering::Relaxed);
+                }
+                *state.cert_status_error.lock().expect("lock") = None;
+            }
+            Err(e) => *state.cert_status_error.lock().expect("lock") = Some(e.to_string()),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+struct SerialOf<'a>(&'a x509_cert::Certificate);
+
+impl SerialOf<'_> {
+    fn magnitude(&self) -> Vec<u8> {
+        let b = self.0.tbs_certificate.serial_number.as_bytes();
+        b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..].to_vec()
+    }
+}
+
+/// Loads the TSA key and certificate and checks they belong together and that the
+/// certificate is a TSA certificate (id-kp-timeStamping, critical).
+pub fn load_key(config: &Config, pass: &Passphrase) -> Result<TsaKey> {
+    let raw = std::fs::read(&config.cert).map_err(|e| {
+        Error::not_found(format!("cannot read TSA certificate {}: {e}", config.cert.display()))
+    })?;
+    let cert_der = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"])?;
+    let key = SoftwareKey::read_encrypted(&config.key, pass)?;
+    let cert = x509_cert::Certificate::from_der(&cert_der)
+        .map_err(|e| Error::malformed(format!("TSA certificate: {e}")))?;
+    if cert.tbs_certificate.subject_public_key_info.to_der()? != key.public_key_der() {
+        return Err(Error::malformed(format!(
+            "the key {} does not match the TSA certificate {}",
+            config.key.display(),
+            config.cert.display()
+        )));
+    }
+    let eku = gpki_pki::cert::find_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>(
+        &cert.tbs_certificate,
+        const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+    )?;
+    match eku {
+        Some((true, e)) if e.0 == [const_oid::db::rfc5280::ID_KP_TIME_STAMPING] => {}
+        _ => {
+            return Err(Error::policy(format!(
+                "{} is not a TSA certificate: RFC 3161 §2.3 needs id-kp-timeStamping as the only, critical, extended key usage",
+                config.cert.display()
+            )))
+        }
+    }
+    TsaKey::new(Box::new(key), cert_der)
+}
+
+/// A running TSA.
+pub struct Running {
+    pub state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the store, loads the key, binds and serves in the background.
+pub async fn start(config: Config) -> Result<Running> {
+    config.check()?;
+    let store = Store::open(&config.store).await?;
+    let pass = match &config.key_pass_file {
+        Some(p) => Passphrase::from_file(p)?,
+        None => match std::env::var("GPKI_KEY_PASS") {
+            Ok(v) => Passphrase::new(v.into_bytes()),
+            Err(_) => {
+                return Err(Error::malformed(
+                    "no passphrase for the TSA key: set key_pass_file (or GPKI_KEY_PASS)",
+                ))
+            }
+        },
+    };
+    let key = load_key(&config, &pass)?;
+    let policy: ObjectIdentifier = config.policy.parse().map_err(|e| {
+        Error::malformed(format!("policy `{}`: {e}", config.policy))
+    })?;
+    let clock = clock::state();
+    if !clock.synchronised {
+        tracing::warn!(
+            required = config.require_clock_sync,
+            "the kernel reports the clock unsynchronised"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Unavailable, format!("cannot listen on {}: {e}", config.listen))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let registry = Registry::new();
+    let answers = IntCounterVec::new(
+        Opts::new("gpki_tsa_responses_total", "TimeStampResp answers by outcome"),
+        &["outcome"],
+    )
+    .expect("metric");
+    let latency = Histogram::with_opts(
+        HistogramOpts::new("gpki_tsa_request_duration_seconds", "Time to answer one request")
+            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0]),
+    )
+    .expect("metric");
+    registry.register(Box::new(answers.clone())).expect("register");
+    registry.register(Box::new(latency.clone())).expect("register");
+    let (log, rx) = mpsc::channel(LOG_BATCH * 4);
+    let writer = tokio::spawn(log_writer(store.clone(), rx));
+    let state = Arc::new(State {
+        policy_text: policy.to_string(),
+        policy,
+        store,
+        key,
+        serials: tokio::sync::Mutex::new((0, 0)),
+        log,
+        cert_revoked: AtomicBool::new(false),
+        cert_status_error: Mutex::new(None),
+        registry,
+        answers,
+        latency,
+        config,
+    });
+    let (shutdown, watch) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(status_checker(state.clone(), watch.clone())),
+        tokio::spawn(http::serve(state.clone(), listener, watch)),
+    ];
+    drop(writer);
+    tracing::info!(%addr, "TSA listening");
+    Ok(Running {
+        state,
+        addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Runs a TSA until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,63 @@
+//! `gpki-tsa serve --config tsa.toml`: the timestamp authority as a process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gpki-tsa", version, about = "gpki timestamp authority (RFC 3161 / RFC 5816)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer timestamp requests until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, short, default_value = "tsa.toml")]
+        config: PathBuf,
+        /// Override the config's listen address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Print the kernel's clock synchronisation state (what the TSA checks).
+    Clock,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GPKI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Clock => {
+            let s = gpki_tsa::clock::state();
+            println!("{}", serde_json::to_string(&s).expect("JSON"));
+            Ok(())
+        }
+        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(async {
+                let mut c = gpki_tsa::Config::load(&config)?;
+                if let Some(l) = listen {
+                    c.listen = l;
+                }
+                gpki_tsa::serve(c).await
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gpki-tsa: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
