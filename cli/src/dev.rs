@@ -26,7 +26,7 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
 ];
 
-pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
+pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Result<()> {
     let dir = &g.data_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| gpki_pki::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
@@ -187,6 +187,7 @@ pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
         ocsp_setup(&ca, dir, &g.store_url(), &pass_file, &pass, listen).await?;
     made.extend(ocsp_made);
     found.extend(ocsp_found);
+    let tsa_config = tsa_setup(dir, &g.store_url(), &pass_file, tsa_listen)?;
 
     let d = dir.display();
     emit(
@@ -210,6 +211,8 @@ pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
              gpki cert list --ca {SUB}\n  \
              openssl verify -x509_strict -CAfile {d}/certs/{ROOT}.crt.pem -untrusted {d}/certs/{SUB}.crt.pem {d}/certs/g-ssl.crt.pem\n  \
              gpki ocsp query --cert {d}/certs/g-ssl.crt.pem --issuer {d}/certs/{SUB}.crt.pem --ca-file {d}/certs/{ROOT}.crt.pem\n  \
+             gpki ts stamp --file README.md --url http://127.0.0.1:8081/ --out README.tsr\n  \
+             gpki ts verify --file README.md --token README.tsr --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
              gpki cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
              gpki crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
              gpki audit verify",
@@ -221,11 +224,14 @@ pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
     );
     if serve {
         let running = gpki_ocsp::start(ocsp_config).await?;
+        let tsa = gpki_tsa::start(tsa_config).await?;
         eprintln!(
-            "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml); Ctrl-C stops it",
-            running.local_addr()
+            "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml)\nTSA on http://{}/ (config {d}/tsa.toml)\nCtrl-C stops both",
+            running.local_addr(),
+            tsa.local_addr()
         );
         gpki_ocsp::wait_for_signal().await;
+        tsa.stop().await;
         running.stop().await;
     }
     Ok(())
@@ -234,6 +240,37 @@ pub async fn up(g: &Global, serve: bool, listen: &str) -> Result<()> {
 /// Where the dev CAs' CRL, OCSP and caIssuers URLs point: the local responder.
 fn url_base(listen: &str) -> String {
     std::env::var("GPKI_URL_BASE").unwrap_or_else(|_| format!("http://{listen}"))
+}
+
+/// Writes `tsa.toml` for the dev TSA certificate (profile tsa, made above).
+fn tsa_setup(
+    dir: &std::path::Path,
+    store_url: &str,
+    pass_file: &std::path::Path,
+    listen: &str,
+) -> Result<gpki_tsa::Config> {
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let q = |s: String| toml::Value::String(s).to_string();
+    let store = match store_url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
+        None => store_url.to_string(),
+    };
+    let certs = abs(&dir.join("certs"));
+    let text = format!(
+        "# gpki dev: the timestamp authority (gpki-tsa serve --config THIS)\n\
+         store = {}\nlisten = {}\nname = \"dev-tsa\"\n\
+         cert = {}\nkey = {}\nkey_pass_file = {}\n\
+         # Development machines rarely run NTP; production keeps the default (true).\n\
+         require_clock_sync = false\n",
+        q(store),
+        q(listen.to_string()),
+        q(certs.join("tsa.crt.pem").display().to_string()),
+        q(certs.join("tsa.key.pem").display().to_string()),
+        q(abs(pass_file).display().to_string()),
+    );
+    let path = dir.join("tsa.toml");
+    write_file(&path, text.as_bytes())?;
+    gpki_tsa::Config::load(&path)
 }
 
 /// Issues (or renews, within 10 days of expiry) the responder certificate of each

@@ -389,6 +389,9 @@ enum DevCmd {
         /// Where the responder listens (certificates' AIA point here)
         #[arg(long, env = "GPKI_DEV_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Where the TSA listens
+        #[arg(long, env = "GPKI_DEV_TSA_LISTEN", default_value = "127.0.0.1:8081")]
+        tsa_listen: String,
     },
 }
 
@@ -765,7 +768,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ocsp(cmd) => ocsp::command(&g, cmd).await?,
         Command::Ts(cmd) => ts::command(&g, cmd).await?,
-        Command::Dev(DevCmd::Up { no_serve, listen }) => dev::up(&g, !no_serve, &listen).await?,
+        Command::Dev(DevCmd::Up {
+            no_serve,
+            listen,
+            tsa_listen,
+        }) => dev::up(&g, !no_serve, &listen, &tsa_listen).await?,
     }
     Ok(())
 }

@@ -260,7 +260,7 @@ pub fn query_x509(
         None
     };
     let body = build_request(
-        &issuer_der,
+        issuer_der,
         &serial_int,
         hash,
         nonce.as_ref().map(|n| &n[..]),

@@ -127,7 +127,9 @@ pub async fn command(g: &Global, cmd: TsCmd) -> Result<()> {
             let serial = serial.trim_start_matches('0');
             let found = store.token_by_serial(serial).await?;
             if found.is_empty() {
-                return Err(Error::not_found(format!("no token with serial {serial} in the log")));
+                return Err(Error::not_found(format!(
+                    "no token with serial {serial} in the log"
+                )));
             }
             emit(g.output, json!(found), || {
                 found
@@ -141,7 +143,10 @@ pub async fn command(g: &Global, cmd: TsCmd) -> Result<()> {
                             t.policy,
                             t.hash_alg,
                             t.imprint,
-                            t.nonce.as_ref().map(|n| format!(", nonce {n}")).unwrap_or_default()
+                            t.nonce
+                                .as_ref()
+                                .map(|n| format!(", nonce {n}"))
+                                .unwrap_or_default()
                         )
                     })
                     .collect::<Vec<_>>()
@@ -183,7 +188,10 @@ fn stamp(
             hashed_message: OctetString::new(h.digest(&data))?,
         },
         req_policy: policy
-            .map(|p| p.parse().map_err(|e| Error::malformed(format!("policy `{p}`: {e}"))))
+            .map(|p| {
+                p.parse()
+                    .map_err(|e| Error::malformed(format!("policy `{p}`: {e}")))
+            })
             .transpose()?,
         nonce: Some(Int::new(&nonce)?),
         cert_req,
@@ -193,36 +201,45 @@ fn stamp(
         .set("Content-Type", "application/timestamp-query")
         .timeout(std::time::Duration::from_secs(10))
         .send_bytes(&req.to_der()?)
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("timestamp request to {url}: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("timestamp request to {url}: {e}"),
+            )
+        })?;
     let mut der_bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(reply.into_reader(), 1 << 20), &mut der_bytes)
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("reading the reply: {e}")))?;
-    let resp = TimeStampResp::from_der(&der_bytes)
-        .map_err(|e| Error::malformed(format!("the reply is not a TimeStampResp: {e}")))?;
-    let status = resp.status.status as u8;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reply.into_reader(), 1 << 20),
+        &mut der_bytes,
+    )
+    .map_err(|e| Error::new(ErrorKind::Unavailable, format!("reading the reply: {e}")))?;
+    let (status, text) = reply_status(&der_bytes)?;
     if status > 1 {
         return Err(Error::new(
             ErrorKind::PolicyViolation,
             format!(
-                "the TSA refused: {}",
-                resp.status
-                    .status_string
-                    .as_ref()
-                    .and_then(|s| s.first())
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| format!("status {status}"))
+                "the TSA refused (status {status}): {}",
+                text.unwrap_or_else(|| "no reason given".into())
             ),
         ));
     }
+    let resp = TimeStampResp::from_der(&der_bytes)
+        .map_err(|e| Error::malformed(format!("the reply is not a TimeStampResp: {e}")))?;
     let token = resp
         .time_stamp_token
         .ok_or_else(|| Error::malformed("the reply is granted but holds no token"))?;
     let (_, tst) = open_token(&token)?;
     if tst.nonce.as_ref().map(|n| n.as_bytes()) != Some(Int::new(&nonce)?.as_bytes()) {
-        return Err(Error::new(ErrorKind::BadSignature, "the reply's nonce is not the one sent"));
+        return Err(Error::new(
+            ErrorKind::BadSignature,
+            "the reply's nonce is not the one sent",
+        ));
     }
     if tst.message_imprint.hashed_message.as_bytes() != h.digest(&data).as_slice() {
-        return Err(Error::new(ErrorKind::BadSignature, "the token is for another imprint"));
+        return Err(Error::new(
+            ErrorKind::BadSignature,
+            "the token is for another imprint",
+        ));
     }
     crate::write_file(out, &der_bytes)?;
     Ok(json!({
@@ -258,7 +275,10 @@ fn open_token(token: &ContentInfo) -> Result<(SignedData, TstInfo)> {
 
 /// The signature algorithm of a SignerInfo as a full identifier: tokens may name
 /// only the key algorithm (rsaEncryption, id-ecPublicKey) beside a digest.
-fn signature_identifier(sig: &AlgorithmIdentifierOwned, digest: &ObjectIdentifier) -> AlgorithmIdentifierOwned {
+fn signature_identifier(
+    sig: &AlgorithmIdentifierOwned,
+    digest: &ObjectIdentifier,
+) -> AlgorithmIdentifierOwned {
     let d = digest.to_string();
     let pick = |sha256: &str, sha384: &str, sha512: &str| {
         let oid = match d.as_str() {
@@ -270,11 +290,19 @@ fn signature_identifier(sig: &AlgorithmIdentifierOwned, digest: &ObjectIdentifie
     };
     match sig.oid.to_string().as_str() {
         "1.2.840.113549.1.1.1" => AlgorithmIdentifierOwned {
-            oid: pick("1.2.840.113549.1.1.11", "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13"),
+            oid: pick(
+                "1.2.840.113549.1.1.11",
+                "1.2.840.113549.1.1.12",
+                "1.2.840.113549.1.1.13",
+            ),
             parameters: Some(der::asn1::Any::null()),
         },
         "1.2.840.10045.2.1" => AlgorithmIdentifierOwned {
-            oid: pick("1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4"),
+            oid: pick(
+                "1.2.840.10045.4.3.2",
+                "1.2.840.10045.4.3.3",
+                "1.2.840.10045.4.3.4",
+            ),
             parameters: None,
         },
         _ => sig.clone(),
@@ -287,7 +315,11 @@ fn digest_by_oid(oid: &ObjectIdentifier, data: &[u8]) -> Result<Vec<u8>> {
         "2.16.840.1.101.3.4.2.1" => openssl::sha::sha256(data).to_vec(),
         "2.16.840.1.101.3.4.2.2" => openssl::sha::sha384(data).to_vec(),
         "2.16.840.1.101.3.4.2.3" => openssl::sha::sha512(data).to_vec(),
-        o => return Err(Error::malformed(format!("unsupported digest algorithm {o}"))),
+        o => {
+            return Err(Error::malformed(format!(
+                "unsupported digest algorithm {o}"
+            )))
+        }
     })
 }
 
@@ -304,23 +336,34 @@ fn verify(
     check_status: bool,
 ) -> Result<serde_json::Value> {
     let raw = read_file(token_path, "token")?;
-    let token = match TimeStampResp::from_der(&raw) {
-        Ok(resp) => {
-            if resp.status.status as u8 > 1 {
-                return Err(fail("the reply is a rejection, not a token"));
-            }
-            resp.time_stamp_token
-                .ok_or_else(|| Error::malformed("the reply holds no token"))?
+    if let Ok((status, text)) = reply_status(&raw) {
+        if status > 1 {
+            return Err(fail(format!(
+                "the reply is a rejection, not a token: {}",
+                text.unwrap_or_default()
+            )));
         }
-        Err(_) => ContentInfo::from_der(&raw)
-            .map_err(|e| Error::malformed(format!("{} is neither a TimeStampResp nor a token: {e}", token_path.display())))?,
+    }
+    let token = match TimeStampResp::from_der(&raw) {
+        Ok(resp) => resp
+            .time_stamp_token
+            .ok_or_else(|| Error::malformed("the reply holds no token"))?,
+        Err(_) => ContentInfo::from_der(&raw).map_err(|e| {
+            Error::malformed(format!(
+                "{} is neither a TimeStampResp nor a token: {e}",
+                token_path.display()
+            ))
+        })?,
     };
     let (sd, tst) = open_token(&token)?;
     // 1. The imprint is the file's hash.
     let data = read_file(file, "file")?;
     let imprint = digest_by_oid(&tst.message_imprint.hash_algorithm.oid, &data)?;
     if imprint != tst.message_imprint.hashed_message.as_bytes() {
-        return Err(fail(format!("the token is not for {}: its imprint differs", file.display())));
+        return Err(fail(format!(
+            "the token is not for {}: its imprint differs",
+            file.display()
+        )));
     }
     // 2. The signer and its certificate.
     let [si] = sd.signer_infos.0.as_slice() else {
@@ -330,12 +373,18 @@ fn verify(
     if let Some(set) = &sd.certificates {
         for c in set.0.iter() {
             if let cms::cert::CertificateChoices::Certificate(c) = c {
-                pool.push(X509::from_der(&c.to_der()?).map_err(|e| Error::malformed(format!("token certificate: {e}")))?);
+                pool.push(
+                    X509::from_der(&c.to_der()?)
+                        .map_err(|e| Error::malformed(format!("token certificate: {e}")))?,
+                );
             }
         }
     }
     if let Some(p) = untrusted {
-        pool.extend(X509::stack_from_pem(&read_file(p, "certificates")?).map_err(|e| Error::malformed(format!("{}: {e}", p.display())))?);
+        pool.extend(
+            X509::stack_from_pem(&read_file(p, "certificates")?)
+                .map_err(|e| Error::malformed(format!("{}: {e}", p.display())))?,
+        );
     }
     let SignerIdentifier::IssuerAndSerialNumber(ias) = &si.sid else {
         return Err(fail("the SignerInfo names its signer by key identifier; only issuer and serial is supported"));
@@ -344,7 +393,8 @@ fn verify(
         .iter()
         .find_map(|x| {
             let c = x509_cert::Certificate::from_der(&x.to_der().ok()?).ok()?;
-            (c.tbs_certificate.issuer == ias.issuer && c.tbs_certificate.serial_number == ias.serial_number)
+            (c.tbs_certificate.issuer == ias.issuer
+                && c.tbs_certificate.serial_number == ias.serial_number)
                 .then(|| (x.clone(), c))
         })
         .ok_or_else(|| fail("the TSA certificate is neither in the token nor among --untrusted"))?;
@@ -354,28 +404,45 @@ fn verify(
         .signed_attrs
         .as_ref()
         .ok_or_else(|| fail("the SignerInfo has no signed attributes"))?;
-    let econtent = sd.encap_content_info.econtent.as_ref().expect("checked by open_token");
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .expect("checked by open_token");
     let mut content_type_ok = false;
     let mut digest_ok = false;
     let mut cert_bound = false;
     for a in attrs.iter() {
-        let Some(v) = a.values.iter().next() else { continue };
+        let Some(v) = a.values.iter().next() else {
+            continue;
+        };
         if a.oid == ID_CONTENT_TYPE {
             content_type_ok = v.decode_as::<ObjectIdentifier>().ok() == Some(ID_CT_TST_INFO);
         } else if a.oid == ID_MESSAGE_DIGEST {
             let want = digest_by_oid(&si.digest_alg.oid, econtent.value())?;
-            digest_ok = v.decode_as::<OctetString>().ok().is_some_and(|o| o.as_bytes() == want.as_slice());
+            digest_ok = v
+                .decode_as::<OctetString>()
+                .ok()
+                .is_some_and(|o| o.as_bytes() == want.as_slice());
         } else if a.oid == ID_AA_SIGNING_CERTIFICATE_V2 || a.oid == ID_AA_SIGNING_CERTIFICATE {
             // SigningCertificate(V2) { certs SEQUENCE OF ESSCertID(v2) }: the first
             // names the signer; v2 may carry a hash algorithm (default SHA-256).
-            cert_bound = first_ess_hash_matches(v.to_der()?.as_slice(), a.oid == ID_AA_SIGNING_CERTIFICATE_V2, &signer_der)?;
+            cert_bound = first_ess_hash_matches(
+                v.to_der()?.as_slice(),
+                a.oid == ID_AA_SIGNING_CERTIFICATE_V2,
+                &signer_der,
+            )?;
         }
     }
     if !content_type_ok || !digest_ok {
-        return Err(fail("the signed attributes do not match the TSTInfo (content type or message digest)"));
+        return Err(fail(
+            "the signed attributes do not match the TSTInfo (content type or message digest)",
+        ));
     }
     if !cert_bound {
-        return Err(fail("the signing-certificate attribute does not name the TSA certificate (RFC 5816)"));
+        return Err(fail(
+            "the signing-certificate attribute does not name the TSA certificate (RFC 5816)",
+        ));
     }
     // 4. The signature over the signed attributes.
     let alg = signature_identifier(&si.signature_algorithm, &si.digest_alg.oid);
@@ -393,7 +460,9 @@ fn verify(
     let anchors = X509::stack_from_pem(&read_file(ca_file, "CA file")?)
         .map_err(|e| Error::malformed(format!("{}: {e}", ca_file.display())))?;
     for a in anchors {
-        store.add_cert(a).map_err(|e| Error::internal(format!("{e}")))?;
+        store
+            .add_cert(a)
+            .map_err(|e| Error::internal(format!("{e}")))?;
     }
     store
         .set_purpose(X509PurposeId::TIMESTAMP_SIGN)
@@ -401,7 +470,9 @@ fn verify(
     let store = store.build();
     let mut chain_certs = Stack::new().map_err(|e| Error::internal(format!("{e}")))?;
     for c in &pool {
-        chain_certs.push(c.clone()).map_err(|e| Error::internal(format!("{e}")))?;
+        chain_certs
+            .push(c.clone())
+            .map_err(|e| Error::internal(format!("{e}")))?;
     }
     let mut ctx = X509StoreContext::new().map_err(|e| Error::internal(format!("{e}")))?;
     let (valid, chain) = ctx
@@ -417,13 +488,29 @@ fn verify(
             Ok((Ok(()), chain))
         })
         .map_err(|e| Error::internal(format!("{e}")))?;
-    valid.map_err(|e| fail(format!("the TSA certificate does not verify for time stamping: {e}")))?;
+    valid.map_err(|e| {
+        fail(format!(
+            "the TSA certificate does not verify for time stamping: {e}"
+        ))
+    })?;
     // 6. The TSA certificate's status, over OCSP.
     let tsa_status = if check_status {
-        let issuer = chain.get(1).ok_or_else(|| fail("no issuer for the TSA certificate"))?;
-        let issuer_der = issuer.to_der().map_err(|e| Error::internal(format!("{e}")))?;
-        let answer = crate::ocsp::query_x509(&signer_x509, issuer, &issuer_der, ocsp_url, Some(ca_file), "sha1", true)
-            .map_err(|e| e.context("checking the TSA certificate's status"))?;
+        let issuer = chain
+            .get(1)
+            .ok_or_else(|| fail("no issuer for the TSA certificate"))?;
+        let issuer_der = issuer
+            .to_der()
+            .map_err(|e| Error::internal(format!("{e}")))?;
+        let answer = crate::ocsp::query_x509(
+            &signer_x509,
+            issuer,
+            &issuer_der,
+            ocsp_url,
+            Some(ca_file),
+            "sha1",
+            true,
+        )
+        .map_err(|e| e.context("checking the TSA certificate's status"))?;
         let status = answer["status"].as_str().unwrap_or("unknown").to_string();
         if status != "good" {
             return Err(fail(format!("the TSA certificate is {status} (OCSP)")));
@@ -443,19 +530,54 @@ fn verify(
     }))
 }
 
+/// The PKIStatus and first statusString of a TimeStampResp, read directly: cmpv2's
+/// failInfo type cannot hold the failure bits above 15 that TSAs send.
+fn reply_status(der_bytes: &[u8]) -> Result<(u8, Option<String>)> {
+    use der::asn1::AnyRef;
+    use der::Tagged;
+    let bad = |e: der::Error| Error::malformed(format!("the reply is not a TimeStampResp: {e}"));
+    let outer = AnyRef::from_der(der_bytes).map_err(bad)?;
+    let mut r = der::SliceReader::new(outer.value()).map_err(bad)?;
+    let info = AnyRef::decode(&mut r).map_err(bad)?;
+    let mut ir = der::SliceReader::new(info.value()).map_err(bad)?;
+    let status = AnyRef::decode(&mut ir).map_err(bad)?;
+    if status.tag() != der::Tag::Integer || status.value().len() != 1 {
+        return Err(Error::malformed(
+            "the reply's PKIStatus is not a small INTEGER",
+        ));
+    }
+    let mut text = None;
+    if let Ok(next) = AnyRef::decode(&mut ir) {
+        if next.tag() == der::Tag::Sequence {
+            let mut sr = der::SliceReader::new(next.value()).map_err(bad)?;
+            if let Ok(s) = AnyRef::decode(&mut sr) {
+                text = Some(String::from_utf8_lossy(s.value()).into_owned());
+            }
+        }
+    }
+    Ok((status.value()[0], text))
+}
+
 /// Whether the first ESSCertID(v2) in a SigningCertificate(V2) value hashes to
 /// `cert_der`.
 fn first_ess_hash_matches(value: &[u8], v2: bool, cert_der: &[u8]) -> Result<bool> {
     use der::asn1::AnyRef;
     use der::Tagged;
-    let outer = AnyRef::from_der(value).map_err(|e| fail(format!("signing-certificate attribute: {e}")))?;
+    let outer =
+        AnyRef::from_der(value).map_err(|e| fail(format!("signing-certificate attribute: {e}")))?;
     let mut r = der::SliceReader::new(outer.value())?;
     let certs = AnyRef::decode(&mut r)?;
     let mut cr = der::SliceReader::new(certs.value())?;
     let first = AnyRef::decode(&mut cr)?;
     let mut er = der::SliceReader::new(first.value())?;
     let mut next = AnyRef::decode(&mut er)?;
-    let mut hash_alg = if v2 { "2.16.840.1.101.3.4.2.1" } else { "1.3.14.3.2.26" }.parse::<ObjectIdentifier>().expect("OID");
+    let mut hash_alg = if v2 {
+        "2.16.840.1.101.3.4.2.1"
+    } else {
+        "1.3.14.3.2.26"
+    }
+    .parse::<ObjectIdentifier>()
+    .expect("OID");
     if next.tag() == der::Tag::Sequence {
         let alg = AlgorithmIdentifierOwned::from_der(&next.to_der()?)?;
         hash_alg = alg.oid;

@@ -43,17 +43,20 @@ impl Store {
     /// Concurrent callers (other processes included) get disjoint blocks.
     pub async fn allocate_tsa_serials(&self, tsa: &str, count: i64) -> Result<i64> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        sqlx::query("INSERT INTO tsa_serials (tsa, next) VALUES ($1, 1) ON CONFLICT (tsa) DO NOTHING")
-            .bind(tsa)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let row = sqlx::query("UPDATE tsa_serials SET next = next + $1 WHERE tsa = $2 RETURNING next")
-            .bind(count)
-            .bind(tsa)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO tsa_serials (tsa, next) VALUES ($1, 1) ON CONFLICT (tsa) DO NOTHING",
+        )
+        .bind(tsa)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row =
+            sqlx::query("UPDATE tsa_serials SET next = next + $1 WHERE tsa = $2 RETURNING next")
+                .bind(count)
+                .bind(tsa)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
         let next: i64 = row.try_get("next").map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(next - count)

@@ -8,3 +8,4 @@ mod lifecycle;
 mod ocsp;
 mod oracles;
 pub mod support;
+mod tsa;

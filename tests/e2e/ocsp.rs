@@ -521,12 +521,20 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
         return;
     }
     let port = crate::support::free_port();
+    let tsa_port = crate::support::free_port();
     let mut cmd = env.command();
     let mut child = cmd
         .env_remove("GPKI_KEY_PASS_FILE")
         .env_remove("GPKI_STORE")
         .env_remove("GPKI_URL_BASE")
-        .args(["dev", "up", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "dev",
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--tsa-listen",
+            &format!("127.0.0.1:{tsa_port}"),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -559,6 +567,46 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "good", "{v}");
     assert_eq!(v["url"], format!("http://127.0.0.1:{port}/ocsp"), "{v}");
+    // The dev TSA stamps, and the token verifies with the TSA certificate's status
+    // checked at the dev responder (its AIA).
+    std::fs::write(env.path("doc.txt"), "dev document\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.command();
+        let o = c.env_remove("GPKI_STORE").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    run(&[
+        "ts",
+        "stamp",
+        "--file",
+        "doc.txt",
+        "--url",
+        &format!("http://127.0.0.1:{tsa_port}/"),
+        "--out",
+        "doc.tsr",
+        "--output",
+        "json",
+    ]);
+    let v = run(&[
+        "ts",
+        "verify",
+        "--file",
+        "doc.txt",
+        "--token",
+        "doc.tsr",
+        "--ca-file",
+        "data/certs/gpki-root.crt.pem",
+        "--untrusted",
+        "data/certs/mois.crt.pem",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(v["tsa_status"], "good", "{v}");
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .arg(child.id().to_string())

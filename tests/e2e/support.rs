@@ -404,7 +404,7 @@ impl Responder {
                 data.display()
             );
         }
-        let config = env.path(&format!("{name}.toml"));
+        let config = env.path(&format!("{name}-{port}.toml"));
         std::fs::write(&config, text).unwrap();
         let mut child = Command::new(Self::binary())
             .args(["serve", "--config"])
@@ -490,5 +490,63 @@ impl CuttableProxy {
 
     pub fn restore(&self) {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A `gpki-tsa serve` process, killed on drop.
+pub struct Tsa {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Tsa {
+    pub fn binary() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name("gpki-tsa")
+    }
+
+    /// Writes `NAME.toml` (TSA certificate `cert`, key `key` encrypted with the
+    /// env's `outpass`) plus `extra` lines, and starts the TSA on a free port.
+    pub fn start(env: &Env, name: &str, store: &str, cert: &str, key: &str, extra: &str) -> Tsa {
+        let port = free_port();
+        let text = format!(
+            "store = \"{store}\"\nlisten = \"127.0.0.1:{port}\"\nname = \"{name}\"\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\n{extra}\n",
+            env.path(cert).display(),
+            env.path(key).display(),
+            env.path("outpass").display()
+        );
+        let config = env.path(&format!("{name}-{port}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(Self::binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        // healthz answers 503 while refusing (e.g. clock check): wait for the port.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("gpki-tsa exited ({status}):\n{err}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gpki-tsa did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Tsa { child, url }
+    }
+}
+
+impl Drop for Tsa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -65,7 +65,10 @@ fn default_serial_block() -> i64 {
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(ErrorKind::NotFound, format!("cannot read {}: {e}", path.display()))
+            Error::new(
+                ErrorKind::NotFound,
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         let mut c: Config = toml::from_str(&text)
             .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;

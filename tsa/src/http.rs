@@ -54,8 +54,10 @@ pub async fn serve(
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -78,7 +80,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 .and_then(|v| v.parse::<usize>().ok());
             if declared.is_some_and(|n| n > limit) {
                 state.answers.with_label_values(&["too_large"]).inc();
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body over {limit} octets"));
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body over {limit} octets"),
+                );
             }
             match Limited::new(req.into_body(), limit).collect().await {
                 Ok(body) => {
@@ -93,13 +98,20 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 }
                 Err(_) => {
                     state.answers.with_label_values(&["too_large"]).inc();
-                    plain(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body over {limit} octets"))
+                    plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("request body over {limit} octets"),
+                    )
                 }
             }
         }
         _ => {
-            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "RFC 3161 over HTTP takes POST");
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "RFC 3161 over HTTP takes POST",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             r
         }
     };
@@ -123,7 +135,9 @@ fn health(state: &State) -> Response<Full<Bytes>> {
     if refusal.is_some() {
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }

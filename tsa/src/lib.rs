@@ -173,19 +173,14 @@ async fn status_checker(state: Arc<State>, mut shutdown: tokio::sync::watch::Rec
     let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
     loop {
         let result = async {
-            let issuer = state
-                .store
-                .authorities()
-                .await?
-                .into_iter()
-                .find(|a| {
-                    a.cert_der
-                        .as_deref()
-                        .and_then(|d| x509_cert::Certificate::from_der(d).ok())
-                        .is_some_and(|c| {
-                            c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer
-                        })
-                });
+            let issuer = state.store.authorities().await?.into_iter().find(|a| {
+                a.cert_der
+                    .as_deref()
+                    .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+                    .is_some_and(|c| {
+                        c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer
+                    })
+            });
             match issuer {
                 Some(a) => Ok::<_, Error>(state.store.status_of(a.id, &serial).await?),
                 None => Ok(None),
@@ -225,7 +220,10 @@ impl SerialOf<'_> {
 /// certificate is a TSA certificate (id-kp-timeStamping, critical).
 pub fn load_key(config: &Config, pass: &Passphrase) -> Result<TsaKey> {
     let raw = std::fs::read(&config.cert).map_err(|e| {
-        Error::not_found(format!("cannot read TSA certificate {}: {e}", config.cert.display()))
+        Error::not_found(format!(
+            "cannot read TSA certificate {}: {e}",
+            config.cert.display()
+        ))
     })?;
     let cert_der = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"])?;
     let key = SoftwareKey::read_encrypted(&config.key, pass)?;
@@ -290,9 +288,10 @@ pub async fn start(config: Config) -> Result<Running> {
         },
     };
     let key = load_key(&config, &pass)?;
-    let policy: ObjectIdentifier = config.policy.parse().map_err(|e| {
-        Error::malformed(format!("policy `{}`: {e}", config.policy))
-    })?;
+    let policy: ObjectIdentifier = config
+        .policy
+        .parse()
+        .map_err(|e| Error::malformed(format!("policy `{}`: {e}", config.policy)))?;
     let clock = clock::state();
     if !clock.synchronised {
         tracing::warn!(
@@ -303,24 +302,39 @@ pub async fn start(config: Config) -> Result<Running> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| {
-            Error::new(ErrorKind::Unavailable, format!("cannot listen on {}: {e}", config.listen))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}: {e}", config.listen),
+            )
         })?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener address: {e}")))?;
     let registry = Registry::new();
     let answers = IntCounterVec::new(
-        Opts::new("gpki_tsa_responses_total", "TimeStampResp answers by outcome"),
+        Opts::new(
+            "gpki_tsa_responses_total",
+            "TimeStampResp answers by outcome",
+        ),
         &["outcome"],
     )
     .expect("metric");
     let latency = Histogram::with_opts(
-        HistogramOpts::new("gpki_tsa_request_duration_seconds", "Time to answer one request")
-            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0]),
+        HistogramOpts::new(
+            "gpki_tsa_request_duration_seconds",
+            "Time to answer one request",
+        )
+        .buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+        ]),
     )
     .expect("metric");
-    registry.register(Box::new(answers.clone())).expect("register");
-    registry.register(Box::new(latency.clone())).expect("register");
+    registry
+        .register(Box::new(answers.clone()))
+        .expect("register");
+    registry
+        .register(Box::new(latency.clone()))
+        .expect("register");
     let (log, rx) = mpsc::channel(LOG_BATCH * 4);
     let writer = tokio::spawn(log_writer(store.clone(), rx));
     let state = Arc::new(State {

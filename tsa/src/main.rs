@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gpki-tsa", version, about = "gpki timestamp authority (RFC 3161 / RFC 5816)")]
+#[command(
+    name = "gpki-tsa",
+    version,
+    about = "gpki timestamp authority (RFC 3161 / RFC 5816)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -125,9 +125,15 @@ pub struct Request {
 }
 
 /// Decodes and checks a TimeStampReq against the TSA's policy.
-pub fn check_request(body: &[u8], policy: &ObjectIdentifier) -> std::result::Result<Request, Refusal> {
+pub fn check_request(
+    body: &[u8],
+    policy: &ObjectIdentifier,
+) -> std::result::Result<Request, Refusal> {
     let req = TimeStampReq::from_der(body).map_err(|e| {
-        refuse(FailInfo::BadDataFormat, format!("request is not a DER TimeStampReq: {e}"))
+        refuse(
+            FailInfo::BadDataFormat,
+            format!("request is not a DER TimeStampReq: {e}"),
+        )
     })?;
     let alg = &req.message_imprint.hash_algorithm;
     let hash = match alg.oid {
@@ -141,14 +147,25 @@ pub fn check_request(body: &[u8], policy: &ObjectIdentifier) -> std::result::Res
             ))
         }
     };
-    if alg.parameters.as_ref().is_some_and(|p| p.tag() != Tag::Null) {
-        return Err(refuse(FailInfo::BadAlg, "hash algorithm parameters must be absent or NULL"));
+    if alg
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.tag() != Tag::Null)
+    {
+        return Err(refuse(
+            FailInfo::BadAlg,
+            "hash algorithm parameters must be absent or NULL",
+        ));
     }
     let got = req.message_imprint.hashed_message.as_bytes().len();
     if got != hash.len() {
         return Err(refuse(
             FailInfo::BadDataFormat,
-            format!("{} imprint is {got} octets, not {}", hash.name(), hash.len()),
+            format!(
+                "{} imprint is {got} octets, not {}",
+                hash.name(),
+                hash.len()
+            ),
         ));
     }
     if let Some(p) = &req.req_policy {
@@ -160,10 +177,16 @@ pub fn check_request(body: &[u8], policy: &ObjectIdentifier) -> std::result::Res
         }
     }
     if req.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
-        return Err(refuse(FailInfo::UnacceptedExtension, "request extensions are not supported"));
+        return Err(refuse(
+            FailInfo::UnacceptedExtension,
+            "request extensions are not supported",
+        ));
     }
     if req.nonce.as_ref().is_some_and(|n| n.as_bytes().len() > 64) {
-        return Err(refuse(FailInfo::BadRequest, "nonce is longer than 64 octets"));
+        return Err(refuse(
+            FailInfo::BadRequest,
+            "nonce is longer than 64 octets",
+        ));
     }
     Ok(Request {
         imprint: req.message_imprint,
@@ -234,7 +257,7 @@ impl TsaKey {
     ) -> Result<Vec<u8>> {
         let accuracy = Accuracy {
             seconds: (accuracy_ms >= 1000).then_some(u64::from(accuracy_ms / 1000)),
-            millis: (accuracy_ms % 1000 != 0).then_some((accuracy_ms % 1000) as i16),
+            millis: (!accuracy_ms.is_multiple_of(1000)).then_some((accuracy_ms % 1000) as i16),
             micros: None,
         };
         let tst = TstInfo {
@@ -352,13 +375,31 @@ mod tests {
 
     #[test]
     fn rejections_decode_with_the_failure_bit() {
-        for fail in [FailInfo::BadAlg, FailInfo::BadDataFormat, FailInfo::UnacceptedPolicy, FailInfo::SystemFailure] {
+        for fail in [
+            FailInfo::BadAlg,
+            FailInfo::BadDataFormat,
+            FailInfo::UnacceptedPolicy,
+            FailInfo::SystemFailure,
+        ] {
             let der = rejection(&refuse(fail, "why"));
-            let resp = x509_tsp::TimeStampResp::from_der(&der).unwrap();
-            assert_eq!(resp.status.status, cmpv2::status::PkiStatus::Rejection);
-            let bits = resp.status.fail_info.unwrap().bits();
-            assert_eq!(bits, 1 << (fail as u32), "{fail:?}");
-            assert!(resp.time_stamp_token.is_none());
+            use der::Encode as _;
+            // TimeStampResp { PKIStatusInfo { rejection (2), statusString, failInfo } }
+            // and no token (cmpv2 0.2 cannot decode failInfo bits past 15).
+            let outer = der::asn1::AnyRef::from_der(&der).unwrap();
+            let info = der::asn1::AnyRef::from_der(outer.value()).unwrap();
+            assert_eq!(
+                info.encoded_len().unwrap(),
+                der::Length::try_from(outer.value().len()).unwrap()
+            );
+            assert_eq!(&info.value()[..3], &[0x02, 0x01, 0x02]);
+            // The failInfo BIT STRING (the last element): named bit `fail` set, as
+            // few octets as it needs, the unused bits counted (X.690 11.2.2).
+            let bits = &der[der.len() - (2 + 1 + fail as usize / 8 + 1)..];
+            let n = fail as usize;
+            assert_eq!(bits[0], 0x03, "{fail:?}");
+            assert_eq!(bits[2] as usize, 7 - n % 8, "{fail:?}");
+            assert_eq!(bits[3 + n / 8], 0x80 >> (n % 8), "{fail:?}");
+            assert!(bits[3..3 + n / 8].iter().all(|b| *b == 0), "{fail:?}");
         }
     }
 

@@ -1,0 +1,468 @@
+//! The timestamp authority as document services see it: `openssl ts` and curl
+//! against a real `gpki-tsa`, tokens verified both ways, refusals with the right
+//! failInfo, and unique serials across two TSA processes on one store.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::both_backends;
+use crate::support::{require, Backend, Env, Tsa};
+
+const TSA_SUBJECT: &str = "CN=Test Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR";
+
+fn setup(env: &Env) {
+    env.hierarchy();
+    env.ok(&[
+        "cert",
+        "issue",
+        "--ca",
+        "mois",
+        "--profile",
+        "tsa",
+        "--subject",
+        TSA_SUBJECT,
+        "--generate-key",
+        "--key-out",
+        "tsa.key",
+        "--out",
+        "tsa.pem",
+    ]);
+    std::fs::write(env.path("doc.txt"), "an approved document\n").unwrap();
+    let chain = std::fs::read_to_string(env.path("tsa.pem")).unwrap()
+        + &std::fs::read_to_string(env.path("mois.pem")).unwrap();
+    std::fs::write(env.path("tsa-chain.pem"), chain).unwrap();
+}
+
+fn post(url: &str, file: &str, out: &str) -> String {
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            out,
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/timestamp-query",
+            "--data-binary",
+            &format!("@{file}"),
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `openssl ts -reply -in FILE -text`.
+fn reply_text(env: &Env, file: &str) -> String {
+    env.openssl_ok(&["ts", "-reply", "-in", file, "-text"])
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag, content.len() as u8];
+    out.extend_from_slice(content);
+    out
+}
+
+both_backends!(
+    tsa_tokens_pass_openssl_both_ways_sqlite,
+    tsa_tokens_pass_openssl_both_ways_postgres,
+    |env: &Env| {
+        if !require("openssl") || !require("curl") {
+            return;
+        }
+        setup(env);
+        let tsa = Tsa::start(
+            env,
+            "tsa",
+            &env.store,
+            "tsa.pem",
+            "tsa.key",
+            "require_clock_sync = false",
+        );
+        let d = env.dir.path().display().to_string();
+        let p = |n: &str| format!("{d}/{n}");
+
+        // openssl ts -query → curl → openssl ts -verify, with and without certReq.
+        env.openssl_ok(&[
+            "ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ]);
+        assert_eq!(post(&tsa.url, &p("q.tsq"), &p("r.tsr")), "200");
+        let out = env.openssl_ok(&[
+            "ts",
+            "-verify",
+            "-data",
+            "doc.txt",
+            "-in",
+            "r.tsr",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "mois.pem",
+        ]);
+        assert!(out.contains("Verification: OK"), "{out}");
+        let text = reply_text(env, "r.tsr");
+        for needed in [
+            "Status: Granted.",
+            "Policy OID: 1.2.410.100001.2.1.5",
+            "Hash Algorithm: sha256",
+            "Accuracy: 0x01 seconds",
+            "Nonce: 0x",
+            "TSA: DirName:/C=KR/O=Government of Korea/OU=GPKI/CN=Test Time Stamping Authority",
+        ] {
+            assert!(text.contains(needed), "reply lacks {needed}:\n{text}");
+        }
+        for hash in ["-sha384", "-sha512"] {
+            env.openssl_ok(&[
+                "ts",
+                "-query",
+                "-data",
+                "doc.txt",
+                hash,
+                "-no_nonce",
+                "-out",
+                "q2.tsq",
+            ]);
+            assert_eq!(post(&tsa.url, &p("q2.tsq"), &p("r2.tsr")), "200");
+            let out = env.openssl_ok(&[
+                "ts",
+                "-verify",
+                "-data",
+                "doc.txt",
+                "-in",
+                "r2.tsr",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "tsa-chain.pem",
+            ]);
+            assert!(
+                out.contains("Verification: OK"),
+                "{hash} without certReq: {out}"
+            );
+        }
+
+        // gpki ts stamp → openssl verifies; gpki ts verify agrees.
+        let stamped = env.json(&[
+            "ts", "stamp", "--file", "doc.txt", "--url", &tsa.url, "--out", "g.tsr",
+        ]);
+        let out = env.openssl_ok(&[
+            "ts",
+            "-verify",
+            "-data",
+            "doc.txt",
+            "-in",
+            "g.tsr",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "mois.pem",
+        ]);
+        assert!(out.contains("Verification: OK"), "{out}");
+        let v = env.json(&[
+            "ts",
+            "verify",
+            "--file",
+            "doc.txt",
+            "--token",
+            "g.tsr",
+            "--ca-file",
+            "root.pem",
+            "--untrusted",
+            "mois.pem",
+            "--no-status-check",
+        ]);
+        assert_eq!(v["verified"], true);
+        assert_eq!(v["serial"], stamped["serial"]);
+        // The wrong document is refused, by name.
+        std::fs::write(env.path("other.txt"), "another document\n").unwrap();
+        let r = env.fails(&[
+            "ts",
+            "verify",
+            "--file",
+            "other.txt",
+            "--token",
+            "g.tsr",
+            "--ca-file",
+            "root.pem",
+            "--untrusted",
+            "mois.pem",
+            "--no-status-check",
+        ]);
+        assert!(r.stderr.contains("imprint differs"), "{}", r.stderr);
+
+        // A token made by OpenSSL's TSA, with the same certificate, verifies with gpki.
+        env.openssl_ok(&[
+            "pkey",
+            "-in",
+            "tsa.key",
+            "-passin",
+            &format!("file:{}", p("outpass")),
+            "-out",
+            "tsa-plain.key",
+        ]);
+        std::fs::write(
+            env.path("tsa.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = {d}/tsaserial\nsigner_cert = {d}/tsa.pem\ncerts = {d}/mois.pem\n\
+                 signer_key = {d}/tsa-plain.key\nsigner_digest = sha256\ndefault_policy = 1.2.410.100001.2.1.5\n\
+                 digests = sha256, sha384, sha512\naccuracy = secs:1\ness_cert_id_alg = sha256\n"
+            ),
+        )
+        .unwrap();
+        env.openssl_ok(&[
+            "ts",
+            "-reply",
+            "-config",
+            "tsa.cnf",
+            "-queryfile",
+            "q.tsq",
+            "-out",
+            "ossl.tsr",
+        ]);
+        let v = env.json(&[
+            "ts",
+            "verify",
+            "--file",
+            "doc.txt",
+            "--token",
+            "ossl.tsr",
+            "--ca-file",
+            "root.pem",
+            "--untrusted",
+            "mois.pem",
+            "--no-status-check",
+        ]);
+        assert_eq!(v["verified"], true, "{v}");
+
+        // The log knows the token.
+        let serial = stamped["serial"].as_str().unwrap();
+        let found = env.json(&["ts", "lookup", "--serial", serial]);
+        let imprint = hex::encode(openssl::sha::sha256(b"an approved document\n"));
+        assert_eq!(found[0]["imprint"], imprint, "{found}");
+        assert_eq!(found[0]["policy"], "1.2.410.100001.2.1.5");
+        env.fails(&["ts", "lookup", "--serial", "ffffffffff"]);
+        let r = env.fails(&[
+            "ts", "stamp", "--file", "doc.txt", "--url", &tsa.url, "--out", "x.tsr", "--policy",
+            "1.2.3.4",
+        ]);
+        assert!(
+            r.stderr.contains("TSA refused") && r.stderr.contains("not this TSA's"),
+            "{}",
+            r.stderr
+        );
+        assert!(!env.path("x.tsr").exists());
+
+        // Refusals carry the right failInfo, and the TSA keeps serving.
+        env.openssl_ok(&[
+            "ts", "-query", "-data", "doc.txt", "-md5", "-out", "md5.tsq",
+        ]);
+        env.openssl_ok(&[
+            "ts",
+            "-query",
+            "-data",
+            "doc.txt",
+            "-sha256",
+            "-tspolicy",
+            "1.2.3.4",
+            "-out",
+            "pol.tsq",
+        ]);
+        // A SHA-256 imprint of 31 octets.
+        let alg = tlv(
+            0x30,
+            &[
+                tlv(
+                    0x06,
+                    &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+                ),
+                vec![0x05, 0x00],
+            ]
+            .concat(),
+        );
+        let short = tlv(
+            0x30,
+            &[
+                vec![0x02, 0x01, 0x01],
+                tlv(0x30, &[alg, tlv(0x04, &[7u8; 31])].concat()),
+            ]
+            .concat(),
+        );
+        std::fs::write(env.path("short.tsq"), short).unwrap();
+        std::fs::write(env.path("garbage.tsq"), b"this is not a timestamp request").unwrap();
+        for (q, expect) in [
+            (
+                "md5.tsq",
+                "unrecognized or unsupported algorithm identifier",
+            ),
+            (
+                "pol.tsq",
+                "the requested TSA policy is not supported by the TSA",
+            ),
+            ("short.tsq", "the data submitted has the wrong format"),
+            ("garbage.tsq", "the data submitted has the wrong format"),
+        ] {
+            assert_eq!(post(&tsa.url, &p(q), &p("bad.tsr")), "200", "{q}");
+            let text = reply_text(env, "bad.tsr");
+            assert!(
+                text.contains("Status: Rejected.") && text.contains(expect),
+                "{q}:\n{text}"
+            );
+        }
+        std::fs::write(env.path("big.tsq"), vec![0x30u8; 64 * 1024]).unwrap();
+        assert_eq!(post(&tsa.url, &p("big.tsq"), "/dev/null"), "413");
+        assert_eq!(post(&tsa.url, &p("q.tsq"), &p("again.tsr")), "200");
+        assert!(reply_text(env, "again.tsr").contains("Status: Granted."));
+
+        // A revoked TSA certificate stops issuance.
+        let tsa_serial = env.serial_of("tsa.pem");
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &tsa_serial,
+            "--reason",
+            "keyCompromise",
+        ]);
+        let start = Instant::now();
+        loop {
+            assert_eq!(post(&tsa.url, &p("q.tsq"), &p("late.tsr")), "200");
+            let text = reply_text(env, "late.tsr");
+            if text.contains("Status: Rejected.") {
+                assert!(text.contains("the TSA certificate is revoked"), "{text}");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "still granting after revocation:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+);
+
+#[test]
+fn tsa_refuses_when_the_clock_is_unsynchronised_and_required() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    setup(&env);
+    let tsa = Tsa::start(
+        &env,
+        "strict",
+        &env.store,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = true",
+    );
+    let clock = Command::new(Tsa::binary()).arg("clock").output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&clock.stdout).unwrap();
+    let d = env.dir.path().display().to_string();
+    env.openssl_ok(&[
+        "ts", "-query", "-data", "doc.txt", "-sha256", "-out", "q.tsq",
+    ]);
+    assert_eq!(
+        post(&tsa.url, &format!("{d}/q.tsq"), &format!("{d}/r.tsr")),
+        "200"
+    );
+    let text = reply_text(&env, "r.tsr");
+    // Whichever state this machine's kernel reports, the answer must follow it.
+    if state["synchronised"] == true {
+        assert!(text.contains("Status: Granted."), "{text}");
+    } else {
+        assert!(
+            text.contains("Status: Rejected.")
+                && text.contains("the TSA's time source is not available"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn tsa_serials_never_repeat_across_two_processes_postgres() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    if !require("openssl") {
+        return;
+    }
+    setup(&env);
+    // Small blocks, so the two processes go back to the store many times.
+    let a = Tsa::start(
+        &env,
+        "tsa",
+        &env.store,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = false\nserial_block = 7",
+    );
+    let b = Tsa::start(
+        &env,
+        "tsa",
+        &env.store,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = false\nserial_block = 7",
+    );
+    env.openssl_ok(&[
+        "ts", "-query", "-data", "doc.txt", "-sha256", "-out", "q.tsq",
+    ]);
+    let body = std::fs::read(env.path("q.tsq")).unwrap();
+    let mut handles = Vec::new();
+    for t in 0..8 {
+        let url = if t % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
+        let body = body.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut serials = Vec::new();
+            for _ in 0..50 {
+                let reply = ureq::post(&url)
+                    .set("Content-Type", "application/timestamp-query")
+                    .send_bytes(&body)
+                    .unwrap();
+                let mut der = Vec::new();
+                std::io::Read::read_to_end(&mut reply.into_reader(), &mut der).unwrap();
+                let resp = <x509_tsp::TimeStampResp as der::Decode>::from_der(&der).unwrap();
+                let token = resp.time_stamp_token.expect("granted");
+                let sd: cms::signed_data::SignedData = token.content.decode_as().unwrap();
+                let tst = <x509_tsp::TstInfo as der::Decode>::from_der(
+                    sd.encap_content_info.econtent.unwrap().value(),
+                )
+                .unwrap();
+                serials.push(hex::encode(tst.serial_number.as_bytes()));
+            }
+            serials
+        }));
+    }
+    let mut all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(all.len(), 400);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 400, "a serial was issued twice");
+    // Every token is in the log, once.
+    let logged = crate::support::runtime().block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&env.store)
+            .await
+            .unwrap();
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT serial) AS d FROM tsa_tokens WHERE tsa = 'tsa'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        (
+            sqlx::Row::get::<i64, _>(&row, "n"),
+            sqlx::Row::get::<i64, _>(&row, "d"),
+        )
+    });
+    assert_eq!(logged, (400, 400));
+}
