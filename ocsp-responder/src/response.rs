@@ -3,6 +3,7 @@
 //! encoder writes each field once into one buffer and signs ResponseData as built.
 
 use gpki_pki::signed::{header_len, push_header, push_tlv};
+use gpki_pki::time::push_generalized_time;
 use gpki_pki::{Result, Signer};
 
 /// id-pkix-ocsp-basic (RFC 6960 §4.2.1).
@@ -53,35 +54,6 @@ impl CertState {
 /// An unsuccessful OCSPResponse: the status alone, no responseBytes.
 pub fn error_response(status: ResponseStatus) -> Vec<u8> {
     vec![0x30, 0x03, 0x0a, 0x01, status as u8]
-}
-
-/// Appends a GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5.2 form).
-pub fn push_generalized_time(out: &mut Vec<u8>, unix_seconds: i64) -> Result<()> {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .map_err(|e| gpki_pki::Error::internal(format!("time out of range: {e}")))?;
-    if !(0..=9999).contains(&t.year()) {
-        return Err(gpki_pki::Error::internal(
-            "year out of range for GeneralizedTime",
-        ));
-    }
-    out.extend_from_slice(&[0x18, 0x0f]);
-    let mut digits = |v: u32, n: usize| {
-        let mut buf = [0u8; 4];
-        let mut v = v;
-        for i in (0..n).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.extend_from_slice(&buf[..n]);
-    };
-    digits(t.year() as u32, 4);
-    digits(u8::from(t.month()) as u32, 2);
-    digits(t.day() as u32, 2);
-    digits(t.hour() as u32, 2);
-    digits(t.minute() as u32, 2);
-    digits(t.second() as u32, 2);
-    out.push(b'Z');
-    Ok(())
 }
 
 /// Appends one SingleResponse for the CertID whose DER is `cert_id`.

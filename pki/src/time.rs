@@ -54,3 +54,30 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
         .map(|t| t.unix_timestamp())
         .map_err(|e| Error::malformed(format!("`{s}` is not an RFC 3339 time: {e}")))
 }
+
+/// Appends a GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5.2 form).
+pub fn push_generalized_time(out: &mut Vec<u8>, unix_seconds: i64) -> Result<()> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .map_err(|e| Error::internal(format!("time out of range: {e}")))?;
+    if !(0..=9999).contains(&t.year()) {
+        return Err(Error::internal("year out of range for GeneralizedTime"));
+    }
+    out.extend_from_slice(&[0x18, 0x0f]);
+    let mut digits = |v: u32, n: usize| {
+        let mut buf = [0u8; 4];
+        let mut v = v;
+        for i in (0..n).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..n]);
+    };
+    digits(t.year() as u32, 4);
+    digits(u8::from(t.month()) as u32, 2);
+    digits(t.day() as u32, 2);
+    digits(t.hour() as u32, 2);
+    digits(t.minute() as u32, 2);
+    digits(t.second() as u32, 2);
+    out.push(b'Z');
+    Ok(())
+}

@@ -35,9 +35,6 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
     })
 }
 
-/// Rows per INSERT when logging tokens (SQLite allows 32,766 parameters).
-const LOG_CHUNK: usize = 500;
-
 impl Store {
     /// Reserves `count` consecutive serials for TSA `tsa` and returns the first.
     /// Concurrent callers (other processes included) get disjoint blocks.
@@ -62,43 +59,48 @@ impl Store {
         Ok(next - count)
     }
 
-    /// Logs issued tokens, many rows per statement, in one transaction.
+    /// Logs issued tokens in one statement: the rows travel as one JSON array bound
+    /// as a single parameter and are unpacked by the database (`json_each` on
+    /// SQLite, `json_array_elements` on PostgreSQL), which costs a fraction of
+    /// binding seven parameters a row.
     pub async fn log_tokens(&self, tokens: &[TokenRecord]) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        for chunk in tokens.chunks(LOG_CHUNK) {
-            let mut sql = String::from(
-                "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
-            let mut q = sqlx::query(&sql);
-            for t in chunk {
-                q = q
-                    .bind(&t.tsa)
-                    .bind(&t.serial)
-                    .bind(t.gen_time)
-                    .bind(&t.policy)
-                    .bind(&t.hash_alg)
-                    .bind(&t.imprint)
-                    .bind(&t.nonce);
-            }
-            q.execute(&mut *tx).await.map_err(db_err)?;
+        if tokens.is_empty() {
+            return Ok(());
         }
-        tx.commit().await.map_err(db_err)
+        let rows: Vec<serde_json::Value> = tokens
+            .iter()
+            .map(|t| {
+                serde_json::json!([
+                    t.tsa, t.serial, t.gen_time, t.policy, t.hash_alg, t.imprint, t.nonce
+                ])
+            })
+            .collect();
+        let payload = serde_json::Value::Array(rows).to_string();
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => {
+                "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
+                 FROM json_each($1)"
+            }
+            crate::Backend::Postgres => {
+                "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
+                 SELECT r ->> 0, r ->> 1, (r ->> 2)::bigint, r ->> 3, r ->> 4, r ->> 5, r ->> 6 \
+                 FROM json_array_elements($1::json) AS r"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(payload)
+            .execute(self.pool())
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() != tokens.len() as u64 {
+            return Err(gpki_pki::Error::internal(format!(
+                "token log: {} of {} rows written",
+                done.rows_affected(),
+                tokens.len()
+            )));
+        }
+        Ok(())
     }
 
     /// The logged tokens with serial `serial` (hex), any TSA.

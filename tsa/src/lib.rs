@@ -38,6 +38,7 @@ pub struct State {
     pub store: Store,
     pub key: TsaKey,
     policy: ObjectIdentifier,
+    policy_der: Vec<u8>,
     policy_text: String,
     /// The next serial and the end of the reserved block.
     serials: tokio::sync::Mutex<(i64, i64)>,
@@ -108,7 +109,7 @@ impl State {
         let gen_time = Duration::from_secs(now.as_secs());
         let der = match self.key.token(
             &req,
-            &self.policy,
+            &self.policy_der,
             serial as u64,
             gen_time,
             self.config.accuracy_ms,
@@ -339,6 +340,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let writer = tokio::spawn(log_writer(store.clone(), rx));
     let state = Arc::new(State {
         policy_text: policy.to_string(),
+        policy_der: policy.to_der()?,
         policy,
         store,
         key,

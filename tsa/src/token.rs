@@ -1,21 +1,13 @@
 //! RFC 3161 requests and tokens, with the RFC 5816 signing-certificate attribute.
-//! Types come from RustCrypto's x509-tsp and cms; gpki signs the DER of the signed
-//! attributes with its own `Signer`.
+//! Requests are decoded with RustCrypto's x509-tsp; tokens are written directly
+//! around parts encoded once per key, and signed with gpki's own `Signer`.
 
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
 use const_oid::ObjectIdentifier;
-use der::asn1::{Any, GeneralizedTime, Int, OctetString, SetOfVec};
+use der::asn1::Int;
 use der::{Decode, Encode, Tag, Tagged};
 use gpki_pki::signed::push_tlv;
 use gpki_pki::{Result, Signer};
-use spki::AlgorithmIdentifierOwned;
-use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TspVersion, TstInfo};
+use x509_tsp::{MessageImprint, TimeStampReq};
 
 pub const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 pub const ID_CT_TST_INFO: ObjectIdentifier =
@@ -119,6 +111,8 @@ impl ImprintHash {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub imprint: MessageImprint,
+    /// The messageImprint's DER, copied into the TSTInfo.
+    pub imprint_der: Vec<u8>,
     pub hash: ImprintHash,
     pub nonce: Option<Int>,
     pub cert_req: bool,
@@ -188,7 +182,14 @@ pub fn check_request(
             "nonce is longer than 64 octets",
         ));
     }
+    let imprint_der = req.message_imprint.to_der().map_err(|e| {
+        refuse(
+            FailInfo::BadDataFormat,
+            format!("messageImprint does not re-encode: {e}"),
+        )
+    })?;
     Ok(Request {
+        imprint_der,
         imprint: req.message_imprint,
         hash,
         nonce: req.nonce,
@@ -196,146 +197,178 @@ pub fn check_request(
     })
 }
 
-/// What signs tokens: the key, its certificate, and what is derived from them once.
+/// What signs tokens: the key, its certificate, and every part of a token that
+/// depends only on them, encoded once. A token is then a TSTInfo, a digest and a
+/// signature put together around those parts (RFC 3161 §2.4.2, RFC 5652 §5).
 pub struct TsaKey {
     pub signer: Box<dyn Signer>,
     pub cert: x509_cert::Certificate,
     pub cert_der: Vec<u8>,
     pub not_after: i64,
-    /// The signingCertificateV2 attribute value (RFC 5816), encoded once.
-    signing_cert_v2: Any,
+    /// TSTInfo `tsa [0] EXPLICIT GeneralName` (directoryName [4] EXPLICIT Name).
+    tsa_name: Vec<u8>,
+    /// SignerInfo `sid`: IssuerAndSerialNumber.
+    sid: Vec<u8>,
+    /// The digest AlgorithmIdentifier (SignerInfo and SignedData).
+    digest_alg: Vec<u8>,
+    /// The signature AlgorithmIdentifier.
+    sig_alg: Vec<u8>,
+    /// SignedData `certificates [0] IMPLICIT` holding the TSA certificate.
+    certs_field: Vec<u8>,
+    /// The contentType and signingCertificateV2 (RFC 5816) signed attributes.
+    attr_content_type: Vec<u8>,
+    attr_signing_cert: Vec<u8>,
     /// Which hash the signature's digest uses.
     digest: ImprintHash,
+}
+
+fn seq(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 4);
+    push_tlv(&mut out, 0x30, content);
+    out
+}
+
+fn attribute(oid: &ObjectIdentifier, value_der: &[u8]) -> Result<Vec<u8>> {
+    let mut set = Vec::with_capacity(value_der.len() + 4);
+    push_tlv(&mut set, 0x31, value_der);
+    let mut body = oid.to_der()?;
+    body.extend_from_slice(&set);
+    Ok(seq(&body))
 }
 
 impl TsaKey {
     pub fn new(signer: Box<dyn Signer>, cert_der: Vec<u8>) -> Result<TsaKey> {
         let cert = x509_cert::Certificate::from_der(&cert_der)
             .map_err(|e| gpki_pki::Error::malformed(format!("TSA certificate: {e}")))?;
+        let tbs = &cert.tbs_certificate;
+        let issuer = tbs.issuer.to_der()?;
+        let serial = tbs.serial_number.to_der()?;
         // ESSCertIDv2 { certHash (SHA-256, the default algorithm, so omitted),
         //               issuerSerial { GeneralNames { directoryName issuer }, serial } }
-        let tbs = &cert.tbs_certificate;
         let mut general_names = Vec::new();
-        push_tlv(&mut general_names, 0xa4, &tbs.issuer.to_der()?);
-        let mut issuer_serial_body = Vec::new();
-        push_tlv(&mut issuer_serial_body, 0x30, &general_names);
-        issuer_serial_body.extend_from_slice(&tbs.serial_number.to_der()?);
-        let mut ess_body = Vec::new();
-        push_tlv(&mut ess_body, 0x04, &openssl::sha::sha256(&cert_der));
-        push_tlv(&mut ess_body, 0x30, &issuer_serial_body);
+        push_tlv(&mut general_names, 0xa4, &issuer);
+        let mut issuer_serial = seq(&general_names);
+        issuer_serial.extend_from_slice(&serial);
         let mut ess = Vec::new();
-        push_tlv(&mut ess, 0x30, &ess_body);
-        let mut certs = Vec::new();
-        push_tlv(&mut certs, 0x30, &ess);
-        let mut v2 = Vec::new();
-        push_tlv(&mut v2, 0x30, &certs);
-        let signing_cert_v2 = Any::from_der(&v2)?;
+        push_tlv(&mut ess, 0x04, &openssl::sha::sha256(&cert_der));
+        ess.extend_from_slice(&seq(&issuer_serial));
+        let signing_cert_v2 = seq(&seq(&seq(&ess)));
         let digest = match signer.algorithm().as_str() {
             a if a.contains("384") => ImprintHash::Sha384,
             a if a.contains("512") => ImprintHash::Sha512,
             _ => ImprintHash::Sha256,
         };
-        let not_after = gpki_pki::time::unix_seconds(&tbs.validity.not_after);
+        let mut dn = Vec::new();
+        push_tlv(&mut dn, 0xa4, &tbs.subject.to_der()?);
+        let mut tsa_name = Vec::new();
+        push_tlv(&mut tsa_name, 0xa0, &dn);
+        let mut sid = issuer.clone();
+        sid.extend_from_slice(&serial);
+        let mut certs_field = Vec::new();
+        push_tlv(&mut certs_field, 0xa0, &cert_der);
         Ok(TsaKey {
+            not_after: gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+            tsa_name,
+            sid: seq(&sid),
+            digest_alg: seq(&digest.oid().to_der()?),
+            sig_alg: signer.algorithm().identifier().to_der()?,
+            certs_field,
+            attr_content_type: attribute(&ID_CONTENT_TYPE, &ID_CT_TST_INFO.to_der()?)?,
+            attr_signing_cert: attribute(&ID_AA_SIGNING_CERTIFICATE_V2, &signing_cert_v2)?,
+            digest,
             signer,
             cert,
             cert_der,
-            not_after,
-            signing_cert_v2,
-            digest,
         })
     }
 
-    /// A granted TimeStampResp holding a token for `req`.
+    /// A granted TimeStampResp holding a token for `req`. `policy_der` is the
+    /// policy OID's DER.
     pub fn token(
         &self,
         req: &Request,
-        policy: &ObjectIdentifier,
+        policy_der: &[u8],
         serial: u64,
         gen_time: std::time::Duration,
         accuracy_ms: u32,
     ) -> Result<Vec<u8>> {
-        let accuracy = Accuracy {
-            seconds: (accuracy_ms >= 1000).then_some(u64::from(accuracy_ms / 1000)),
-            millis: (!accuracy_ms.is_multiple_of(1000)).then_some((accuracy_ms % 1000) as i16),
-            micros: None,
-        };
-        let tst = TstInfo {
-            version: TspVersion::V1,
-            policy: *policy,
-            message_imprint: req.imprint.clone(),
-            serial_number: Int::new(&positive_bytes(serial))?,
-            gen_time: GeneralizedTime::from_unix_duration(gen_time)?,
-            accuracy: Some(accuracy),
-            ordering: false,
-            nonce: req.nonce.clone(),
-            tsa: Some(GeneralName::DirectoryName(
-                self.cert.tbs_certificate.subject.clone(),
-            )),
-            extensions: None,
-        };
-        let tst_der = tst.to_der()?;
-        let attr = |oid, value: Any| -> Result<Attribute> {
-            Ok(Attribute {
-                oid,
-                values: SetOfVec::try_from(vec![value])?,
-            })
-        };
-        let signed_attrs = SetOfVec::try_from(vec![
-            attr(ID_CONTENT_TYPE, Any::encode_from(&ID_CT_TST_INFO)?)?,
-            attr(
-                ID_MESSAGE_DIGEST,
-                Any::new(Tag::OctetString, self.digest.digest(&tst_der))?,
-            )?,
-            attr(ID_AA_SIGNING_CERTIFICATE_V2, self.signing_cert_v2.clone())?,
-        ])?;
-        let signature = self.signer.sign(&signed_attrs.to_der()?)?;
-        let digest_alg = AlgorithmIdentifierOwned {
-            oid: self.digest.oid(),
-            parameters: None,
-        };
-        let tbs = &self.cert.tbs_certificate;
-        let signer_info = SignerInfo {
-            version: CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: tbs.issuer.clone(),
-                serial_number: tbs.serial_number.clone(),
-            }),
-            digest_alg: digest_alg.clone(),
-            signed_attrs: Some(signed_attrs),
-            signature_algorithm: self.signer.algorithm().identifier(),
-            signature: OctetString::new(signature)?,
-            unsigned_attrs: None,
-        };
-        let certificates = if req.cert_req {
-            Some(CertificateSet(SetOfVec::try_from(vec![
-                CertificateChoices::Certificate(self.cert.clone()),
-            ])?))
-        } else {
-            None
-        };
-        let signed_data = SignedData {
-            version: CmsVersion::V3,
-            digest_algorithms: SetOfVec::try_from(vec![digest_alg])?,
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: ID_CT_TST_INFO,
-                econtent: Some(Any::new(Tag::OctetString, tst_der)?),
-            },
-            certificates,
-            crls: None,
-            signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),
-        };
-        let token = ContentInfo {
-            content_type: ID_SIGNED_DATA,
-            content: Any::encode_from(&signed_data)?,
-        };
-        // TimeStampResp { status PKIStatusInfo { granted }, timeStampToken }
-        let token_der = token.to_der()?;
-        let mut body = vec![0x30, 0x03, 0x02, 0x01, 0x00];
-        body.extend_from_slice(&token_der);
-        let mut out = Vec::with_capacity(body.len() + 4);
-        push_tlv(&mut out, 0x30, &body);
-        Ok(out)
+        // TSTInfo (RFC 3161 §2.4.2)
+        let mut tst = Vec::with_capacity(160 + self.tsa_name.len() + req.imprint_der.len());
+        tst.extend_from_slice(&[0x02, 0x01, 0x01]);
+        tst.extend_from_slice(policy_der);
+        tst.extend_from_slice(&req.imprint_der);
+        push_tlv(&mut tst, 0x02, &positive_bytes(serial));
+        gpki_pki::time::push_generalized_time(&mut tst, gen_time.as_secs() as i64)?;
+        // Accuracy { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL }
+        let mut accuracy = Vec::with_capacity(12);
+        if accuracy_ms >= 1000 {
+            push_tlv(
+                &mut accuracy,
+                0x02,
+                &positive_bytes(u64::from(accuracy_ms / 1000)),
+            );
+        }
+        if !accuracy_ms.is_multiple_of(1000) {
+            push_tlv(
+                &mut accuracy,
+                0x80,
+                &positive_bytes(u64::from(accuracy_ms % 1000)),
+            );
+        }
+        push_tlv(&mut tst, 0x30, &accuracy);
+        if let Some(n) = &req.nonce {
+            push_tlv(&mut tst, 0x02, n.as_bytes());
+        }
+        tst.extend_from_slice(&self.tsa_name);
+        let tst = seq(&tst);
+
+        // Signed attributes: a DER SET OF, so sorted by encoding.
+        let mut md = Vec::with_capacity(70);
+        push_tlv(&mut md, 0x04, &self.digest.digest(&tst));
+        let attr_md = attribute(&ID_MESSAGE_DIGEST, &md)?;
+        let mut attrs = [
+            &self.attr_content_type[..],
+            &attr_md[..],
+            &self.attr_signing_cert[..],
+        ];
+        attrs.sort_unstable();
+        let attrs = attrs.concat();
+        let mut signed = Vec::with_capacity(attrs.len() + 4);
+        push_tlv(&mut signed, 0x31, &attrs);
+        let signature = self.signer.sign(&signed)?;
+
+        // SignerInfo { 1, sid, digestAlg, [0] signedAttrs, signatureAlg, signature }
+        let mut si = Vec::with_capacity(signed.len() + signature.len() + 256);
+        si.extend_from_slice(&[0x02, 0x01, 0x01]);
+        si.extend_from_slice(&self.sid);
+        si.extend_from_slice(&self.digest_alg);
+        push_tlv(&mut si, 0xa0, &attrs);
+        si.extend_from_slice(&self.sig_alg);
+        push_tlv(&mut si, 0x04, &signature);
+        let si = seq(&si);
+
+        // SignedData { 3, {digestAlg}, encapContentInfo, [0] certificates, {SignerInfo} }
+        let mut econtent = Vec::with_capacity(tst.len() + 4);
+        push_tlv(&mut econtent, 0x04, &tst);
+        let mut encap = ID_CT_TST_INFO.to_der()?;
+        push_tlv(&mut encap, 0xa0, &econtent);
+        let mut sd = Vec::with_capacity(tst.len() + si.len() + self.certs_field.len() + 64);
+        sd.extend_from_slice(&[0x02, 0x01, 0x03]);
+        push_tlv(&mut sd, 0x31, &self.digest_alg);
+        push_tlv(&mut sd, 0x30, &encap);
+        if req.cert_req {
+            sd.extend_from_slice(&self.certs_field);
+        }
+        push_tlv(&mut sd, 0x31, &si);
+        let sd = seq(&sd);
+
+        // ContentInfo, inside TimeStampResp { PKIStatusInfo { granted }, token }
+        let mut ci = ID_SIGNED_DATA.to_der()?;
+        push_tlv(&mut ci, 0xa0, &sd);
+        let mut body = Vec::with_capacity(ci.len() + 16);
+        body.extend_from_slice(&[0x30, 0x03, 0x02, 0x01, 0x00]);
+        push_tlv(&mut body, 0x30, &ci);
+        Ok(seq(&body))
     }
 }
 
