@@ -177,7 +177,8 @@ fn stamp(
     let data = read_file(file, "file")?;
     let mut nonce = [0u8; 8];
     openssl::rand::rand_bytes(&mut nonce).map_err(|e| Error::internal(format!("CSPRNG: {e}")))?;
-    nonce[0] &= 0x7f;
+    // Positive and minimal as a DER INTEGER: top bit clear, first octet non-zero.
+    nonce[0] = (nonce[0] & 0x7f) | 0x40;
     let req = TimeStampReq {
         version: TspVersion::V1,
         message_imprint: MessageImprint {
