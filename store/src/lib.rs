@@ -25,7 +25,7 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
-pub use tsa::TokenRecord;
+pub use tsa::{TokenLog, TokenRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -35,6 +35,68 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
     })
 }
 
+/// Logs issued tokens in one statement: the rows travel as one JSON array bound as
+/// a single parameter and are unpacked by the database (`json_each` on SQLite,
+/// `json_array_elements` on PostgreSQL), which costs a fraction of binding seven
+/// parameters a row.
+async fn log_on(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::Backend,
+    tokens: &[TokenRecord],
+) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!([
+                t.tsa, t.serial, t.gen_time, t.policy, t.hash_alg, t.imprint, t.nonce
+            ])
+        })
+        .collect();
+    let payload = serde_json::Value::Array(rows).to_string();
+    let sql = match backend {
+        crate::Backend::Sqlite => {
+            "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
+             FROM json_each($1)"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
+             SELECT r ->> 0, r ->> 1, (r ->> 2)::bigint, r ->> 3, r ->> 4, r ->> 5, r ->> 6 \
+             FROM json_array_elements($1::json) AS r"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() != tokens.len() as u64 {
+        return Err(gpki_pki::Error::internal(format!(
+            "token log: {} of {} rows written",
+            done.rows_affected(),
+            tokens.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A connection kept for the token log: its page cache stays warm, where a pooled
+/// connection would re-read pages another connection changed.
+pub struct TokenLog {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    backend: crate::Backend,
+}
+
+impl TokenLog {
+    /// Logs `tokens` in one statement (one transaction).
+    pub async fn write(&mut self, tokens: &[TokenRecord]) -> Result<()> {
+        log_on(&mut self.conn, self.backend, tokens).await
+    }
+}
+
 impl Store {
     /// Reserves `count` consecutive serials for TSA `tsa` and returns the first.
     /// Concurrent callers (other processes included) get disjoint blocks.
@@ -59,48 +121,18 @@ impl Store {
         Ok(next - count)
     }
 
-    /// Logs issued tokens in one statement: the rows travel as one JSON array bound
-    /// as a single parameter and are unpacked by the database (`json_each` on
-    /// SQLite, `json_array_elements` on PostgreSQL), which costs a fraction of
-    /// binding seven parameters a row.
+    /// Logs issued tokens (one statement, one transaction) on a pooled connection.
     pub async fn log_tokens(&self, tokens: &[TokenRecord]) -> Result<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<serde_json::Value> = tokens
-            .iter()
-            .map(|t| {
-                serde_json::json!([
-                    t.tsa, t.serial, t.gen_time, t.policy, t.hash_alg, t.imprint, t.nonce
-                ])
-            })
-            .collect();
-        let payload = serde_json::Value::Array(rows).to_string();
-        let sql = match self.backend() {
-            crate::Backend::Sqlite => {
-                "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
-                 FROM json_each($1)"
-            }
-            crate::Backend::Postgres => {
-                "INSERT INTO tsa_tokens (tsa, serial, gen_time, policy, hash_alg, imprint, nonce) \
-                 SELECT r ->> 0, r ->> 1, (r ->> 2)::bigint, r ->> 3, r ->> 4, r ->> 5, r ->> 6 \
-                 FROM json_array_elements($1::json) AS r"
-            }
-        };
-        let done = sqlx::query(sql)
-            .bind(payload)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() != tokens.len() as u64 {
-            return Err(gpki_pki::Error::internal(format!(
-                "token log: {} of {} rows written",
-                done.rows_affected(),
-                tokens.len()
-            )));
-        }
-        Ok(())
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        log_on(&mut conn, self.backend(), tokens).await
+    }
+
+    /// A connection of its own for a process that logs tokens continuously.
+    pub async fn token_log(&self) -> Result<TokenLog> {
+        Ok(TokenLog {
+            conn: self.pool().acquire().await.map_err(db_err)?,
+            backend: self.backend(),
+        })
     }
 
     /// The logged tokens with serial `serial` (hex), any TSA.

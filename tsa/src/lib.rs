@@ -150,6 +150,7 @@ impl State {
 /// Writes logged tokens in batches: everything waiting when a write starts goes
 /// into one transaction, and each request hears when its row is durable.
 async fn log_writer(store: Store, mut rx: mpsc::Receiver<LogJob>) {
+    let mut log: Option<gpki_store::TokenLog> = None;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < LOG_BATCH {
@@ -159,7 +160,17 @@ async fn log_writer(store: Store, mut rx: mpsc::Receiver<LogJob>) {
             }
         }
         let rows: Vec<TokenRecord> = jobs.iter().map(|(r, _)| r.clone()).collect();
-        let result = store.log_tokens(&rows).await;
+        if log.is_none() {
+            log = store.token_log().await.ok();
+        }
+        let result = match log.as_mut() {
+            Some(l) => l.write(&rows).await,
+            None => store.log_tokens(&rows).await,
+        };
+        if result.is_err() {
+            // The connection may be gone; the next batch takes a fresh one.
+            log = None;
+        }
         for (_, tx) in jobs {
             let _ = tx.send(match &result {
                 Ok(()) => Ok(()),
