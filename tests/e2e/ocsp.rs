@@ -607,6 +607,65 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
         "json",
     ]);
     assert_eq!(v["tsa_status"], "good", "{v}");
+    // The CRL distribution point and caIssuers URLs in the certificate are served too.
+    let text = env.openssl_ok(&[
+        "x509",
+        "-in",
+        "data/certs/g-ssl.crt.pem",
+        "-noout",
+        "-ext",
+        "crlDistributionPoints,authorityInfoAccess",
+    ]);
+    let url_after = |marker: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no {marker} in\n{text}"));
+        line[line.find("http://").unwrap()..].trim().to_string()
+    };
+    let (crl_url, ca_url) = (url_after("URI:http"), url_after("CA Issuers"));
+    assert!(
+        crl_url.ends_with("/crl/mois.crl") && ca_url.ends_with("/ca/mois.crt"),
+        "{crl_url} {ca_url}"
+    );
+    for (url, out) in [(&crl_url, "cdp.crl"), (&ca_url, "issuer.crt")] {
+        let o = Command::new("curl")
+            .args(["-sf", "-o", &env.path(out).display().to_string(), url])
+            .status()
+            .unwrap();
+        assert!(o.success(), "{url}");
+    }
+    let out = env.openssl_ok(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        "cdp.crl",
+        "-noout",
+        "-verify",
+        "-CAfile",
+        "data/certs/chain.pem",
+    ]);
+    assert!(out.contains("verify OK"), "{out}");
+    let served = env.openssl_ok(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        "issuer.crt",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+    ]);
+    let local = env.openssl_ok(&[
+        "x509",
+        "-in",
+        "data/certs/mois.crt.pem",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+    ]);
+    assert_eq!(served, local);
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .arg(child.id().to_string())
