@@ -242,6 +242,24 @@ fn url_base(listen: &str) -> String {
     std::env::var("GPKI_URL_BASE").unwrap_or_else(|_| format!("http://{listen}"))
 }
 
+/// A path made absolute, so a written config works from any directory.
+fn abs(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A TOML string literal.
+fn q(s: String) -> String {
+    toml::Value::String(s).to_string()
+}
+
+/// The store URL with a SQLite path made absolute.
+fn absolute_store_url(store_url: &str) -> String {
+    match store_url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
+        None => store_url.to_string(),
+    }
+}
+
 /// Writes `tsa.toml` for the dev TSA certificate (profile tsa, made above).
 fn tsa_setup(
     dir: &std::path::Path,
@@ -249,12 +267,7 @@ fn tsa_setup(
     pass_file: &std::path::Path,
     listen: &str,
 ) -> Result<gpki_tsa::Config> {
-    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let q = |s: String| toml::Value::String(s).to_string();
-    let store = match store_url.strip_prefix("sqlite://") {
-        Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
-        None => store_url.to_string(),
-    };
+    let store = absolute_store_url(store_url);
     let certs = abs(&dir.join("certs"));
     let text = format!(
         "# gpki dev: the timestamp authority (gpki-tsa serve --config THIS)\n\
@@ -284,13 +297,8 @@ async fn ocsp_setup(
     listen: &str,
 ) -> Result<(gpki_ocsp::Config, Vec<String>, Vec<String>)> {
     let (mut made, mut found) = (Vec::new(), Vec::new());
-    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let ocsp_dir = abs(&dir.join("ocsp"));
-    let q = |s: String| toml::Value::String(s).to_string();
-    let store = match store_url.strip_prefix("sqlite://") {
-        Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
-        None => store_url.to_string(),
-    };
+    let store = absolute_store_url(store_url);
     let mut text = format!(
         "# gpki dev: the OCSP responder for the dev CAs (gpki-ocsp serve --config THIS)\n\
          store = {}\nlisten = {}\nkey_pass_file = {}\n\n",

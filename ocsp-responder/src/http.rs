@@ -1,76 +1,34 @@
 //! HTTP/1.1 for OCSP (RFC 6960 Appendix A, RFC 5019 §5–6): POST of a DER request,
 //! GET of its base64 in the path, plus `/healthz` and `/metrics`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use gpki_service::{plain, read_body, Body};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::response::{error_response, CertState};
 use crate::{Answer, State};
 
-const OCSP_RESPONSE: HeaderValue = HeaderValue::from_static("application/ocsp-response");
-
 pub async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    gpki_service::serve_http(listener, shutdown, move |req| {
         let state = state.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+        async move { handle(&state, req).await }
+    })
+    .await
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path();
     let response = match (req.method(), path) {
@@ -95,37 +53,13 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 )))
             }
         },
-        (&Method::POST, _) => {
-            let limit = state.config.max_request_bytes;
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > limit) {
+        (&Method::POST, _) => match read_body(req, state.config.max_request_bytes).await {
+            Ok(body) => ocsp(state, &body, false).await,
+            Err(refusal) => {
                 state.metrics.refused_http.inc();
-                return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body over {limit} octets"),
-                );
+                refusal
             }
-            match Limited::new(req.into_body(), limit).collect().await {
-                Ok(body) => ocsp(state, &body.to_bytes(), false).await,
-                Err(e) => {
-                    state.metrics.refused_http.inc();
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        plain(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            &format!("request body over {limit} octets"),
-                        )
-                    } else {
-                        plain(StatusCode::BAD_REQUEST, "could not read the request body")
-                    }
-                }
-            }
-        }
+        },
         _ => {
             state.metrics.refused_http.inc();
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "OCSP takes GET or POST");
@@ -144,7 +78,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
 /// The CA certificates and CRLs the store holds, where the CAs' caIssuers and CRL
 /// distribution point URLs name them (`/ca/NAME.crt`, `/crl/NAME.crl`, the latest
 /// full CRL), so one HTTP service answers every URL a certificate carries.
-async fn distribution(state: &State, path: &str) -> Response<Full<Bytes>> {
+async fn distribution(state: &State, path: &str) -> Response<Body> {
     let (name, crl) = if let Some(n) = path
         .strip_prefix("/crl/")
         .and_then(|n| n.strip_suffix(".crl"))
@@ -224,13 +158,11 @@ fn decode_get(path: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn ocsp_bytes(body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
-    r.headers_mut().insert(header::CONTENT_TYPE, OCSP_RESPONSE);
-    r
+fn ocsp_bytes(body: Bytes) -> Response<Body> {
+    gpki_service::der("application/ocsp-response", body)
 }
 
-async fn ocsp(state: &State, body: &[u8], get: bool) -> Response<Full<Bytes>> {
+async fn ocsp(state: &State, body: &[u8], get: bool) -> Response<Body> {
     let m = &state.metrics;
     match state.answer(body).await {
         Answer::Presigned(entry) => {
@@ -285,7 +217,7 @@ async fn ocsp(state: &State, body: &[u8], get: bool) -> Response<Full<Bytes>> {
     }
 }
 
-fn health(state: &State) -> Response<Full<Bytes>> {
+fn health(state: &State) -> Response<Body> {
     let now = gpki_pki::time::now();
     let last = state.last_sync();
     let age = if last > 0 { now - last } else { -1 };

@@ -333,25 +333,17 @@ impl Running {
     }
 }
 
-/// Opens the store, loads (and if due renews) the responder keys and reads every
-/// certificate of the served CAs, signing their responses when pre-signing.
-pub async fn prepare(config: Config) -> Result<Arc<State>> {
+/// Opens the store, loads the responder keys (renewing them first when due and
+/// `renew` is set) and reads every certificate of the served CAs, signing their
+/// responses when pre-signing.
+pub async fn prepare(config: Config, renew: bool) -> Result<Arc<State>> {
     config.check()?;
     let store = Store::connect_with_timeout(
         &config.store,
         Duration::from_millis(config.store_timeout_ms),
     )
     .await?;
-    let key_pass =
-        match &config.key_pass_file {
-            Some(p) => Passphrase::from_file(p)?,
-            None => match std::env::var("GPKI_KEY_PASS") {
-                Ok(v) => Passphrase::new(v.into_bytes()),
-                Err(_) => return Err(Error::malformed(
-                    "no passphrase for the responder keys: set key_pass_file (or GPKI_KEY_PASS)",
-                )),
-            },
-        };
+    let key_pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the responder keys")?;
     let mut authorities = Vec::new();
     for ca in &config.cas {
         let record = store.authority_by_name(&ca.name).await?;
@@ -383,7 +375,9 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
         ready: AtomicBool::new(false),
         key_pass,
     });
-    worker::renew_if_due(&state).await;
+    if renew {
+        worker::renew_if_due(&state).await;
+    }
     let first = worker::sync(&state).await;
     state.set_store(&first);
     first?;
@@ -395,7 +389,7 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
 /// read happens before the port answers, so no request sees an empty cache.
 pub async fn start(config: Config) -> Result<Running> {
     let listen = config.listen.clone();
-    let state = prepare(config).await?;
+    let state = prepare(config, true).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         Error::new(
             ErrorKind::Unavailable,
@@ -422,7 +416,7 @@ pub async fn start(config: Config) -> Result<Running> {
 /// Every pre-signed response of the served CAs, DER, for a CDN or another
 /// responder to serve (`gpki-ocsp export`).
 pub async fn export(config: Config) -> Result<Vec<Bytes>> {
-    let state = prepare(config).await?;
+    let state = prepare(config, false).await?;
     let mut out = Vec::new();
     for auth in &state.authorities {
         out.extend(
@@ -442,18 +436,4 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
+pub use gpki_service::wait_for_signal;

@@ -464,6 +464,43 @@ fn responder_renews_its_certificate_and_refuses_a_foreign_one() {
         out.contains(&pretty),
         "the response does not carry the new certificate {pretty}:\n{out}"
     );
+    // export: every pre-signed response, base64 per line, each one OpenSSL accepts.
+    let out = Command::new(Responder::binary())
+        .args(["export", "--config"])
+        .arg(&r.config)
+        .arg("--out")
+        .arg(env.path("export.b64"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(env.path("export.b64"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // One per certificate mois has issued, as the store lists them.
+    let issued = env.json(&["cert", "list", "--ca", "mois"]);
+    assert_eq!(lines.len(), issued.as_array().unwrap().len(), "{issued}");
+    std::fs::write(env.path("one.b64"), format!("{}\n", lines[0])).unwrap();
+    env.openssl_ok(&["base64", "-d", "-A", "-in", "one.b64", "-out", "one.der"]);
+    let text = env.openssl_ok(&[
+        "ocsp",
+        "-respin",
+        "one.der",
+        "-resp_text",
+        "-CAfile",
+        "root.pem",
+        "-verify_other",
+        "mois.pem",
+    ]);
+    assert!(
+        text.contains("Response verify OK") && text.contains("Cert Status: good"),
+        "{text}"
+    );
     let listed = env.json(&["cert", "list", "--ca", "mois", "--profile", "ocsp-signer"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     drop(r);

@@ -312,6 +312,30 @@ both_backends!(
         assert_eq!(post(&tsa.url, &p("big.tsq"), "/dev/null"), "413");
         assert_eq!(post(&tsa.url, &p("q.tsq"), &p("again.tsr")), "200");
         assert!(reply_text(env, "again.tsr").contains("Status: Granted."));
+        let get = |path: &str| {
+            let o = Command::new("curl")
+                .args(["-s", &format!("{}{path}", tsa.url)])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let health: serde_json::Value = serde_json::from_str(&get("/healthz")).unwrap();
+        assert_eq!(health["status"], "ok", "{health}");
+        assert_eq!(health["clock_sync_required"], false);
+        let metrics = get("/metrics");
+        for needed in [
+            "gpki_tsa_responses_total{outcome=\"granted\"}",
+            "gpki_tsa_responses_total{outcome=\"bad_alg\"} 1",
+            "gpki_tsa_responses_total{outcome=\"unaccepted_policy\"} 2",
+            "gpki_tsa_responses_total{outcome=\"bad_data_format\"} 2",
+            "gpki_tsa_responses_total{outcome=\"refused_http\"} 1",
+            "gpki_tsa_request_duration_seconds_bucket",
+        ] {
+            assert!(
+                metrics.contains(needed),
+                "metrics lack {needed}:\n{metrics}"
+            );
+        }
 
         // A revoked TSA certificate stops issuance.
         let tsa_serial = env.serial_of("tsa.pem");
@@ -341,6 +365,51 @@ both_backends!(
         }
     }
 );
+
+#[test]
+fn tsa_refuses_a_certificate_that_is_not_for_timestamping() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    setup(&env);
+    env.issue_official("official.pem");
+    let config = env.path("wrong.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\n",
+            env.store,
+            env.path("official.pem").display(),
+            env.path("official.pem.key").display(),
+            env.path("outpass").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(Tsa::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a TSA certificate"), "{err}");
+    // A key that is not the certificate's.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            &format!("cert = \"{}\"", env.path("official.pem").display()),
+            &format!("cert = \"{}\"", env.path("tsa.pem").display()),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(Tsa::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match the TSA certificate"), "{err}");
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+}
 
 #[test]
 fn tsa_refuses_when_the_clock_is_unsynchronised_and_required() {

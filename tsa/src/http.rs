@@ -1,18 +1,15 @@
 //! HTTP for RFC 3161 (§3.4): POST `application/timestamp-query`, answered with
 //! `application/timestamp-reply`; `/healthz` and `/metrics`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use gpki_service::{plain, read_body, Body};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::State;
@@ -20,48 +17,16 @@ use crate::State;
 pub async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    gpki_service::serve_http(listener, shutdown, move |req| {
         let state = state.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+        async move { handle(&state, req).await }
+    })
+    .await
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let response = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => health(state),
@@ -71,40 +36,17 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             let _ = prometheus::TextEncoder::new().encode(&state.registry.gather(), &mut out);
             Response::new(Full::new(Bytes::from(out)))
         }
-        (&Method::POST, _) => {
-            let limit = state.config.max_request_bytes;
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > limit) {
-                state.answers.with_label_values(&["too_large"]).inc();
-                return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body over {limit} octets"),
-                );
+        (&Method::POST, _) => match read_body(req, state.config.max_request_bytes).await {
+            Ok(body) => {
+                let (der, outcome) = state.answer(&body).await;
+                state.answers.with_label_values(&[outcome]).inc();
+                gpki_service::der("application/timestamp-reply", der)
             }
-            match Limited::new(req.into_body(), limit).collect().await {
-                Ok(body) => {
-                    let (der, outcome) = state.answer(&body.to_bytes()).await;
-                    state.answers.with_label_values(&[outcome]).inc();
-                    let mut r = Response::new(Full::new(Bytes::from(der)));
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/timestamp-reply"),
-                    );
-                    r
-                }
-                Err(_) => {
-                    state.answers.with_label_values(&["too_large"]).inc();
-                    plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("request body over {limit} octets"),
-                    )
-                }
+            Err(refusal) => {
+                state.answers.with_label_values(&["refused_http"]).inc();
+                refusal
             }
-        }
+        },
         _ => {
             let mut r = plain(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -119,7 +61,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     response
 }
 
-fn health(state: &State) -> Response<Full<Bytes>> {
+fn health(state: &State) -> Response<Body> {
     let clock = crate::clock::state();
     let refusal = state.refusal();
     let body = json!({

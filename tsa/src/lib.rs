@@ -288,17 +288,7 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running> {
     config.check()?;
     let store = Store::open(&config.store).await?;
-    let pass = match &config.key_pass_file {
-        Some(p) => Passphrase::from_file(p)?,
-        None => match std::env::var("GPKI_KEY_PASS") {
-            Ok(v) => Passphrase::new(v.into_bytes()),
-            Err(_) => {
-                return Err(Error::malformed(
-                    "no passphrase for the TSA key: set key_pass_file (or GPKI_KEY_PASS)",
-                ))
-            }
-        },
-    };
+    let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the TSA key")?;
     let key = load_key(&config, &pass)?;
     let policy: ObjectIdentifier = config
         .policy
@@ -387,12 +377,4 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
+pub use gpki_service::wait_for_signal;
