@@ -15,6 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+mod delegated;
+
+pub use delegated::DelegatedSigner;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

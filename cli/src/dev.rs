@@ -318,7 +318,7 @@ async fn ocsp_setup(
             found.push(format!("OCSP responder certificate of {name}"));
         } else {
             let issued =
-                gpki_ocsp::issue_signer(ca, name, KeyType::EcP256, pass, &cert, &key).await?;
+                crate::ocsp::issue_signer(ca, name, KeyType::EcP256, pass, &cert, &key).await?;
             made.push(format!(
                 "OCSP responder certificate of {name} {}",
                 issued.record.serial
@@ -336,11 +336,9 @@ key = {}
             q(key.display().to_string())
         );
     }
-    text += &format!(
-        "# The responder renews its own certificates through the CA 10 days before expiry.\n\
-         [renewal]\nca_key_pass_file = {}\n",
-        q(abs(pass_file).display().to_string())
-    );
+    text += "# The responder never opens a CA key. Renew its certificates on the CA side,\n\
+             # e.g. daily from a timer: gpki ocsp renew-signers --config THIS\n\
+             # It picks up the new files by itself (or on SIGHUP).\n";
     let path = dir.join("ocsp.toml");
     write_file(&path, text.as_bytes())?;
     Ok((gpki_ocsp::Config::load(&path)?, made, found))

@@ -32,6 +32,22 @@ pub enum OcspCmd {
         #[arg(long)]
         key_out: Option<PathBuf>,
     },
+    /// Renew the responder certificates of an ocsp.toml that are near expiry (new
+    /// key each): the CA side's job, for an operator or a timer; the responder picks
+    /// up the new files by itself (or on SIGHUP) without a restart
+    RenewSigners {
+        /// The responder's configuration: which CAs, which files, which passphrase
+        #[arg(long)]
+        config: PathBuf,
+        /// Renew a certificate with fewer days than this left
+        #[arg(long, default_value_t = 10)]
+        before_days: u32,
+        /// Renew every one, whatever its expiry
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value = "p256")]
+        key_type: KeyType,
+    },
     /// Ask an OCSP responder for a certificate's status
     Query {
         /// The certificate (PEM or DER)
@@ -69,8 +85,7 @@ pub async fn command(g: &Global, cmd: OcspCmd) -> Result<()> {
             let authority = g.ca().await?;
             let pass = g.passphrase()?;
             let issued =
-                gpki_ocsp::issue_signer(&authority, &ca, key_type, &pass, &cert_path, &key_path)
-                    .await?;
+                issue_signer(&authority, &ca, key_type, &pass, &cert_path, &key_path).await?;
             let r = &issued.record;
             emit(
                 g.output,
@@ -86,6 +101,60 @@ pub async fn command(g: &Global, cmd: OcspCmd) -> Result<()> {
                     )
                 },
             );
+            Ok(())
+        }
+        OcspCmd::RenewSigners {
+            config,
+            before_days,
+            force,
+            key_type,
+        } => {
+            let config = gpki_ocsp::Config::load(&config)?;
+            let responder_pass =
+                gpki_service::passphrase(config.key_pass_file.as_deref(), "the responder keys")?;
+            let authority = g.ca().await?;
+            let now = gpki_pki::time::now();
+            let mut out = Vec::new();
+            for ca in &config.cas {
+                let left = responder_not_after(&ca.cert).map(|t| t - now);
+                let due = force || left.is_none_or(|s| s < i64::from(before_days) * 86_400);
+                if !due {
+                    out.push(json!({ "ca": ca.name, "renewed": false, "cert": ca.cert.display().to_string() }));
+                    continue;
+                }
+                let issued = issue_signer(
+                    &authority,
+                    &ca.name,
+                    key_type,
+                    &responder_pass,
+                    &ca.cert,
+                    &ca.key,
+                )
+                .await?;
+                out.push(
+                    json!({ "ca": ca.name, "renewed": true, "serial": issued.record.serial,
+                                 "not_after": gpki_pki::time::rfc3339(issued.record.not_after),
+                                 "cert": ca.cert.display().to_string() }),
+                );
+            }
+            let value = serde_json::Value::Array(out);
+            emit(g.output, value.clone(), || {
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| match v["renewed"].as_bool() {
+                        Some(true) => format!(
+                            "{}: renewed, serial {}, valid until {}",
+                            v["ca"].as_str().unwrap_or(""),
+                            v["serial"].as_str().unwrap_or(""),
+                            v["not_after"].as_str().unwrap_or("")
+                        ),
+                        _ => format!("{}: not due", v["ca"].as_str().unwrap_or("")),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(())
         }
         OcspCmd::Query {
@@ -121,6 +190,36 @@ pub async fn command(g: &Global, cmd: OcspCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Issues a responder certificate for CA `ca_name` with a fresh key (profile
+/// ocsp-signer) and writes both files, each replaced whole by a rename.
+pub async fn issue_signer(
+    ca: &gpki_ca::Ca,
+    ca_name: &str,
+    key_type: KeyType,
+    key_pass: &gpki_pki::signer::Passphrase,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<gpki_ca::Issued> {
+    let signer = gpki_ca::DelegatedSigner {
+        ca: ca_name,
+        profile: "ocsp-signer",
+        subject: format!("CN={ca_name} OCSP Responder, OU=GPKI, O=Government of Korea, C=KR"),
+        key_type,
+    };
+    ca.issue_delegated(&signer, key_pass, cert_path, key_path)
+        .await
+}
+
+/// notAfter of the certificate in `path`, if it reads.
+fn responder_not_after(path: &Path) -> Option<i64> {
+    let raw = std::fs::read(path).ok()?;
+    let der = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"]).ok()?;
+    let c = gpki_pki::cert::decode(&der).ok()?;
+    Some(gpki_pki::time::unix_seconds(
+        &c.tbs_certificate.validity.not_after,
+    ))
 }
 
 fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> Error {

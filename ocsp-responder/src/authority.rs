@@ -30,13 +30,24 @@ pub struct Presigned {
 /// What the responder knows of one certificate.
 pub struct Entry {
     pub state: CertState,
+    /// The store's revocation sequence for the row this state was read from (0 for
+    /// a row never revoked, held or released): states are ordered by it, so an older
+    /// read never replaces a newer one (design invariant 9).
+    pub version: i64,
     pub presigned: Option<Presigned>,
+}
+
+/// The version a store row's state carries (see [`Entry::version`]).
+pub fn version_of(row: &StatusRow) -> i64 {
+    row.revocation_seq.unwrap_or(0)
 }
 
 /// A CA being served.
 pub struct Authority {
     pub name: String,
     pub id: i64,
+    /// The CA's certificate, DER: a new responder certificate must chain to it.
+    pub ca_cert_der: Vec<u8>,
     /// (algorithm, issuerNameHash, issuerKeyHash) for every supported algorithm.
     hashes: Vec<(HashAlg, Vec<u8>, Vec<u8>)>,
     /// The DER of a SHA-1 CertID up to its serial: AlgorithmIdentifier and hashes.
@@ -91,6 +102,7 @@ impl Authority {
         Ok(Authority {
             name,
             id,
+            ca_cert_der: ca_cert_der.to_vec(),
             hashes,
             sha1_prefix,
             responder: RwLock::new(Arc::new(responder)),
@@ -135,6 +147,44 @@ impl Authority {
             _ => return false,
         };
         body.starts_with(&self.sha1_prefix)
+    }
+
+    /// Stores `entry` for `serial` unless the map holds a strictly newer state. The
+    /// worker's reads are sequential, so one of the same version is its own later
+    /// read and replaces. Returns the entry the map holds afterwards.
+    pub fn put(&self, serial: Vec<u8>, entry: Arc<Entry>) -> Arc<Entry> {
+        self.put_ordered(serial, entry, |held, new| held <= new)
+    }
+
+    /// Stores `entry` only where the map has nothing for `serial` or an older state:
+    /// for a read made outside the worker (a cache miss), which may be older than
+    /// what the worker applied meanwhile at the same version. Returns the entry the
+    /// map holds afterwards.
+    pub fn put_if_newer(&self, serial: Vec<u8>, entry: Arc<Entry>) -> Arc<Entry> {
+        self.put_ordered(serial, entry, |held, new| held < new)
+    }
+
+    fn put_ordered(
+        &self,
+        serial: Vec<u8>,
+        entry: Arc<Entry>,
+        replaces: impl Fn(i64, i64) -> bool,
+    ) -> Arc<Entry> {
+        // The shard stays locked from the comparison to the write.
+        match self.entries.entry(serial) {
+            dashmap::Entry::Occupied(mut held) => {
+                if replaces(held.get().version, entry.version) {
+                    held.insert(entry.clone());
+                    entry
+                } else {
+                    held.get().clone()
+                }
+            }
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(entry.clone());
+                entry
+            }
+        }
     }
 
     pub fn responder(&self) -> Arc<ResponderKey> {

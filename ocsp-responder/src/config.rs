@@ -39,8 +39,10 @@ pub struct Config {
     pub presign: bool,
     #[serde(rename = "ca", default)]
     pub cas: Vec<CaConfig>,
-    /// When present, the responder renews its own certificates through the CA.
-    pub renewal: Option<Renewal>,
+    /// No longer read: the responder never opens a CA key (design invariant 10).
+    /// Present only to refuse old configurations by name.
+    #[serde(default)]
+    renewal: Option<toml::Value>,
 }
 
 /// One CA the responder answers for, with its delegated responder certificate.
@@ -53,22 +55,6 @@ pub struct CaConfig {
     pub cert: PathBuf,
     /// Its key: encrypted PKCS#8, passphrase in `key_pass_file`.
     pub key: PathBuf,
-}
-
-/// Automatic renewal of responder certificates.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Renewal {
-    /// Passphrase file of the CA keys (the CA signs the new responder certificate).
-    pub ca_key_pass_file: PathBuf,
-    /// Renew when the certificate has fewer days than this left.
-    #[serde(default = "default_renew_days")]
-    pub before_days: u32,
-    /// Key type of new responder keys.
-    #[serde(default = "default_key_type")]
-    pub key_type: String,
-    /// A directory of profiles replacing the built-in ones.
-    pub policies: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -91,12 +77,6 @@ fn default_max_certs() -> usize {
 }
 fn default_true() -> bool {
     true
-}
-fn default_renew_days() -> u32 {
-    10
-}
-fn default_key_type() -> String {
-    "p256".into()
 }
 
 impl Config {
@@ -131,12 +111,6 @@ impl Config {
             fix(&mut ca.cert);
             fix(&mut ca.key);
         }
-        if let Some(r) = self.renewal.as_mut() {
-            fix(&mut r.ca_key_pass_file);
-            if let Some(p) = r.policies.as_mut() {
-                fix(p)
-            }
-        }
         if let Some(path) = self.store.strip_prefix("sqlite://") {
             if Path::new(path).is_relative() && !path.starts_with(":memory:") {
                 self.store = format!("sqlite://{}", base.join(path).display());
@@ -146,6 +120,13 @@ impl Config {
 
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
+        if self.renewal.is_some() {
+            return Err(Error::malformed(
+                "[renewal] is no longer read: the responder never opens a CA key. Renew responder \
+                 certificates on the CA side with `gpki ocsp renew-signers --config FILE` (e.g. from \
+                 a timer); the responder picks up the new files by itself or on SIGHUP",
+            ));
+        }
         if self.cas.is_empty() {
             return Err(Error::malformed("no [[ca]] to answer for"));
         }

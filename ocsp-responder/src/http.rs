@@ -217,6 +217,13 @@ async fn ocsp(state: &State, body: &[u8], get: bool) -> Response<Body> {
     }
 }
 
+/// The serial (lower-case hex) of a certificate, as the store writes it.
+fn responder_serial(cert_der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let c = x509_cert::Certificate::from_der(cert_der).ok()?;
+    Some(hex::encode(c.tbs_certificate.serial_number.as_bytes()))
+}
+
 fn health(state: &State) -> Response<Body> {
     let now = gpki_pki::time::now();
     let last = state.last_sync();
@@ -236,6 +243,7 @@ fn health(state: &State) -> Response<Body> {
             json!({
                 "name": a.name,
                 "certificates": a.entries.len(),
+                "responder_serial": responder_serial(&r.cert_der),
                 "responder_not_after": gpki_pki::time::rfc3339(r.not_after),
             })
         })
@@ -245,6 +253,7 @@ fn health(state: &State) -> Response<Body> {
         "store": if state.store_up() { "reachable" } else { "unreachable" },
         "store_error": state.store_error(),
         "last_sync_age_seconds": age,
+        "syncs": state.syncs(),
         "cas": cas,
     });
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));

@@ -20,8 +20,7 @@ pub mod response;
 mod worker;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,11 +28,11 @@ use bytes::Bytes;
 use der::Decode;
 use gpki_pki::cert::find_extension;
 use gpki_pki::signer::Passphrase;
-use gpki_pki::{Error, ErrorKind, KeyType, Result, Signer, SoftwareKey};
+use gpki_pki::{Error, ErrorKind, Result, Signer, SoftwareKey};
 use gpki_store::{StatusMark, Store};
 
 pub use authority::{Authority, Entry, Presigned};
-pub use config::{CaConfig, Config, Renewal};
+pub use config::{CaConfig, Config};
 pub use response::{CertState, ResponseStatus};
 
 use crate::metrics::Metrics;
@@ -54,6 +53,11 @@ pub struct State {
     store_up: AtomicBool,
     store_error: Mutex<Option<String>>,
     ready: AtomicBool,
+    /// Completed reads of the store since start.
+    syncs: AtomicU64,
+    /// What each CA's responder certificate and key files looked like when last
+    /// loaded (same order as `authorities`): a change means a new pair to pick up.
+    files: Vec<Mutex<worker::FileStamp>>,
     key_pass: Passphrase,
 }
 
@@ -83,6 +87,11 @@ impl State {
 
     pub fn store_error(&self) -> Option<String> {
         self.store_error.lock().expect("lock").clone()
+    }
+
+    /// Completed reads of the store since start.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     pub fn ready(&self) -> bool {
@@ -158,25 +167,30 @@ impl State {
     }
 
     /// The state of one serial: from memory (`None` time: as of the last sync), or
-    /// read from the store now (and remembered).
+    /// read from the store now and remembered, unless the worker stored a newer
+    /// state meanwhile, which is then the answer.
     async fn lookup(&self, auth: &Authority, serial: &[u8]) -> Result<(CertState, Option<i64>)> {
         if let Some(e) = auth.entries.get(serial) {
             return Ok((e.state, None));
         }
+        let read_at = gpki_pki::time::now();
         match self.store.status_of(auth.id, &hex::encode(serial)).await? {
             Some(row) => {
-                let state = authority::state_of(&row);
-                auth.entries.insert(
-                    serial.to_vec(),
-                    Arc::new(Entry {
-                        state,
-                        presigned: None,
-                    }),
-                );
+                gpki_service::failpoint::pause("ocsp-after-status-read").await;
+                let read = Arc::new(Entry {
+                    state: authority::state_of(&row),
+                    version: authority::version_of(&row),
+                    presigned: None,
+                });
+                let held = auth.put_if_newer(serial.to_vec(), read.clone());
+                if !Arc::ptr_eq(&held, &read) {
+                    // The worker applied a newer state while this read was in flight.
+                    return Ok((held.state, None));
+                }
                 auth.needs_signing.store(true, Ordering::Relaxed);
-                Ok((state, Some(gpki_pki::time::now())))
+                Ok((read.state, Some(read_at)))
             }
-            None => Ok((CertState::Unknown, Some(gpki_pki::time::now()))),
+            None => Ok((CertState::Unknown, Some(read_at))),
         }
     }
 
@@ -262,55 +276,6 @@ fn check_responder_cert(
     Ok(not_after)
 }
 
-/// Issues a responder certificate for CA `ca_name` with a fresh key (profile
-/// ocsp-signer) and writes both files, each replaced whole by a rename.
-pub async fn issue_signer(
-    ca: &gpki_ca::Ca,
-    ca_name: &str,
-    key_type: KeyType,
-    key_pass: &Passphrase,
-    cert_path: &Path,
-    key_path: &Path,
-) -> Result<gpki_ca::Issued> {
-    let key = SoftwareKey::generate(key_type)?;
-    let issued = ca
-        .issue(&gpki_ca::IssueRequest {
-            ca: ca_name.to_string(),
-            profile: SIGNER_PROFILE.into(),
-            subject: Some(format!(
-                "CN={ca_name} OCSP Responder, OU=GPKI, O=Government of Korea, C=KR"
-            )),
-            key: gpki_ca::KeySource::PublicKey(key.public_key_der().to_vec()),
-            sans: Vec::new(),
-            validity_days: None,
-            request_key: None,
-            renewed_from: None,
-        })
-        .await?;
-    for p in [cert_path, key_path] {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        }
-    }
-    let tmp_key = key_path.with_extension("new");
-    let tmp_cert = cert_path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp_key);
-    key.write_encrypted(&tmp_key, key_pass)?;
-    std::fs::write(&tmp_cert, gpki_pki::pem::encode("CERTIFICATE", &issued.der))
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", tmp_cert.display())))?;
-    for (from, to) in [(&tmp_key, key_path), (&tmp_cert, cert_path)] {
-        std::fs::rename(from, to).map_err(|e| {
-            Error::internal(format!(
-                "cannot move {} to {}: {e}",
-                from.display(),
-                to.display()
-            ))
-        })?;
-    }
-    Ok(issued)
-}
-
 /// A running responder.
 pub struct Running {
     pub state: Arc<State>,
@@ -333,10 +298,9 @@ impl Running {
     }
 }
 
-/// Opens the store, loads the responder keys (renewing them first when due and
-/// `renew` is set) and reads every certificate of the served CAs, signing their
-/// responses when pre-signing.
-pub async fn prepare(config: Config, renew: bool) -> Result<Arc<State>> {
+/// Opens the store, loads the responder keys and reads every certificate of the
+/// served CAs, signing their responses when pre-signing.
+pub async fn prepare(config: Config) -> Result<Arc<State>> {
     config.check()?;
     let store = Store::connect_with_timeout(
         &config.store,
@@ -363,6 +327,11 @@ pub async fn prepare(config: Config, renew: bool) -> Result<Arc<State>> {
         .iter()
         .map(|_| Mutex::new(StatusMark::default()))
         .collect();
+    let files = config
+        .cas
+        .iter()
+        .map(|ca| Mutex::new(worker::FileStamp::of(ca)))
+        .collect();
     let state = Arc::new(State {
         config,
         store,
@@ -373,11 +342,10 @@ pub async fn prepare(config: Config, renew: bool) -> Result<Arc<State>> {
         store_up: AtomicBool::new(false),
         store_error: Mutex::new(None),
         ready: AtomicBool::new(false),
+        syncs: AtomicU64::new(0),
+        files,
         key_pass,
     });
-    if renew {
-        worker::renew_if_due(&state).await;
-    }
     let first = worker::sync(&state).await;
     state.set_store(&first);
     first?;
@@ -389,7 +357,7 @@ pub async fn prepare(config: Config, renew: bool) -> Result<Arc<State>> {
 /// read happens before the port answers, so no request sees an empty cache.
 pub async fn start(config: Config) -> Result<Running> {
     let listen = config.listen.clone();
-    let state = prepare(config, true).await?;
+    let state = prepare(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         Error::new(
             ErrorKind::Unavailable,
@@ -416,7 +384,7 @@ pub async fn start(config: Config) -> Result<Running> {
 /// Every pre-signed response of the served CAs, DER, for a CDN or another
 /// responder to serve (`gpki-ocsp export`).
 pub async fn export(config: Config) -> Result<Vec<Bytes>> {
-    let state = prepare(config, false).await?;
+    let state = prepare(config).await?;
     let mut out = Vec::new();
     for auth in &state.authorities {
         out.extend(

@@ -23,7 +23,13 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
     let poll = Duration::from_millis(state.config.poll_interval_ms);
     let store_wait = Duration::from_millis(state.config.store_timeout_ms);
     let mut listener: Option<StatusListener> = None;
-    let mut last_renewal_check = std::time::Instant::now();
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; responder files are still watched");
+            None
+        }
+    };
     loop {
         if listener.is_none() && state.store_up() {
             // A black-holed network must not stall the worker: bounded like a query.
@@ -33,6 +39,7 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
                 .and_then(|r| r.ok())
                 .flatten();
         }
+        let mut force_reload = false;
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(poll) => {}
@@ -41,7 +48,12 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
                     listener = None;
                 }
             }
+            Some(()) = hung_up(&mut hangup) => {
+                tracing::info!("SIGHUP: reloading responder files and reading the store");
+                force_reload = true;
+            }
         }
+        reload_if_changed(&state, force_reload);
         let result = match tokio::time::timeout(SYNC_TIMEOUT, sync(&state)).await {
             Ok(r) => r,
             Err(_) => Err(gpki_pki::Error::new(
@@ -55,10 +67,14 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
                 tracing::error!(error = %e, "refreshing pre-signed responses");
             }
         }
-        if last_renewal_check.elapsed() > Duration::from_secs(600) {
-            last_renewal_check = std::time::Instant::now();
-            renew_if_due(&state).await;
-        }
+    }
+}
+
+/// Waits for SIGHUP (never, without a handler).
+async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangup {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -110,6 +126,7 @@ pub async fn sync(state: &Arc<State>) -> Result<()> {
     state
         .last_sync
         .store(started, std::sync::atomic::Ordering::Relaxed);
+    state.syncs.fetch_add(1, Ordering::Relaxed);
     state.metrics.last_sync.set(started);
     Ok(())
 }
@@ -128,9 +145,15 @@ async fn apply(
     let state2 = state.clone();
     let auth2 = auth.clone();
     tokio::task::spawn_blocking(move || {
-        let items: Vec<(Vec<u8>, crate::CertState)> = rows
+        let items: Vec<Item> = rows
             .iter()
-            .filter_map(|r| Some((authority::serial_bytes(&r.serial)?, authority::state_of(r))))
+            .filter_map(|r| {
+                Some((
+                    authority::serial_bytes(&r.serial)?,
+                    authority::state_of(r),
+                    authority::version_of(r),
+                ))
+            })
             .collect();
         sign_into(&state2, &auth2, items, at)
     })
@@ -138,27 +161,27 @@ async fn apply(
     .map_err(|e| gpki_pki::Error::internal(format!("signing task: {e}")))?
 }
 
-/// Signs (when pre-signing) and stores entries for `items`, in parallel.
-fn sign_into(
-    state: &State,
-    auth: &Authority,
-    items: Vec<(Vec<u8>, crate::CertState)>,
-    at: i64,
-) -> Result<()> {
+/// A serial, its state and the state's version.
+type Item = (Vec<u8>, crate::CertState, i64);
+
+/// Signs (when pre-signing) and stores entries for `items`, in parallel. An item
+/// older than what the map holds is dropped (`Authority::put`).
+fn sign_into(state: &State, auth: &Authority, items: Vec<Item>, at: i64) -> Result<()> {
     let responder = auth.responder();
     let next_update = (at + state.validity()).min(responder.not_after);
     let presign = state.config.presign;
-    let work = |chunk: &[(Vec<u8>, crate::CertState)]| -> Result<()> {
-        for (serial, st) in chunk {
+    let work = |chunk: &[Item]| -> Result<()> {
+        for (serial, st, version) in chunk {
             let presigned = if presign {
                 Some(auth.presign(&responder, serial, *st, at, next_update)?)
             } else {
                 None
             };
-            auth.entries.insert(
+            auth.put(
                 serial.clone(),
                 Arc::new(Entry {
                     state: *st,
+                    version: *version,
                     presigned,
                 }),
             );
@@ -204,11 +227,11 @@ async fn refresh(state: &Arc<State>) -> Result<()> {
         {
             continue;
         }
-        let stale: Vec<(Vec<u8>, crate::CertState)> = auth
+        let stale: Vec<Item> = auth
             .entries
             .iter()
             .filter(|e| e.presigned.as_ref().is_none_or(|p| p.this_update <= cutoff))
-            .map(|e| (e.key().clone(), e.state))
+            .map(|e| (e.key().clone(), e.state, e.version))
             .collect();
         if !stale.is_empty() {
             tracing::info!(ca = %auth.name, count = stale.len(), "refreshing pre-signed responses");
@@ -233,75 +256,72 @@ async fn refresh(state: &Arc<State>) -> Result<()> {
     Ok(())
 }
 
-/// Renews each responder certificate that is within `before_days` of expiry, when
-/// `[renewal]` is configured; otherwise warns.
-pub async fn renew_if_due(state: &Arc<State>) {
+/// What a responder's certificate and key files look like on disk: a rename or a
+/// rewrite of either changes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileStamp(Vec<Option<(u64, u64, std::time::SystemTime)>>);
+
+impl FileStamp {
+    pub fn of(ca: &crate::CaConfig) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp(
+            [&ca.cert, &ca.key]
+                .iter()
+                .map(|p| {
+                    let m = std::fs::metadata(p).ok()?;
+                    Some((m.ino(), m.len(), m.modified().ok()?))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Picks up a new responder certificate and key for every CA whose files changed
+/// (or every CA, with `force`: SIGHUP). A pair that does not load (a half-written
+/// renewal, a foreign certificate) is logged and the current one kept: a reload
+/// never leaves a CA without a responder. Also warns of a certificate near expiry.
+pub fn reload_if_changed(state: &State, force: bool) {
     let now = gpki_pki::time::now();
     for (i, auth) in state.authorities.iter().enumerate() {
-        let current = auth.responder();
-        let Some(renewal) = &state.config.renewal else {
-            if current.not_after - now < 7 * 86_400 {
-                tracing::warn!(ca = %auth.name, "responder certificate expires within 7 days and [renewal] is not configured");
-            }
-            continue;
+        let ca = &state.config.cas[i];
+        let stamp = FileStamp::of(ca);
+        let changed = {
+            let mut held = state.files[i].lock().expect("file stamp");
+            let changed = *held != stamp;
+            *held = stamp;
+            changed
         };
-        if current.not_after - now > i64::from(renewal.before_days) * 86_400 {
-            continue;
-        }
-        match renew(state, i).await {
-            Ok(new) => {
-                tracing::info!(ca = %auth.name, not_after = new.not_after, "responder certificate renewed");
-                *auth.responder.write().expect("responder lock") = Arc::new(new);
-                // Every pre-signed response carries the old certificate: sign again.
-                for mut e in auth.entries.iter_mut() {
-                    let state = e.state;
-                    *e.value_mut() = Arc::new(Entry {
-                        state,
-                        presigned: None,
-                    });
+        if changed || force {
+            match crate::load_responder(ca, &auth.ca_cert_der, &state.key_pass) {
+                Ok(new) if new.cert_der != auth.responder().cert_der => {
+                    tracing::info!(ca = %auth.name, not_after = new.not_after, "new responder certificate loaded");
+                    swap_responder(auth, new);
                 }
-                auth.needs_signing.store(true, Ordering::Relaxed);
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(ca = %auth.name, error = %e, "new responder files not loaded; keeping the current certificate")
+                }
             }
-            Err(e) => {
-                tracing::error!(ca = %auth.name, error = %e, "renewing the responder certificate")
-            }
+        }
+        let current = auth.responder();
+        if current.not_after - now < 7 * 86_400 {
+            tracing::warn!(ca = %auth.name, "responder certificate expires within 7 days: run `gpki ocsp renew-signers`");
         }
     }
 }
 
-async fn renew(state: &Arc<State>, index: usize) -> Result<ResponderKey> {
-    let renewal = state.config.renewal.as_ref().expect("renewal configured");
-    let ca_conf = &state.config.cas[index];
-    let profiles = match &renewal.policies {
-        Some(dir) => gpki_pki::profile::Profiles::load_dir(dir)?,
-        None => gpki_pki::profile::Profiles::builtin()?,
-    };
-    let ca_pass = gpki_pki::signer::Passphrase::from_file(&renewal.ca_key_pass_file)?;
-    let key_dir = ca_conf
-        .key
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let ca = gpki_ca::Ca::new(
-        state.store.clone(),
-        profiles,
-        key_dir,
-        ca_pass,
-        "gpki-ocsp".into(),
-    );
-    let key_type: gpki_pki::KeyType = renewal.key_type.parse()?;
-    crate::issue_signer(
-        &ca,
-        &ca_conf.name,
-        key_type,
-        &state.key_pass,
-        &ca_conf.cert,
-        &ca_conf.key,
-    )
-    .await?;
-    let record = state.store.authority_by_name(&ca_conf.name).await?;
-    let ca_cert = record
-        .cert_der
-        .ok_or_else(|| gpki_pki::Error::conflict("CA has no certificate"))?;
-    crate::load_responder(ca_conf, &ca_cert, &state.key_pass)
+/// Puts `new` in force for `auth`. Pre-signed responses carry the old certificate,
+/// so they are dropped and signed again with the new one; until then answers are
+/// signed live, never missed.
+fn swap_responder(auth: &Authority, new: ResponderKey) {
+    *auth.responder.write().expect("responder lock") = Arc::new(new);
+    for mut e in auth.entries.iter_mut() {
+        let (state, version) = (e.state, e.version);
+        *e.value_mut() = Arc::new(Entry {
+            state,
+            version,
+            presigned: None,
+        });
+    }
+    auth.needs_signing.store(true, Ordering::Relaxed);
 }

@@ -3,6 +3,8 @@
 //! plain-text error replies, the key passphrase, signals and logging set-up.
 #![forbid(unsafe_code)]
 
+pub mod failpoint;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;

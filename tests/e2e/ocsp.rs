@@ -429,8 +429,90 @@ fn ocsp_survives_store_outage_and_scales_out_postgres() {
     assert_eq!(rb.health()["status"], "ok");
 }
 
+// The OCSP cache race (issue 9.1): a cache miss reads `good` from the store, the
+// worker applies a revocation of that serial meanwhile, and the miss must not then
+// overwrite it. The `ocsp-after-status-read` pause holds the miss between its read
+// and its write while the test revokes and the worker catches up.
+both_backends!(
+    ocsp_cache_miss_never_overwrites_a_newer_revocation_sqlite,
+    ocsp_cache_miss_never_overwrites_a_newer_revocation_postgres,
+    |env: &Env| {
+        if !require("openssl") {
+            return;
+        }
+        setup(env);
+        let pause = env.path("pause");
+        std::fs::create_dir_all(&pause).unwrap();
+        let failpoint = format!("ocsp-after-status-read:{}", pause.display());
+        // The worker reads the store only when told to: a PostgreSQL notification
+        // (sent by the revoking transaction) or SIGHUP; it never polls by itself here.
+        let r = Responder::start_with(
+            env,
+            "race",
+            &env.store,
+            &["mois"],
+            "poll_interval_ms = 3600000",
+            &[("GPKI_FAILPOINT", failpoint.as_str())],
+        );
+        let url = format!("{}/ocsp", r.url);
+        // Issued after the responder's last read: not in its memory.
+        env.issue_official("c.pem");
+        let serial = env.serial_of("c.pem");
+        let first = {
+            let dir = env.path("");
+            let url = url.clone();
+            std::thread::spawn(move || {
+                Command::new("openssl")
+                    .current_dir(dir)
+                    .args([
+                        "ocsp", "-issuer", "mois.pem", "-CAfile", "root.pem", "-url", &url,
+                        "-cert", "c.pem",
+                    ])
+                    .output()
+                    .unwrap()
+            })
+        };
+        let paused = pause.join("ocsp-after-status-read.paused");
+        within(Duration::from_secs(20), "the cache miss pauses", || {
+            paused.exists()
+        });
+        let syncs = r.health()["syncs"].as_u64().unwrap();
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &serial,
+            "--reason",
+            "keyCompromise",
+        ]);
+        if env.backend == crate::support::Backend::Sqlite {
+            r.hangup();
+        }
+        within(
+            Duration::from_secs(20),
+            "the worker reads the revocation",
+            || r.health()["syncs"].as_u64().unwrap() > syncs,
+        );
+        std::fs::write(pause.join("ocsp-after-status-read.go"), b"").unwrap();
+        let first = first.join().unwrap();
+        let first = String::from_utf8_lossy(&first.stdout).to_string()
+            + &String::from_utf8_lossy(&first.stderr);
+        // The miss finds the newer state in memory and answers with it.
+        assert!(first.contains("c.pem: revoked"), "{first}");
+        let again = ask(env, &url, &["c.pem"], &[]);
+        assert!(again.contains("c.pem: revoked"), "{again}");
+        let cached = ask(env, &url, &["c.pem"], &["-no_nonce"]);
+        assert!(cached.contains("c.pem: revoked"), "{cached}");
+    }
+);
+
+// Issue 9.5: the responder never opens a CA key. The CA side renews its certificate
+// (`gpki ocsp renew-signers`); the running responder picks up the new files with
+// no restart and no failed answer in between.
 #[test]
-fn responder_renews_its_certificate_and_refuses_a_foreign_one() {
+fn responder_picks_up_a_renewed_certificate_and_refuses_a_foreign_one() {
     let env = Env::new(Backend::Sqlite).unwrap();
     if !require("openssl") {
         return;
@@ -438,20 +520,72 @@ fn responder_renews_its_certificate_and_refuses_a_foreign_one() {
     setup(&env);
     let cert = env.path("data/ocsp/mois.crt.pem").display().to_string();
     let before = env.serial_of(&cert);
-    // Due for renewal at once (365 > 30 days left): renewed on start.
-    let extra = format!(
-        "[renewal]\nca_key_pass_file = \"{}\"\nbefore_days = 365\n",
-        env.path("pass").display()
-    );
-    let r = Responder::start(&env, "renew", &env.store, &["mois"], &extra);
+    let r = Responder::start(&env, "renew", &env.store, &["mois"], "");
+    let url = format!("{}/ocsp", r.url);
+    assert_eq!(r.health()["cas"][0]["responder_serial"], before.as_str());
+    // Relying parties keep asking while the certificate changes under them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let (stop, dir, url) = (stop.clone(), env.path(""), url.clone());
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for extra in [&["-no_nonce"][..], &[]] {
+                    let out = Command::new("openssl")
+                        .current_dir(&dir)
+                        .args([
+                            "ocsp", "-issuer", "mois.pem", "-CAfile", "root.pem", "-url", &url,
+                            "-cert", "a.pem",
+                        ])
+                        .args(extra)
+                        .output()
+                        .unwrap();
+                    answers.push(
+                        String::from_utf8_lossy(&out.stdout).to_string()
+                            + &String::from_utf8_lossy(&out.stderr),
+                    );
+                }
+            }
+            answers
+        })
+    };
+    // Not due (the certificate has more than 10 days left): nothing happens.
+    let kept = env.json(&[
+        "ocsp",
+        "renew-signers",
+        "--config",
+        r.config.to_str().unwrap(),
+    ]);
+    assert_eq!(kept[0]["renewed"], false, "{kept}");
+    assert_eq!(env.serial_of(&cert), before);
+    // Due when 365 days are asked for.
+    let renewed = env.json(&[
+        "ocsp",
+        "renew-signers",
+        "--config",
+        r.config.to_str().unwrap(),
+        "--before-days",
+        "365",
+    ]);
+    assert_eq!(renewed[0]["renewed"], true, "{renewed}");
     let after = env.serial_of(&cert);
     assert_ne!(before, after, "the responder certificate was not renewed");
-    let out = ask(
-        &env,
-        &format!("{}/ocsp", r.url),
-        &["a.pem"],
-        &["-no_nonce", "-resp_text"],
+    within(
+        Duration::from_secs(10),
+        "the responder loads the new certificate",
+        || r.health()["cas"][0]["responder_serial"] == after.as_str(),
     );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = asker.join().unwrap();
+    assert!(answers.len() >= 2, "{answers:?}");
+    for a in &answers {
+        assert!(
+            a.contains("Response verify OK") && a.contains("a.pem: good"),
+            "an answer was missed during the swap: {a}"
+        );
+    }
+    let out = ask(&env, &url, &["a.pem"], &["-no_nonce", "-resp_text"]);
     assert!(out.contains("Response verify OK"), "{out}");
     let embedded = after.to_uppercase();
     let pretty: String = embedded
@@ -463,6 +597,29 @@ fn responder_renews_its_certificate_and_refuses_a_foreign_one() {
     assert!(
         out.contains(&pretty),
         "the response does not carry the new certificate {pretty}:\n{out}"
+    );
+    // A configuration that asks the responder to renew through the CA (and so to
+    // open a CA key) is refused by name.
+    let old_style = env.path("old-style.toml");
+    std::fs::write(
+        &old_style,
+        std::fs::read_to_string(&r.config).unwrap()
+            + &format!(
+                "[renewal]\nca_key_pass_file = \"{}\"\n",
+                env.path("pass").display()
+            ),
+    )
+    .unwrap();
+    let out = Command::new(Responder::binary())
+        .args(["check-config", "--config"])
+        .arg(&old_style)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[renewal] is no longer read") && err.contains("renew-signers"),
+        "{err}"
     );
     // export: every pre-signed response, base64 per line, each one OpenSSL accepts.
     let out = Command::new(Responder::binary())

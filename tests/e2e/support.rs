@@ -391,10 +391,28 @@ impl Responder {
     /// `ocsp/CA.key.pem` under the env's data dir) against `store`, plus `extra`
     /// lines, and starts the responder on a free port.
     pub fn start(env: &Env, name: &str, store: &str, cas: &[&str], extra: &str) -> Responder {
+        Self::start_with(env, name, store, cas, extra, &[])
+    }
+
+    /// [`Responder::start`] with environment variables for the process; `extra` may
+    /// set `poll_interval_ms` (default 100).
+    pub fn start_with(
+        env: &Env,
+        name: &str,
+        store: &str,
+        cas: &[&str],
+        extra: &str,
+        vars: &[(&str, &str)],
+    ) -> Responder {
         let port = free_port();
         let data = env.path("data");
+        let poll = if extra.contains("poll_interval_ms") {
+            ""
+        } else {
+            "poll_interval_ms = 100\n"
+        };
         let mut text = format!(
-            "store = \"{store}\"\nlisten = \"127.0.0.1:{port}\"\nkey_pass_file = \"{}\"\npoll_interval_ms = 100\nstore_timeout_ms = 500\n{extra}\n",
+            "store = \"{store}\"\nlisten = \"127.0.0.1:{port}\"\nkey_pass_file = \"{}\"\n{poll}store_timeout_ms = 500\n{extra}\n",
             env.path("pass").display()
         );
         for ca in cas {
@@ -410,6 +428,7 @@ impl Responder {
             .args(["serve", "--config"])
             .arg(&config)
             .env("GPKI_LOG", "info")
+            .envs(vars.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -417,6 +436,16 @@ impl Responder {
         let url = format!("http://127.0.0.1:{port}");
         wait_http_ok(&format!("{url}/healthz"), 60, &mut child);
         Responder { child, url, config }
+    }
+
+    /// Sends SIGHUP: reload the responder files and read the store now.
+    pub fn hangup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
     }
 
     /// `/healthz` as JSON.
