@@ -185,6 +185,7 @@ struct Resumed {
     der: Vec<u8>,
     request_id: String,
     serial: String,
+    spki_sha256: String,
 }
 
 struct Prepared {
@@ -234,7 +235,7 @@ impl Ca {
                 let request_key = format!("{key_prefix}{}", row.request_id);
                 match existing.get(&request_key) {
                     Some((CertStatus::Pending, id)) => {
-                        match self.resume(&issuer, row, *id, opts).await {
+                        match self.resume(&issuer, &profile, row, *id, opts).await {
                             Ok(Some(r)) => {
                                 resumed.push(r);
                                 continue;
@@ -269,6 +270,53 @@ impl Ca {
                         error: e.to_string(),
                     }),
                 }
+            }
+            // A key revoked as compromised is never certified again: those rows fail
+            // here, so the rest of the chunk goes on (the store refuses them too).
+            let mut hashes: Vec<String> = prepared
+                .iter()
+                .map(|p| {
+                    Ok(hex::encode(openssl::sha::sha256(
+                        &p.plan.tbs.subject_public_key_info.to_der()?,
+                    )))
+                })
+                .collect::<Result<_>>()?;
+            hashes.extend(resumed.iter().map(|r| r.spki_sha256.clone()));
+            let compromised: HashMap<String, Error> = self
+                .store()
+                .compromised_keys(&hashes)
+                .await?
+                .into_iter()
+                .collect();
+            if !compromised.is_empty() {
+                let refuse = |line: usize, request_id: &str, key: &str| {
+                    compromised.get(key).map(|e| RowError {
+                        line,
+                        request_id: request_id.to_string(),
+                        error: e.to_string(),
+                    })
+                };
+                let mut keep = Vec::with_capacity(prepared.len());
+                for (p, h) in prepared.into_iter().zip(&hashes) {
+                    match refuse(p.row.line, &p.row.request_id, h) {
+                        Some(e) => report.failed.push(e),
+                        None => keep.push(p),
+                    }
+                }
+                prepared = keep;
+                let lines: HashMap<&str, usize> = chunk
+                    .iter()
+                    .map(|r| (r.request_id.as_str(), r.line))
+                    .collect();
+                let mut keep = Vec::with_capacity(resumed.len());
+                for r in resumed {
+                    let line = lines.get(r.request_id.as_str()).copied().unwrap_or(0);
+                    match refuse(line, &r.request_id, &r.spki_sha256) {
+                        Some(e) => report.failed.push(e),
+                        None => keep.push(r),
+                    }
+                }
+                resumed = keep;
             }
             report.resumed += resumed.len();
             let issued = self
@@ -334,29 +382,47 @@ impl Ca {
 
     /// A row left pending by a crash: sign its recorded tbsCertificate if the key
     /// is still at hand, else abandon it (and return None so it is issued afresh).
+    ///
+    /// The recorded bytes are no licence to sign: the row is planned again, as for
+    /// a first issuance (request verified, profile applied, lints run) with the
+    /// recorded serial and time, and the result must be exactly the recorded
+    /// tbsCertificate and agree with the row's profile, subject, validity and key.
+    /// Anything else (an edited row, a changed profile or CA) refuses the row.
     async fn resume(
         &self,
         issuer: &Issuer,
+        profile: &gpki_pki::profile::Profile,
         row: &BatchRow,
         id: i64,
         opts: &BatchOptions,
     ) -> Result<Option<Resumed>> {
         let record = self.store().certificate_by_id(id).await?;
-        let tbs = TbsCertificate::from_der(&record.tbs)?;
+        let tbs = TbsCertificate::from_der(&record.tbs).map_err(|e| {
+            Error::conflict(format!(
+                "recorded tbsCertificate of serial {} does not decode: {e}",
+                record.serial
+            ))
+        })?;
         let recorded_spki = tbs.subject_public_key_info.to_der()?;
-        let have_key = match &row.csr {
-            Some(csr) => gpki_pki::csr::parse_and_verify(csr)?.spki_der == recorded_spki,
+        let key = match &row.csr {
+            Some(csr) => {
+                let spki = gpki_pki::csr::parse_and_verify(csr)?.spki_der;
+                (spki == recorded_spki).then(|| KeySource::Csr(csr.clone()))
+            }
             None => {
                 let path = opts.out_dir.join(format!("{}.key.pem", row.request_id));
                 match (path.exists(), &opts.key_passphrase) {
                     (true, Some(pass)) => {
-                        SoftwareKey::read_encrypted(&path, pass)?.public_key_der() == recorded_spki
+                        let spki = SoftwareKey::read_encrypted(&path, pass)?
+                            .public_key_der()
+                            .to_vec();
+                        (spki == recorded_spki).then_some(KeySource::PublicKey(spki))
                     }
-                    _ => false,
+                    _ => None,
                 }
             }
         };
-        if !have_key {
+        let Some(key) = key else {
             let event = AuditEvent::new(
                 &self.actor,
                 "cert.abandon",
@@ -365,6 +431,64 @@ impl Ca {
             );
             self.store().abandon(id, &event).await?;
             return Ok(None);
+        };
+        let refuse = |what: &str| {
+            Error::conflict(format!(
+                "pending certificate {} was not resumed: {what}; nothing was signed",
+                record.serial
+            ))
+        };
+        if record.profile != profile.name() {
+            return Err(refuse(&format!(
+                "its row names profile {}, not {}",
+                record.profile,
+                profile.name()
+            )));
+        }
+        let serial = gpki_pki::serial::SerialNumber::from_bytes(tbs.serial_number.as_bytes())?;
+        if serial.to_hex() != record.serial {
+            return Err(refuse(
+                "its tbsCertificate carries another serial than its row",
+            ));
+        }
+        let req = IssueRequest {
+            ca: opts.ca.clone(),
+            profile: opts.profile.clone(),
+            subject: Some(row.subject.clone()),
+            key,
+            sans: row.sans.clone(),
+            validity_days: None,
+            request_key: None,
+            renewed_from: None,
+        };
+        let plan = self
+            .plan_with_serial(issuer, profile, &req, serial, record.not_before)
+            .map_err(|e| refuse(&format!("planned again, it is refused: {e}")))?;
+        if plan.tbs_der != record.tbs {
+            return Err(refuse(&format!(
+                "its recorded tbsCertificate differs from what the profile and CA plan for row {} ({})",
+                row.line,
+                tbs_difference(&plan.tbs, &tbs)
+            )));
+        }
+        let planned = Ca::new_certificate(issuer.record.id, profile.name(), &plan, None, None)?;
+        if (
+            planned.subject.as_str(),
+            planned.not_before,
+            planned.not_after,
+            planned.spki_sha256.as_str(),
+        ) != (
+            record.subject.as_str(),
+            record.not_before,
+            record.not_after,
+            record.spki_sha256.as_str(),
+        ) {
+            return Err(refuse(
+                "its row's subject, validity or key hash disagree with its tbsCertificate",
+            ));
+        }
+        if record.not_after <= gpki_pki::time::now() {
+            return Err(refuse("it would already have expired"));
         }
         let signature = issuer.key.sign(&record.tbs)?;
         let der = gpki_pki::signed::assemble(&record.tbs, issuer.key.algorithm(), &signature)?;
@@ -373,6 +497,7 @@ impl Ca {
             der,
             request_id: row.request_id.clone(),
             serial: record.serial,
+            spki_sha256: record.spki_sha256,
         }))
     }
 
@@ -444,5 +569,26 @@ impl Ca {
             self.store().mark_issued_many(&batch).await?;
         }
         Ok(n)
+    }
+}
+
+/// The first field in which two tbsCertificates differ, for the refusal.
+fn tbs_difference(planned: &TbsCertificate, recorded: &TbsCertificate) -> &'static str {
+    if planned.version != recorded.version {
+        "version"
+    } else if planned.signature != recorded.signature {
+        "signature algorithm"
+    } else if planned.issuer != recorded.issuer {
+        "issuer"
+    } else if planned.validity != recorded.validity {
+        "validity"
+    } else if planned.subject != recorded.subject {
+        "subject"
+    } else if planned.subject_public_key_info != recorded.subject_public_key_info {
+        "subjectPublicKeyInfo"
+    } else if planned.extensions != recorded.extensions {
+        "extensions"
+    } else {
+        "encoding"
     }
 }

@@ -16,8 +16,10 @@
 
 pub mod batch;
 mod delegated;
+pub mod standing;
 
 pub use delegated::DelegatedSigner;
+pub use standing::{standing, Standing};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,9 @@ fn failpoint(name: &str) {
         std::process::abort();
     }
 }
+
+/// The one end-entity profile a root CA signs: its delegated OCSP responder.
+pub const ROOT_END_ENTITY_PROFILE: &str = "ocsp-signer";
 
 /// A certificate as issued: its store row and DER.
 #[derive(Debug, Clone)]
@@ -166,10 +171,21 @@ impl Ca {
         Ok(key)
     }
 
-    /// Everything needed to sign under CA `name`: its record, issuer context
-    /// (including the name constraints of every CA above it) and key.
+    /// Everything needed to sign certificates under CA `name`: its record, issuer
+    /// context (including the name constraints of every CA above it) and key.
+    /// Refused unless the CA's certificate and every one above it is in force.
     pub async fn issuer(&self, name: &str) -> Result<Issuer> {
         let record = self.store.authority_by_name(name).await?;
+        standing(&self.store, &record, gpki_pki::time::now())
+            .await?
+            .require_active(name)?;
+        self.issuer_of(record).await
+    }
+
+    /// [`Ca::issuer`] without the standing check: for CRLs, which a revoked or
+    /// expired CA still signs (RFC 5280 relying parties need its last CRLs).
+    async fn issuer_of(&self, record: AuthorityRecord) -> Result<Issuer> {
+        let name = record.name.clone();
         if record.status != "active" {
             return Err(Error::conflict(format!(
                 "CA `{name}` has no certificate yet (status {})",
@@ -224,6 +240,19 @@ impl Ca {
         req: &IssueRequest,
         now: i64,
     ) -> Result<Plan> {
+        self.plan_with_serial(issuer, profile, req, SerialNumber::random()?, now)
+    }
+
+    /// [`Ca::plan`] with a given serial: a resumed batch row is planned again with
+    /// its recorded serial and time, and must come out as the bytes recorded.
+    pub fn plan_with_serial(
+        &self,
+        issuer: &Issuer,
+        profile: &Profile,
+        req: &IssueRequest,
+        serial: SerialNumber,
+        now: i64,
+    ) -> Result<Plan> {
         let (subject, spki_der, mut sans) = match &req.key {
             KeySource::Csr(bytes) => {
                 let csr = gpki_pki::csr::parse_and_verify(bytes)?;
@@ -251,6 +280,15 @@ impl Ca {
                 profile.name()
             )));
         }
+        if issuer.record.parent_id.is_none() && profile.name() != ROOT_END_ENTITY_PROFILE {
+            return Err(Error::policy(format!(
+                "CA `{}` is a root: it signs only CA certificates (`gpki ca create`, `gpki ca \
+                 cross-certify`) and its delegated OCSP responder's (profile {ROOT_END_ENTITY_PROFILE}); \
+                 issue profile {} from a subordinate CA",
+                issuer.record.name,
+                profile.name()
+            )));
+        }
         let request = SubjectRequest {
             subject,
             spki_der,
@@ -260,13 +298,7 @@ impl Ca {
             name_constraints: None,
             check_template: true,
         };
-        let plan = cert::plan(
-            profile,
-            &issuer.context,
-            &request,
-            SerialNumber::random()?,
-            now,
-        )?;
+        let plan = cert::plan(profile, &issuer.context, &request, serial, now)?;
         gpki_pki::lint::check(&plan.tbs, profile, &issuer.context)?;
         Ok(plan)
     }
@@ -658,7 +690,12 @@ impl Ca {
                 "next update must be at least one hour away",
             ));
         }
-        let issuer = self.issuer(ca).await?;
+        let record = self.store.authority_by_name(ca).await?;
+        let standing = standing(&self.store, &record, gpki_pki::time::now()).await?;
+        if standing != Standing::Active {
+            tracing::warn!(ca, standing = %standing.describe(ca), "signing a CRL for a CA that signs nothing else");
+        }
+        let issuer = self.issuer_of(record).await?;
         let id = issuer.record.id;
         let alloc = self.store.allocate_crl(id).await?;
         let (entries, delta_base) = if delta {
@@ -682,7 +719,6 @@ impl Ca {
             )
         };
         let now = gpki_pki::time::now();
-        let is_root = issuer.record.parent_id.is_none();
         let header = CrlHeader {
             issuer: issuer.context.name.clone(),
             issuer_key_id: issuer.context.key_id.clone(),
@@ -692,9 +728,7 @@ impl Ca {
             crl_number: alloc.crl_number as u64,
             delta_base: delta_base.map(|b| b as u64),
             distribution_point: issuer.record.crl_url.clone(),
-            scope: if is_root {
-                CrlScope::CaCerts
-            } else if issuer.context.path_len == Some(0) {
+            scope: if issuer.context.path_len == Some(0) {
                 CrlScope::UserCerts
             } else {
                 CrlScope::All
@@ -706,7 +740,8 @@ impl Ca {
         let event = self.event(
             if delta { "crl.generate-delta" } else { "crl.generate" },
             format!("crl:{ca}/{}", alloc.crl_number),
-            json!({ "entries": entries.count, "delta_base": delta_base, "next_update": header.next_update }),
+            json!({ "entries": entries.count, "delta_base": delta_base, "next_update": header.next_update,
+                    "ca_standing": standing.label(), "ca_standing_cause": standing.cause() }),
         );
         self.store
             .record_crl(

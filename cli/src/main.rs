@@ -850,18 +850,33 @@ async fn ca_command(g: &Global, cmd: CaCmd) -> Result<()> {
             let all = store.authorities().await?;
             let names: std::collections::HashMap<i64, String> =
                 all.iter().map(|a| (a.id, a.name.clone())).collect();
-            let list: Vec<Value> = all.iter().map(|a| ca_json(a, &names)).collect();
+            let now = gpki_pki::time::now();
+            let mut standings = Vec::with_capacity(all.len());
+            for a in &all {
+                standings.push(gpki_ca::standing(&store, a, now).await?);
+            }
+            let list: Vec<Value> = all
+                .iter()
+                .zip(&standings)
+                .map(|(a, s)| ca_json(a, s, &names))
+                .collect();
             emit(out, json!(list), || {
                 all.iter()
-                    .map(|a| {
+                    .zip(&standings)
+                    .map(|(a, s)| {
                         format!(
-                            "{:<16} {:<8} parent={:<12} {}",
+                            "{:<16} {:<8} parent={:<12} {}{}",
                             a.name,
-                            a.status,
+                            s.label(),
                             a.parent_id
                                 .and_then(|p| names.get(&p).cloned())
                                 .unwrap_or_else(|| "-".into()),
-                            a.subject
+                            a.subject,
+                            match s {
+                                gpki_ca::Standing::Unusable { .. } =>
+                                    format!("\n    {}", s.describe(&a.name)),
+                                _ => String::new(),
+                            }
                         )
                     })
                     .collect::<Vec<_>>()
@@ -886,7 +901,8 @@ async fn ca_command(g: &Global, cmd: CaCmd) -> Result<()> {
                     };
                 }
             } else {
-                let v = ca_json(&a, &names);
+                let standing = gpki_ca::standing(&store, &a, gpki_pki::time::now()).await?;
+                let v = ca_json(&a, &standing, &names);
                 emit(out, v.clone(), || {
                     serde_json::to_string_pretty(&v).unwrap_or_default()
                 });
@@ -921,6 +937,7 @@ fn new_ca(
 
 fn ca_json(
     a: &gpki_store::AuthorityRecord,
+    standing: &gpki_ca::Standing,
     names: &std::collections::HashMap<i64, String>,
 ) -> Value {
     let cert = a
@@ -929,7 +946,9 @@ fn ca_json(
         .and_then(|d| gpki_pki::cert::decode(d).ok());
     json!({
         "name": a.name,
-        "status": a.status,
+        "status": standing.label(),
+        "status_cause": standing.cause(),
+        "status_detail": standing.describe(&a.name),
         "parent": a.parent_id.filter(|p| *p != a.id).and_then(|p| names.get(&p).cloned()),
         "subject": a.subject,
         "key_type": a.key_type,

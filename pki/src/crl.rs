@@ -143,11 +143,11 @@ pub struct CrlEntry {
 /// Which certificates the CRL covers (issuingDistributionPoint scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrlScope {
-    /// End-entity certificates only (a subordinate CA's CRL).
+    /// End-entity certificates only (a CA with pathLenConstraint 0).
     UserCerts,
-    /// CA certificates only (the root's ARL).
-    CaCerts,
-    /// Both (a CA that signs subordinate CAs and end entities).
+    /// Both: a CA that signs CA certificates and end entities. The root is one: it
+    /// signs subordinate CAs and its delegated OCSP responders, so an ARL with
+    /// onlyContainsCACerts would leave a revoked responder certificate off every CRL.
     All,
 }
 
@@ -274,7 +274,7 @@ fn crl_extensions(header: &CrlHeader) -> Result<Vec<u8>> {
             None => None,
         },
         only_contains_user_certs: header.scope == CrlScope::UserCerts,
-        only_contains_ca_certs: header.scope == CrlScope::CaCerts,
+        only_contains_ca_certs: false,
         only_some_reasons: None,
         indirect_crl: false,
         only_contains_attribute_certs: false,

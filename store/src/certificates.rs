@@ -205,31 +205,73 @@ fn duplicate_serial(e: Error, serial: &str) -> Error {
     }
 }
 
+/// RFC 5280 reason codes that say the private key is in other hands: keyCompromise
+/// and cACompromise. A key revoked for either is never certified again.
+const COMPROMISED: &str = "status = 'revoked' AND reason IN (1, 2)";
+
 async fn insert_pending(
     conn: &mut sqlx::AnyConnection,
     c: &NewCertificate,
     now: i64,
 ) -> Result<i64> {
-    let row = sqlx::query(
+    // The compromised-key check and the insert are one statement: no revocation
+    // can slip between them.
+    let sql = format!(
         "INSERT INTO certificates (issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, \
          tbs, renewed_from, request_key, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-    )
-    .bind(c.issuer_id)
-    .bind(&c.serial)
-    .bind(&c.subject)
-    .bind(&c.profile)
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(&c.spki_sha256)
-    .bind(&c.tbs)
-    .bind(c.renewed_from)
-    .bind(&c.request_key)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| duplicate_serial(db_err(e), &c.serial))?;
-    row.try_get("id").map_err(db_err)
+         SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11 \
+         WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE spki_sha256 = $7 AND {COMPROMISED}) RETURNING id"
+    );
+    let row = sqlx::query(&sql)
+        .bind(c.issuer_id)
+        .bind(&c.serial)
+        .bind(&c.subject)
+        .bind(&c.profile)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.spki_sha256)
+        .bind(&c.tbs)
+        .bind(c.renewed_from)
+        .bind(&c.request_key)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| duplicate_serial(db_err(e), &c.serial))?;
+    match row {
+        Some(row) => row.try_get("id").map_err(db_err),
+        None => Err(compromised_error(conn, &c.spki_sha256).await),
+    }
+}
+
+/// The refusal for a compromised key, naming the certificate that was revoked.
+async fn compromised_error(conn: &mut sqlx::AnyConnection, spki_sha256: &str) -> Error {
+    let sql = format!(
+        "SELECT a.name AS ca, c.serial AS serial, c.reason AS reason FROM certificates c \
+         JOIN authorities a ON a.id = c.issuer_id WHERE c.spki_sha256 = $1 AND c.{} LIMIT 1",
+        COMPROMISED.replace(" AND reason", " AND c.reason")
+    );
+    let found = sqlx::query(&sql)
+        .bind(spki_sha256)
+        .fetch_optional(&mut *conn)
+        .await;
+    let named = match found {
+        Ok(Some(r)) => {
+            let ca: String = r.try_get("ca").unwrap_or_default();
+            let serial: String = r.try_get("serial").unwrap_or_default();
+            let reason: i64 = r.try_get("reason").unwrap_or(1);
+            let why = if reason == 2 {
+                "cACompromise"
+            } else {
+                "keyCompromise"
+            };
+            format!(" (certificate {serial} of CA `{ca}`, revoked for {why})")
+        }
+        _ => String::new(),
+    };
+    Error::policy(format!(
+        "this public key was revoked as compromised{named} and is never certified again \
+         (CA/Browser Forum BR §4.9.1.1, §6.1.1.3)"
+    ))
 }
 
 async fn bump_revocation_seq(conn: &mut sqlx::AnyConnection, issuer_id: i64) -> Result<i64> {
@@ -259,6 +301,31 @@ impl Store {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(ids)
+    }
+
+    /// Which of `spki_sha256` (SubjectPublicKeyInfo SHA-256, hex) belong to a key
+    /// revoked for keyCompromise or cACompromise, with the refusal for each.
+    pub async fn compromised_keys(&self, spki_sha256: &[String]) -> Result<Vec<(String, Error)>> {
+        let mut out = Vec::new();
+        for chunk in spki_sha256.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT DISTINCT spki_sha256 FROM certificates WHERE spki_sha256 IN ({}) AND {COMPROMISED}",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            let rows = q.fetch_all(self.pool()).await.map_err(db_err)?;
+            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            for r in rows {
+                let k: String = r.try_get("spki_sha256").map_err(db_err)?;
+                let e = compromised_error(&mut conn, &k).await;
+                out.push((k, e));
+            }
+        }
+        Ok(out)
     }
 
     /// Final step of issuance: attaches the signed DER and marks the row issued.

@@ -257,7 +257,7 @@ both_backends!(
             "crl", "-in", "arl.crl", "-noout", "-text", "-verify", "-CAfile", "root.pem",
         ]);
         assert!(
-            arl.contains("Only CA Certificates") && arl.contains(&sub_serial.to_ascii_uppercase()),
+            !arl.contains("Only CA Certificates") && arl.contains(&sub_serial.to_ascii_uppercase()),
             "{arl}"
         );
         if require("lint_crl") {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod batch;
+mod hardening;
 mod invariants;
 mod lifecycle;
 mod ocsp;

@@ -1,0 +1,534 @@
+//! Trust hardening (issue 9): a CA that is revoked, held or expired signs nothing
+//! but CRLs; a key revoked as compromised is never certified again; a recorded
+//! tbsCertificate is signed only when it is what a first issuance would plan; the
+//! root signs only CA and responder certificates.
+
+use crate::both_backends;
+use crate::support::{pkilint, require, Backend, Env};
+
+const OFFICIAL: &str = "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
+
+fn ca_state(env: &Env, name: &str) -> serde_json::Value {
+    let list = env.json(&["ca", "list"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no CA {name} in {list}"))
+}
+
+both_backends!(
+    invariant_revoked_or_held_ca_stops_issuing_sqlite,
+    invariant_revoked_or_held_ca_stops_issuing_postgres,
+    |env: &Env| {
+        if !require("openssl") {
+            return;
+        }
+        env.hierarchy();
+        env.issue_official("before.pem");
+        assert_eq!(ca_state(env, "mois")["status"], "active");
+        let mois = env.serial_of("mois.pem");
+
+        // On hold: refused, with the reason; released: issues again.
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "root",
+            "--serial",
+            &mois,
+            "--reason",
+            "certificateHold",
+        ]);
+        let held = ca_state(env, "mois");
+        assert_eq!(held["status"], "hold", "{held}");
+        let r = env.fails(&[
+            "cert",
+            "issue",
+            "--ca",
+            "mois",
+            "--profile",
+            "official-sign",
+            "--subject",
+            OFFICIAL,
+            "--generate-key",
+            "--key-out",
+            "x.key",
+            "--out",
+            "x.pem",
+        ]);
+        assert!(r.stderr.contains("on hold"), "{}", r.stderr);
+        env.ok(&["cert", "release", "--ca", "root", "--serial", &mois]);
+        env.issue_official("released.pem");
+
+        // Revoked for cACompromise by the root: every signing operation refuses, by
+        // name: certificates, responder certificates, subordinate CAs.
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "root",
+            "--serial",
+            &mois,
+            "--reason",
+            "cACompromise",
+        ]);
+        let counts = env.counts();
+        let revoked = ca_state(env, "mois");
+        assert_eq!(revoked["status"], "revoked", "{revoked}");
+        assert_eq!(revoked["status_cause"], "mois", "{revoked}");
+        for args in [
+            &[
+                "cert",
+                "issue",
+                "--ca",
+                "mois",
+                "--profile",
+                "official-sign",
+                "--subject",
+                OFFICIAL,
+                "--generate-key",
+                "--key-out",
+                "y.key",
+                "--out",
+                "y.pem",
+            ][..],
+            &["ocsp", "issue-signer", "--ca", "mois"],
+            &[
+                "cert",
+                "renew",
+                "--ca",
+                "mois",
+                "--serial",
+                &env.serial_of("released.pem"),
+            ],
+        ] {
+            let r = env.fails(args);
+            assert!(
+                r.stderr
+                    .contains("certificate of CA `mois` is revoked (cACompromise)")
+                    && r.stderr.contains("signs nothing but CRLs"),
+                "gpki {args:?}: {}",
+                r.stderr
+            );
+        }
+        assert_eq!(env.counts()["certificates"], counts["certificates"]);
+
+        // Its CRL is still signed (relying parties need it), and the audit record
+        // says the CA was revoked when it signed.
+        env.ok(&["crl", "generate", "--ca", "mois", "--out", "mois.crl"]);
+        env.openssl_ok(&[
+            "crl", "-in", "mois.crl", "-noout", "-verify", "-CAfile", "mois.pem",
+        ]);
+        let log = env.json(&["audit", "log", "--limit", "1"]);
+        let last = &log.as_array().unwrap()[0];
+        assert_eq!(last["action"], "crl.generate", "{log}");
+        assert!(last["detail"].to_string().contains("revoked"), "{log}");
+        env.ok(&["audit", "verify"]);
+    }
+);
+
+// A CA whose own certificate, or one above it, has expired: the clock moves on
+// under libfaketime, the store and the files stay as they are.
+#[test]
+fn invariant_expired_ca_stops_issuing() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("faketime") {
+        return;
+    }
+    env.hierarchy();
+    env.ok(&[
+        "ca",
+        "create",
+        "--parent",
+        "root",
+        "--name",
+        "short",
+        "--subject",
+        "CN=Short Lived CA, OU=GPKI, O=Government of Korea, C=KR",
+        "--key-type",
+        "p256",
+        "--path-len",
+        "0",
+        "--validity-days",
+        "2",
+    ]);
+    let later = |args: &[&str]| {
+        let out = env
+            .command()
+            .env("FAKETIME", "+3d")
+            .env("LD_PRELOAD", faketime_lib())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = later(&[
+        "cert",
+        "issue",
+        "--ca",
+        "short",
+        "--profile",
+        "official-sign",
+        "--subject",
+        OFFICIAL,
+        "--generate-key",
+        "--key-out",
+        "z.key",
+        "--out",
+        "z.pem",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("certificate of CA `short` has expired"),
+        "{err}"
+    );
+    let (code, list) = later(&["ca", "list", "--output", "json"]);
+    assert_eq!(code, Some(0), "{list}");
+    // Today it still issues.
+    env.ok(&[
+        "cert",
+        "issue",
+        "--ca",
+        "short",
+        "--profile",
+        "official-sign",
+        "--subject",
+        OFFICIAL,
+        "--generate-key",
+        "--key-out",
+        "z.key",
+        "--out",
+        "z.pem",
+    ]);
+}
+
+/// The libfaketime preload library Debian's `faketime` package installs.
+fn faketime_lib() -> String {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null | head -n1",
+        ])
+        .output()
+        .unwrap();
+    let lib = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!lib.is_empty(), "libfaketime.so.1 not found");
+    lib
+}
+
+both_backends!(
+    invariant_compromised_key_is_never_certified_again_sqlite,
+    invariant_compromised_key_is_never_certified_again_postgres,
+    |env: &Env| {
+        if !require("openssl") {
+            return;
+        }
+        env.hierarchy();
+        env.ok(&[
+            "ca",
+            "create",
+            "--parent",
+            "root",
+            "--name",
+            "moe",
+            "--subject",
+            "CN=Test MOE CA, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p256",
+            "--path-len",
+            "0",
+        ]);
+        let subject = "/C=KR/O=Government of Korea/OU=Ministry of the Interior and Safety/OU=people/CN=Hong Gildong(001234567)";
+        env.csr("k", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], subject);
+        let issue = |ca: &str, csr: &str, out: &str| {
+            env.run(&[
+                "cert",
+                "issue",
+                "--ca",
+                ca,
+                "--profile",
+                "official-sign",
+                "--csr",
+                csr,
+                "--out",
+                out,
+            ])
+        };
+        assert_eq!(issue("mois", "k.csr", "k1.pem").code, 0);
+        // Superseded is not compromise: the same key may be certified again.
+        let k1 = env.serial_of("k1.pem");
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &k1,
+            "--reason",
+            "superseded",
+        ]);
+        assert_eq!(issue("mois", "k.csr", "k2.pem").code, 0);
+        let k2 = env.serial_of("k2.pem");
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &k2,
+            "--reason",
+            "keyCompromise",
+        ]);
+        let counts = env.counts();
+        // A new CSR for the same key, to the same CA and to another one.
+        env.openssl_ok(&[
+            "req",
+            "-new",
+            "-key",
+            "k.key",
+            "-out",
+            "k-again.csr",
+            "-subj",
+            subject,
+        ]);
+        for ca in ["mois", "moe"] {
+            let r = issue(ca, "k-again.csr", "k3.pem");
+            assert_eq!(r.code, 1, "{ca}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("revoked as compromised")
+                    && r.stderr.contains(&format!("certificate {k2} of CA `mois`")),
+                "{ca}: {}",
+                r.stderr
+            );
+        }
+        assert_eq!(env.counts(), counts, "a refusal changed the store");
+        // In a batch, that row fails and the others are issued.
+        std::fs::write(
+            env.path("batch.csv"),
+            format!(
+                "request_id,subject,csr\nbad,\"{OFFICIAL}\",k-again.csr\ngood,\"CN=Kim Cheolsu(001234568), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR\",\n"
+            ),
+        )
+        .unwrap();
+        let run = env.run(&[
+            "cert",
+            "issue-batch",
+            "--ca",
+            "mois",
+            "--profile",
+            "official-sign",
+            "--csv",
+            "batch.csv",
+            "--out-dir",
+            "batch",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(
+            run.code, 1,
+            "a batch with a refused row fails: {}",
+            run.stderr
+        );
+        let report = first_json(&run.stdout);
+        assert_eq!(report["issued"], 1, "{report}");
+        let failed = report["failed"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{report}");
+        assert_eq!(failed[0]["request_id"], "bad");
+        assert!(
+            failed[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("revoked as compromised"),
+            "{report}"
+        );
+        env.ok(&["audit", "verify"]);
+    }
+);
+
+both_backends!(
+    batch_resume_refuses_an_edited_tbs_certificate_sqlite,
+    batch_resume_refuses_an_edited_tbs_certificate_postgres,
+    |env: &Env| {
+        env.hierarchy();
+        let mut csv = String::from("request_id,subject,san\n");
+        for i in 0..4 {
+            csv += &format!(
+                "emp{i},\"CN=Official {i}(1{i:08}), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR\",\n"
+            );
+        }
+        std::fs::write(env.path("officials.csv"), csv).unwrap();
+        let args = [
+            "cert",
+            "issue-batch",
+            "--ca",
+            "mois",
+            "--profile",
+            "official-sign",
+            "--csv",
+            "officials.csv",
+            "--out-dir",
+            "out",
+            "--output",
+            "json",
+        ];
+        let crashed = env
+            .command()
+            .env("GPKI_FAILPOINT", "after-record")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success());
+        // Someone with write access to the store pushes the recorded notAfter of
+        // one pending row ten years out (its key is untouched).
+        let rt = crate::support::runtime();
+        let (id, tbs) = rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&env.store)
+                .await
+                .unwrap();
+            let row = sqlx::query(
+                "SELECT id, tbs FROM certificates WHERE status = 'pending' AND request_key LIKE '%emp2' ",
+            )
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            use sqlx::Row;
+            (row.get::<i64, _>("id"), row.get::<Vec<u8>, _>("tbs"))
+        });
+        let edited = push_not_after(&tbs);
+        assert_ne!(edited, tbs);
+        rt.block_on(async {
+            let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&env.store)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE certificates SET tbs = $1 WHERE id = $2")
+                .bind(&edited)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        });
+        let out = env.run(&args);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let report = first_json(&out.stdout);
+        assert_eq!(report["resumed"], 3, "{report}");
+        let failed = report["failed"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{report}");
+        assert_eq!(failed[0]["request_id"], "emp2");
+        let err = failed[0]["error"].as_str().unwrap();
+        assert!(
+            err.contains("was not resumed")
+                && err.contains("validity")
+                && err.contains("nothing was signed"),
+            "{err}"
+        );
+        // Nothing was signed for it: still pending, no certificate file.
+        let pending = env.json(&["cert", "list", "--ca", "mois", "--status", "pending"]);
+        assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+        assert!(!env.path("out/emp2.crt.pem").exists());
+    }
+);
+
+/// The first JSON value of a command's output (a failed batch prints its report,
+/// then the error).
+fn first_json(stdout: &str) -> serde_json::Value {
+    serde_json::Deserializer::from_str(stdout)
+        .into_iter::<serde_json::Value>()
+        .next()
+        .unwrap_or_else(|| panic!("no JSON in {stdout}"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The tbsCertificate with the year of its notAfter (the second time in it) moved
+/// ten years on: still valid DER, same length.
+fn push_not_after(tbs: &[u8]) -> Vec<u8> {
+    let mut out = tbs.to_vec();
+    let mut seen = 0;
+    let mut i = 0;
+    while i + 15 <= out.len() {
+        // UTCTime YYMMDDHHMMSSZ (tag 0x17, length 13) or GeneralizedTime (0x18, 15).
+        if (out[i] == 0x17 && out[i + 1] == 13) || (out[i] == 0x18 && out[i + 1] == 15) {
+            seen += 1;
+            if seen == 2 {
+                let tens = if out[i] == 0x17 { i + 2 } else { i + 4 };
+                out[tens] = if out[tens] == b'9' {
+                    b'8'
+                } else {
+                    out[tens] + 1
+                };
+                return out;
+            }
+            i += 2 + out[i + 1] as usize;
+        } else {
+            i += 1;
+        }
+    }
+    panic!("no notAfter found");
+}
+
+// Issue 9.6: the root signs only CA certificates and its delegated responder's;
+// its CRL covers both, so it does not claim onlyContainsCACerts.
+both_backends!(
+    root_signs_only_ca_and_responder_certificates_sqlite,
+    root_signs_only_ca_and_responder_certificates_postgres,
+    |env: &Env| {
+        if !require("openssl") || !require("lint_crl") {
+            return;
+        }
+        env.hierarchy();
+        let counts = env.counts();
+        for profile in ["official-sign", "institution-sign", "tsa", "g-ssl"] {
+            let r = env.fails(&[
+                "cert",
+                "issue",
+                "--ca",
+                "root",
+                "--profile",
+                profile,
+                "--subject",
+                "CN=Some Name, OU=GPKI, O=Government of Korea, C=KR",
+                "--generate-key",
+                "--key-out",
+                "r.key",
+                "--out",
+                "r.pem",
+            ]);
+            assert!(
+                r.stderr
+                    .contains("CA `root` is a root: it signs only CA certificates"),
+                "{profile}: {}",
+                r.stderr
+            );
+        }
+        assert_eq!(env.counts(), counts);
+        let signer = env.json(&["ocsp", "issue-signer", "--ca", "root"]);
+        let serial = signer["serial"].as_str().unwrap().to_string();
+        env.ok(&[
+            "cert",
+            "revoke",
+            "--ca",
+            "root",
+            "--serial",
+            &serial,
+            "--reason",
+            "keyCompromise",
+        ]);
+        env.ok(&["crl", "generate", "--ca", "root", "--out", "arl.crl"]);
+        let text = env.openssl_ok(&[
+            "crl", "-in", "arl.crl", "-noout", "-text", "-verify", "-CAfile", "root.pem",
+        ]);
+        assert!(!text.contains("Only CA Certificates"), "{text}");
+        assert!(text.contains(&serial.to_ascii_uppercase()), "{text}");
+        let lint = pkilint(
+            "lint_crl",
+            &["-t", "CRL", "-p", "PKIX"],
+            &env.path("arl.crl"),
+        );
+        assert!(lint.trim().is_empty(), "{lint}");
+    }
+);
