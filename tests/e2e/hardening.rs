@@ -532,3 +532,150 @@ both_backends!(
         assert!(lint.trim().is_empty(), "{lint}");
     }
 );
+
+// Issue 9.7: on SQLite, what gpki hands out (here the revocation it reports) is on
+// disk first. strace is the oracle: the WAL is synced (fsync/fdatasync on
+// gpki.db-wal) before the first byte reaches stdout. With `synchronous = NORMAL`
+// the WAL is synced only at a checkpoint, after the answer has left.
+#[test]
+fn sqlite_commits_are_durable_before_anything_is_handed_out() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("strace") {
+        return;
+    }
+    env.hierarchy();
+    env.issue_official("a.pem");
+    let serial = env.issue_official("b.pem")["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trace = env.path("trace.txt");
+    for (name, args) in [
+        (
+            "revoke",
+            vec![
+                "cert",
+                "revoke",
+                "--ca",
+                "mois",
+                "--serial",
+                &serial,
+                "--reason",
+                "keyCompromise",
+            ],
+        ),
+        (
+            "issue",
+            vec![
+                "cert",
+                "issue",
+                "--ca",
+                "mois",
+                "--profile",
+                "official-sign",
+                "--subject",
+                OFFICIAL,
+                "--generate-key",
+                "--key-out",
+                "c.key",
+            ],
+        ),
+    ] {
+        let out = env
+            .command()
+            .env_remove("GPKI_LOG")
+            .arg0_strace(&trace)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let first_out = lines
+            .iter()
+            .position(|l| l.contains("write(1<") || l.contains("write(1,"))
+            .unwrap_or_else(|| panic!("{name}: nothing written to stdout:\n{text}"));
+        let synced = lines[..first_out].iter().any(|l| {
+            (l.contains("fdatasync(") || l.contains("fsync(")) && l.contains("gpki.db-wal")
+        });
+        assert!(
+            synced,
+            "{name}: the WAL was not synced before the answer left:\n{}",
+            lines
+                .iter()
+                .filter(|l| !l.contains("write(2"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// Runs a command under `strace -f -y` (syscalls that sync, and writes), its trace
+/// in `out`.
+trait UnderStrace {
+    fn arg0_strace(&mut self, out: &std::path::Path) -> std::process::Command;
+}
+
+impl UnderStrace for std::process::Command {
+    fn arg0_strace(&mut self, out: &std::path::Path) -> std::process::Command {
+        let mut c = std::process::Command::new("strace");
+        c.args(["-f", "-y", "-e", "trace=fsync,fdatasync,write", "-o"])
+            .arg(out)
+            .arg(self.get_program());
+        if let Some(dir) = self.get_current_dir() {
+            c.current_dir(dir);
+        }
+        for (k, v) in self.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
+// Issue 9.9: key files are PBES2 with PBKDF2-HMAC-SHA256 at 600,000 iterations and
+// AES-256-CBC, as OpenSSL's asn1parse reads them, and `openssl pkey` still opens them.
+#[test]
+fn key_files_use_a_modern_kdf_that_openssl_reads() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("openssl") {
+        return;
+    }
+    env.hierarchy();
+    env.issue_official("a.pem");
+    for (key, pass) in [("data/keys/mois.key.pem", "pass"), ("a.pem.key", "outpass")] {
+        let parsed = env.openssl_ok(&["asn1parse", "-in", key]);
+        assert!(
+            parsed.contains(":PBES2")
+                && parsed.contains(":PBKDF2")
+                && parsed.contains(":hmacWithSHA256")
+                && parsed.contains(":aes-256-cbc"),
+            "{key}: {parsed}"
+        );
+        // The iteration count: the only INTEGER inside PBKDF2-params here.
+        let iterations = parsed
+            .lines()
+            .find(|l| l.contains("prim: INTEGER"))
+            .and_then(|l| l.rsplit(':').next())
+            .map(|h| i64::from_str_radix(h.trim(), 16).unwrap())
+            .unwrap_or_else(|| panic!("{key}: no iteration count in {parsed}"));
+        assert!(iterations >= 600_000, "{key}: {iterations} iterations");
+        env.openssl_ok(&[
+            "pkey",
+            "-in",
+            key,
+            "-passin",
+            &format!("file:{pass}"),
+            "-noout",
+        ]);
+        let wrong = env.openssl(&["pkey", "-in", key, "-passin", "pass:wrong", "-noout"]);
+        assert_ne!(wrong.code, 0, "{key} opened with a wrong passphrase");
+    }
+}

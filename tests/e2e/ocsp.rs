@@ -734,6 +734,11 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
         .spawn()
         .unwrap();
     crate::support::wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 180, &mut child);
+    crate::support::wait_http_ok(
+        &format!("http://127.0.0.1:{tsa_port}/healthz"),
+        60,
+        &mut child,
+    );
     // No --url: the certificate's AIA names the responder.
     let mut q = env.command();
     let out = q
