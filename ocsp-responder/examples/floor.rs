@@ -19,10 +19,11 @@ fn main() {
             let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
             eprintln!("floor on {addr}, {size}-octet bodies");
             let (_keep, shutdown) = tokio::sync::watch::channel(false);
-            gpki_service::serve_http(listener, shutdown, move |req| {
+            let limits = gpki_service::HttpLimits::default();
+            gpki_service::serve_http(listener, limits, shutdown, move |req| {
                 let body = body.clone();
                 async move {
-                    let _ = gpki_service::read_body(req, 4096).await;
+                    let _ = gpki_service::read_body(req, 4096, limits.body_timeout()).await;
                     gpki_service::der("application/ocsp-response", body)
                 }
             })

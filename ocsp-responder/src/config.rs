@@ -43,6 +43,9 @@ pub struct Config {
     /// Present only to refuse old configurations by name.
     #[serde(default)]
     renewal: Option<toml::Value>,
+    /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
+    #[serde(default)]
+    pub http: gpki_service::HttpLimits,
 }
 
 /// One CA the responder answers for, with its delegated responder certificate.
@@ -120,6 +123,7 @@ impl Config {
 
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
+        self.http.check()?;
         if self.renewal.is_some() {
             return Err(Error::malformed(
                 "[renewal] is no longer read: the responder never opens a CA key. Renew responder \

@@ -21,7 +21,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    gpki_service::serve_http(listener, shutdown, move |req| {
+    gpki_service::serve_http(listener, state.config.http, shutdown, move |req| {
         let state = state.clone();
         async move { handle(&state, req).await }
     })
@@ -53,7 +53,13 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
                 )))
             }
         },
-        (&Method::POST, _) => match read_body(req, state.config.max_request_bytes).await {
+        (&Method::POST, _) => match read_body(
+            req,
+            state.config.max_request_bytes,
+            state.config.http.body_timeout(),
+        )
+        .await
+        {
             Ok(body) => ocsp(state, &body, false).await,
             Err(refusal) => {
                 state.metrics.refused_http.inc();

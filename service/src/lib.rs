@@ -12,29 +12,83 @@ use std::path::Path;
 use bytes::Bytes;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, Result};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 /// The body of every reply: one buffer.
 pub type Body = Full<Bytes>;
 
+/// What the connection loop allows a client: how many connections at once, and
+/// how long a connection may take to send a request head or sit idle between
+/// requests (slowloris and idle keep-alive connections are closed, not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request head (request line and headers) must arrive within this, counted
+    /// from when the connection starts waiting for it: a new connection, or a
+    /// keep-alive connection after its last reply (so it is the idle timeout too).
+    pub header_timeout_ms: u64,
+    /// A request body must arrive within this once its head is in.
+    pub body_timeout_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 4096,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// Checks the values make sense.
+    pub fn check(&self) -> Result<()> {
+        if self.max_connections == 0 || self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err(Error::malformed(
+                "[http] max_connections, header_timeout_ms and body_timeout_ms must be above 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Accepts connections until `shutdown` turns true and serves each with
-/// `handler` (HTTP/1.1, keep-alive, TCP_NODELAY); open connections finish their
-/// request and close on shutdown.
+/// `handler` (HTTP/1.1, keep-alive, TCP_NODELAY) within `limits`; open
+/// connections finish their request and close on shutdown.
 pub async fn serve_http<F, Fut>(
     listener: tokio::net::TcpListener,
+    limits: HttpLimits,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let header_timeout = std::time::Duration::from_millis(limits.header_timeout_ms);
     loop {
+        // At the cap, stop accepting: new clients wait in the kernel's backlog
+        // until a connection closes, instead of exhausting descriptors.
+        let slot = tokio::select! {
+            _ = shutdown.changed() => return,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             _ = shutdown.changed() => return,
             a = listener.accept() => a,
@@ -52,17 +106,23 @@ pub async fn serve_http<F, Fut>(
         let handler = handler.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let fut = handler(req);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
             let conn = http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
             }
         });
     }
@@ -87,39 +147,91 @@ pub fn der(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body>
     r
 }
 
+/// Octets of an oversized body read and thrown away so the client, still
+/// sending, reads the 413 instead of a connection reset; past this, the
+/// connection is closed.
+const DRAIN_LIMIT: usize = 4 << 20;
+
 /// The request body, or the reply refusing it: HTTP 413 when it is (or says it
-/// is) over `limit` octets, before reading more than `limit`; 400 when it cannot
-/// be read.
+/// is) over `limit` octets, without keeping more than `limit` in memory; 408 when
+/// it does not arrive within `timeout`; 400 when it cannot be read.
+///
+/// Before a 413 the rest of the body (up to 4 MiB) is read and dropped: closing a
+/// socket with unread data makes the kernel send a reset, and most clients then
+/// report the reset, not the reply (RFC 9110 §15.5.14 lets the server close, but
+/// the client should learn why).
 pub async fn read_body(
     req: Request<Incoming>,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> std::result::Result<Bytes, Response<Body>> {
     let too_large = || {
-        plain(
+        let mut r = plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body over {limit} octets"),
-        )
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
     };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let mut body = req.into_body();
     if declared.is_some_and(|n| n > limit) {
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let _ = tokio::time::timeout(timeout, drain(&mut body, DRAIN_LIMIT)).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    let read = async {
+        let mut out = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ReadError::Broken)?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > limit {
+                    drain(&mut body, DRAIN_LIMIT - limit.min(DRAIN_LIMIT)).await;
+                    return Err(ReadError::TooLarge);
+                }
+                out.extend_from_slice(&data);
+            }
         }
-        Err(_) => Err(plain(
+        Ok(out.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(ReadError::TooLarge)) => Err(too_large()),
+        Ok(Err(ReadError::Broken)) => Err(plain(
             StatusCode::BAD_REQUEST,
             "could not read the request body",
         )),
+        Err(_) => {
+            let mut r = plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads and drops up to `max` octets of `body`.
+async fn drain(body: &mut Incoming, max: usize) {
+    let mut seen = 0usize;
+    while seen <= max {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod bad_input;
 mod batch;
 mod hardening;
+mod http_limits;
 mod invariants;
 mod lifecycle;
 mod ocsp;

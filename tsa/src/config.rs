@@ -37,6 +37,9 @@ pub struct Config {
     /// Serials reserved from the store at a time.
     #[serde(default = "default_serial_block")]
     pub serial_block: i64,
+    /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
+    #[serde(default)]
+    pub http: gpki_service::HttpLimits,
 }
 
 fn default_listen() -> String {
@@ -88,6 +91,7 @@ impl Config {
     }
 
     pub fn check(&self) -> Result<()> {
+        self.http.check()?;
         self.policy
             .parse::<const_oid::ObjectIdentifier>()
             .map_err(|e| Error::malformed(format!("policy `{}`: {e}", self.policy)))?;

@@ -19,7 +19,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    gpki_service::serve_http(listener, shutdown, move |req| {
+    gpki_service::serve_http(listener, state.config.http, shutdown, move |req| {
         let state = state.clone();
         async move { handle(&state, req).await }
     })
@@ -36,7 +36,13 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             let _ = prometheus::TextEncoder::new().encode(&state.registry.gather(), &mut out);
             Response::new(Full::new(Bytes::from(out)))
         }
-        (&Method::POST, _) => match read_body(req, state.config.max_request_bytes).await {
+        (&Method::POST, _) => match read_body(
+            req,
+            state.config.max_request_bytes,
+            state.config.http.body_timeout(),
+        )
+        .await
+        {
             Ok(body) => {
                 let (der, outcome) = state.answer(&body).await;
                 state.answers.with_label_values(&[outcome]).inc();
