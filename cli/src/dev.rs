@@ -18,7 +18,7 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("official-sign", KeyType::EcP256, "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["email:gildong.hong@mois.go.kr"]),
     ("official-km", KeyType::Rsa2048, "CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["email:gildong.hong@mois.go.kr"]),
     ("institution-sign", KeyType::EcP256, "CN=Ministry of the Interior and Safety, OU=institutions, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
-    ("server", KeyType::EcP256, "CN=docs.mois.go.kr, OU=servers, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["dns:docs.mois.go.kr"]),
+    ("server", KeyType::EcP256, "O=Ministry of the Interior and Safety, L=Sejong, C=KR", &["dns:docs.mois.go.kr"]),
     ("g-ssl", KeyType::EcP256, "O=Ministry of the Interior and Safety, L=Sejong, C=KR", &["dns:www.mois.go.kr", "dns:mois.go.kr"]),
     ("ocsp-signer", KeyType::EcP256, "CN=MOIS OCSP Responder, OU=GPKI, O=Government of Korea, C=KR", &[]),
     ("tsa", KeyType::EcP256, "CN=GPKI Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR", &[]),
@@ -204,18 +204,20 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
             for f in &found {
                 t += &format!("  exists {f}\n");
             }
+            let gpki = invocation();
             t += &format!(
             "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {})\nCRLs: {d}/crl/\n\nTry next:\n  \
              export GPKI_KEY_PASS_FILE={}\n  \
-             gpki ca list\n  \
-             gpki cert list --ca {SUB}\n  \
+             {gpki} ca list\n  \
+             {gpki} cert list --ca {SUB}\n  \
              openssl verify -x509_strict -CAfile {d}/certs/{ROOT}.crt.pem -untrusted {d}/certs/{SUB}.crt.pem {d}/certs/g-ssl.crt.pem\n  \
-             gpki ocsp query --cert {d}/certs/g-ssl.crt.pem --issuer {d}/certs/{SUB}.crt.pem --ca-file {d}/certs/{ROOT}.crt.pem\n  \
-             gpki ts stamp --file README.md --url http://127.0.0.1:8081/ --out README.tsr\n  \
-             gpki ts verify --file README.md --token README.tsr --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
-             gpki cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
-             gpki crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
-             gpki audit verify",
+             {gpki} ocsp query --cert {d}/certs/g-ssl.crt.pem --issuer {d}/certs/{SUB}.crt.pem --ca-file {d}/certs/{ROOT}.crt.pem\n  \
+             {gpki} ts stamp --file README.md --url http://{tsa_listen}/ --out README.tsr\n  \
+             {gpki} ts verify --file README.md --token README.tsr --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
+             {gpki} cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
+             {gpki} crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
+             {gpki} ocsp renew-signers --config {d}/ocsp.toml\n  \
+             {gpki} audit verify",
             pass_file.display(),
             pass_file.display()
         );
@@ -235,6 +237,23 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
         running.stop().await;
     }
     Ok(())
+}
+
+/// How the printed next steps call gpki: `gpki` when that name on PATH is this very
+/// binary, else this binary's full path (after `cargo run`, nothing named gpki may
+/// be on PATH at all).
+fn invocation() -> String {
+    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("gpki"))
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+    });
+    match me {
+        Some(me) if on_path.as_ref() != Some(&me) => me.display().to_string(),
+        _ => "gpki".to_string(),
+    }
 }
 
 /// Where the dev CAs' CRL, OCSP and caIssuers URLs point: the local responder.

@@ -45,7 +45,7 @@ both_backends!(
         env.csr(
             "outside",
             &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-            "/C=KR/O=Government of Korea/OU=MOIS/OU=servers/CN=www.example.com",
+            "/C=KR/L=Sejong/O=MOIS",
         );
         env.csr(
             "wrongshape",

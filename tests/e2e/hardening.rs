@@ -679,3 +679,56 @@ fn key_files_use_a_modern_kdf_that_openssl_reads() {
         assert_ne!(wrong.code, 0, "{key} opened with a wrong passphrase");
     }
 }
+
+// Issue 9.19: after `cargo run … dev up`, no `gpki` need be on PATH; the next steps
+// it prints must still run as printed.
+#[test]
+fn dev_up_next_steps_name_a_gpki_that_runs() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let out = env
+        .command()
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env_remove("GPKI_STORE")
+        .env("PATH", "/usr/bin:/bin")
+        .args(["dev", "up", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let export = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("export GPKI_KEY_PASS_FILE="))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim()
+        .to_string();
+    let list = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(" ca list"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim()
+        .to_string();
+    assert!(
+        !list.starts_with("gpki "),
+        "gpki is not on this PATH: {list}"
+    );
+    // Run exactly what was printed, from the same directory, with the same PATH.
+    let run = std::process::Command::new("/bin/sh")
+        .current_dir(env.path(""))
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env("GPKI_DATA_DIR", env.path("data"))
+        .args(["-c", &format!("{export} && {list}")])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && listed.contains("gpki-root") && listed.contains("mois"),
+        "{list}: {listed}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
