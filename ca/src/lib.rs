@@ -16,10 +16,9 @@
 
 pub mod batch;
 mod delegated;
-pub mod standing;
 
 pub use delegated::DelegatedSigner;
-pub use standing::{standing, Standing};
+pub use gpki_store::standing::{self, standing, Standing};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

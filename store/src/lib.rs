@@ -8,6 +8,7 @@
 
 mod audit;
 mod certificates;
+pub mod standing;
 mod status;
 mod tsa;
 
@@ -24,6 +25,7 @@ pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,
 };
+pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 pub use tsa::{TokenLog, TokenRecord};
 

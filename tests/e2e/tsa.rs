@@ -52,6 +52,13 @@ fn post(url: &str, file: &str, out: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The kernel's maxerror, as `gpki-tsa clock` reads it.
+fn kernel_max_error_us() -> i64 {
+    let out = Command::new(Tsa::binary()).arg("clock").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["max_error_us"].as_i64().unwrap()
+}
+
 /// `openssl ts -reply -in FILE -text`.
 fn reply_text(env: &Env, file: &str) -> String {
     env.openssl_ok(&["ts", "-reply", "-in", file, "-text"])
@@ -71,13 +78,19 @@ both_backends!(
             return;
         }
         setup(env);
+        // Tokens claim the accuracy the kernel vouches for (a whole second over its
+        // maxerror: 16 s on an unsynchronised clock).
+        let accuracy_s = kernel_max_error_us() / 1_000_000 + 1;
         let tsa = Tsa::start(
             env,
             "tsa",
             &env.store,
             "tsa.pem",
             "tsa.key",
-            "require_clock_sync = false",
+            &format!(
+                "require_clock_sync = false\naccuracy_ms = {}",
+                accuracy_s * 1000
+            ),
         );
         let d = env.dir.path().display().to_string();
         let p = |n: &str| format!("{d}/{n}");
@@ -105,7 +118,7 @@ both_backends!(
             "Status: Granted.",
             "Policy OID: 1.2.410.100001.2.1.5",
             "Hash Algorithm: sha256",
-            "Accuracy: 0x01 seconds",
+            &format!("Accuracy: 0x{accuracy_s:02X} seconds"),
             "Nonce: 0x",
             "TSA: DirName:/C=KR/O=Government of Korea/OU=GPKI/CN=Test Time Stamping Authority",
         ] {
@@ -534,4 +547,192 @@ fn tsa_serials_never_repeat_across_two_processes_postgres() {
         )
     });
     assert_eq!(logged, (400, 400));
+}
+
+// Issue 9.13: an accuracy finer than the kernel's maxerror is a false claim: the TSA
+// refuses to start with it. Where the clock does vouch for less than a second,
+// genTime carries the milliseconds.
+#[test]
+fn tsa_accuracy_is_never_finer_than_the_kernel_vouches_for() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    setup(&env);
+    let config = env.path("fine.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nrequire_clock_sync = false\naccuracy_ms = 500\n",
+            env.store,
+            env.path("tsa.pem").display(),
+            env.path("tsa.key").display(),
+            env.path("outpass").display()
+        ),
+    )
+    .unwrap();
+    if kernel_max_error_us() > 500_000 {
+        let out = Command::new(Tsa::binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("accuracy_ms = 500 claims more than the clock vouches for")
+                && err.contains("maxerror"),
+            "{err}"
+        );
+    } else {
+        // A synchronised clock within half a second: tokens carry milliseconds.
+        let tsa = Tsa::start(
+            &env,
+            "fine",
+            &env.store,
+            "tsa.pem",
+            "tsa.key",
+            "require_clock_sync = false\naccuracy_ms = 500",
+        );
+        let d = env.dir.path().display().to_string();
+        env.openssl_ok(&[
+            "ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "q.tsq",
+        ]);
+        let mut fractional = 0;
+        for i in 0..5 {
+            let out = format!("{d}/f{i}.tsr");
+            assert_eq!(post(&tsa.url, &format!("{d}/q.tsq"), &out), "200");
+            let text = reply_text(&env, &format!("f{i}.tsr"));
+            assert!(
+                text.contains("Accuracy: unspecified seconds, 0x01F4 millis")
+                    || text.contains("0x01F4 millis"),
+                "{text}"
+            );
+            let time = text
+                .lines()
+                .find(|l| l.starts_with("Time stamp:"))
+                .unwrap()
+                .to_string();
+            if time.contains('.') {
+                fractional += 1;
+            }
+        }
+        assert!(fractional > 0, "no genTime carried a fraction of a second");
+    }
+}
+
+// Issue 9.14: unknown is not good. A TSA certificate whose issuer the store does
+// not know gets no tokens, and neither does one whose status the TSA has not read
+// for longer than `status_max_age_secs`.
+#[test]
+fn tsa_refuses_when_its_certificate_status_is_unknown() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    setup(&env);
+    // Another, empty store: the TSA certificate's issuer is not one of its CAs.
+    let empty = format!("sqlite://{}", env.path("empty.db").display());
+    env.ok(&["--store", &empty, "store", "migrate"]);
+    let tsa = Tsa::start(
+        &env,
+        "stranger",
+        &empty,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = false",
+    );
+    let d = env.dir.path().display().to_string();
+    env.openssl_ok(&[
+        "ts", "-query", "-data", "doc.txt", "-sha256", "-out", "q.tsq",
+    ]);
+    assert_eq!(
+        post(&tsa.url, &format!("{d}/q.tsq"), &format!("{d}/r.tsr")),
+        "200"
+    );
+    let text = reply_text(&env, "r.tsr");
+    assert!(
+        text.contains("Status: Rejected.") && text.contains("issuer is not a CA of this store"),
+        "{text}"
+    );
+    let health = Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            &format!("{}/healthz", tsa.url),
+        ])
+        .output()
+        .unwrap();
+    let health = String::from_utf8_lossy(&health.stdout);
+    assert!(
+        health.ends_with("503") && health.contains("refusing"),
+        "{health}"
+    );
+}
+
+#[test]
+fn tsa_fails_closed_when_the_store_stays_out_of_reach_postgres() {
+    let Some(env) = Env::new(Backend::Postgres) else {
+        return;
+    };
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    setup(&env);
+    let rest = env.store.split_once("://").unwrap().1;
+    let target = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, h)| h)
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let proxy = crate::support::CuttableProxy::start(target.clone());
+    let proxied = env
+        .store
+        .replacen(&target, &format!("127.0.0.1:{}", proxy.port), 1);
+    let tsa = Tsa::start(
+        &env,
+        "cut",
+        &proxied,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = false\nstatus_max_age_secs = 10",
+    );
+    let d = env.dir.path().display().to_string();
+    env.openssl_ok(&[
+        "ts", "-query", "-data", "doc.txt", "-sha256", "-out", "q.tsq",
+    ]);
+    let ask = |out: &str| {
+        assert_eq!(
+            post(&tsa.url, &format!("{d}/q.tsq"), &format!("{d}/{out}")),
+            "200"
+        );
+        reply_text(&env, out)
+    };
+    assert!(ask("ok.tsr").contains("Status: Granted."));
+    proxy.cut();
+    let start = Instant::now();
+    loop {
+        let text = ask("cut.tsr");
+        if text.contains("status was last established") {
+            assert!(text.contains("Status: Rejected."), "{text}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still not refusing on status:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    proxy.restore();
+    let start = Instant::now();
+    while !ask("back.tsr").contains("Status: Granted.") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no tokens after the store came back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -24,9 +24,17 @@ pub struct Config {
     /// The TSA policy OID put in every token; requests for another are refused.
     #[serde(default = "default_policy")]
     pub policy: String,
-    /// genTime accuracy, milliseconds.
-    #[serde(default = "default_accuracy_ms")]
-    pub accuracy_ms: u32,
+    /// The accuracy every token claims for its genTime, milliseconds. Left out, tokens
+    /// claim none (RFC 3161 §2.4.2: accuracy is OPTIONAL). It may not be finer than
+    /// the kernel's maxerror: the TSA refuses to start, and refuses requests
+    /// (timeNotAvailable) whenever the clock drifts past it. Below a second, genTime
+    /// carries milliseconds.
+    #[serde(default)]
+    pub accuracy_ms: Option<u32>,
+    /// Tokens are refused (systemFailure) when the TSA certificate's status was last
+    /// read from the store longer ago than this, seconds.
+    #[serde(default = "default_status_max_age")]
+    pub status_max_age_secs: u64,
     /// Refuse to issue (timeNotAvailable) when the kernel says the clock is not
     /// synchronised.
     #[serde(default = "default_true")]
@@ -52,8 +60,8 @@ fn default_policy() -> String {
     // The GPKI timestamp policy arc used by the tsa profile.
     "1.2.410.100001.2.1.5".into()
 }
-fn default_accuracy_ms() -> u32 {
-    1000
+fn default_status_max_age() -> u64 {
+    60
 }
 fn default_true() -> bool {
     true
@@ -95,8 +103,13 @@ impl Config {
         self.policy
             .parse::<const_oid::ObjectIdentifier>()
             .map_err(|e| Error::malformed(format!("policy `{}`: {e}", self.policy)))?;
-        if self.accuracy_ms == 0 || self.accuracy_ms > 60_000 {
+        if self.accuracy_ms.is_some_and(|a| a == 0 || a > 60_000) {
             return Err(Error::malformed("accuracy_ms must be 1 to 60000"));
+        }
+        if self.status_max_age_secs < 10 {
+            return Err(Error::malformed(
+                "status_max_age_secs must be at least 10 (the status is read every 5 s)",
+            ));
         }
         if !(1..=1_000_000).contains(&self.serial_block) {
             return Err(Error::malformed("serial_block must be 1 to 1000000"));

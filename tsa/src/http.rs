@@ -77,7 +77,11 @@ fn health(state: &State) -> Response<Body> {
         "clock_sync_required": state.config.require_clock_sync,
         "certificate_not_after": gpki_pki::time::rfc3339(state.key.not_after),
         "policy": state.config.policy,
-        "certificate_status_error": state.cert_status_error.lock().expect("lock").clone(),
+        "certificate_status": {
+            "last_ok": state.cert_check().last_ok.map(gpki_pki::time::rfc3339),
+            "problem": state.cert_check().problem,
+            "error": state.cert_check().error,
+        },
     });
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     if refusal.is_some() {

@@ -12,7 +12,6 @@ mod http;
 pub mod token;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,35 +42,87 @@ pub struct State {
     /// The next serial and the end of the reserved block.
     serials: tokio::sync::Mutex<(i64, i64)>,
     log: mpsc::Sender<LogJob>,
-    /// Set by the status checker: the TSA certificate is revoked or on hold.
-    cert_revoked: AtomicBool,
-    cert_status_error: Mutex<Option<String>>,
+    /// What the status checker last established about the TSA certificate.
+    cert_check: Mutex<CertCheck>,
     registry: Registry,
     answers: IntCounterVec,
     latency: Histogram,
 }
 
+/// The TSA certificate's status as last read from the store. Unknown is not
+/// good: until a read succeeds, and again once the last success is too old, the
+/// TSA refuses (design invariant 9).
+#[derive(Debug, Clone, Default)]
+pub struct CertCheck {
+    /// When a read of the store last succeeded (Unix seconds).
+    pub last_ok: Option<i64>,
+    /// What that read found wrong, if anything: revoked, on hold, unknown to the
+    /// store, or an issuing CA that signs nothing.
+    pub problem: Option<String>,
+    /// Why the last read failed, if it did.
+    pub error: Option<String>,
+}
+
 impl State {
+    /// What the status checker last established.
+    pub fn cert_check(&self) -> CertCheck {
+        self.cert_check.lock().expect("lock").clone()
+    }
+
     /// Why the TSA may not issue now, if it may not.
     pub fn refusal(&self) -> Option<Refusal> {
         let now = gpki_pki::time::now();
+        let refuse = |fail, text: String| Some(Refusal { fail, text });
         if self.key.not_after <= now {
-            return Some(Refusal {
-                fail: FailInfo::TimeNotAvailable,
-                text: "the TSA certificate has expired".into(),
-            });
+            return refuse(
+                FailInfo::TimeNotAvailable,
+                "the TSA certificate has expired".into(),
+            );
         }
-        if self.cert_revoked.load(Ordering::Relaxed) {
-            return Some(Refusal {
-                fail: FailInfo::SystemFailure,
-                text: "the TSA certificate is revoked".into(),
-            });
+        let check = self.cert_check();
+        match check.last_ok {
+            None => {
+                return refuse(
+                    FailInfo::SystemFailure,
+                    format!(
+                        "the TSA certificate's status is not established yet{}",
+                        check.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    ),
+                )
+            }
+            Some(t) if now - t > self.config.status_max_age_secs as i64 => {
+                return refuse(
+                    FailInfo::SystemFailure,
+                    format!(
+                        "the TSA certificate's status was last established {} s ago (limit {} s){}",
+                        now - t,
+                        self.config.status_max_age_secs,
+                        check.error.map(|e| format!(": {e}")).unwrap_or_default()
+                    ),
+                )
+            }
+            Some(_) => {}
         }
-        if self.config.require_clock_sync && !clock::state().synchronised {
-            return Some(Refusal {
-                fail: FailInfo::TimeNotAvailable,
-                text: "the TSA clock is not synchronised".into(),
-            });
+        if let Some(p) = check.problem {
+            return refuse(FailInfo::SystemFailure, p);
+        }
+        let clock = clock::state();
+        if self.config.require_clock_sync && !clock.synchronised {
+            return refuse(
+                FailInfo::TimeNotAvailable,
+                "the TSA clock is not synchronised".into(),
+            );
+        }
+        if let Some(a) = self.config.accuracy_ms {
+            if clock.max_error_us > i64::from(a) * 1000 {
+                return refuse(
+                    FailInfo::TimeNotAvailable,
+                    format!(
+                        "the kernel's clock maxerror ({} µs) exceeds the accuracy tokens claim ({a} ms)",
+                        clock.max_error_us
+                    ),
+                );
+            }
         }
         None
     }
@@ -106,7 +157,13 @@ impl State {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let gen_time = Duration::from_secs(now.as_secs());
+        // RFC 3161 §2.4.2: genTime carries a fraction of a second when the accuracy
+        // claimed is finer than a second (milliseconds here); otherwise whole seconds.
+        let gen_time = if self.config.accuracy_ms.is_some_and(|a| a < 1000) {
+            Duration::from_millis(now.as_millis() as u64)
+        } else {
+            Duration::from_secs(now.as_secs())
+        };
         let der = match self.key.token(
             &req,
             &self.policy_der,
@@ -182,39 +239,71 @@ async fn log_writer(store: Store, mut rx: mpsc::Receiver<LogJob>) {
 
 /// Re-reads the TSA certificate's status in the store every few seconds.
 async fn status_checker(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
     loop {
-        let result = async {
-            let issuer = state.store.authorities().await?.into_iter().find(|a| {
-                a.cert_der
-                    .as_deref()
-                    .and_then(|d| x509_cert::Certificate::from_der(d).ok())
-                    .is_some_and(|c| {
-                        c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer
-                    })
-            });
-            match issuer {
-                Some(a) => Ok::<_, Error>(state.store.status_of(a.id, &serial).await?),
-                None => Ok(None),
-            }
-        }
-        .await;
-        match result {
-            Ok(row) => {
-                let revoked = row.is_some_and(|r| r.status == "revoked" || r.status == "hold");
-                if revoked && !state.cert_revoked.swap(true, Ordering::Relaxed) {
-                    tracing::error!("the TSA certificate is revoked; refusing to issue");
-                }
-                if !revoked {
-                    state.cert_revoked.store(false, Ordering::Relaxed);
-                }
-                *state.cert_status_error.lock().expect("lock") = None;
-            }
-            Err(e) => *state.cert_status_error.lock().expect("lock") = Some(e.to_string()),
-        }
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        check_status(&state).await;
+    }
+}
+
+/// One read of the TSA certificate's status: the row of its serial under the CA
+/// whose subject is its issuer, and that CA's standing.
+async fn check_status(state: &State) {
+    let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
+    let found = async {
+        let issuer = state.store.authorities().await?.into_iter().find(|a| {
+            a.cert_der
+                .as_deref()
+                .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+                .is_some_and(|c| c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer)
+        });
+        let Some(ca) = issuer else {
+            return Ok::<_, Error>(Some(
+                "the TSA certificate's issuer is not a CA of this store: its status is unknown"
+                    .to_string(),
+            ));
+        };
+        let standing = gpki_store::standing(&state.store, &ca, gpki_pki::time::now()).await?;
+        if standing != gpki_store::Standing::Active {
+            return Ok(Some(format!(
+                "the TSA certificate's issuer cannot vouch for it: {}",
+                standing.describe(&ca.name)
+            )));
+        }
+        Ok(match state.store.status_of(ca.id, &serial).await? {
+            None => Some(format!(
+                "CA `{}` has no record of the TSA certificate (serial {serial}): its status is unknown",
+                ca.name
+            )),
+            Some(r) => match r.status.as_str() {
+                "issued" => None,
+                "revoked" => Some("the TSA certificate is revoked".to_string()),
+                "hold" => Some("the TSA certificate is on hold".to_string()),
+                other => Some(format!("the TSA certificate's record is {other}")),
+            },
+        })
+    }
+    .await;
+    let mut check = state.cert_check.lock().expect("lock");
+    match found {
+        Ok(problem) => {
+            if problem.is_some() && check.problem != problem {
+                tracing::error!(
+                    problem = problem.as_deref().unwrap_or(""),
+                    "refusing to issue"
+                );
+            }
+            check.last_ok = Some(gpki_pki::time::now());
+            check.problem = problem;
+            check.error = None;
+        }
+        Err(e) => {
+            if check.error.is_none() {
+                tracing::warn!(error = %e, "cannot read the TSA certificate's status");
+            }
+            check.error = Some(e.to_string());
         }
     }
 }
@@ -295,6 +384,16 @@ pub async fn start(config: Config) -> Result<Running> {
         .parse()
         .map_err(|e| Error::malformed(format!("policy `{}`: {e}", config.policy)))?;
     let clock = clock::state();
+    if let Some(a) = config.accuracy_ms {
+        if clock.max_error_us > i64::from(a) * 1000 {
+            return Err(Error::malformed(format!(
+                "accuracy_ms = {a} claims more than the clock vouches for: the kernel's maxerror is \
+                 {} µs (synchronised: {}). Synchronise the clock, raise accuracy_ms, or leave it \
+                 out (tokens then claim no accuracy)",
+                clock.max_error_us, clock.synchronised
+            )));
+        }
+    }
     if !clock.synchronised {
         tracing::warn!(
             required = config.require_clock_sync,
@@ -347,13 +446,15 @@ pub async fn start(config: Config) -> Result<Running> {
         key,
         serials: tokio::sync::Mutex::new((0, 0)),
         log,
-        cert_revoked: AtomicBool::new(false),
-        cert_status_error: Mutex::new(None),
+        cert_check: Mutex::new(CertCheck::default()),
         registry,
         answers,
         latency,
         config,
     });
+    // The first status read happens before the port answers; if it fails, the TSA
+    // serves refusals until one succeeds.
+    check_status(&state).await;
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(status_checker(state.clone(), watch.clone())),

@@ -290,7 +290,7 @@ impl TsaKey {
         policy_der: &[u8],
         serial: u64,
         gen_time: std::time::Duration,
-        accuracy_ms: u32,
+        accuracy_ms: Option<u32>,
     ) -> Result<Vec<u8>> {
         // TSTInfo (RFC 3161 §2.4.2)
         let mut tst = Vec::with_capacity(160 + self.tsa_name.len() + req.imprint_der.len());
@@ -298,24 +298,26 @@ impl TsaKey {
         tst.extend_from_slice(policy_der);
         tst.extend_from_slice(&req.imprint_der);
         push_tlv(&mut tst, 0x02, &positive_bytes(serial));
-        gpki_pki::time::push_generalized_time(&mut tst, gen_time.as_secs() as i64)?;
+        push_gen_time(&mut tst, gen_time)?;
         // Accuracy { seconds INTEGER OPTIONAL, millis [0] INTEGER OPTIONAL }
-        let mut accuracy = Vec::with_capacity(12);
-        if accuracy_ms >= 1000 {
-            push_tlv(
-                &mut accuracy,
-                0x02,
-                &positive_bytes(u64::from(accuracy_ms / 1000)),
-            );
+        if let Some(accuracy_ms) = accuracy_ms {
+            let mut accuracy = Vec::with_capacity(12);
+            if accuracy_ms >= 1000 {
+                push_tlv(
+                    &mut accuracy,
+                    0x02,
+                    &positive_bytes(u64::from(accuracy_ms / 1000)),
+                );
+            }
+            if !accuracy_ms.is_multiple_of(1000) {
+                push_tlv(
+                    &mut accuracy,
+                    0x80,
+                    &positive_bytes(u64::from(accuracy_ms % 1000)),
+                );
+            }
+            push_tlv(&mut tst, 0x30, &accuracy);
         }
-        if !accuracy_ms.is_multiple_of(1000) {
-            push_tlv(
-                &mut accuracy,
-                0x80,
-                &positive_bytes(u64::from(accuracy_ms % 1000)),
-            );
-        }
-        push_tlv(&mut tst, 0x30, &accuracy);
         if let Some(n) = &req.nonce {
             push_tlv(&mut tst, 0x02, n.as_bytes());
         }
@@ -402,9 +404,52 @@ pub fn rejection(r: &Refusal) -> Vec<u8> {
     out
 }
 
+/// genTime as DER GeneralizedTime: whole seconds, or with the milliseconds of
+/// `t` as a fraction, trailing zeros dropped and no point when there are none
+/// (X.690 §11.7, RFC 3161 §2.4.2).
+pub fn push_gen_time(out: &mut Vec<u8>, t: std::time::Duration) -> Result<()> {
+    let mut whole = Vec::with_capacity(17);
+    gpki_pki::time::push_generalized_time(&mut whole, t.as_secs() as i64)?;
+    let millis = t.subsec_millis();
+    if millis == 0 {
+        out.extend_from_slice(&whole);
+        return Ok(());
+    }
+    // whole = 0x18 0x0f YYYYMMDDHHMMSS Z
+    let mut text = whole[2..whole.len() - 1].to_vec();
+    let fraction = format!("{millis:03}");
+    text.push(b'.');
+    text.extend_from_slice(fraction.trim_end_matches('0').as_bytes());
+    text.push(b'Z');
+    push_tlv(out, 0x18, &text);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gen_time(secs: u64, millis: u64) -> String {
+        let mut out = Vec::new();
+        push_gen_time(
+            &mut out,
+            std::time::Duration::from_millis(secs * 1000 + millis),
+        )
+        .unwrap();
+        assert_eq!(out[0], 0x18);
+        assert_eq!(usize::from(out[1]), out.len() - 2);
+        String::from_utf8(out[2..].to_vec()).unwrap()
+    }
+
+    // X.690 §11.7.3–4: no trailing zeros in the fraction, no point without one.
+    #[test]
+    fn gen_time_fractions_follow_der() {
+        assert_eq!(gen_time(1_700_000_000, 0), "20231114221320Z");
+        assert_eq!(gen_time(1_700_000_000, 123), "20231114221320.123Z");
+        assert_eq!(gen_time(1_700_000_000, 120), "20231114221320.12Z");
+        assert_eq!(gen_time(1_700_000_000, 100), "20231114221320.1Z");
+        assert_eq!(gen_time(1_700_000_000, 5), "20231114221320.005Z");
+    }
 
     #[test]
     fn rejections_decode_with_the_failure_bit() {

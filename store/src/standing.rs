@@ -3,12 +3,11 @@
 //! its validity. The store's rows are the truth; a CA certificate the store does
 //! not know is not assumed good.
 
-use der::Decode;
 use gpki_pki::crl::RevocationReason;
 use gpki_pki::serial::SerialNumber;
 use gpki_pki::{Error, Result};
-use gpki_store::{AuthorityRecord, CertStatus, Store};
-use x509_cert::certificate::Certificate;
+
+use crate::{AuthorityRecord, CertStatus, Store};
 
 /// Where a CA stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +96,8 @@ impl Standing {
 }
 
 /// The standing of CA `record` at `now`: walks from it to its root and stops at
-/// the first certificate not in force.
+/// the first certificate not in force. Reads only; the CA, the TSA and `gpki ca
+/// list` share it.
 pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Result<Standing> {
     if record.status != "active" {
         return Ok(Standing::Pending);
@@ -119,7 +119,7 @@ async fn why_not_in_force(store: &Store, r: &AuthorityRecord, now: i64) -> Resul
     let Some(der) = r.cert_der.as_deref() else {
         return Ok(Some(Why::Unknown));
     };
-    let cert = Certificate::from_der(der).map_err(|e| {
+    let cert = gpki_pki::cert::decode(der).map_err(|e| {
         Error::internal(format!(
             "stored certificate of CA `{}` does not decode: {e}",
             r.name
