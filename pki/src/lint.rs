@@ -309,6 +309,33 @@ fn lint_inner(
             f("rfc5280.name-constraints", reason);
         }
     }
+    // GnuTLS and NSS check the commonName of a certificate that could authenticate a
+    // TLS server (no EKU, serverAuth or anyExtendedKeyUsage) and has no dNSName
+    // against the DNS name constraints above it; so does gpki, so that no relying
+    // party refuses what was issued.
+    let server_capable = !is_ca
+        && eku
+            .as_ref()
+            .is_none_or(|(_, e)| e.0.contains(&EKU_SERVER_AUTH) || e.0.contains(&EKU_ANY));
+    if server_capable && !sans.iter().any(|s| matches!(s, SanEntry::Dns(_))) {
+        for cn in crate::name::attributes(&tbs.subject)
+            .into_iter()
+            .filter(|a| a.short.eq_ignore_ascii_case("CN"))
+        {
+            let as_dns = [SanEntry::Dns(cn.value.to_ascii_lowercase())];
+            for nc in &issuer.name_constraints {
+                if let Some(reason) = violates_name_constraints(&tbs.subject, &as_dns, nc) {
+                    f(
+                        "gpki.name-constraints.cn-as-dns",
+                        format!(
+                            "the certificate could authenticate a TLS server and has no dNSName, so \
+                             GnuTLS and NSS check its commonName as one: {reason}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
 
     // SAN rules of the profile, against the subject.
     if profile.spec.san.cn_in_san {

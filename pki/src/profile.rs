@@ -195,6 +195,8 @@ pub fn eku_oid(name: &str) -> Option<ObjectIdentifier> {
         "clientAuth" => "1.3.6.1.5.5.7.3.2",
         "codeSigning" => "1.3.6.1.5.5.7.3.3",
         "emailProtection" => "1.3.6.1.5.5.7.3.4",
+        // RFC 9336: id-kp-documentSigning, for signatures on documents.
+        "documentSigning" => "1.3.6.1.5.5.7.3.36",
         "timeStamping" => "1.3.6.1.5.5.7.3.8",
         "OCSPSigning" => "1.3.6.1.5.5.7.3.9",
         // ISO/IEC 18013-5 §B.1.4: id-mdl-kp-mdlDS, the mDL document signer.
@@ -269,6 +271,15 @@ impl Profile {
             return Err(bad(
                 "path_len",
                 "only CA profiles have a path length".into(),
+            ));
+        }
+        if !spec.kind.is_ca() && spec.extended_key_usage.is_empty() {
+            return Err(bad(
+                "extended_key_usage",
+                "an end-entity profile needs an extended key usage: without one, GnuTLS, NSS and \
+                 browser root programs (Mozilla Root Store Policy 5.3) take the certificate as fit \
+                 for any purpose, TLS server included"
+                    .into(),
             ));
         }
         let mut extended_key_usage = Vec::new();

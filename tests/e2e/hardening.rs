@@ -732,3 +732,68 @@ fn dev_up_next_steps_name_a_gpki_that_runs() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+// Issue 9.16: GnuTLS and NSS check the CN of a certificate that could serve a TLS
+// server and has no dNSName against the DNS name constraints above it (and refused
+// institution-sign, which had no EKU). Profiles now need an EKU, and a lint refuses
+// such a CN before signing, as those relying parties would.
+#[test]
+fn certificates_relying_parties_would_refuse_for_their_cn_are_not_issued() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.hierarchy();
+    let dir = env.path("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        dir.join("intranet.toml"),
+        "name = \"intranet\"\ndescription = \"test\"\nkind = \"end-entity\"\nvalidity_days = 90\n\
+         key_types = [\"p256\"]\nkey_usage = [\"digitalSignature\"]\nextended_key_usage = [\"serverAuth\"]\n\
+         subject = \"CN={host}, O=Government of Korea, C=KR\"\n[policy]\noids = [\"1.2.410.100001.2.1.2\"]\n\
+         [san]\ndns = \"optional\"\n[distribution]\ncrl = true\nocsp = true\nca_issuers = true\n",
+    )
+    .unwrap();
+    let issue = |cn: &str| {
+        env.run(&[
+            "--policies",
+            dir.to_str().unwrap(),
+            "cert",
+            "issue",
+            "--ca",
+            "mois",
+            "--profile",
+            "intranet",
+            "--subject",
+            &format!("CN={cn}, O=Government of Korea, C=KR"),
+            "--generate-key",
+            "--key-out",
+            &format!("{cn}.key"),
+            "--out",
+            &format!("{cn}.pem"),
+        ])
+    };
+    let r = issue("intranet.example.com");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("[gpki.name-constraints.cn-as-dns]")
+            && r.stderr.contains("intranet.example.com"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(issue("portal.mois.go.kr").code, 0);
+
+    // A profile without an EKU is refused when the profiles load.
+    let inst = std::fs::read_to_string(dir.join("institution-sign.toml"))
+        .unwrap()
+        .replace("extended_key_usage = [\"documentSigning\"]\n", "");
+    std::fs::write(dir.join("institution-sign.toml"), inst).unwrap();
+    let r = env.run(&["--policies", dir.to_str().unwrap(), "profile", "list"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("institution-sign") && r.stderr.contains("needs an extended key usage"),
+        "{}",
+        r.stderr
+    );
+}

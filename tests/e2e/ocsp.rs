@@ -766,6 +766,65 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "good", "{v}");
     assert_eq!(v["url"], format!("http://127.0.0.1:{port}/ocsp"), "{v}");
+    // NSS with revocation checking required: every certificate with an OCSP URL is
+    // checked live at the dev responder and found good. GnuTLS's ocsptool asks the
+    // responder and verifies the delegated signer chains to the issuer.
+    let certs = env.path("data/certs");
+    if require("vfychain") && require("certutil") {
+        let db = crate::support::nss_db(
+            &env,
+            "nss",
+            &certs.join("gpki-root.crt.pem"),
+            &certs.join("mois.crt.pem"),
+        );
+        for (p, usages) in crate::support::NSS_USAGES {
+            // Responder certificates carry id-pkix-ocsp-nocheck and no OCSP URL.
+            if *p == "ocsp-signer" {
+                continue;
+            }
+            for u in *usages {
+                let out = crate::support::vfychain(
+                    &db,
+                    u,
+                    &certs.join(format!("{p}.crt.pem")),
+                    &[
+                        "-g",
+                        "leaf",
+                        "-h",
+                        "requireFreshInfo",
+                        "-m",
+                        "ocsp",
+                        "-s",
+                        "requireInfo,failIfNoInfo",
+                    ],
+                );
+                assert!(
+                    out.contains("Chain is good!"),
+                    "vfychain OCSP-required -u {u} {p}:\n{out}"
+                );
+            }
+        }
+    }
+    if require("ocsptool") {
+        for p in ["g-ssl", "official-sign", "institution-sign"] {
+            let out = Command::new("ocsptool")
+                .args(["--ask", "--load-cert"])
+                .arg(certs.join(format!("{p}.crt.pem")))
+                .arg("--load-issuer")
+                .arg(certs.join("mois.crt.pem"))
+                .arg("--load-signer")
+                .arg(certs.join("mois.crt.pem"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                text.contains("Certificate Status: good")
+                    && text.contains("Verifying OCSP Response: Success."),
+                "ocsptool --ask {p}:\n{text}"
+            );
+        }
+    }
     // The dev TSA stamps, and the token verifies with the TSA certificate's status
     // checked at the dev responder (its AIA).
     std::fs::write(env.path("doc.txt"), "dev document\n").unwrap();

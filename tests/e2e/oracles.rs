@@ -1,6 +1,6 @@
 //! Every profile's certificate and every CRL kind, judged by OpenSSL and pkilint.
 
-use crate::support::{pkilint, require, Backend, Env};
+use crate::support::{nss_db, pkilint, require, vfychain, Backend, Env, NSS_USAGES};
 
 const PROFILES: &[&str] = &[
     "official-sign",
@@ -66,6 +66,54 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
                 &f("chain.pem"),
             ]);
             assert!(out.contains("verify OK"), "{ca}: {out}");
+        }
+    }
+    // GnuTLS: every profile's chain verifies under certtool's default profile.
+    if require("certtool") {
+        for p in PROFILES {
+            let chain = env.path(&format!("{p}-chain.pem"));
+            std::fs::write(
+                &chain,
+                std::fs::read_to_string(f(&format!("{p}.crt.pem"))).unwrap()
+                    + &std::fs::read_to_string(f("mois.crt.pem")).unwrap(),
+            )
+            .unwrap();
+            let out = std::process::Command::new("certtool")
+                .args([
+                    "--verify",
+                    "--load-ca-certificate",
+                    &f("gpki-root.crt.pem"),
+                    "--infile",
+                ])
+                .arg(&chain)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success()
+                    && text.contains("Chain verification output: Verified")
+                    && !text.contains("Not verified"),
+                "certtool --verify {p}:\n{text}"
+            );
+        }
+    }
+    // NSS: every profile NSS has a usage for verifies for that usage.
+    if require("certutil") && require("vfychain") {
+        let db = nss_db(
+            &env,
+            "nss",
+            &certs.join("gpki-root.crt.pem"),
+            &certs.join("mois.crt.pem"),
+        );
+        for (p, usages) in NSS_USAGES {
+            for u in *usages {
+                let out = vfychain(&db, u, &certs.join(format!("{p}.crt.pem")), &[]);
+                assert!(
+                    out.contains("Chain is good!"),
+                    "vfychain -u {u} {p}:\n{out}"
+                );
+            }
         }
     }
     if require("lint_pkix_cert") {

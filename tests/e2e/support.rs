@@ -579,3 +579,69 @@ impl Drop for Tsa {
         let _ = self.child.wait();
     }
 }
+
+/// NSS usages (`vfychain -u`) each dev profile is checked for. institution-sign
+/// (documentSigning), tsa (timeStamping) and credential-signer (mdlDS) are absent:
+/// NSS has no certificate usage for those purposes, so it accepts them under none.
+pub const NSS_USAGES: &[(&str, &[&str])] = &[
+    ("official-sign", &["0", "4"]),
+    ("official-km", &["5"]),
+    ("server", &["0", "1"]),
+    ("g-ssl", &["1"]),
+    ("ocsp-signer", &["10"]),
+    ("ra-operator", &["0"]),
+];
+
+/// A fresh NSS database under the env holding `root` as a trusted CA and `sub` as
+/// an intermediate; returns its `sql:` name for certutil and vfychain.
+pub fn nss_db(env: &Env, name: &str, root: &Path, sub: &Path) -> String {
+    let dir = env.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sql:{}", dir.display());
+    let run = |args: &[&str]| {
+        let o = Command::new("certutil").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "certutil {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "root",
+        "-t",
+        "CT,C,C",
+        "-i",
+        root.to_str().unwrap(),
+    ]);
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "sub",
+        "-t",
+        ",,",
+        "-i",
+        sub.to_str().unwrap(),
+    ]);
+    db
+}
+
+/// `vfychain -pp` of `cert` for `usage` against the NSS database `db`, with
+/// `extra` revocation flags; stdout and stderr.
+pub fn vfychain(db: &str, usage: &str, cert: &Path, extra: &[&str]) -> String {
+    let o = Command::new("vfychain")
+        .args(["-d", db, "-pp", "-u", usage])
+        .args(extra)
+        .arg("-a")
+        .arg(cert)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
