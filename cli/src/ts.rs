@@ -456,10 +456,13 @@ fn verify(
     if !ok {
         return Err(fail("the token's signature does not verify"));
     }
-    // 5. The TSA certificate chains to a trust anchor, for time stamping.
+    // 5. The TSA certificate chains to a trust anchor, for time stamping. An issuer
+    //    neither in the token, nor given, nor an anchor is fetched from the
+    //    caIssuers URL of the certificate it issued (RFC 5280 §4.2.2.1).
     let mut store = X509StoreBuilder::new().map_err(|e| Error::internal(format!("{e}")))?;
     let anchors = X509::stack_from_pem(&read_file(ca_file, "CA file")?)
         .map_err(|e| Error::malformed(format!("{}: {e}", ca_file.display())))?;
+    let fetched = complete_chain(&signer_x509, &anchors, &mut pool)?;
     for a in anchors {
         store
             .add_cert(a)
@@ -528,7 +531,97 @@ fn verify(
         "hash": tst.message_imprint.hash_algorithm.oid.to_string(),
         "tsa_subject": signer_x509.subject_name().entries().map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned()).collect::<Vec<_>>().join(", "),
         "tsa_status": tsa_status,
+        "fetched_issuers": fetched,
     }))
+}
+
+/// Largest issuer certificate fetched over AIA.
+const MAX_FETCHED_CERT: u64 = 64 * 1024;
+
+/// Walks up from `leaf` through `pool` until an anchor issued the current
+/// certificate; an issuer missing from both is fetched from the current
+/// certificate's caIssuers URL (DER or PEM, at most 64 KiB, 10 s) and added to
+/// `pool`. Returns the URLs fetched. Fetched certificates are only candidates:
+/// the chain is still verified against the anchors afterwards.
+fn complete_chain(leaf: &X509, anchors: &[X509], pool: &mut Vec<X509>) -> Result<Vec<String>> {
+    use openssl::x509::X509VerifyResult;
+    let issued = |issuer: &X509, subject: &X509| issuer.issued(subject) == X509VerifyResult::OK;
+    let mut fetched = Vec::new();
+    let mut current = leaf.clone();
+    for _ in 0..8 {
+        if anchors
+            .iter()
+            .any(|a| issued(a, &current) || a.to_der().ok() == current.to_der().ok())
+        {
+            return Ok(fetched);
+        }
+        if let Some(next) = pool
+            .iter()
+            .find(|p| issued(p, &current) && p.to_der().ok() != current.to_der().ok())
+        {
+            current = next.clone();
+            continue;
+        }
+        let Some(url) = ca_issuers_url(&current) else {
+            return Ok(fetched);
+        };
+        let next = fetch_certificate(&url)?;
+        if !issued(&next, &current) {
+            return Err(fail(format!(
+                "{url} does not hold the issuer of {}",
+                subject_text(&current)
+            )));
+        }
+        fetched.push(url);
+        pool.push(next.clone());
+        current = next;
+    }
+    Ok(fetched)
+}
+
+/// The first caIssuers URL (AIA) of a certificate.
+fn ca_issuers_url(cert: &X509) -> Option<String> {
+    cert.authority_info()?
+        .iter()
+        .filter(|d| d.method().nid() == openssl::nid::Nid::AD_CA_ISSUERS)
+        .find_map(|d| d.location().uri().map(str::to_string))
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+}
+
+fn fetch_certificate(url: &str) -> Result<X509> {
+    let unavailable = |e: String| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("fetching the issuer from {url}: {e}"),
+        )
+    };
+    let reply = ureq::get(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .call()
+        .map_err(|e| unavailable(e.to_string()))?;
+    let mut body = Vec::new();
+    let reader: Box<dyn std::io::Read + Send + Sync> = reply.into_reader();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(reader, MAX_FETCHED_CERT + 1),
+        &mut body,
+    )
+    .map_err(|e| unavailable(e.to_string()))?;
+    if body.len() as u64 > MAX_FETCHED_CERT {
+        return Err(unavailable(format!(
+            "larger than {MAX_FETCHED_CERT} octets"
+        )));
+    }
+    let der = gpki_pki::pem::decode_pem_or_der(&body, &["CERTIFICATE"])
+        .map_err(|e| Error::malformed(format!("issuer from {url}: {e}")))?;
+    X509::from_der(&der).map_err(|e| Error::malformed(format!("issuer from {url}: {e}")))
+}
+
+fn subject_text(c: &X509) -> String {
+    c.subject_name()
+        .entries()
+        .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The PKIStatus and first statusString of a TimeStampResp, read directly: cmpv2's

@@ -850,6 +850,8 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
         "--output",
         "json",
     ]);
+    // Issue 9.15: only the root is needed. gpki's TSA puts the chain in the token;
+    // openssl ts -verify agrees.
     let v = run(&[
         "ts",
         "verify",
@@ -859,12 +861,71 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
         "doc.tsr",
         "--ca-file",
         "data/certs/gpki-root.crt.pem",
-        "--untrusted",
-        "data/certs/mois.crt.pem",
         "--output",
         "json",
     ]);
     assert_eq!(v["tsa_status"], "good", "{v}");
+    assert_eq!(v["fetched_issuers"], serde_json::json!([]), "{v}");
+    let out = env.openssl_ok(&[
+        "ts",
+        "-verify",
+        "-data",
+        "doc.txt",
+        "-in",
+        "doc.tsr",
+        "-CAfile",
+        "data/certs/gpki-root.crt.pem",
+    ]);
+    assert!(out.contains("Verification: OK"), "{out}");
+    // A token that carries only the TSA certificate (made by OpenSSL's TSA with the
+    // dev TSA key): the missing issuer is fetched from the caIssuers URL.
+    std::fs::write(
+        env.path("tsa.cnf"),
+        format!(
+            "[tsa]\ndefault_tsa = t\n[t]\nserial = {}\nsigner_cert = {}\nsigner_key = {}\n\
+             default_policy = 1.2.410.100001.2.1.5\nsigner_digest = sha256\n\
+             digests = sha256\ness_cert_id_alg = sha256\n",
+            env.path("tsa-serial").display(),
+            env.path("data/certs/tsa.crt.pem").display(),
+            env.path("data/certs/tsa.key.pem").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.path("tsa-serial"), "01\n").unwrap();
+    env.openssl_ok(&[
+        "ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "o.tsq",
+    ]);
+    let pass = format!("file:{}", env.path("data/dev-passphrase").display());
+    env.openssl_ok(&[
+        "ts",
+        "-reply",
+        "-config",
+        "tsa.cnf",
+        "-queryfile",
+        "o.tsq",
+        "-passin",
+        &pass,
+        "-out",
+        "o.tsr",
+    ]);
+    let v = run(&[
+        "ts",
+        "verify",
+        "--file",
+        "doc.txt",
+        "--token",
+        "o.tsr",
+        "--ca-file",
+        "data/certs/gpki-root.crt.pem",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(v["tsa_status"], "good", "{v}");
+    assert_eq!(
+        v["fetched_issuers"],
+        serde_json::json!([format!("http://127.0.0.1:{port}/ca/mois.crt")]),
+        "{v}"
+    );
     // The CRL distribution point and caIssuers URLs in the certificate are served too.
     let text = env.openssl_ok(&[
         "x509",

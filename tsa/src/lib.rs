@@ -308,6 +308,35 @@ async fn check_status(state: &State) {
     }
 }
 
+/// The certificates of the store's CAs from the TSA certificate's issuer up to,
+/// not including, the root; empty when the issuer is not in the store.
+async fn issuer_chain(store: &Store, cert: &x509_cert::Certificate) -> Result<Vec<Vec<u8>>> {
+    let all = store.authorities().await?;
+    let subject_of = |a: &gpki_store::AuthorityRecord| {
+        a.cert_der
+            .as_deref()
+            .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+            .map(|c| c.tbs_certificate.subject)
+    };
+    let mut out = Vec::new();
+    let mut walk = all
+        .iter()
+        .find(|a| subject_of(a).as_ref() == Some(&cert.tbs_certificate.issuer));
+    while let Some(a) = walk {
+        let Some(parent) = a.parent_id.filter(|p| *p != a.id) else {
+            break;
+        };
+        if let Some(d) = &a.cert_der {
+            out.push(d.clone());
+        }
+        walk = all.iter().find(|b| b.id == parent);
+        if out.len() > 8 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 struct SerialOf<'a>(&'a x509_cert::Certificate);
 
 impl SerialOf<'_> {
@@ -379,6 +408,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let store = Store::open(&config.store).await?;
     let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the TSA key")?;
     let key = load_key(&config, &pass)?;
+    let chain = issuer_chain(&store, &key.cert).await?;
+    let key = key.with_chain(&chain);
     let policy: ObjectIdentifier = config
         .policy
         .parse()

@@ -213,7 +213,8 @@ pub struct TsaKey {
     digest_alg: Vec<u8>,
     /// The signature AlgorithmIdentifier.
     sig_alg: Vec<u8>,
-    /// SignedData `certificates [0] IMPLICIT` holding the TSA certificate.
+    /// SignedData `certificates [0] IMPLICIT` holding the TSA certificate and the
+    /// CA certificates between it and its root.
     certs_field: Vec<u8>,
     /// The contentType and signingCertificateV2 (RFC 5816) signed attributes.
     attr_content_type: Vec<u8>,
@@ -237,6 +238,27 @@ fn attribute(oid: &ObjectIdentifier, value_der: &[u8]) -> Result<Vec<u8>> {
 }
 
 impl TsaKey {
+    /// Puts the CA certificates above the TSA certificate (not the root, which a
+    /// relying party holds as its trust anchor) into tokens with certReq, so a
+    /// verifier needs nothing but the root (RFC 3161 §2.4.1 requires only the TSA
+    /// certificate; RFC 5652's CertificateSet may hold the path).
+    pub fn with_chain(mut self, chain: &[Vec<u8>]) -> TsaKey {
+        let mut all: Vec<&[u8]> = Vec::with_capacity(chain.len() + 1);
+        all.push(&self.cert_der);
+        all.extend(chain.iter().map(|c| c.as_slice()));
+        // DER SET OF: members in ascending order of their encodings (X.690 §11.6).
+        all.sort();
+        all.dedup();
+        let mut set = Vec::with_capacity(all.iter().map(|c| c.len()).sum());
+        for c in all {
+            set.extend_from_slice(c);
+        }
+        let mut field = Vec::with_capacity(set.len() + 4);
+        push_tlv(&mut field, 0xa0, &set);
+        self.certs_field = field;
+        self
+    }
+
     pub fn new(signer: Box<dyn Signer>, cert_der: Vec<u8>) -> Result<TsaKey> {
         let cert = x509_cert::Certificate::from_der(&cert_der)
             .map_err(|e| gpki_pki::Error::malformed(format!("TSA certificate: {e}")))?;
