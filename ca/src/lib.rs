@@ -14,6 +14,7 @@
 //! 7. store the certificate, mark it issued and append the audit record.
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 pub mod batch;
 mod delegated;
 

@@ -369,8 +369,23 @@ enum CrlCmd {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Check the hash chain; names every edited, inserted or deleted row
-    Verify,
+    /// Check the hash chain (names every edited, inserted or deleted row) and every
+    /// signed checkpoint (names a rebuilt chain)
+    Verify {
+        /// Checkpoint directory (default DATA_DIR/audit)
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The audit public key to trust (default: audit.pub.pem in the checkpoint directory)
+        #[arg(long)]
+        audit_key: Option<PathBuf>,
+    },
+    /// Sign the chain head into a checkpoint file outside the store (verifiable with
+    /// openssl dgst); run it from a timer
+    Checkpoint {
+        /// Checkpoint directory (default DATA_DIR/audit)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Show the newest audit records
     Log {
         #[arg(long, default_value_t = 20)]
@@ -465,15 +480,19 @@ impl Global {
         Store::open(&self.store_url()).await
     }
 
+    /// The CA, with the profiles it loaded recorded in the audit log when they
+    /// changed since the last time.
     async fn ca(&self) -> Result<Ca> {
         let store = self.store().await?;
-        Ok(Ca::new(
+        let ca = Ca::new(
             store,
             self.profiles()?,
             self.data_dir.join("keys"),
             self.passphrase()?,
             self.actor(),
-        ))
+        );
+        ca.record_profiles().await?;
+        Ok(ca)
     }
 }
 
@@ -692,6 +711,8 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let ca = g.ca().await?;
             let crl = ca.generate_crl(&name, delta, next_update_hours).await?;
+            // Each CRL also anchors the audit chain outside the store.
+            ca.audit_checkpoint(&g.data_dir.join("audit")).await?;
             let bytes = if der {
                 crl.der.clone()
             } else {
@@ -718,14 +739,25 @@ async fn run(cli: Cli) -> Result<()> {
                 }),
             }
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify {
+            checkpoints,
+            audit_key,
+        }) => {
             let store = g.store().await?;
-            let report = store.audit_verify().await?;
-            emit(out, serde_json::to_value(&report).expect("JSON"), || {
+            let mut report = store.audit_verify().await?;
+            let dir = checkpoints.unwrap_or_else(|| g.data_dir.join("audit"));
+            let (anchored, problems) =
+                gpki_ca::anchor::verify_checkpoints(&store, &dir, audit_key.as_deref()).await?;
+            report.problems.extend(problems);
+            let mut value = serde_json::to_value(&report).expect("JSON");
+            value["checkpoints"] = json!(anchored);
+            emit(out, value, || {
                 if report.intact() {
                     format!(
-                        "audit log intact: {} records, chain head {}",
-                        report.rows, report.head_seq
+                        "audit log intact: {} records, chain head {}, {anchored} signed checkpoint(s) in {} match",
+                        report.rows,
+                        report.head_seq,
+                        dir.display()
                     )
                 } else {
                     report
@@ -745,6 +777,27 @@ async fn run(cli: Cli) -> Result<()> {
                     ),
                 ));
             }
+        }
+        Command::Audit(AuditCmd::Checkpoint { dir }) => {
+            let ca = g.ca().await?;
+            let dir = dir.unwrap_or_else(|| g.data_dir.join("audit"));
+            let (cp, file) = ca.audit_checkpoint(&dir).await?;
+            emit(
+                out,
+                json!({ "seq": cp.seq, "hash": cp.hash, "file": file.display().to_string(),
+                        "public_key": dir.join(gpki_ca::anchor::AUDIT_PUB_FILE).display().to_string() }),
+                || {
+                    format!(
+                        "checkpoint of audit row {} ({}) in {}\n  check: openssl dgst -sha256 -verify {} -signature {} {}",
+                        cp.seq,
+                        cp.hash,
+                        file.display(),
+                        dir.join(gpki_ca::anchor::AUDIT_PUB_FILE).display(),
+                        file.with_extension("sig").display(),
+                        file.display()
+                    )
+                },
+            );
         }
         Command::Audit(AuditCmd::Log { limit }) => {
             let store = g.store().await?;

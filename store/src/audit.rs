@@ -260,6 +260,39 @@ impl Store {
         })
     }
 
+    /// The chain head: the last sequence number and its hash.
+    pub async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_err)?;
+        Ok((
+            head.try_get("seq").map_err(db_err)?,
+            head.try_get("hash").map_err(db_err)?,
+        ))
+    }
+
+    /// The stored hash of audit row `seq`, if the row exists.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.map(|r| r.try_get("hash").map_err(db_err)).transpose()
+    }
+
+    /// The detail of the newest audit row with `action`, if any.
+    pub async fn last_audit_detail(&self, action: &str) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT detail FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(action)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_err)?;
+        row.map(|r| r.try_get("detail").map_err(db_err)).transpose()
+    }
+
     /// The newest `limit` audit rows, newest first.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditRow>> {
         let rows = sqlx::query("SELECT seq, at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT $1")

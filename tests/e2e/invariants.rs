@@ -180,11 +180,21 @@ fn invariant_lint_refuses_with_rule_name() {
         "{}",
         r.stderr
     );
+    // The refusal leaves no record; loading the edited profile set is itself an
+    // audited change (profiles.change), and the only new audit row.
+    let after = env.counts();
+    for table in ["authorities", "certificates", "crls"] {
+        assert_eq!(
+            after[table], before[table],
+            "a refused certificate leaves no record"
+        );
+    }
     assert_eq!(
-        env.counts(),
-        before,
-        "a refused certificate leaves no record"
+        after["audit"].as_i64(),
+        before["audit"].as_i64().map(|n| n + 1)
     );
+    let last = env.json(&["audit", "log", "--limit", "1"]);
+    assert_eq!(last[0]["action"], "profiles.change", "{last}");
     assert!(!env.path("k1.pem").exists() && !env.path("k2.pem").exists());
 }
 
