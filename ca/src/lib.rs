@@ -719,6 +719,8 @@ impl Ca {
             )
         };
         let now = gpki_pki::time::now();
+        // Once a CA issues delta CRLs, its full CRLs say where they are.
+        let issues_deltas = delta || self.store.crl_numbers(id).await?.1.is_some();
         let header = CrlHeader {
             issuer: issuer.context.name.clone(),
             issuer_key_id: issuer.context.key_id.clone(),
@@ -733,6 +735,12 @@ impl Ca {
             } else {
                 CrlScope::All
             },
+            freshest: issuer
+                .record
+                .crl_url
+                .as_deref()
+                .filter(|_| issues_deltas)
+                .map(gpki_pki::crl::delta_url),
         };
         let tbs = gpki_pki::crl::build_tbs(&header, &entries.der, entries.count as usize)?;
         let signature = issuer.key.sign(&tbs)?;

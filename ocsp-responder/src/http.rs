@@ -42,7 +42,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             r
         }
         (&Method::GET, p) if p.starts_with("/crl/") || p.starts_with("/ca/") => {
-            distribution(state, p).await
+            crate::distribution::serve(state, p, req.headers()).await
         }
         (&Method::GET, _) => match decode_get(path) {
             Some(body) => ocsp(state, &body, true).await,
@@ -84,68 +84,6 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 /// The CA certificates and CRLs the store holds, where the CAs' caIssuers and CRL
 /// distribution point URLs name them (`/ca/NAME.crt`, `/crl/NAME.crl`, the latest
 /// full CRL), so one HTTP service answers every URL a certificate carries.
-async fn distribution(state: &State, path: &str) -> Response<Body> {
-    let (name, crl) = if let Some(n) = path
-        .strip_prefix("/crl/")
-        .and_then(|n| n.strip_suffix(".crl"))
-    {
-        (n, true)
-    } else if let Some(n) = path
-        .strip_prefix("/ca/")
-        .and_then(|n| n.strip_suffix(".crt"))
-    {
-        (n, false)
-    } else {
-        return plain(StatusCode::NOT_FOUND, "no such document");
-    };
-    let authority = match state.store.find_authority(name).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return plain(StatusCode::NOT_FOUND, &format!("no CA named `{name}`")),
-        Err(e) => {
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("store: {}", e.kind),
-            )
-        }
-    };
-    let now = gpki_pki::time::now();
-    let (der, content_type, max_age) = if crl {
-        match state.store.latest_crl(authority.id, true).await {
-            Ok(Some(c)) => (c.der, "application/pkix-crl", (c.next_update - now).max(0)),
-            Ok(None) => {
-                return plain(
-                    StatusCode::NOT_FOUND,
-                    &format!("CA `{name}` has issued no CRL yet"),
-                )
-            }
-            Err(e) => {
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("store: {}", e.kind),
-                )
-            }
-        }
-    } else {
-        match authority.cert_der {
-            Some(d) => (d, "application/pkix-cert", 86_400),
-            None => {
-                return plain(
-                    StatusCode::NOT_FOUND,
-                    &format!("CA `{name}` has no certificate yet"),
-                )
-            }
-        }
-    };
-    let mut r = Response::new(Full::new(Bytes::from(der)));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("max-age={max_age}, public")).expect("ASCII"),
-    );
-    r
-}
-
 /// The DER request of a GET: the path after an optional `/ocsp` prefix is the
 /// URL-encoded base64 of the request (RFC 6960 Appendix A.1).
 fn decode_get(path: &str) -> Option<Vec<u8>> {

@@ -13,6 +13,7 @@
 
 pub mod authority;
 pub mod config;
+mod distribution;
 mod http;
 pub mod metrics;
 pub mod request;
@@ -55,6 +56,8 @@ pub struct State {
     ready: AtomicBool,
     /// Completed reads of the store since start.
     syncs: AtomicU64,
+    /// CRLs and CA certificates served at the CAs' CDP and caIssuers URLs.
+    documents: distribution::Documents,
     /// What each CA's responder certificate and key files looked like when last
     /// loaded (same order as `authorities`): a change means a new pair to pick up.
     files: Vec<Mutex<worker::FileStamp>>,
@@ -343,6 +346,7 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
         store_error: Mutex::new(None),
         ready: AtomicBool::new(false),
         syncs: AtomicU64::new(0),
+        documents: distribution::Documents::default(),
         files,
         key_pass,
     });

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub last_sync: IntGauge,
     pub oldest_presigned: IntGaugeVec,
     pub store_up: IntGauge,
+    pub crl_loads: IntCounterVec,
 }
 
 impl Metrics {
@@ -87,6 +88,17 @@ impl Metrics {
         registry
             .register(Box::new(store_up.clone()))
             .expect("register");
+        let crl_loads = IntCounterVec::new(
+            Opts::new(
+                "gpki_ocsp_crl_loads_total",
+                "CRLs read from the store into memory, by CA and kind",
+            ),
+            &["ca", "kind"],
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(crl_loads.clone()))
+            .expect("register");
         let c = |s: &str, p: &str| responses.with_label_values(&[s, p]);
         Metrics {
             good_presigned: c("good", "presigned"),
@@ -104,6 +116,7 @@ impl Metrics {
             last_sync,
             oldest_presigned,
             store_up,
+            crl_loads,
             registry,
         }
     }

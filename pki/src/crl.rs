@@ -164,6 +164,17 @@ pub struct CrlHeader {
     pub delta_base: Option<u64>,
     pub distribution_point: Option<String>,
     pub scope: CrlScope,
+    /// Where the delta CRLs of this (complete) CRL are (freshestCRL, RFC 5280 §5.2.6).
+    pub freshest: Option<String>,
+}
+
+/// Where the delta CRLs of a CA whose full CRL is at `crl_url` are served:
+/// `…/NAME.crl` → `…/NAME.delta.crl` (CA names hold no dot, so this names no CA).
+pub fn delta_url(crl_url: &str) -> String {
+    match crl_url.strip_suffix(".crl") {
+        Some(base) => format!("{base}.delta.crl"),
+        None => format!("{crl_url}.delta"),
+    }
 }
 
 fn ext<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
@@ -280,6 +291,22 @@ fn crl_extensions(header: &CrlHeader) -> Result<Vec<u8>> {
         only_contains_attribute_certs: false,
     };
     exts.push(ext(ID_CE_ISSUING_DISTRIBUTION_POINT, true, &idp)?);
+    if let (Some(url), None) = (&header.freshest, header.delta_base) {
+        // RFC 5280 §5.2.6: freshestCRL, in complete CRLs only, MUST be non-critical.
+        exts.push(ext(
+            const_oid::db::rfc5280::ID_CE_FRESHEST_CRL,
+            false,
+            &x509_cert::ext::pkix::FreshestCrl(vec![
+                x509_cert::ext::pkix::crl::dp::DistributionPoint {
+                    distribution_point: Some(DistributionPointName::FullName(vec![
+                        GeneralName::UniformResourceIdentifier(Ia5String::new(url)?),
+                    ])),
+                    reasons: None,
+                    crl_issuer: None,
+                },
+            ]),
+        )?);
+    }
     let mut ext_seq = Vec::new();
     for e in &exts {
         ext_seq.extend_from_slice(&e.to_der()?);
@@ -309,6 +336,7 @@ mod tests {
             delta_base: Some(6),
             distribution_point: Some("http://crl.example/test.crl".into()),
             scope: CrlScope::UserCerts,
+            freshest: None,
         };
         let entries: Vec<CrlEntry> = (1..300u32)
             .map(|i| CrlEntry {

@@ -738,6 +738,42 @@ impl Store {
     }
 
     /// The newest CRL of `issuer_id` (full only, or full or delta).
+    /// The newest full and delta CRL numbers of `issuer_id`: cheap to poll, so a
+    /// server can tell whether the CRL it holds is still the newest.
+    pub async fn crl_numbers(&self, issuer_id: i64) -> Result<(Option<i64>, Option<i64>)> {
+        let row = sqlx::query(
+            "SELECT MAX(CASE WHEN delta_base IS NULL THEN crl_number END) AS full_n, \
+             MAX(CASE WHEN delta_base IS NOT NULL THEN crl_number END) AS delta_n \
+             FROM crls WHERE issuer_id = $1",
+        )
+        .bind(issuer_id)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok((
+            row.try_get("full_n").map_err(db_err)?,
+            row.try_get("delta_n").map_err(db_err)?,
+        ))
+    }
+
+    /// One CRL of `issuer_id` by its number.
+    pub async fn crl_by_number(
+        &self,
+        issuer_id: i64,
+        crl_number: i64,
+    ) -> Result<Option<CrlRecord>> {
+        let row = sqlx::query(
+            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
+             FROM crls WHERE issuer_id = $1 AND crl_number = $2",
+        )
+        .bind(issuer_id)
+        .bind(crl_number)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(crl_from_row).transpose()
+    }
+
     pub async fn latest_crl(&self, issuer_id: i64, full_only: bool) -> Result<Option<CrlRecord>> {
         let sql = if full_only {
             "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
