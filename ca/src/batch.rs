@@ -213,6 +213,12 @@ impl Ca {
         std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
             Error::internal(format!("cannot create {}: {e}", opts.out_dir.display()))
         })?;
+        // Generated keys are encrypted under one key-encryption key per run: PBKDF2
+        // at 600,000 rounds once, not once per official.
+        let kek = match (&opts.key_passphrase, rows.iter().any(|r| r.csr.is_none())) {
+            (Some(pass), true) => Some(gpki_pki::signer::KeyEncryption::derive(pass)?),
+            _ => None,
+        };
         let key_prefix = format!("batch:{}:", opts.profile);
         let existing: HashMap<String, (CertStatus, i64)> = self
             .store()
@@ -260,7 +266,9 @@ impl Ca {
                 fresh.push(row);
             }
             // Verifying CSRs and planning is CPU work: spread it over the cores.
-            let results = parallel_map(&fresh, |row| self.prepare(&issuer, &profile, row, opts));
+            let results = parallel_map(&fresh, |row| {
+                self.prepare(&issuer, &profile, row, opts, kek.as_ref())
+            });
             for (row, result) in fresh.iter().zip(results) {
                 match result {
                     Ok(p) => prepared.push(p),
@@ -342,6 +350,7 @@ impl Ca {
         profile: &gpki_pki::profile::Profile,
         row: &BatchRow,
         opts: &BatchOptions,
+        kek: Option<&gpki_pki::signer::KeyEncryption>,
     ) -> Result<Prepared> {
         let (key, key_file) = match &row.csr {
             Some(csr) => (KeySource::Csr(csr.clone()), None),
@@ -353,7 +362,10 @@ impl Ca {
                     SoftwareKey::read_encrypted(&path, pass)?
                 } else {
                     let k = SoftwareKey::generate(opts.key_type)?;
-                    k.write_encrypted(&path, pass)?;
+                    match kek {
+                        Some(kek) => k.write_encrypted_with(&path, kek)?,
+                        None => k.write_encrypted(&path, pass)?,
+                    }
                     k
                 };
                 (

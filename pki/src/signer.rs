@@ -520,41 +520,35 @@ impl SoftwareKey {
     /// (OpenSSL's default is 2,048) and AES-256-CBC, which `openssl pkey` reads. The
     /// plaintext PKCS#8 exists only in a buffer that is zeroed when dropped.
     pub fn to_encrypted_pem(&self, passphrase: &Passphrase) -> Result<Vec<u8>> {
-        if passphrase.0.is_empty() {
-            return Err(Error::policy(
-                "refusing to write a private key with an empty passphrase",
-            ));
-        }
+        self.to_encrypted_pem_with(&KeyEncryption::derive(passphrase)?)
+    }
+
+    /// [`SoftwareKey::to_encrypted_pem`] with a key-encryption key derived once: a
+    /// batch writing many key files under one passphrase pays for PBKDF2 once. Each
+    /// file still gets its own IV.
+    pub fn to_encrypted_pem_with(&self, kek: &KeyEncryption) -> Result<Vec<u8>> {
         let plain = zeroize::Zeroizing::new(
             self.pkey
                 .private_key_to_pkcs8()
                 .map_err(ossl("private key encoding"))?,
         );
-        let mut salt = [0u8; 16];
         let mut iv = [0u8; 16];
-        openssl::rand::rand_bytes(&mut salt).map_err(ossl("random"))?;
         openssl::rand::rand_bytes(&mut iv).map_err(ossl("random"))?;
-        // RFC 8018 PBES2: the key from PBKDF2 (OpenSSL), AES-256-CBC with PKCS#7
-        // padding (OpenSSL); the structure from the pkcs8/pkcs5 crates.
-        let mut kek = zeroize::Zeroizing::new([0u8; 32]);
-        openssl::pkcs5::pbkdf2_hmac(
-            passphrase.expose(),
-            &salt,
-            PBKDF2_ITERATIONS as usize,
-            MessageDigest::sha256(),
-            &mut kek[..],
-        )
-        .map_err(ossl("PBKDF2"))?;
+        // RFC 8018 PBES2: AES-256-CBC with PKCS#7 padding (OpenSSL) under the
+        // PBKDF2 key; the structure from the pkcs8/pkcs5 crates.
         let encrypted = openssl::symm::encrypt(
             openssl::symm::Cipher::aes_256_cbc(),
-            &kek[..],
+            &kek.key[..],
             Some(&iv),
             &plain,
         )
         .map_err(ossl("private key encryption"))?;
-        let params =
-            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
-                .map_err(|e| Error::internal(format!("PBES2 parameters: {e}")))?;
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            PBKDF2_ITERATIONS,
+            &kek.salt,
+            &iv,
+        )
+        .map_err(|e| Error::internal(format!("PBES2 parameters: {e}")))?;
         let info = pkcs8::EncryptedPrivateKeyInfo {
             encryption_algorithm: pkcs8::pkcs5::EncryptionScheme::Pbes2(params),
             encrypted_data: &encrypted,
@@ -590,6 +584,12 @@ impl SoftwareKey {
     /// file is never overwritten.
     pub fn write_encrypted(&self, path: &Path, passphrase: &Passphrase) -> Result<()> {
         let pem = self.to_encrypted_pem(passphrase)?;
+        write_private_file(path, &pem)
+    }
+
+    /// [`SoftwareKey::write_encrypted`] under a key-encryption key derived once.
+    pub fn write_encrypted_with(&self, path: &Path, kek: &KeyEncryption) -> Result<()> {
+        let pem = self.to_encrypted_pem_with(kek)?;
         write_private_file(path, &pem)
     }
 
@@ -762,6 +762,42 @@ fn curve_group(key_type: KeyType) -> Result<&'static EcGroup> {
 /// PBKDF2-HMAC-SHA256 iterations of encrypted key files: OWASP's 2023 figure for
 /// PBKDF2-SHA256 (about a quarter of a second per key file on one core here).
 pub const PBKDF2_ITERATIONS: u32 = 600_000;
+
+/// A key-encryption key: PBKDF2-HMAC-SHA256 of a passphrase over a random salt,
+/// [`PBKDF2_ITERATIONS`] rounds. Zeroed when dropped; never formatted.
+pub struct KeyEncryption {
+    salt: [u8; 16],
+    key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl KeyEncryption {
+    /// Derives a key-encryption key from `passphrase` (about a quarter of a second).
+    pub fn derive(passphrase: &Passphrase) -> Result<KeyEncryption> {
+        if passphrase.0.is_empty() {
+            return Err(Error::policy(
+                "refusing to write a private key with an empty passphrase",
+            ));
+        }
+        let mut salt = [0u8; 16];
+        openssl::rand::rand_bytes(&mut salt).map_err(ossl("random"))?;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        openssl::pkcs5::pbkdf2_hmac(
+            passphrase.expose(),
+            &salt,
+            PBKDF2_ITERATIONS as usize,
+            MessageDigest::sha256(),
+            &mut key[..],
+        )
+        .map_err(ossl("PBKDF2"))?;
+        Ok(KeyEncryption { salt, key })
+    }
+}
+
+impl fmt::Debug for KeyEncryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyEncryption(..)")
+    }
+}
 
 /// A passphrase that protects a private key. `Debug` never shows it; its bytes are
 /// zeroed when it is dropped.
