@@ -48,6 +48,56 @@ pub struct Checkpoint {
     pub at: i64,
     /// Which store (password removed).
     pub store: String,
+    /// The checkpoint before this one in the same directory: its sequence number
+    /// and the SHA-256 of its file. Deleting a checkpoint breaks the link.
+    #[serde(default)]
+    pub prev: Option<PrevCheckpoint>,
+}
+
+/// The link from a checkpoint to the one before it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PrevCheckpoint {
+    pub seq: i64,
+    pub sha256: String,
+}
+
+/// What `verify_checkpoints` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Anchoring {
+    /// Signed checkpoints found and checked.
+    pub checkpoints: usize,
+    /// The newest checkpointed row (0 when none).
+    pub anchored_seq: i64,
+    /// Whether an audit key exists, i.e. anchoring has begun for this CA host.
+    pub audit_key: bool,
+    /// The SHA-256 of the trusted audit public key (DER), to compare out of band.
+    pub audit_key_sha256: Option<String>,
+}
+
+/// Writes `bytes` to `path` and syncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(io("write", path))?;
+    f.write_all(bytes).map_err(io("write", path))?;
+    f.sync_all().map_err(io("sync", path))
+}
+
+/// The checkpoint files of `dir`, oldest first.
+fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut names: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("checkpoint-"))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
 }
 
 fn io<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
@@ -61,14 +111,25 @@ fn checkpoint_name(seq: i64) -> String {
 
 impl Ca {
     /// The audit key, created (P-256, encrypted with the CA passphrase) on first use.
+    /// Its public key is pinned beside it (`keys/audit.pub.pem`), where `audit
+    /// verify` trusts it, not the copy among the checkpoints.
     fn audit_key(&self) -> Result<SoftwareKey> {
         let path = self.key_dir.join(AUDIT_KEY_FILE);
-        if path.exists() {
-            return SoftwareKey::read_encrypted(&path, &self.passphrase);
+        let key = if path.exists() {
+            SoftwareKey::read_encrypted(&path, &self.passphrase)?
+        } else {
+            std::fs::create_dir_all(&self.key_dir).map_err(io("create", &self.key_dir))?;
+            let key = SoftwareKey::generate(KeyType::EcP256)?;
+            key.write_encrypted(&path, &self.passphrase)?;
+            key
+        };
+        let pinned = self.key_dir.join(AUDIT_PUB_FILE);
+        if !pinned.exists() {
+            write_synced(
+                &pinned,
+                gpki_pki::pem::encode("PUBLIC KEY", key.public_key_der()).as_bytes(),
+            )?;
         }
-        std::fs::create_dir_all(&self.key_dir).map_err(io("create", &self.key_dir))?;
-        let key = SoftwareKey::generate(KeyType::EcP256)?;
-        key.write_encrypted(&path, &self.passphrase)?;
         Ok(key)
     }
 
@@ -96,26 +157,40 @@ impl Ca {
             Err(_) => std::fs::write(&pub_path, &public).map_err(io("write", &pub_path))?,
         }
         let (seq, hash) = self.store.audit_head().await?;
+        let json_path = dir.join(format!("{}.json", checkpoint_name(seq)));
+        let sig_path = dir.join(format!("{}.sig", checkpoint_name(seq)));
+        if let (Ok(existing), true) = (std::fs::read(&json_path), sig_path.exists()) {
+            if let Ok(c) = serde_json::from_slice::<Checkpoint>(&existing) {
+                if c.seq == seq && c.hash == hex::encode(&hash) {
+                    return Ok((c, json_path));
+                }
+            }
+        }
+        // Linked to the newest checkpoint before it, so a deleted one is noticed.
+        let prev = checkpoint_files(dir)
+            .into_iter()
+            .filter(|p| *p != json_path)
+            .filter_map(|p| {
+                let body = std::fs::read(&p).ok()?;
+                let c: Checkpoint = serde_json::from_slice(&body).ok()?;
+                (c.seq < seq).then(|| PrevCheckpoint {
+                    seq: c.seq,
+                    sha256: hex::encode(openssl::sha::sha256(&body)),
+                })
+            })
+            .max_by_key(|p| p.seq);
         let checkpoint = Checkpoint {
             seq,
             hash: hex::encode(hash),
             at: gpki_pki::time::now(),
             store: self.store.display_url(),
+            prev,
         };
-        let json_path = dir.join(format!("{}.json", checkpoint_name(seq)));
-        if let Ok(existing) = std::fs::read(&json_path) {
-            if serde_json::from_slice::<Checkpoint>(&existing)
-                .is_ok_and(|c| c.seq == seq && c.hash == checkpoint.hash)
-            {
-                return Ok((checkpoint, json_path));
-            }
-        }
         let mut body = serde_json::to_vec_pretty(&checkpoint).expect("JSON of plain values");
         body.push(b'\n');
         let signature = key.sign(&body)?;
-        let sig_path = dir.join(format!("{}.sig", checkpoint_name(seq)));
-        std::fs::write(&sig_path, &signature).map_err(io("write", &sig_path))?;
-        std::fs::write(&json_path, &body).map_err(io("write", &json_path))?;
+        write_synced(&sig_path, &signature)?;
+        write_synced(&json_path, &body)?;
         Ok((checkpoint, json_path))
     }
 
@@ -167,43 +242,82 @@ impl Ca {
 }
 
 /// Checks every checkpoint in `dir` against the store: its signature under the
-/// audit public key (`public_key`, default `dir/audit.pub.pem`), and that the row
-/// it names still has the hash it names. An empty or absent directory yields no
-/// problems (and no anchoring).
+/// trusted audit public key (`public_key`, else the one pinned in `key_dir`), its
+/// link to the checkpoint before it, and that the row it names still has the hash
+/// it names. Once an audit key exists, no checkpoint at all is a problem (they were
+/// deleted); on a host that never made one, the chain is reported unanchored.
 pub async fn verify_checkpoints(
     store: &Store,
     dir: &Path,
+    key_dir: &Path,
     public_key: Option<&Path>,
-) -> Result<(usize, Vec<AuditProblem>)> {
-    let mut names: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("checkpoint-"))
-            })
-            .collect(),
-        Err(_) => return Ok((0, Vec::new())),
-    };
-    if names.is_empty() {
-        return Ok((0, Vec::new()));
-    }
-    names.sort();
-    let pub_path = public_key
+) -> Result<(Anchoring, Vec<AuditProblem>)> {
+    let pinned = key_dir.join(AUDIT_PUB_FILE);
+    let audit_key = key_dir.join(AUDIT_KEY_FILE).exists() || pinned.exists();
+    let trusted = public_key
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.join(AUDIT_PUB_FILE));
-    let pem = std::fs::read(&pub_path).map_err(|e| {
+        .or_else(|| pinned.exists().then(|| pinned.clone()));
+    let names = checkpoint_files(dir);
+    let mut anchoring = Anchoring {
+        audit_key: audit_key || public_key.is_some(),
+        ..Default::default()
+    };
+    let mut problems = Vec::new();
+    let problem = |seq: i64, text: String| AuditProblem { seq, problem: text };
+    let Some(trusted) = trusted else {
+        if !names.is_empty() {
+            problems.push(problem(
+                0,
+                format!(
+                    "{} holds checkpoints but no audit key is pinned ({} is missing): give \
+                     --audit-key with the key published when anchoring began",
+                    dir.display(),
+                    pinned.display()
+                ),
+            ));
+        }
+        return Ok((anchoring, problems));
+    };
+    let pem = std::fs::read(&trusted).map_err(|e| {
         Error::not_found(format!(
             "cannot read the audit public key {}: {e}",
-            pub_path.display()
+            trusted.display()
         ))
     })?;
     let key = PKey::public_key_from_pem(&pem)
-        .map_err(|e| Error::malformed(format!("{}: {e}", pub_path.display())))?;
+        .map_err(|e| Error::malformed(format!("{}: {e}", trusted.display())))?;
+    let key_der = key
+        .public_key_to_der()
+        .map_err(|e| Error::internal(format!("audit key: {e}")))?;
+    anchoring.audit_key_sha256 = Some(hex::encode(openssl::sha::sha256(&key_der)));
+    if let Ok(copy) = std::fs::read(dir.join(AUDIT_PUB_FILE)) {
+        let same = PKey::public_key_from_pem(&copy)
+            .and_then(|k| k.public_key_to_der())
+            .is_ok_and(|d| d == key_der);
+        if !same {
+            problems.push(problem(
+                0,
+                format!(
+                    "{} is not the trusted audit key {}: the checkpoints there were signed by another key",
+                    dir.join(AUDIT_PUB_FILE).display(),
+                    trusted.display()
+                ),
+            ));
+        }
+    }
+    if names.is_empty() {
+        problems.push(problem(
+            0,
+            format!(
+                "no checkpoint in {} although an audit key exists: the checkpoints were deleted, \
+                 or this is the wrong directory",
+                dir.display()
+            ),
+        ));
+        return Ok((anchoring, problems));
+    }
     let (head_seq, _) = store.audit_head().await?;
-    let mut problems = Vec::new();
+    let mut previous: Option<PrevCheckpoint> = None;
     for json_path in &names {
         let file = json_path.display().to_string();
         let body = std::fs::read(json_path).map_err(io("read", json_path))?;
@@ -215,50 +329,63 @@ pub async fn verify_checkpoints(
             })
             .unwrap_or(false);
         if !signed {
-            problems.push(AuditProblem {
-                seq: 0,
-                problem: format!("{file}: its signature does not verify under the audit key"),
-            });
+            problems.push(problem(
+                0,
+                format!("{file}: its signature does not verify under the audit key"),
+            ));
             continue;
         }
         let Ok(cp) = serde_json::from_slice::<Checkpoint>(&body) else {
-            problems.push(AuditProblem {
-                seq: 0,
-                problem: format!("{file}: signed, but not a checkpoint"),
-            });
+            problems.push(problem(0, format!("{file}: signed, but not a checkpoint")));
             continue;
         };
+        if cp.prev != previous {
+            problems.push(problem(
+                cp.seq,
+                format!(
+                    "{file}: it follows checkpoint {} but the one before it here is {}: a checkpoint was deleted",
+                    cp.prev.as_ref().map_or("none".to_string(), |p| p.seq.to_string()),
+                    previous.as_ref().map_or("none".to_string(), |p| p.seq.to_string())
+                ),
+            ));
+        }
+        previous = Some(PrevCheckpoint {
+            seq: cp.seq,
+            sha256: hex::encode(openssl::sha::sha256(&body)),
+        });
+        anchoring.checkpoints += 1;
+        anchoring.anchored_seq = anchoring.anchored_seq.max(cp.seq);
         if cp.seq == 0 {
             continue;
         }
         if cp.seq > head_seq {
-            problems.push(AuditProblem {
-                seq: cp.seq,
-                problem: format!(
+            problems.push(problem(
+                cp.seq,
+                format!(
                     "checkpoint of row {} ({}) is beyond the chain head {head_seq}: rows were deleted",
                     cp.seq,
                     gpki_pki::time::rfc3339(cp.at)
                 ),
-            });
+            ));
             continue;
         }
         match store.audit_hash_at(cp.seq).await? {
-            None => problems.push(AuditProblem {
-                seq: cp.seq,
-                problem: format!("row {} named by checkpoint {file} is missing", cp.seq),
-            }),
-            Some(h) if hex::encode(&h) != cp.hash => problems.push(AuditProblem {
-                seq: cp.seq,
-                problem: format!(
+            None => problems.push(problem(
+                cp.seq,
+                format!("row {} named by checkpoint {file} is missing", cp.seq),
+            )),
+            Some(h) if hex::encode(&h) != cp.hash => problems.push(problem(
+                cp.seq,
+                format!(
                     "row {}'s hash differs from the one checkpointed at {}: the chain was rebuilt \
                      after an edit at or before row {}",
                     cp.seq,
                     gpki_pki::time::rfc3339(cp.at),
                     cp.seq
                 ),
-            }),
+            )),
             Some(_) => {}
         }
     }
-    Ok((names.len(), problems))
+    Ok((anchoring, problems))
 }

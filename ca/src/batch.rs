@@ -234,6 +234,10 @@ impl Ca {
         let chunk_size = opts.chunk.max(1);
         let mut done = 0;
         for chunk in rows.chunks(chunk_size) {
+            // The CA may be revoked while a long batch runs: checked again per chunk.
+            gpki_store::standing(self.store(), &issuer.record, gpki_pki::time::now())
+                .await?
+                .require_active(&opts.ca)?;
             let mut prepared = Vec::with_capacity(chunk.len());
             let mut resumed = Vec::new();
             let mut fresh: Vec<&BatchRow> = Vec::with_capacity(chunk.len());
@@ -450,6 +454,16 @@ impl Ca {
                 record.serial
             ))
         };
+        // Signing now what was planned long ago would backdate notBefore (the BR
+        // allow 48 hours), and a notBefore ahead of now is not what a first
+        // issuance plans: both are refused (revoke the row and issue afresh).
+        let now = gpki_pki::time::now();
+        if now - record.not_before > 48 * 3600 || record.not_before > now + 300 {
+            return Err(refuse(&format!(
+                "it was planned for {}, too far from now to be signed as planned; revoke it and issue the row afresh",
+                gpki_pki::time::rfc3339(record.not_before)
+            )));
+        }
         if record.profile != profile.name() {
             return Err(refuse(&format!(
                 "its row names profile {}, not {}",

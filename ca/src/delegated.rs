@@ -34,6 +34,12 @@ impl Ca {
         cert_path: &Path,
         key_path: &Path,
     ) -> Result<Issued> {
+        if cert_path == key_path {
+            return Err(Error::malformed(format!(
+                "the certificate and the key would both be written to {}",
+                cert_path.display()
+            )));
+        }
         let key = SoftwareKey::generate(signer.key_type)?;
         let issued = self
             .issue(&IssueRequest {
@@ -54,12 +60,22 @@ impl Ca {
                 })?;
             }
         }
-        let tmp_key = key_path.with_extension("new");
-        let tmp_cert = cert_path.with_extension("new");
-        let _ = std::fs::remove_file(&tmp_key);
+        // Temporary names of their own (file name + .new.PID.RANDOM), created new, so
+        // two files, or two runs, never share one.
+        let mut tag = [0u8; 6];
+        openssl::rand::rand_bytes(&mut tag).map_err(|e| Error::internal(format!("random: {e}")))?;
+        let aside = |p: &Path| {
+            let mut name = p.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".new.{}.{}", std::process::id(), hex::encode(tag)));
+            p.with_file_name(name)
+        };
+        let tmp_key = aside(key_path);
+        let tmp_cert = aside(cert_path);
         key.write_encrypted(&tmp_key, key_pass)?;
-        std::fs::write(&tmp_cert, gpki_pki::pem::encode("CERTIFICATE", &issued.der))
-            .map_err(|e| Error::internal(format!("cannot write {}: {e}", tmp_cert.display())))?;
+        gpki_pki::signer::write_private_file(
+            &tmp_cert,
+            gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
+        )?;
         for (from, to) in [(&tmp_key, key_path), (&tmp_cert, cert_path)] {
             std::fs::rename(from, to).map_err(|e| {
                 Error::internal(format!(

@@ -30,21 +30,25 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
     let dir = &g.data_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| gpki_pki::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-    // Development only: a random passphrase kept beside the keys, mode 0600.
+    // Development only: random passphrases kept beside the keys, mode 0600. The CA
+    // keys have one; every other key (the responders', the TSA's, the sample
+    // certificates') has another, so the services' configs never name the CA's.
+    let random_file = |p: std::path::PathBuf| -> Result<std::path::PathBuf> {
+        if !p.exists() {
+            let pass = Passphrase::random()?;
+            let mut line = zeroize::Zeroizing::new(pass.expose().to_vec());
+            line.push(b'\n');
+            write_private_file(&p, &line)?;
+        }
+        Ok(p)
+    };
     let pass_file = match &g.key_pass_file {
         Some(p) => p.clone(),
-        None => {
-            let p = dir.join("dev-passphrase");
-            if !p.exists() {
-                let pass = Passphrase::random()?;
-                let mut line = pass.expose().to_vec();
-                line.push(b'\n');
-                write_private_file(&p, &line)?;
-            }
-            p
-        }
+        None => random_file(dir.join("dev-passphrase"))?,
     };
     let pass = Passphrase::from_file(&pass_file)?;
+    let signer_pass_file = random_file(dir.join("dev-signer-passphrase"))?;
+    let signer_pass = Passphrase::from_file(&signer_pass_file)?;
     let store = Store::open(&g.store_url()).await?;
     let ca = Ca::new(
         store.clone(),
@@ -137,10 +141,10 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
         }
         let key_path = certs_dir.join(format!("{profile}.key.pem"));
         let key = if key_path.exists() {
-            SoftwareKey::read_encrypted(&key_path, &pass)?
+            SoftwareKey::read_encrypted(&key_path, &signer_pass)?
         } else {
             let k = SoftwareKey::generate(*key_type)?;
-            k.write_encrypted(&key_path, &pass)?;
+            k.write_encrypted(&key_path, &signer_pass)?;
             k
         };
         let issued = ca
@@ -183,11 +187,18 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
         )?;
     }
 
-    let (ocsp_config, ocsp_made, ocsp_found) =
-        ocsp_setup(&ca, dir, &g.store_url(), &pass_file, &pass, listen).await?;
+    let (ocsp_config, ocsp_made, ocsp_found) = ocsp_setup(
+        &ca,
+        dir,
+        &g.store_url(),
+        &signer_pass_file,
+        &signer_pass,
+        listen,
+    )
+    .await?;
     made.extend(ocsp_made);
     found.extend(ocsp_found);
-    let tsa_config = tsa_setup(dir, &g.store_url(), &pass_file, tsa_listen)?;
+    let tsa_config = tsa_setup(dir, &g.store_url(), &signer_pass_file, tsa_listen)?;
 
     let d = dir.display();
     emit(
@@ -206,7 +217,7 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
             }
             let gpki = invocation();
             t += &format!(
-            "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {})\nCRLs: {d}/crl/\n\nTry next:\n  \
+            "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {d}/dev-signer-passphrase)\nCA keys: {d}/keys/ (passphrase in {})\nCRLs: {d}/crl/\n\nTry next:\n  \
              export GPKI_KEY_PASS_FILE={}\n  \
              {gpki} ca list\n  \
              {gpki} cert list --ca {SUB}\n  \

@@ -711,8 +711,11 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let ca = g.ca().await?;
             let crl = ca.generate_crl(&name, delta, next_update_hours).await?;
-            // Each CRL also anchors the audit chain outside the store.
-            ca.audit_checkpoint(&g.data_dir.join("audit")).await?;
+            // Each CRL also anchors the audit chain outside the store. The CRL is
+            // recorded already: a failed checkpoint is reported, not fatal.
+            if let Err(e) = ca.audit_checkpoint(&g.data_dir.join("audit")).await {
+                eprintln!("gpki: warning: the CRL was made, but the audit checkpoint failed: {e}");
+            }
             let bytes = if der {
                 crl.der.clone()
             } else {
@@ -746,18 +749,34 @@ async fn run(cli: Cli) -> Result<()> {
             let store = g.store().await?;
             let mut report = store.audit_verify().await?;
             let dir = checkpoints.unwrap_or_else(|| g.data_dir.join("audit"));
-            let (anchored, problems) =
-                gpki_ca::anchor::verify_checkpoints(&store, &dir, audit_key.as_deref()).await?;
+            let (anchoring, problems) = gpki_ca::anchor::verify_checkpoints(
+                &store,
+                &dir,
+                &g.data_dir.join("keys"),
+                audit_key.as_deref(),
+            )
+            .await?;
             report.problems.extend(problems);
             let mut value = serde_json::to_value(&report).expect("JSON");
-            value["checkpoints"] = json!(anchored);
+            value["anchoring"] = serde_json::to_value(&anchoring).expect("JSON");
             emit(out, value, || {
                 if report.intact() {
+                    let anchored = if anchoring.checkpoints == 0 {
+                        "NOT ANCHORED: no audit key and no checkpoint yet (gpki audit checkpoint)"
+                            .to_string()
+                    } else {
+                        format!(
+                            "{} signed checkpoint(s) in {} match, up to row {} ({} newer row(s) rest on the chain alone); audit key sha256 {}",
+                            anchoring.checkpoints,
+                            dir.display(),
+                            anchoring.anchored_seq,
+                            (report.head_seq - anchoring.anchored_seq).max(0),
+                            anchoring.audit_key_sha256.as_deref().unwrap_or("-")
+                        )
+                    };
                     format!(
-                        "audit log intact: {} records, chain head {}, {anchored} signed checkpoint(s) in {} match",
-                        report.rows,
-                        report.head_seq,
-                        dir.display()
+                        "audit log intact: {} records, chain head {}\n{anchored}",
+                        report.rows, report.head_seq
                     )
                 } else {
                     report

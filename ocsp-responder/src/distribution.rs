@@ -30,12 +30,20 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub struct Documents {
     /// CA name → (id, certificate DER).
     cas: DashMap<String, (i64, Option<Bytes>)>,
+    /// Names that are no CA of the store, with when that was read: a flood of made-up
+    /// names costs one store read per name per `RECHECK_UNKNOWN`, not one per request.
+    unknown: DashMap<String, Instant>,
     /// (CA name, delta?) → the newest CRL held.
     crls: DashMap<(String, bool), Arc<CachedCrl>>,
-    /// One refresh at a time: CRLs change rarely, and a burst of requests after
-    /// a new CRL should read it once.
-    refresh: tokio::sync::Mutex<()>,
+    /// One refresh at a time per CRL: a burst of requests after a new CRL reads it
+    /// once, and a slow store holds up only that CRL's requests.
+    refresh: DashMap<(String, bool), Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// How long a name found to be no CA is taken as such.
+const RECHECK_UNKNOWN: Duration = Duration::from_secs(5);
+/// Remembered unknown names at most (beyond, the list starts afresh).
+const MAX_UNKNOWN: usize = 10_000;
 
 struct CachedCrl {
     number: i64,
@@ -132,10 +140,27 @@ async fn ca(state: &State, name: &str) -> gpki_pki::Result<Option<(i64, Option<B
     if let Some(found) = state.documents.cas.get(name) {
         return Ok(Some(found.clone()));
     }
+    if state
+        .documents
+        .unknown
+        .get(name)
+        .is_some_and(|t| t.elapsed() < RECHECK_UNKNOWN)
+    {
+        return Ok(None);
+    }
     let wait = Duration::from_millis(state.config.store_timeout_ms);
     let found = tokio::time::timeout(wait, state.store.find_authority(name))
         .await
         .map_err(|_| gpki_pki::Error::new(gpki_pki::ErrorKind::Unavailable, "store timed out"))??;
+    if found.is_none() {
+        if state.documents.unknown.len() >= MAX_UNKNOWN {
+            state.documents.unknown.clear();
+        }
+        state
+            .documents
+            .unknown
+            .insert(name.to_string(), Instant::now());
+    }
     Ok(found.map(|a| {
         let doc = (a.id, a.cert_der.map(Bytes::from));
         if doc.1.is_some() {
@@ -159,7 +184,13 @@ async fn crl(
             return Ok(Some(c.clone()));
         }
     }
-    let _one = state.documents.refresh.lock().await;
+    let lock = state
+        .documents
+        .refresh
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let _one = lock.lock().await;
     // Another request may have refreshed it while this one waited.
     if let Some(c) = state.documents.crls.get(&key) {
         if c.fresh() {
@@ -177,9 +208,14 @@ async fn crl(
             }
         }
         _ => {
-            // The store is out of reach: what is held stays good until nextUpdate.
+            // The store is out of reach: what is held stays good until nextUpdate,
+            // and the store is asked again only after RECHECK, so requests meanwhile
+            // do not each wait for it.
             return match held {
-                Some(c) if c.next_update > gpki_pki::time::now() => Ok(Some(c)),
+                Some(c) if c.next_update > gpki_pki::time::now() => {
+                    *c.checked.lock().expect("lock") = Instant::now();
+                    Ok(Some(c))
+                }
                 _ => Err(gpki_pki::Error::new(
                     gpki_pki::ErrorKind::Unavailable,
                     "store unreachable and no CRL in force is held",

@@ -53,7 +53,9 @@ pub async fn run(state: Arc<State>, mut shutdown: tokio::sync::watch::Receiver<b
                 force_reload = true;
             }
         }
-        reload_if_changed(&state, force_reload);
+        // Loading a key file runs PBKDF2: off the async threads.
+        let s2 = state.clone();
+        let _ = tokio::task::spawn_blocking(move || reload_if_changed(&s2, force_reload)).await;
         let result = match tokio::time::timeout(SYNC_TIMEOUT, sync(&state)).await {
             Ok(r) => r,
             Err(_) => Err(gpki_pki::Error::new(
@@ -285,19 +287,18 @@ pub fn reload_if_changed(state: &State, force: bool) {
     for (i, auth) in state.authorities.iter().enumerate() {
         let ca = &state.config.cas[i];
         let stamp = FileStamp::of(ca);
-        let changed = {
-            let mut held = state.files[i].lock().expect("file stamp");
-            let changed = *held != stamp;
-            *held = stamp;
-            changed
-        };
+        let changed = *state.files[i].lock().expect("file stamp") != stamp;
         if changed || force {
+            // The stamp is kept only once the files load: a pair that failed (half
+            // written, a permission being fixed) is tried again on the next poll.
             match crate::load_responder(ca, &auth.ca_cert_der, &state.key_pass) {
-                Ok(new) if new.cert_der != auth.responder().cert_der => {
-                    tracing::info!(ca = %auth.name, not_after = new.not_after, "new responder certificate loaded");
-                    swap_responder(auth, new);
+                Ok(new) => {
+                    *state.files[i].lock().expect("file stamp") = stamp;
+                    if new.cert_der != auth.responder().cert_der {
+                        tracing::info!(ca = %auth.name, not_after = new.not_after, "new responder certificate loaded");
+                        swap_responder(auth, new);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(ca = %auth.name, error = %e, "new responder files not loaded; keeping the current certificate")
                 }

@@ -84,6 +84,16 @@ impl KeyType {
             .ok_or_else(|| Error::malformed("public key BIT STRING has unused bits"))?;
         match spki.algorithm.oid {
             OID_RSA_ENCRYPTION => {
+                // RFC 3279 §2.3.1: the parameters MUST be NULL. Anything else would give
+                // the same key a second encoding, and a second SPKI hash for the
+                // compromised-key check to miss.
+                if spki.algorithm.parameters.as_ref().map(|p| p.to_der())
+                    != Some(Ok(vec![0x05, 0x00]))
+                {
+                    return Err(Error::malformed(
+                        "rsaEncryption parameters must be NULL (RFC 3279 §2.3.1)",
+                    ));
+                }
                 let rsa = RsaPublicKey::from_der(key)
                     .map_err(|e| Error::malformed(format!("RSA public key: {e}")))?;
                 let m = rsa.modulus.as_bytes();
@@ -811,12 +821,12 @@ impl Passphrase {
 
     /// Reads a passphrase file: its first line, without the line ending.
     pub fn from_file(path: &Path) -> Result<Passphrase> {
-        let text = std::fs::read(path).map_err(|e| {
+        let text = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
             Error::not_found(format!(
                 "cannot read passphrase file {}: {e}",
                 path.display()
             ))
-        })?;
+        })?);
         let line = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -883,6 +893,22 @@ pub fn spki_from_der(der_bytes: &[u8]) -> Result<spki::SubjectPublicKeyInfoOwned
 
 #[cfg(test)]
 mod tests {
+    // One key, one encoding: an RSA SPKI without NULL parameters is refused, so the
+    // compromised-key check cannot be dodged by re-encoding the same key.
+    #[test]
+    fn rsa_spki_parameters_must_be_null() {
+        let key = SoftwareKey::generate(KeyType::Rsa2048).unwrap();
+        let good = key.public_key_der().to_vec();
+        assert_eq!(KeyType::of_spki(&good).unwrap(), KeyType::Rsa2048);
+        let mut spki = spki_from_der(&good).unwrap();
+        spki.algorithm.parameters = None;
+        let absent = spki.to_der().unwrap();
+        let err = KeyType::of_spki(&absent).unwrap_err();
+        assert!(err.detail.contains("must be NULL"), "{err}");
+        spki.algorithm.parameters = Some(der::Any::encode_from(&0u8).unwrap());
+        assert!(KeyType::of_spki(&spki.to_der().unwrap()).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -105,6 +105,12 @@ pub async fn serve_http<F, Fut>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let mut stop = shutdown.clone();
+        // hyper's timers cover reading a request; nothing of hyper's covers a client
+        // that stops reading its reply. A connection that makes no progress either
+        // way for longer than both timeouts together is dropped.
+        let stall_limit =
+            std::time::Duration::from_millis(limits.header_timeout_ms + limits.body_timeout_ms);
+        let (stream, progress) = Watched::new(stream);
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |req| {
@@ -119,12 +125,134 @@ pub async fn serve_http<F, Fut>(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                _ = stalled(&progress, stall_limit) => {
+                    tracing::debug!("dropping a connection that made no progress");
+                }
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stalled(&progress, stall_limit) => {}
+                    }
                 }
             }
         });
+    }
+}
+
+/// When a [`Watched`] stream last moved a byte either way.
+struct Progress {
+    start: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> std::time::Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.start
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(last))
+    }
+}
+
+/// Resolves once `progress` has been idle for `limit`.
+async fn stalled(progress: &Progress, limit: std::time::Duration) {
+    loop {
+        let idle = progress.idle();
+        if idle >= limit {
+            return;
+        }
+        tokio::time::sleep(limit - idle + std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP stream that records when it last read or wrote a byte.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    progress: std::sync::Arc<Progress>,
+}
+
+impl Watched {
+    fn new(inner: tokio::net::TcpStream) -> (Watched, std::sync::Arc<Progress>) {
+        let progress = std::sync::Arc::new(Progress {
+            start: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        });
+        (
+            Watched {
+                inner,
+                progress: progress.clone(),
+            },
+            progress,
+        )
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.progress.touch();
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.progress.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.progress.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -205,6 +205,24 @@ fn duplicate_serial(e: Error, serial: &str) -> Error {
     }
 }
 
+/// Serialises, per public key, recording a certificate and revoking one for key
+/// compromise. PostgreSQL (READ COMMITTED) would otherwise let an INSERT miss a
+/// revocation committed while it ran; SQLite has one writer at a time already.
+async fn key_lock(
+    backend: crate::Backend,
+    conn: &mut sqlx::AnyConnection,
+    spki_sha256: &str,
+) -> Result<()> {
+    if backend == crate::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(spki_sha256)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 /// RFC 5280 reason codes that say the private key is in other hands: keyCompromise
 /// and cACompromise. A key revoked for either is never certified again.
 const COMPROMISED: &str = "status = 'revoked' AND reason IN (1, 2)";
@@ -287,14 +305,24 @@ impl Store {
     /// Step 1 of issuance: records the serial and tbsCertificate as `pending`.
     /// A duplicate serial (or batch request key) for the same CA is refused.
     pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
-        insert_pending(&mut conn, cert, gpki_pki::time::now()).await
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        key_lock(self.backend(), &mut tx, &cert.spki_sha256).await?;
+        let id = insert_pending(&mut tx, cert, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(id)
     }
 
     /// Records many pending certificates in one transaction (bulk issuance).
     pub async fn record_tbs_many(&self, certs: &[NewCertificate]) -> Result<Vec<i64>> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let now = gpki_pki::time::now();
+        // In one order, so two batches cannot deadlock on their key locks.
+        let mut keys: Vec<&str> = certs.iter().map(|c| c.spki_sha256.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for k in keys {
+            key_lock(self.backend(), &mut tx, k).await?;
+        }
         let mut ids = Vec::with_capacity(certs.len());
         for c in certs {
             ids.push(insert_pending(&mut tx, c, now).await?);
@@ -567,6 +595,49 @@ impl Store {
         .map_err(db_err)?;
         crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
+        if reason == 1 || reason == 2 {
+            // BR §4.9.1.1: every certificate of a compromised key is revoked, by
+            // whichever CA of the store issued it, in the same transaction.
+            key_lock(self.backend(), &mut tx, &current.spki_sha256).await?;
+            let others = sqlx::query(
+                "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca \
+                 FROM certificates c JOIN authorities a ON a.id = c.issuer_id \
+                 WHERE c.spki_sha256 = $1 AND c.id <> $2 AND c.status IN ('issued', 'pending', 'hold') ORDER BY c.id",
+            )
+            .bind(&current.spki_sha256)
+            .bind(current.id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for row in others {
+                let id: i64 = row.try_get("id").map_err(db_err)?;
+                let other_issuer: i64 = row.try_get("issuer_id").map_err(db_err)?;
+                let other_serial: String = row.try_get("serial").map_err(db_err)?;
+                let other_ca: String = row.try_get("ca").map_err(db_err)?;
+                let seq = bump_revocation_seq(&mut tx, other_issuer).await?;
+                let entry = crl_entry(&other_serial, revoked_at, 1, invalidity_date)?;
+                sqlx::query(
+                    "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 1, invalidity_date = $2, \
+                     revocation_seq = $3, crl_entry = $4 WHERE id = $5",
+                )
+                .bind(revoked_at)
+                .bind(invalidity_date)
+                .bind(seq)
+                .bind(entry)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                crate::status::notify(self.backend(), &mut tx, other_issuer).await?;
+                let event = AuditEvent::new(
+                    &audit.actor,
+                    "cert.revoke",
+                    format!("cert:{other_ca}/{other_serial}"),
+                    serde_json::json!({ "reason": "keyCompromise", "same_key_as": audit.target }),
+                );
+                append(&mut tx, &event, gpki_pki::time::now()).await?;
+            }
+        }
         tx.commit().await.map_err(db_err)?;
         self.certificate_by_id(current.id).await
     }

@@ -27,6 +27,9 @@ pub enum Why {
     Hold,
     Expired,
     NotYetValid,
+    /// Its key was revoked as compromised in some certificate of the store (a
+    /// cross-certificate, say), whatever its own certificate says.
+    KeyCompromised,
     /// The store has no issued row for it: its status cannot be established.
     Unknown,
 }
@@ -43,6 +46,7 @@ impl Standing {
                 Why::Hold => "hold",
                 Why::Expired => "expired",
                 Why::NotYetValid => "not-yet-valid",
+                Why::KeyCompromised => "revoked",
                 Why::Unknown => "unknown",
             },
         }
@@ -73,6 +77,10 @@ impl Standing {
                     Why::Hold => "is on hold (certificateHold)".to_string(),
                     Why::Expired => "has expired".to_string(),
                     Why::NotYetValid => "is not valid yet".to_string(),
+                    Why::KeyCompromised => {
+                        "has a key that another certificate of the store was revoked for as compromised"
+                            .to_string()
+                    }
                     Why::Unknown => {
                         "has no issued record in the store, so its status is unknown".to_string()
                     }
@@ -103,7 +111,16 @@ pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Resu
         return Ok(Standing::Pending);
     }
     let mut walk = Some(record.clone());
+    let mut depth = 0;
     while let Some(r) = walk {
+        depth += 1;
+        if depth > MAX_DEPTH {
+            // A parent loop written into the store: the chain cannot be established.
+            return Ok(Standing::Unusable {
+                ca: r.name,
+                why: Why::Unknown,
+            });
+        }
         if let Some(why) = why_not_in_force(store, &r, now).await? {
             return Ok(Standing::Unusable { ca: r.name, why });
         }
@@ -114,6 +131,9 @@ pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Resu
     }
     Ok(Standing::Active)
 }
+
+/// More CAs above one another than any real hierarchy has.
+const MAX_DEPTH: usize = 16;
 
 async fn why_not_in_force(store: &Store, r: &AuthorityRecord, now: i64) -> Result<Option<Why>> {
     let Some(der) = r.cert_der.as_deref() else {
@@ -141,6 +161,13 @@ async fn why_not_in_force(store: &Store, r: &AuthorityRecord, now: i64) -> Resul
         CertStatus::Hold => return Ok(Some(Why::Hold)),
         CertStatus::Issued => {}
         CertStatus::Pending | CertStatus::Abandoned => return Ok(Some(Why::Unknown)),
+    }
+    if !store
+        .compromised_keys(std::slice::from_ref(&row.spki_sha256))
+        .await?
+        .is_empty()
+    {
+        return Ok(Some(Why::KeyCompromised));
     }
     if gpki_pki::time::unix_seconds(&tbs.validity.not_after) < now {
         return Ok(Some(Why::Expired));

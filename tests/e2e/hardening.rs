@@ -402,12 +402,20 @@ both_backends!(
         });
         let edited = push_not_after(&tbs);
         assert_ne!(edited, tbs);
+        // ... and makes the row's own columns agree, so only planning the row again
+        // (the profile's 730 days, the issuer's validity) can tell.
+        let not_after = {
+            use der::Decode;
+            let t = x509_cert::certificate::TbsCertificate::from_der(&edited).unwrap();
+            t.validity.not_after.to_unix_duration().as_secs() as i64
+        };
         rt.block_on(async {
             let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&env.store)
                 .await
                 .unwrap();
-            sqlx::query("UPDATE certificates SET tbs = $1 WHERE id = $2")
+            sqlx::query("UPDATE certificates SET tbs = $1, not_after = $2 WHERE id = $3")
                 .bind(&edited)
+                .bind(not_after)
                 .bind(id)
                 .execute(&mut c)
                 .await
@@ -878,9 +886,27 @@ both_backends!(
                 .await
                 .unwrap();
         });
-        // The chain alone cannot tell.
+        // The chain alone cannot tell: against a directory without checkpoints the
+        // only problem is that they are missing (the audit key exists).
         std::fs::create_dir_all(env.path("no-checkpoints")).unwrap();
-        env.ok(&["audit", "verify", "--checkpoints", "no-checkpoints"]);
+        let r = env.fails(&[
+            "audit",
+            "verify",
+            "--checkpoints",
+            "no-checkpoints",
+            "--output",
+            "json",
+        ]);
+        let v = first_json(&r.stdout);
+        let problems = v["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{v}");
+        assert!(
+            problems[0]["problem"]
+                .as_str()
+                .unwrap()
+                .contains("no checkpoint"),
+            "{v}"
+        );
         // The checkpoint can.
         let r = env.fails(&["audit", "verify"]);
         assert!(
@@ -890,7 +916,30 @@ both_backends!(
             r.stdout,
             r.stderr
         );
-        // A checkpoint rewritten to match the rebuilt chain no longer verifies.
+        // A checkpoint rewritten to match the rebuilt chain no longer verifies; a
+        // checkpoint directory whose public key was swapped is named; a deleted
+        // checkpoint breaks the link of the next one.
+        let dir = std::path::Path::new(&file).parent().unwrap().to_path_buf();
+        let pub_copy = dir.join("audit.pub.pem");
+        let saved = std::fs::read(&pub_copy).unwrap();
+        env.openssl_ok(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "other.key",
+        ]);
+        let other = env.openssl_ok(&["pkey", "-in", "other.key", "-pubout"]);
+        std::fs::write(&pub_copy, other).unwrap();
+        let r = env.fails(&["audit", "verify"]);
+        assert!(
+            (r.stdout.clone() + &r.stderr).contains("is not the trusted audit key"),
+            "{}",
+            r.stdout
+        );
+        std::fs::write(&pub_copy, saved).unwrap();
         let mut forged: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         forged["hash"] = serde_json::json!("00".repeat(32));
@@ -964,4 +1013,28 @@ fn profile_changes_are_audited() {
         "{detail}"
     );
     env.ok(&["audit", "verify"]);
+}
+
+// Checkpoints are linked: deleting one (to hide what it fixed) is named.
+#[test]
+fn a_deleted_audit_checkpoint_is_noticed() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    env.hierarchy();
+    let first = env.json(&["audit", "checkpoint"]);
+    env.issue_official("a.pem");
+    let second = env.json(&["audit", "checkpoint"]);
+    env.issue_official("b.pem");
+    env.json(&["audit", "checkpoint"]);
+    assert_ne!(first["seq"], second["seq"]);
+    env.ok(&["audit", "verify"]);
+    let victim = second["file"].as_str().unwrap();
+    std::fs::remove_file(victim).unwrap();
+    std::fs::remove_file(victim.replace(".json", ".sig")).unwrap();
+    let r = env.fails(&["audit", "verify"]);
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("a checkpoint was deleted"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
 }

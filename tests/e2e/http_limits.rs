@@ -105,24 +105,97 @@ fn idle_and_slowloris_connections_do_not_stop_a_real_client() {
     real_client(&env, &r.url);
     drop(r);
 
-    // At the connection cap, new clients wait in the backlog until a slot frees
-    // (here: idle connections time out), then get their answer.
+    // At the connection cap, new clients wait in the backlog: with 20 idle
+    // connections holding all 20 slots (and a header timeout longer than the test),
+    // a real client gets nothing; once they go, it gets its answer.
     let r = Responder::start(
         &env,
         "capped",
         &env.store,
         &["mois"],
-        "[http]\nmax_connections = 20\nheader_timeout_ms = 1000\n",
+        "[http]\nmax_connections = 20\nheader_timeout_ms = 60000\n",
     );
     // The start-up health check used one slot and closes when curl exits.
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     let port = port_of(&r.url);
     let idle: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
-    let took = real_client(&env, &r.url);
-    assert!(took < Duration::from_secs(10), "answer took {took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let health = |max: &str| {
+        std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                max,
+            ])
+            .arg(format!("{}/healthz", r.url))
+            .output()
+            .unwrap()
+    };
+    let blocked = health("2");
+    assert_eq!(
+        String::from_utf8_lossy(&blocked.stdout),
+        "000",
+        "answered past the cap"
+    );
     drop(idle);
+    let served = health("10");
+    assert_eq!(String::from_utf8_lossy(&served.stdout), "200");
+}
+
+// A client that pipelines requests and never reads the replies stalls hyper's
+// writes, where no timer of hyper's runs. The connection is dropped once it makes
+// no progress for both timeouts together, and its slot goes to the next client.
+#[test]
+fn a_client_that_stops_reading_loses_its_connection() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    setup(&env);
+    let r = Responder::start(
+        &env,
+        "stall",
+        &env.store,
+        &["mois"],
+        "[http]\nmax_connections = 1\nheader_timeout_ms = 1000\nbody_timeout_ms = 1000\n",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let port = port_of(&r.url);
+    let mut greedy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Enough pipelined requests to fill both socket buffers with replies.
+    let one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..20_000 {
+        if greedy.write_all(one).is_err() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .arg(format!("{}/healthz", r.url))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "the stalled connection kept the only slot"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    drop(greedy);
 }
 
 /// Python's urllib posting 1 MiB to `url` `tries` times; the number of 413

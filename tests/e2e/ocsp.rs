@@ -895,7 +895,7 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     env.openssl_ok(&[
         "ts", "-query", "-data", "doc.txt", "-sha256", "-cert", "-out", "o.tsq",
     ]);
-    let pass = format!("file:{}", env.path("data/dev-passphrase").display());
+    let pass = format!("file:{}", env.path("data/dev-signer-passphrase").display());
     env.openssl_ok(&[
         "ts",
         "-reply",
@@ -1066,6 +1066,12 @@ both_backends!(
                 .unwrap_or(0)
         };
         assert_eq!(loads("full"), 1, "20 downloads, one read of the CRL");
+        // Past the one-second recheck, the store is asked again, the number is the
+        // same, and the CRL is not read again.
+        std::thread::sleep(Duration::from_millis(1300));
+        let (code, _) = get_crl(&full, &env.path("later.crl"), None);
+        assert_eq!(code, "200");
+        assert_eq!(loads("full"), 1, "an unchanged CRL number re-reads nothing");
         // The same CRL again: 304 without a body.
         let (code, _) = get_crl(&full, &env.path("cond.crl"), Some(&etag));
         assert_eq!(code, "304");

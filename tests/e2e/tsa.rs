@@ -56,7 +56,8 @@ fn post(url: &str, file: &str, out: &str) -> String {
 fn kernel_max_error_us() -> i64 {
     let out = Command::new(Tsa::binary()).arg("clock").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["max_error_us"].as_i64().unwrap()
+    // An unsynchronised clock's error is unbounded.
+    v["max_error_us"].as_i64().unwrap_or(i64::MAX)
 }
 
 /// `openssl ts -reply -in FILE -text`.
@@ -79,19 +80,18 @@ both_backends!(
         }
         setup(env);
         // Tokens claim the accuracy the kernel vouches for (a whole second over its
-        // maxerror: 16 s on an unsynchronised clock).
+        // maxerror), and none on an unsynchronised clock.
+        let synced = kernel_max_error_us() < 10_000_000;
         let accuracy_s = kernel_max_error_us() / 1_000_000 + 1;
-        let tsa = Tsa::start(
-            env,
-            "tsa",
-            &env.store,
-            "tsa.pem",
-            "tsa.key",
-            &format!(
+        let config = if synced {
+            format!(
                 "require_clock_sync = false\naccuracy_ms = {}",
                 accuracy_s * 1000
-            ),
-        );
+            )
+        } else {
+            "require_clock_sync = false".to_string()
+        };
+        let tsa = Tsa::start(env, "tsa", &env.store, "tsa.pem", "tsa.key", &config);
         let d = env.dir.path().display().to_string();
         let p = |n: &str| format!("{d}/{n}");
 
@@ -118,7 +118,11 @@ both_backends!(
             "Status: Granted.",
             "Policy OID: 1.2.410.100001.2.1.5",
             "Hash Algorithm: sha256",
-            &format!("Accuracy: 0x{accuracy_s:02X} seconds"),
+            &if synced {
+                format!("Accuracy: 0x{accuracy_s:02X} seconds")
+            } else {
+                "Accuracy: unspecified".to_string()
+            },
             "Nonce: 0x",
             "TSA: DirName:/C=KR/O=Government of Korea/OU=GPKI/CN=Test Time Stamping Authority",
         ] {
@@ -669,6 +673,49 @@ fn tsa_refuses_when_its_certificate_status_is_unknown() {
         health.ends_with("503") && health.contains("refusing"),
         "{health}"
     );
+    drop(tsa);
+
+    // In its own store, but with no record of its serial there any more.
+    let tsa = Tsa::start(
+        &env,
+        "norecord",
+        &env.store,
+        "tsa.pem",
+        "tsa.key",
+        "require_clock_sync = false",
+    );
+    assert_eq!(
+        post(&tsa.url, &format!("{d}/q.tsq"), &format!("{d}/ok.tsr")),
+        "200"
+    );
+    assert!(reply_text(&env, "ok.tsr").contains("Status: Granted."));
+    let serial = env.serial_of("tsa.pem");
+    crate::support::runtime().block_on(crate::support::sql(
+        &env.store,
+        &[&format!(
+            "DELETE FROM certificates WHERE serial = '{serial}'"
+        )],
+    ));
+    let start = Instant::now();
+    loop {
+        assert_eq!(
+            post(&tsa.url, &format!("{d}/q.tsq"), &format!("{d}/gone.tsr")),
+            "200"
+        );
+        let text = reply_text(&env, "gone.tsr");
+        if text.contains("Status: Rejected.") {
+            assert!(
+                text.contains("has no record of the TSA certificate"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "still granting:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[test]

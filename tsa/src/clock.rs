@@ -17,8 +17,11 @@ pub fn state() -> ClockState {
     // (modes = 0), and ntp_adjtime only writes into the struct we own.
     let mut t: libc::timex = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::ntp_adjtime(&mut t) };
+    let synchronised = rc >= 0 && rc != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0;
     ClockState {
-        synchronised: rc >= 0 && rc != libc::TIME_ERROR && t.status & libc::STA_UNSYNC == 0,
-        max_error_us: t.maxerror,
+        synchronised,
+        // A failed read, or an unsynchronised clock, vouches for nothing: its error
+        // is unbounded (the kernel's maxerror stops growing at 16 s then).
+        max_error_us: if synchronised { t.maxerror } else { i64::MAX },
     }
 }

@@ -117,10 +117,14 @@ impl State {
             if clock.max_error_us > i64::from(a) * 1000 {
                 return refuse(
                     FailInfo::TimeNotAvailable,
-                    format!(
-                        "the kernel's clock maxerror ({} µs) exceeds the accuracy tokens claim ({a} ms)",
-                        clock.max_error_us
-                    ),
+                    if clock.synchronised {
+                        format!(
+                            "the kernel's clock maxerror ({} µs) exceeds the accuracy tokens claim ({a} ms)",
+                            clock.max_error_us
+                        )
+                    } else {
+                        format!("the clock is unsynchronised: it cannot vouch for the accuracy tokens claim ({a} ms)")
+                    },
                 );
             }
         }
@@ -248,11 +252,15 @@ async fn status_checker(state: Arc<State>, mut shutdown: tokio::sync::watch::Rec
     }
 }
 
+/// Longest one status read may take: a black-holed store must not stall the
+/// checker (the TSA refuses meanwhile anyway).
+const STATUS_READ_LIMIT: Duration = Duration::from_secs(10);
+
 /// One read of the TSA certificate's status: the row of its serial under the CA
 /// whose subject is its issuer, and that CA's standing.
 async fn check_status(state: &State) {
     let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
-    let found = async {
+    let found = tokio::time::timeout(STATUS_READ_LIMIT, async {
         let issuer = state.store.authorities().await?.into_iter().find(|a| {
             a.cert_der
                 .as_deref()
@@ -284,8 +292,14 @@ async fn check_status(state: &State) {
                 other => Some(format!("the TSA certificate's record is {other}")),
             },
         })
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("the store did not answer within {STATUS_READ_LIMIT:?}"),
+        ))
+    });
     let mut check = state.cert_check.lock().expect("lock");
     match found {
         Ok(problem) => {
@@ -417,11 +431,15 @@ pub async fn start(config: Config) -> Result<Running> {
     let clock = clock::state();
     if let Some(a) = config.accuracy_ms {
         if clock.max_error_us > i64::from(a) * 1000 {
+            let error = if clock.synchronised {
+                format!("the kernel's maxerror is {} µs", clock.max_error_us)
+            } else {
+                "the kernel reports the clock unsynchronised, so its maxerror is unbounded"
+                    .to_string()
+            };
             return Err(Error::malformed(format!(
-                "accuracy_ms = {a} claims more than the clock vouches for: the kernel's maxerror is \
-                 {} µs (synchronised: {}). Synchronise the clock, raise accuracy_ms, or leave it \
-                 out (tokens then claim no accuracy)",
-                clock.max_error_us, clock.synchronised
+                "accuracy_ms = {a} claims more than the clock vouches for: {error}. Synchronise \
+                 the clock, raise accuracy_ms, or leave it out (tokens then claim no accuracy)"
             )));
         }
     }
