@@ -126,7 +126,7 @@ def revocation_latency(gpki, ca, url, issuer_pem, serial_file, n):
     for s in serials:
         body = template[: -len(first)] + bytes.fromhex(s)
         t0 = time.perf_counter()
-        subprocess.run([gpki, "cert", "revoke", "--ca", ca, "--serial", s, "--reason", "keyCompromise"],
+        subprocess.run([gpki, "cert", "revoke", "--ca", ca, "--serial", s, "--reason", "superseded"],
                        check=True, stdout=subprocess.DEVNULL)
         t1 = time.perf_counter()
         while True:
