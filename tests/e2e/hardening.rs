@@ -749,12 +749,7 @@ fn dev_up_next_steps_name_a_gpki_that_runs() {
 fn certificates_relying_parties_would_refuse_for_their_cn_are_not_issued() {
     let env = Env::new(Backend::Sqlite).unwrap();
     env.hierarchy();
-    let dir = env.path("policies");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = env.policies_copy();
     std::fs::write(
         dir.join("intranet.toml"),
         "name = \"intranet\"\ndescription = \"test\"\nkind = \"end-entity\"\nvalidity_days = 90\n\
@@ -976,12 +971,7 @@ fn profile_changes_are_audited() {
         1,
         "unchanged profiles are not recorded again"
     );
-    let dir = env.path("policies");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = env.policies_copy();
     let edited = std::fs::read_to_string(dir.join("official-sign.toml"))
         .unwrap()
         .replace("validity_days = 730", "validity_days = 365");

@@ -145,12 +145,7 @@ fn invariant_lint_refuses_with_rule_name() {
         r.stderr
     );
     // A profile whose key usage contradicts its EKU: the profile loads, the lint refuses.
-    let dir = env.path("policies");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = env.policies_copy();
     let server = std::fs::read_to_string(dir.join("server.toml"))
         .unwrap()
         .replace(

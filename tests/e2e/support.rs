@@ -110,6 +110,19 @@ impl Env {
         })
     }
 
+    /// A copy of the repository's `policies/` under the env, for a test to edit and
+    /// pass as `--policies`.
+    pub fn policies_copy(&self) -> PathBuf {
+        let dir = self.path("policies");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")).unwrap()
+        {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+        dir
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
