@@ -378,17 +378,12 @@ impl Ca {
                 )
             }
         };
-        let req = IssueRequest {
-            ca: opts.ca.clone(),
-            profile: opts.profile.clone(),
-            subject: Some(row.subject.clone()),
-            key,
-            sans: row.sans.clone(),
-            validity_days: None,
-            request_key: None,
-            renewed_from: None,
-        };
-        let plan = self.plan(issuer, profile, &req, gpki_pki::time::now())?;
+        let plan = self.plan(
+            issuer,
+            profile,
+            &row_request(opts, row, key),
+            gpki_pki::time::now(),
+        )?;
         Ok(Prepared {
             row: row.clone(),
             plan,
@@ -477,16 +472,7 @@ impl Ca {
                 "its tbsCertificate carries another serial than its row",
             ));
         }
-        let req = IssueRequest {
-            ca: opts.ca.clone(),
-            profile: opts.profile.clone(),
-            subject: Some(row.subject.clone()),
-            key,
-            sans: row.sans.clone(),
-            validity_days: None,
-            request_key: None,
-            renewed_from: None,
-        };
+        let req = row_request(opts, row, key);
         let plan = self
             .plan_with_serial(issuer, profile, &req, serial, record.not_before)
             .map_err(|e| refuse(&format!("planned again, it is refused: {e}")))?;
@@ -595,6 +581,21 @@ impl Ca {
             self.store().mark_issued_many(&batch).await?;
         }
         Ok(n)
+    }
+}
+
+/// What a CSV row asks for. A first issuance and a resume plan from this one
+/// request, so a resumed row is judged exactly as it was first planned.
+fn row_request(opts: &BatchOptions, row: &BatchRow, key: KeySource) -> IssueRequest {
+    IssueRequest {
+        ca: opts.ca.clone(),
+        profile: opts.profile.clone(),
+        subject: Some(row.subject.clone()),
+        key,
+        sans: row.sans.clone(),
+        validity_days: None,
+        request_key: None,
+        renewed_from: None,
     }
 }
 

@@ -180,6 +180,10 @@ fn cert_from_row(row: &AnyRow) -> Result<CertificateRecord> {
     })
 }
 
+/// The columns `crl_from_row` reads.
+const CRL_COLUMNS: &str =
+    "id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der";
+
 fn crl_from_row(row: &AnyRow) -> Result<CrlRecord> {
     Ok(CrlRecord {
         id: row.try_get("id").map_err(db_err)?,
@@ -833,27 +837,27 @@ impl Store {
         issuer_id: i64,
         crl_number: i64,
     ) -> Result<Option<CrlRecord>> {
-        let row = sqlx::query(
-            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
-             FROM crls WHERE issuer_id = $1 AND crl_number = $2",
-        )
-        .bind(issuer_id)
-        .bind(crl_number)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
+        let sql =
+            format!("SELECT {CRL_COLUMNS} FROM crls WHERE issuer_id = $1 AND crl_number = $2");
+        let row = sqlx::query(&sql)
+            .bind(issuer_id)
+            .bind(crl_number)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
         row.as_ref().map(crl_from_row).transpose()
     }
 
     pub async fn latest_crl(&self, issuer_id: i64, full_only: bool) -> Result<Option<CrlRecord>> {
-        let sql = if full_only {
-            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
-             FROM crls WHERE issuer_id = $1 AND delta_base IS NULL ORDER BY crl_number DESC LIMIT 1"
+        let kind = if full_only {
+            "AND delta_base IS NULL "
         } else {
-            "SELECT id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der \
-             FROM crls WHERE issuer_id = $1 ORDER BY crl_number DESC LIMIT 1"
+            ""
         };
-        let row = sqlx::query(sql)
+        let sql = format!(
+            "SELECT {CRL_COLUMNS} FROM crls WHERE issuer_id = $1 {kind}ORDER BY crl_number DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
             .bind(issuer_id)
             .fetch_optional(self.pool())
             .await
