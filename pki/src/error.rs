@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// What went wrong, coarse enough for an edge to map to an exit or status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Input that does not parse: bad PEM, DER, TOML, CSV, DN or argument value.

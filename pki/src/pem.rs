@@ -55,3 +55,17 @@ pub fn decode_pem_or_der(input: &[u8], labels: &[&str]) -> Result<Vec<u8>> {
         labels.join(" or ")
     )))
 }
+
+/// Decodes every PEM block with `label`, in order (a certificate chain file).
+pub fn decode_all(input: &[u8], label: &str) -> Result<Vec<Vec<u8>>> {
+    let text = std::str::from_utf8(input).map_err(|_| Error::malformed("PEM is not UTF-8"))?;
+    let begin = format!("-----BEGIN {label}-----");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&begin) {
+        let block = &rest[i..];
+        out.push(decode(block.as_bytes(), label)?);
+        rest = &block[begin.len()..];
+    }
+    Ok(out)
+}

@@ -3,7 +3,11 @@
 //! plain-text error replies, the key passphrase, signals and logging set-up.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod ca_api;
 pub mod failpoint;
+pub mod mtls;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -71,7 +75,37 @@ impl HttpLimits {
 pub async fn serve_http<F, Fut>(
     listener: tokio::net::TcpListener,
     limits: HttpLimits,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve(listener, limits, shutdown, None, handler).await
+}
+
+/// [`serve_http`] over TLS: each connection's handshake must finish within the
+/// header timeout, and the client's certificate, when it sent one that the
+/// verifier accepted, reaches `handler` as a [`tls::PeerCertificate`] request
+/// extension.
+pub async fn serve_https<F, Fut>(
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    tls: tls::Acceptor,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve(listener, limits, shutdown, Some(tls), handler).await
+}
+
+async fn serve<F, Fut>(
+    listener: tokio::net::TcpListener,
+    limits: HttpLimits,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    tls: Option<tls::Acceptor>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -79,22 +113,30 @@ pub async fn serve_http<F, Fut>(
 {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let header_timeout = std::time::Duration::from_millis(limits.header_timeout_ms);
+    // On shutdown, stop accepting and wait (for at most both timeouts) until every
+    // open connection has finished its request in flight and closed.
+    let drained = |slots: std::sync::Arc<tokio::sync::Semaphore>| async move {
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let grace =
+            std::time::Duration::from_millis(limits.header_timeout_ms + limits.body_timeout_ms);
+        let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+    };
     loop {
         // At the cap, stop accepting: new clients wait in the kernel's backlog
         // until a connection closes, instead of exhausting descriptors.
         let slot = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return drained(slots).await,
             s = slots.clone().acquire_owned() => match s {
                 Ok(s) => s,
                 Err(_) => return,
             },
         };
         let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => { drop(slot); return drained(slots).await }
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let (stream, peer_addr) = match accepted {
+            Ok(s) => s,
             Err(e) => {
                 // Out of descriptors and the like: back off, do not spin.
                 tracing::warn!(error = %e, "accept failed");
@@ -104,39 +146,92 @@ pub async fn serve_http<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
         // hyper's timers cover reading a request; nothing of hyper's covers a client
         // that stops reading its reply. A connection that makes no progress either
         // way for longer than both timeouts together is dropped.
         let stall_limit =
             std::time::Duration::from_millis(limits.header_timeout_ms + limits.body_timeout_ms);
         let (stream, progress) = Watched::new(stream);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = service_fn(move |req| {
-                let fut = handler(req);
-                async move { Ok::<_, Infallible>(fut.await) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stalled(&progress, stall_limit) => {
-                    tracing::debug!("dropping a connection that made no progress");
+            match tls {
+                None => {
+                    connection(
+                        stream,
+                        None,
+                        handler,
+                        header_timeout,
+                        &progress,
+                        stall_limit,
+                        stop,
+                    )
+                    .await
                 }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stalled(&progress, stall_limit) => {}
+                Some(tls) => {
+                    match tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let peer = tls::PeerCertificate::of(stream.get_ref().1);
+                            connection(
+                                stream,
+                                peer,
+                                handler,
+                                header_timeout,
+                                &progress,
+                                stall_limit,
+                                stop,
+                            )
+                            .await
+                        }
+                        Ok(Err(e)) => (tls.on_refused)(peer_addr, &e.to_string()),
+                        Err(_) => (tls.on_refused)(peer_addr, "TLS handshake timed out"),
                     }
                 }
             }
         });
+    }
+}
+
+/// Serves one connection until it closes, stalls, or shutdown asks it to finish.
+async fn connection<S, F, Fut>(
+    stream: S,
+    peer: Option<tls::PeerCertificate>,
+    handler: F,
+    header_timeout: std::time::Duration,
+    progress: &Progress,
+    stall_limit: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(p) = &peer {
+            req.extensions_mut().insert(p.clone());
+        }
+        let fut = handler(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stalled(progress, stall_limit) => {
+            tracing::debug!("dropping a connection that made no progress");
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stalled(progress, stall_limit) => {}
+            }
+        }
     }
 }
 

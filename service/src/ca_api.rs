@@ -1,0 +1,95 @@
+//! The CA service's API, as both ends see it: the JSON bodies of
+//! docs/api/ca.md and the scope rule the CA enforces (and the RA service checks
+//! first, to refuse early).
+
+use gpki_pki::{Error, ErrorKind, Result};
+use gpki_store::RaRecord;
+use serde::{Deserialize, Serialize};
+
+/// What issue asks: for RA `ra`, its request `request_id` (the idempotency key:
+/// the same RA and id never make a second certificate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    pub ra: String,
+    pub request_id: String,
+    pub profile: String,
+    pub subject: String,
+    /// PEM PKCS#10; its signature proves possession of the key.
+    pub csr: String,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub validity_days: Option<u32>,
+}
+
+/// Renewal of certificate `serial` of the RA's CA, with a new key when `csr` is
+/// given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    pub ra: String,
+    pub request_id: String,
+    pub serial: String,
+    #[serde(default)]
+    pub csr: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    pub ra: String,
+    pub serial: String,
+    /// RFC 5280 reason name: keyCompromise, superseded, cessationOfOperation …
+    pub reason: String,
+    #[serde(default)]
+    pub invalidity_date: Option<i64>,
+}
+
+/// A certificate as the CA service returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateReply {
+    pub ca: String,
+    pub serial: String,
+    pub profile: String,
+    pub subject: String,
+    pub status: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// PEM; absent for a certificate not yet signed.
+    pub certificate: Option<String>,
+    /// PEM, the issuing CA first, up to (not including) the root.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// True when this answers a replayed request with the certificate it made.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+/// Refused unless `profile` and `subject` are within the RA's scope.
+pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
+    if !ra.profiles.iter().any(|p| p == profile) {
+        return Err(Error::new(
+            ErrorKind::Unauthorized,
+            format!(
+                "profile {profile} is outside the scope of RA `{}` (allowed: {})",
+                ra.name,
+                ra.profiles.join(", ")
+            ),
+        ));
+    }
+    let name = gpki_pki::name::parse(subject)?;
+    for t in &ra.subtrees {
+        if gpki_pki::name::within_subtree(&name, &gpki_pki::name::parse(t)?) {
+            return Ok(());
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Unauthorized,
+        format!(
+            "subject `{subject}` is outside the institutions of RA `{}` ({})",
+            ra.name,
+            ra.subtrees.join("; ")
+        ),
+    ))
+}

@@ -1,0 +1,284 @@
+//! What the two mutual-TLS services (the CA service and the RA service) share:
+//! their `[tls]` and client configuration, who the caller is, the audit of
+//! refusals, and their metrics.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, ErrorKind, Result};
+use gpki_store::{AuditEvent, AuthorityRecord, CertificateRecord, Store};
+use hyper::body::Incoming;
+use hyper::Request;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use serde::Deserialize;
+
+use crate::api::ApiClient;
+use crate::tls::{self, Identity, PeerCertificate};
+
+/// `[tls]` of a service: its server certificate and key, and the trust anchors
+/// its clients' certificates must chain to. Relative paths are relative to the
+/// configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// PEM: the server certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// The server key (a gpki encrypted key file).
+    pub key: PathBuf,
+    pub key_pass_file: Option<PathBuf>,
+    /// PEM: the root(s) client certificates must chain to.
+    pub client_ca: PathBuf,
+}
+
+impl ServerTls {
+    pub fn resolve(&mut self, base: &Path) {
+        for p in [&mut self.cert, &mut self.key, &mut self.client_ca] {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = &mut self.key_pass_file {
+            *p = base.join(&*p);
+        }
+    }
+
+    /// The acceptor; refused handshakes go to `on_refused`.
+    pub fn acceptor(&self, on_refused: tls::OnRefused) -> Result<tls::Acceptor> {
+        let pass = crate::passphrase(self.key_pass_file.as_deref(), "the TLS key")?;
+        let identity = Identity::load(&self.cert, &self.key, &pass)?;
+        let anchors = tls::read_certificates(&self.client_ca)?;
+        tls::Acceptor::new(identity, &anchors, on_refused)
+    }
+}
+
+/// How a client reaches a mutual-TLS API: its URL, the name on the server's
+/// certificate when it differs from the URL's host, the client certificate and
+/// key, and the root the server's certificate must chain to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    pub url: String,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// PEM: the client certificate, then its intermediates.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub key_pass_file: Option<PathBuf>,
+    /// PEM: the root the server's certificate must chain to.
+    pub ca_file: PathBuf,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl ClientTls {
+    pub fn resolve(&mut self, base: &Path) {
+        for p in [&mut self.cert, &mut self.key, &mut self.ca_file] {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = &mut self.key_pass_file {
+            *p = base.join(&*p);
+        }
+    }
+
+    /// A client with the key decrypted with the passphrase of `key_pass_file`
+    /// (or `GPKI_KEY_PASS`).
+    pub fn client(&self) -> Result<ApiClient> {
+        let pass = crate::passphrase(self.key_pass_file.as_deref(), "the client key")?;
+        self.client_with(&pass)
+    }
+
+    pub fn client_with(&self, pass: &Passphrase) -> Result<ApiClient> {
+        let identity = Identity::load(&self.cert, &self.key, pass)?;
+        let anchors = tls::read_certificates(&self.ca_file)?;
+        ApiClient::new(
+            &self.url,
+            self.server_name.as_deref(),
+            tls::client_config(Some(identity), &anchors)?,
+            Duration::from_secs(self.timeout_secs),
+        )
+    }
+}
+
+/// The caller of a request: the store's row for its certificate, in force now.
+pub struct Caller {
+    pub cert: CertificateRecord,
+    pub authority: AuthorityRecord,
+}
+
+impl Caller {
+    /// `CA/serial` of the caller's certificate, for audit records.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.authority.name, self.cert.serial)
+    }
+}
+
+/// Who sent `req`: refused when it came without a client certificate, or with
+/// one the store does not hold in force (revoked a moment ago, expired, of a CA
+/// no longer in force).
+pub async fn caller(store: &Store, req: &Request<Incoming>) -> Result<Caller> {
+    let peer = req.extensions().get::<PeerCertificate>().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unauthorized,
+            "this API requires a client certificate (mutual TLS)",
+        )
+    })?;
+    let (cert, authority) = store
+        .certificate_in_force(&peer.0, gpki_pki::time::now())
+        .await?;
+    Ok(Caller { cert, authority })
+}
+
+/// Audits refusals. A refusal of a known caller is recorded every time. A
+/// refusal of an unknown one (no certificate, a handshake that failed) is
+/// recorded at most once a second, with the number of such refusals since the
+/// last record, so a flood of anonymous connections cannot flood the audit log.
+#[derive(Clone)]
+pub struct Refusals {
+    store: Store,
+    service: &'static str,
+    anonymous: Arc<Mutex<(Option<Instant>, u64)>>,
+}
+
+impl Refusals {
+    pub fn new(store: Store, service: &'static str) -> Refusals {
+        Refusals {
+            store,
+            service,
+            anonymous: Arc::new(Mutex::new((None, 0))),
+        }
+    }
+
+    /// Records that `actor` was refused `what` because of `e`.
+    pub async fn record(&self, actor: &str, what: &str, e: &Error) {
+        let event = AuditEvent::new(
+            actor,
+            &format!("{}.refuse", self.service),
+            what.to_string(),
+            serde_json::json!({ "kind": e.kind, "detail": e.detail }),
+        );
+        if let Err(err) = self.store.audit(&event).await {
+            tracing::error!(error = %err, "cannot audit a refusal");
+        }
+    }
+
+    /// Records a refusal of a caller who could not be identified; `why` names it.
+    pub async fn record_anonymous(&self, from: &str, why: &str) {
+        let count = {
+            let mut g = self.anonymous.lock().expect("refusal counter");
+            g.1 += 1;
+            match g.0 {
+                Some(t) if t.elapsed() < Duration::from_secs(1) => return,
+                _ => {
+                    g.0 = Some(Instant::now());
+                    std::mem::take(&mut g.1)
+                }
+            }
+        };
+        let event = AuditEvent::new(
+            "unauthenticated",
+            &format!("{}.refuse", self.service),
+            from.to_string(),
+            serde_json::json!({ "kind": ErrorKind::Unauthorized, "detail": why, "refusals": count }),
+        );
+        if let Err(err) = self.store.audit(&event).await {
+            tracing::error!(error = %err, "cannot audit a refusal");
+        }
+    }
+
+    /// A handshake callback for [`ServerTls::acceptor`].
+    pub fn on_handshake(&self, metrics: ApiMetrics) -> tls::OnRefused {
+        let me = self.clone();
+        Arc::new(move |addr: SocketAddr, why: &str| {
+            metrics.refused("handshake");
+            tracing::info!(peer = %addr, error = why, "TLS handshake refused");
+            let me = me.clone();
+            let why = format!("TLS handshake: {why}");
+            tokio::spawn(async move { me.record_anonymous(&addr.ip().to_string(), &why).await });
+        })
+    }
+}
+
+/// Requests by route and status, their duration, and refusals by cause.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    refusals: IntCounterVec,
+}
+
+impl ApiMetrics {
+    /// Metrics named `gpki_{service}_…`.
+    pub fn new(service: &str) -> ApiMetrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                format!("gpki_{service}_requests_total"),
+                "API requests by route and HTTP status",
+            ),
+            &["route", "status"],
+        )
+        .expect("metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                format!("gpki_{service}_request_duration_seconds"),
+                "Time to answer an API request, by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+            ]),
+            &["route"],
+        )
+        .expect("metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                format!("gpki_{service}_refusals_total"),
+                "Callers refused, by cause",
+            ),
+            &["cause"],
+        )
+        .expect("metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(refusals.clone()),
+        ] {
+            registry.register(m).expect("metric registration");
+        }
+        ApiMetrics {
+            registry,
+            requests,
+            duration,
+            refusals,
+        }
+    }
+
+    pub fn observe(&self, route: &str, status: u16, started: Instant) {
+        self.requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        self.duration
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    pub fn refused(&self, cause: &str) {
+        self.refusals.with_label_values(&[cause]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("metrics encoding");
+        String::from_utf8(out).expect("metrics are UTF-8")
+    }
+}
