@@ -8,6 +8,8 @@
 
 mod audit;
 mod certificates;
+mod peers;
+mod ra;
 pub mod standing;
 mod status;
 mod tsa;
@@ -24,6 +26,10 @@ pub use audit::{AuditEvent, AuditProblem, AuditReport};
 pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,
+};
+pub use ra::{
+    IdentityRecord, NewRa, NewRequest, OperatorRecord, RaRecord, RaRequest, ServiceClient,
+    Transition,
 };
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};

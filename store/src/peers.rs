@@ -1,0 +1,77 @@
+//! Who a TLS client is: the certificate it presented, looked up in the store.
+//! The services ask this on every request, so a certificate revoked a moment ago
+//! is refused on the next request, not when the next CRL is published.
+
+use der::Encode;
+use gpki_pki::{Error, ErrorKind, Result};
+
+use crate::{standing, AuthorityRecord, CertStatus, CertificateRecord, Store};
+
+fn refused(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthorized, detail)
+}
+
+impl Store {
+    /// The store's row for `der`, when that exact certificate was issued by a CA
+    /// of the store and it, and every CA certificate above it, is in force at
+    /// `now`. Anything else is refused as `Unauthorized`, naming why.
+    pub async fn certificate_in_force(
+        &self,
+        der: &[u8],
+        now: i64,
+    ) -> Result<(CertificateRecord, AuthorityRecord)> {
+        let cert = gpki_pki::cert::decode(der)
+            .map_err(|e| refused(format!("client certificate does not parse: {}", e.detail)))?;
+        let issuer_name = cert.tbs_certificate.issuer.to_der()?;
+        let serial = gpki_pki::serial::SerialNumber::from_bytes(
+            cert.tbs_certificate.serial_number.as_bytes(),
+        )
+        .map_err(|e| refused(format!("client certificate: {}", e.detail)))?
+        .to_hex();
+        let serial = serial.as_str();
+        let mut found = None;
+        for a in self.authorities().await? {
+            let Some(ca_der) = &a.cert_der else { continue };
+            let ca = gpki_pki::cert::decode(ca_der)?;
+            if ca.tbs_certificate.subject.to_der()? != issuer_name {
+                continue;
+            }
+            if let Some(row) = self.certificate(a.id, serial).await? {
+                found = Some((row, a));
+                break;
+            }
+        }
+        let (row, authority) = found.ok_or_else(|| {
+            refused(format!(
+                "client certificate {serial} was not issued by a CA of this store"
+            ))
+        })?;
+        if row.der.as_deref() != Some(der) {
+            return Err(refused(format!(
+                "client certificate {serial} differs from the one the store issued"
+            )));
+        }
+        match row.status {
+            CertStatus::Issued => {}
+            s => {
+                return Err(refused(format!(
+                    "client certificate {serial} of CA `{}` is {s}",
+                    authority.name
+                )))
+            }
+        }
+        if now < row.not_before || now > row.not_after {
+            return Err(refused(format!(
+                "client certificate {serial} is outside its validity"
+            )));
+        }
+        let standing = standing(self, &authority, now).await?;
+        if standing != crate::Standing::Active {
+            return Err(refused(format!(
+                "the CA of client certificate {serial} is not in force ({})",
+                standing.label()
+            )));
+        }
+        Ok((row, authority))
+    }
+}

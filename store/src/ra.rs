@@ -1,0 +1,676 @@
+//! Registration authorities, their operators and requests, and the clients of the
+//! CA service. Every change goes in with its audit record, in one transaction;
+//! every state move is a compare-and-set on the row's status, so two operators
+//! deciding the same request at once cannot both win.
+
+use gpki_pki::{Error, ErrorKind, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::append;
+use crate::{db_err, AuditEvent, Store};
+
+/// A registration authority.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RaRecord {
+    pub id: i64,
+    pub name: String,
+    /// The CA it asks for certificates.
+    pub ca_name: String,
+    /// RFC 4514 DNs; a subject must fall under one of them.
+    pub subtrees: Vec<String>,
+    /// Profiles it may ask for.
+    pub profiles: Vec<String>,
+    /// Profiles whose requests need a second operator's approval.
+    pub dual_control: Vec<String>,
+    /// Renewal is allowed this many days before expiry, not earlier.
+    pub renew_window_days: i64,
+    /// The service client (role `ra`) that acts for it at the CA.
+    pub host: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub created_at: i64,
+}
+
+/// An RA to create.
+#[derive(Debug, Clone)]
+pub struct NewRa {
+    pub name: String,
+    pub ca_name: String,
+    pub subtrees: Vec<String>,
+    pub profiles: Vec<String>,
+    pub dual_control: Vec<String>,
+    pub renew_window_days: i64,
+    pub host: String,
+}
+
+/// A certificate the CA service accepts from a client, and its role.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceClient {
+    pub id: i64,
+    pub name: String,
+    /// `ra`, `ocsp` or `tsa`.
+    pub role: String,
+    pub cert_id: i64,
+    pub created_at: i64,
+}
+
+/// An RA operator, known by the certificate it logs in with.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperatorRecord {
+    pub id: i64,
+    pub ra_id: i64,
+    pub name: String,
+    pub cert_id: i64,
+    /// May enrol, suspend and remove the RA's operators.
+    pub admin: bool,
+    /// `active`, `suspended` or `removed`.
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// How an official's identity was verified before approval.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// `face-to-face` or `contact-free`.
+    pub method: String,
+    /// The document seen: kind and number, as the RA's procedure records it.
+    pub document: String,
+    pub operator_id: i64,
+    pub verified_at: i64,
+}
+
+/// A request to an RA.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RaRequest {
+    pub id: i64,
+    pub ra_id: i64,
+    pub idempotency_key: String,
+    #[serde(skip)]
+    pub body_sha256: String,
+    /// `issue`, `renew` or `revoke`.
+    pub kind: String,
+    pub profile: Option<String>,
+    pub subject: Option<String>,
+    #[serde(skip)]
+    pub csr: Option<Vec<u8>>,
+    pub sans: Vec<String>,
+    pub target_cert_id: Option<i64>,
+    pub reason: Option<i64>,
+    /// `submitted`, `approved`, `issued`, `revoked`, `rejected` or `failed`.
+    pub status: String,
+    /// The operator who submitted it; none for a holder's own revocation.
+    pub submitted_by: Option<i64>,
+    pub approved_by: Option<i64>,
+    pub decided_by: Option<i64>,
+    pub note: Option<String>,
+    pub cert_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub identity: Option<IdentityRecord>,
+}
+
+/// A request to record.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub ra_id: i64,
+    pub idempotency_key: String,
+    pub body_sha256: String,
+    pub kind: String,
+    pub profile: Option<String>,
+    pub subject: Option<String>,
+    pub csr: Option<Vec<u8>>,
+    pub sans: Vec<String>,
+    pub target_cert_id: Option<i64>,
+    pub reason: Option<i64>,
+    pub submitted_by: Option<i64>,
+}
+
+/// A move of a request from one status to another, with what it sets.
+#[derive(Debug, Clone, Default)]
+pub struct Transition<'a> {
+    pub from: &'a [&'a str],
+    pub to: &'a str,
+    pub approved_by: Option<i64>,
+    pub decided_by: Option<i64>,
+    pub note: Option<String>,
+    pub cert_id: Option<i64>,
+}
+
+fn list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("JSON of strings")
+}
+
+fn unlist(row: &AnyRow, col: &str) -> Result<Vec<String>> {
+    let text: String = row.try_get(col).map_err(db_err)?;
+    serde_json::from_str(&text).map_err(|e| Error::internal(format!("store: {col}: {e}")))
+}
+
+const RA_COLUMNS: &str = "id, name, ca_name, subtrees, profiles, dual_control, renew_window_days, host, status, created_at";
+
+fn ra_from_row(row: &AnyRow) -> Result<RaRecord> {
+    Ok(RaRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        name: row.try_get("name").map_err(db_err)?,
+        ca_name: row.try_get("ca_name").map_err(db_err)?,
+        subtrees: unlist(row, "subtrees")?,
+        profiles: unlist(row, "profiles")?,
+        dual_control: unlist(row, "dual_control")?,
+        renew_window_days: row.try_get("renew_window_days").map_err(db_err)?,
+        host: row.try_get("host").map_err(db_err)?,
+        status: row.try_get("status").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+const OPERATOR_COLUMNS: &str = "id, ra_id, name, cert_id, admin, status, created_at, updated_at";
+
+fn operator_from_row(row: &AnyRow) -> Result<OperatorRecord> {
+    Ok(OperatorRecord {
+        id: row.try_get("id").map_err(db_err)?,
+        ra_id: row.try_get("ra_id").map_err(db_err)?,
+        name: row.try_get("name").map_err(db_err)?,
+        cert_id: row.try_get("cert_id").map_err(db_err)?,
+        admin: row.try_get::<i64, _>("admin").map_err(db_err)? != 0,
+        status: row.try_get("status").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+const REQUEST_COLUMNS: &str = "r.id, r.ra_id, r.idempotency_key, r.body_sha256, r.kind, r.profile, \
+     r.subject, r.csr, r.sans, r.target_cert_id, r.reason, r.status, r.submitted_by, r.approved_by, \
+     r.decided_by, r.note, r.cert_id, r.created_at, r.updated_at, \
+     v.method, v.document, v.operator_id, v.verified_at";
+
+const REQUEST_FROM: &str =
+    "ra_requests r LEFT JOIN identity_verifications v ON v.request_id = r.id";
+
+fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
+    let method: Option<String> = row.try_get("method").map_err(db_err)?;
+    let identity = match method {
+        Some(method) => Some(IdentityRecord {
+            method,
+            document: row.try_get("document").map_err(db_err)?,
+            operator_id: row.try_get("operator_id").map_err(db_err)?,
+            verified_at: row.try_get("verified_at").map_err(db_err)?,
+        }),
+        None => None,
+    };
+    Ok(RaRequest {
+        id: row.try_get("id").map_err(db_err)?,
+        ra_id: row.try_get("ra_id").map_err(db_err)?,
+        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
+        body_sha256: row.try_get("body_sha256").map_err(db_err)?,
+        kind: row.try_get("kind").map_err(db_err)?,
+        profile: row.try_get("profile").map_err(db_err)?,
+        subject: row.try_get("subject").map_err(db_err)?,
+        csr: row.try_get("csr").map_err(db_err)?,
+        sans: unlist(row, "sans")?,
+        target_cert_id: row.try_get("target_cert_id").map_err(db_err)?,
+        reason: row.try_get("reason").map_err(db_err)?,
+        status: row.try_get("status").map_err(db_err)?,
+        submitted_by: row.try_get("submitted_by").map_err(db_err)?,
+        approved_by: row.try_get("approved_by").map_err(db_err)?,
+        decided_by: row.try_get("decided_by").map_err(db_err)?,
+        note: row.try_get("note").map_err(db_err)?,
+        cert_id: row.try_get("cert_id").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+        identity,
+    })
+}
+
+impl Store {
+    /// Creates an RA.
+    pub async fn create_ra(&self, new: &NewRa, audit: &AuditEvent) -> Result<RaRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "INSERT INTO ras (name, ca_name, subtrees, profiles, dual_control, renew_window_days, host, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8) RETURNING id",
+        )
+        .bind(&new.name)
+        .bind(&new.ca_name)
+        .bind(list(&new.subtrees))
+        .bind(list(&new.profiles))
+        .bind(list(&new.dual_control))
+        .bind(new.renew_window_days)
+        .bind(&new.host)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match db_err(e) {
+            e if e.kind == ErrorKind::AlreadyExists => Error::new(
+                ErrorKind::AlreadyExists,
+                format!("an RA named `{}` exists already", new.name),
+            ),
+            e => e,
+        })?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.ra(id).await
+    }
+
+    pub async fn ra(&self, id: i64) -> Result<RaRecord> {
+        let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(ra_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no RA with id {id}")))
+    }
+
+    pub async fn ra_by_name(&self, name: &str) -> Result<RaRecord> {
+        let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE name = $1");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(ra_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no RA named `{name}`")))
+    }
+
+    pub async fn ras(&self) -> Result<Vec<RaRecord>> {
+        let sql = format!("SELECT {RA_COLUMNS} FROM ras ORDER BY name");
+        let rows = sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(ra_from_row).collect()
+    }
+
+    /// Suspends or reactivates an RA.
+    pub async fn set_ra_status(&self, id: i64, status: &str, audit: &AuditEvent) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        sqlx::query("UPDATE ras SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Registers certificate `cert_id` as a client of the CA service in `role`.
+    pub async fn add_service_client(
+        &self,
+        name: &str,
+        role: &str,
+        cert_id: i64,
+        audit: &AuditEvent,
+    ) -> Result<ServiceClient> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "INSERT INTO service_clients (name, role, cert_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(cert_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ServiceClient {
+            id,
+            name: name.to_string(),
+            role: role.to_string(),
+            cert_id,
+            created_at: now,
+        })
+    }
+
+    /// The service client registered for certificate `cert_id`, if any.
+    pub async fn service_client_by_cert(&self, cert_id: i64) -> Result<Option<ServiceClient>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, cert_id, created_at FROM service_clients WHERE cert_id = $1",
+        )
+        .bind(cert_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok(ServiceClient {
+                id: r.try_get("id").map_err(db_err)?,
+                name: r.try_get("name").map_err(db_err)?,
+                role: r.try_get("role").map_err(db_err)?,
+                cert_id: r.try_get("cert_id").map_err(db_err)?,
+                created_at: r.try_get("created_at").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Enrols the holder of certificate `cert_id` as an operator of RA `ra_id`.
+    pub async fn add_operator(
+        &self,
+        ra_id: i64,
+        name: &str,
+        cert_id: i64,
+        admin: bool,
+        audit: &AuditEvent,
+    ) -> Result<OperatorRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "INSERT INTO ra_operators (ra_id, name, cert_id, admin, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING id",
+        )
+        .bind(ra_id)
+        .bind(name)
+        .bind(cert_id)
+        .bind(admin as i64)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match db_err(e) {
+            e if e.kind == ErrorKind::AlreadyExists => Error::new(
+                ErrorKind::AlreadyExists,
+                "that certificate belongs to an operator already",
+            ),
+            e => e,
+        })?;
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.operator(id).await
+    }
+
+    pub async fn operator(&self, id: i64) -> Result<OperatorRecord> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(operator_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no operator with id {id}")))
+    }
+
+    /// The operator who logs in with certificate `cert_id`, if any.
+    pub async fn operator_by_cert(&self, cert_id: i64) -> Result<Option<OperatorRecord>> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE cert_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(cert_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(operator_from_row).transpose()
+    }
+
+    pub async fn operators(&self, ra_id: i64) -> Result<Vec<OperatorRecord>> {
+        let sql =
+            format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE ra_id = $1 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(ra_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(operator_from_row).collect()
+    }
+
+    /// Sets an operator's status (`active`, `suspended`, `removed`). A removed
+    /// operator stays removed.
+    pub async fn set_operator_status(
+        &self,
+        id: i64,
+        status: &str,
+        audit: &AuditEvent,
+    ) -> Result<OperatorRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE ra_operators SET status = $1, updated_at = $2 WHERE id = $3 AND status <> 'removed'",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != 1 {
+            return Err(Error::conflict(format!(
+                "operator {id} does not exist or was removed"
+            )));
+        }
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.operator(id).await
+    }
+
+    /// Records a request, with the identity verification when one is given.
+    /// Returns the request and whether it is new: a replay of the same key and
+    /// body returns the first request; the same key with another body is refused.
+    pub async fn submit_request(
+        &self,
+        new: &NewRequest,
+        identity: Option<&IdentityRecord>,
+        audit: &AuditEvent,
+    ) -> Result<(RaRequest, bool)> {
+        if let Some(existing) = self.request_by_key(new.ra_id, &new.idempotency_key).await? {
+            return replay(existing, new);
+        }
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
+             target_cert_id, reason, status, submitted_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'submitted', $11, $12, $12) RETURNING id",
+        )
+        .bind(new.ra_id)
+        .bind(&new.idempotency_key)
+        .bind(&new.body_sha256)
+        .bind(&new.kind)
+        .bind(&new.profile)
+        .bind(&new.subject)
+        .bind(&new.csr)
+        .bind(list(&new.sans))
+        .bind(new.target_cert_id)
+        .bind(new.reason)
+        .bind(new.submitted_by)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(r) => r,
+            Err(e) => {
+                let e = db_err(e);
+                drop(tx);
+                // A concurrent replay won the race: answer as it would have.
+                if e.kind == ErrorKind::AlreadyExists {
+                    if let Some(existing) =
+                        self.request_by_key(new.ra_id, &new.idempotency_key).await?
+                    {
+                        return replay(existing, new);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        if let Some(v) = identity {
+            insert_identity(&mut tx, id, v).await?;
+        }
+        let mut audit = audit.clone();
+        audit.target = format!("ra-request:{id}");
+        append(&mut tx, &audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((self.request(id).await?, true))
+    }
+
+    /// Adds the identity verification of a request not yet decided.
+    pub async fn verify_identity(
+        &self,
+        request_id: i64,
+        identity: &IdentityRecord,
+        audit: &AuditEvent,
+    ) -> Result<RaRequest> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let open = sqlx::query("SELECT status FROM ra_requests WHERE id = $1")
+            .bind(request_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        match open {
+            None => return Err(Error::not_found(format!("no request {request_id}"))),
+            Some(r) => {
+                let status: String = r.try_get("status").map_err(db_err)?;
+                if status != "submitted" {
+                    return Err(Error::conflict(format!(
+                        "request {request_id} is {status}; identity is verified before a decision"
+                    )));
+                }
+            }
+        }
+        insert_identity(&mut tx, request_id, identity)
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::AlreadyExists => Error::conflict(format!(
+                    "request {request_id} has its identity verification already"
+                )),
+                _ => e,
+            })?;
+        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.request(request_id).await
+    }
+
+    pub async fn request(&self, id: i64) -> Result<RaRequest> {
+        let sql = format!("SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(request_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no request {id}")))
+    }
+
+    pub async fn request_by_key(&self, ra_id: i64, key: &str) -> Result<Option<RaRequest>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.ra_id = $1 AND r.idempotency_key = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ra_id)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// Requests of RA `ra_id`, newest first, optionally of one status.
+    pub async fn requests(
+        &self,
+        ra_id: i64,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RaRequest>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.ra_id = $1 AND ($2 = '' OR r.status = $2) \
+             ORDER BY r.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(ra_id)
+            .bind(status.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// Moves request `id` from one of `t.from` to `t.to`, or refuses with its
+    /// current status when another decision came first.
+    pub async fn transition(
+        &self,
+        id: i64,
+        t: &Transition<'_>,
+        audit: &AuditEvent,
+    ) -> Result<RaRequest> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let from: Vec<String> = t.from.iter().map(|s| format!("'{s}'")).collect();
+        debug_assert!(t
+            .from
+            .iter()
+            .all(|s| s.chars().all(|c| c.is_ascii_lowercase())));
+        let sql = format!(
+            "UPDATE ra_requests SET status = $1, updated_at = $2, \
+             approved_by = COALESCE($3, approved_by), decided_by = COALESCE($4, decided_by), \
+             note = COALESCE($5, note), cert_id = COALESCE($6, cert_id) \
+             WHERE id = $7 AND status IN ({})",
+            from.join(", ")
+        );
+        let done = sqlx::query(&sql)
+            .bind(t.to)
+            .bind(now)
+            .bind(t.approved_by)
+            .bind(t.decided_by)
+            .bind(&t.note)
+            .bind(t.cert_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() != 1 {
+            drop(tx);
+            let current = self.request(id).await?;
+            return Err(Error::conflict(format!(
+                "request {id} is {}; it cannot become {}",
+                current.status, t.to
+            )));
+        }
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.request(id).await
+    }
+}
+
+fn replay(existing: RaRequest, new: &NewRequest) -> Result<(RaRequest, bool)> {
+    if existing.body_sha256 != new.body_sha256 {
+        return Err(Error::conflict(format!(
+            "idempotency key `{}` was used for a different request ({})",
+            new.idempotency_key, existing.id
+        )));
+    }
+    Ok((existing, false))
+}
+
+async fn insert_identity(
+    conn: &mut sqlx::AnyConnection,
+    request_id: i64,
+    v: &IdentityRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO identity_verifications (request_id, method, document, operator_id, verified_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(request_id)
+    .bind(&v.method)
+    .bind(&v.document)
+    .bind(v.operator_id)
+    .bind(v.verified_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
