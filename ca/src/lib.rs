@@ -17,6 +17,7 @@
 pub mod anchor;
 pub mod batch;
 mod delegated;
+pub mod service;
 
 pub use delegated::DelegatedSigner;
 pub use gpki_store::standing::{self, standing, Standing};
@@ -99,14 +100,16 @@ pub struct IssueRequest {
     pub renewed_from: Option<i64>,
 }
 
-/// The CA service: the store, the profiles and the key directory.
+/// The CA service: the store, the profiles and the key directory. Cheap to
+/// clone; clones share the key cache.
+#[derive(Clone)]
 pub struct Ca {
     store: Store,
-    profiles: Profiles,
+    profiles: Arc<Profiles>,
     key_dir: PathBuf,
-    passphrase: Passphrase,
+    passphrase: Arc<Passphrase>,
     actor: String,
-    keys: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    keys: Arc<Mutex<HashMap<String, Arc<SoftwareKey>>>>,
 }
 
 /// An issuing CA, ready to sign.
@@ -127,11 +130,20 @@ impl Ca {
     ) -> Ca {
         Ca {
             store,
-            profiles,
+            profiles: Arc::new(profiles),
             key_dir,
-            passphrase,
+            passphrase: Arc::new(passphrase),
             actor,
-            keys: Mutex::new(HashMap::new()),
+            keys: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// This CA, with `actor` named in the audit records of what it does (the CA
+    /// service acts for a different RA on each request).
+    pub fn acting_as(&self, actor: impl Into<String>) -> Ca {
+        Ca {
+            actor: actor.into(),
+            ..self.clone()
         }
     }
 
@@ -376,6 +388,7 @@ impl Ca {
         serial: &str,
         new_key: Option<KeySource>,
         revoke_old: bool,
+        request_key: Option<String>,
     ) -> Result<Issued> {
         let serial = serial.parse::<SerialNumber>()?.to_hex();
         let authority = self.store.authority_by_name(ca).await?;
@@ -419,7 +432,7 @@ impl Ca {
             key,
             sans,
             validity_days: None,
-            request_key: None,
+            request_key,
             renewed_from: Some(old.id),
         };
         let issued = self.issue(&req).await?;

@@ -43,6 +43,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../policies/ra-operator.toml"),
     ),
     (
+        "service-client.toml",
+        include_str!("../../policies/service-client.toml"),
+    ),
+    (
         "credential-signer.toml",
         include_str!("../../policies/credential-signer.toml"),
     ),
@@ -153,6 +157,10 @@ pub struct ProfileSpec {
     /// Extra lint sets beyond the RFC 5280 ones (`cabf-serverauth`).
     #[serde(default)]
     pub lints: Vec<String>,
+    /// An RA approves a request for this profile only with an
+    /// identity-verification record (face-to-face or contact-free).
+    #[serde(default)]
+    pub requires_identity_verification: bool,
 }
 
 fn yes() -> bool {

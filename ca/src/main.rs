@@ -1,0 +1,54 @@
+//! `gpki-ca serve --config ca.toml`: the online CA service, the one process that
+//! opens the subordinate CA keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gpki-ca",
+    version,
+    about = "gpki CA service (mutual TLS API for RA services and delegated signers)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the CA API until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, short, default_value = "ca.toml")]
+        config: PathBuf,
+        /// Override the config's listen address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gpki_service::init_logging();
+    let Command::Serve { config, listen } = cli.command;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async {
+            let mut c = gpki_ca::service::Config::load(&config)?;
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            gpki_ca::service::serve(c).await
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gpki-ca: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The online CA service (`gpki-ca serve`): holds the subordinate CA keys and
+//! signs for authorised RA services over mutual TLS. See docs/api/ca.md.
+//!
+//! Each request is authorised from the store, not from the TLS layer alone: the
+//! client certificate must be in force now, registered as a service client of the
+//! right role, and (for an RA) the host of the RA it names. The RA is not trusted
+//! to apply anything: the scope (CA, profiles, subject subtrees) is checked here,
+//! and the CA plans, lints and signs as for any issuance.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gpki_pki::crl::RevocationReason;
+use gpki_pki::profile::Profiles;
+use gpki_pki::{Error, ErrorKind, Result};
+use gpki_service::api::{error_reply, json_reply, parse};
+use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
+use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, ServerTls};
+use gpki_service::{plain, Body, HttpLimits};
+use gpki_store::{CertStatus, CertificateRecord, RaRecord, Store};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+
+use crate::{Ca, IssueRequest, Issued, KeySource};
+
+/// `ca.toml`. Relative paths are relative to the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the CA keys are (`NAME.key.pem`).
+    pub key_dir: PathBuf,
+    /// The CA keys' passphrase (else `GPKI_KEY_PASS`).
+    pub key_pass_file: Option<PathBuf>,
+    /// Profiles from this directory instead of the built-in ones.
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    pub tls: ServerTls,
+    #[serde(default)]
+    pub http: HttpLimits,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn default_max_request_bytes() -> usize {
+    64 * 1024
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::not_found(format!("cannot read {}: {e}", path.display())))?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.key_dir = base.join(&c.key_dir);
+        if let Some(p) = &mut c.key_pass_file {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = &mut c.policies {
+            *p = base.join(&*p);
+        }
+        c.tls.resolve(base);
+        c.http.check()?;
+        Ok(c)
+    }
+}
+
+/// The running service's state.
+pub struct State {
+    ca: Ca,
+    store: Store,
+    config: Config,
+    metrics: ApiMetrics,
+    refusals: Refusals,
+}
+
+/// A running CA service.
+pub struct Running {
+    addr: std::net::SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the store and the CA keys' passphrase, and starts serving.
+pub async fn start(config: Config) -> Result<Running> {
+    let store = Store::open(&config.store).await?;
+    let profiles = match &config.policies {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::builtin()?,
+    };
+    let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the CA keys")?;
+    let ca = Ca::new(
+        store.clone(),
+        profiles,
+        config.key_dir.clone(),
+        pass,
+        "gpki-ca".into(),
+    );
+    ca.record_profiles().await?;
+    let metrics = ApiMetrics::new("ca");
+    let refusals = Refusals::new(store.clone(), "ca");
+    let acceptor = config
+        .tls
+        .acceptor(refusals.on_handshake(metrics.clone()))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}: {e}", config.listen),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let limits = config.http;
+    let state = Arc::new(State {
+        ca,
+        store,
+        config,
+        metrics,
+        refusals,
+    });
+    let (shutdown, watch) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(gpki_service::serve_https(
+        listener,
+        limits,
+        watch,
+        acceptor,
+        move |req| {
+            let state = state.clone();
+            async move { handle(&state, req).await }
+        },
+    ));
+    tracing::info!(%addr, "CA service listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.
+pub async fn serve(config: Config) -> Result<()> {
+    let running = start(config).await?;
+    gpki_service::wait_for_signal().await;
+    tracing::info!("CA service stopping");
+    running.stop().await;
+    Ok(())
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let route = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => "healthz",
+        (&Method::GET, "/metrics") => "metrics",
+        (&Method::POST, "/v1/certificates") => "issue",
+        (&Method::POST, "/v1/certificates/renew") => "renew",
+        (&Method::POST, "/v1/certificates/revoke") => "revoke",
+        _ => "other",
+    };
+    let reply = match route {
+        "healthz" => healthz(state).await,
+        "metrics" => {
+            let mut r = plain(StatusCode::OK, &state.metrics.render());
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        "other" => error_reply(&Error::not_found(format!(
+            "no route {} {}",
+            req.method(),
+            req.uri().path()
+        ))),
+        _ => api(state, route, req).await,
+    };
+    state
+        .metrics
+        .observe(route, reply.status().as_u16(), started);
+    reply
+}
+
+async fn healthz(state: &State) -> Response<Body> {
+    match gpki_store::ping(&state.store).await {
+        Ok(()) => json_reply(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ok", "store": state.store.display_url() }),
+        ),
+        Err(e) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "unavailable", "detail": e.detail }),
+        ),
+    }
+}
+
+/// An authenticated API call: who is calling, the body, then the route.
+async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Body> {
+    let from = req.uri().path().to_string();
+    let who = match caller(&state.store, &req).await {
+        Ok(c) => c,
+        Err(e) => {
+            state.metrics.refused("unauthenticated");
+            match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
+                None => state.refusals.record_anonymous(&from, &e.detail).await,
+                Some(_) => state.refusals.record("unknown-client", &from, &e).await,
+            }
+            return error_reply(&e);
+        }
+    };
+    let body = match gpki_service::read_body(
+        req,
+        state.config.max_request_bytes,
+        Duration::from_millis(state.config.http.body_timeout_ms),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let result = match route {
+        "issue" => issue(state, &who, &body).await,
+        "renew" => renew(state, &who, &body).await,
+        "revoke" => revoke(state, &who, &body).await,
+        _ => unreachable!("routed above"),
+    };
+    match result {
+        Ok((status, reply)) => json_reply(status, &reply),
+        Err(e) => {
+            if matches!(e.kind, ErrorKind::Unauthorized) {
+                state.metrics.refused("scope");
+                state
+                    .refusals
+                    .record(&format!("client:{}", who.label()), route, &e)
+                    .await;
+            }
+            error_reply(&e)
+        }
+    }
+}
+
+fn unauthorized(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthorized, detail)
+}
+
+/// The RA `ra` when the caller is the RA service registered to act for it.
+async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord> {
+    let client = state
+        .store
+        .service_client_by_cert(who.cert.id)
+        .await?
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "certificate {} is not registered as a client of the CA service",
+                who.label()
+            ))
+        })?;
+    if client.role != "ra" {
+        return Err(unauthorized(format!(
+            "client `{}` has role {}; only RA services ask for certificates",
+            client.name, client.role
+        )));
+    }
+    let record = match state.store.ra_by_name(ra).await {
+        Ok(r) => r,
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(unauthorized(format!("no RA named `{ra}`")))
+        }
+        Err(e) => return Err(e),
+    };
+    if record.host != client.name {
+        return Err(unauthorized(format!(
+            "RA `{ra}` is not hosted by client `{}`",
+            client.name
+        )));
+    }
+    if record.status != "active" {
+        return Err(unauthorized(format!("RA `{ra}` is {}", record.status)));
+    }
+    Ok(record)
+}
+
+fn request_key(ra: &RaRecord, request_id: &str) -> Result<String> {
+    if request_id.is_empty()
+        || request_id.len() > 128
+        || !request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        return Err(Error::malformed(
+            "request_id must be 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+        ));
+    }
+    Ok(format!("ra:{}:{request_id}", ra.name))
+}
+
+async fn reply_for(
+    ca: &Ca,
+    ca_name: &str,
+    record: &CertificateRecord,
+    der: Option<&[u8]>,
+    replayed: bool,
+) -> Result<CertificateReply> {
+    let chain = ca
+        .chain(ca_name)
+        .await?
+        .iter()
+        .take_while(|c| {
+            gpki_pki::cert::decode(c)
+                .map(|c| c.tbs_certificate.issuer != c.tbs_certificate.subject)
+                .unwrap_or(false)
+        })
+        .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
+        .collect();
+    Ok(CertificateReply {
+        ca: ca_name.to_string(),
+        serial: record.serial.clone(),
+        profile: record.profile.clone(),
+        subject: record.subject.clone(),
+        status: record.status.to_string(),
+        not_before: record.not_before,
+        not_after: record.not_after,
+        certificate: der.map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
+        chain,
+        replayed,
+    })
+}
+
+/// The certificate an earlier call with `key` made, when there is one: a
+/// replay is answered with it, never with a second certificate.
+async fn replayed(
+    state: &State,
+    ra: &RaRecord,
+    key: &str,
+) -> Result<Option<(StatusCode, CertificateReply)>> {
+    let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+    match state
+        .store
+        .certificate_by_request_key(issuer.id, key)
+        .await?
+    {
+        None => Ok(None),
+        Some(r) if r.status == CertStatus::Pending => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "request `{key}` is being signed (serial {}); ask again shortly",
+                r.serial
+            ),
+        )),
+        Some(r) => {
+            let der = r.der.clone();
+            Ok(Some((
+                StatusCode::OK,
+                reply_for(&state.ca, &ra.ca_name, &r, der.as_deref(), true).await?,
+            )))
+        }
+    }
+}
+
+async fn finish(
+    state: &State,
+    ra: &RaRecord,
+    key: &str,
+    result: Result<Issued>,
+) -> Result<(StatusCode, CertificateReply)> {
+    match result {
+        Ok(issued) => Ok((
+            StatusCode::CREATED,
+            reply_for(
+                &state.ca,
+                &ra.ca_name,
+                &issued.record,
+                Some(&issued.der),
+                false,
+            )
+            .await?,
+        )),
+        // A concurrent call with the same key recorded first.
+        Err(e) if e.kind == ErrorKind::AlreadyExists => match replayed(state, ra, key).await? {
+            Some(r) => Ok(r),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, CertificateReply)> {
+    let b: IssueBody = parse(body)?;
+    let ra = authorize_ra(state, who, &b.ra).await?;
+    check_scope(&ra, &b.profile, &b.subject)?;
+    let key = request_key(&ra, &b.request_id)?;
+    if let Some(r) = replayed(state, &ra, &key).await? {
+        return Ok(r);
+    }
+    let sans = b
+        .sans
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>>>()?;
+    let ca = state.ca.acting_as(format!("ra:{}", ra.name));
+    let result = ca
+        .issue(&IssueRequest {
+            ca: ra.ca_name.clone(),
+            profile: b.profile.clone(),
+            subject: Some(b.subject.clone()),
+            key: KeySource::Csr(b.csr.into_bytes()),
+            sans,
+            validity_days: b.validity_days,
+            request_key: Some(key.clone()),
+            renewed_from: None,
+        })
+        .await;
+    finish(state, &ra, &key, result).await
+}
+
+/// The RA's certificate `serial`, when it is in the RA's scope.
+async fn scoped_certificate(
+    state: &State,
+    ra: &RaRecord,
+    serial: &str,
+) -> Result<CertificateRecord> {
+    let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+    let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+    let old = state
+        .store
+        .certificate(issuer.id, &serial)
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no certificate with serial {serial} from CA `{}`",
+                ra.ca_name
+            ))
+        })?;
+    check_scope(ra, &old.profile, &old.subject)?;
+    Ok(old)
+}
+
+async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, CertificateReply)> {
+    let b: RenewBody = parse(body)?;
+    let ra = authorize_ra(state, who, &b.ra).await?;
+    let key = request_key(&ra, &b.request_id)?;
+    if let Some(r) = replayed(state, &ra, &key).await? {
+        return Ok(r);
+    }
+    let old = scoped_certificate(state, &ra, &b.serial).await?;
+    let ca = state.ca.acting_as(format!("ra:{}", ra.name));
+    let result = ca
+        .renew(
+            &ra.ca_name,
+            &old.serial,
+            b.csr.map(|c| KeySource::Csr(c.into_bytes())),
+            false,
+            Some(key.clone()),
+        )
+        .await;
+    finish(state, &ra, &key, result).await
+}
+
+async fn revoke(
+    state: &State,
+    who: &Caller,
+    body: &[u8],
+) -> Result<(StatusCode, CertificateReply)> {
+    let b: RevokeBody = parse(body)?;
+    let ra = authorize_ra(state, who, &b.ra).await?;
+    let reason: RevocationReason = b.reason.parse()?;
+    let old = scoped_certificate(state, &ra, &b.serial).await?;
+    let ca = state.ca.acting_as(format!("ra:{}", ra.name));
+    let record = ca
+        .revoke(&ra.ca_name, &old.serial, reason, b.invalidity_date)
+        .await?;
+    let der = record.der.clone();
+    Ok((
+        StatusCode::OK,
+        reply_for(&state.ca, &ra.ca_name, &record, der.as_deref(), false).await?,
+    ))
+}
