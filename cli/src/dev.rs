@@ -23,6 +23,7 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("ocsp-signer", KeyType::EcP256, "CN=MOIS OCSP Responder, OU=GPKI, O=Government of Korea, C=KR", &[]),
     ("tsa", KeyType::EcP256, "CN=GPKI Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR", &[]),
     ("ra-operator", KeyType::EcP256, "CN=Kim Minji(007654321), OU=RA, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
+    ("service-client", KeyType::EcP256, "CN=dev-ra-host, OU=GPKI services, O=Government of Korea, C=KR", &[]),
     ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
 ];
 

@@ -3,6 +3,7 @@
 
 mod dev;
 mod ocsp;
+mod ra;
 mod ts;
 
 use std::io::IsTerminal;
@@ -93,6 +94,9 @@ enum Command {
     /// Timestamps: stamp a file, verify a token, look a token up
     #[command(subcommand)]
     Ts(ts::TsCmd),
+    /// Registration authorities: set-up, and the operators' workflow over mTLS
+    #[command(subcommand)]
+    Ra(ra::RaCmd),
     /// Local all-in-one deployment
     #[command(subcommand)]
     Dev(DevCmd),
@@ -839,6 +843,7 @@ async fn run(cli: Cli) -> Result<()> {
             });
         }
         Command::Ocsp(cmd) => ocsp::command(&g, cmd).await?,
+        Command::Ra(cmd) => ra::run(&g, cmd).await?,
         Command::Ts(cmd) => ts::command(&g, cmd).await?,
         Command::Dev(DevCmd::Up {
             no_serve,
@@ -1128,7 +1133,7 @@ async fn cert_command(g: &Global, cmd: CertCmd) -> Result<()> {
                 }
                 _ => (None, None),
             };
-            let issued = ca.renew(&ca_name, &serial, key, revoke_old).await?;
+            let issued = ca.renew(&ca_name, &serial, key, revoke_old, None).await?;
             finish_issue(
                 &ca,
                 &ca_name,

@@ -10,5 +10,6 @@ mod invariants;
 mod lifecycle;
 mod ocsp;
 mod oracles;
+mod ra;
 pub mod support;
 mod tsa;

@@ -11,6 +11,7 @@ const PROFILES: &[&str] = &[
     "ocsp-signer",
     "tsa",
     "ra-operator",
+    "service-client",
     "credential-signer",
 ];
 

@@ -603,6 +603,7 @@ pub const NSS_USAGES: &[(&str, &[&str])] = &[
     ("g-ssl", &["1"]),
     ("ocsp-signer", &["10"]),
     ("ra-operator", &["0"]),
+    ("service-client", &["0"]),
 ];
 
 /// A fresh NSS database under the env holding `root` as a trusted CA and `sub` as

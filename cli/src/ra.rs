@@ -1,0 +1,691 @@
+//! `gpki ra …`: registration authorities. The set-up verbs (`create`, `list`,
+//! `client add`, `operator add`) work on the store directly, as an administrator
+//! of the CA does; the operators' verbs (`submit`, `approve`, `reject`, …) talk to
+//! the RA service over mutual TLS with the operator's certificate and key.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use gpki_pki::{Error, ErrorKind, Result};
+use gpki_service::api::ApiClient;
+use gpki_service::mtls::ClientTls;
+use gpki_store::{AuditEvent, NewRa};
+use serde_json::{json, Value};
+
+use crate::{emit, read_file, Global};
+
+#[derive(Subcommand)]
+pub enum RaCmd {
+    /// Create an RA: its CA, the institutions it serves, the profiles it may ask for
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The CA it asks for certificates
+        #[arg(long)]
+        ca: String,
+        /// An RFC 4514 DN every subject must fall under (repeatable)
+        #[arg(long = "subtree", required = true)]
+        subtrees: Vec<String>,
+        /// Profiles it may ask for, comma-separated
+        #[arg(long, value_delimiter = ',', required = true)]
+        profiles: Vec<String>,
+        /// Profiles whose requests need a second operator's approval
+        #[arg(long, value_delimiter = ',')]
+        dual_control: Vec<String>,
+        /// Renewal opens this many days before expiry
+        #[arg(long, default_value_t = 30)]
+        renew_window_days: i64,
+        /// The RA service (its service-client name) that hosts it
+        #[arg(long)]
+        host: String,
+    },
+    /// The RAs in the store
+    List,
+    /// Clients of the CA service (RA services, delegated signers)
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// RA operators
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Submit a request for a certificate
+    Submit {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long)]
+        profile: String,
+        #[arg(long)]
+        subject: String,
+        /// PKCS#10 request (PEM)
+        #[arg(long)]
+        csr: PathBuf,
+        /// SAN entries (email:…, dns:…), repeatable
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        #[command(flatten)]
+        identity: IdentityArgs,
+        /// Write the certificate here when it is issued
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record how the official's identity was verified
+    VerifyIdentity {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        document: String,
+    },
+    /// Approve a submitted request (a second operator, under dual control)
+    Approve {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Reject a submitted request
+    Reject {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The RA's requests, newest first
+    Requests {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One request
+    Show {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+    },
+    /// Revoke a certificate of the RA's scope
+    Revoke {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
+    /// Renew a certificate inside the RA's renewal window
+    Renew {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long)]
+        serial: String,
+        /// A new key's PKCS#10 request; without it the key is kept
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    /// Register certificate SERIAL of CA as a client of the CA service in ROLE
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["ra", "ocsp", "tsa"])]
+        role: String,
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCmd {
+    /// Register an issued ra-operator certificate as an operator (store; bootstrap)
+    Add {
+        /// The RA's name
+        #[arg(long)]
+        ra: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Enrol an operator through the RA service (administrators)
+    Enrol {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The RA's operators
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Suspend an operator
+    Suspend {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+    },
+    /// Lift a suspension
+    Activate {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+    },
+    /// Remove an operator for good
+    Remove {
+        #[command(flatten)]
+        conn: Conn,
+        id: i64,
+    },
+}
+
+/// How an operator reaches the RA service. Unset values come from
+/// `~/.config/gpki/ra.toml` (the `ClientTls` fields: url, server_name, cert,
+/// key, key_pass_file, ca_file).
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// The RA service, https://HOST:PORT
+    #[arg(long = "ra", env = "GPKI_RA_URL")]
+    url: Option<String>,
+    /// The name on the RA service's certificate, when it is not the URL's host
+    #[arg(long, env = "GPKI_RA_SERVER_NAME")]
+    server_name: Option<String>,
+    /// The operator's certificate (PEM, then intermediates)
+    #[arg(long, env = "GPKI_RA_CERT")]
+    cert: Option<PathBuf>,
+    /// The operator's encrypted key
+    #[arg(long, env = "GPKI_RA_KEY")]
+    key: Option<PathBuf>,
+    /// File with the operator key's passphrase
+    #[arg(long, env = "GPKI_RA_KEY_PASS_FILE")]
+    operator_pass_file: Option<PathBuf>,
+    /// The root the RA service's certificate chains to
+    #[arg(long, env = "GPKI_RA_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct IdentityArgs {
+    /// face-to-face or contact-free
+    #[arg(long = "identity-method", requires = "identity_document")]
+    identity_method: Option<String>,
+    /// The document seen
+    #[arg(long = "identity-document", requires = "identity_method")]
+    identity_document: Option<String>,
+}
+
+impl IdentityArgs {
+    fn value(&self) -> Option<Value> {
+        match (&self.identity_method, &self.identity_document) {
+            (Some(m), Some(d)) => Some(json!({ "method": m, "document": d })),
+            _ => None,
+        }
+    }
+}
+
+impl Conn {
+    fn client(&self) -> Result<ApiClient> {
+        let saved = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".config/gpki/ra.toml"))
+            .filter(|p| p.exists())
+            .map(|p| -> Result<ClientTls> {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::not_found(format!("{}: {e}", p.display())))?;
+                let mut c: ClientTls = toml::from_str(&text)
+                    .map_err(|e| Error::malformed(format!("{}: {e}", p.display())))?;
+                c.resolve(p.parent().unwrap_or(std::path::Path::new(".")));
+                Ok(c)
+            })
+            .transpose()?;
+        let need = |v: Option<PathBuf>, from: Option<&PathBuf>, flag: &str| {
+            v.or_else(|| from.cloned()).ok_or_else(|| {
+                Error::malformed(format!(
+                    "{flag} is required (or set it in ~/.config/gpki/ra.toml)"
+                ))
+            })
+        };
+        let tls = ClientTls {
+            url: self
+                .url
+                .clone()
+                .or_else(|| saved.as_ref().map(|s| s.url.clone()))
+                .ok_or_else(|| {
+                    Error::malformed("--ra URL is required (or set url in ~/.config/gpki/ra.toml)")
+                })?,
+            server_name: self
+                .server_name
+                .clone()
+                .or_else(|| saved.as_ref().and_then(|s| s.server_name.clone())),
+            cert: need(self.cert.clone(), saved.as_ref().map(|s| &s.cert), "--cert")?,
+            key: need(self.key.clone(), saved.as_ref().map(|s| &s.key), "--key")?,
+            key_pass_file: self
+                .operator_pass_file
+                .clone()
+                .or_else(|| saved.as_ref().and_then(|s| s.key_pass_file.clone())),
+            ca_file: need(
+                self.ca_file.clone(),
+                saved.as_ref().map(|s| &s.ca_file),
+                "--ca-file",
+            )?,
+            timeout_secs: 60,
+        };
+        tls.client()
+    }
+}
+
+/// Writes the certificate of a request reply to `out`, when issued.
+fn save_certificate(reply: &Value, out: Option<&PathBuf>) -> Result<Option<String>> {
+    let (Some(out), Some(pem)) = (out, reply["certificate"]["certificate"].as_str()) else {
+        return Ok(None);
+    };
+    crate::write_file(out, pem.as_bytes())?;
+    Ok(Some(out.display().to_string()))
+}
+
+fn request_text(v: &Value) -> String {
+    let r = &v["request"];
+    let mut t = format!(
+        "request {} ({}) {}: {} {}",
+        r["id"],
+        r["kind"].as_str().unwrap_or(""),
+        r["status"].as_str().unwrap_or(""),
+        r["profile"].as_str().unwrap_or(""),
+        r["subject"].as_str().unwrap_or("")
+    );
+    if let Some(serial) = v["certificate"]["serial"].as_str() {
+        t += &format!(
+            "\n  certificate {serial} of CA {}",
+            v["certificate"]["ca"].as_str().unwrap_or("")
+        );
+    }
+    if v["replayed"].as_bool() == Some(true) {
+        t += "\n  (a replay: this is the request made the first time)";
+    }
+    t
+}
+
+pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
+    let out = g.output;
+    match cmd {
+        RaCmd::Create {
+            name,
+            ca,
+            subtrees,
+            profiles,
+            dual_control,
+            renew_window_days,
+            host,
+        } => {
+            let store = g.store().await?;
+            store.authority_by_name(&ca).await?;
+            let known = g.profiles()?;
+            for p in profiles.iter().chain(&dual_control) {
+                known.get(p)?;
+            }
+            for s in &subtrees {
+                gpki_pki::name::parse(s)?;
+            }
+            if renew_window_days < 0 {
+                return Err(Error::malformed("--renew-window-days must be 0 or more"));
+            }
+            let ra = store
+                .create_ra(
+                    &NewRa {
+                        name: name.clone(),
+                        ca_name: ca,
+                        subtrees,
+                        profiles,
+                        dual_control,
+                        renew_window_days,
+                        host,
+                    },
+                    &AuditEvent::new(&g.actor(), "ra.create", format!("ra:{name}"), json!({})),
+                )
+                .await?;
+            emit(out, json!({ "ra": ra }), || {
+                format!("RA {} created (id {})", ra.name, ra.id)
+            });
+        }
+        RaCmd::List => {
+            let store = g.store().await?;
+            let ras = store.ras().await?;
+            emit(out, json!({ "ras": ras }), || {
+                ras.iter()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}\tCA {}\thost {}\tprofiles {}\t{}",
+                            r.name,
+                            r.status,
+                            r.ca_name,
+                            r.host,
+                            r.profiles.join(","),
+                            r.subtrees.join(" | ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RaCmd::Client(ClientCmd::Add {
+            name,
+            role,
+            ca,
+            serial,
+        }) => {
+            let store = g.store().await?;
+            let cert = certificate(&store, &ca, &serial).await?;
+            let client = store
+                .add_service_client(
+                    &name,
+                    &role,
+                    cert.id,
+                    &AuditEvent::new(
+                        &g.actor(),
+                        "ca.client.add",
+                        format!("cert:{ca}/{}", cert.serial),
+                        json!({ "name": name, "role": role }),
+                    ),
+                )
+                .await?;
+            emit(out, json!({ "client": client }), || {
+                format!(
+                    "certificate {} registered as {role} client `{name}`",
+                    cert.serial
+                )
+            });
+        }
+        RaCmd::Operator(OperatorCmd::Add {
+            ra,
+            name,
+            ca,
+            serial,
+            admin,
+        }) => {
+            let store = g.store().await?;
+            let ra = store.ra_by_name(&ra).await?;
+            let cert = certificate(&store, &ca, &serial).await?;
+            if cert.profile != "ra-operator" {
+                return Err(Error::policy(format!(
+                    "certificate {} is of profile {}; operators log in with ra-operator certificates",
+                    cert.serial, cert.profile
+                )));
+            }
+            gpki_service::ca_api::check_scope(&ra, "ra-operator", &cert.subject)?;
+            let op = store
+                .add_operator(
+                    ra.id,
+                    &name,
+                    cert.id,
+                    admin,
+                    &AuditEvent::new(
+                        &g.actor(),
+                        "ra.operator.enrol",
+                        format!("ra:{}", ra.name),
+                        json!({ "name": name, "cert_id": cert.id, "admin": admin }),
+                    ),
+                )
+                .await?;
+            emit(out, json!({ "operator": op }), || {
+                format!("operator {} of RA {} (id {})", op.name, ra.name, op.id)
+            });
+        }
+        RaCmd::Operator(OperatorCmd::Enrol {
+            conn,
+            idempotency_key,
+            name,
+            subject,
+            csr,
+            admin,
+            out: file,
+        }) => {
+            let body = json!({
+                "idempotency_key": idempotency_key, "name": name, "subject": subject,
+                "csr": String::from_utf8_lossy(&read_file(&csr, "CSR")?), "admin": admin,
+            });
+            let v: Value = conn.client()?.post("v1/operators", &body).await?;
+            let saved = save_certificate(&v, file.as_ref())?;
+            emit(out, v.clone(), || {
+                let mut t = format!(
+                    "operator {} enrolled (id {})",
+                    v["operator"]["name"].as_str().unwrap_or(""),
+                    v["operator"]["id"]
+                );
+                if let Some(s) = saved {
+                    t += &format!("\n  certificate written to {s}");
+                }
+                t
+            });
+        }
+        RaCmd::Operator(OperatorCmd::List { conn }) => {
+            let v: Value = conn.client()?.get("v1/operators").await?;
+            emit(out, v.clone(), || {
+                v["operators"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| {
+                        format!(
+                            "{}\t{}\t{}{}",
+                            o["id"],
+                            o["name"].as_str().unwrap_or(""),
+                            o["status"].as_str().unwrap_or(""),
+                            if o["admin"].as_bool() == Some(true) {
+                                "\tadmin"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RaCmd::Operator(OperatorCmd::Suspend { conn, id }) => {
+            operator_verb(out, &conn, id, "suspend").await?
+        }
+        RaCmd::Operator(OperatorCmd::Activate { conn, id }) => {
+            operator_verb(out, &conn, id, "activate").await?
+        }
+        RaCmd::Operator(OperatorCmd::Remove { conn, id }) => {
+            operator_verb(out, &conn, id, "remove").await?
+        }
+        RaCmd::Submit {
+            conn,
+            idempotency_key,
+            profile,
+            subject,
+            csr,
+            sans,
+            identity,
+            out: file,
+        } => {
+            let mut body = json!({
+                "idempotency_key": idempotency_key, "profile": profile, "subject": subject,
+                "csr": String::from_utf8_lossy(&read_file(&csr, "CSR")?), "sans": sans,
+            });
+            if let Some(i) = identity.value() {
+                body["identity"] = i;
+            }
+            let v: Value = conn.client()?.post("v1/requests", &body).await?;
+            request_reply(out, &v, file.as_ref())?;
+        }
+        RaCmd::VerifyIdentity {
+            conn,
+            id,
+            method,
+            document,
+        } => {
+            let v: Value = conn
+                .client()?
+                .post(
+                    &format!("v1/requests/{id}/identity"),
+                    &json!({ "method": method, "document": document }),
+                )
+                .await?;
+            request_reply(out, &v, None)?;
+        }
+        RaCmd::Approve {
+            conn,
+            id,
+            out: file,
+        } => {
+            let v: Value = conn
+                .client()?
+                .post(&format!("v1/requests/{id}/approve"), &json!({}))
+                .await?;
+            request_reply(out, &v, file.as_ref())?;
+        }
+        RaCmd::Reject { conn, id, reason } => {
+            let v: Value = conn
+                .client()?
+                .post(
+                    &format!("v1/requests/{id}/reject"),
+                    &json!({ "reason": reason }),
+                )
+                .await?;
+            request_reply(out, &v, None)?;
+        }
+        RaCmd::Requests {
+            conn,
+            status,
+            limit,
+        } => {
+            let mut path = format!("v1/requests?limit={limit}");
+            if let Some(s) = status {
+                path += &format!("&status={s}");
+            }
+            let v: Value = conn.client()?.get(&path).await?;
+            emit(out, v.clone(), || {
+                v["requests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            r["id"],
+                            r["kind"].as_str().unwrap_or(""),
+                            r["status"].as_str().unwrap_or(""),
+                            r["profile"].as_str().unwrap_or(""),
+                            r["subject"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RaCmd::Show { conn, id } => {
+            let v: Value = conn.client()?.get(&format!("v1/requests/{id}")).await?;
+            request_reply(out, &v, None)?;
+        }
+        RaCmd::Revoke {
+            conn,
+            idempotency_key,
+            serial,
+            reason,
+            identity,
+        } => {
+            let mut body =
+                json!({ "idempotency_key": idempotency_key, "serial": serial, "reason": reason });
+            if let Some(i) = identity.value() {
+                body["identity"] = i;
+            }
+            let v: Value = conn.client()?.post("v1/revocations", &body).await?;
+            request_reply(out, &v, None)?;
+        }
+        RaCmd::Renew {
+            conn,
+            idempotency_key,
+            serial,
+            csr,
+            out: file,
+        } => {
+            let mut body = json!({ "idempotency_key": idempotency_key, "serial": serial });
+            if let Some(c) = csr {
+                body["csr"] = Value::String(String::from_utf8_lossy(&read_file(&c, "CSR")?).into());
+            }
+            let v: Value = conn.client()?.post("v1/renewals", &body).await?;
+            request_reply(out, &v, file.as_ref())?;
+        }
+    }
+    Ok(())
+}
+
+fn request_reply(out: crate::Output, v: &Value, file: Option<&PathBuf>) -> Result<()> {
+    let saved = save_certificate(v, file)?;
+    emit(out, v.clone(), || {
+        let mut t = request_text(v);
+        if let Some(s) = saved {
+            t += &format!("\n  certificate written to {s}");
+        }
+        t
+    });
+    Ok(())
+}
+
+async fn operator_verb(out: crate::Output, conn: &Conn, id: i64, verb: &str) -> Result<()> {
+    let v: Value = conn
+        .client()?
+        .post(&format!("v1/operators/{id}/{verb}"), &json!({}))
+        .await?;
+    emit(out, v.clone(), || {
+        format!(
+            "operator {} is {}",
+            v["operator"]["name"].as_str().unwrap_or(""),
+            v["operator"]["status"].as_str().unwrap_or("")
+        )
+    });
+    Ok(())
+}
+
+async fn certificate(
+    store: &gpki_store::Store,
+    ca: &str,
+    serial: &str,
+) -> Result<gpki_store::CertificateRecord> {
+    let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+    let authority = store.authority_by_name(ca).await?;
+    store
+        .certificate(authority.id, &serial)
+        .await?
+        .filter(|c| c.status == gpki_store::CertStatus::Issued)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no issued certificate {serial} from CA `{ca}`"),
+            )
+        })
+}

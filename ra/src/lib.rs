@@ -1,0 +1,1127 @@
+//! The registration authority service (`gpki-ra serve`): RA operators, each with
+//! an ra-operator certificate, submit, verify, approve and reject requests over
+//! mutual TLS; approved requests go to the CA service, which signs. RAs are data
+//! (the store's `ras` rows), not processes: one RA service hosts every RA whose
+//! host is its service-client name. See docs/api/ra.md.
+//!
+//! A request moves `submitted` → (`approved` by a second operator when the
+//! profile is under dual control) → `issued` | `rejected` | `failed`; every move
+//! is a compare-and-set in the store with its audit record.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gpki_pki::profile::Profiles;
+use gpki_pki::{Error, ErrorKind, Result};
+use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
+use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
+use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, ServerTls};
+use gpki_service::{plain, Body, HttpLimits};
+use gpki_store::{
+    AuditEvent, IdentityRecord, NewRequest, OperatorRecord, RaRecord, RaRequest, Store, Transition,
+};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// `ra.toml`. Relative paths are relative to the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// This RA service's name as a client of the CA service: it hosts the RAs
+    /// whose `host` is this name.
+    pub host: String,
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    pub tls: ServerTls,
+    /// How to reach the CA service, with this RA service's client certificate.
+    pub ca: ClientTls,
+    #[serde(default)]
+    pub http: HttpLimits,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8444".into()
+}
+fn default_max_request_bytes() -> usize {
+    64 * 1024
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::not_found(format!("cannot read {}: {e}", path.display())))?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(p) = &mut c.policies {
+            *p = base.join(&*p);
+        }
+        c.tls.resolve(base);
+        c.ca.resolve(base);
+        c.http.check()?;
+        Ok(c)
+    }
+}
+
+/// An identity verification as an operator reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// `face-to-face` or `contact-free`.
+    pub method: String,
+    /// The document seen (kind and number).
+    pub document: String,
+}
+
+/// `POST /v1/requests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    /// The caller's key for this request: a replay with the same key and body
+    /// returns the first request, and never makes a second certificate.
+    pub idempotency_key: String,
+    pub profile: String,
+    pub subject: String,
+    /// PEM PKCS#10.
+    pub csr: String,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub identity: Option<Identity>,
+}
+
+/// `POST /v1/revocations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationBody {
+    pub idempotency_key: String,
+    pub serial: String,
+    pub reason: String,
+    #[serde(default)]
+    pub identity: Option<Identity>,
+}
+
+/// `POST /v1/renewals`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalBody {
+    pub idempotency_key: String,
+    pub serial: String,
+    #[serde(default)]
+    pub csr: Option<String>,
+}
+
+/// `POST /v1/requests/ID/reject`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub reason: String,
+}
+
+/// `POST /v1/operators`: enrol the holder of `csr` as an operator of the
+/// caller's RA (admins only); the RA asks the CA for its ra-operator certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolBody {
+    pub idempotency_key: String,
+    pub name: String,
+    pub subject: String,
+    pub csr: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// A request as the RA API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestReply {
+    pub request: serde_json::Value,
+    /// The certificate, once issued.
+    #[serde(default)]
+    pub certificate: Option<CertificateReply>,
+    /// True when this answers a replayed submission.
+    #[serde(default)]
+    pub replayed: bool,
+}
+
+struct State {
+    store: Store,
+    config: Config,
+    profiles: Profiles,
+    ca: ApiClient,
+    metrics: ApiMetrics,
+    refusals: Refusals,
+}
+
+/// A running RA service.
+pub struct Running {
+    addr: std::net::SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+pub async fn start(config: Config) -> Result<Running> {
+    let store = Store::open(&config.store).await?;
+    let profiles = match &config.policies {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::builtin()?,
+    };
+    let ca = config.ca.client()?;
+    let metrics = ApiMetrics::new("ra");
+    let refusals = Refusals::new(store.clone(), "ra");
+    let acceptor = config
+        .tls
+        .acceptor(refusals.on_handshake(metrics.clone()))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}: {e}", config.listen),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let limits = config.http;
+    let state = Arc::new(State {
+        store,
+        config,
+        profiles,
+        ca,
+        metrics,
+        refusals,
+    });
+    let (shutdown, watch) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(gpki_service::serve_https(
+        listener,
+        limits,
+        watch,
+        acceptor,
+        move |req| {
+            let state = state.clone();
+            async move { handle(&state, req).await }
+        },
+    ));
+    tracing::info!(%addr, "RA service listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.
+pub async fn serve(config: Config) -> Result<()> {
+    let running = start(config).await?;
+    gpki_service::wait_for_signal().await;
+    tracing::info!("RA service stopping");
+    running.stop().await;
+    Ok(())
+}
+
+/// A route: its metric label and the request id in its path, if any.
+fn route(method: &Method, path: &str) -> (&'static str, Option<i64>) {
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let id = |s: &str| s.parse::<i64>().ok();
+    match (method, parts.as_slice()) {
+        (&Method::GET, ["healthz"]) => ("healthz", None),
+        (&Method::GET, ["metrics"]) => ("metrics", None),
+        (&Method::GET, ["v1", "whoami"]) => ("whoami", None),
+        (&Method::POST, ["v1", "requests"]) => ("submit", None),
+        (&Method::GET, ["v1", "requests"]) => ("list", None),
+        (&Method::GET, ["v1", "requests", n]) if id(n).is_some() => ("show", id(n)),
+        (&Method::POST, ["v1", "requests", n, "identity"]) if id(n).is_some() => {
+            ("identity", id(n))
+        }
+        (&Method::POST, ["v1", "requests", n, "approve"]) if id(n).is_some() => ("approve", id(n)),
+        (&Method::POST, ["v1", "requests", n, "reject"]) if id(n).is_some() => ("reject", id(n)),
+        (&Method::POST, ["v1", "revocations"]) => ("revoke", None),
+        (&Method::POST, ["v1", "renewals"]) => ("renew", None),
+        (&Method::GET, ["v1", "operators"]) => ("operators", None),
+        (&Method::POST, ["v1", "operators"]) => ("enrol", None),
+        (&Method::POST, ["v1", "operators", n, "suspend"]) if id(n).is_some() => ("suspend", id(n)),
+        (&Method::POST, ["v1", "operators", n, "activate"]) if id(n).is_some() => {
+            ("activate", id(n))
+        }
+        (&Method::POST, ["v1", "operators", n, "remove"]) if id(n).is_some() => ("remove", id(n)),
+        _ => ("other", None),
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (name, id) = route(req.method(), req.uri().path());
+    let reply = match name {
+        "healthz" => match gpki_store::ping(&state.store).await {
+            Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ok" })),
+            Err(e) => json_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "unavailable", "detail": e.detail }),
+            ),
+        },
+        "metrics" => plain(StatusCode::OK, &state.metrics.render()),
+        "other" => error_reply(&Error::not_found(format!(
+            "no route {} {}",
+            req.method(),
+            req.uri().path()
+        ))),
+        _ => api(state, name, id, req).await,
+    };
+    state
+        .metrics
+        .observe(name, reply.status().as_u16(), started);
+    reply
+}
+
+/// The operator making a call, with their RA.
+struct Operator {
+    record: OperatorRecord,
+    ra: RaRecord,
+    label: String,
+}
+
+impl Operator {
+    fn event(
+        &self,
+        action: &str,
+        target: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent::new(&self.label, action, target, detail)
+    }
+}
+
+fn unauthorized(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthorized, detail)
+}
+
+async fn operator(state: &State, req: &Request<Incoming>) -> Result<Operator> {
+    let who = caller(&state.store, req).await?;
+    let record = state
+        .store
+        .operator_by_cert(who.cert.id)
+        .await?
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "certificate {} is not an RA operator's",
+                who.label()
+            ))
+        })?;
+    if who.cert.profile != "ra-operator" {
+        return Err(unauthorized(format!(
+            "certificate {} is of profile {}, not ra-operator",
+            who.label(),
+            who.cert.profile
+        )));
+    }
+    if record.status != "active" {
+        return Err(unauthorized(format!(
+            "operator `{}` is {}",
+            record.name, record.status
+        )));
+    }
+    let ra = state.store.ra(record.ra_id).await?;
+    if ra.status != "active" {
+        return Err(unauthorized(format!("RA `{}` is {}", ra.name, ra.status)));
+    }
+    if ra.host != state.config.host {
+        return Err(unauthorized(format!(
+            "RA `{}` is not hosted by this RA service",
+            ra.name
+        )));
+    }
+    let label = format!("operator:{}/{}", ra.name, record.name);
+    Ok(Operator { record, ra, label })
+}
+
+async fn api(
+    state: &State,
+    name: &'static str,
+    id: Option<i64>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let op = match operator(state, &req).await {
+        Ok(o) => o,
+        Err(e) => {
+            state.metrics.refused("unauthenticated");
+            match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
+                None => state.refusals.record_anonymous(&path, &e.detail).await,
+                Some(_) => state.refusals.record("unknown-client", &path, &e).await,
+            }
+            return error_reply(&e);
+        }
+    };
+    let body = match gpki_service::read_body(
+        req,
+        state.config.max_request_bytes,
+        Duration::from_millis(state.config.http.body_timeout_ms),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let result = match name {
+        "whoami" => Ok((
+            StatusCode::OK,
+            json!({ "operator": op.record, "ra": op.ra }),
+        )),
+        "submit" => submit(state, &op, &body).await,
+        "list" => list(state, &op, &query).await,
+        "show" => show(state, &op, id.expect("routed with an id")).await,
+        "identity" => identity(state, &op, id.expect("routed with an id"), &body).await,
+        "approve" => approve(state, &op, id.expect("routed with an id")).await,
+        "reject" => reject(state, &op, id.expect("routed with an id"), &body).await,
+        "revoke" => revoke(state, &op, &body).await,
+        "renew" => renew(state, &op, &body).await,
+        "operators" => state
+            .store
+            .operators(op.ra.id)
+            .await
+            .map(|o| (StatusCode::OK, json!({ "operators": o }))),
+        "enrol" => enrol(state, &op, &body).await,
+        "suspend" | "activate" | "remove" => {
+            operator_status(state, &op, id.expect("routed with an id"), name).await
+        }
+        _ => unreachable!("routed above"),
+    };
+    match result {
+        Ok((status, v)) => json_reply(status, &v),
+        Err(e) => {
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("scope");
+                state.refusals.record(&op.label, &path, &e).await;
+            }
+            error_reply(&e)
+        }
+    }
+}
+
+type Reply = Result<(StatusCode, serde_json::Value)>;
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut h = openssl::sha::Sha256::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finish())
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > 100
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        return Err(Error::malformed(
+            "idempotency_key must be 1 to 100 characters of A-Z a-z 0-9 - _ . :",
+        ));
+    }
+    Ok(())
+}
+
+fn identity_record(op: &Operator, i: &Identity) -> Result<IdentityRecord> {
+    if !matches!(i.method.as_str(), "face-to-face" | "contact-free") {
+        return Err(Error::malformed(format!(
+            "identity method `{}`: expected face-to-face or contact-free",
+            i.method
+        )));
+    }
+    if i.document.trim().is_empty() || i.document.len() > 200 {
+        return Err(Error::malformed(
+            "identity document must name the document seen (1 to 200 characters)",
+        ));
+    }
+    Ok(IdentityRecord {
+        method: i.method.clone(),
+        document: i.document.clone(),
+        operator_id: op.record.id,
+        verified_at: gpki_pki::time::now(),
+    })
+}
+
+async fn reply(state: &State, r: &RaRequest, replayed: bool) -> Result<serde_json::Value> {
+    let certificate = match r.cert_id {
+        Some(id) => {
+            let c = state.store.certificate_by_id(id).await?;
+            let ca = state.store.authority(c.issuer_id).await?;
+            Some(CertificateReply {
+                ca: ca.name,
+                serial: c.serial.clone(),
+                profile: c.profile.clone(),
+                subject: c.subject.clone(),
+                status: c.status.to_string(),
+                not_before: c.not_before,
+                not_after: c.not_after,
+                certificate: c
+                    .der
+                    .as_deref()
+                    .map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
+                chain: Vec::new(),
+                replayed: false,
+            })
+        }
+        None => None,
+    };
+    Ok(serde_json::to_value(RequestReply {
+        request: serde_json::to_value(r).expect("JSON of a request"),
+        certificate,
+        replayed,
+    })
+    .expect("JSON of a reply"))
+}
+
+async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
+    let b: SubmitBody = parse(body)?;
+    check_key(&b.idempotency_key)?;
+    let profile = state.profiles.get(&b.profile)?;
+    check_scope(&op.ra, &b.profile, &b.subject)?;
+    // Refuse a CSR that does not verify before anything is recorded.
+    gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    let identity = b
+        .identity
+        .as_ref()
+        .map(|i| identity_record(op, i))
+        .transpose()?;
+    let body_sha256 = sha256_hex(&["issue", &b.profile, &b.subject, &b.csr, &b.sans.join("\n")]);
+    let (r, created) = state
+        .store
+        .submit_request(
+            &NewRequest {
+                ra_id: op.ra.id,
+                idempotency_key: b.idempotency_key.clone(),
+                body_sha256,
+                kind: "issue".into(),
+                profile: Some(b.profile.clone()),
+                subject: Some(b.subject.clone()),
+                csr: Some(b.csr.clone().into_bytes()),
+                sans: b.sans.clone(),
+                target_cert_id: None,
+                reason: None,
+                submitted_by: Some(op.record.id),
+            },
+            identity.as_ref(),
+            &op.event(
+                "ra.request.submit",
+                "ra-request",
+                json!({ "ra": op.ra.name, "profile": b.profile, "subject": b.subject, "key": b.idempotency_key, "identity": identity }),
+            ),
+        )
+        .await?;
+    let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
+    let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
+    let r = if r.status == "submitted" && !dual && !needs_identity {
+        // One operator may decide alone: the submission is the approval.
+        approve_and_issue(state, op, r).await?
+    } else if r.status == "approved" && !created {
+        // A replay of a request the CA did not answer: ask again.
+        forward(state, op, r).await?
+    } else {
+        r
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, reply(state, &r, !created).await?))
+}
+
+async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest> {
+    let r = state.store.request(id).await?;
+    if r.ra_id != op.ra.id {
+        // Another RA's request is not this operator's to see or decide.
+        return Err(Error::not_found(format!("no request {id}")));
+    }
+    Ok(r)
+}
+
+async fn show(state: &State, op: &Operator, id: i64) -> Reply {
+    let r = own_request(state, op, id).await?;
+    Ok((StatusCode::OK, reply(state, &r, false).await?))
+}
+
+async fn list(state: &State, op: &Operator, query: &str) -> Reply {
+    let mut status = None;
+    let mut limit = 100i64;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("status", s)) => status = Some(s.to_string()),
+            Some(("limit", n)) => {
+                limit = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| Error::malformed("limit must be 1 to 10000"))?
+            }
+            _ => {
+                return Err(Error::malformed(format!(
+                    "unknown query parameter `{pair}`"
+                )))
+            }
+        }
+    }
+    let rows = state
+        .store
+        .requests(op.ra.id, status.as_deref(), limit)
+        .await?;
+    Ok((StatusCode::OK, json!({ "requests": rows })))
+}
+
+async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
+    let b: Identity = parse(body)?;
+    own_request(state, op, id).await?;
+    let v = identity_record(op, &b)?;
+    let r = state
+        .store
+        .verify_identity(
+            id,
+            &v,
+            &op.event(
+                "ra.request.identity",
+                format!("ra-request:{id}"),
+                json!({ "method": v.method, "document": v.document }),
+            ),
+        )
+        .await?;
+    Ok((StatusCode::OK, reply(state, &r, false).await?))
+}
+
+async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
+    let r = own_request(state, op, id).await?;
+    let r = match r.status.as_str() {
+        "submitted" => {
+            let profile = r.profile.clone().unwrap_or_default();
+            if op.ra.dual_control.iter().any(|p| p == &profile)
+                && r.submitted_by == Some(op.record.id)
+            {
+                return Err(unauthorized(format!(
+                    "profile {profile} is under dual control: request {id} must be approved by an operator other than its submitter"
+                )));
+            }
+            if state
+                .profiles
+                .get(&profile)?
+                .spec
+                .requires_identity_verification
+                && r.identity.is_none()
+            {
+                return Err(Error::policy(format!(
+                    "profile {profile} requires an identity verification before approval (POST /v1/requests/{id}/identity)"
+                )));
+            }
+            approve_and_issue(state, op, r).await?
+        }
+        // Approved, but the CA did not answer: ask again.
+        "approved" => forward(state, op, r).await?,
+        s => {
+            return Err(Error::conflict(format!(
+                "request {id} is {s}; only submitted requests are approved"
+            )))
+        }
+    };
+    Ok((StatusCode::OK, reply(state, &r, false).await?))
+}
+
+async fn approve_and_issue(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+    let r = state
+        .store
+        .transition(
+            r.id,
+            &Transition {
+                from: &["submitted"],
+                to: "approved",
+                approved_by: Some(op.record.id),
+                ..Default::default()
+            },
+            &op.event(
+                "ra.request.approve",
+                format!("ra-request:{}", r.id),
+                json!({}),
+            ),
+        )
+        .await?;
+    forward(state, op, r).await
+}
+
+/// Sends an approved request to the CA service and records the answer. A CA
+/// that cannot be reached leaves the request approved, to be asked again; a
+/// refusal fails it.
+async fn forward(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+    let body = IssueBody {
+        ra: op.ra.name.clone(),
+        request_id: format!("req-{}", r.id),
+        profile: r.profile.clone().unwrap_or_default(),
+        subject: r.subject.clone().unwrap_or_default(),
+        csr: String::from_utf8(r.csr.clone().unwrap_or_default())
+            .map_err(|_| Error::internal("stored CSR is not UTF-8"))?,
+        sans: r.sans.clone(),
+        validity_days: None,
+    };
+    let answer: Result<CertificateReply> = state.ca.post("v1/certificates", &body).await;
+    settle(state, op, r, answer).await
+}
+
+async fn settle(
+    state: &State,
+    op: &Operator,
+    r: RaRequest,
+    answer: Result<CertificateReply>,
+) -> Result<RaRequest> {
+    match answer {
+        Ok(c) => {
+            let ca = state.store.authority_by_name(&c.ca).await?;
+            let cert = state
+                .store
+                .certificate(ca.id, &c.serial)
+                .await?
+                .ok_or_else(|| {
+                    Error::internal(format!(
+                        "the CA answered serial {} that the store does not hold",
+                        c.serial
+                    ))
+                })?;
+            let to = if r.kind == "revoke" {
+                "revoked"
+            } else {
+                "issued"
+            };
+            state
+                .store
+                .transition(
+                    r.id,
+                    &Transition {
+                        from: &["approved"],
+                        to,
+                        cert_id: Some(cert.id),
+                        ..Default::default()
+                    },
+                    &op.event(
+                        &format!("ra.request.{to}"),
+                        format!("ra-request:{}", r.id),
+                        json!({ "ca": c.ca, "serial": c.serial }),
+                    ),
+                )
+                .await
+        }
+        Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
+            tracing::warn!(request = r.id, error = %e, "CA service did not answer; the request stays approved");
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("request {} is approved but the CA service did not answer ({}); approve it again to retry", r.id, e.detail),
+            ))
+        }
+        Err(e) => {
+            state
+                .store
+                .transition(
+                    r.id,
+                    &Transition {
+                        from: &["approved"],
+                        to: "failed",
+                        note: Some(format!("{}: {}", e.kind, e.detail)),
+                        ..Default::default()
+                    },
+                    &op.event(
+                        "ra.request.fail",
+                        format!("ra-request:{}", r.id),
+                        json!({ "kind": e.kind, "detail": e.detail }),
+                    ),
+                )
+                .await?;
+            Err(e)
+        }
+    }
+}
+
+async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
+    let b: RejectBody = parse(body)?;
+    own_request(state, op, id).await?;
+    let r = state
+        .store
+        .transition(
+            id,
+            &Transition {
+                from: &["submitted"],
+                to: "rejected",
+                decided_by: Some(op.record.id),
+                note: Some(b.reason.clone()),
+                ..Default::default()
+            },
+            &op.event(
+                "ra.request.reject",
+                format!("ra-request:{id}"),
+                json!({ "reason": b.reason }),
+            ),
+        )
+        .await?;
+    Ok((StatusCode::OK, reply(state, &r, false).await?))
+}
+
+/// The RA's certificate `serial`, in its scope.
+async fn scoped_certificate(
+    state: &State,
+    op: &Operator,
+    serial: &str,
+) -> Result<gpki_store::CertificateRecord> {
+    let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+    let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
+    let c = state
+        .store
+        .certificate(ca.id, &serial)
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no certificate with serial {serial} from CA `{}`",
+                op.ra.ca_name
+            ))
+        })?;
+    check_scope(&op.ra, &c.profile, &c.subject)?;
+    Ok(c)
+}
+
+async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
+    let b: RevocationBody = parse(body)?;
+    check_key(&b.idempotency_key)?;
+    let reason: gpki_pki::crl::RevocationReason = b.reason.parse()?;
+    let cert = scoped_certificate(state, op, &b.serial).await?;
+    let identity = b
+        .identity
+        .as_ref()
+        .map(|i| identity_record(op, i))
+        .transpose()?;
+    let (r, created) = state
+        .store
+        .submit_request(
+            &NewRequest {
+                ra_id: op.ra.id,
+                idempotency_key: b.idempotency_key.clone(),
+                body_sha256: sha256_hex(&["revoke", &cert.serial, &b.reason]),
+                kind: "revoke".into(),
+                profile: Some(cert.profile.clone()),
+                subject: Some(cert.subject.clone()),
+                csr: None,
+                sans: Vec::new(),
+                target_cert_id: Some(cert.id),
+                reason: Some(reason.code()),
+                submitted_by: Some(op.record.id),
+            },
+            identity.as_ref(),
+            &op.event(
+                "ra.request.submit",
+                "ra-request",
+                json!({ "kind": "revoke", "serial": cert.serial, "reason": b.reason, "identity": identity }),
+            ),
+        )
+        .await?;
+    let r = match r.status.as_str() {
+        "submitted" => {
+            let r = state
+                .store
+                .transition(
+                    r.id,
+                    &Transition {
+                        from: &["submitted"],
+                        to: "approved",
+                        approved_by: Some(op.record.id),
+                        ..Default::default()
+                    },
+                    &op.event(
+                        "ra.request.approve",
+                        format!("ra-request:{}", r.id),
+                        json!({}),
+                    ),
+                )
+                .await?;
+            forward_revocation(state, op, r, &cert.serial, &b.reason).await?
+        }
+        "approved" => forward_revocation(state, op, r, &cert.serial, &b.reason).await?,
+        _ => r,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, reply(state, &r, !created).await?))
+}
+
+async fn forward_revocation(
+    state: &State,
+    op: &Operator,
+    r: RaRequest,
+    serial: &str,
+    reason: &str,
+) -> Result<RaRequest> {
+    let answer: Result<CertificateReply> = state
+        .ca
+        .post(
+            "v1/certificates/revoke",
+            &RevokeBody {
+                ra: op.ra.name.clone(),
+                serial: serial.to_string(),
+                reason: reason.to_string(),
+                invalidity_date: None,
+            },
+        )
+        .await;
+    // Revoking what is revoked already is a conflict at the CA; for the RA the
+    // request is done.
+    let answer = match answer {
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            let c = state
+                .store
+                .certificate_by_id(r.target_cert_id.unwrap_or_default())
+                .await?;
+            let ca = state.store.authority(c.issuer_id).await?;
+            Ok(CertificateReply {
+                ca: ca.name,
+                serial: c.serial,
+                profile: c.profile,
+                subject: c.subject,
+                status: c.status.to_string(),
+                not_before: c.not_before,
+                not_after: c.not_after,
+                certificate: None,
+                chain: Vec::new(),
+                replayed: true,
+            })
+        }
+        other => other,
+    };
+    settle(state, op, r, answer).await
+}
+
+async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
+    let b: RenewalBody = parse(body)?;
+    check_key(&b.idempotency_key)?;
+    let cert = scoped_certificate(state, op, &b.serial).await?;
+    let now = gpki_pki::time::now();
+    let opens = cert.not_after - op.ra.renew_window_days * 86_400;
+    if now < opens {
+        return Err(Error::policy(format!(
+            "certificate {} may be renewed from {} ({} days before it expires), not earlier",
+            cert.serial,
+            gpki_pki::time::rfc3339(opens),
+            op.ra.renew_window_days
+        )));
+    }
+    if let Some(csr) = &b.csr {
+        gpki_pki::csr::parse_and_verify(csr.as_bytes())?;
+    }
+    let (r, created) = state
+        .store
+        .submit_request(
+            &NewRequest {
+                ra_id: op.ra.id,
+                idempotency_key: b.idempotency_key.clone(),
+                body_sha256: sha256_hex(&["renew", &cert.serial, b.csr.as_deref().unwrap_or("")]),
+                kind: "renew".into(),
+                profile: Some(cert.profile.clone()),
+                subject: Some(cert.subject.clone()),
+                csr: b.csr.clone().map(String::into_bytes),
+                sans: Vec::new(),
+                target_cert_id: Some(cert.id),
+                reason: None,
+                submitted_by: Some(op.record.id),
+            },
+            None,
+            &op.event(
+                "ra.request.submit",
+                "ra-request",
+                json!({ "kind": "renew", "serial": cert.serial }),
+            ),
+        )
+        .await?;
+    let r = match r.status.as_str() {
+        "submitted" => {
+            let r = state
+                .store
+                .transition(
+                    r.id,
+                    &Transition {
+                        from: &["submitted"],
+                        to: "approved",
+                        approved_by: Some(op.record.id),
+                        ..Default::default()
+                    },
+                    &op.event(
+                        "ra.request.approve",
+                        format!("ra-request:{}", r.id),
+                        json!({}),
+                    ),
+                )
+                .await?;
+            forward_renewal(state, op, r, &cert.serial).await?
+        }
+        "approved" => forward_renewal(state, op, r, &cert.serial).await?,
+        _ => r,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, reply(state, &r, !created).await?))
+}
+
+async fn forward_renewal(
+    state: &State,
+    op: &Operator,
+    r: RaRequest,
+    serial: &str,
+) -> Result<RaRequest> {
+    let csr = match &r.csr {
+        Some(c) => Some(
+            String::from_utf8(c.clone()).map_err(|_| Error::internal("stored CSR is not UTF-8"))?,
+        ),
+        None => None,
+    };
+    let answer = state
+        .ca
+        .post(
+            "v1/certificates/renew",
+            &RenewBody {
+                ra: op.ra.name.clone(),
+                request_id: format!("req-{}", r.id),
+                serial: serial.to_string(),
+                csr,
+            },
+        )
+        .await;
+    settle(state, op, r, answer).await
+}
+
+fn require_admin(op: &Operator) -> Result<()> {
+    if !op.record.admin {
+        return Err(unauthorized(format!(
+            "operator `{}` is not an administrator of RA `{}`",
+            op.record.name, op.ra.name
+        )));
+    }
+    Ok(())
+}
+
+async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
+    require_admin(op)?;
+    let b: EnrolBody = parse(body)?;
+    check_key(&b.idempotency_key)?;
+    check_scope(&op.ra, "ra-operator", &b.subject)?;
+    gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    let (r, _) = state
+        .store
+        .submit_request(
+            &NewRequest {
+                ra_id: op.ra.id,
+                idempotency_key: b.idempotency_key.clone(),
+                body_sha256: sha256_hex(&[
+                    "enrol",
+                    &b.name,
+                    &b.subject,
+                    &b.csr,
+                    if b.admin { "admin" } else { "" },
+                ]),
+                kind: "issue".into(),
+                profile: Some("ra-operator".into()),
+                subject: Some(b.subject.clone()),
+                csr: Some(b.csr.clone().into_bytes()),
+                sans: Vec::new(),
+                target_cert_id: None,
+                reason: None,
+                submitted_by: Some(op.record.id),
+            },
+            None,
+            &op.event(
+                "ra.operator.enrol-request",
+                "ra-request",
+                json!({ "name": b.name, "subject": b.subject, "admin": b.admin }),
+            ),
+        )
+        .await?;
+    let r = match r.status.as_str() {
+        "submitted" => approve_and_issue(state, op, r).await?,
+        "approved" => forward(state, op, r).await?,
+        _ => r,
+    };
+    let cert_id = r
+        .cert_id
+        .ok_or_else(|| Error::conflict(format!("enrolment request {} is {}", r.id, r.status)))?;
+    let operator = match state.store.operator_by_cert(cert_id).await? {
+        Some(o) => o,
+        None => {
+            state
+                .store
+                .add_operator(
+                    op.ra.id,
+                    &b.name,
+                    cert_id,
+                    b.admin,
+                    &op.event(
+                        "ra.operator.enrol",
+                        format!("ra:{}", op.ra.name),
+                        json!({ "name": b.name, "cert_id": cert_id, "admin": b.admin }),
+                    ),
+                )
+                .await?
+        }
+    };
+    let mut v = reply(state, &r, false).await?;
+    v["operator"] = serde_json::to_value(operator).expect("JSON");
+    Ok((StatusCode::OK, v))
+}
+
+async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> Reply {
+    require_admin(op)?;
+    let target = state.store.operator(id).await?;
+    if target.ra_id != op.ra.id {
+        return Err(Error::not_found(format!("no operator {id}")));
+    }
+    if target.id == op.record.id {
+        return Err(Error::conflict(
+            "an operator cannot change their own status",
+        ));
+    }
+    let status = match verb {
+        "suspend" => "suspended",
+        "activate" => "active",
+        _ => "removed",
+    };
+    let updated = state
+        .store
+        .set_operator_status(
+            id,
+            status,
+            &op.event(
+                &format!("ra.operator.{verb}"),
+                format!("ra-operator:{id}"),
+                json!({ "name": target.name }),
+            ),
+        )
+        .await?;
+    Ok((StatusCode::OK, json!({ "operator": updated })))
+}

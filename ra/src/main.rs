@@ -1,0 +1,54 @@
+//! `gpki-ra serve --config ra.toml`: the registration authority service. It holds
+//! no CA key: approved requests go to the CA service over mutual TLS.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gpki-ra",
+    version,
+    about = "gpki registration authority service (mutual TLS API for RA operators)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the RA API until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long, short, default_value = "ra.toml")]
+        config: PathBuf,
+        /// Override the config's listen address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    gpki_service::init_logging();
+    let Command::Serve { config, listen } = cli.command;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async {
+            let mut c = gpki_ra::Config::load(&config)?;
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            gpki_ra::serve(c).await
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gpki-ra: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The RA service and the CA service as separate processes over mutual TLS: the
+//! issuing workflow, and every refusal of issue 10, each on a real TLS
+//! connection, audited, and changing nothing else.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{free_port, require, Backend, Env, Run};
+
+const A: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
+const B: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
+
+fn binary(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_gpki"));
+    exe.with_file_name(name)
+}
+
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything of the two services: their certificates, configs and processes.
+struct Deployment {
+    env: Env,
+    ca: Service,
+    ra: Service,
+}
+
+impl Deployment {
+    /// Issues `profile` for a generated key into `NAME.pem` / `NAME.key`; returns
+    /// the serial.
+    fn issue(env: &Env, name: &str, profile: &str, subject: &str, sans: &[&str]) -> String {
+        let key = format!("{name}.key");
+        let out = format!("{name}.pem");
+        let mut args = vec![
+            "cert",
+            "issue",
+            "--ca",
+            "mois",
+            "--profile",
+            profile,
+            "--subject",
+            subject,
+            "--generate-key",
+            "--key-out",
+            &key,
+            "--out",
+            &out,
+        ];
+        for s in sans {
+            args.extend(["--san", s]);
+        }
+        let v = env.json(&args);
+        // The client sends its intermediate: certificate, then the CA.
+        let chain = std::fs::read_to_string(env.path(&out)).unwrap()
+            + &std::fs::read_to_string(env.path("mois.pem")).unwrap();
+        std::fs::write(env.path(&format!("{name}.chain.pem")), chain).unwrap();
+        v["serial"].as_str().unwrap().to_string()
+    }
+
+    fn start(backend: Backend) -> Option<Deployment> {
+        let env = Env::new(backend)?;
+        // rustls-webpki refuses every certificate under a directoryName name
+        // constraint (RFC 5280 §4.2.1.10 lets a verifier refuse what it does not
+        // process), so the CA of mutual-TLS certificates carries DNS constraints only.
+        env.ok(&[
+            "ca",
+            "init-root",
+            "--name",
+            "root",
+            "--subject",
+            "CN=Test Root CA, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p384",
+            "--out",
+            "root.pem",
+        ]);
+        env.ok(&[
+            "ca",
+            "create",
+            "--parent",
+            "root",
+            "--name",
+            "mois",
+            "--subject",
+            "CN=Test MOIS CA, OU=GPKI, O=Government of Korea, C=KR",
+            "--key-type",
+            "p256",
+            "--path-len",
+            "0",
+            "--permit-dns",
+            "go.kr",
+            "--out",
+            "mois.pem",
+        ]);
+        let org = "O=Ministry of the Interior and Safety, L=Sejong, C=KR";
+        Self::issue(&env, "ca-tls", "server", org, &["dns:ca.gpki.go.kr"]);
+        Self::issue(&env, "ra-tls", "server", org, &["dns:ra.gpki.go.kr"]);
+        let host = Self::issue(
+            &env,
+            "ra-host",
+            "service-client",
+            "CN=ra-host-1, OU=GPKI services, O=Government of Korea, C=KR",
+            &[],
+        );
+        env.ok(&[
+            "ra",
+            "client",
+            "add",
+            "--name",
+            "ra-host-1",
+            "--role",
+            "ra",
+            "--ca",
+            "mois",
+            "--serial",
+            &host,
+        ]);
+        for (name, subtree) in [("A", A), ("B", B)] {
+            env.ok(&[
+                "ra",
+                "create",
+                "--name",
+                name,
+                "--ca",
+                "mois",
+                "--subtree",
+                subtree,
+                "--profiles",
+                "official-sign,official-km,ra-operator",
+                "--dual-control",
+                "official-sign",
+                "--renew-window-days",
+                "400",
+                "--host",
+                "ra-host-1",
+            ]);
+        }
+        for (op, ra, inst, admin) in [
+            ("a1", "A", A, true),
+            ("a2", "A", A, false),
+            ("b1", "B", B, true),
+        ] {
+            let serial = Self::issue(
+                &env,
+                op,
+                "ra-operator",
+                &format!("CN=Operator {op}(00000000{}), OU=RA, {inst}", op.len()),
+                &[],
+            );
+            let mut args = vec![
+                "ra", "operator", "add", "--ra", ra, "--name", op, "--ca", "mois", "--serial",
+                &serial,
+            ];
+            if admin {
+                args.push("--admin");
+            }
+            env.ok(&args);
+        }
+        let ca_port = free_port();
+        let ra_port = free_port();
+        let p = |n: &str| env.path(n).display().to_string();
+        std::fs::write(
+            env.path("ca.toml"),
+            format!(
+                "store = \"{}\"\nlisten = \"127.0.0.1:{ca_port}\"\nkey_dir = \"{}\"\nkey_pass_file = \"{}\"\n\
+                 [tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n",
+                env_store(&env),
+                p("data/keys"),
+                p("pass"),
+                p("ca-tls.chain.pem"),
+                p("ca-tls.key"),
+                p("outpass"),
+                p("root.pem"),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            env.path("ra.toml"),
+            format!(
+                "store = \"{}\"\nlisten = \"127.0.0.1:{ra_port}\"\nhost = \"ra-host-1\"\n\
+                 [tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n\
+                 [ca]\nurl = \"https://127.0.0.1:{ca_port}\"\nserver_name = \"ca.gpki.go.kr\"\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nca_file = \"{}\"\n",
+                env_store(&env),
+                p("ra-tls.chain.pem"),
+                p("ra-tls.key"),
+                p("outpass"),
+                p("root.pem"),
+                p("ra-host.chain.pem"),
+                p("ra-host.key"),
+                p("outpass"),
+                p("root.pem"),
+            ),
+        )
+        .unwrap();
+        let spawn = |bin: &str, config: &str, port: u16| -> Service {
+            let child = Command::new(binary(bin))
+                .args(["serve", "--config", config])
+                .current_dir(env.path(""))
+                .env_remove("GPKI_KEY_PASS")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let mut s = Service { child, port };
+            wait_healthy(&env, &mut s, if bin == "gpki-ca" { "ca" } else { "ra" });
+            s
+        };
+        let ca = spawn("gpki-ca", "ca.toml", ca_port);
+        let ra = spawn("gpki-ra", "ra.toml", ra_port);
+        Some(Deployment { env, ca, ra })
+    }
+
+    /// `gpki ra …` as operator `op`.
+    fn ra(&self, op: &str, args: &[&str]) -> Run {
+        let url = format!("https://127.0.0.1:{}", self.ra.port);
+        let cert = format!("{op}.chain.pem");
+        let key = format!("{op}.key");
+        let mut cmd = self.env.command();
+        cmd.args(args).args([
+            "--ra",
+            &url,
+            "--server-name",
+            "ra.gpki.go.kr",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--operator-pass-file",
+            "outpass",
+            "--ca-file",
+            "root.pem",
+            "--output",
+            "json",
+        ]);
+        let o = cmd.output().unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn ra_ok(&self, op: &str, args: &[&str]) -> Value {
+        let r = self.ra(op, args);
+        assert_eq!(r.code, 0, "gpki {args:?} as {op}: {}{}", r.stdout, r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+
+    /// A refusal: exit 1 and the error's kind in the JSON.
+    fn ra_refused(&self, op: &str, args: &[&str], kind: &str) -> String {
+        let r = self.ra(op, args);
+        assert_eq!(
+            r.code, 1,
+            "gpki {args:?} as {op} should fail: {}{}",
+            r.stdout, r.stderr
+        );
+        let v: Value =
+            serde_json::from_str(r.stdout.trim()).unwrap_or_else(|_| panic!("{}", r.stdout));
+        assert_eq!(v["error"]["kind"], kind, "{}", r.stdout);
+        v["error"]["detail"].as_str().unwrap().to_string()
+    }
+
+    /// curl to a service with an optional client certificate; returns (exit code,
+    /// HTTP status, body).
+    fn curl(
+        &self,
+        which: &str,
+        path: &str,
+        client: Option<(&str, &str)>,
+        body: Option<&str>,
+    ) -> (i32, String) {
+        let (port, name) = match which {
+            "ca" => (self.ca.port, "ca.gpki.go.kr"),
+            _ => (self.ra.port, "ra.gpki.go.kr"),
+        };
+        let mut args = vec![
+            "-s".to_string(),
+            "--cacert".into(),
+            "root.pem".into(),
+            "--resolve".into(),
+            format!("{name}:{port}:127.0.0.1"),
+            "-w".into(),
+            "\n%{http_code}".into(),
+        ];
+        if let Some((cert, key)) = client {
+            args.extend(["--cert".into(), cert.into(), "--key".into(), key.into()]);
+        }
+        if let Some(b) = body {
+            args.extend([
+                "-H".into(),
+                "content-type: application/json".into(),
+                "--data".into(),
+                b.into(),
+            ]);
+        }
+        args.push(format!("https://{name}:{port}{path}"));
+        let o = Command::new("curl")
+            .current_dir(self.env.path(""))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
+    fn refusals(&self) -> usize {
+        self.env
+            .json(&["audit", "log", "--limit", "1000"])
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".refuse")))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn certificates(&self) -> i64 {
+        self.env.counts()["certificates"].as_i64().unwrap()
+    }
+}
+
+fn env_store(env: &Env) -> String {
+    env.store.clone()
+}
+
+fn wait_healthy(env: &Env, s: &mut Service, name: &str) {
+    let host = format!("{name}.gpki.go.kr");
+    for _ in 0..200 {
+        if let Ok(Some(status)) = s.child.try_wait() {
+            panic!("gpki-{name} exited: {status}");
+        }
+        let o = Command::new("curl")
+            .current_dir(env.path(""))
+            .args([
+                "-sf",
+                "--cacert",
+                "root.pem",
+                "--resolve",
+                &format!("{host}:{}:127.0.0.1", s.port),
+                &format!("https://{host}:{}/healthz", s.port),
+            ])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("gpki-{name} did not become healthy");
+}
+
+fn official(d: &Deployment, name: &str, inst: &str) -> (String, String) {
+    let subject = format!("CN=Hong Gildong(001234567), OU=people, {inst}");
+    let csr = d.env.csr(
+        name,
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=ignored",
+    );
+    (subject, csr.display().to_string())
+}
+
+fn workflow_and_refusals(backend: Backend) {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let Some(d) = Deployment::start(backend) else {
+        return;
+    };
+
+    // Submitted by a1: official-sign is under dual control and needs an identity
+    // verification, so it waits.
+    let (subject, csr) = official(&d, "hong", A);
+    let submit = [
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "hong-1",
+        "--profile",
+        "official-sign",
+        "--subject",
+        &subject,
+        "--csr",
+        &csr,
+        "--san",
+        "email:gildong.hong@mois.go.kr",
+    ];
+    let v = d.ra_ok("a1", &submit);
+    assert_eq!(v["request"]["status"], "submitted", "{v}");
+    let id = v["request"]["id"].to_string();
+
+    // The submitter cannot approve under dual control; refused, audited, nothing made.
+    let (certs, refusals) = (d.certificates(), d.refusals());
+    let detail = d.ra_refused("a1", &["ra", "approve", &id], "unauthorized");
+    assert!(detail.contains("dual control"), "{detail}");
+    assert_eq!(d.certificates(), certs);
+    assert_eq!(d.refusals(), refusals + 1);
+
+    // A second operator cannot approve before the identity is verified.
+    let detail = d.ra_refused("a2", &["ra", "approve", &id], "policy_violation");
+    assert!(detail.contains("identity verification"), "{detail}");
+    d.ra_ok(
+        "a2",
+        &[
+            "ra",
+            "verify-identity",
+            &id,
+            "--method",
+            "face-to-face",
+            "--document",
+            "public-official ID card 12-3456",
+        ],
+    );
+    let v = d.ra_ok("a2", &["ra", "approve", &id, "--out", "hong.pem"]);
+    assert_eq!(v["request"]["status"], "issued", "{v}");
+    assert_eq!(v["request"]["identity"]["method"], "face-to-face");
+    d.env.verify("hong.pem");
+    let serial = v["certificate"]["serial"].as_str().unwrap().to_string();
+    assert_eq!(d.env.serial_of("hong.pem"), serial);
+
+    // The same request replayed: the first request and certificate, no second one.
+    let certs = d.certificates();
+    let v = d.ra_ok("a1", &submit);
+    assert_eq!(v["replayed"], true, "{v}");
+    assert_eq!(v["certificate"]["serial"], serial.as_str());
+    assert_eq!(d.certificates(), certs);
+    // The same key with a different request is refused.
+    let (other, csr2) = official(&d, "hong2", A);
+    let detail = d.ra_refused(
+        "a1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "hong-1",
+            "--profile",
+            "official-km",
+            "--subject",
+            &other,
+            "--csr",
+            &csr2,
+        ],
+        "conflict",
+    );
+    assert!(detail.contains("different request"), "{detail}");
+
+    // An operator of RA B asking for a subject of institution A.
+    let (certs, refusals) = (d.certificates(), d.refusals());
+    let detail = d.ra_refused(
+        "b1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "x-1",
+            "--profile",
+            "official-km",
+            "--subject",
+            &subject,
+            "--csr",
+            &csr,
+        ],
+        "unauthorized",
+    );
+    assert!(
+        detail.contains("outside the institutions of RA `B`"),
+        "{detail}"
+    );
+    // A profile outside the RA's scope.
+    let detail = d.ra_refused(
+        "a1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "x-2",
+            "--profile",
+            "institution-sign",
+            "--subject",
+            &subject,
+            "--csr",
+            &csr,
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("outside the scope of RA `A`"), "{detail}");
+    assert_eq!(d.certificates(), certs);
+    assert_eq!(d.refusals(), refusals + 2);
+
+    // No client certificate: refused by the RA and by the CA.
+    let (code, out) = d.curl("ra", "/v1/whoami", None, None);
+    assert_eq!(code, 0);
+    assert!(
+        out.ends_with("403") && out.contains("\"unauthorized\""),
+        "{out}"
+    );
+    let (_, out) = d.curl("ca", "/v1/certificates", None, Some("{}"));
+    assert!(
+        out.ends_with("403") && out.contains("requires a client certificate"),
+        "{out}"
+    );
+
+    // A certificate from another CA: the handshake fails.
+    d.env.openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.pem",
+        "-subj",
+        "/CN=Rogue Operator/O=Government of Korea/C=KR",
+        "-days",
+        "30",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+    ]);
+    let (code, _) = d.curl("ra", "/v1/whoami", Some(("rogue.pem", "rogue.key")), None);
+    assert_ne!(
+        code, 0,
+        "a certificate of another CA must not complete the handshake"
+    );
+
+    // An operator's certificate is no RA service: the CA refuses it, and an RA
+    // service's certificate asking for a profile outside the RA's scope.
+    d.env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "a1.key",
+        "-passin",
+        "file:outpass",
+        "-out",
+        "a1.plain.key",
+    ]);
+    d.env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "ra-host.key",
+        "-passin",
+        "file:outpass",
+        "-out",
+        "ra-host.plain.key",
+    ]);
+    let csr_pem = std::fs::read_to_string(&csr).unwrap();
+    let body = serde_json::json!({ "ra": "A", "request_id": "direct-1", "profile": "official-km", "subject": subject, "csr": csr_pem }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("a1.chain.pem", "a1.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("403") && out.contains("not registered as a client"),
+        "{out}"
+    );
+    let body = serde_json::json!({ "ra": "A", "request_id": "direct-2", "profile": "g-ssl", "subject": subject, "csr": csr_pem }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("403") && out.contains("outside the scope of RA `A`"),
+        "{out}"
+    );
+    // The CA replays, too: the RA's request id at the CA gives the certificate it made.
+    let body = serde_json::json!({ "ra": "A", "request_id": format!("req-{id}"), "profile": "official-sign", "subject": subject, "csr": csr_pem, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
+    let certs = d.certificates();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("200") && out.contains(&serial) && out.contains("\"replayed\":true"),
+        "{out}"
+    );
+    assert_eq!(d.certificates(), certs);
+
+    // A revoked operator certificate is refused on the next request.
+    let a2_serial = d.env.serial_of("a2.pem");
+    d.ra_ok("a2", &["ra", "requests"]);
+    d.env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mois",
+        "--serial",
+        &a2_serial,
+        "--reason",
+        "affiliationChanged",
+    ]);
+    let detail = d.ra_refused("a2", &["ra", "requests"], "unauthorized");
+    assert!(detail.contains("revoked"), "{detail}");
+
+    // Revocation through the RA reaches the store at once.
+    let v = d.ra_ok(
+        "a1",
+        &[
+            "ra",
+            "revoke",
+            "--idempotency-key",
+            "rev-1",
+            "--serial",
+            &serial,
+            "--reason",
+            "keyCompromise",
+            "--identity-method",
+            "contact-free",
+            "--identity-document",
+            "mobile ID",
+        ],
+    );
+    assert_eq!(v["request"]["status"], "revoked", "{v}");
+    let shown = d
+        .env
+        .json(&["cert", "show", "--ca", "mois", "--serial", &serial]);
+    assert_eq!(shown["status"], "revoked", "{shown}");
+
+    // An operator suspended by an admin is refused; reactivated, served again.
+    let ops = d.ra_ok("a1", &["ra", "operator", "list"]);
+    let a2 = ops["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "a2")
+        .unwrap()["id"]
+        .to_string();
+    d.ra_ok("a1", &["ra", "operator", "suspend", &a2]);
+    let detail = d.ra_refused("b1", &["ra", "operator", "suspend", &a2], "not_found");
+    assert!(detail.contains("no operator"), "{detail}");
+
+    // The audit chain is intact after all of it.
+    d.env.ok(&["audit", "verify"]);
+    // Both services answer /metrics with their counters.
+    let (_, m) = d.curl("ra", "/metrics", None, None);
+    assert!(m.contains("gpki_ra_refusals_total"), "{m}");
+}
+
+#[test]
+fn ra_and_ca_services_over_mtls_sqlite() {
+    workflow_and_refusals(Backend::Sqlite);
+}
+
+#[test]
+fn ra_and_ca_services_over_mtls_postgres() {
+    workflow_and_refusals(Backend::Postgres);
+}
