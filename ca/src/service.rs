@@ -464,6 +464,12 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
         return Ok(r);
     }
     let old = scoped_certificate(state, &ra, &b.serial).await?;
+    if old.not_after <= gpki_pki::time::now() {
+        return Err(Error::conflict(format!(
+            "certificate {} has expired; an expired certificate is not renewed, a new one is requested",
+            old.serial
+        )));
+    }
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
     let result = ca
         .renew(

@@ -407,6 +407,12 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
         }) => {
             let store = g.store().await?;
             let cert = certificate(&store, &ca, &serial).await?;
+            if cert.profile != "service-client" {
+                return Err(Error::policy(format!(
+                    "certificate {} is of profile {}; CA service clients use service-client certificates",
+                    cert.serial, cert.profile
+                )));
+            }
             let client = store
                 .add_service_client(
                     &name,

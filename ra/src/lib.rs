@@ -637,8 +637,8 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
             }
             approve_and_issue(state, op, r).await?
         }
-        // Approved, but the CA did not answer: ask again.
-        "approved" => forward(state, op, r).await?,
+        // Approved, but the CA did not answer: ask again, as what it is.
+        "approved" => retry(state, op, r).await?,
         s => {
             return Err(Error::conflict(format!(
                 "request {id} is {s}; only submitted requests are approved"
@@ -646,6 +646,27 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
         }
     };
     Ok((StatusCode::OK, reply(state, &r, false).await?))
+}
+
+/// Forwards an approved request again, by its kind.
+async fn retry(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+    let target = match r.target_cert_id {
+        Some(id) => Some(state.store.certificate_by_id(id).await?),
+        None => None,
+    };
+    match (r.kind.as_str(), target) {
+        ("issue", _) => forward(state, op, r).await,
+        ("revoke", Some(c)) => {
+            let reason = gpki_pki::crl::RevocationReason::from_code(r.reason.unwrap_or(-1))
+                .ok_or_else(|| Error::internal(format!("request {} has no reason", r.id)))?;
+            forward_revocation(state, op, r, &c.serial, reason.as_str()).await
+        }
+        ("renew", Some(c)) => forward_renewal(state, op, r, &c.serial).await,
+        (kind, _) => Err(Error::internal(format!(
+            "request {} of kind {kind} has no certificate to act on",
+            r.id
+        ))),
+    }
 }
 
 async fn approve_and_issue(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
@@ -898,6 +919,9 @@ async fn forward_revocation(
                 .store
                 .certificate_by_id(r.target_cert_id.unwrap_or_default())
                 .await?;
+            if c.status != gpki_store::CertStatus::Revoked {
+                return settle(state, op, r, Err(e)).await;
+            }
             let ca = state.store.authority(c.issuer_id).await?;
             Ok(CertificateReply {
                 ca: ca.name,
@@ -932,6 +956,17 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )));
     }
     if let Some(csr) = &b.csr {
+        // A new key is a new binding of the official's name: it needs what a first
+        // issuance of the profile needs, so it goes through submit and approve.
+        let profile = state.profiles.get(&cert.profile)?;
+        if op.ra.dual_control.iter().any(|p| p == &cert.profile)
+            || profile.spec.requires_identity_verification
+        {
+            return Err(Error::policy(format!(
+                "a renewal of a {} certificate with a new key needs identity verification or a second operator: submit it as a new request",
+                cert.profile
+            )));
+        }
         gpki_pki::csr::parse_and_verify(csr.as_bytes())?;
     }
     let (r, created) = state

@@ -167,6 +167,17 @@ impl Deployment {
             }
             env.ok(&args);
         }
+        // An operator's certificate cannot be registered as an RA service.
+        let a1 = env.serial_of("a1.pem");
+        let r = env.fails(&[
+            "ra", "client", "add", "--name", "sneaky", "--role", "ra", "--ca", "mois", "--serial",
+            &a1,
+        ]);
+        assert!(
+            r.stderr.contains("service-client certificates"),
+            "{}",
+            r.stderr
+        );
         let ca_port = free_port();
         let ra_port = free_port();
         let p = |n: &str| env.path(n).display().to_string();
