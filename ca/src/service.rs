@@ -16,7 +16,7 @@ use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse};
 use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
-use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, ServerTls};
+use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{CertStatus, CertificateRecord, RaRecord, Store};
 use hyper::body::Incoming;
@@ -82,25 +82,6 @@ pub struct State {
     refusals: Refusals,
 }
 
-/// A running CA service.
-pub struct Running {
-    addr: std::net::SocketAddr,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting, lets requests in flight finish, and returns.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Opens the store and the CA keys' passphrase, and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
     let store = Store::open(&config.store).await?;
@@ -122,18 +103,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let acceptor = config
         .tls
         .acceptor(refusals.on_handshake(metrics.clone()))?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("cannot listen on {}: {e}", config.listen),
-            )
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
-    let limits = config.http;
+    let (listen, limits) = (config.listen.clone(), config.http);
     let state = Arc::new(State {
         ca,
         store,
@@ -141,31 +111,16 @@ pub async fn start(config: Config) -> Result<Running> {
         metrics,
         refusals,
     });
-    let (shutdown, watch) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(gpki_service::serve_https(
-        listener,
-        limits,
-        watch,
-        acceptor,
-        move |req| {
-            let state = state.clone();
-            async move { handle(&state, req).await }
-        },
-    ));
-    tracing::info!(%addr, "CA service listening");
-    Ok(Running {
-        addr,
-        shutdown,
-        task,
+    gpki_service::mtls::start("CA service", &listen, limits, acceptor, move |req| {
+        let state = state.clone();
+        async move { handle(&state, req).await }
     })
+    .await
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.
 pub async fn serve(config: Config) -> Result<()> {
-    let running = start(config).await?;
-    gpki_service::wait_for_signal().await;
-    tracing::info!("CA service stopping");
-    running.stop().await;
+    start(config).await?.until_signal("CA service").await;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
 use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
-use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, ServerTls};
+use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{
     AuditEvent, IdentityRecord, NewRequest, OperatorRecord, RaRecord, RaRequest, Store, Transition,
@@ -161,25 +161,6 @@ struct State {
     refusals: Refusals,
 }
 
-/// A running RA service.
-pub struct Running {
-    addr: std::net::SocketAddr,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting, lets requests in flight finish, and returns.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
 pub async fn start(config: Config) -> Result<Running> {
     let store = Store::open(&config.store).await?;
     let profiles = match &config.policies {
@@ -192,18 +173,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let acceptor = config
         .tls
         .acceptor(refusals.on_handshake(metrics.clone()))?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("cannot listen on {}: {e}", config.listen),
-            )
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
-    let limits = config.http;
+    let (listen, limits) = (config.listen.clone(), config.http);
     let state = Arc::new(State {
         store,
         config,
@@ -212,31 +182,16 @@ pub async fn start(config: Config) -> Result<Running> {
         metrics,
         refusals,
     });
-    let (shutdown, watch) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(gpki_service::serve_https(
-        listener,
-        limits,
-        watch,
-        acceptor,
-        move |req| {
-            let state = state.clone();
-            async move { handle(&state, req).await }
-        },
-    ));
-    tracing::info!(%addr, "RA service listening");
-    Ok(Running {
-        addr,
-        shutdown,
-        task,
+    gpki_service::mtls::start("RA service", &listen, limits, acceptor, move |req| {
+        let state = state.clone();
+        async move { handle(&state, req).await }
     })
+    .await
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.
 pub async fn serve(config: Config) -> Result<()> {
-    let running = start(config).await?;
-    gpki_service::wait_for_signal().await;
-    tracing::info!("RA service stopping");
-    running.stop().await;
+    start(config).await?.until_signal("RA service").await;
     Ok(())
 }
 
@@ -537,7 +492,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
     let r = if r.status == "submitted" && !dual && !needs_identity {
         // One operator may decide alone: the submission is the approval.
-        approve_and_issue(state, op, r).await?
+        approve_and_forward(state, op, r).await?
     } else if r.status == "approved" && !created {
         // A replay of a request the CA did not answer: ask again.
         forward(state, op, r).await?
@@ -635,7 +590,7 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
                     "profile {profile} requires an identity verification before approval (POST /v1/requests/{id}/identity)"
                 )));
             }
-            approve_and_issue(state, op, r).await?
+            approve_and_forward(state, op, r).await?
         }
         // Approved, but the CA did not answer: ask again, as what it is.
         "approved" => retry(state, op, r).await?,
@@ -669,7 +624,18 @@ async fn retry(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> 
     }
 }
 
-async fn approve_and_issue(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+/// A request its submitter may decide alone (revocation, renewal with the same
+/// key, an administrator's enrolment): approved by them and forwarded, or
+/// forwarded again when the CA did not answer the first time.
+async fn decide_alone(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+    match r.status.as_str() {
+        "submitted" => approve_and_forward(state, op, r).await,
+        "approved" => retry(state, op, r).await,
+        _ => Ok(r),
+    }
+}
+
+async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
     let r = state
         .store
         .transition(
@@ -687,7 +653,7 @@ async fn approve_and_issue(state: &State, op: &Operator, r: RaRequest) -> Result
             ),
         )
         .await?;
-    forward(state, op, r).await
+    retry(state, op, r).await
 }
 
 /// Sends an approved request to the CA service and records the answer. A CA
@@ -860,30 +826,7 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    let r = match r.status.as_str() {
-        "submitted" => {
-            let r = state
-                .store
-                .transition(
-                    r.id,
-                    &Transition {
-                        from: &["submitted"],
-                        to: "approved",
-                        approved_by: Some(op.record.id),
-                        ..Default::default()
-                    },
-                    &op.event(
-                        "ra.request.approve",
-                        format!("ra-request:{}", r.id),
-                        json!({}),
-                    ),
-                )
-                .await?;
-            forward_revocation(state, op, r, &cert.serial, &b.reason).await?
-        }
-        "approved" => forward_revocation(state, op, r, &cert.serial, &b.reason).await?,
-        _ => r,
-    };
+    let r = decide_alone(state, op, r).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -993,30 +936,7 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    let r = match r.status.as_str() {
-        "submitted" => {
-            let r = state
-                .store
-                .transition(
-                    r.id,
-                    &Transition {
-                        from: &["submitted"],
-                        to: "approved",
-                        approved_by: Some(op.record.id),
-                        ..Default::default()
-                    },
-                    &op.event(
-                        "ra.request.approve",
-                        format!("ra-request:{}", r.id),
-                        json!({}),
-                    ),
-                )
-                .await?;
-            forward_renewal(state, op, r, &cert.serial).await?
-        }
-        "approved" => forward_renewal(state, op, r, &cert.serial).await?,
-        _ => r,
-    };
+    let r = decide_alone(state, op, r).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -1098,11 +1018,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    let r = match r.status.as_str() {
-        "submitted" => approve_and_issue(state, op, r).await?,
-        "approved" => forward(state, op, r).await?,
-        _ => r,
-    };
+    let r = decide_alone(state, op, r).await?;
     let cert_id = r
         .cert_id
         .ok_or_else(|| Error::conflict(format!("enrolment request {} is {}", r.id, r.status)))?;

@@ -282,3 +282,62 @@ impl ApiMetrics {
         String::from_utf8(out).expect("metrics are UTF-8")
     }
 }
+
+/// A running mutual-TLS service.
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.
+    pub async fn until_signal(self, what: &str) {
+        crate::wait_for_signal().await;
+        tracing::info!("{what} stopping");
+        self.stop().await;
+    }
+}
+
+/// Binds `listen` and serves `handler` over `acceptor` within `limits`.
+pub async fn start<F, Fut>(
+    what: &str,
+    listen: &str,
+    limits: crate::HttpLimits,
+    acceptor: tls::Acceptor,
+    handler: F,
+) -> Result<Running>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<crate::Body>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot listen on {listen}: {e}"),
+        )
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener address: {e}")))?;
+    let (shutdown, watch) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(crate::serve_https(
+        listener, limits, watch, acceptor, handler,
+    ));
+    tracing::info!(%addr, "{what} listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
