@@ -783,20 +783,8 @@ impl Ca {
 
     /// The chain of CA certificates from `ca` up to its root, `ca` first.
     pub async fn chain(&self, ca: &str) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        let mut walk = Some(self.store.authority_by_name(ca).await?);
-        while let Some(r) = walk {
-            out.push(
-                r.cert_der.clone().ok_or_else(|| {
-                    Error::conflict(format!("CA `{}` has no certificate", r.name))
-                })?,
-            );
-            walk = match r.parent_id {
-                Some(p) if p != r.id => Some(self.store.authority(p).await?),
-                _ => None,
-            };
-        }
-        Ok(out)
+        let id = self.store.authority_by_name(ca).await?.id;
+        self.store.authority_chain(id).await
     }
 }
 

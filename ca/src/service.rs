@@ -277,17 +277,7 @@ async fn reply_for(
     der: Option<&[u8]>,
     replayed: bool,
 ) -> Result<CertificateReply> {
-    let chain = ca
-        .chain(ca_name)
-        .await?
-        .iter()
-        .take_while(|c| {
-            gpki_pki::cert::decode(c)
-                .map(|c| c.tbs_certificate.issuer != c.tbs_certificate.subject)
-                .unwrap_or(false)
-        })
-        .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
-        .collect();
+    let chain = gpki_service::ca_api::chain_pem(&ca.chain(ca_name).await?);
     Ok(CertificateReply {
         ca: ca_name.to_string(),
         serial: record.serial.clone(),

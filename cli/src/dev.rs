@@ -5,13 +5,36 @@ use gpki_ca::{Ca, IssueRequest, KeySource, NewCa};
 use gpki_pki::cert::SanEntry;
 use gpki_pki::signer::{write_private_file, Passphrase};
 use gpki_pki::{KeyType, Result, Signer, SoftwareKey};
-use gpki_store::Store;
+use gpki_store::{AuditEvent, NewRa, Store};
 use serde_json::json;
 
 use crate::{emit, write_file, Global};
 
 pub const ROOT: &str = "gpki-root";
 pub const SUB: &str = "mois";
+/// The dev RA, its host's CA-service client name and its first administrator.
+pub const DEV_RA: &str = "dev-mois";
+const RA_HOST: &str = "dev-ra-host";
+const RA_ADMIN: &str = "dev-admin";
+/// The institution the dev RA serves.
+const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
+/// The names on the CA and RA services' TLS certificates.
+pub const CA_SERVER_NAME: &str = "ca.gpki.go.kr";
+pub const RA_SERVER_NAME: &str = "ra.gpki.go.kr";
+
+/// The services' TLS server certificates (profile server): (name, subject, SANs).
+const SERVICE_TLS: &[(&str, &str, &[&str])] = &[
+    (
+        "ca-tls",
+        "O=Ministry of the Interior and Safety, L=Sejong, C=KR",
+        &["dns:ca.gpki.go.kr"],
+    ),
+    (
+        "ra-tls",
+        "O=Ministry of the Interior and Safety, L=Sejong, C=KR",
+        &["dns:ra.gpki.go.kr"],
+    ),
+];
 
 /// One development certificate per end-entity profile: (profile, key type, subject, SANs).
 const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
@@ -27,7 +50,17 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
 ];
 
-pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Result<()> {
+/// Where the dev services listen.
+pub struct Listen {
+    pub ocsp: String,
+    pub tsa: String,
+    pub ca: String,
+    pub ra: String,
+}
+
+pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
+    let listen = at.ocsp.as_str();
+    let tsa_listen = at.tsa.as_str();
     let dir = &g.data_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| gpki_pki::Error::internal(format!("cannot create {}: {e}", dir.display())))?;
@@ -87,8 +120,12 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
                 signature_algorithm: None,
                 validity_days: None,
                 path_len: Some(0),
+                // DNS names only: rustls-webpki refuses every certificate under a
+                // permitted directoryName constraint, and the operators' and
+                // services' mutual-TLS certificates come from this CA. The RA and
+                // CA services enforce the institution's DN subtree instead.
                 name_constraints: gpki_pki::cert::name_constraints(
-                    &["C=KR".into()],
+                    &[],
                     &[],
                     &["go.kr".into()],
                     &[],
@@ -124,50 +161,32 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
     )?;
 
     let sub = store.authority_by_name(SUB).await?;
+    let dev_certs = DevCerts {
+        ca: &ca,
+        store: &store,
+        sub_id: sub.id,
+        dir: &certs_dir,
+        pass: &signer_pass,
+    };
     for (profile, key_type, subject, sans) in END_ENTITIES {
-        let request_key = format!("dev:{profile}");
-        let cert_path = certs_dir.join(format!("{profile}.crt.pem"));
-        if let Some(existing) = store
-            .certificate_by_request_key(sub.id, &request_key)
-            .await?
-        {
-            if let Some(der) = &existing.der {
-                write_file(
-                    &cert_path,
-                    gpki_pki::pem::encode("CERTIFICATE", der).as_bytes(),
-                )?;
-                found.push(format!("{profile} certificate {}", existing.serial));
-                continue;
-            }
-        }
-        let key_path = certs_dir.join(format!("{profile}.key.pem"));
-        let key = if key_path.exists() {
-            SoftwareKey::read_encrypted(&key_path, &signer_pass)?
-        } else {
-            let k = SoftwareKey::generate(*key_type)?;
-            k.write_encrypted(&key_path, &signer_pass)?;
-            k
-        };
-        let issued = ca
-            .issue(&IssueRequest {
-                ca: SUB.into(),
-                profile: profile.to_string(),
-                subject: Some(subject.to_string()),
-                key: KeySource::PublicKey(key.public_key_der().to_vec()),
-                sans: sans
-                    .iter()
-                    .map(|s| s.parse::<SanEntry>())
-                    .collect::<Result<Vec<_>>>()?,
-                validity_days: None,
-                request_key: Some(request_key),
-                renewed_from: None,
-            })
+        dev_certs
+            .ensure(
+                profile, profile, *key_type, subject, sans, &mut made, &mut found,
+            )
             .await?;
-        write_file(
-            &cert_path,
-            gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
-        )?;
-        made.push(format!("{profile} certificate {}", issued.record.serial));
+    }
+    for (name, subject, sans) in SERVICE_TLS {
+        dev_certs
+            .ensure(
+                name,
+                "server",
+                KeyType::EcP256,
+                subject,
+                sans,
+                &mut made,
+                &mut found,
+            )
+            .await?;
     }
     let crl_dir = dir.join("crl");
     for name in [ROOT, SUB] {
@@ -199,7 +218,18 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
     .await?;
     made.extend(ocsp_made);
     found.extend(ocsp_found);
-    let tsa_config = tsa_setup(dir, &g.store_url(), &signer_pass_file, tsa_listen)?;
+    let tsa_config = tsa_setup(dir, &g.store_url(), &signer_pass_file, &at.tsa)?;
+    let services = services_setup(
+        g,
+        &store,
+        dir,
+        &pass_file,
+        &signer_pass_file,
+        at,
+        &mut made,
+        &mut found,
+    )
+    .await?;
 
     let d = dir.display();
     emit(
@@ -229,7 +259,13 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
              {gpki} cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
              {gpki} crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
              {gpki} ocsp renew-signers --config {d}/ocsp.toml\n  \
-             {gpki} audit verify",
+             {gpki} audit verify\n\n\
+             The RA (operator {RA_ADMIN} of RA {DEV_RA}, over mutual TLS; see README \"Issuing through the RA\"):\n  \
+             export GPKI_RA_CONFIG={d}/ra-client.toml GPKI_OUT_PASS_FILE={d}/dev-signer-passphrase\n  \
+             {gpki} ra whoami\n  \
+             {gpki} key new --key-out hong.key.pem --subject \"CN=Hong Gildong(001234567), OU=people, {MOIS}\" --csr-out hong.csr\n  \
+             {gpki} ra submit --idempotency-key hong-1 --profile official-sign --subject \"CN=Hong Gildong(001234567), OU=people, {MOIS}\" --csr hong.csr --identity-method face-to-face --identity-document \"ID card 1234\" --out hong.pem\n  \
+             {gpki} ra requests",
             pass_file.display(),
             pass_file.display()
         );
@@ -237,18 +273,275 @@ pub async fn up(g: &Global, serve: bool, listen: &str, tsa_listen: &str) -> Resu
         },
     );
     if serve {
+        let mut signals = gpki_service::Signals::install();
+        let (ca_config, ra_config) = services;
         let running = gpki_ocsp::start(ocsp_config).await?;
         let tsa = gpki_tsa::start(tsa_config).await?;
+        let ca_service = gpki_ca::service::start(ca_config).await?;
+        let ra_service = gpki_ra::start(ra_config).await?;
         eprintln!(
-            "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml)\nTSA on http://{}/ (config {d}/tsa.toml)\nCtrl-C stops both",
+            "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml)\nTSA on http://{}/ (config {d}/tsa.toml)\n\
+             CA service on https://{}/ (mutual TLS as {CA_SERVER_NAME}; config {d}/ca.toml)\n\
+             RA service on https://{}/ (mutual TLS as {RA_SERVER_NAME}; config {d}/ra.toml)\nCtrl-C stops all four",
             running.local_addr(),
-            tsa.local_addr()
+            tsa.local_addr(),
+            ca_service.local_addr(),
+            ra_service.local_addr(),
         );
-        gpki_ocsp::wait_for_signal().await;
+        signals.recv().await;
+        // The RA first: its requests in flight still reach the CA service.
+        ra_service.stop().await;
+        ca_service.stop().await;
         tsa.stop().await;
         running.stop().await;
     }
     Ok(())
+}
+
+/// Issues the dev certificates of the subordinate CA, each once (request key
+/// `dev:NAME`): `certs/NAME.crt.pem` and its encrypted key `certs/NAME.key.pem`.
+struct DevCerts<'a> {
+    ca: &'a Ca,
+    store: &'a Store,
+    sub_id: i64,
+    dir: &'a std::path::Path,
+    pass: &'a Passphrase,
+}
+
+impl DevCerts<'_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn ensure(
+        &self,
+        name: &str,
+        profile: &str,
+        key_type: KeyType,
+        subject: &str,
+        sans: &[&str],
+        made: &mut Vec<String>,
+        found: &mut Vec<String>,
+    ) -> Result<()> {
+        let request_key = format!("dev:{name}");
+        let cert_path = self.dir.join(format!("{name}.crt.pem"));
+        if let Some(existing) = self
+            .store
+            .certificate_by_request_key(self.sub_id, &request_key)
+            .await?
+        {
+            if let Some(der) = &existing.der {
+                write_file(
+                    &cert_path,
+                    gpki_pki::pem::encode("CERTIFICATE", der).as_bytes(),
+                )?;
+                found.push(format!("{name} certificate {}", existing.serial));
+                return Ok(());
+            }
+        }
+        let key_path = self.dir.join(format!("{name}.key.pem"));
+        let key = if key_path.exists() {
+            SoftwareKey::read_encrypted(&key_path, self.pass)?
+        } else {
+            let k = SoftwareKey::generate(key_type)?;
+            k.write_encrypted(&key_path, self.pass)?;
+            k
+        };
+        let issued = self
+            .ca
+            .issue(&IssueRequest {
+                ca: SUB.into(),
+                profile: profile.to_string(),
+                subject: Some(subject.to_string()),
+                key: KeySource::PublicKey(key.public_key_der().to_vec()),
+                sans: sans
+                    .iter()
+                    .map(|s| s.parse::<SanEntry>())
+                    .collect::<Result<Vec<_>>>()?,
+                validity_days: None,
+                request_key: Some(request_key),
+                renewed_from: None,
+            })
+            .await?;
+        write_file(
+            &cert_path,
+            gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
+        )?;
+        made.push(format!("{name} certificate {}", issued.record.serial));
+        Ok(())
+    }
+}
+
+/// The CA and RA services: the RA host registered as a client of the CA service
+/// (the sample service-client certificate), the RA `dev-mois` for the Ministry of
+/// the Interior and Safety with the sample ra-operator certificate as its first
+/// administrator, and the configs `ca.toml`, `ra.toml` and `ra-client.toml` (the
+/// operator's profile for `gpki ra …`, through `GPKI_RA_CONFIG`).
+#[allow(clippy::too_many_arguments)]
+async fn services_setup(
+    g: &Global,
+    store: &Store,
+    dir: &std::path::Path,
+    ca_pass_file: &std::path::Path,
+    signer_pass_file: &std::path::Path,
+    at: &Listen,
+    made: &mut Vec<String>,
+    found: &mut Vec<String>,
+) -> Result<(gpki_ca::service::Config, gpki_ra::Config)> {
+    let sub = store.authority_by_name(SUB).await?;
+    let dev_cert = |name: &'static str| async move {
+        store
+            .certificate_by_request_key(sub.id, &format!("dev:{name}"))
+            .await?
+            .ok_or_else(|| {
+                gpki_pki::Error::internal(format!("the dev {name} certificate is missing"))
+            })
+    };
+    let host = dev_cert("service-client").await?;
+    if store.service_client_by_cert(host.id).await?.is_none() {
+        store
+            .add_service_client(
+                RA_HOST,
+                "ra",
+                host.id,
+                &AuditEvent::new(
+                    &g.actor(),
+                    "ca.client.add",
+                    format!("cert:{SUB}/{}", host.serial),
+                    json!({ "name": RA_HOST, "role": "ra" }),
+                ),
+            )
+            .await?;
+        made.push(format!("CA service client {RA_HOST} (role ra)"));
+    } else {
+        found.push(format!("CA service client {RA_HOST}"));
+    }
+    let ra = match store.ra_by_name(DEV_RA).await {
+        Ok(ra) => {
+            found.push(format!("RA {DEV_RA}"));
+            ra
+        }
+        Err(e) if e.kind == gpki_pki::ErrorKind::NotFound => {
+            let ra = store
+                .create_ra(
+                    &NewRa {
+                        name: DEV_RA.into(),
+                        ca_name: SUB.into(),
+                        subtrees: vec![MOIS.into()],
+                        profiles: [
+                            "official-sign",
+                            "official-km",
+                            "institution-sign",
+                            "ra-operator",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                        dual_control: vec![],
+                        // Renewal open at any time, so the walkthrough can renew
+                        // what it just issued; production RAs open it 30-60 days
+                        // before expiry.
+                        renew_window_days: 3650,
+                        host: RA_HOST.into(),
+                    },
+                    &AuditEvent::new(&g.actor(), "ra.create", format!("ra:{DEV_RA}"), json!({})),
+                )
+                .await?;
+            made.push(format!("RA {DEV_RA} (Ministry of the Interior and Safety)"));
+            ra
+        }
+        Err(e) => return Err(e),
+    };
+    let admin = dev_cert("ra-operator").await?;
+    if store
+        .operators(ra.id)
+        .await?
+        .iter()
+        .any(|o| o.cert_id == admin.id)
+    {
+        found.push(format!("RA operator {RA_ADMIN}"));
+    } else {
+        store
+            .add_operator(
+                ra.id,
+                RA_ADMIN,
+                admin.id,
+                true,
+                &AuditEvent::new(
+                    &g.actor(),
+                    "ra.operator.enrol",
+                    format!("ra:{DEV_RA}"),
+                    json!({ "name": RA_ADMIN, "cert_id": admin.id, "admin": true }),
+                ),
+            )
+            .await?;
+        made.push(format!(
+            "RA operator {RA_ADMIN} (administrator of {DEV_RA})"
+        ));
+    }
+
+    // A TLS client or server sends its certificate and then the CA's.
+    let certs = abs(&dir.join("certs"));
+    let sub_pem = std::fs::read(certs.join(format!("{SUB}.crt.pem")))
+        .map_err(|e| gpki_pki::Error::internal(format!("{SUB}.crt.pem: {e}")))?;
+    for name in ["ca-tls", "ra-tls", "service-client", "ra-operator"] {
+        let mut pem = std::fs::read(certs.join(format!("{name}.crt.pem")))
+            .map_err(|e| gpki_pki::Error::internal(format!("{name}.crt.pem: {e}")))?;
+        pem.extend_from_slice(&sub_pem);
+        write_file(&certs.join(format!("{name}.chain.pem")), &pem)?;
+    }
+    let file = |n: &str| q(certs.join(n).display().to_string());
+    let root = file(&format!("{ROOT}.crt.pem"));
+    let signer_pass = q(abs(signer_pass_file).display().to_string());
+    let store_url = q(absolute_store_url(&g.store_url()));
+    let policies = g
+        .policies
+        .as_ref()
+        .map(|p| format!("policies = {}\n", q(abs(p).display().to_string())))
+        .unwrap_or_default();
+    let ca_toml = format!(
+        "# gpki dev: the online CA service (gpki-ca serve --config THIS), the one process\n\
+         # that opens the subordinate CA keys. RA services reach it over mutual TLS.\n\
+         store = {store_url}\nlisten = {}\nkey_dir = {}\nkey_pass_file = {}\n{policies}\n\
+         [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n",
+        q(at.ca.clone()),
+        q(abs(&dir.join("keys")).display().to_string()),
+        q(abs(ca_pass_file).display().to_string()),
+        file("ca-tls.chain.pem"),
+        file("ca-tls.key.pem"),
+    );
+    let ra_toml = format!(
+        "# gpki dev: the RA service (gpki-ra serve --config THIS) hosting every RA whose\n\
+         # host is {RA_HOST}; operators reach it over mutual TLS.\n\
+         store = {store_url}\nlisten = {}\nhost = {}\n{policies}\n\
+         [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n\n\
+         # The CA service, as client {RA_HOST}.\n\
+         [ca]\nurl = {}\nserver_name = {}\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nca_file = {root}\n",
+        q(at.ra.clone()),
+        q(RA_HOST.into()),
+        file("ra-tls.chain.pem"),
+        file("ra-tls.key.pem"),
+        q(format!("https://{}", at.ca)),
+        q(CA_SERVER_NAME.into()),
+        file("service-client.chain.pem"),
+        file("service-client.key.pem"),
+    );
+    let client_toml = format!(
+        "# gpki dev: operator {RA_ADMIN} of RA {DEV_RA}, for `gpki ra …`\n\
+         # (export GPKI_RA_CONFIG=THIS, or copy it to ~/.config/gpki/ra.toml).\n\
+         url = {}\nserver_name = {}\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nca_file = {root}\n",
+        q(format!("https://{}", at.ra)),
+        q(RA_SERVER_NAME.into()),
+        file("ra-operator.chain.pem"),
+        file("ra-operator.key.pem"),
+    );
+    for (name, text) in [
+        ("ca.toml", &ca_toml),
+        ("ra.toml", &ra_toml),
+        ("ra-client.toml", &client_toml),
+    ] {
+        write_file(&dir.join(name), text.as_bytes())?;
+    }
+    Ok((
+        gpki_ca::service::Config::load(&dir.join("ca.toml"))?,
+        gpki_ra::Config::load(&dir.join("ra.toml"))?,
+    ))
 }
 
 /// How the printed next steps call gpki: `gpki` when that name on PATH is this very

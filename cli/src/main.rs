@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod dev;
+mod key;
 mod ocsp;
 mod ra;
 mod ts;
@@ -17,7 +18,7 @@ use gpki_pki::cert::SanEntry;
 use gpki_pki::crl::RevocationReason;
 use gpki_pki::profile::Profiles;
 use gpki_pki::signer::Passphrase;
-use gpki_pki::{Error, ErrorKind, KeyType, Result, SignatureAlgorithm, Signer, SoftwareKey};
+use gpki_pki::{Error, ErrorKind, Result, SignatureAlgorithm, Signer, SoftwareKey};
 use gpki_store::{CertFilter, CertStatus, Store};
 use serde_json::{json, Value};
 
@@ -100,6 +101,9 @@ enum Command {
     /// Local all-in-one deployment
     #[command(subcommand)]
     Dev(DevCmd),
+    /// Keys: generate one and its PKCS#10 request
+    #[command(subcommand)]
+    Key(key::KeyCmd),
 }
 
 #[derive(Subcommand)]
@@ -209,22 +213,6 @@ enum ProfileCmd {
 }
 
 #[derive(Args)]
-struct KeyOut {
-    /// Key type for --generate-key
-    #[arg(long, default_value = "p256")]
-    key_type: String,
-    /// Write the generated key as encrypted PKCS#8 PEM here
-    #[arg(long)]
-    key_out: Option<PathBuf>,
-    /// Write key, certificate and chain as PKCS#12 here
-    #[arg(long)]
-    pkcs12: Option<PathBuf>,
-    /// Passphrase file for --key-out / --pkcs12
-    #[arg(long, env = "GPKI_OUT_PASS_FILE")]
-    out_pass_file: Option<PathBuf>,
-}
-
-#[derive(Args)]
 struct CertOut {
     /// Write the certificate here (default: print PEM)
     #[arg(long)]
@@ -262,7 +250,7 @@ enum CertCmd {
         #[command(flatten)]
         out: CertOut,
         #[command(flatten)]
-        key_out: KeyOut,
+        key_out: key::KeyOut,
     },
     /// Renew a certificate (same key unless --csr or --generate-key)
     Renew {
@@ -282,7 +270,7 @@ enum CertCmd {
         #[command(flatten)]
         out: CertOut,
         #[command(flatten)]
-        key_out: KeyOut,
+        key_out: key::KeyOut,
     },
     /// Revoke a certificate (certificateHold puts it on hold)
     Revoke {
@@ -411,6 +399,12 @@ enum DevCmd {
         /// Where the TSA listens
         #[arg(long, env = "GPKI_DEV_TSA_LISTEN", default_value = "127.0.0.1:8081")]
         tsa_listen: String,
+        /// Where the CA service listens (mutual TLS)
+        #[arg(long, env = "GPKI_DEV_CA_LISTEN", default_value = "127.0.0.1:8443")]
+        ca_listen: String,
+        /// Where the RA service listens (mutual TLS)
+        #[arg(long, env = "GPKI_DEV_RA_LISTEN", default_value = "127.0.0.1:8444")]
+        ra_listen: String,
     },
 }
 
@@ -574,69 +568,6 @@ async fn output_cert(ca: &Ca, ca_name: &str, der: &[u8], out: &CertOut) -> Resul
             Ok(None)
         }
     }
-}
-
-/// For --generate-key: the key, written as the KeyOut flags ask once issued.
-fn generated_key(k: &KeyOut) -> Result<(SoftwareKey, Passphrase)> {
-    if k.key_out.is_none() && k.pkcs12.is_none() {
-        return Err(Error::malformed(
-            "--generate-key needs --key-out FILE or --pkcs12 FILE, or the key would be lost",
-        ));
-    }
-    let file = k.out_pass_file.as_ref().ok_or_else(|| {
-        Error::malformed("--generate-key needs --out-pass-file to encrypt the key")
-    })?;
-    let pass = Passphrase::from_file(file)?;
-    for p in [&k.key_out, &k.pkcs12].into_iter().flatten() {
-        if p.exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("{} exists; refusing to overwrite a key", p.display()),
-            ));
-        }
-    }
-    Ok((SoftwareKey::generate(k.key_type.parse::<KeyType>()?)?, pass))
-}
-
-async fn write_generated(
-    ca: &Ca,
-    ca_name: &str,
-    key: &SoftwareKey,
-    pass: &Passphrase,
-    issued: &Issued,
-    k: &KeyOut,
-) -> Result<Vec<String>> {
-    let mut written = Vec::new();
-    if let Some(p) = &k.key_out {
-        key.write_encrypted(p, pass)?;
-        written.push(p.display().to_string());
-    }
-    if let Some(p) = &k.pkcs12 {
-        let cert = openssl::x509::X509::from_der(&issued.der)
-            .map_err(|e| Error::internal(format!("certificate: {e}")))?;
-        let mut chain = openssl::stack::Stack::new().map_err(|e| Error::internal(e.to_string()))?;
-        for c in ca.chain(ca_name).await? {
-            chain
-                .push(
-                    openssl::x509::X509::from_der(&c)
-                        .map_err(|e| Error::internal(e.to_string()))?,
-                )
-                .map_err(|e| Error::internal(e.to_string()))?;
-        }
-        let pass_text = std::str::from_utf8(pass.expose())
-            .map_err(|_| Error::malformed("PKCS#12 passphrase must be UTF-8"))?;
-        let p12 = openssl::pkcs12::Pkcs12::builder()
-            .name(&issued.record.subject)
-            .pkey(key.pkey())
-            .cert(&cert)
-            .ca(chain)
-            .build2(pass_text)
-            .and_then(|p| p.to_der())
-            .map_err(|e| Error::internal(format!("PKCS#12: {e}")))?;
-        gpki_pki::signer::write_private_file(p, &p12)?;
-        written.push(p.display().to_string());
-    }
-    Ok(written)
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -849,7 +780,18 @@ async fn run(cli: Cli) -> Result<()> {
             no_serve,
             listen,
             tsa_listen,
-        }) => dev::up(&g, !no_serve, &listen, &tsa_listen).await?,
+            ca_listen,
+            ra_listen,
+        }) => {
+            let at = dev::Listen {
+                ocsp: listen,
+                tsa: tsa_listen,
+                ca: ca_listen,
+                ra: ra_listen,
+            };
+            dev::up(&g, !no_serve, &at).await?
+        }
+        Command::Key(cmd) => key::run(&g, cmd)?,
     }
     Ok(())
 }
@@ -1088,7 +1030,7 @@ async fn cert_command(g: &Global, cmd: CertCmd) -> Result<()> {
             let (key, generated) = match (&csr, generate_key) {
                 (Some(p), false) => (KeySource::Csr(read_file(p, "CSR")?), None),
                 (None, true) => {
-                    let (k, pass) = generated_key(&key_out)?;
+                    let (k, pass) = key::generated_key(&key_out)?;
                     (
                         KeySource::PublicKey(k.public_key_der().to_vec()),
                         Some((k, pass)),
@@ -1125,7 +1067,7 @@ async fn cert_command(g: &Global, cmd: CertCmd) -> Result<()> {
             let (key, generated) = match (&csr, generate_key) {
                 (Some(p), false) => (Some(KeySource::Csr(read_file(p, "CSR")?)), None),
                 (None, true) => {
-                    let (k, pass) = generated_key(&key_out)?;
+                    let (k, pass) = key::generated_key(&key_out)?;
                     (
                         Some(KeySource::PublicKey(k.public_key_der().to_vec())),
                         Some((k, pass)),
@@ -1345,13 +1287,13 @@ async fn finish_issue(
     ca_name: &str,
     issued: &Issued,
     cert_out: &CertOut,
-    key_out: &KeyOut,
+    key_out: &key::KeyOut,
     generated: Option<(SoftwareKey, Passphrase)>,
     out: Output,
     verb: &str,
 ) -> Result<()> {
     let key_files = match &generated {
-        Some((k, pass)) => write_generated(ca, ca_name, k, pass, issued, key_out).await?,
+        Some((k, pass)) => key::write_generated(ca, ca_name, k, pass, issued, key_out).await?,
         None => Vec::new(),
     };
     if cert_out.out.is_none() && !cert_out.der && out == Output::Text {

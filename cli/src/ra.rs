@@ -104,6 +104,11 @@ pub enum RaCmd {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Who the RA service takes this operator certificate for: operator and RA
+    Whoami {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// One request
     Show {
         #[command(flatten)]
@@ -184,6 +189,7 @@ pub enum OperatorCmd {
         csr: PathBuf,
         #[arg(long)]
         admin: bool,
+        /// Write the certificate, then its CA chain (ready for --cert), here
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -212,9 +218,9 @@ pub enum OperatorCmd {
     },
 }
 
-/// How an operator reaches the RA service. Unset values come from
-/// `~/.config/gpki/ra.toml` (the `ClientTls` fields: url, server_name, cert,
-/// key, key_pass_file, ca_file).
+/// How an operator reaches the RA service. Unset values come from the profile
+/// file `GPKI_RA_CONFIG` names, else `~/.config/gpki/ra.toml` (the `ClientTls`
+/// fields: url, server_name, cert, key, key_pass_file, ca_file).
 #[derive(Args, Clone)]
 pub struct Conn {
     /// The RA service, https://HOST:PORT
@@ -258,9 +264,20 @@ impl IdentityArgs {
 
 impl Conn {
     fn client(&self) -> Result<ApiClient> {
-        let saved = std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".config/gpki/ra.toml"))
-            .filter(|p| p.exists())
+        // A profile named by GPKI_RA_CONFIG must exist; the default one may not.
+        let named = std::env::var_os("GPKI_RA_CONFIG").map(PathBuf::from);
+        if let Some(p) = named.as_ref().filter(|p| !p.exists()) {
+            return Err(Error::not_found(format!(
+                "GPKI_RA_CONFIG names {}, which does not exist",
+                p.display()
+            )));
+        }
+        let saved = named
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".config/gpki/ra.toml"))
+                    .filter(|p| p.exists())
+            })
             .map(|p| -> Result<ClientTls> {
                 let text = std::fs::read_to_string(&p)
                     .map_err(|e| Error::not_found(format!("{}: {e}", p.display())))?;
@@ -273,7 +290,7 @@ impl Conn {
         let need = |v: Option<PathBuf>, from: Option<&PathBuf>, flag: &str| {
             v.or_else(|| from.cloned()).ok_or_else(|| {
                 Error::malformed(format!(
-                    "{flag} is required (or set it in ~/.config/gpki/ra.toml)"
+                    "{flag} is required (or set it in the GPKI_RA_CONFIG profile or ~/.config/gpki/ra.toml)"
                 ))
             })
         };
@@ -307,11 +324,22 @@ impl Conn {
 }
 
 /// Writes the certificate of a request reply to `out`, when issued.
-fn save_certificate(reply: &Value, out: Option<&PathBuf>) -> Result<Option<String>> {
+/// With `chain`, the CA chain follows the certificate (what a TLS client sends).
+fn save_certificate(reply: &Value, out: Option<&PathBuf>, chain: bool) -> Result<Option<String>> {
     let (Some(out), Some(pem)) = (out, reply["certificate"]["certificate"].as_str()) else {
         return Ok(None);
     };
-    crate::write_file(out, pem.as_bytes())?;
+    let mut text = pem.to_string();
+    if chain {
+        for c in reply["certificate"]["chain"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            text += c.as_str().unwrap_or_default();
+        }
+    }
+    crate::write_file(out, text.as_bytes())?;
     Ok(Some(out.display().to_string()))
 }
 
@@ -482,7 +510,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 "csr": String::from_utf8_lossy(&read_file(&csr, "CSR")?), "admin": admin,
             });
             let v: Value = conn.client()?.post("v1/operators", &body).await?;
-            let saved = save_certificate(&v, file.as_ref())?;
+            let saved = save_certificate(&v, file.as_ref(), true)?;
             emit(out, v.clone(), || {
                 let mut t = format!(
                     "operator {} enrolled (id {})",
@@ -613,6 +641,31 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     .join("\n")
             });
         }
+        RaCmd::Whoami { conn } => {
+            let v: Value = conn.client()?.get("v1/whoami").await?;
+            emit(out, v.clone(), || {
+                format!(
+                    "operator {} (id {}{}) of RA {} (CA {}, profiles {})",
+                    v["operator"]["name"].as_str().unwrap_or(""),
+                    v["operator"]["id"],
+                    if v["operator"]["admin"] == true {
+                        ", administrator"
+                    } else {
+                        ""
+                    },
+                    v["ra"]["name"].as_str().unwrap_or(""),
+                    v["ra"]["ca_name"].as_str().unwrap_or(""),
+                    v["ra"]["profiles"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default(),
+                )
+            });
+        }
         RaCmd::Show { conn, id } => {
             let v: Value = conn.client()?.get(&format!("v1/requests/{id}")).await?;
             request_reply(out, &v, None)?;
@@ -651,7 +704,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
 }
 
 fn request_reply(out: crate::Output, v: &Value, file: Option<&PathBuf>) -> Result<()> {
-    let saved = save_certificate(v, file)?;
+    let saved = save_certificate(v, file, false)?;
     emit(out, v.clone(), || {
         let mut t = request_text(v);
         if let Some(s) = saved {

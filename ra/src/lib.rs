@@ -437,7 +437,9 @@ async fn reply(state: &State, r: &RaRequest, replayed: bool) -> Result<serde_jso
                     .der
                     .as_deref()
                     .map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
-                chain: Vec::new(),
+                chain: gpki_service::ca_api::chain_pem(
+                    &state.store.authority_chain(c.issuer_id).await?,
+                ),
                 replayed: false,
             })
         }

@@ -67,6 +67,20 @@ pub struct CertificateReply {
 }
 
 /// Refused unless `profile` and `subject` are within the RA's scope.
+/// A chain as a TLS peer or a relying party wants it beside a certificate: PEM,
+/// the issuing CA first, the self-signed root left out.
+pub fn chain_pem(chain: &[Vec<u8>]) -> Vec<String> {
+    chain
+        .iter()
+        .take_while(|c| {
+            gpki_pki::cert::decode(c)
+                .map(|c| c.tbs_certificate.issuer != c.tbs_certificate.subject)
+                .unwrap_or(false)
+        })
+        .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
+        .collect()
+}
+
 pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
     if !ra.profiles.iter().any(|p| p == profile) {
         return Err(Error::new(

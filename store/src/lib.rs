@@ -336,6 +336,25 @@ impl Store {
         })
     }
 
+    /// The certificates from authority `id` up to its root (DER, the authority
+    /// first, the self-signed root last).
+    pub async fn authority_chain(&self, id: i64) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut walk = Some(self.authority(id).await?);
+        while let Some(r) = walk {
+            out.push(
+                r.cert_der.clone().ok_or_else(|| {
+                    Error::conflict(format!("CA `{}` has no certificate", r.name))
+                })?,
+            );
+            walk = match r.parent_id {
+                Some(p) if p != r.id && out.len() < 16 => Some(self.authority(p).await?),
+                _ => None,
+            };
+        }
+        Ok(out)
+    }
+
     pub async fn authority(&self, id: i64) -> Result<AuthorityRecord> {
         let sql = format!(
             "SELECT {} FROM authorities WHERE id = $1",

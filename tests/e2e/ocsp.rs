@@ -728,6 +728,10 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
             &format!("127.0.0.1:{port}"),
             "--tsa-listen",
             &format!("127.0.0.1:{tsa_port}"),
+            "--ca-listen",
+            &format!("127.0.0.1:{}", crate::support::free_port()),
+            "--ra-listen",
+            &format!("127.0.0.1:{}", crate::support::free_port()),
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -1,0 +1,376 @@
+//! Issue 10's "done when": a new user runs `gpki dev up`, enrols an operator, and
+//! issues, renews and revokes an official's certificate through the RA, with the
+//! commands the README's walkthrough gives. OpenSSL judges the certificates and the
+//! revocation as the dev OCSP responder answers it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{free_port, require, wait_http_ok, Backend, Env, Run};
+
+const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
+
+struct DevUp(Child);
+
+impl Drop for DevUp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// gpki as a user after `dev up`: the SQLite store of the data directory, the RA
+/// profile dev up wrote, and the dev passphrase for the keys it makes.
+fn user(env: &Env, args: &[&str]) -> Run {
+    let o = env
+        .command()
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env("GPKI_RA_CONFIG", "data/ra-client.toml")
+        .env("GPKI_OUT_PASS_FILE", "data/dev-signer-passphrase")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn user_ok(env: &Env, args: &[&str]) -> Value {
+    let r = user(env, args);
+    assert_eq!(r.code, 0, "gpki {args:?}: {}{}", r.stdout, r.stderr);
+    serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.stdout))
+}
+
+/// What `openssl ocsp` says of `cert` at the dev responder (signature verified).
+fn openssl_ocsp(env: &Env, port: u16, cert: &str) -> String {
+    let o = Command::new("openssl")
+        .current_dir(env.path(""))
+        .args([
+            "ocsp",
+            "-issuer",
+            "data/certs/mois.crt.pem",
+            "-CAfile",
+            "data/certs/gpki-root.crt.pem",
+            "-cert",
+            cert,
+            "-url",
+            &format!("http://127.0.0.1:{port}/ocsp"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(text.contains("Response verify OK"), "{text}");
+    text
+}
+
+#[test]
+fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let [ocsp, tsa, ca, ra] = ports.map(|p| format!("127.0.0.1:{p}"));
+    let child = env
+        .command()
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_URL_BASE")
+        .args(["dev", "up", "--listen", &ocsp, "--tsa-listen", &tsa])
+        .args(["--ca-listen", &ca, "--ra-listen", &ra])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut dev = DevUp(child);
+    wait_http_ok(&format!("http://{ocsp}/healthz"), 180, &mut dev.0);
+
+    // The RA answers the dev administrator once its port is open.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let who = loop {
+        let r = user(&env, &["ra", "whoami"]);
+        if r.code == 0 {
+            break serde_json::from_str::<Value>(&r.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "RA never answered: {}", r.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(who["operator"]["name"], "dev-admin", "{who}");
+    assert_eq!(who["operator"]["admin"], true, "{who}");
+    assert_eq!(who["ra"]["name"], "dev-mois", "{who}");
+
+    // Enrol a second operator; the certificate file it gets logs in as is.
+    let lee = format!("CN=Lee Sora(000000002), OU=RA, {MOIS}");
+    user_ok(
+        &env,
+        &[
+            "key",
+            "new",
+            "--key-out",
+            "lee.key.pem",
+            "--subject",
+            &lee,
+            "--csr-out",
+            "lee.csr",
+        ],
+    );
+    // OpenSSL checks the request's self-signature; an existing key is never replaced.
+    let checked = env.openssl_ok(&["req", "-in", "lee.csr", "-verify", "-noout", "-subject"]);
+    assert!(checked.contains("Lee Sora"), "{checked}");
+    let before = std::fs::read(env.path("lee.key.pem")).unwrap();
+    let r = user(&env, &["key", "new", "--key-out", "lee.key.pem"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("refusing to overwrite"), "{}", r.stdout);
+    assert_eq!(std::fs::read(env.path("lee.key.pem")).unwrap(), before);
+    let enrolled = user_ok(
+        &env,
+        &[
+            "ra",
+            "operator",
+            "enrol",
+            "--idempotency-key",
+            "enrol-lee",
+            "--name",
+            "lee",
+            "--subject",
+            &lee,
+            "--csr",
+            "lee.csr",
+            "--out",
+            "lee.pem",
+        ],
+    );
+    assert_eq!(enrolled["request"]["status"], "issued", "{enrolled}");
+    let as_lee = ["--cert", "lee.pem", "--key", "lee.key.pem"];
+    let who = user_ok(&env, &[&["ra", "whoami"][..], &as_lee].concat());
+    assert_eq!(who["operator"]["name"], "lee", "{who}");
+    assert_eq!(who["operator"]["admin"], false, "{who}");
+
+    // Lee issues an official's signing certificate after seeing an ID card.
+    let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
+    user_ok(
+        &env,
+        &[
+            "key",
+            "new",
+            "--key-out",
+            "hong.key.pem",
+            "--subject",
+            &hong,
+            "--csr-out",
+            "hong.csr",
+        ],
+    );
+    let submit = [
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "hong-1",
+        "--profile",
+        "official-sign",
+        "--subject",
+        &hong,
+        "--csr",
+        "hong.csr",
+        "--identity-method",
+        "face-to-face",
+        "--identity-document",
+        "public official ID card 1234",
+        "--out",
+        "hong.pem",
+    ];
+    let issued = user_ok(&env, &[&submit[..], &as_lee].concat());
+    assert_eq!(issued["request"]["status"], "issued", "{issued}");
+    let serial = issued["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verify = |cert: &str| {
+        env.openssl_ok(&[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "smimesign",
+            "-CAfile",
+            "data/certs/gpki-root.crt.pem",
+            "-untrusted",
+            "data/certs/mois.crt.pem",
+            cert,
+        ])
+    };
+    verify("hong.pem");
+    // A subject of another institution is outside the dev RA's scope.
+    let moe = "CN=Kim Cheolsu(001111111), OU=people, OU=Ministry of Education, O=Government of Korea, C=KR";
+    let other = [
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "kim-1",
+        "--profile",
+        "official-sign",
+        "--subject",
+        moe,
+        "--csr",
+        "hong.csr",
+        "--identity-method",
+        "face-to-face",
+        "--identity-document",
+        "ID card 99",
+    ];
+    let r = user(&env, &[&other[..], &as_lee].concat());
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("outside") || r.stdout.contains("scope"),
+        "{}",
+        r.stdout
+    );
+
+    // The administrator renews it (same key) and revokes the renewed certificate.
+    let renewed = user_ok(
+        &env,
+        &[
+            "ra",
+            "renew",
+            "--idempotency-key",
+            "hong-renew",
+            "--serial",
+            &serial,
+            "--out",
+            "hong2.pem",
+        ],
+    );
+    assert_eq!(renewed["request"]["status"], "issued", "{renewed}");
+    let serial2 = renewed["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(serial, serial2);
+    verify("hong2.pem");
+    assert!(openssl_ocsp(&env, ports[0], "hong2.pem").contains("hong2.pem: good"));
+    let revoked = user_ok(
+        &env,
+        &[
+            "ra",
+            "revoke",
+            "--idempotency-key",
+            "hong-revoke",
+            "--serial",
+            &serial2,
+            "--reason",
+            "superseded",
+        ],
+    );
+    assert_eq!(revoked["request"]["status"], "revoked", "{revoked}");
+    // The dev responder follows the store (SQLite: polled every 250 ms).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = openssl_ocsp(&env, ports[0], "hong2.pem");
+        if text.contains("hong2.pem: revoked") {
+            assert!(text.contains("Reason: superseded"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "OCSP never said revoked: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(openssl_ocsp(&env, ports[0], "hong.pem").contains("hong.pem: good"));
+
+    // Every step is in the RA's requests and the audit log, whose chain verifies.
+    let listed = user_ok(&env, &["ra", "requests"]);
+    let kinds: Vec<_> = listed["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["kind"].as_str().unwrap(),
+                r["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // An enrolment is an issue request of profile ra-operator.
+    for (k, n) in [
+        ("issue:issued", 2),
+        ("renew:issued", 1),
+        ("revoke:revoked", 1),
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|x| *x == k).count(),
+            n,
+            "{k} in {kinds:?}"
+        );
+    }
+
+    // Each service also runs alone from its binary and the config dev up wrote.
+    drop(dev);
+    let spawn = |bin: &str, config: &str| {
+        let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name(bin);
+        DevUp(
+            Command::new(exe)
+                .args(["serve", "--config", config])
+                .current_dir(env.path(""))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _ca = spawn("gpki-ca", "data/ca.toml");
+    let _ra = spawn("gpki-ra", "data/ra.toml");
+    user_ok(
+        &env,
+        &[
+            "key",
+            "new",
+            "--key-type",
+            "rsa2048",
+            "--key-out",
+            "hong-km.key.pem",
+            "--subject",
+            &hong,
+            "--csr-out",
+            "hong-km.csr",
+        ],
+    );
+    let again = [
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "hong-km",
+        "--profile",
+        "official-km",
+        "--subject",
+        &hong,
+        "--csr",
+        "hong-km.csr",
+        "--identity-method",
+        "contact-free",
+        "--identity-document",
+        "mobile ID 1234",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let km = loop {
+        let r = user(&env, &again);
+        if r.code == 0 {
+            break serde_json::from_str::<Value>(&r.stdout).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standalone services: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(km["request"]["status"], "issued", "{km}");
+
+    let audit = user_ok(&env, &["audit", "verify"]);
+    assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");
+    assert!(audit["rows"].as_i64().unwrap() > 20, "{audit}");
+}
