@@ -15,7 +15,9 @@ use gpki_pki::crl::RevocationReason;
 use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse};
-use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
+use gpki_service::ca_api::{
+    check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
+};
 use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{CertStatus, CertificateRecord, RaRecord, Store};
@@ -179,7 +181,7 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
             state.metrics.refused("unauthenticated");
             match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
                 None => state.refusals.record_anonymous(&from, &e.detail).await,
-                Some(_) => state.refusals.record("unknown-client", &from, &e).await,
+                Some(c) => state.refusals.record_unknown(&c.0, &from, &e).await,
             }
             return error_reply(&e);
         }
@@ -261,10 +263,12 @@ fn request_key(ra: &RaRecord, request_id: &str) -> Result<String> {
         || request_id.len() > 128
         || !request_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
+        // No `:`: it separates the RA's name from the id in the key, and RA names
+        // have none, so no two RAs' keys can meet.
         return Err(Error::malformed(
-            "request_id must be 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+            "request_id must be 1 to 128 characters of A-Z a-z 0-9 - _ .",
         ));
     }
     Ok(format!("ra:{}:{request_id}", ra.name))
@@ -294,10 +298,13 @@ async fn reply_for(
 
 /// The certificate an earlier call with `key` made, when there is one: a
 /// replay is answered with it, never with a second certificate.
+/// `same` says whether the recorded certificate answers this very request; a
+/// request id reused for another request is a conflict.
 async fn replayed(
     state: &State,
     ra: &RaRecord,
     key: &str,
+    same: impl Fn(&CertificateRecord) -> bool,
 ) -> Result<Option<(StatusCode, CertificateReply)>> {
     let issuer = state.store.authority_by_name(&ra.ca_name).await?;
     match state
@@ -306,6 +313,10 @@ async fn replayed(
         .await?
     {
         None => Ok(None),
+        Some(r) if !same(&r) => Err(Error::conflict(format!(
+            "request `{key}` was made for another request (certificate {}); a request id names one request",
+            r.serial
+        ))),
         Some(r) if r.status == CertStatus::Pending => Err(Error::new(
             ErrorKind::Unavailable,
             format!(
@@ -328,6 +339,7 @@ async fn finish(
     ra: &RaRecord,
     key: &str,
     result: Result<Issued>,
+    same: impl Fn(&CertificateRecord) -> bool,
 ) -> Result<(StatusCode, CertificateReply)> {
     match result {
         Ok(issued) => Ok((
@@ -342,7 +354,8 @@ async fn finish(
             .await?,
         )),
         // A concurrent call with the same key recorded first.
-        Err(e) if e.kind == ErrorKind::AlreadyExists => match replayed(state, ra, key).await? {
+        Err(e) if e.kind == ErrorKind::AlreadyExists => match replayed(state, ra, key, same).await?
+        {
             Some(r) => Ok(r),
             None => Err(e),
         },
@@ -354,8 +367,15 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let b: IssueBody = parse(body)?;
     let ra = authorize_ra(state, who, &b.ra).await?;
     check_scope(&ra, &b.profile, &b.subject)?;
+    check_sans(&ra, &b.sans)?;
     let key = request_key(&ra, &b.request_id)?;
-    if let Some(r) = replayed(state, &ra, &key).await? {
+    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    let spki_sha256 = hex::encode(openssl::sha::sha256(&csr.spki_der));
+    let subject = gpki_pki::name::to_string(&gpki_pki::name::parse(&b.subject)?);
+    let same = |c: &CertificateRecord| {
+        c.profile == b.profile && c.subject == subject && c.spki_sha256 == spki_sha256
+    };
+    if let Some(r) = replayed(state, &ra, &key, same).await? {
         return Ok(r);
     }
     let sans = b
@@ -376,7 +396,7 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
             renewed_from: None,
         })
         .await;
-    finish(state, &ra, &key, result).await
+    finish(state, &ra, &key, result, same).await
 }
 
 /// The RA's certificate `serial`, when it is in the RA's scope.
@@ -405,10 +425,12 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let b: RenewBody = parse(body)?;
     let ra = authorize_ra(state, who, &b.ra).await?;
     let key = request_key(&ra, &b.request_id)?;
-    if let Some(r) = replayed(state, &ra, &key).await? {
+    // Scope first: a replay answers only what the RA may see.
+    let old = scoped_certificate(state, &ra, &b.serial).await?;
+    let same = |c: &CertificateRecord| c.renewed_from == Some(old.id);
+    if let Some(r) = replayed(state, &ra, &key, same).await? {
         return Ok(r);
     }
-    let old = scoped_certificate(state, &ra, &b.serial).await?;
     if old.not_after <= gpki_pki::time::now() {
         return Err(Error::conflict(format!(
             "certificate {} has expired; an expired certificate is not renewed, a new one is requested",
@@ -425,7 +447,7 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
             Some(key.clone()),
         )
         .await;
-    finish(state, &ra, &key, result).await
+    finish(state, &ra, &key, result, same).await
 }
 
 async fn revoke(

@@ -439,6 +439,7 @@ async fn services_setup(
                         // before expiry.
                         renew_window_days: 3650,
                         host: RA_HOST.into(),
+                        domains: vec!["mois.go.kr".into()],
                     },
                     &AuditEvent::new(&g.actor(), "ra.create", format!("ra:{DEV_RA}"), json!({})),
                 )

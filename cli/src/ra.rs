@@ -35,6 +35,10 @@ pub enum RaCmd {
         /// Renewal opens this many days before expiry
         #[arg(long, default_value_t = 30)]
         renew_window_days: i64,
+        /// DNS domains its DNS and e-mail SANs must fall under, comma-separated
+        /// (none: the RA asks for no such SANs)
+        #[arg(long, value_delimiter = ',')]
+        domains: Vec<String>,
         /// The RA service (its service-client name) that hosts it
         #[arg(long)]
         host: String,
@@ -375,6 +379,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             profiles,
             dual_control,
             renew_window_days,
+            domains,
             host,
         } => {
             let store = g.store().await?;
@@ -399,6 +404,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                         dual_control,
                         renew_window_days,
                         host,
+                        domains,
                     },
                     &AuditEvent::new(&g.actor(), "ra.create", format!("ra:{name}"), json!({})),
                 )

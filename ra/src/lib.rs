@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
-use gpki_service::ca_api::{check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody};
+use gpki_service::ca_api::{
+    check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
+};
 use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{
-    AuditEvent, IdentityRecord, NewRequest, OperatorRecord, RaRecord, RaRequest, Store, Transition,
+    AuditEvent, Enrolment, IdentityRecord, NewRequest, OperatorRecord, RaRecord, RaRequest, Store,
+    Transition,
 };
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -324,7 +327,7 @@ async fn api(
             state.metrics.refused("unauthenticated");
             match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
                 None => state.refusals.record_anonymous(&path, &e.detail).await,
-                Some(_) => state.refusals.record("unknown-client", &path, &e).await,
+                Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
             }
             return error_reply(&e);
         }
@@ -458,8 +461,11 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     check_key(&b.idempotency_key)?;
     let profile = state.profiles.get(&b.profile)?;
     check_scope(&op.ra, &b.profile, &b.subject)?;
-    // Refuse a CSR that does not verify before anything is recorded.
-    gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    check_sans(&op.ra, &b.sans)?;
+    // Refuse a CSR that does not verify, or a key the profile does not take,
+    // before anything is recorded.
+    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    profile.allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
     let identity = b
         .identity
         .as_ref()
@@ -481,6 +487,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 target_cert_id: None,
                 reason: None,
                 submitted_by: Some(op.record.id),
+                enrol: None,
             },
             identity.as_ref(),
             &op.event(
@@ -574,9 +581,15 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
     let r = match r.status.as_str() {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
-            if op.ra.dual_control.iter().any(|p| p == &profile)
-                && r.submitted_by == Some(op.record.id)
-            {
+            if r.kind == "enrol" {
+                require_admin(op)?;
+            }
+            let dual = if r.kind == "enrol" {
+                enrolment_dual_control(&op.ra)
+            } else {
+                op.ra.dual_control.iter().any(|p| p == &profile)
+            };
+            if dual && r.submitted_by == Some(op.record.id) {
                 return Err(unauthorized(format!(
                     "profile {profile} is under dual control: request {id} must be approved by an operator other than its submitter"
                 )));
@@ -596,13 +609,19 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
         }
         // Approved, but the CA did not answer: ask again, as what it is.
         "approved" => retry(state, op, r).await?,
+        // Issued, but the operator not made (a crash in between): make it.
+        "issued" if r.kind == "enrol" => r,
         s => {
             return Err(Error::conflict(format!(
                 "request {id} is {s}; only submitted requests are approved"
             )))
         }
     };
-    Ok((StatusCode::OK, reply(state, &r, false).await?))
+    let mut v = reply(state, &r, false).await?;
+    if r.kind == "enrol" && r.status == "issued" {
+        v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
+    }
+    Ok((StatusCode::OK, v))
 }
 
 /// Forwards an approved request again, by its kind.
@@ -612,7 +631,7 @@ async fn retry(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> 
         None => None,
     };
     match (r.kind.as_str(), target) {
-        ("issue", _) => forward(state, op, r).await,
+        ("issue" | "enrol", _) => forward(state, op, r).await,
         ("revoke", Some(c)) => {
             let reason = gpki_pki::crl::RevocationReason::from_code(r.reason.unwrap_or(-1))
                 .ok_or_else(|| Error::internal(format!("request {} has no reason", r.id)))?;
@@ -799,6 +818,11 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
     check_key(&b.idempotency_key)?;
     let reason: gpki_pki::crl::RevocationReason = b.reason.parse()?;
     let cert = scoped_certificate(state, op, &b.serial).await?;
+    if cert.profile == "ra-operator" {
+        // An operator's certificate is the RA's membership: administrators
+        // manage it, as they enrol and suspend.
+        require_admin(op)?;
+    }
     let identity = b
         .identity
         .as_ref()
@@ -819,6 +843,7 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 target_cert_id: Some(cert.id),
                 reason: Some(reason.code()),
                 submitted_by: Some(op.record.id),
+                enrol: None,
             },
             identity.as_ref(),
             &op.event(
@@ -929,6 +954,7 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 target_cert_id: Some(cert.id),
                 reason: None,
                 submitted_by: Some(op.record.id),
+                enrol: None,
             },
             None,
             &op.event(
@@ -984,13 +1010,29 @@ fn require_admin(op: &Operator) -> Result<()> {
     Ok(())
 }
 
+/// Whether enrolments in `ra` need a second administrator: when any of its
+/// profiles is under dual control (else one administrator could enrol a second
+/// identity and approve their own requests with it), or ra-operator is.
+fn enrolment_dual_control(ra: &RaRecord) -> bool {
+    !ra.dual_control.is_empty()
+}
+
 async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     require_admin(op)?;
     let b: EnrolBody = parse(body)?;
     check_key(&b.idempotency_key)?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(Error::malformed(
+            "operator name must be 1 to 100 characters",
+        ));
+    }
     check_scope(&op.ra, "ra-operator", &b.subject)?;
-    gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
-    let (r, _) = state
+    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    state
+        .profiles
+        .get("ra-operator")?
+        .allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
+    let (r, created) = state
         .store
         .submit_request(
             &NewRequest {
@@ -1003,7 +1045,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
                     &b.csr,
                     if b.admin { "admin" } else { "" },
                 ]),
-                kind: "issue".into(),
+                kind: "enrol".into(),
                 profile: Some("ra-operator".into()),
                 subject: Some(b.subject.clone()),
                 csr: Some(b.csr.clone().into_bytes()),
@@ -1011,6 +1053,10 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 target_cert_id: None,
                 reason: None,
                 submitted_by: Some(op.record.id),
+                enrol: Some(Enrolment {
+                    name: b.name.clone(),
+                    admin: b.admin,
+                }),
             },
             None,
             &op.event(
@@ -1020,32 +1066,56 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    let r = decide_alone(state, op, r).await?;
-    let cert_id = r
-        .cert_id
-        .ok_or_else(|| Error::conflict(format!("enrolment request {} is {}", r.id, r.status)))?;
-    let operator = match state.store.operator_by_cert(cert_id).await? {
-        Some(o) => o,
-        None => {
-            state
-                .store
-                .add_operator(
-                    op.ra.id,
-                    &b.name,
-                    cert_id,
-                    b.admin,
-                    &op.event(
-                        "ra.operator.enrol",
-                        format!("ra:{}", op.ra.name),
-                        json!({ "name": b.name, "cert_id": cert_id, "admin": b.admin }),
-                    ),
-                )
-                .await?
-        }
+    let r = if enrolment_dual_control(&op.ra) && r.status == "submitted" {
+        // A second administrator approves it (POST /v1/requests/{id}/approve).
+        r
+    } else {
+        decide_alone(state, op, r).await?
     };
-    let mut v = reply(state, &r, false).await?;
-    v["operator"] = serde_json::to_value(operator).expect("JSON");
-    Ok((StatusCode::OK, v))
+    let mut v = reply(state, &r, !created).await?;
+    if r.status == "issued" {
+        v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, v))
+}
+
+/// The operator an issued enrolment makes (once: a replay finds it).
+async fn finish_enrolment(state: &State, op: &Operator, r: &RaRequest) -> Result<OperatorRecord> {
+    let (Some(cert_id), Some(e)) = (r.cert_id, r.enrol.as_ref()) else {
+        return Err(Error::internal(format!(
+            "enrolment request {} has no certificate or operator",
+            r.id
+        )));
+    };
+    if let Some(o) = state.store.operator_by_cert(cert_id).await? {
+        return Ok(o);
+    }
+    match state
+        .store
+        .add_operator(
+            op.ra.id,
+            &e.name,
+            cert_id,
+            e.admin,
+            &op.event(
+                "ra.operator.enrol",
+                format!("ra:{}", op.ra.name),
+                json!({ "name": e.name, "cert_id": cert_id, "admin": e.admin, "request": r.id }),
+            ),
+        )
+        .await
+    {
+        // A concurrent replay made it first.
+        Err(err) if err.kind == ErrorKind::AlreadyExists => {
+            state.store.operator_by_cert(cert_id).await?.ok_or(err)
+        }
+        other => other,
+    }
 }
 
 async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> Reply {

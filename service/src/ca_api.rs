@@ -66,7 +66,6 @@ pub struct CertificateReply {
     pub replayed: bool,
 }
 
-/// Refused unless `profile` and `subject` are within the RA's scope.
 /// A chain as a TLS peer or a relying party wants it beside a certificate: PEM,
 /// the issuing CA first, the self-signed root left out.
 pub fn chain_pem(chain: &[Vec<u8>]) -> Vec<String> {
@@ -81,6 +80,7 @@ pub fn chain_pem(chain: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
+/// Refused unless `profile` and `subject` are within the RA's scope.
 pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
     if !ra.profiles.iter().any(|p| p == profile) {
         return Err(Error::new(
@@ -106,4 +106,49 @@ pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
             ra.subtrees.join("; ")
         ),
     ))
+}
+
+/// Refused unless every SAN is a DNS name or an e-mail address under one of the
+/// RA's domains: the DN subtree scopes the subject, this scopes what else the
+/// certificate names.
+pub fn check_sans(ra: &RaRecord, sans: &[String]) -> Result<()> {
+    use gpki_pki::cert::SanEntry;
+    let under = |host: &str| {
+        let host = host.to_ascii_lowercase();
+        ra.domains.iter().any(|d| {
+            let d = d.to_ascii_lowercase();
+            host == d || host.ends_with(&format!(".{d}"))
+        })
+    };
+    for s in sans {
+        let entry: SanEntry = s.parse()?;
+        let host = match &entry {
+            SanEntry::Dns(d) => d.clone(),
+            SanEntry::Email(e) => e
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+            SanEntry::Ip(_) | SanEntry::Uri(_) => {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!("SAN `{s}`: an RA asks for DNS names and e-mail addresses only"),
+                ))
+            }
+        };
+        if !under(&host) {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "SAN `{s}` is outside the domains of RA `{}` ({})",
+                    ra.name,
+                    if ra.domains.is_empty() {
+                        "none".to_string()
+                    } else {
+                        ra.domains.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

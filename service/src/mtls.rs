@@ -144,7 +144,14 @@ pub struct Refusals {
     store: Store,
     service: &'static str,
     anonymous: Arc<Mutex<(Option<Instant>, u64)>>,
+    /// Per certificate the store does not know (or not in force): when its last
+    /// refusal was audited, and how many came since. Bounded, so a flood of
+    /// distinct certificates shares the anonymous bucket instead of memory.
+    unknown: Arc<Mutex<std::collections::HashMap<String, (Instant, u64)>>>,
 }
+
+/// Certificates tracked one by one before refusals share the anonymous bucket.
+const UNKNOWN_TRACKED: usize = 4096;
 
 impl Refusals {
     pub fn new(store: Store, service: &'static str) -> Refusals {
@@ -152,6 +159,50 @@ impl Refusals {
             store,
             service,
             anonymous: Arc::new(Mutex::new((None, 0))),
+            unknown: Arc::new(Mutex::new(std::collections::HashMap::new())),
+        }
+    }
+
+    /// Records a refusal of a certificate that chains to the anchors but the store
+    /// does not hold in force for this service: audited at most once a second per
+    /// certificate, with the count of refusals since, so a client retrying in a
+    /// loop cannot flood the audit log.
+    pub async fn record_unknown(&self, cert_der: &[u8], what: &str, e: &Error) {
+        let fingerprint = hex::encode(openssl::sha::sha256(cert_der));
+        // None: too many certificates tracked; Some(0): counted, not audited.
+        let count = {
+            let mut g = self.unknown.lock().expect("refusal counter");
+            let now = Instant::now();
+            if g.len() >= UNKNOWN_TRACKED {
+                g.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+            }
+            if g.len() >= UNKNOWN_TRACKED && !g.contains_key(&fingerprint) {
+                None
+            } else {
+                let fresh = !g.contains_key(&fingerprint);
+                let entry = g.entry(fingerprint.clone()).or_insert((now, 0));
+                entry.1 += 1;
+                if !fresh && now.duration_since(entry.0) < Duration::from_secs(1) {
+                    Some(0)
+                } else {
+                    entry.0 = now;
+                    Some(std::mem::take(&mut entry.1))
+                }
+            }
+        };
+        let count = match count {
+            None => return self.record_anonymous(what, &e.detail).await,
+            Some(0) => return,
+            Some(n) => n,
+        };
+        let event = AuditEvent::new(
+            &format!("cert-sha256:{}", &fingerprint[..32]),
+            &format!("{}.refuse", self.service),
+            what.to_string(),
+            serde_json::json!({ "kind": e.kind, "detail": e.detail, "refusals": count }),
+        );
+        if let Err(err) = self.store.audit(&event).await {
+            tracing::error!(error = %err, "cannot audit a refusal");
         }
     }
 

@@ -25,6 +25,8 @@ pub struct RaRecord {
     pub dual_control: Vec<String>,
     /// Renewal is allowed this many days before expiry, not earlier.
     pub renew_window_days: i64,
+    /// DNS domains every DNS and e-mail SAN it asks for falls under.
+    pub domains: Vec<String>,
     /// The service client (role `ra`) that acts for it at the CA.
     pub host: String,
     /// `active` or `suspended`.
@@ -42,6 +44,7 @@ pub struct NewRa {
     pub dual_control: Vec<String>,
     pub renew_window_days: i64,
     pub host: String,
+    pub domains: Vec<String>,
 }
 
 /// A certificate the CA service accepts from a client, and its role.
@@ -109,6 +112,16 @@ pub struct RaRequest {
     pub created_at: i64,
     pub updated_at: i64,
     pub identity: Option<IdentityRecord>,
+    /// An enrolment's operator: name and whether an administrator.
+    pub enrol: Option<Enrolment>,
+}
+
+/// The operator an enrolment request (kind `enrol`) makes once its certificate is
+/// issued.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Enrolment {
+    pub name: String,
+    pub admin: bool,
 }
 
 /// A request to record.
@@ -125,6 +138,7 @@ pub struct NewRequest {
     pub target_cert_id: Option<i64>,
     pub reason: Option<i64>,
     pub submitted_by: Option<i64>,
+    pub enrol: Option<Enrolment>,
 }
 
 /// A move of a request from one status to another, with what it sets.
@@ -147,7 +161,7 @@ fn unlist(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     serde_json::from_str(&text).map_err(|e| Error::internal(format!("store: {col}: {e}")))
 }
 
-const RA_COLUMNS: &str = "id, name, ca_name, subtrees, profiles, dual_control, renew_window_days, host, status, created_at";
+const RA_COLUMNS: &str = "id, name, ca_name, subtrees, profiles, dual_control, renew_window_days, domains, host, status, created_at";
 
 fn ra_from_row(row: &AnyRow) -> Result<RaRecord> {
     Ok(RaRecord {
@@ -158,6 +172,7 @@ fn ra_from_row(row: &AnyRow) -> Result<RaRecord> {
         profiles: unlist(row, "profiles")?,
         dual_control: unlist(row, "dual_control")?,
         renew_window_days: row.try_get("renew_window_days").map_err(db_err)?,
+        domains: unlist(row, "domains")?,
         host: row.try_get("host").map_err(db_err)?,
         status: row.try_get("status").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
@@ -181,7 +196,7 @@ fn operator_from_row(row: &AnyRow) -> Result<OperatorRecord> {
 
 const REQUEST_COLUMNS: &str = "r.id, r.ra_id, r.idempotency_key, r.body_sha256, r.kind, r.profile, \
      r.subject, r.csr, r.sans, r.target_cert_id, r.reason, r.status, r.submitted_by, r.approved_by, \
-     r.decided_by, r.note, r.cert_id, r.created_at, r.updated_at, \
+     r.decided_by, r.note, r.cert_id, r.created_at, r.updated_at, r.enrol_name, r.enrol_admin, \
      v.method, v.document, v.operator_id, v.verified_at";
 
 const REQUEST_FROM: &str =
@@ -219,17 +234,45 @@ fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
         created_at: row.try_get("created_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
         identity,
+        enrol: match row
+            .try_get::<Option<String>, _>("enrol_name")
+            .map_err(db_err)?
+        {
+            Some(name) => Some(Enrolment {
+                name,
+                admin: row
+                    .try_get::<Option<i64>, _>("enrol_admin")
+                    .map_err(db_err)?
+                    .unwrap_or(0)
+                    != 0,
+            }),
+            None => None,
+        },
     })
 }
 
 impl Store {
     /// Creates an RA.
     pub async fn create_ra(&self, new: &NewRa, audit: &AuditEvent) -> Result<RaRecord> {
+        // The CA service keys replays by `ra:NAME:ID`; a name without `:` keeps
+        // two RAs' keys apart.
+        if new.name.is_empty()
+            || new.name.len() > 64
+            || !new
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::malformed(format!(
+                "RA name `{}`: 1 to 64 characters of A-Z a-z 0-9 - _ .",
+                new.name
+            )));
+        }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(
-            "INSERT INTO ras (name, ca_name, subtrees, profiles, dual_control, renew_window_days, host, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8) RETURNING id",
+            "INSERT INTO ras (name, ca_name, subtrees, profiles, dual_control, renew_window_days, host, status, created_at, domains) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9) RETURNING id",
         )
         .bind(&new.name)
         .bind(&new.ca_name)
@@ -239,6 +282,7 @@ impl Store {
         .bind(new.renew_window_days)
         .bind(&new.host)
         .bind(now)
+        .bind(list(&new.domains))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db_err(e) {
@@ -470,8 +514,8 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
             "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
-             target_cert_id, reason, status, submitted_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'submitted', $11, $12, $12) RETURNING id",
+             target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'submitted', $11, $12, $12, $13, $14) RETURNING id",
         )
         .bind(new.ra_id)
         .bind(&new.idempotency_key)
@@ -485,6 +529,8 @@ impl Store {
         .bind(new.reason)
         .bind(new.submitted_by)
         .bind(now)
+        .bind(new.enrol.as_ref().map(|e| e.name.clone()))
+        .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -522,21 +568,25 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<RaRequest> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let open = sqlx::query("SELECT status FROM ra_requests WHERE id = $1")
-            .bind(request_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        match open {
-            None => return Err(Error::not_found(format!("no request {request_id}"))),
-            Some(r) => {
-                let status: String = r.try_get("status").map_err(db_err)?;
-                if status != "submitted" {
-                    return Err(Error::conflict(format!(
-                        "request {request_id} is {status}; identity is verified before a decision"
-                    )));
-                }
-            }
+        // Claim the row while it is submitted, in the same transaction as the
+        // insert: a decision racing this one either comes first (and this fails)
+        // or waits for it.
+        let claimed = sqlx::query(
+            "UPDATE ra_requests SET updated_at = $2 WHERE id = $1 AND status = 'submitted'",
+        )
+        .bind(request_id)
+        .bind(gpki_pki::time::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if claimed != 1 {
+            drop(tx);
+            let r = self.request(request_id).await?;
+            return Err(Error::conflict(format!(
+                "request {request_id} is {}; identity is verified before a decision",
+                r.status
+            )));
         }
         insert_identity(&mut tx, request_id, identity)
             .await

@@ -251,6 +251,20 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         .unwrap()
         .to_string();
     assert_ne!(serial, serial2);
+    // Replayed: the same renewal, no second certificate.
+    let again = user_ok(
+        &env,
+        &[
+            "ra",
+            "renew",
+            "--idempotency-key",
+            "hong-renew",
+            "--serial",
+            &serial,
+        ],
+    );
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["certificate"]["serial"], serial2.as_str(), "{again}");
     verify("hong2.pem");
     assert!(openssl_ocsp(&env, ports[0], "hong2.pem").contains("hong2.pem: good"));
     let revoked = user_ok(
@@ -294,9 +308,9 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
             )
         })
         .collect();
-    // An enrolment is an issue request of profile ra-operator.
     for (k, n) in [
-        ("issue:issued", 2),
+        ("enrol:issued", 1),
+        ("issue:issued", 1),
         ("renew:issued", 1),
         ("revoke:revoked", 1),
     ] {

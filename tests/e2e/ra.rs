@@ -126,7 +126,7 @@ impl Deployment {
             "--serial",
             &host,
         ]);
-        for (name, subtree) in [("A", A), ("B", B)] {
+        for (name, subtree, domain) in [("A", A, "mois.go.kr"), ("B", B, "moe.go.kr")] {
             env.ok(&[
                 "ra",
                 "create",
@@ -144,11 +144,14 @@ impl Deployment {
                 "400",
                 "--host",
                 "ra-host-1",
+                "--domains",
+                domain,
             ]);
         }
         for (op, ra, inst, admin) in [
             ("a1", "A", A, true),
             ("a2", "A", A, false),
+            ("a3", "A", A, true),
             ("b1", "B", B, true),
         ] {
             let serial = Self::issue(
@@ -458,7 +461,7 @@ fn workflow_and_refusals(backend: Backend) {
             "--idempotency-key",
             "hong-1",
             "--profile",
-            "official-km",
+            "official-sign",
             "--subject",
             &other,
             "--csr",
@@ -608,6 +611,159 @@ fn workflow_and_refusals(backend: Backend) {
     );
     assert_eq!(d.certificates(), certs);
 
+    // A SAN outside the RA's domains, at the RA and at the CA.
+    let (certs, refusals) = (d.certificates(), d.refusals());
+    let detail = d.ra_refused(
+        "a1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "x-3",
+            "--profile",
+            "official-sign",
+            "--subject",
+            &subject,
+            "--csr",
+            &csr,
+            "--san",
+            "email:gildong.hong@moe.go.kr",
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("outside the domains of RA `A`"), "{detail}");
+    let body = serde_json::json!({ "ra": "A", "request_id": "direct-3", "profile": "official-km", "subject": subject, "csr": csr_pem, "sans": ["dns:www.moe.go.kr"] }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("403") && out.contains("outside the domains"),
+        "{out}"
+    );
+    // The CA's request id names one request: reused for another, a conflict; and
+    // it has no `:`, which separates it from the RA's name.
+    let csr2_pem = std::fs::read_to_string(&csr2).unwrap();
+    let body = serde_json::json!({ "ra": "A", "request_id": format!("req-{id}"), "profile": "official-sign", "subject": other, "csr": csr2_pem }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("409") && out.contains("another request"),
+        "{out}"
+    );
+    let body = serde_json::json!({ "ra": "A", "request_id": "B:x", "profile": "official-km", "subject": subject, "csr": csr_pem }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(out.ends_with("400") && out.contains("request_id"), "{out}");
+    assert_eq!(d.certificates(), certs);
+    assert_eq!(d.refusals(), refusals + 2);
+
+    // Renewal opens 400 days before expiry here; a two-year certificate just issued
+    // is refused, and nothing is recorded (dev_ra.rs renews inside the window).
+    let certs = d.certificates();
+    let detail = d.ra_refused(
+        "a2",
+        &[
+            "ra",
+            "renew",
+            "--idempotency-key",
+            "hong-renew",
+            "--serial",
+            &serial,
+        ],
+        "policy_violation",
+    );
+    assert!(detail.contains("may be renewed from"), "{detail}");
+    assert_eq!(d.certificates(), certs);
+
+    // Under dual control, an administrator's enrolment waits for a second
+    // administrator: not the submitter, not a plain operator.
+    let a5 = format!("CN=Operator a5(000000005), OU=RA, {A}");
+    d.env.ok(&[
+        "key",
+        "new",
+        "--key-out",
+        "a5.key",
+        "--subject",
+        &a5,
+        "--csr-out",
+        "a5.csr",
+    ]);
+    let enrol = [
+        "ra",
+        "operator",
+        "enrol",
+        "--idempotency-key",
+        "enrol-a5",
+        "--name",
+        "a5",
+        "--subject",
+        &a5,
+        "--csr",
+        "a5.csr",
+        "--out",
+        "a5.chain.pem",
+    ];
+    let detail = d.ra_refused("a2", &enrol, "unauthorized");
+    assert!(detail.contains("not an administrator"), "{detail}");
+    let v = d.ra_ok("a1", &enrol);
+    assert_eq!(v["request"]["status"], "submitted", "{v}");
+    assert_eq!(v["request"]["kind"], "enrol", "{v}");
+    let enrol_id = v["request"]["id"].to_string();
+    let detail = d.ra_refused("a1", &["ra", "approve", &enrol_id], "unauthorized");
+    assert!(detail.contains("dual control"), "{detail}");
+    let detail = d.ra_refused("a2", &["ra", "approve", &enrol_id], "unauthorized");
+    assert!(detail.contains("not an administrator"), "{detail}");
+    let v = d.ra_ok("a3", &["ra", "approve", &enrol_id]);
+    assert_eq!(v["request"]["status"], "issued", "{v}");
+    assert_eq!(v["operator"]["name"], "a5", "{v}");
+    // The submitter's replay hands over the certificate with its chain.
+    d.ra_ok("a1", &enrol);
+    assert_eq!(
+        std::fs::read_to_string(d.env.path("a5.chain.pem"))
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    let who = d.ra_ok("a5", &["ra", "whoami"]);
+    assert_eq!(who["operator"]["name"], "a5", "{who}");
+    let a5_id = who["operator"]["id"].to_string();
+    // Suspended, a5 is refused at once; activated, served again.
+    d.ra_ok("a1", &["ra", "operator", "suspend", &a5_id]);
+    let detail = d.ra_refused("a5", &["ra", "whoami"], "unauthorized");
+    assert!(detail.contains("suspended"), "{detail}");
+    d.ra_ok("a1", &["ra", "operator", "activate", &a5_id]);
+    d.ra_ok("a5", &["ra", "whoami"]);
+    // A plain operator cannot revoke an operator's certificate.
+    let a5_serial = d.env.serial_of("a5.chain.pem");
+    let detail = d.ra_refused(
+        "a2",
+        &[
+            "ra",
+            "revoke",
+            "--idempotency-key",
+            "rev-a5",
+            "--serial",
+            &a5_serial,
+            "--reason",
+            "affiliationChanged",
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("not an administrator"), "{detail}");
+    d.ra_ok("a5", &["ra", "whoami"]);
+
     // A revoked operator certificate is refused on the next request.
     let a2_serial = d.env.serial_of("a2.pem");
     d.ra_ok("a2", &["ra", "requests"]);
@@ -623,6 +779,50 @@ fn workflow_and_refusals(backend: Backend) {
     ]);
     let detail = d.ra_refused("a2", &["ra", "requests"], "unauthorized");
     assert!(detail.contains("revoked"), "{detail}");
+    // A client retrying in a loop does not flood the audit log: its refusals are
+    // audited at most once a second, with a count.
+    d.env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "a2.key",
+        "-passin",
+        "file:outpass",
+        "-out",
+        "a2.plain.key",
+    ]);
+    let refusals = d.refusals();
+    // A second after the refusal above, the next one is audited again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let url = format!("https://ra.gpki.go.kr:{}/v1/whoami", d.ra.port);
+    let o = Command::new("curl")
+        .current_dir(d.env.path(""))
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "\ncode=%{http_code}\n",
+            "--cacert",
+            "root.pem",
+        ])
+        .args([
+            "--cert",
+            "a2.chain.pem",
+            "--key",
+            "a2.plain.key",
+            "--resolve",
+        ])
+        .arg(format!("ra.gpki.go.kr:{}:127.0.0.1", d.ra.port))
+        .args([&url, &url, &url, &url, &url, &url, &url, &url])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("code=403").count(), 8, "{out}");
+    let audited = d.refusals() - refusals;
+    assert!(
+        (1..=3).contains(&audited),
+        "{audited} of 8 refusals audited"
+    );
 
     // Revocation through the RA reaches the store at once.
     let v = d.ra_ok(
