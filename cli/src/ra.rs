@@ -132,6 +132,26 @@ pub enum RaCmd {
         #[command(flatten)]
         identity: IdentityArgs,
     },
+    /// Revoke your own certificate without an operator: the request is signed with
+    /// the certificate's key (a lost phone or a compromised key; when the key is
+    /// gone, an operator revokes with an identity verification)
+    RevokeOwn {
+        /// Only --ra, --server-name and --ca-file are used: no client certificate
+        #[command(flatten)]
+        conn: Conn,
+        /// The certificate to revoke (PEM)
+        #[arg(long)]
+        own_cert: PathBuf,
+        /// Its key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        own_key: PathBuf,
+        /// File with that key's passphrase
+        #[arg(long, env = "GPKI_OWN_KEY_PASS_FILE")]
+        own_pass_file: PathBuf,
+        /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation
+        #[arg(long)]
+        reason: String,
+    },
     /// Renew a certificate inside the RA's renewal window
     Renew {
         #[command(flatten)]
@@ -267,7 +287,36 @@ impl IdentityArgs {
 }
 
 impl Conn {
-    fn client(&self) -> Result<ApiClient> {
+    /// A client without a certificate of its own, for a holder: the RA's URL,
+    /// server name and root from the flags or the profile.
+    fn anonymous_client(&self) -> Result<ApiClient> {
+        let saved = Self::saved()?;
+        let url = self
+            .url
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.url.clone()))
+            .ok_or_else(|| Error::malformed("--ra URL is required"))?;
+        let server_name = self
+            .server_name
+            .clone()
+            .or_else(|| saved.as_ref().and_then(|s| s.server_name.clone()));
+        let ca_file = self
+            .ca_file
+            .clone()
+            .or_else(|| saved.as_ref().map(|s| s.ca_file.clone()))
+            .ok_or_else(|| Error::malformed("--ca-file is required"))?;
+        let anchors = gpki_service::tls::read_certificates(&ca_file)?;
+        ApiClient::new(
+            &url,
+            server_name.as_deref(),
+            gpki_service::tls::client_config(None, &anchors)?,
+            std::time::Duration::from_secs(60),
+        )
+    }
+
+    /// The operator profile: the file GPKI_RA_CONFIG names, else
+    /// ~/.config/gpki/ra.toml when it exists.
+    fn saved() -> Result<Option<ClientTls>> {
         // A profile named by GPKI_RA_CONFIG must exist; the default one may not.
         let named = std::env::var_os("GPKI_RA_CONFIG").map(PathBuf::from);
         if let Some(p) = named.as_ref().filter(|p| !p.exists()) {
@@ -276,7 +325,7 @@ impl Conn {
                 p.display()
             )));
         }
-        let saved = named
+        named
             .or_else(|| {
                 std::env::var_os("HOME")
                     .map(|h| PathBuf::from(h).join(".config/gpki/ra.toml"))
@@ -290,7 +339,11 @@ impl Conn {
                 c.resolve(p.parent().unwrap_or(std::path::Path::new(".")));
                 Ok(c)
             })
-            .transpose()?;
+            .transpose()
+    }
+
+    fn client(&self) -> Result<ApiClient> {
+        let saved = Self::saved()?;
         let need = |v: Option<PathBuf>, from: Option<&PathBuf>, flag: &str| {
             v.or_else(|| from.cloned()).ok_or_else(|| {
                 Error::malformed(format!(
@@ -646,6 +699,52 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        RaCmd::RevokeOwn {
+            conn,
+            own_cert,
+            own_key,
+            own_pass_file,
+            reason,
+        } => {
+            let pem = std::fs::read(&own_cert).map_err(|e| {
+                Error::not_found(format!("cannot read {}: {e}", own_cert.display()))
+            })?;
+            let der = gpki_pki::pem::decode(&pem, "CERTIFICATE")?;
+            let cert = gpki_pki::cert::decode(&der)?;
+            let key = gpki_pki::SoftwareKey::read_encrypted(
+                &own_key,
+                &gpki_pki::signer::Passphrase::from_file(&own_pass_file)?,
+            )?;
+            let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
+            if spki != gpki_pki::Signer::public_key_der(&key) {
+                return Err(Error::malformed(format!(
+                    "{} is not the key of {}",
+                    own_key.display(),
+                    own_cert.display()
+                )));
+            }
+            let reason_name = reason.parse::<gpki_pki::crl::RevocationReason>()?;
+            let signed_at = gpki_pki::time::now();
+            let message = gpki_service::ca_api::holder_revocation_message(
+                &hex::encode(openssl::sha::sha256(&der)),
+                reason_name.as_str(),
+                signed_at,
+            );
+            let algorithm = key.key_type().default_signature_algorithm();
+            let key = key.with_algorithm(algorithm)?;
+            let signature = gpki_pki::Signer::sign(&key, &message)?;
+            let body = gpki_service::ca_api::HolderRevocationBody {
+                certificate: String::from_utf8_lossy(&pem).into_owned(),
+                reason: reason_name.as_str().to_string(),
+                signed_at,
+                signature: hex::encode(signature),
+            };
+            let v: Value = conn
+                .anonymous_client()?
+                .post("v1/holder/revocations", &body)
+                .await?;
+            request_reply(out, &v, None)?;
         }
         RaCmd::Whoami { conn } => {
             let v: Value = conn.client()?.get("v1/whoami").await?;

@@ -17,7 +17,8 @@ use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
 use gpki_service::ca_api::{
-    check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
+    check_sans, check_scope, holder_revocation_message, CertificateReply, HolderRevocationBody,
+    IssueBody, RenewBody, RevokeBody,
 };
 use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
@@ -215,6 +216,7 @@ fn route(method: &Method, path: &str) -> (&'static str, Option<i64>) {
         (&Method::POST, ["v1", "requests", n, "approve"]) if id(n).is_some() => ("approve", id(n)),
         (&Method::POST, ["v1", "requests", n, "reject"]) if id(n).is_some() => ("reject", id(n)),
         (&Method::POST, ["v1", "revocations"]) => ("revoke", None),
+        (&Method::POST, ["v1", "holder", "revocations"]) => ("holder-revoke", None),
         (&Method::POST, ["v1", "renewals"]) => ("renew", None),
         (&Method::GET, ["v1", "operators"]) => ("operators", None),
         (&Method::POST, ["v1", "operators"]) => ("enrol", None),
@@ -239,6 +241,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             ),
         },
         "metrics" => plain(StatusCode::OK, &state.metrics.render()),
+        "holder-revoke" => holder_revoke(state, req).await,
         "other" => error_reply(&Error::not_found(format!(
             "no route {} {}",
             req.method(),
@@ -267,6 +270,34 @@ impl Operator {
         detail: serde_json::Value,
     ) -> AuditEvent {
         AuditEvent::new(&self.label, action, target, detail)
+    }
+}
+
+/// Who acts for an RA when a request goes to the CA: an operator, or a holder
+/// revoking their own certificate.
+#[derive(Clone, Copy)]
+struct Actor<'a> {
+    ra: &'a RaRecord,
+    label: &'a str,
+}
+
+impl Actor<'_> {
+    fn event(
+        &self,
+        action: &str,
+        target: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent::new(self.label, action, target, detail)
+    }
+}
+
+impl Operator {
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            ra: &self.ra,
+            label: &self.label,
+        }
     }
 }
 
@@ -504,7 +535,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
         approve_and_forward(state, op, r).await?
     } else if r.status == "approved" && !created {
         // A replay of a request the CA did not answer: ask again.
-        forward(state, op, r).await?
+        forward(state, op.actor(), r).await?
     } else {
         r
     };
@@ -608,7 +639,7 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
             approve_and_forward(state, op, r).await?
         }
         // Approved, but the CA did not answer: ask again, as what it is.
-        "approved" => retry(state, op, r).await?,
+        "approved" => retry(state, op.actor(), r).await?,
         // Issued, but the operator not made (a crash in between): make it.
         "issued" if r.kind == "enrol" => r,
         s => {
@@ -625,7 +656,7 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
 }
 
 /// Forwards an approved request again, by its kind.
-async fn retry(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> {
     let target = match r.target_cert_id {
         Some(id) => Some(state.store.certificate_by_id(id).await?),
         None => None,
@@ -651,7 +682,7 @@ async fn retry(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> 
 async fn decide_alone(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
     match r.status.as_str() {
         "submitted" => approve_and_forward(state, op, r).await,
-        "approved" => retry(state, op, r).await,
+        "approved" => retry(state, op.actor(), r).await,
         _ => Ok(r),
     }
 }
@@ -674,13 +705,13 @@ async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Resu
             ),
         )
         .await?;
-    retry(state, op, r).await
+    retry(state, op.actor(), r).await
 }
 
 /// Sends an approved request to the CA service and records the answer. A CA
 /// that cannot be reached leaves the request approved, to be asked again; a
 /// refusal fails it.
-async fn forward(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> {
     let body = IssueBody {
         ra: op.ra.name.clone(),
         request_id: format!("req-{}", r.id),
@@ -697,7 +728,7 @@ async fn forward(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest
 
 async fn settle(
     state: &State,
-    op: &Operator,
+    op: Actor<'_>,
     r: RaRequest,
     answer: Result<CertificateReply>,
 ) -> Result<RaRequest> {
@@ -864,7 +895,7 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
 
 async fn forward_revocation(
     state: &State,
-    op: &Operator,
+    op: Actor<'_>,
     r: RaRequest,
     serial: &str,
     reason: &str,
@@ -975,7 +1006,7 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
 
 async fn forward_renewal(
     state: &State,
-    op: &Operator,
+    op: Actor<'_>,
     r: RaRequest,
     serial: &str,
 ) -> Result<RaRequest> {
@@ -1147,4 +1178,174 @@ async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> R
         )
         .await?;
     Ok((StatusCode::OK, json!({ "operator": updated })))
+}
+
+/// `POST /v1/holder/revocations`: a holder revokes their own certificate with no
+/// operator and no client certificate; a signature by the certificate's key over
+/// [`holder_revocation_message`] is the proof. Refusals are audited as anonymous
+/// ones are (at most once a second), since the caller is not identified until
+/// the signature verifies.
+async fn holder_revoke(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let body = match gpki_service::read_body(
+        req,
+        state.config.max_request_bytes,
+        Duration::from_millis(state.config.http.body_timeout_ms),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match holder_revocation(state, &body).await {
+        Ok((status, v)) => json_reply(status, &v),
+        Err(e) => {
+            if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::BadSignature) {
+                state.metrics.refused("holder");
+                state.refusals.record_anonymous(&path, &e.detail).await;
+            }
+            error_reply(&e)
+        }
+    }
+}
+
+/// Reasons a holder may give for their own certificate; the CA-side ones
+/// (cACompromise, privilegeWithdrawn, certificateHold, …) are an operator's.
+const HOLDER_REASONS: &[&str] = &[
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+];
+
+/// Signed requests are accepted this long either side of the RA's clock.
+const HOLDER_SKEW_SECS: i64 = 300;
+
+async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
+    let b: HolderRevocationBody = parse(body)?;
+    let reason: gpki_pki::crl::RevocationReason = b.reason.parse()?;
+    if !HOLDER_REASONS.contains(&reason.as_str()) {
+        return Err(Error::policy(format!(
+            "a holder revokes with one of {}; {} is an operator's",
+            HOLDER_REASONS.join(", "),
+            reason.as_str()
+        )));
+    }
+    let now = gpki_pki::time::now();
+    if (now - b.signed_at).abs() > HOLDER_SKEW_SECS {
+        return Err(Error::policy(format!(
+            "signed_at {} is more than {HOLDER_SKEW_SECS} s from the RA's clock ({now}); sign again",
+            b.signed_at
+        )));
+    }
+    let der = gpki_pki::pem::decode(b.certificate.as_bytes(), "CERTIFICATE")?;
+    let parsed = gpki_pki::cert::decode(&der)?;
+    let signature =
+        hex::decode(b.signature.trim()).map_err(|_| Error::malformed("signature must be hex"))?;
+    // The exact certificate, held by the store, issued and in force.
+    let (cert, issuer) = state.store.certificate_in_force(&der, now).await?;
+    let spki = der::Encode::to_der(&parsed.tbs_certificate.subject_public_key_info)?;
+    let algorithm = gpki_pki::KeyType::of_spki(&spki)?.default_signature_algorithm();
+    let message = holder_revocation_message(
+        &hex::encode(openssl::sha::sha256(&der)),
+        reason.as_str(),
+        b.signed_at,
+    );
+    if !gpki_pki::signer::verify(&spki, algorithm, &message, &signature)? {
+        return Err(Error::new(
+            ErrorKind::BadSignature,
+            format!(
+                "the revocation request for certificate {} is not signed by its key",
+                cert.serial
+            ),
+        ));
+    }
+    // The RA of this service whose scope holds the certificate acts for it.
+    let ra = state
+        .store
+        .ras()
+        .await?
+        .into_iter()
+        .find(|r| {
+            r.status == "active"
+                && r.host == state.config.host
+                && r.ca_name == issuer.name
+                && check_scope(r, &cert.profile, &cert.subject).is_ok()
+        })
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no RA of this service serves certificate {} of CA `{}`",
+                cert.serial, issuer.name
+            ))
+        })?;
+    let label = format!("holder:{}/{}", issuer.name, cert.serial);
+    let actor = Actor {
+        ra: &ra,
+        label: &label,
+    };
+    let key = format!(
+        "holder-{}",
+        &hex::encode(openssl::sha::sha256(&signature))[..48]
+    );
+    let (r, created) = state
+        .store
+        .submit_request(
+            &NewRequest {
+                ra_id: ra.id,
+                idempotency_key: key,
+                body_sha256: sha256_hex(&[
+                    "holder-revoke",
+                    &cert.serial,
+                    reason.as_str(),
+                    &b.signed_at.to_string(),
+                ]),
+                kind: "revoke".into(),
+                profile: Some(cert.profile.clone()),
+                subject: Some(cert.subject.clone()),
+                csr: None,
+                sans: Vec::new(),
+                target_cert_id: Some(cert.id),
+                reason: Some(reason.code()),
+                submitted_by: None,
+                enrol: None,
+            },
+            None,
+            &actor.event(
+                "ra.request.submit",
+                "ra-request",
+                json!({ "kind": "revoke", "by": "holder", "serial": cert.serial, "reason": reason.as_str(), "signed_at": b.signed_at }),
+            ),
+        )
+        .await?;
+    let r = match r.status.as_str() {
+        // The signature is the approval: no operator decides.
+        "submitted" => {
+            let r = state
+                .store
+                .transition(
+                    r.id,
+                    &Transition {
+                        from: &["submitted"],
+                        to: "approved",
+                        ..Default::default()
+                    },
+                    &actor.event(
+                        "ra.request.approve",
+                        format!("ra-request:{}", r.id),
+                        json!({ "proof": "signature by the certificate's key" }),
+                    ),
+                )
+                .await?;
+            retry(state, actor, r).await?
+        }
+        "approved" => retry(state, actor, r).await?,
+        _ => r,
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, reply(state, &r, !created).await?))
 }

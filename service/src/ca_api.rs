@@ -152,3 +152,35 @@ pub fn check_sans(ra: &RaRecord, sans: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A holder's own revocation request (`POST /v1/holder/revocations` at the RA): no
+/// operator, no client certificate; the holder proves possession of the
+/// certificate's key by signing [`holder_revocation_message`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderRevocationBody {
+    /// The certificate to revoke (PEM).
+    pub certificate: String,
+    /// An RFC 5280 reason a holder may give: keyCompromise, affiliationChanged,
+    /// superseded, cessationOfOperation or unspecified.
+    pub reason: String,
+    /// Unix seconds; the RA accepts the request within five minutes of it.
+    pub signed_at: i64,
+    /// Hex of the signature over the message, by the certificate's key, with the
+    /// key type's default algorithm (ECDSA with SHA-256/384, RSA PKCS#1 v1.5
+    /// with SHA-256).
+    pub signature: String,
+}
+
+/// What a holder signs to revoke the certificate whose DER has SHA-256
+/// `cert_sha256` (lower-case hex): the purpose, the certificate, the reason and
+/// the time, one per line, so a signature made for anything else (a document, a
+/// login challenge) never reads as a revocation. The fingerprint, not a DN, names
+/// the certificate, so any client computes the same bytes (`openssl x509
+/// -fingerprint -sha256`).
+pub fn holder_revocation_message(cert_sha256: &str, reason: &str, signed_at: i64) -> Vec<u8> {
+    format!(
+        "gpki holder revocation request v1\ncertificate-sha256: {cert_sha256}\nreason: {reason}\nsigned_at: {signed_at}\n"
+    )
+    .into_bytes()
+}

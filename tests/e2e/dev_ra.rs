@@ -294,6 +294,147 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     }
     assert!(openssl_ocsp(&env, ports[0], "hong.pem").contains("hong.pem: good"));
 
+    // The holder revokes their own certificate, with no operator: first a request
+    // whose signature (made by OpenSSL with the right key) covers another time is
+    // refused and changes nothing; then the signed request from gpki revokes it,
+    // and the responder says so within a second.
+    env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "hong.key.pem",
+        "-passin",
+        "file:data/dev-signer-passphrase",
+        "-out",
+        "hong.plain.key",
+    ]);
+    let fingerprint = env
+        .openssl_ok(&[
+            "x509",
+            "-in",
+            "hong.pem",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let message = format!(
+        "gpki holder revocation request v1\ncertificate-sha256: {fingerprint}\nreason: keyCompromise\nsigned_at: {now}\n"
+    );
+    std::fs::write(env.path("holder.msg"), &message).unwrap();
+    env.openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        "hong.plain.key",
+        "-out",
+        "holder.sig",
+        "holder.msg",
+    ]);
+    let signature = hex::encode(std::fs::read(env.path("holder.sig")).unwrap());
+    let post = |signed_at: i64| {
+        let body = serde_json::json!({
+            "certificate": std::fs::read_to_string(env.path("hong.pem")).unwrap(),
+            "reason": "keyCompromise",
+            "signed_at": signed_at,
+            "signature": signature,
+        });
+        let o = Command::new("curl")
+            .current_dir(env.path(""))
+            .args([
+                "-s",
+                "-w",
+                "\ncode=%{http_code}",
+                "--cacert",
+                "data/certs/gpki-root.crt.pem",
+            ])
+            .arg("--resolve")
+            .arg(format!("ra.gpki.go.kr:{}:127.0.0.1", ports[3]))
+            .args([
+                "-H",
+                "content-type: application/json",
+                "--data",
+                &body.to_string(),
+            ])
+            .arg(format!(
+                "https://ra.gpki.go.kr:{}/v1/holder/revocations",
+                ports[3]
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let refused = post(now + 1);
+    assert!(
+        refused.ends_with("code=422") || refused.contains("bad_signature"),
+        "{refused}"
+    );
+    assert!(refused.contains("not signed by its key"), "{refused}");
+    assert!(openssl_ocsp(&env, ports[0], "hong.pem").contains("hong.pem: good"));
+    // Someone else's key cannot sign for it (refused before anything is sent).
+    let r = user(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "hong.pem",
+            "--own-key",
+            "lee.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "keyCompromise",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    // The request OpenSSL signed, sent as signed: the message format is
+    // reproducible outside gpki.
+    let own = post(now);
+    let revoked_at = Instant::now();
+    assert!(own.ends_with("code=201"), "{own}");
+    let own: Value = serde_json::from_str(own.rsplit_once('\n').unwrap().0).unwrap();
+    assert_eq!(own["request"]["status"], "revoked", "{own}");
+    assert!(own["request"]["submitted_by"].is_null(), "{own}");
+    loop {
+        let text = openssl_ocsp(&env, ports[0], "hong.pem");
+        if text.contains("hong.pem: revoked") {
+            assert!(text.contains("Reason: keyCompromise"), "{text}");
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "OCSP did not say revoked within a second: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Revoked, the certificate can sign no further request.
+    let r = user(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "hong.pem",
+            "--own-key",
+            "hong.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "superseded",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("revoked"), "{}", r.stdout);
+
     // Every step is in the RA's requests and the audit log, whose chain verifies.
     let listed = user_ok(&env, &["ra", "requests"]);
     let kinds: Vec<_> = listed["requests"]
@@ -312,7 +453,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         ("enrol:issued", 1),
         ("issue:issued", 1),
         ("renew:issued", 1),
-        ("revoke:revoked", 1),
+        ("revoke:revoked", 2),
     ] {
         assert_eq!(
             kinds.iter().filter(|x| *x == k).count(),
@@ -383,6 +524,46 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(km["request"]["status"], "issued", "{km}");
+    // `gpki ra revoke-own` signs with the holder's (here RSA) key.
+    std::fs::write(
+        env.path("hong-km.pem"),
+        km["certificate"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let own = user_ok(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "hong-km.pem",
+            "--own-key",
+            "hong-km.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "affiliationChanged",
+        ],
+    );
+    assert_eq!(own["request"]["status"], "revoked", "{own}");
+    assert!(own["request"]["submitted_by"].is_null(), "{own}");
+    // A reason that is an operator's is refused.
+    let r = user(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "hong-km.pem",
+            "--own-key",
+            "hong-km.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "privilegeWithdrawn",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
 
     let audit = user_ok(&env, &["audit", "verify"]);
     assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");
