@@ -16,7 +16,7 @@ use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse};
 use gpki_service::ca_api::{
-    check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
+    check_csr_sans, check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
 };
 use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
@@ -178,10 +178,12 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     let who = match caller(&state.store, &req).await {
         Ok(c) => c,
         Err(e) => {
-            state.metrics.refused("unauthenticated");
-            match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
-                None => state.refusals.record_anonymous(&from, &e.detail).await,
-                Some(c) => state.refusals.record_unknown(&c.0, &from, &e).await,
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("unauthenticated");
+                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
+                    None => state.refusals.record_anonymous(&from, &e.detail).await,
+                    Some(c) => state.refusals.record_unknown(&c.0, &from, &e).await,
+                }
             }
             return error_reply(&e);
         }
@@ -271,7 +273,7 @@ fn request_key(ra: &RaRecord, request_id: &str) -> Result<String> {
             "request_id must be 1 to 128 characters of A-Z a-z 0-9 - _ .",
         ));
     }
-    Ok(format!("ra:{}:{request_id}", ra.name))
+    Ok(gpki_service::ca_api::ca_request_key(&ra.name, request_id))
 }
 
 async fn reply_for(
@@ -370,6 +372,7 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     check_sans(&ra, &b.sans)?;
     let key = request_key(&ra, &b.request_id)?;
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    check_csr_sans(&csr, &b.sans)?;
     let spki_sha256 = hex::encode(openssl::sha::sha256(&csr.spki_der));
     let subject = gpki_pki::name::to_string(&gpki_pki::name::parse(&b.subject)?);
     let same = |c: &CertificateRecord| {
@@ -427,7 +430,15 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let key = request_key(&ra, &b.request_id)?;
     // Scope first: a replay answers only what the RA may see.
     let old = scoped_certificate(state, &ra, &b.serial).await?;
-    let same = |c: &CertificateRecord| c.renewed_from == Some(old.id);
+    let new_key = match &b.csr {
+        Some(c) => Some(hex::encode(openssl::sha::sha256(
+            &gpki_pki::csr::parse_and_verify(c.as_bytes())?.spki_der,
+        ))),
+        None => None,
+    };
+    let same = |c: &CertificateRecord| {
+        c.renewed_from == Some(old.id) && new_key.as_ref().is_none_or(|k| *k == c.spki_sha256)
+    };
     if let Some(r) = replayed(state, &ra, &key, same).await? {
         return Ok(r);
     }

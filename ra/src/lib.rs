@@ -17,8 +17,8 @@ use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
 use gpki_service::ca_api::{
-    check_sans, check_scope, holder_revocation_message, CertificateReply, HolderRevocationBody,
-    IssueBody, RenewBody, RevokeBody,
+    check_csr_sans, check_sans, check_scope, holder_revocation_message, CertificateReply,
+    HolderRevocationBody, IssueBody, RenewBody, RevokeBody,
 };
 use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
@@ -305,8 +305,9 @@ fn unauthorized(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Unauthorized, detail)
 }
 
-async fn operator(state: &State, req: &Request<Incoming>) -> Result<Operator> {
-    let who = caller(&state.store, req).await?;
+/// The operator behind an identified certificate, active, of an active RA this
+/// service hosts.
+async fn operator(state: &State, who: gpki_service::mtls::Caller) -> Result<Operator> {
     let record = state
         .store
         .operator_by_cert(who.cert.id)
@@ -352,13 +353,27 @@ async fn api(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let op = match operator(state, &req).await {
+    let who = match caller(&state.store, &req).await {
+        Ok(w) => w,
+        Err(e) => {
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("unauthenticated");
+                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
+                    None => state.refusals.record_anonymous(&path, &e.detail).await,
+                    Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
+                }
+            }
+            return error_reply(&e);
+        }
+    };
+    // A certificate the store holds in force: every refusal from here names it.
+    let label = format!("cert:{}", who.label());
+    let op = match operator(state, who).await {
         Ok(o) => o,
         Err(e) => {
-            state.metrics.refused("unauthenticated");
-            match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
-                None => state.refusals.record_anonymous(&path, &e.detail).await,
-                Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("unauthorized");
+                state.refusals.record(&label, &path, &e).await;
             }
             return error_reply(&e);
         }
@@ -491,11 +506,18 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let b: SubmitBody = parse(body)?;
     check_key(&b.idempotency_key)?;
     let profile = state.profiles.get(&b.profile)?;
+    if b.profile == "ra-operator" {
+        // Operator certificates are the RA's membership: administrators enrol.
+        return Err(unauthorized(
+            "ra-operator certificates are enrolled by administrators (POST /v1/operators)",
+        ));
+    }
     check_scope(&op.ra, &b.profile, &b.subject)?;
     check_sans(&op.ra, &b.sans)?;
-    // Refuse a CSR that does not verify, or a key the profile does not take,
-    // before anything is recorded.
+    // Refuse a CSR that does not verify, names SANs the request does not, or has
+    // a key the profile does not take, before anything is recorded.
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    check_csr_sans(&csr, &b.sans)?;
     profile.allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
     let identity = b
         .identity
@@ -590,7 +612,9 @@ async fn list(state: &State, op: &Operator, query: &str) -> Reply {
 
 async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
     let b: Identity = parse(body)?;
-    own_request(state, op, id).await?;
+    if own_request(state, op, id).await?.kind == "enrol" {
+        require_admin(op)?;
+    }
     let v = identity_record(op, &b)?;
     let r = state
         .store
@@ -609,12 +633,12 @@ async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
 
 async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
     let r = own_request(state, op, id).await?;
+    if r.kind == "enrol" {
+        require_admin(op)?;
+    }
     let r = match r.status.as_str() {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
-            if r.kind == "enrol" {
-                require_admin(op)?;
-            }
             let dual = if r.kind == "enrol" {
                 enrolment_dual_control(&op.ra)
             } else {
@@ -714,7 +738,7 @@ async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Resu
 async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> {
     let body = IssueBody {
         ra: op.ra.name.clone(),
-        request_id: format!("req-{}", r.id),
+        request_id: gpki_service::ca_api::ra_request_id(r.id),
         profile: r.profile.clone().unwrap_or_default(),
         subject: r.subject.clone().unwrap_or_default(),
         csr: String::from_utf8(r.csr.clone().unwrap_or_default())
@@ -776,6 +800,38 @@ async fn settle(
             ))
         }
         Err(e) => {
+            // Refused now, but the CA may have made the certificate on an earlier
+            // try whose answer was lost (and scope narrowed since): the store
+            // holds it under the request's key, and then the request is issued.
+            if r.kind != "revoke" {
+                let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
+                let key = gpki_service::ca_api::ca_request_key(
+                    &op.ra.name,
+                    &gpki_service::ca_api::ra_request_id(r.id),
+                );
+                if let Some(c) = state.store.certificate_by_request_key(ca.id, &key).await? {
+                    if c.status != gpki_store::CertStatus::Pending {
+                        let made = c
+                            .der
+                            .as_deref()
+                            .map(|d| gpki_pki::pem::encode("CERTIFICATE", d));
+                        let reply = CertificateReply {
+                            ca: ca.name.clone(),
+                            serial: c.serial.clone(),
+                            profile: c.profile.clone(),
+                            subject: c.subject.clone(),
+                            status: c.status.to_string(),
+                            not_before: c.not_before,
+                            not_after: c.not_after,
+                            certificate: made,
+                            chain: Vec::new(),
+                            replayed: true,
+                        };
+                        tracing::warn!(request = r.id, error = %e, serial = %c.serial, "the CA refused a retry of a request it had already signed; recording that certificate");
+                        return Box::pin(settle(state, op, r, Ok(reply))).await;
+                    }
+                }
+            }
             state
                 .store
                 .transition(
@@ -800,7 +856,9 @@ async fn settle(
 
 async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
     let b: RejectBody = parse(body)?;
-    own_request(state, op, id).await?;
+    if own_request(state, op, id).await?.kind == "enrol" {
+        require_admin(op)?;
+    }
     let r = state
         .store
         .transition(
@@ -946,6 +1004,9 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let b: RenewalBody = parse(body)?;
     check_key(&b.idempotency_key)?;
     let cert = scoped_certificate(state, op, &b.serial).await?;
+    if cert.profile == "ra-operator" {
+        require_admin(op)?;
+    }
     let now = gpki_pki::time::now();
     let opens = cert.not_after - op.ra.renew_window_days * 86_400;
     if now < opens {
@@ -1022,7 +1083,7 @@ async fn forward_renewal(
             "v1/certificates/renew",
             &RenewBody {
                 ra: op.ra.name.clone(),
-                request_id: format!("req-{}", r.id),
+                request_id: gpki_service::ca_api::ra_request_id(r.id),
                 serial: serial.to_string(),
                 csr,
             },
@@ -1052,17 +1113,31 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     require_admin(op)?;
     let b: EnrolBody = parse(body)?;
     check_key(&b.idempotency_key)?;
-    if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(Error::malformed(
-            "operator name must be 1 to 100 characters",
+    gpki_store::check_operator_name(&b.name)?;
+    // A name in use is refused before a certificate is made for it (a replay of
+    // the enrolment that made it is answered below).
+    if state
+        .store
+        .request_by_key(op.ra.id, &b.idempotency_key)
+        .await?
+        .is_none()
+        && state
+            .store
+            .operators(op.ra.id)
+            .await?
+            .iter()
+            .any(|o| o.name == b.name)
+    {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("RA `{}` has an operator named `{}`", op.ra.name, b.name),
         ));
     }
     check_scope(&op.ra, "ra-operator", &b.subject)?;
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
-    state
-        .profiles
-        .get("ra-operator")?
-        .allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
+    check_csr_sans(&csr, &[])?;
+    let profile = state.profiles.get("ra-operator")?;
+    profile.allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
     let (r, created) = state
         .store
         .submit_request(
@@ -1097,8 +1172,11 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    let r = if enrolment_dual_control(&op.ra) && r.status == "submitted" {
-        // A second administrator approves it (POST /v1/requests/{id}/approve).
+    let r = if r.status == "submitted"
+        && (enrolment_dual_control(&op.ra) || profile.spec.requires_identity_verification)
+    {
+        // A second administrator approves it (POST /v1/requests/{id}/approve),
+        // after the identity verification when the profile asks for one.
         r
     } else {
         decide_alone(state, op, r).await?

@@ -80,6 +80,17 @@ pub fn chain_pem(chain: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
+/// The key under which the CA records the certificate it makes for RA `ra`'s
+/// request `request_id` (neither holds `:`), so a replay finds it.
+pub fn ca_request_key(ra: &str, request_id: &str) -> String {
+    format!("ra:{ra}:{request_id}")
+}
+
+/// The request id an RA sends the CA for its request `id`.
+pub fn ra_request_id(id: i64) -> String {
+    format!("req-{id}")
+}
+
 /// Refused unless `profile` and `subject` are within the RA's scope.
 pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
     if !ra.profiles.iter().any(|p| p == profile) {
@@ -147,6 +158,26 @@ pub fn check_sans(ra: &RaRecord, sans: &[String]) -> Result<()> {
                         ra.domains.join(", ")
                     }
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refused unless every SAN the CSR asks for (its extensionRequest) is among the
+/// request's `sans`: the profile planner adds a CSR's SANs, so without this a CSR
+/// could carry names past the scope check and past an approver who sees only the
+/// request.
+pub fn check_csr_sans(csr: &gpki_pki::csr::VerifiedCsr, sans: &[String]) -> Result<()> {
+    let asked = sans
+        .iter()
+        .map(|s| s.parse::<gpki_pki::cert::SanEntry>())
+        .collect::<Result<Vec<_>>>()?;
+    for s in &csr.requested_sans {
+        if !asked.contains(s) {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("the CSR asks for SAN `{s}`, which the request does not name; list every SAN in the request"),
             ));
         }
     }

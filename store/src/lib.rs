@@ -28,8 +28,8 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use ra::{
-    Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaRecord, RaRequest,
-    ServiceClient, Transition,
+    check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaRecord,
+    RaRequest, ServiceClient, Transition,
 };
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};

@@ -251,6 +251,44 @@ fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
     })
 }
 
+/// An operator's name: 1 to 64 characters of A-Z a-z 0-9 - _ . (it appears in
+/// audit labels as `operator:RA/NAME`).
+pub fn check_operator_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(Error::malformed(format!(
+            "operator name `{name}`: 1 to 64 characters of A-Z a-z 0-9 - _ ."
+        )));
+    }
+    Ok(())
+}
+
+/// An RA's domain: a DNS name of at least two labels (`mois.go.kr`), lower case
+/// letters, digits and hyphens; no wildcard.
+fn check_domain(d: &str) -> Result<()> {
+    let labels: Vec<&str> = d.split('.').collect();
+    let ok = d.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if !ok {
+        return Err(Error::malformed(format!(
+            "RA domain `{d}`: a lower-case DNS name of two or more labels, no wildcard"
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates an RA.
     pub async fn create_ra(&self, new: &NewRa, audit: &AuditEvent) -> Result<RaRecord> {
@@ -267,6 +305,9 @@ impl Store {
                 "RA name `{}`: 1 to 64 characters of A-Z a-z 0-9 - _ .",
                 new.name
             )));
+        }
+        for d in &new.domains {
+            check_domain(d)?;
         }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
@@ -408,6 +449,7 @@ impl Store {
         admin: bool,
         audit: &AuditEvent,
     ) -> Result<OperatorRecord> {
+        check_operator_name(name)?;
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(

@@ -225,10 +225,19 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     ];
     let r = user(&env, &[&other[..], &as_lee].concat());
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "unauthorized", "{v}");
     assert!(
-        r.stdout.contains("outside") || r.stdout.contains("scope"),
-        "{}",
-        r.stdout
+        v["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outside the institutions of RA `dev-mois`"),
+        "{v}"
+    );
+    let listed = user_ok(&env, &["ra", "requests"]);
+    assert!(
+        !listed.to_string().contains("kim-1"),
+        "a refused request is not recorded: {listed}"
     );
 
     // The administrator renews it (same key) and revokes the renewed certificate.

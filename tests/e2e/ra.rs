@@ -332,7 +332,7 @@ impl Deployment {
 
     fn refusals(&self) -> usize {
         self.env
-            .json(&["audit", "log", "--limit", "1000"])
+            .json(&["audit", "log", "--limit", "1000000"])
             .as_array()
             .map(|r| {
                 r.iter()
@@ -643,6 +643,56 @@ fn workflow_and_refusals(backend: Backend) {
         out.ends_with("403") && out.contains("outside the domains"),
         "{out}"
     );
+    // A CSR cannot carry a SAN past the scope check and the approver: every SAN it
+    // asks for must be named in the request, at the RA and at the CA.
+    d.env.openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "sneaky.key",
+        "-out",
+        "sneaky.csr",
+        "-subj",
+        "/C=KR/O=Government of Korea/OU=Ministry of the Interior and Safety/OU=people/CN=Hong Gildong(001234567)",
+        "-addext",
+        "subjectAltName=email:minister@moe.go.kr",
+    ]);
+    let detail = d.ra_refused(
+        "a1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "x-4",
+            "--profile",
+            "official-km",
+            "--subject",
+            &subject,
+            "--csr",
+            "sneaky.csr",
+            "--san",
+            "email:gildong.hong@mois.go.kr",
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("the CSR asks for SAN"), "{detail}");
+    let sneaky = std::fs::read_to_string(d.env.path("sneaky.csr")).unwrap();
+    let body = serde_json::json!({ "ra": "A", "request_id": "direct-4", "profile": "official-sign", "subject": subject, "csr": sneaky, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
+    let (_, out) = d.curl(
+        "ca",
+        "/v1/certificates",
+        Some(("ra-host.chain.pem", "ra-host.plain.key")),
+        Some(&body),
+    );
+    assert!(
+        out.ends_with("403") && out.contains("the CSR asks for SAN"),
+        "{out}"
+    );
     // The CA's request id names one request: reused for another, a conflict; and
     // it has no `:`, which separates it from the RA's name.
     let csr2_pem = std::fs::read_to_string(&csr2).unwrap();
@@ -666,7 +716,7 @@ fn workflow_and_refusals(backend: Backend) {
     );
     assert!(out.ends_with("400") && out.contains("request_id"), "{out}");
     assert_eq!(d.certificates(), certs);
-    assert_eq!(d.refusals(), refusals + 2);
+    assert_eq!(d.refusals(), refusals + 4);
 
     // Renewal opens 400 days before expiry here; a two-year certificate just issued
     // is refused, and nothing is recorded (dev_ra.rs renews inside the window).
@@ -720,6 +770,31 @@ fn workflow_and_refusals(backend: Backend) {
     assert_eq!(v["request"]["status"], "submitted", "{v}");
     assert_eq!(v["request"]["kind"], "enrol", "{v}");
     let enrol_id = v["request"]["id"].to_string();
+    // A plain operator can neither reject it nor get an ra-operator certificate
+    // by a plain submission.
+    let detail = d.ra_refused(
+        "a2",
+        &["ra", "reject", &enrol_id, "--reason", "no"],
+        "unauthorized",
+    );
+    assert!(detail.contains("not an administrator"), "{detail}");
+    let detail = d.ra_refused(
+        "a2",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "sneaky-op",
+            "--profile",
+            "ra-operator",
+            "--subject",
+            &a5,
+            "--csr",
+            "a5.csr",
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("enrolled by administrators"), "{detail}");
     let detail = d.ra_refused("a1", &["ra", "approve", &enrol_id], "unauthorized");
     assert!(detail.contains("dual control"), "{detail}");
     let detail = d.ra_refused("a2", &["ra", "approve", &enrol_id], "unauthorized");
@@ -741,8 +816,12 @@ fn workflow_and_refusals(backend: Backend) {
     let a5_id = who["operator"]["id"].to_string();
     // Suspended, a5 is refused at once; activated, served again.
     d.ra_ok("a1", &["ra", "operator", "suspend", &a5_id]);
+    let refusals = d.refusals();
     let detail = d.ra_refused("a5", &["ra", "whoami"], "unauthorized");
     assert!(detail.contains("suspended"), "{detail}");
+    // A known certificate's refusals are audited every time, under its name.
+    d.ra_refused("a5", &["ra", "whoami"], "unauthorized");
+    assert_eq!(d.refusals(), refusals + 2);
     d.ra_ok("a1", &["ra", "operator", "activate", &a5_id]);
     d.ra_ok("a5", &["ra", "whoami"]);
     // A plain operator cannot revoke an operator's certificate.

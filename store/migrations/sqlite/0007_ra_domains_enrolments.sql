@@ -5,3 +5,5 @@ ALTER TABLE ras ADD COLUMN domains TEXT NOT NULL DEFAULT '[]';
 -- administrator who approves it enrols exactly what was asked.
 ALTER TABLE ra_requests ADD COLUMN enrol_name TEXT;
 ALTER TABLE ra_requests ADD COLUMN enrol_admin BIGINT;
+-- Operator names are unique within an RA: they name the operator in audit records.
+CREATE UNIQUE INDEX ra_operators_by_name ON ra_operators (ra_id, name);
