@@ -33,6 +33,9 @@ pub struct BatchRow {
     pub sans: Vec<SanEntry>,
     /// CSR bytes, when the row names a CSR file.
     pub csr: Option<Vec<u8>>,
+    /// How the official's identity was verified (`identity_method`,
+    /// `identity_document` columns), for requests through an RA.
+    pub identity: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +96,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<BatchRow>> {
     })?;
     let san_col = col("san");
     let csr_col = col("csr");
+    let method_col = col("identity_method");
+    let document_col = col("identity_document");
     let base = path.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
     let mut seen = HashMap::new();
@@ -140,12 +145,27 @@ pub fn read_csv(path: &Path) -> Result<Vec<BatchRow>> {
             ),
             None => None,
         };
+        let field = |c: Option<usize>| {
+            c.and_then(|c| record.get(c))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let identity = match (field(method_col), field(document_col)) {
+            (Some(m), Some(d)) => Some((m, d)),
+            (None, None) => None,
+            _ => {
+                return Err(at(
+                    "identity_method and identity_document go together".into()
+                ))
+            }
+        };
         rows.push(BatchRow {
             line,
             request_id,
             subject,
             sans,
             csr,
+            identity,
         });
     }
     Ok(rows)

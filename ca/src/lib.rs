@@ -44,8 +44,18 @@ use x509_cert::ext::pkix::{BasicConstraints, NameConstraints, SubjectAltName};
 
 /// Test-only crash injection: when `GPKI_FAILPOINT` names this point, the process
 /// aborts there, as a power cut would. Used to pin invariant 1.
+/// `GPKI_FAILPOINT=NAME` aborts the process the first time point NAME is
+/// reached; `NAME@N` the N-th time (a crash in the middle of a run of issuances).
 fn failpoint(name: &str) {
-    if std::env::var("GPKI_FAILPOINT").is_ok_and(|v| v == name) {
+    static REACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Ok(v) = std::env::var("GPKI_FAILPOINT") else {
+        return;
+    };
+    let (point, nth) = match v.split_once('@') {
+        Some((p, n)) => (p.to_string(), n.parse::<usize>().unwrap_or(1)),
+        None => (v, 1),
+    };
+    if point == name && REACHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= nth {
         eprintln!("gpki: failpoint {name} reached, aborting");
         std::process::abort();
     }

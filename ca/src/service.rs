@@ -20,7 +20,7 @@ use gpki_service::ca_api::{
 };
 use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
-use gpki_store::{CertStatus, CertificateRecord, RaRecord, Store};
+use gpki_store::{AuditEvent, CertStatus, CertificateRecord, RaRecord, Store};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -43,6 +43,11 @@ pub struct Config {
     pub policies: Option<PathBuf>,
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// A certificate recorded but not signed for this long (the CA stopped between
+    /// record and sign) is abandoned when its request comes again, and issued
+    /// afresh. No live signing takes a fraction of it.
+    #[serde(default = "default_stale_pending_secs")]
+    pub stale_pending_secs: i64,
     pub tls: ServerTls,
     #[serde(default)]
     pub http: HttpLimits,
@@ -50,6 +55,9 @@ pub struct Config {
 
 fn default_listen() -> String {
     "127.0.0.1:8443".into()
+}
+fn default_stale_pending_secs() -> i64 {
+    60
 }
 fn default_max_request_bytes() -> usize {
     64 * 1024
@@ -319,6 +327,23 @@ async fn replayed(
             "request `{key}` was made for another request (certificate {}); a request id names one request",
             r.serial
         ))),
+        // Recorded but never signed: the CA stopped between the two steps (record
+        // before sign). Past the stale age no live signer holds it, so it is
+        // abandoned (its serial stays reserved, unsigned) and the request is
+        // issued afresh.
+        Some(r)
+            if r.status == CertStatus::Pending
+                && gpki_pki::time::now() - r.created_at >= state.config.stale_pending_secs =>
+        {
+            let event = AuditEvent::new(
+                &format!("ra:{}", ra.name),
+                "cert.abandon",
+                format!("cert:{}/{}", ra.ca_name, r.serial),
+                serde_json::json!({ "reason": "pending past the stale age: the CA stopped before signing; issued afresh", "request_key": key }),
+            );
+            state.store.abandon(r.id, &event).await?;
+            Ok(None)
+        }
         Some(r) if r.status == CertStatus::Pending => Err(Error::new(
             ErrorKind::Unavailable,
             format!(

@@ -5,6 +5,7 @@ mod dev;
 mod key;
 mod ocsp;
 mod ra;
+mod ra_import;
 mod ts;
 
 use std::io::IsTerminal;

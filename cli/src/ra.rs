@@ -73,6 +73,20 @@ pub enum RaCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Submit every official of a CSV file (header request_id,subject,csr[,san]
+    /// [,identity_method,identity_document]; csr names a PKCS#10 file beside it);
+    /// request_id is the idempotency key, so rerunning the file submits nothing twice
+    Import {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        profile: String,
+        /// Requests in flight at once
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Record how the official's identity was verified
     VerifyIdentity {
         #[command(flatten)]
@@ -634,6 +648,57 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             }
             let v: Value = conn.client()?.post("v1/requests", &body).await?;
             request_reply(out, &v, file.as_ref())?;
+        }
+        RaCmd::Import {
+            conn,
+            csv,
+            profile,
+            concurrency,
+        } => {
+            let client = conn.client()?;
+            let total = gpki_ca::batch::read_csv(&csv)?.len();
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if out == crate::Output::Json {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} submitting [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .expect("progress template")
+                .progress_chars("=> "),
+            );
+            let report = crate::ra_import::import(&client, &csv, &profile, concurrency, &|n| {
+                bar.set_position(n as u64)
+            })
+            .await?;
+            bar.finish_and_clear();
+            emit(out, serde_json::to_value(&report).expect("JSON"), || {
+                let mut t = format!(
+                    "{} rows: {} issued, {} done before (replayed), {} waiting for approval, {} failed",
+                    report.rows,
+                    report.issued,
+                    report.already_done,
+                    report.waiting,
+                    report.failed.len()
+                );
+                for f in &report.failed {
+                    t += &format!(
+                        "\n  line {} ({}): {}: {}",
+                        f.line, f.request_id, f.kind, f.error
+                    );
+                }
+                if !report.failed.is_empty() {
+                    t += "\nrun the same file again to retry the failed rows; answered rows are not submitted twice";
+                }
+                t
+            });
+            if !report.failed.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::PolicyViolation,
+                    format!("{} of {} rows failed", report.failed.len(), report.rows),
+                ));
+            }
         }
         RaCmd::VerifyIdentity {
             conn,

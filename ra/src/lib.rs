@@ -550,6 +550,8 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
+    // A replay of a request answered before (not one this call carries on).
+    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
     let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
     let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
     let r = if r.status == "submitted" && !dual && !needs_identity {
@@ -566,7 +568,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     } else {
         StatusCode::OK
     };
-    Ok((status, reply(state, &r, !created).await?))
+    Ok((status, reply(state, &r, answered_before).await?))
 }
 
 async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest> {
@@ -942,13 +944,15 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
+    // A replay of a request answered before (not one this call carries on).
+    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
     let r = decide_alone(state, op, r).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, reply(state, &r, !created).await?))
+    Ok((status, reply(state, &r, answered_before).await?))
 }
 
 async fn forward_revocation(
@@ -1056,13 +1060,15 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
+    // A replay of a request answered before (not one this call carries on).
+    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
     let r = decide_alone(state, op, r).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, reply(state, &r, !created).await?))
+    Ok((status, reply(state, &r, answered_before).await?))
 }
 
 async fn forward_renewal(
@@ -1172,6 +1178,8 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
+    // A replay of a request answered before (not one this call carries on).
+    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
     let r = if r.status == "submitted"
         && (enrolment_dual_control(&op.ra) || profile.spec.requires_identity_verification)
     {
@@ -1181,7 +1189,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     } else {
         decide_alone(state, op, r).await?
     };
-    let mut v = reply(state, &r, !created).await?;
+    let mut v = reply(state, &r, answered_before).await?;
     if r.status == "issued" {
         v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
     }
@@ -1396,6 +1404,8 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
             ),
         )
         .await?;
+    // A replay of a request answered before (not one this call carries on).
+    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
     let r = match r.status.as_str() {
         // The signature is the approval: no operator decides.
         "submitted" => {
@@ -1425,5 +1435,5 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
     } else {
         StatusCode::OK
     };
-    Ok((status, reply(state, &r, !created).await?))
+    Ok((status, reply(state, &r, answered_before).await?))
 }
