@@ -17,6 +17,7 @@ use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse};
 use gpki_service::ca_api::{
     check_csr_sans, check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
+    SignerRenewBody,
 };
 use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
 use gpki_service::{plain, Body, HttpLimits};
@@ -142,6 +143,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/certificates") => "issue",
         (&Method::POST, "/v1/certificates/renew") => "renew",
         (&Method::POST, "/v1/certificates/revoke") => "revoke",
+        (&Method::POST, "/v1/signers/renew") => "signer-renew",
         _ => "other",
     };
     let reply = match route {
@@ -209,6 +211,7 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     let result = match route {
         "issue" => issue(state, &who, &body).await,
         "renew" => renew(state, &who, &body).await,
+        "signer-renew" => renew_signer(state, &who, &body).await,
         "revoke" => revoke(state, &who, &body).await,
         _ => unreachable!("routed above"),
     };
@@ -503,5 +506,104 @@ async fn revoke(
     Ok((
         StatusCode::OK,
         reply_for(&state.ca, &ra.ca_name, &record, der.as_deref(), false).await?,
+    ))
+}
+
+/// `POST /v1/signers/renew`: the next certificate of a delegated signer, for a new
+/// key, asked by the signer's host itself (a service client of role `ocsp` for an
+/// ocsp-signer certificate, `tsa` for a tsa certificate), so that no process but
+/// this one opens a CA key. The current certificate must be in force; the new one
+/// keeps its subject and profile. Replays (same certificate, same new key) get the
+/// certificate made the first time.
+async fn renew_signer(
+    state: &State,
+    who: &Caller,
+    body: &[u8],
+) -> Result<(StatusCode, CertificateReply)> {
+    let b: SignerRenewBody = parse(body)?;
+    let client = state
+        .store
+        .service_client_by_cert(who.cert.id)
+        .await?
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "certificate {} is not registered as a client of the CA service",
+                who.label()
+            ))
+        })?;
+    let profile = match client.role.as_str() {
+        "ocsp" => "ocsp-signer",
+        "tsa" => "tsa",
+        r => {
+            return Err(unauthorized(format!(
+                "client `{}` has role {r}; only ocsp and tsa clients renew signer certificates",
+                client.name
+            )))
+        }
+    };
+    let serial = b.serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+    let issuer = state.store.authority_by_name(&b.ca).await?;
+    let old = state
+        .store
+        .certificate(issuer.id, &serial)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no certificate {serial} of CA `{}`", b.ca)))?;
+    if old.profile != profile {
+        return Err(unauthorized(format!(
+            "certificate {serial} is of profile {}; {} clients renew {profile} certificates",
+            old.profile, client.role
+        )));
+    }
+    let now = gpki_pki::time::now();
+    if old.status != CertStatus::Issued || old.not_after <= now {
+        return Err(Error::conflict(format!(
+            "certificate {serial} is {} (until {}); only a certificate in force is renewed by its signer",
+            old.status,
+            gpki_pki::time::rfc3339(old.not_after)
+        )));
+    }
+    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    check_csr_sans(&csr, &[])?;
+    let new_key = hex::encode(openssl::sha::sha256(&csr.spki_der));
+    if new_key == old.spki_sha256 {
+        return Err(Error::policy(format!(
+            "the request is for the key of certificate {serial}; a signer renews with a new key"
+        )));
+    }
+    if gpki_pki::name::to_string(&csr.subject) != old.subject {
+        return Err(Error::policy(format!(
+            "the request's subject `{}` is not the certificate's `{}`",
+            gpki_pki::name::to_string(&csr.subject),
+            old.subject
+        )));
+    }
+    let key = format!("signer:{}:{serial}:{}", client.name, &new_key[..32]);
+    let same = |c: &CertificateRecord| c.renewed_from == Some(old.id) && c.spki_sha256 == new_key;
+    if let Some(found) = state
+        .store
+        .certificate_by_request_key(issuer.id, &key)
+        .await?
+    {
+        if same(&found) && found.status != CertStatus::Pending {
+            let der = found.der.clone();
+            return Ok((
+                StatusCode::OK,
+                reply_for(&state.ca, &b.ca, &found, der.as_deref(), true).await?,
+            ));
+        }
+    }
+    let ca = state.ca.acting_as(format!("signer:{}", client.name));
+    let result = ca
+        .renew(
+            &b.ca,
+            &serial,
+            Some(KeySource::Csr(b.csr.into_bytes())),
+            false,
+            Some(key.clone()),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        reply_for(&state.ca, &b.ca, &result.record, Some(&result.der), false).await?,
     ))
 }

@@ -52,7 +52,7 @@ pub fn run(g: &Global, cmd: KeyCmd) -> Result<()> {
             key.write_encrypted(&key_out, &pass)?;
             let mut csr_written = None;
             if let (Some(name), Some(path)) = (name, &csr_out) {
-                write_file(path, csr(&key, &name)?.as_bytes())?;
+                write_file(path, &gpki_pki::csr::build(&key, &name)?)?;
                 csr_written = Some(path.display().to_string());
             }
             emit(
@@ -70,29 +70,6 @@ pub fn run(g: &Global, cmd: KeyCmd) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// A PKCS#10 request (PEM) for `key`, signed by it.
-pub fn csr(key: &SoftwareKey, subject: &x509_cert::name::Name) -> Result<String> {
-    use openssl::x509::{X509NameRef, X509Req};
-    let e = |what: &str| {
-        let what = what.to_string();
-        move |err: openssl::error::ErrorStack| Error::internal(format!("{what}: {err}"))
-    };
-    let name_der = der::Encode::to_der(subject)?;
-    let name = openssl::x509::X509Name::from_der(&name_der).map_err(e("subject"))?;
-    let mut b = X509Req::builder().map_err(e("request"))?;
-    b.set_version(0).map_err(e("request version"))?;
-    b.set_subject_name(AsRef::<X509NameRef>::as_ref(&name))
-        .map_err(e("request subject"))?;
-    b.set_pubkey(key.pkey()).map_err(e("request key"))?;
-    let digest = match key.key_type() {
-        KeyType::EcP384 => openssl::hash::MessageDigest::sha384(),
-        _ => openssl::hash::MessageDigest::sha256(),
-    };
-    b.sign(key.pkey(), digest).map_err(e("request signature"))?;
-    let pem = b.build().to_pem().map_err(e("request PEM"))?;
-    String::from_utf8(pem).map_err(|_| Error::internal("request PEM is not UTF-8"))
 }
 
 fn refuse_overwrite(p: &std::path::Path) -> Result<()> {

@@ -675,12 +675,16 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             bar.finish_and_clear();
             emit(out, serde_json::to_value(&report).expect("JSON"), || {
                 let mut t = format!(
-                    "{} rows: {} issued, {} done before (replayed), {} waiting for approval, {} failed",
+                    "{} rows: {} issued, {} done before (replayed), {} waiting for approval, {} failed\n{:.1} s, {:.0} rows/s, latency p50 {:.1} ms, p99 {:.1} ms",
                     report.rows,
                     report.issued,
                     report.already_done,
                     report.waiting,
-                    report.failed.len()
+                    report.failed.len(),
+                    report.seconds,
+                    report.per_second,
+                    report.latency_ms.p50,
+                    report.latency_ms.p99,
                 );
                 for f in &report.failed {
                     t += &format!(

@@ -23,6 +23,18 @@ pub struct ImportReport {
     /// Recorded, waiting for a second operator or an identity verification.
     pub waiting: usize,
     pub failed: Vec<ImportFailure>,
+    /// Wall time of the run and answers per second.
+    pub seconds: f64,
+    pub per_second: f64,
+    /// Per-request latency (submission to answer), milliseconds.
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +68,7 @@ pub async fn import(
         rows: rows.len(),
         ..Default::default()
     };
+    let started = std::time::Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for row in rows {
@@ -72,15 +85,19 @@ pub async fn import(
             body["identity"] = json!({ "method": method, "document": document });
         }
         tasks.spawn(async move {
+            let sent = std::time::Instant::now();
             let answer: Result<Value> = client.post("v1/requests", &body).await;
+            let took = sent.elapsed();
             drop(permit);
-            (row.line, row.request_id, answer)
+            (row.line, row.request_id, answer, took)
         });
     }
     let mut done = 0;
+    let mut latencies = Vec::with_capacity(report.rows);
     while let Some(joined) = tasks.join_next().await {
-        let (line, request_id, answer) =
+        let (line, request_id, answer, took) =
             joined.map_err(|e| Error::internal(format!("import task: {e}")))?;
+        latencies.push(took.as_secs_f64() * 1000.0);
         match answer {
             Ok(v) => match (v["request"]["status"].as_str(), v["replayed"] == true) {
                 (Some("issued"), false) => report.issued += 1,
@@ -111,5 +128,19 @@ pub async fn import(
         progress(done);
     }
     report.failed.sort_by_key(|f| f.line);
+    report.seconds = started.elapsed().as_secs_f64();
+    report.per_second = report.rows as f64 / report.seconds.max(1e-9);
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    report.latency_ms = Latency {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: latencies.last().copied().unwrap_or(0.0),
+    };
     Ok(report)
 }

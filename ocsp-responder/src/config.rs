@@ -39,10 +39,10 @@ pub struct Config {
     pub presign: bool,
     #[serde(rename = "ca", default)]
     pub cas: Vec<CaConfig>,
-    /// No longer read: the responder never opens a CA key (design invariant 10).
-    /// Present only to refuse old configurations by name.
+    /// Renewal of the responder certificates through the CA service (the responder
+    /// never opens a CA key: design invariant 10).
     #[serde(default)]
-    renewal: Option<toml::Value>,
+    pub renewal: Option<crate::renewal::RenewalConfig>,
     /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
     #[serde(default)]
     pub http: gpki_service::HttpLimits,
@@ -114,6 +114,9 @@ impl Config {
             fix(&mut ca.cert);
             fix(&mut ca.key);
         }
+        if let Some(r) = self.renewal.as_mut() {
+            r.ca.resolve(base);
+        }
         if let Some(path) = self.store.strip_prefix("sqlite://") {
             if Path::new(path).is_relative() && !path.starts_with(":memory:") {
                 self.store = format!("sqlite://{}", base.join(path).display());
@@ -124,13 +127,6 @@ impl Config {
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
         self.http.check()?;
-        if self.renewal.is_some() {
-            return Err(Error::malformed(
-                "[renewal] is no longer read: the responder never opens a CA key. Renew responder \
-                 certificates on the CA side with `gpki ocsp renew-signers --config FILE` (e.g. from \
-                 a timer); the responder picks up the new files by itself or on SIGHUP",
-            ));
-        }
         if self.cas.is_empty() {
             return Err(Error::malformed("no [[ca]] to answer for"));
         }

@@ -16,6 +16,7 @@ pub mod config;
 mod distribution;
 mod http;
 pub mod metrics;
+pub mod renewal;
 pub mod request;
 pub mod response;
 mod worker;
@@ -374,6 +375,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(worker::run(state.clone(), watch.clone())),
+        tokio::spawn(renewal::run(state.clone(), watch.clone())),
         tokio::spawn(http::serve(state.clone(), listener, watch)),
     ];
     tracing::info!(%addr, cas = state.authorities.len(), "OCSP responder listening");

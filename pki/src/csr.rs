@@ -83,3 +83,24 @@ pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr> {
         requested_sans,
     })
 }
+
+/// A PKCS#10 request (PEM) for `key` with `subject`, signed by the key (SHA-384
+/// for P-384, else SHA-256): what a holder, an RA operator's tool or a delegated
+/// signer renewing itself sends.
+pub fn build(key: &crate::SoftwareKey, subject: &Name) -> Result<Vec<u8>> {
+    use openssl::x509::{X509NameRef, X509Req};
+    let e = |what: &'static str| move |err: openssl::error::ErrorStack| Error::internal(format!("{what}: {err}"));
+    let name_der = der::Encode::to_der(subject)?;
+    let name = openssl::x509::X509Name::from_der(&name_der).map_err(e("request subject"))?;
+    let mut b = X509Req::builder().map_err(e("request"))?;
+    b.set_version(0).map_err(e("request version"))?;
+    b.set_subject_name(AsRef::<X509NameRef>::as_ref(&name))
+        .map_err(e("request subject"))?;
+    b.set_pubkey(key.pkey()).map_err(e("request key"))?;
+    let digest = match key.key_type() {
+        crate::KeyType::EcP384 => openssl::hash::MessageDigest::sha384(),
+        _ => openssl::hash::MessageDigest::sha256(),
+    };
+    b.sign(key.pkey(), digest).map_err(e("request signature"))?;
+    b.build().to_pem().map_err(e("request PEM"))
+}

@@ -184,6 +184,21 @@ pub fn check_csr_sans(csr: &gpki_pki::csr::VerifiedCsr, sans: &[String]) -> Resu
     Ok(())
 }
 
+/// `POST /v1/signers/renew`: a delegated signer (an OCSP responder, a TSA) asks
+/// for the next certificate of its current one, for a new key. Callers are
+/// service clients of role `ocsp` (renewing ocsp-signer certificates) or `tsa`
+/// (tsa certificates).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerRenewBody {
+    /// The CA that issued the current certificate.
+    pub ca: String,
+    /// The current certificate's serial.
+    pub serial: String,
+    /// PEM PKCS#10 for the new key, with the current certificate's subject.
+    pub csr: String,
+}
+
 /// A holder's own revocation request (`POST /v1/holder/revocations` at the RA): no
 /// operator, no client certificate; the holder proves possession of the
 /// certificate's key by signing [`holder_revocation_message`].

@@ -598,8 +598,8 @@ fn responder_picks_up_a_renewed_certificate_and_refuses_a_foreign_one() {
         out.contains(&pretty),
         "the response does not carry the new certificate {pretty}:\n{out}"
     );
-    // A configuration that asks the responder to renew through the CA (and so to
-    // open a CA key) is refused by name.
+    // A configuration that asks the responder to open a CA key to renew (the old
+    // form of [renewal]) is refused by name: [renewal] now names the CA service.
     let old_style = env.path("old-style.toml");
     std::fs::write(
         &old_style,
@@ -618,7 +618,7 @@ fn responder_picks_up_a_renewed_certificate_and_refuses_a_foreign_one() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("[renewal] is no longer read") && err.contains("renew-signers"),
+        err.contains("unknown field") && err.contains("ca_key_pass_file"),
         "{err}"
     );
     // export: every pre-signed response, base64 per line, each one OpenSSL accepts.

@@ -1242,3 +1242,160 @@ fn ra_thousand_concurrent_issuances_postgres() {
     );
     assert_eq!(listed["requests"].as_array().unwrap().len(), rows);
 }
+
+/// Issue 10, point 7: the OCSP responder renews its own certificate through the CA
+/// service (a service client of role ocsp), and answers throughout the swap; it
+/// never opens a CA key. Other roles and other profiles are refused.
+#[test]
+fn responder_renews_its_certificate_through_the_ca_service() {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let Some(d) = Deployment::start(Backend::Sqlite) else {
+        return;
+    };
+    let env = &d.env;
+    env.ok(&[
+        "ocsp",
+        "issue-signer",
+        "--ca",
+        "mois",
+        "--cert-out",
+        "ocsp-mois.pem",
+        "--key-out",
+        "ocsp-mois.key",
+    ]);
+    let first_signer = env.serial_of("ocsp-mois.pem");
+    let host = Deployment::issue(
+        env,
+        "ocsp-host",
+        "service-client",
+        "CN=ocsp-host-1, OU=GPKI services, O=Government of Korea, C=KR",
+        &[],
+    );
+    env.ok(&[
+        "ra",
+        "client",
+        "add",
+        "--name",
+        "ocsp-host-1",
+        "--role",
+        "ocsp",
+        "--ca",
+        "mois",
+        "--serial",
+        &host,
+    ]);
+    // Refused: an RA service renewing a signer, and an ocsp client renewing what
+    // is not a responder certificate.
+    for (cert, key, serial, want) in [
+        (
+            "ra-host",
+            "ra-host",
+            first_signer.as_str(),
+            "only ocsp and tsa clients",
+        ),
+        (
+            "ocsp-host",
+            "ocsp-host",
+            host.as_str(),
+            "ocsp clients renew ocsp-signer",
+        ),
+    ] {
+        env.openssl_ok(&[
+            "pkey",
+            "-in",
+            &format!("{key}.key"),
+            "-passin",
+            "file:outpass",
+            "-out",
+            &format!("{key}.plain.key"),
+        ]);
+        let body = serde_json::json!({ "ca": "mois", "serial": serial, "csr": "" }).to_string();
+        let (_, out) = d.curl(
+            "ca",
+            "/v1/signers/renew",
+            Some((&format!("{cert}.chain.pem"), &format!("{key}.plain.key"))),
+            Some(&body),
+        );
+        assert!(out.ends_with("403") && out.contains(want), "{out}");
+    }
+    let port = free_port();
+    std::fs::write(
+        env.path("ocsp.toml"),
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nkey_pass_file = \"pass\"\n\
+             [[ca]]\nname = \"mois\"\ncert = \"ocsp-mois.pem\"\nkey = \"ocsp-mois.key\"\n\
+             [renewal]\nbefore_days = 3650\ncheck_interval_secs = 3600\n\
+             [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
+             cert = \"ocsp-host.chain.pem\"\nkey = \"ocsp-host.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
+            env_store(env),
+            d.ca.port
+        ),
+    )
+    .unwrap();
+    let mut responder = Service {
+        child: Command::new(binary("gpki-ocsp"))
+            .args(["serve", "--config", "ocsp.toml"])
+            .current_dir(env.path(""))
+            .env_remove("GPKI_KEY_PASS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    crate::support::wait_http_ok(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        60,
+        &mut responder.child,
+    );
+    // Ask without pause while the responder renews: every answer verifies and
+    // says good, first from the old signer, then from the new.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut answers = 0;
+    let new_signer = loop {
+        let out = env.openssl_ok(&[
+            "ocsp",
+            "-issuer",
+            "mois.pem",
+            "-cert",
+            "ocsp-host.pem",
+            "-CAfile",
+            "root.pem",
+            "-url",
+            &format!("http://127.0.0.1:{port}/ocsp"),
+            "-resp_text",
+        ]);
+        answers += 1;
+        assert!(out.contains("Response verify OK"), "{out}");
+        assert!(out.contains("ocsp-host.pem: good"), "{out}");
+        let signer = out
+            .lines()
+            .skip_while(|l| l.trim() != "Serial Number:")
+            .nth(1)
+            .map(|l| l.trim().replace(':', "").to_ascii_lowercase())
+            .unwrap_or_default();
+        if !signer.is_empty() && signer != first_signer {
+            break signer;
+        }
+        assert!(std::time::Instant::now() < deadline, "never renewed: {out}");
+    };
+    assert!(answers >= 1);
+    // The files on disk are the new pair; the store holds the new certificate,
+    // renewed from the first, issued by the CA service for the ocsp client.
+    assert_eq!(env.serial_of("ocsp-mois.pem"), new_signer);
+    let shown = env.json(&["cert", "show", "--ca", "mois", "--serial", &new_signer]);
+    assert_eq!(shown["profile"], "ocsp-signer", "{shown}");
+    assert_eq!(shown["status"], "issued", "{shown}");
+    let audit = env.json(&["audit", "log", "--limit", "1000000"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "signer:ocsp-host-1"),
+        "the renewal is audited as the ocsp client"
+    );
+    env.ok(&["audit", "verify"]);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Issuance through RA -> CA over mutual TLS beside in-process issuance, on the same
+# store in the same run (docs/benchmarks.md, issue 10).
+#
+#   benches/ra.sh [N] [CONCURRENCY]
+#
+# For SQLite and then PostgreSQL: `gpki dev up` (release build) makes the hierarchy,
+# the RA dev-mois and its administrator, and serves the CA and RA services. Then
+#  - end to end: `gpki ra import` submits N official-sign CSRs, CONCURRENCY at a time
+#    over one keep-alive client (each request: mTLS operator check in the store, scope,
+#    CSR, identity record, request row, approval, forward over mTLS to the CA, the CA's
+#    client check, scope again, plan, lints, record, sign, store, audit, reply);
+#  - in process: `gpki cert issue-batch` issues the same N CSRs from the same CA into
+#    the same store (the foundation issue's path).
+# Both use the same CSRs (benches/gen.py, P-256) and the same P-384 CA key.
+set -euo pipefail
+N=${1:-2000}
+C=${2:-64}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GPKI=$ROOT/target/release/gpki
+PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+[ -x "$GPKI" ] || { echo "build first: cargo build --release -p gpki" >&2; exit 1; }
+W=$(mktemp -d /tmp/gpki-ra-bench.XXXXXX)
+cd "$W"
+python3 "$ROOT/benches/gen.py" csrs "$N" csr p256
+# The RA needs an identity verification per official-sign request.
+awk -F, 'NR == 1 { print $0 ",identity_method,identity_document"; next }
+         { print $0 ",face-to-face,card-" NR }' csr/officials.csv > csr/ra.csv
+
+run() { # label store
+  local label=$1 store=$2 data=$W/$1
+  local ports=(18080 18081 18443 18444)
+  GPKI_STORE=$store GPKI_DATA_DIR=$data "$GPKI" dev up --listen 127.0.0.1:${ports[0]} \
+    --tsa-listen 127.0.0.1:${ports[1]} --ca-listen 127.0.0.1:${ports[2]} \
+    --ra-listen 127.0.0.1:${ports[3]} > "$W/$label.up.log" 2>&1 &
+  local up=$!
+  export GPKI_RA_CONFIG=$data/ra-client.toml
+  for _ in $(seq 1 300); do
+    GPKI_STORE=$store "$GPKI" ra whoami >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  GPKI_STORE=$store "$GPKI" ra import --csv csr/ra.csv --profile official-sign \
+    --concurrency "$C" --output json > "$W/$label.ra.json"
+  kill "$up"; wait "$up" || true
+  GPKI_STORE=$store GPKI_DATA_DIR=$data GPKI_KEY_PASS_FILE=$data/dev-passphrase \
+  GPKI_OUT_PASS_FILE=$data/dev-signer-passphrase \
+    "$GPKI" cert issue-batch --ca mois --profile official-sign --csv csr/officials.csv \
+    --out-dir "$W/$label.batch" --output json > "$W/$label.batch.json" &
+  local t0 t1
+  t0=$(date +%s.%N); wait $!; t1=$(date +%s.%N)
+  python3 - "$label" "$W/$label.ra.json" "$W/$label.batch.json" "$t0" "$t1" "$N" "$C" <<'PY'
+import json, sys
+label, ra, batch, t0, t1, n, c = sys.argv[1:]
+r = json.load(open(ra)); b = json.load(open(batch))
+assert not r["failed"] and r["issued"] == int(n), r
+assert b["issued"] == int(n), b
+inproc = int(n) / (float(t1) - float(t0))
+print(f"{label}: RA->CA {r['per_second']:.0f}/s (p50 {r['latency_ms']['p50']:.1f} ms, "
+      f"p99 {r['latency_ms']['p99']:.1f} ms, max {r['latency_ms']['max']:.1f} ms, {c} in flight); "
+      f"in-process issue-batch {inproc:.0f}/s; ratio {r['per_second'] / inproc:.2f}")
+PY
+}
+
+run sqlite "sqlite://$W/sqlite/gpki.db"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS gpki_ra_bench" -qc "CREATE DATABASE gpki_ra_bench" >/dev/null
+run postgres "$PG/gpki_ra_bench"
+echo "work dir: $W"
