@@ -1,12 +1,19 @@
 //! Pre-issuance lints (invariant 3). Every planned certificate runs through these
 //! before it is signed; any finding refuses issuance with a message naming the rule.
 //! They read the decoded tbsCertificate as it will be signed, not the request.
+//!
+//! Each rule is a [`Rule`] with a stable name, the section it enforces and one small
+//! function. [`lint`] decodes what the rules share once, then runs every rule of
+//! [`Rule::ALL`] that applies, in that order.
+
+use std::fmt;
 
 use const_oid::db::rfc5280::{
     ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE,
     ID_CE_SUBJECT_ALT_NAME, ID_CE_SUBJECT_KEY_IDENTIFIER,
 };
 use der::Decode;
+use flagset::FlagSet;
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
@@ -22,21 +29,27 @@ use crate::profile::{
 };
 use crate::signer::KeyType;
 
-/// One lint finding: the rule's name and what is wrong.
+/// One lint finding: the rule and what is wrong. The rule serializes as its name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub message: String,
 }
 
 /// Runs every lint that applies and returns all findings.
 pub fn lint(tbs: &TbsCertificate, profile: &Profile, issuer: &IssuerContext) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut f = |rule: &'static str, message: String| out.push(Finding { rule, message });
-    if let Err(e) = lint_inner(tbs, profile, issuer, &mut f) {
-        f("rfc5280.decodable", e.detail);
+    let cert = Cert::new(tbs, profile, issuer);
+    let mut list = Vec::new();
+    for &rule in Rule::ALL {
+        if rule.applies(&cert) {
+            let mut out = Findings {
+                rule,
+                list: &mut list,
+            };
+            (rule.check())(&cert, &mut out);
+        }
     }
-    out
+    list
 }
 
 /// Lints and turns findings into a `LintFailed` error naming each rule.
@@ -56,384 +69,638 @@ pub fn check(tbs: &TbsCertificate, profile: &Profile, issuer: &IssuerContext) ->
     ))
 }
 
-fn lint_inner(
-    tbs: &TbsCertificate,
-    profile: &Profile,
-    issuer: &IssuerContext,
-    f: &mut impl FnMut(&'static str, String),
-) -> Result<()> {
-    let spki_der = der::Encode::to_der(&tbs.subject_public_key_info)?;
-    let key_type = KeyType::of_spki_info(&tbs.subject_public_key_info);
-
-    // RFC 5280 §4.1.2.2: positive, non-zero, at most 20 octets.
-    let serial = tbs.serial_number.as_bytes();
-    if serial.is_empty() || serial.iter().all(|b| *b == 0) {
-        f("rfc5280.serial.nonzero", "serial number is zero".into());
-    }
-    if serial.len() > 20 {
-        f(
-            "rfc5280.serial.length",
-            format!("serial number is {} octets (max 20)", serial.len()),
-        );
-    }
-    if serial.len() < 8 {
-        f(
-            "gpki.serial.entropy",
-            "serial number has fewer than 64 bits".into(),
-        );
-    }
-
-    let nb = crate::time::unix_seconds(&tbs.validity.not_before);
-    let na = crate::time::unix_seconds(&tbs.validity.not_after);
-    if na <= nb {
-        f(
-            "rfc5280.validity.order",
-            "notAfter is not after notBefore".into(),
-        );
-    }
-    if nb < issuer.not_before || na > issuer.not_after {
-        f(
-            "rfc5280.validity.within-issuer",
-            "validity extends outside the issuing CA's".into(),
-        );
-    }
-    let days = (na - nb + 1) as f64 / 86_400.0;
-    if days > f64::from(profile.spec.validity_days) + 0.0001 {
-        f(
-            "gpki.validity.profile",
-            format!(
-                "validity of {days:.1} days exceeds the profile's {}",
-                profile.spec.validity_days
-            ),
-        );
-    }
-
-    if tbs.subject.0.is_empty() {
-        f("rfc5280.subject.empty", "subject is empty".into());
-    }
-    if tbs.issuer.0.is_empty() {
-        f("rfc5280.issuer.empty", "issuer is empty".into());
-    }
-
-    // RFC 5280 §4.2: an extension appears at most once.
-    let exts = tbs.extensions.clone().unwrap_or_default();
-    let mut ids: Vec<_> = exts.iter().map(|e| e.extn_id.to_string()).collect();
-    ids.sort();
-    if ids.windows(2).any(|w| w[0] == w[1]) {
-        f(
-            "rfc5280.extensions.unique",
-            "an extension appears twice".into(),
-        );
-    }
-
-    let bc = find_extension::<BasicConstraints>(tbs, ID_CE_BASIC_CONSTRAINTS)?;
-    let ku = find_extension::<KeyUsage>(tbs, ID_CE_KEY_USAGE)?;
-    let eku = find_extension::<ExtendedKeyUsage>(tbs, ID_CE_EXT_KEY_USAGE)?;
-    let ski = find_extension::<der::asn1::OctetString>(tbs, ID_CE_SUBJECT_KEY_IDENTIFIER)?;
-    let aki = find_extension::<AuthorityKeyIdentifier>(tbs, ID_CE_AUTHORITY_KEY_IDENTIFIER)?;
-    let san = find_extension::<SubjectAltName>(tbs, ID_CE_SUBJECT_ALT_NAME)?;
-    let is_ca = bc.as_ref().is_some_and(|(_, b)| b.ca);
-    let usages = ku.as_ref().map(|(_, k)| k.0).unwrap_or_default();
-
-    if is_ca != profile.spec.kind.is_ca() {
-        f(
-            "gpki.profile.kind",
-            "basicConstraints cA does not match the profile kind".into(),
-        );
-    }
-    if is_ca {
-        if !bc.as_ref().is_some_and(|(c, _)| *c) {
-            f(
-                "rfc5280.ca.basic-constraints-critical",
-                "basicConstraints must be critical in a CA certificate".into(),
-            );
+/// Declares [`Rule`] from one table: variant, name, source and checking function,
+/// in the order the rules run.
+macro_rules! rules {
+    ($($variant:ident => $name:literal, $source:literal, $check:ident;)*) => {
+        /// A lint rule. Its [name](Rule::name) is stable: findings and error messages
+        /// carry it, and callers match on it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Rule {
+            $(#[doc = concat!("`", $name, "`: ", $source, ".")] $variant,)*
         }
-        if !usages.contains(KeyUsages::KeyCertSign) {
-            f(
-                "rfc5280.ca.key-cert-sign",
-                "a CA certificate needs keyCertSign".into(),
-            );
-        }
-        if ski.is_none() {
-            f(
-                "rfc5280.ca.subject-key-identifier",
-                "a CA certificate needs a subjectKeyIdentifier".into(),
-            );
-        }
-        // The issuer's own pathLenConstraint bounds what it may sign.
-        if let (Some(parent), Some((_, b))) = (issuer.path_len, bc.as_ref()) {
-            let self_signed = tbs.issuer == tbs.subject;
-            if !self_signed && parent == 0 {
-                f(
-                    "rfc5280.ca.path-length",
-                    "the issuing CA's pathLenConstraint 0 forbids signing CA certificates".into(),
-                );
-            } else if !self_signed && b.path_len_constraint.is_none_or(|p| p >= parent) {
-                f(
-                    "rfc5280.ca.path-length",
-                    "path length must be less than the issuing CA's".into(),
-                );
+
+        impl Rule {
+            /// Every rule, in the order [`lint`] runs them.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// The stable name, e.g. `rfc5280.serial.nonzero`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Rule::$variant => $name,)*
+                }
+            }
+
+            /// The requirement the rule enforces, e.g. `RFC 5280 §4.1.2.2`.
+            pub fn source(self) -> &'static str {
+                match self {
+                    $(Rule::$variant => $source,)*
+                }
+            }
+
+            fn check(self) -> fn(&Cert<'_>, &mut Findings<'_>) {
+                match self {
+                    $(Rule::$variant => $check,)*
+                }
             }
         }
-    } else {
-        if usages.contains(KeyUsages::KeyCertSign) || usages.contains(KeyUsages::CRLSign) {
-            f(
-                "rfc5280.ee.no-cert-sign",
-                "an end-entity certificate must not have keyCertSign or cRLSign".into(),
-            );
+    };
+}
+
+rules! {
+    SerialNonzero => "rfc5280.serial.nonzero", "RFC 5280 §4.1.2.2", serial_nonzero;
+    SerialLength => "rfc5280.serial.length", "RFC 5280 §4.1.2.2", serial_length;
+    SerialEntropy => "gpki.serial.entropy", "gpki profile", serial_entropy;
+    ValidityOrder => "rfc5280.validity.order", "RFC 5280 §4.1.2.5", validity_order;
+    ValidityWithinIssuer => "rfc5280.validity.within-issuer", "RFC 5280 §4.1.2.5, §6.1.3", validity_within_issuer;
+    ValidityProfile => "gpki.validity.profile", "gpki profile", validity_profile;
+    SubjectEmpty => "rfc5280.subject.empty", "RFC 5280 §4.1.2.6", subject_empty;
+    IssuerEmpty => "rfc5280.issuer.empty", "RFC 5280 §4.1.2.4", issuer_empty;
+    ExtensionsUnique => "rfc5280.extensions.unique", "RFC 5280 §4.2", extensions_unique;
+    Decodable => "rfc5280.decodable", "RFC 5280 §4.1, §4.2", decodable;
+    ProfileKind => "gpki.profile.kind", "gpki profile", profile_kind;
+    CaBasicConstraintsCritical => "rfc5280.ca.basic-constraints-critical", "RFC 5280 §4.2.1.9", ca_basic_constraints_critical;
+    CaKeyCertSign => "rfc5280.ca.key-cert-sign", "RFC 5280 §4.2.1.3", ca_key_cert_sign;
+    CaSubjectKeyIdentifier => "rfc5280.ca.subject-key-identifier", "RFC 5280 §4.2.1.2", ca_subject_key_identifier;
+    CaPathLength => "rfc5280.ca.path-length", "RFC 5280 §4.2.1.9", ca_path_length;
+    EeNoCertSign => "rfc5280.ee.no-cert-sign", "RFC 5280 §4.2.1.3", ee_no_cert_sign;
+    EePathLength => "rfc5280.ee.path-length", "RFC 5280 §4.2.1.9", ee_path_length;
+    KeyUsagePresent => "rfc5280.key-usage.present", "RFC 5280 §4.2.1.3", key_usage_present;
+    KeyUsageNonempty => "rfc5280.key-usage.nonempty", "RFC 5280 §4.2.1.3", key_usage_nonempty;
+    AuthorityKeyIdentifier => "rfc5280.authority-key-identifier", "RFC 5280 §4.2.1.1", authority_key_identifier;
+    AuthorityKeyIdentifierMatch => "rfc5280.authority-key-identifier.match", "RFC 5280 §4.2.1.1", authority_key_identifier_match;
+    KeyUsageEcEncipherment => "gpki.key-usage.ec-encipherment", "RFC 5480 §3", key_usage_ec_encipherment;
+    KeyUsageRsaKeyAgreement => "gpki.key-usage.rsa-key-agreement", "RFC 3279 §2.3.1", key_usage_rsa_key_agreement;
+    KeyTypeProfile => "gpki.key-type.profile", "gpki profile", key_type_profile;
+    KeyTypeSupported => "gpki.key-type.supported", "gpki profile", key_type_supported;
+    KeyUsageEkuConsistent => "rfc5280.key-usage.eku-consistent", "RFC 5280 §4.2.1.12", key_usage_eku_consistent;
+    Rfc3161Eku => "rfc3161.eku", "RFC 3161 §2.3", rfc3161_eku;
+    EkuAny => "gpki.eku.any", "gpki profile", eku_any;
+    NameConstraints => "rfc5280.name-constraints", "RFC 5280 §4.2.1.10", name_constraints;
+    NameConstraintsCnAsDns => "gpki.name-constraints.cn-as-dns", "gpki profile (as GnuTLS and NSS check)", name_constraints_cn_as_dns;
+    SubjectCnInSan => "cabf.subject.cn-in-san", "CA/B BR 7.1.4.3", subject_cn_in_san;
+    CabfValidity398Days => "cabf.validity.398-days", "CA/B BR 6.3.2", cabf_validity_398_days;
+    CabfSanPresent => "cabf.san.present", "CA/B BR 7.1.2.7.12", cabf_san_present;
+    CabfSanInternalName => "cabf.san.internal-name", "CA/B BR 7.1.2.7.12", cabf_san_internal_name;
+    CabfSanReservedIp => "cabf.san.reserved-ip", "CA/B BR 7.1.2.7.12", cabf_san_reserved_ip;
+    CabfSanType => "cabf.san.type", "CA/B BR 7.1.2.7.12", cabf_san_type;
+    CabfEkuServerAuth => "cabf.eku.server-auth", "CA/B BR 7.1.2.7.10", cabf_eku_server_auth;
+    CabfSubjectNoOu => "cabf.subject.no-ou", "CA/B BR 7.1.2.7.4", cabf_subject_no_ou;
+    CabfKeyType => "cabf.key.type", "CA/B BR 6.1.5", cabf_key_type;
+}
+
+impl Rule {
+    /// Whether the rule applies to `c`. Rules after [`Rule::Decodable`] need the
+    /// decoded extensions and do not run when decoding failed.
+    fn applies(self, c: &Cert<'_>) -> bool {
+        use Rule::*;
+        match self {
+            SerialNonzero | SerialLength | SerialEntropy | ValidityOrder | ValidityWithinIssuer
+            | ValidityProfile | SubjectEmpty | IssuerEmpty | ExtensionsUnique => true,
+            Decodable => c.undecodable.is_some(),
+            _ if c.undecodable.is_some() => false,
+            CaBasicConstraintsCritical | CaKeyCertSign | CaSubjectKeyIdentifier | CaPathLength => {
+                c.is_ca
+            }
+            EeNoCertSign | EePathLength => !c.is_ca,
+            SubjectCnInSan => c.profile.spec.san.cn_in_san,
+            CabfValidity398Days | CabfSanPresent | CabfSanInternalName | CabfSanReservedIp
+            | CabfSanType | CabfEkuServerAuth | CabfSubjectNoOu | CabfKeyType => {
+                c.profile.has_lint_set("cabf-serverauth")
+            }
+            _ => true,
         }
-        if bc
-            .as_ref()
-            .is_some_and(|(_, b)| b.path_len_constraint.is_some())
-        {
-            f(
-                "rfc5280.ee.path-length",
-                "pathLenConstraint without cA".into(),
-            );
-        }
     }
-    match &ku {
-        None => f("rfc5280.key-usage.present", "keyUsage is missing".into()),
-        Some((_, k)) if k.0.is_empty() => f(
-            "rfc5280.key-usage.nonempty",
-            "keyUsage has no bit set".into(),
-        ),
-        _ => {}
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
-    if tbs.issuer != tbs.subject
-        && aki
-            .as_ref()
-            .and_then(|(_, a)| a.key_identifier.as_ref())
-            .is_none()
-    {
-        f(
-            "rfc5280.authority-key-identifier",
-            "authorityKeyIdentifier keyIdentifier is missing".into(),
-        );
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
-    if let Some((_, a)) = &aki {
-        let expected = if tbs.issuer == tbs.subject && spki_der == issuer.spki_der {
-            crate::cert::key_identifier(&tbs.subject_public_key_info)
-        } else {
-            issuer.key_id.clone()
+}
+
+/// What the rules share, built once per lint run.
+struct Cert<'a> {
+    tbs: &'a TbsCertificate,
+    profile: &'a Profile,
+    issuer: &'a IssuerContext,
+    /// The validity, in Unix seconds.
+    not_before: i64,
+    not_after: i64,
+    /// Length of the validity period, both ends included.
+    days: f64,
+    key_type: Result<KeyType>,
+    /// Why [`Decoded`] could not be built; `ext` is then empty.
+    undecodable: Option<String>,
+    ext: Decoded,
+    is_ca: bool,
+    usages: FlagSet<KeyUsages>,
+    /// The subjectAltNames gpki understands.
+    sans: Vec<SanEntry>,
+}
+
+/// The DER SPKI and the extensions the rules read, each with its critical flag.
+#[derive(Default)]
+struct Decoded {
+    spki_der: Vec<u8>,
+    bc: Option<(bool, BasicConstraints)>,
+    ku: Option<(bool, KeyUsage)>,
+    eku: Option<(bool, ExtendedKeyUsage)>,
+    ski: Option<(bool, der::asn1::OctetString)>,
+    aki: Option<(bool, AuthorityKeyIdentifier)>,
+    san: Option<(bool, SubjectAltName)>,
+}
+
+impl Decoded {
+    fn of(tbs: &TbsCertificate) -> Result<Decoded> {
+        Ok(Decoded {
+            spki_der: der::Encode::to_der(&tbs.subject_public_key_info)?,
+            bc: find_extension(tbs, ID_CE_BASIC_CONSTRAINTS)?,
+            ku: find_extension(tbs, ID_CE_KEY_USAGE)?,
+            eku: find_extension(tbs, ID_CE_EXT_KEY_USAGE)?,
+            ski: find_extension(tbs, ID_CE_SUBJECT_KEY_IDENTIFIER)?,
+            aki: find_extension(tbs, ID_CE_AUTHORITY_KEY_IDENTIFIER)?,
+            san: find_extension(tbs, ID_CE_SUBJECT_ALT_NAME)?,
+        })
+    }
+}
+
+impl<'a> Cert<'a> {
+    fn new(tbs: &'a TbsCertificate, profile: &'a Profile, issuer: &'a IssuerContext) -> Self {
+        let not_before = crate::time::unix_seconds(&tbs.validity.not_before);
+        let not_after = crate::time::unix_seconds(&tbs.validity.not_after);
+        let (ext, undecodable) = match Decoded::of(tbs) {
+            Ok(d) => (d, None),
+            Err(e) => (Decoded::default(), Some(e.detail)),
         };
-        if a.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(expected.as_slice()) {
-            f(
-                "rfc5280.authority-key-identifier.match",
-                "authorityKeyIdentifier does not match the issuer's key".into(),
-            );
-        }
-    }
-
-    // Key usage against key type: RSA encryption bits on EC keys are meaningless.
-    if let Ok(kt) = &key_type {
-        if !kt.is_rsa()
-            && (usages.contains(KeyUsages::KeyEncipherment)
-                || usages.contains(KeyUsages::DataEncipherment))
-        {
-            f(
-                "gpki.key-usage.ec-encipherment",
-                "keyEncipherment/dataEncipherment on an EC key".into(),
-            );
-        }
-        if kt.is_rsa() && usages.contains(KeyUsages::KeyAgreement) {
-            f(
-                "gpki.key-usage.rsa-key-agreement",
-                "keyAgreement on an RSA key".into(),
-            );
-        }
-        if profile.allows_key(*kt).is_err() {
-            f(
-                "gpki.key-type.profile",
-                format!("{kt} keys are not allowed by profile {}", profile.name()),
-            );
-        }
-    } else if let Err(e) = &key_type {
-        f("gpki.key-type.supported", e.detail.clone());
-    }
-
-    // Key usage consistent with extended key usage (RFC 5280 §4.2.1.12).
-    if let Some((eku_critical, e)) = &eku {
-        let any = |bits: &[KeyUsages]| bits.iter().any(|b| usages.contains(*b));
-        for oid in &e.0 {
-            let ok = if *oid == EKU_SERVER_AUTH {
-                any(&[
-                    KeyUsages::DigitalSignature,
-                    KeyUsages::KeyEncipherment,
-                    KeyUsages::KeyAgreement,
-                ])
-            } else if *oid == EKU_CLIENT_AUTH {
-                any(&[KeyUsages::DigitalSignature, KeyUsages::KeyAgreement])
-            } else if *oid == EKU_EMAIL {
-                any(&[
-                    KeyUsages::DigitalSignature,
-                    KeyUsages::NonRepudiation,
-                    KeyUsages::KeyEncipherment,
-                    KeyUsages::KeyAgreement,
-                ])
-            } else if *oid == EKU_OCSP_SIGNING || *oid == EKU_TIME_STAMPING {
-                any(&[KeyUsages::DigitalSignature, KeyUsages::NonRepudiation])
-            } else {
-                true
-            };
-            if !ok {
-                f(
-                    "rfc5280.key-usage.eku-consistent",
-                    format!("keyUsage does not permit extended key usage {oid}"),
-                );
-            }
-        }
-        if e.0.contains(&EKU_TIME_STAMPING) && (e.0.len() != 1 || !eku_critical) {
-            f(
-                "rfc3161.eku",
-                "a TSA certificate has exactly one, critical, extendedKeyUsage: timeStamping"
-                    .into(),
-            );
-        }
-        if is_ca && e.0.contains(&EKU_ANY) {
-            f("gpki.eku.any", "anyExtendedKeyUsage is not issued".into());
-        }
-    }
-
-    // Name constraints of every CA above (RFC 5280 §4.2.1.10).
-    let sans: Vec<SanEntry> = match &san {
-        Some((_, s)) => {
+        let is_ca = ext.bc.as_ref().is_some_and(|(_, b)| b.ca);
+        let usages = ext.ku.as_ref().map(|(_, k)| k.0).unwrap_or_default();
+        let sans = ext.san.as_ref().map_or_else(Vec::new, |(_, s)| {
             s.0.iter()
                 .filter_map(|g| SanEntry::from_general_name(g).ok())
                 .collect()
-        }
-        None => Vec::new(),
-    };
-    for nc in &issuer.name_constraints {
-        if let Some(reason) = violates_name_constraints(&tbs.subject, &sans, nc) {
-            f("rfc5280.name-constraints", reason);
-        }
-    }
-    // GnuTLS and NSS check the commonName of a certificate that could authenticate a
-    // TLS server (no EKU, serverAuth or anyExtendedKeyUsage) and has no dNSName
-    // against the DNS name constraints above it; so does gpki, so that no relying
-    // party refuses what was issued.
-    let server_capable = !is_ca
-        && eku
-            .as_ref()
-            .is_none_or(|(_, e)| e.0.contains(&EKU_SERVER_AUTH) || e.0.contains(&EKU_ANY));
-    if server_capable && !sans.iter().any(|s| matches!(s, SanEntry::Dns(_))) {
-        for cn in crate::name::attributes(&tbs.subject)
-            .into_iter()
-            .filter(|a| a.short.eq_ignore_ascii_case("CN"))
-        {
-            let as_dns = [SanEntry::Dns(cn.value.to_ascii_lowercase())];
-            for nc in &issuer.name_constraints {
-                if let Some(reason) = violates_name_constraints(&tbs.subject, &as_dns, nc) {
-                    f(
-                        "gpki.name-constraints.cn-as-dns",
-                        format!(
-                            "the certificate could authenticate a TLS server and has no dNSName, so \
-                             GnuTLS and NSS check its commonName as one: {reason}"
-                        ),
-                    );
-                }
-            }
+        });
+        Cert {
+            tbs,
+            profile,
+            issuer,
+            not_before,
+            not_after,
+            days: (not_after - not_before + 1) as f64 / 86_400.0,
+            key_type: KeyType::of_spki_info(&tbs.subject_public_key_info),
+            undecodable,
+            ext,
+            is_ca,
+            usages,
+            sans,
         }
     }
 
-    // SAN rules of the profile, against the subject.
-    if profile.spec.san.cn_in_san {
-        let cns = crate::name::values(&tbs.subject, "CN");
-        for cn in cns {
-            let cn_l = cn.to_ascii_lowercase();
-            let found = sans.iter().any(|s| match s {
-                SanEntry::Dns(d) => *d == cn_l,
-                SanEntry::Ip(ip) => ip.to_string() == cn,
-                _ => false,
-            });
-            if !found {
-                f(
-                    "cabf.subject.cn-in-san",
-                    format!("commonName `{cn}` is not one of the subjectAltNames"),
-                );
-            }
-        }
+    /// Issuer and subject are the same name (RFC 5280 §3.3 "self-issued").
+    fn self_issued(&self) -> bool {
+        self.tbs.issuer == self.tbs.subject
     }
-
-    if profile.has_lint_set("cabf-serverauth") {
-        lint_cabf_serverauth(tbs, &sans, &eku, days, key_type.ok(), f);
-    }
-    Ok(())
 }
 
-/// CA/Browser Forum Baseline Requirements for TLS server certificates (subset that a
-/// profile cannot guarantee by itself).
-fn lint_cabf_serverauth(
-    tbs: &TbsCertificate,
-    sans: &[SanEntry],
-    eku: &Option<(bool, ExtendedKeyUsage)>,
-    days: f64,
-    key_type: Option<KeyType>,
-    f: &mut impl FnMut(&'static str, String),
-) {
-    // BR 6.3.2: at most 398 days.
-    if days > 398.0 {
-        f(
-            "cabf.validity.398-days",
-            format!("validity of {days:.1} days exceeds 398"),
-        );
+/// Where a rule reports: each finding is recorded under the rule now running.
+struct Findings<'a> {
+    rule: Rule,
+    list: &'a mut Vec<Finding>,
+}
+
+impl Findings<'_> {
+    fn add(&mut self, message: impl Into<String>) {
+        self.list.push(Finding {
+            rule: self.rule,
+            message: message.into(),
+        });
     }
-    if sans.is_empty() {
-        f("cabf.san.present", "subjectAltName is required".into());
+}
+
+/// RFC 5280 §4.1.2.2: the serial number is positive.
+fn serial_nonzero(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let serial = c.tbs.serial_number.as_bytes();
+    if serial.is_empty() || serial.iter().all(|b| *b == 0) {
+        out.add("serial number is zero");
     }
-    for s in sans {
-        match s {
-            SanEntry::Dns(d) => {
-                if d.ends_with(".local")
-                    || d.ends_with(".internal")
-                    || d == "localhost"
-                    || !d.contains('.')
-                {
-                    f(
-                        "cabf.san.internal-name",
-                        format!("`{d}` is an internal name"),
-                    );
-                }
-            }
-            SanEntry::Ip(ip) => {
-                let private = match ip {
-                    std::net::IpAddr::V4(v4) => {
-                        v4.is_private() || v4.is_loopback() || v4.is_link_local()
-                    }
-                    std::net::IpAddr::V6(v6) => v6.is_loopback(),
-                };
-                if private {
-                    f(
-                        "cabf.san.reserved-ip",
-                        format!("{ip} is a reserved address"),
-                    );
-                }
-            }
-            other => f(
-                "cabf.san.type",
-                format!("{other} is not allowed in a TLS server certificate"),
-            ),
+}
+
+/// RFC 5280 §4.1.2.2: the serial number is at most 20 octets.
+fn serial_length(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let len = c.tbs.serial_number.as_bytes().len();
+    if len > 20 {
+        out.add(format!("serial number is {len} octets (max 20)"));
+    }
+}
+
+/// gpki profile: the serial number carries at least 64 bits.
+fn serial_entropy(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.tbs.serial_number.as_bytes().len() < 8 {
+        out.add("serial number has fewer than 64 bits");
+    }
+}
+
+/// RFC 5280 §4.1.2.5: notAfter comes after notBefore.
+fn validity_order(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.not_after <= c.not_before {
+        out.add("notAfter is not after notBefore");
+    }
+}
+
+/// RFC 5280 §4.1.2.5, §6.1.3: the validity lies within the issuing CA's.
+fn validity_within_issuer(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.not_before < c.issuer.not_before || c.not_after > c.issuer.not_after {
+        out.add("validity extends outside the issuing CA's");
+    }
+}
+
+/// gpki profile: the validity is no longer than the profile's.
+fn validity_profile(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let max = c.profile.spec.validity_days;
+    if c.days > f64::from(max) + 0.0001 {
+        out.add(format!(
+            "validity of {:.1} days exceeds the profile's {max}",
+            c.days
+        ));
+    }
+}
+
+/// RFC 5280 §4.1.2.6: the subject is not empty (gpki puts no names in SAN only).
+fn subject_empty(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.tbs.subject.0.is_empty() {
+        out.add("subject is empty");
+    }
+}
+
+/// RFC 5280 §4.1.2.4: the issuer is not empty.
+fn issuer_empty(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.tbs.issuer.0.is_empty() {
+        out.add("issuer is empty");
+    }
+}
+
+/// RFC 5280 §4.2: an extension appears at most once.
+fn extensions_unique(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let mut ids: Vec<_> = c
+        .tbs
+        .extensions
+        .iter()
+        .flatten()
+        .map(|e| e.extn_id)
+        .collect();
+    ids.sort();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        out.add("an extension appears twice");
+    }
+}
+
+/// RFC 5280 §4.1, §4.2: the SPKI and the extensions the lints read decode.
+fn decodable(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if let Some(detail) = &c.undecodable {
+        out.add(detail.clone());
+    }
+}
+
+/// gpki profile: basicConstraints cA matches the profile kind.
+fn profile_kind(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.is_ca != c.profile.spec.kind.is_ca() {
+        out.add("basicConstraints cA does not match the profile kind");
+    }
+}
+
+/// RFC 5280 §4.2.1.9: basicConstraints is critical in a CA certificate.
+fn ca_basic_constraints_critical(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if !c.ext.bc.as_ref().is_some_and(|(critical, _)| *critical) {
+        out.add("basicConstraints must be critical in a CA certificate");
+    }
+}
+
+/// RFC 5280 §4.2.1.3: a CA certificate asserts keyCertSign.
+fn ca_key_cert_sign(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if !c.usages.contains(KeyUsages::KeyCertSign) {
+        out.add("a CA certificate needs keyCertSign");
+    }
+}
+
+/// RFC 5280 §4.2.1.2: a CA certificate has a subjectKeyIdentifier.
+fn ca_subject_key_identifier(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.ext.ski.is_none() {
+        out.add("a CA certificate needs a subjectKeyIdentifier");
+    }
+}
+
+/// RFC 5280 §4.2.1.9: the issuer's own pathLenConstraint bounds the CA certificates
+/// it signs (self-issued ones excepted).
+fn ca_path_length(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let (Some(parent), Some((_, bc))) = (c.issuer.path_len, &c.ext.bc) else {
+        return;
+    };
+    if c.self_issued() {
+        return;
+    }
+    if parent == 0 {
+        out.add("the issuing CA's pathLenConstraint 0 forbids signing CA certificates");
+    } else if bc.path_len_constraint.is_none_or(|p| p >= parent) {
+        out.add("path length must be less than the issuing CA's");
+    }
+}
+
+/// RFC 5280 §4.2.1.3: an end-entity certificate asserts neither keyCertSign nor
+/// cRLSign.
+fn ee_no_cert_sign(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.usages.contains(KeyUsages::KeyCertSign) || c.usages.contains(KeyUsages::CRLSign) {
+        out.add("an end-entity certificate must not have keyCertSign or cRLSign");
+    }
+}
+
+/// RFC 5280 §4.2.1.9: pathLenConstraint only with cA.
+fn ee_path_length(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.ext
+        .bc
+        .as_ref()
+        .is_some_and(|(_, b)| b.path_len_constraint.is_some())
+    {
+        out.add("pathLenConstraint without cA");
+    }
+}
+
+/// RFC 5280 §4.2.1.3: keyUsage is present.
+fn key_usage_present(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.ext.ku.is_none() {
+        out.add("keyUsage is missing");
+    }
+}
+
+/// RFC 5280 §4.2.1.3: a keyUsage asserts at least one bit.
+fn key_usage_nonempty(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.ext.ku.as_ref().is_some_and(|(_, k)| k.0.is_empty()) {
+        out.add("keyUsage has no bit set");
+    }
+}
+
+/// RFC 5280 §4.2.1.1: a certificate that is not self-issued carries
+/// authorityKeyIdentifier with keyIdentifier.
+fn authority_key_identifier(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let key_id = c
+        .ext
+        .aki
+        .as_ref()
+        .and_then(|(_, a)| a.key_identifier.as_ref());
+    if !c.self_issued() && key_id.is_none() {
+        out.add("authorityKeyIdentifier keyIdentifier is missing");
+    }
+}
+
+/// RFC 5280 §4.2.1.1: authorityKeyIdentifier names the signing key: the issuer's, or
+/// the certificate's own when it is self-signed.
+fn authority_key_identifier_match(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let Some((_, aki)) = &c.ext.aki else {
+        return;
+    };
+    let expected = if c.self_issued() && c.ext.spki_der == c.issuer.spki_der {
+        crate::cert::key_identifier(&c.tbs.subject_public_key_info)
+    } else {
+        c.issuer.key_id.clone()
+    };
+    if aki.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(expected.as_slice()) {
+        out.add("authorityKeyIdentifier does not match the issuer's key");
+    }
+}
+
+/// RFC 5480 §3: an EC key asserts neither keyEncipherment nor dataEncipherment.
+fn key_usage_ec_encipherment(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.key_type.as_ref().is_ok_and(|kt| !kt.is_rsa())
+        && (c.usages.contains(KeyUsages::KeyEncipherment)
+            || c.usages.contains(KeyUsages::DataEncipherment))
+    {
+        out.add("keyEncipherment/dataEncipherment on an EC key");
+    }
+}
+
+/// RFC 3279 §2.3.1: an RSA key does not assert keyAgreement.
+fn key_usage_rsa_key_agreement(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.key_type.as_ref().is_ok_and(|kt| kt.is_rsa()) && c.usages.contains(KeyUsages::KeyAgreement)
+    {
+        out.add("keyAgreement on an RSA key");
+    }
+}
+
+/// gpki profile: the key type is one the profile allows.
+fn key_type_profile(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if let Ok(kt) = c.key_type {
+        if c.profile.allows_key(kt).is_err() {
+            out.add(format!(
+                "{kt} keys are not allowed by profile {}",
+                c.profile.name()
+            ));
         }
     }
-    match eku {
-        Some((_, e)) if e.0.contains(&EKU_SERVER_AUTH) && !e.0.contains(&EKU_ANY) => {}
-        _ => f(
-            "cabf.eku.server-auth",
-            "extendedKeyUsage must contain serverAuth and not anyExtendedKeyUsage".into(),
-        ),
+}
+
+/// gpki profile: the key is of a type gpki supports.
+fn key_type_supported(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if let Err(e) = &c.key_type {
+        out.add(e.detail.clone());
     }
-    if !crate::name::values(&tbs.subject, "OU").is_empty() {
-        f(
-            "cabf.subject.no-ou",
-            "organizationalUnitName is prohibited (BR 7.1.2.7.4)".into(),
-        );
+}
+
+/// RFC 5280 §4.2.1.12: keyUsage permits every extended key usage.
+fn key_usage_eku_consistent(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let Some((_, eku)) = &c.ext.eku else {
+        return;
+    };
+    let any = |bits: &[KeyUsages]| bits.iter().any(|b| c.usages.contains(*b));
+    for oid in &eku.0 {
+        let ok = if *oid == EKU_SERVER_AUTH {
+            any(&[
+                KeyUsages::DigitalSignature,
+                KeyUsages::KeyEncipherment,
+                KeyUsages::KeyAgreement,
+            ])
+        } else if *oid == EKU_CLIENT_AUTH {
+            any(&[KeyUsages::DigitalSignature, KeyUsages::KeyAgreement])
+        } else if *oid == EKU_EMAIL {
+            any(&[
+                KeyUsages::DigitalSignature,
+                KeyUsages::NonRepudiation,
+                KeyUsages::KeyEncipherment,
+                KeyUsages::KeyAgreement,
+            ])
+        } else if *oid == EKU_OCSP_SIGNING || *oid == EKU_TIME_STAMPING {
+            any(&[KeyUsages::DigitalSignature, KeyUsages::NonRepudiation])
+        } else {
+            true
+        };
+        if !ok {
+            out.add(format!("keyUsage does not permit extended key usage {oid}"));
+        }
     }
-    if key_type.is_none() {
-        f(
-            "cabf.key.type",
-            "key must be RSA ≥ 2048 or ECDSA P-256/P-384".into(),
-        );
+}
+
+/// RFC 3161 §2.3: a TSA certificate has exactly one, critical, extendedKeyUsage.
+fn rfc3161_eku(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let Some((critical, eku)) = &c.ext.eku else {
+        return;
+    };
+    if eku.0.contains(&EKU_TIME_STAMPING) && (eku.0.len() != 1 || !critical) {
+        out.add("a TSA certificate has exactly one, critical, extendedKeyUsage: timeStamping");
+    }
+}
+
+/// gpki profile: no CA certificate carries anyExtendedKeyUsage.
+fn eku_any(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.is_ca
+        && c.ext
+            .eku
+            .as_ref()
+            .is_some_and(|(_, e)| e.0.contains(&EKU_ANY))
+    {
+        out.add("anyExtendedKeyUsage is not issued");
+    }
+}
+
+/// RFC 5280 §4.2.1.10: subject and subjectAltNames fit the name constraints of every
+/// CA above.
+fn name_constraints(c: &Cert<'_>, out: &mut Findings<'_>) {
+    for nc in &c.issuer.name_constraints {
+        if let Some(reason) = violates_name_constraints(&c.tbs.subject, &c.sans, nc) {
+            out.add(reason);
+        }
+    }
+}
+
+/// gpki profile: GnuTLS and NSS check the commonName of a certificate that could
+/// authenticate a TLS server (no EKU, serverAuth or anyExtendedKeyUsage) and has no
+/// dNSName against the DNS name constraints above it; so does gpki, so that no
+/// relying party refuses what was issued.
+fn name_constraints_cn_as_dns(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let server_capable = !c.is_ca
+        && c.ext
+            .eku
+            .as_ref()
+            .is_none_or(|(_, e)| e.0.contains(&EKU_SERVER_AUTH) || e.0.contains(&EKU_ANY));
+    if !server_capable || c.sans.iter().any(|s| matches!(s, SanEntry::Dns(_))) {
+        return;
+    }
+    for cn in crate::name::attributes(&c.tbs.subject)
+        .into_iter()
+        .filter(|a| a.short.eq_ignore_ascii_case("CN"))
+    {
+        let as_dns = [SanEntry::Dns(cn.value.to_ascii_lowercase())];
+        for nc in &c.issuer.name_constraints {
+            if let Some(reason) = violates_name_constraints(&c.tbs.subject, &as_dns, nc) {
+                out.add(format!(
+                    "the certificate could authenticate a TLS server and has no dNSName, so \
+                     GnuTLS and NSS check its commonName as one: {reason}"
+                ));
+            }
+        }
+    }
+}
+
+/// CA/B BR 7.1.4.3: every commonName is one of the subjectAltNames (when the
+/// profile asks for it).
+fn subject_cn_in_san(c: &Cert<'_>, out: &mut Findings<'_>) {
+    for cn in crate::name::values(&c.tbs.subject, "CN") {
+        let cn_l = cn.to_ascii_lowercase();
+        let found = c.sans.iter().any(|s| match s {
+            SanEntry::Dns(d) => *d == cn_l,
+            SanEntry::Ip(ip) => ip.to_string() == cn,
+            _ => false,
+        });
+        if !found {
+            out.add(format!(
+                "commonName `{cn}` is not one of the subjectAltNames"
+            ));
+        }
+    }
+}
+
+/// CA/B BR 6.3.2: a TLS subscriber certificate is valid for at most 398 days.
+fn cabf_validity_398_days(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.days > 398.0 {
+        out.add(format!("validity of {:.1} days exceeds 398", c.days));
+    }
+}
+
+/// CA/B BR 7.1.2.7.12: subjectAltName is present.
+fn cabf_san_present(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.sans.is_empty() {
+        out.add("subjectAltName is required");
+    }
+}
+
+/// CA/B BR 7.1.2.7.12: no dNSName is an Internal Name.
+fn cabf_san_internal_name(c: &Cert<'_>, out: &mut Findings<'_>) {
+    for s in &c.sans {
+        if let SanEntry::Dns(d) = s {
+            if d.ends_with(".local")
+                || d.ends_with(".internal")
+                || d == "localhost"
+                || !d.contains('.')
+            {
+                out.add(format!("`{d}` is an internal name"));
+            }
+        }
+    }
+}
+
+/// CA/B BR 7.1.2.7.12: no iPAddress is a Reserved IP Address.
+fn cabf_san_reserved_ip(c: &Cert<'_>, out: &mut Findings<'_>) {
+    for s in &c.sans {
+        if let SanEntry::Ip(ip) = s {
+            let reserved = match ip {
+                std::net::IpAddr::V4(v4) => {
+                    v4.is_private() || v4.is_loopback() || v4.is_link_local()
+                }
+                std::net::IpAddr::V6(v6) => v6.is_loopback(),
+            };
+            if reserved {
+                out.add(format!("{ip} is a reserved address"));
+            }
+        }
+    }
+}
+
+/// CA/B BR 7.1.2.7.12: subjectAltName holds only dNSName and iPAddress.
+fn cabf_san_type(c: &Cert<'_>, out: &mut Findings<'_>) {
+    for s in &c.sans {
+        if !matches!(s, SanEntry::Dns(_) | SanEntry::Ip(_)) {
+            out.add(format!("{s} is not allowed in a TLS server certificate"));
+        }
+    }
+}
+
+/// CA/B BR 7.1.2.7.10: extendedKeyUsage has serverAuth and not anyExtendedKeyUsage.
+fn cabf_eku_server_auth(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let ok = c
+        .ext
+        .eku
+        .as_ref()
+        .is_some_and(|(_, e)| e.0.contains(&EKU_SERVER_AUTH) && !e.0.contains(&EKU_ANY));
+    if !ok {
+        out.add("extendedKeyUsage must contain serverAuth and not anyExtendedKeyUsage");
+    }
+}
+
+/// CA/B BR 7.1.2.7.4: no organizationalUnitName in the subject.
+fn cabf_subject_no_ou(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if !crate::name::values(&c.tbs.subject, "OU").is_empty() {
+        out.add("organizationalUnitName is prohibited (BR 7.1.2.7.4)");
+    }
+}
+
+/// CA/B BR 6.1.5: the key is RSA ≥ 2048 or ECDSA P-256/P-384 (the key types gpki
+/// decodes).
+fn cabf_key_type(c: &Cert<'_>, out: &mut Findings<'_>) {
+    if c.key_type.is_err() {
+        out.add("key must be RSA ≥ 2048 or ECDSA P-256/P-384");
     }
 }
 
@@ -553,5 +820,106 @@ mod tests {
         assert!(dns_within("go.kr", "go.kr"));
         assert!(!dns_within("evilgo.kr", "go.kr"));
         assert!(dns_within("a.go.kr", ".go.kr"));
+    }
+
+    /// A certificate planned by a test CA under a built-in profile, with what `lint`
+    /// takes besides it.
+    fn planned(
+        profile: &str,
+        subject: &str,
+        sans: &[&str],
+    ) -> (TbsCertificate, Profile, IssuerContext) {
+        use crate::signer::{Signer, SoftwareKey};
+        let ca = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        let ca_spki = crate::signer::spki_from_der(ca.public_key_der()).unwrap();
+        let now = crate::time::now();
+        let url = |path: &str| Some(format!("http://pki.example.go.kr/{path}"));
+        let issuer = IssuerContext {
+            name: crate::name::parse("CN=Test CA, O=Government of Korea, C=KR").unwrap(),
+            key_id: crate::cert::key_identifier(&ca_spki),
+            spki_der: ca.public_key_der().to_vec(),
+            not_before: now - 86_400,
+            not_after: now + 3_650 * 86_400,
+            signature_algorithm: ca.algorithm(),
+            urls: crate::cert::CaUrls {
+                crl: url("ca.crl"),
+                ocsp: url("ocsp"),
+                ca_issuers: url("ca.crt"),
+            },
+            name_constraints: Vec::new(),
+            path_len: None,
+        };
+        let profile = crate::profile::Profiles::builtin()
+            .unwrap()
+            .get(profile)
+            .unwrap()
+            .clone();
+        let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        let request = crate::cert::SubjectRequest {
+            subject: crate::name::parse(subject).unwrap(),
+            spki_der: key.public_key_der().to_vec(),
+            sans: sans.iter().map(|s| s.parse().unwrap()).collect(),
+            validity_days: None,
+            path_len: None,
+            name_constraints: None,
+            check_template: false,
+        };
+        let serial = crate::serial::SerialNumber::random().unwrap();
+        let plan = crate::cert::plan(&profile, &issuer, &request, serial, now).unwrap();
+        (plan.tbs, profile, issuer)
+    }
+
+    #[test]
+    fn rules_have_distinct_names_and_sources() {
+        let mut names = std::collections::HashSet::new();
+        for rule in Rule::ALL {
+            assert!(
+                !rule.name().is_empty() && !rule.source().is_empty(),
+                "{rule:?}"
+            );
+            assert!(names.insert(rule.name()), "{} named twice", rule.name());
+        }
+    }
+
+    #[test]
+    fn findings_name_typed_rules() {
+        let (mut tbs, profile, issuer) = planned(
+            "server",
+            "O=Test, L=Seoul, C=KR",
+            &["dns:www.example.go.kr"],
+        );
+        assert_eq!(lint(&tbs, &profile, &issuer), []);
+
+        tbs.serial_number = x509_cert::serial_number::SerialNumber::new(&[1]).unwrap();
+        let findings = lint(&tbs, &profile, &issuer);
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::SerialEntropy]
+        );
+        assert_eq!(
+            serde_json::to_value(&findings[0]).unwrap(),
+            serde_json::json!({
+                "rule": "gpki.serial.entropy",
+                "message": "serial number has fewer than 64 bits",
+            })
+        );
+        assert_eq!(
+            check(&tbs, &profile, &issuer).unwrap_err().detail,
+            "certificate refused by lint: [gpki.serial.entropy] serial number has fewer than 64 bits"
+        );
+
+        // An undecodable extension: the rules before decoding still report.
+        let ku = tbs
+            .extensions
+            .iter_mut()
+            .flatten()
+            .find(|e| e.extn_id == ID_CE_KEY_USAGE)
+            .unwrap();
+        ku.extn_value = der::asn1::OctetString::new(vec![0xff]).unwrap();
+        let rules: Vec<_> = lint(&tbs, &profile, &issuer)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, [Rule::SerialEntropy, Rule::Decodable]);
     }
 }
