@@ -89,7 +89,9 @@ pub fn parse_and_verify(input: &[u8]) -> Result<VerifiedCsr> {
 /// signer renewing itself sends.
 pub fn build(key: &crate::SoftwareKey, subject: &Name) -> Result<Vec<u8>> {
     use openssl::x509::{X509NameRef, X509Req};
-    let e = |what: &'static str| move |err: openssl::error::ErrorStack| Error::internal(format!("{what}: {err}"));
+    let e = |what: &'static str| {
+        move |err: openssl::error::ErrorStack| Error::internal(format!("{what}: {err}"))
+    };
     let name_der = der::Encode::to_der(subject)?;
     let name = openssl::x509::X509Name::from_der(&name_der).map_err(e("request subject"))?;
     let mut b = X509Req::builder().map_err(e("request"))?;

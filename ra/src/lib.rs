@@ -525,6 +525,11 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
         .map(|i| identity_record(op, i))
         .transpose()?;
     let body_sha256 = sha256_hex(&["issue", &b.profile, &b.subject, &b.csr, &b.sans.join("\n")]);
+    // One operator may decide alone (no dual control, no identity check missing):
+    // the submission is the approval, recorded as one.
+    let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
+    let identity_missing = profile.spec.requires_identity_verification && identity.is_none();
+    let alone = !(dual || identity_missing);
     let (r, created) = state
         .store
         .submit_request(
@@ -541,12 +546,14 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 reason: None,
                 submitted_by: Some(op.record.id),
                 enrol: None,
+                approved_by: alone.then_some(op.record.id),
+                approved: false,
             },
             identity.as_ref(),
             &op.event(
                 "ra.request.submit",
                 "ra-request",
-                json!({ "ra": op.ra.name, "profile": b.profile, "subject": b.subject, "key": b.idempotency_key, "identity": identity }),
+                json!({ "ra": op.ra.name, "profile": b.profile, "subject": b.subject, "key": b.idempotency_key, "identity": identity, "decided_alone": alone }),
             ),
         )
         .await?;
@@ -555,10 +562,10 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
     let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
     let r = if r.status == "submitted" && !dual && !needs_identity {
-        // One operator may decide alone: the submission is the approval.
         approve_and_forward(state, op, r).await?
-    } else if r.status == "approved" && !created {
-        // A replay of a request the CA did not answer: ask again.
+    } else if r.status == "approved" {
+        // Decided alone at submission, or a replay of a request the CA did not
+        // answer: ask the CA.
         forward(state, op.actor(), r).await?
     } else {
         r
@@ -748,6 +755,7 @@ async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest
         sans: r.sans.clone(),
         validity_days: None,
     };
+    gpki_service::failpoint::pause("ra-before-forward").await;
     let answer: Result<CertificateReply> = state.ca.post("v1/certificates", &body).await;
     settle(state, op, r, answer).await
 }
@@ -935,6 +943,8 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 reason: Some(reason.code()),
                 submitted_by: Some(op.record.id),
                 enrol: None,
+                approved_by: Some(op.record.id),
+                approved: false,
             },
             identity.as_ref(),
             &op.event(
@@ -1051,6 +1061,8 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 reason: None,
                 submitted_by: Some(op.record.id),
                 enrol: None,
+                approved_by: Some(op.record.id),
+                approved: false,
             },
             None,
             &op.event(
@@ -1169,6 +1181,10 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
                     name: b.name.clone(),
                     admin: b.admin,
                 }),
+                approved_by: (!enrolment_dual_control(&op.ra)
+                    && !profile.spec.requires_identity_verification)
+                    .then_some(op.record.id),
+                approved: false,
             },
             None,
             &op.event(
@@ -1395,12 +1411,14 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
                 reason: Some(reason.code()),
                 submitted_by: None,
                 enrol: None,
+                approved_by: None,
+                approved: true,
             },
             None,
             &actor.event(
                 "ra.request.submit",
                 "ra-request",
-                json!({ "kind": "revoke", "by": "holder", "serial": cert.serial, "reason": reason.as_str(), "signed_at": b.signed_at }),
+                json!({ "kind": "revoke", "by": "holder", "serial": cert.serial, "reason": reason.as_str(), "signed_at": b.signed_at, "approved": "by the signature of the certificate's key" }),
             ),
         )
         .await?;

@@ -199,7 +199,7 @@ async fn connection<S, F, Fut>(
     peer: Option<tls::PeerCertificate>,
     handler: F,
     header_timeout: std::time::Duration,
-    progress: &Progress,
+    progress: &std::sync::Arc<Progress>,
     stall_limit: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -207,12 +207,17 @@ async fn connection<S, F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    let watched = progress.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         if let Some(p) = &peer {
             req.extensions_mut().insert(p.clone());
         }
         let fut = handler(req);
-        async move { Ok::<_, Infallible>(fut.await) }
+        let watched = watched.clone();
+        async move {
+            let _busy = Busy::new(&watched);
+            Ok::<_, Infallible>(fut.await)
+        }
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
@@ -239,6 +244,28 @@ async fn connection<S, F, Fut>(
 struct Progress {
     start: std::time::Instant,
     last_ms: std::sync::atomic::AtomicU64,
+    /// Requests of this connection the service is still working on: the client
+    /// waiting for the service is not a stalled client.
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+/// Marks a connection busy while its request is handled.
+struct Busy<'a>(&'a Progress);
+
+impl<'a> Busy<'a> {
+    fn new(p: &'a Progress) -> Busy<'a> {
+        p.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Busy(p)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Progress {
@@ -249,6 +276,9 @@ impl Progress {
     }
 
     fn idle(&self) -> std::time::Duration {
+        if self.busy.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            return std::time::Duration::ZERO;
+        }
         let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
         self.start
             .elapsed()
@@ -278,6 +308,7 @@ impl Watched {
         let progress = std::sync::Arc::new(Progress {
             start: std::time::Instant::now(),
             last_ms: std::sync::atomic::AtomicU64::new(0),
+            busy: std::sync::atomic::AtomicUsize::new(0),
         });
         (
             Watched {

@@ -15,7 +15,7 @@ mod status;
 mod tsa;
 
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 
 use gpki_pki::{Error, ErrorKind, Result};
@@ -51,6 +51,32 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// Active CA rows, which never change once active (only `pending` → `active`
+    /// writes them; the sequences that do change are not part of the record).
+    /// Whether a CA may sign is never cached: that is its certificate's row.
+    active_cas: Arc<RwLock<ActiveCas>>,
+}
+
+#[derive(Default, Debug)]
+struct ActiveCas {
+    by_id: std::collections::HashMap<i64, AuthorityRecord>,
+    by_name: std::collections::HashMap<String, i64>,
+}
+
+impl Store {
+    fn cached_ca(&self, id: Option<i64>, name: Option<&str>) -> Option<AuthorityRecord> {
+        let c = self.active_cas.read().expect("CA cache");
+        let id = id.or_else(|| name.and_then(|n| c.by_name.get(n).copied()))?;
+        c.by_id.get(&id).cloned()
+    }
+
+    fn remember_ca(&self, r: &AuthorityRecord) {
+        if r.status == "active" {
+            let mut c = self.active_cas.write().expect("CA cache");
+            c.by_name.insert(r.name.clone(), r.id);
+            c.by_id.insert(r.id, r.clone());
+        }
+    }
 }
 
 /// A CA as the store knows it.
@@ -202,7 +228,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
-        Ok(Store { pool, backend, url })
+        Ok(Store {
+            pool,
+            backend,
+            url,
+            active_cas: Arc::default(),
+        })
     }
 
     /// Connects and brings the schema up to date (what services do on start).
@@ -356,6 +387,9 @@ impl Store {
     }
 
     pub async fn authority(&self, id: i64) -> Result<AuthorityRecord> {
+        if let Some(r) = self.cached_ca(Some(id), None) {
+            return Ok(r);
+        }
         let sql = format!(
             "SELECT {} FROM authorities WHERE id = $1",
             Self::AUTHORITY_COLUMNS
@@ -366,7 +400,11 @@ impl Store {
             .await
             .map_err(db_err)?;
         match row {
-            Some(r) => Self::authority_from_row(&r),
+            Some(r) => {
+                let r = Self::authority_from_row(&r)?;
+                self.remember_ca(&r);
+                Ok(r)
+            }
             None => Err(Error::not_found(format!("no CA with id {id}"))),
         }
     }
@@ -379,6 +417,9 @@ impl Store {
     }
 
     pub async fn find_authority(&self, name: &str) -> Result<Option<AuthorityRecord>> {
+        if let Some(r) = self.cached_ca(None, Some(name)) {
+            return Ok(Some(r));
+        }
         let sql = format!(
             "SELECT {} FROM authorities WHERE name = $1",
             Self::AUTHORITY_COLUMNS
@@ -388,7 +429,11 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.as_ref().map(Self::authority_from_row).transpose()
+        let r = row.as_ref().map(Self::authority_from_row).transpose()?;
+        if let Some(r) = &r {
+            self.remember_ca(r);
+        }
+        Ok(r)
     }
 
     pub async fn authorities(&self) -> Result<Vec<AuthorityRecord>> {

@@ -139,6 +139,11 @@ pub struct NewRequest {
     pub reason: Option<i64>,
     pub submitted_by: Option<i64>,
     pub enrol: Option<Enrolment>,
+    /// Recorded approved at once by this operator (one who decides alone), in
+    /// the same transaction and audit record as the submission.
+    pub approved_by: Option<i64>,
+    /// Recorded approved at once with no operator (a holder's signed request).
+    pub approved: bool,
 }
 
 /// A move of a request from one status to another, with what it sets.
@@ -556,8 +561,8 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
             "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
-             target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'submitted', $11, $12, $12, $13, $14) RETURNING id",
+             target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) RETURNING id",
         )
         .bind(new.ra_id)
         .bind(&new.idempotency_key)
@@ -573,6 +578,12 @@ impl Store {
         .bind(now)
         .bind(new.enrol.as_ref().map(|e| e.name.clone()))
         .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
+        .bind(if new.approved || new.approved_by.is_some() {
+            "approved"
+        } else {
+            "submitted"
+        })
+        .bind(new.approved_by)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {

@@ -1074,7 +1074,8 @@ fn import_survives_a_killed_ca(backend: Backend) {
         "official-sign",
     ];
     // The CA dies (abort: no clean shutdown) on its 31st issuance, between
-    // recording the certificate and signing it: one row is left pending.
+    // recording the certificate and signing it: that row (and any other in
+    // flight) is left pending.
     let port = d.ca.port;
     d.ca.child.kill().unwrap();
     d.ca.child.wait().unwrap();
@@ -1100,10 +1101,12 @@ fn import_survives_a_killed_ca(backend: Backend) {
         first["issued"],
         first["failed"].as_array().map(Vec::len).unwrap_or(0)
     );
-    assert_eq!(first["issued"], 30, "{first}");
+    // With 4 in flight, up to 3 answers besides the 31st may be lost with the CA.
+    let issued_first = first["issued"].as_u64().unwrap();
+    assert!((27..=30).contains(&issued_first), "{first}");
     assert_eq!(
-        first["failed"].as_array().unwrap().len(),
-        rows - 30,
+        first["failed"].as_array().unwrap().len() as u64,
+        rows as u64 - issued_first,
         "{first}"
     );
     assert!(
@@ -1117,7 +1120,8 @@ fn import_survives_a_killed_ca(backend: Backend) {
     let pending = d
         .env
         .json(&["cert", "list", "--ca", "mois", "--status", "pending"]);
-    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let pending = pending.as_array().unwrap().len();
+    assert!((1..=4).contains(&pending), "{pending} pending rows");
 
     // Started again (after the stale-pending age of 1 s), the same file finishes.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -1149,12 +1153,12 @@ fn import_survives_a_killed_ca(backend: Backend) {
         rows as u64,
         "{second}"
     );
-    assert_eq!(second["already_done"], 30, "{second}");
+    assert_eq!(second["already_done"], issued_first, "{second}");
     // The pending row was abandoned (its serial unsigned, reserved), not signed.
     let abandoned = d
         .env
         .json(&["cert", "list", "--ca", "mois", "--status", "abandoned"]);
-    assert_eq!(abandoned.as_array().unwrap().len(), 1, "{abandoned}");
+    assert_eq!(abandoned.as_array().unwrap().len(), pending, "{abandoned}");
     // Every official once: nothing issued twice, nothing lost.
     let by_subject = imported(&d);
     assert_eq!(by_subject.len(), rows, "{by_subject:?}");
@@ -1398,4 +1402,79 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         "the renewal is audited as the ocsp client"
     );
     env.ok(&["audit", "verify"]);
+}
+
+/// A connection whose request the service is still working on (here: the RA held
+/// before it forwards, longer than the connection watchdog's limit) is not a stalled
+/// client: the answer arrives. The watchdog once dropped such connections, which
+/// lost requests under load.
+#[test]
+fn a_request_still_being_handled_is_not_a_stalled_connection() {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let Some(mut d) = Deployment::start(Backend::Sqlite) else {
+        return;
+    };
+    // Watchdog limit 0.6 s (head 0.3 s + body 0.3 s); the RA holds 1.5 s.
+    let mut toml = std::fs::read_to_string(d.env.path("ra.toml")).unwrap();
+    toml += "\n[http]\nheader_timeout_ms = 300\nbody_timeout_ms = 300\n";
+    std::fs::write(d.env.path("ra-slow.toml"), toml).unwrap();
+    let pause = d.env.path("pause");
+    std::fs::create_dir_all(&pause).unwrap();
+    let port = d.ra.port;
+    d.ra.child.kill().unwrap();
+    d.ra.child.wait().unwrap();
+    d.ra = spawn_with(
+        &d.env,
+        "gpki-ra",
+        "ra-slow.toml",
+        port,
+        Some(&format!("ra-before-forward:{}", pause.display())),
+    );
+    let (subject, csr) = official(&d, "slow", B);
+    let child = d
+        .ra_command(
+            "b1",
+            &[
+                "ra",
+                "submit",
+                "--idempotency-key",
+                "slow-1",
+                "--profile",
+                "official-sign",
+                "--subject",
+                &subject,
+                "--csr",
+                &csr,
+                "--identity-method",
+                "face-to-face",
+                "--identity-document",
+                "card 1",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pause.join("ra-before-forward.paused").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RA never reached the pause"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(pause.join("ra-before-forward.go"), b"").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["request"]["status"], "issued", "{v}");
 }
