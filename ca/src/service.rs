@@ -49,6 +49,10 @@ pub struct Config {
     /// afresh. No live signing takes a fraction of it.
     #[serde(default = "default_stale_pending_secs")]
     pub stale_pending_secs: i64,
+    /// Delegated signers (OCSP responders, TSAs) renew their certificates through
+    /// this service this many days before expiry, not earlier.
+    #[serde(default = "default_signer_renewal_days")]
+    pub signer_renewal_days: i64,
     pub tls: ServerTls,
     #[serde(default)]
     pub http: HttpLimits,
@@ -59,6 +63,9 @@ fn default_listen() -> String {
 }
 fn default_stale_pending_secs() -> i64 {
     60
+}
+fn default_signer_renewal_days() -> i64 {
+    30
 }
 fn default_max_request_bytes() -> usize {
     64 * 1024
@@ -80,6 +87,12 @@ impl Config {
         }
         c.tls.resolve(base);
         c.http.check()?;
+        if c.stale_pending_secs < 1 || c.signer_renewal_days < 0 {
+            return Err(Error::malformed(format!(
+                "{}: stale_pending_secs must be 1 or more and signer_renewal_days 0 or more",
+                path.display()
+            )));
+        }
         Ok(c)
     }
 }
@@ -562,9 +575,63 @@ async fn renew_signer(
             gpki_pki::time::rfc3339(old.not_after)
         )));
     }
+    // A signer renews only within the window before its expiry, once.
+    let window = state.config.signer_renewal_days * 86_400;
+    if old.not_after - now > window {
+        return Err(Error::policy(format!(
+            "certificate {serial} may be renewed from {} ({} days before it expires), not earlier",
+            gpki_pki::time::rfc3339(old.not_after - window),
+            state.config.signer_renewal_days
+        )));
+    }
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &[])?;
     let new_key = hex::encode(openssl::sha::sha256(&csr.spki_der));
+    // Proof that the caller holds the current signer's key.
+    let old_der = old
+        .der
+        .as_deref()
+        .ok_or_else(|| Error::conflict(format!("certificate {serial} was never signed")))?;
+    let old_cert = gpki_pki::cert::decode(old_der)?;
+    let old_spki = der::Encode::to_der(&old_cert.tbs_certificate.subject_public_key_info)?;
+    let proof = hex::decode(b.proof.trim()).map_err(|_| Error::malformed("proof must be hex"))?;
+    let message = gpki_service::ca_api::signer_renewal_message(
+        &hex::encode(openssl::sha::sha256(old_der)),
+        &new_key,
+    );
+    let algorithm = gpki_pki::KeyType::of_spki(&old_spki)?.default_signature_algorithm();
+    if !gpki_pki::signer::verify(&old_spki, algorithm, &message, &proof)? {
+        return Err(Error::new(
+            ErrorKind::Unauthorized,
+            format!("the renewal of {serial} is not signed by that certificate's key"),
+        ));
+    }
+    // One renewal per certificate: the same request again gets what it made;
+    // another key for a certificate renewed already is refused.
+    let key = format!("signer:{serial}");
+    if let Some(found) = state
+        .store
+        .certificate_by_request_key(issuer.id, &key)
+        .await?
+    {
+        if found.renewed_from != Some(old.id) || found.spki_sha256 != new_key {
+            return Err(Error::conflict(format!(
+                "certificate {serial} was renewed already (as {}); renew that one",
+                found.serial
+            )));
+        }
+        if found.status == CertStatus::Pending {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("the renewal of {serial} is being signed; ask again shortly"),
+            ));
+        }
+        let der = found.der.clone();
+        return Ok((
+            StatusCode::OK,
+            reply_for(&state.ca, &b.ca, &found, der.as_deref(), true).await?,
+        ));
+    }
     if new_key == old.spki_sha256 {
         return Err(Error::policy(format!(
             "the request is for the key of certificate {serial}; a signer renews with a new key"
@@ -576,21 +643,6 @@ async fn renew_signer(
             gpki_pki::name::to_string(&csr.subject),
             old.subject
         )));
-    }
-    let key = format!("signer:{}:{serial}:{}", client.name, &new_key[..32]);
-    let same = |c: &CertificateRecord| c.renewed_from == Some(old.id) && c.spki_sha256 == new_key;
-    if let Some(found) = state
-        .store
-        .certificate_by_request_key(issuer.id, &key)
-        .await?
-    {
-        if same(&found) && found.status != CertStatus::Pending {
-            let der = found.der.clone();
-            return Ok((
-                StatusCode::OK,
-                reply_for(&state.ca, &b.ca, &found, der.as_deref(), true).await?,
-            ));
-        }
     }
     let ca = state.ca.acting_as(format!("signer:{}", client.name));
     let result = ca

@@ -239,7 +239,7 @@ pub fn load_responder(
     response::ResponderKey::new(Box::new(key), cert_der, not_after)
 }
 
-fn check_responder_cert(
+pub(crate) fn check_responder_cert(
     ca_name: &str,
     cert_der: &[u8],
     ca_cert_der: &[u8],

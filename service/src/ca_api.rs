@@ -197,6 +197,19 @@ pub struct SignerRenewBody {
     pub serial: String,
     /// PEM PKCS#10 for the new key, with the current certificate's subject.
     pub csr: String,
+    /// Hex of a signature by the current certificate's key over
+    /// [`signer_renewal_message`]: the caller holds the signer it renews, so a
+    /// host serving one CA cannot obtain another CA's signer certificate.
+    pub proof: String,
+}
+
+/// What a delegated signer signs with its current key to renew: the current
+/// certificate's SHA-256 and the new key's SubjectPublicKeyInfo SHA-256 (hex).
+pub fn signer_renewal_message(cert_sha256: &str, new_spki_sha256: &str) -> Vec<u8> {
+    format!(
+        "gpki signer renewal request v1\ncertificate-sha256: {cert_sha256}\nnew-key-sha256: {new_spki_sha256}\n"
+    )
+    .into_bytes()
 }
 
 /// A holder's own revocation request (`POST /v1/holder/revocations` at the RA): no

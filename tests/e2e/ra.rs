@@ -194,7 +194,7 @@ impl Deployment {
             env.path("ca.toml"),
             format!(
                 "store = \"{}\"\nlisten = \"127.0.0.1:{ca_port}\"\nkey_dir = \"{}\"\nkey_pass_file = \"{}\"\n\
-                 stale_pending_secs = 1\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n",
+                 stale_pending_secs = 1\nsigner_renewal_days = 3650\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n",
                 env_store(&env),
                 p("data/keys"),
                 p("pass"),
@@ -1270,6 +1270,8 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         "ocsp-mois.key",
     ]);
     let first_signer = env.serial_of("ocsp-mois.pem");
+    std::fs::copy(env.path("ocsp-mois.key"), env.path("first-signer.key")).unwrap();
+    std::fs::copy(env.path("ocsp-mois.pem"), env.path("first-signer.pem")).unwrap();
     let host = Deployment::issue(
         env,
         "ocsp-host",
@@ -1315,7 +1317,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
             "-out",
             &format!("{key}.plain.key"),
         ]);
-        let body = serde_json::json!({ "ca": "mois", "serial": serial, "csr": "" }).to_string();
+        let body = serde_json::json!({ "ca": "mois", "serial": serial, "csr": "", "proof": "" }).to_string();
         let (_, out) = d.curl(
             "ca",
             "/v1/signers/renew",
@@ -1385,7 +1387,63 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         }
         assert!(std::time::Instant::now() < deadline, "never renewed: {out}");
     };
-    assert!(answers >= 1);
+    eprintln!("{answers} answers before the new signer");
+    // The same signer renewed again (for another key) is refused: one renewal per
+    // certificate. A signer of another CA cannot be had without its key.
+    env.ok(&[
+        "ocsp",
+        "issue-signer",
+        "--ca",
+        "root",
+        "--cert-out",
+        "ocsp-root.pem",
+        "--key-out",
+        "ocsp-root.key",
+    ]);
+    let (_, other_csr) = official(&d, "other-signer", B);
+    let renewal = |ca: &str, cert: &str, signing_key: &str| {
+        use openssl::pkey::PKey;
+        let pass = std::fs::read_to_string(env.path("pass")).unwrap();
+        let key = PKey::private_key_from_pem_passphrase(
+            &std::fs::read(env.path(signing_key)).unwrap(),
+            pass.trim().as_bytes(),
+        )
+        .unwrap();
+        let csr_pem = std::fs::read(&other_csr).unwrap();
+        let csr = openssl::x509::X509Req::from_pem(&csr_pem).unwrap();
+        let spki = csr.public_key().unwrap().public_key_to_der().unwrap();
+        let cert_der = openssl::x509::X509::from_pem(&std::fs::read(env.path(cert)).unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let message = format!(
+            "gpki signer renewal request v1\ncertificate-sha256: {}\nnew-key-sha256: {}\n",
+            hex::encode(openssl::sha::sha256(&cert_der)),
+            hex::encode(openssl::sha::sha256(&spki))
+        );
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+        let proof = hex::encode(signer.sign_oneshot_to_vec(message.as_bytes()).unwrap());
+        let serial = env.serial_of(cert);
+        let body = serde_json::json!({ "ca": ca, "serial": serial, "csr": String::from_utf8(csr_pem).unwrap(), "proof": proof }).to_string();
+        d.curl(
+            "ca",
+            "/v1/signers/renew",
+            Some(("ocsp-host.chain.pem", "ocsp-host.plain.key")),
+            Some(&body),
+        )
+        .1
+    };
+    let out = renewal("mois", "first-signer.pem", "first-signer.key");
+    assert!(
+        out.ends_with("409") && out.contains("renewed already"),
+        "{out}"
+    );
+    let out = renewal("root", "ocsp-root.pem", "first-signer.key");
+    assert!(
+        out.ends_with("403") && out.contains("not signed by that certificate's key"),
+        "{out}"
+    );
     // The files on disk are the new pair; the store holds the new certificate,
     // renewed from the first, issued by the CA service for the ocsp client.
     assert_eq!(env.serial_of("ocsp-mois.pem"), new_signer);
