@@ -357,8 +357,16 @@ async fn replayed(
                 format!("cert:{}/{}", ra.ca_name, r.serial),
                 serde_json::json!({ "reason": "pending past the stale age: the CA stopped before signing; issued afresh", "request_key": key }),
             );
-            state.store.abandon(r.id, &event).await?;
-            Ok(None)
+            if state.store.abandon(r.id, &event).await? {
+                Ok(None)
+            } else {
+                // Signed or abandoned by another call meanwhile: the next ask
+                // finds out which.
+                Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("request `{key}` is being settled; ask again"),
+                ))
+            }
         }
         Some(r) if r.status == CertStatus::Pending => Err(Error::new(
             ErrorKind::Unavailable,

@@ -804,7 +804,8 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             let key = key.with_algorithm(algorithm)?;
             let signature = gpki_pki::Signer::sign(&key, &message)?;
             let body = gpki_service::ca_api::HolderRevocationBody {
-                certificate: String::from_utf8_lossy(&pem).into_owned(),
+                // Only the certificate, whatever else the file holds.
+                certificate: gpki_pki::pem::encode("CERTIFICATE", &der),
                 reason: reason_name.as_str().to_string(),
                 signed_at,
                 signature: hex::encode(signature),

@@ -366,14 +366,29 @@ async fn api(
             return error_reply(&e);
         }
     };
-    // A certificate the store holds in force: every refusal from here names it.
+    // A certificate the store holds in force: refusals from here name it.
     let label = format!("cert:{}", who.label());
+    let req_peer = req
+        .extensions()
+        .get::<gpki_service::tls::PeerCertificate>()
+        .cloned();
+    let cert_id = who.cert.id;
     let op = match operator(state, who).await {
         Ok(o) => o,
         Err(e) => {
             if e.kind == ErrorKind::Unauthorized {
                 state.metrics.refused("unauthorized");
-                state.refusals.record(&label, &path, &e).await;
+                // An operator's certificate (suspended, removed, of another RA) is
+                // audited every time under its name; any other certificate the
+                // store holds (an official's) at most once a second, so holders
+                // cannot flood the audit log.
+                match state.store.operator_by_cert(cert_id).await {
+                    Ok(Some(_)) => state.refusals.record(&label, &path, &e).await,
+                    _ => match req_peer {
+                        Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
+                        None => state.refusals.record_anonymous(&path, &e.detail).await,
+                    },
+                }
             }
             return error_reply(&e);
         }
@@ -820,7 +835,20 @@ async fn settle(
                     &gpki_service::ca_api::ra_request_id(r.id),
                 );
                 if let Some(c) = state.store.certificate_by_request_key(ca.id, &key).await? {
-                    if c.status != gpki_store::CertStatus::Pending {
+                    // Only this request's certificate (its profile and subject),
+                    // and never an enrolment the CA now refuses.
+                    if c.status != gpki_store::CertStatus::Pending
+                        && r.kind != "enrol"
+                        && r.profile.as_deref() == Some(c.profile.as_str())
+                        && r.subject
+                            .as_deref()
+                            .map(|s| {
+                                gpki_pki::name::parse(s).map(|n| gpki_pki::name::to_string(&n))
+                            })
+                            .transpose()?
+                            .as_deref()
+                            == Some(c.subject.as_str())
+                    {
                         let made = c
                             .der
                             .as_deref()
@@ -1335,7 +1363,7 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         )));
     }
     let now = gpki_pki::time::now();
-    if (now - b.signed_at).abs() > HOLDER_SKEW_SECS {
+    if now.abs_diff(b.signed_at) > HOLDER_SKEW_SECS as u64 {
         return Err(Error::policy(format!(
             "signed_at {} is more than {HOLDER_SKEW_SECS} s from the RA's clock ({now}); sign again",
             b.signed_at
@@ -1347,6 +1375,12 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         hex::decode(b.signature.trim()).map_err(|_| Error::malformed("signature must be hex"))?;
     // The exact certificate, held by the store, issued and in force.
     let (cert, issuer) = state.store.certificate_in_force(&der, now).await?;
+    if cert.profile == "ra-operator" {
+        // The RA's membership is managed by its administrators, not by holders.
+        return Err(unauthorized(
+            "an RA operator's certificate is revoked by an administrator of the RA",
+        ));
+    }
     let spki = der::Encode::to_der(&parsed.tbs_certificate.subject_public_key_info)?;
     let algorithm = gpki_pki::KeyType::of_spki(&spki)?.default_signature_algorithm();
     let message = holder_revocation_message(
@@ -1386,9 +1420,11 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         ra: &ra,
         label: &label,
     };
+    // Keyed by what was asked, not by the signature bytes (an ECDSA signature
+    // has more than one valid form).
     let key = format!(
         "holder-{}",
-        &hex::encode(openssl::sha::sha256(&signature))[..48]
+        &sha256_hex(&[&cert.serial, reason.as_str(), &b.signed_at.to_string()])[..48]
     );
     let (r, created) = state
         .store

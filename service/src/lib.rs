@@ -15,7 +15,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use gpki_pki::signer::Passphrase;
-use gpki_pki::{Error, Result};
+use gpki_pki::{Error, ErrorKind, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -41,6 +41,10 @@ pub struct HttpLimits {
     pub header_timeout_ms: u64,
     /// A request body must arrive within this once its head is in.
     pub body_timeout_ms: u64,
+    /// The service answers within this, or gives up with HTTP 503 (a store that
+    /// hangs must not pin connections: the watchdog leaves a connection alone
+    /// while its request is being handled).
+    pub handler_timeout_ms: u64,
 }
 
 impl Default for HttpLimits {
@@ -49,6 +53,7 @@ impl Default for HttpLimits {
             max_connections: 4096,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            handler_timeout_ms: 120_000,
         }
     }
 }
@@ -60,9 +65,13 @@ impl HttpLimits {
 
     /// Checks the values make sense.
     pub fn check(&self) -> Result<()> {
-        if self.max_connections == 0 || self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
+        if self.max_connections == 0
+            || self.header_timeout_ms == 0
+            || self.body_timeout_ms == 0
+            || self.handler_timeout_ms == 0
+        {
             return Err(Error::malformed(
-                "[http] max_connections, header_timeout_ms and body_timeout_ms must be above 0",
+                "[http] max_connections, header_timeout_ms, body_timeout_ms and handler_timeout_ms must be above 0",
             ));
         }
         Ok(())
@@ -152,6 +161,7 @@ async fn serve<F, Fut>(
         // way for longer than both timeouts together is dropped.
         let stall_limit =
             std::time::Duration::from_millis(limits.header_timeout_ms + limits.body_timeout_ms);
+        let handler_timeout = std::time::Duration::from_millis(limits.handler_timeout_ms);
         let (stream, progress) = Watched::new(stream);
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -163,6 +173,7 @@ async fn serve<F, Fut>(
                         None,
                         handler,
                         header_timeout,
+                        handler_timeout,
                         &progress,
                         stall_limit,
                         stop,
@@ -178,6 +189,7 @@ async fn serve<F, Fut>(
                                 peer,
                                 handler,
                                 header_timeout,
+                                handler_timeout,
                                 &progress,
                                 stall_limit,
                                 stop,
@@ -199,6 +211,7 @@ async fn connection<S, F, Fut>(
     peer: Option<tls::PeerCertificate>,
     handler: F,
     header_timeout: std::time::Duration,
+    handler_timeout: std::time::Duration,
     progress: &std::sync::Arc<Progress>,
     stall_limit: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -216,7 +229,16 @@ async fn connection<S, F, Fut>(
         let watched = watched.clone();
         async move {
             let _busy = Busy::new(&watched);
-            Ok::<_, Infallible>(fut.await)
+            Ok::<_, Infallible>(match tokio::time::timeout(handler_timeout, fut).await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    tracing::error!("a request took longer than handler_timeout_ms; answered 503");
+                    api::error_reply(&Error::new(
+                        ErrorKind::Unavailable,
+                        "the service did not finish this request in time; ask again",
+                    ))
+                }
+            })
         }
     });
     let conn = http1::Builder::new()

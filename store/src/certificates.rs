@@ -390,9 +390,11 @@ impl Store {
 
     /// Gives up a pending row whose key is lost; its serial stays reserved, and its
     /// request key is set aside so the request can be issued afresh.
-    pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<()> {
+    /// Returns whether this call abandoned it (false: it was signed, or abandoned,
+    /// meanwhile; nothing is written then, not even the audit record).
+    pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<bool> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        sqlx::query(
+        let changed = sqlx::query(
             "UPDATE certificates SET status = 'abandoned', \
              request_key = CASE WHEN request_key IS NULL THEN NULL ELSE request_key || '~abandoned-' || CAST(id AS TEXT) END \
              WHERE id = $1 AND status = 'pending'",
@@ -400,9 +402,14 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .rows_affected();
+        if changed != 1 {
+            return Ok(false);
+        }
         append(&mut tx, audit, gpki_pki::time::now()).await?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     pub async fn certificate(

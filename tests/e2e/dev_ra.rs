@@ -349,7 +349,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         "holder.msg",
     ]);
     let signature = hex::encode(std::fs::read(env.path("holder.sig")).unwrap());
-    let post = |signed_at: i64| {
+    let post = |signed_at: i64, signature: &str| {
         let body = serde_json::json!({
             "certificate": std::fs::read_to_string(env.path("hong.pem")).unwrap(),
             "reason": "keyCompromise",
@@ -381,13 +381,53 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let refused = post(now + 1);
+    let refused = post(now + 1, &signature);
     assert!(
         refused.ends_with("code=422") || refused.contains("bad_signature"),
         "{refused}"
     );
     assert!(refused.contains("not signed by its key"), "{refused}");
+    // The right message signed by another key (Lee's) is refused by the RA too.
+    env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "lee.key.pem",
+        "-passin",
+        "file:data/dev-signer-passphrase",
+        "-out",
+        "lee.plain.key",
+    ]);
+    env.openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        "lee.plain.key",
+        "-out",
+        "lee.sig",
+        "holder.msg",
+    ]);
+    let lee_signature = hex::encode(std::fs::read(env.path("lee.sig")).unwrap());
+    let refused = post(now, &lee_signature);
+    assert!(refused.contains("not signed by its key"), "{refused}");
     assert!(openssl_ocsp(&env, ports[0], "hong.pem").contains("hong.pem: good"));
+    // An operator's own certificate is not revoked this way (administrators do).
+    let r = user(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "lee.pem",
+            "--own-key",
+            "lee.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "keyCompromise",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("administrator of the RA"), "{}", r.stdout);
     // Someone else's key cannot sign for it (refused before anything is sent).
     let r = user(
         &env,
@@ -407,7 +447,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     // The request OpenSSL signed, sent as signed: the message format is
     // reproducible outside gpki.
-    let own = post(now);
+    let own = post(now, &signature);
     let revoked_at = Instant::now();
     assert!(own.ends_with("code=201"), "{own}");
     let own: Value = serde_json::from_str(own.rsplit_once('\n').unwrap().0).unwrap();
@@ -539,23 +579,6 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         km["certificate"]["certificate"].as_str().unwrap(),
     )
     .unwrap();
-    let own = user_ok(
-        &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "hong-km.pem",
-            "--own-key",
-            "hong-km.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "affiliationChanged",
-        ],
-    );
-    assert_eq!(own["request"]["status"], "revoked", "{own}");
-    assert!(own["request"]["submitted_by"].is_null(), "{own}");
     // A reason that is an operator's is refused.
     let r = user(
         &env,
@@ -573,6 +596,24 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         ],
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is an operator's"), "{}", r.stdout);
+    let own = user_ok(
+        &env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            "hong-km.pem",
+            "--own-key",
+            "hong-km.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            "affiliationChanged",
+        ],
+    );
+    assert_eq!(own["request"]["status"], "revoked", "{own}");
+    assert!(own["request"]["submitted_by"].is_null(), "{own}");
 
     let audit = user_ok(&env, &["audit", "verify"]);
     assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");

@@ -464,6 +464,29 @@ fn workflow_and_refusals(backend: Backend) {
     assert_eq!(v["request"]["identity"]["method"], "face-to-face");
     d.env.verify("hong.pem");
     let serial = v["certificate"]["serial"].as_str().unwrap().to_string();
+    // An official's certificate (clientAuth, from the RA's root) is no operator's:
+    // refused, and audited at most once a second, so holders cannot flood the log.
+    let chain = std::fs::read_to_string(d.env.path("hong.pem")).unwrap()
+        + &std::fs::read_to_string(d.env.path("mois.pem")).unwrap();
+    std::fs::write(d.env.path("hong.chain.pem"), chain).unwrap();
+    let refusals = d.refusals();
+    for _ in 0..5 {
+        let (_, out) = d.curl(
+            "ra",
+            "/v1/whoami",
+            Some(("hong.chain.pem", "hong.key")),
+            None,
+        );
+        assert!(
+            out.ends_with("403") && out.contains("not an RA operator"),
+            "{out}"
+        );
+    }
+    let audited = d.refusals() - refusals;
+    assert!(
+        (1..=2).contains(&audited),
+        "{audited} of 5 refusals audited"
+    );
     assert_eq!(d.env.serial_of("hong.pem"), serial);
 
     // The same request replayed: the first request and certificate, no second one.
@@ -1317,7 +1340,8 @@ fn responder_renews_its_certificate_through_the_ca_service() {
             "-out",
             &format!("{key}.plain.key"),
         ]);
-        let body = serde_json::json!({ "ca": "mois", "serial": serial, "csr": "", "proof": "" }).to_string();
+        let body = serde_json::json!({ "ca": "mois", "serial": serial, "csr": "", "proof": "" })
+            .to_string();
         let (_, out) = d.curl(
             "ca",
             "/v1/signers/renew",
