@@ -161,40 +161,22 @@ async fn serve<F, Fut>(
         // way for longer than both timeouts together is dropped.
         let stall_limit =
             std::time::Duration::from_millis(limits.header_timeout_ms + limits.body_timeout_ms);
-        let handler_timeout = std::time::Duration::from_millis(limits.handler_timeout_ms);
+        let timeouts = Timeouts {
+            header: header_timeout,
+            handler: std::time::Duration::from_millis(limits.handler_timeout_ms),
+            stall: stall_limit,
+        };
         let (stream, progress) = Watched::new(stream);
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
-                None => {
-                    connection(
-                        stream,
-                        None,
-                        handler,
-                        header_timeout,
-                        handler_timeout,
-                        &progress,
-                        stall_limit,
-                        stop,
-                    )
-                    .await
-                }
+                None => connection(stream, None, handler, timeouts, &progress, stop).await,
                 Some(tls) => {
                     match tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let peer = tls::PeerCertificate::of(stream.get_ref().1);
-                            connection(
-                                stream,
-                                peer,
-                                handler,
-                                header_timeout,
-                                handler_timeout,
-                                &progress,
-                                stall_limit,
-                                stop,
-                            )
-                            .await
+                            connection(stream, peer, handler, timeouts, &progress, stop).await
                         }
                         Ok(Err(e)) => (tls.on_refused)(peer_addr, &e.to_string()),
                         Err(_) => (tls.on_refused)(peer_addr, "TLS handshake timed out"),
@@ -205,15 +187,22 @@ async fn serve<F, Fut>(
     }
 }
 
+/// A connection's time limits: the request head, the service's answer, and no
+/// byte moving either way (outside a request being handled).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    header: std::time::Duration,
+    handler: std::time::Duration,
+    stall: std::time::Duration,
+}
+
 /// Serves one connection until it closes, stalls, or shutdown asks it to finish.
 async fn connection<S, F, Fut>(
     stream: S,
     peer: Option<tls::PeerCertificate>,
     handler: F,
-    header_timeout: std::time::Duration,
-    handler_timeout: std::time::Duration,
+    t: Timeouts,
     progress: &std::sync::Arc<Progress>,
-    stall_limit: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -229,7 +218,7 @@ async fn connection<S, F, Fut>(
         let watched = watched.clone();
         async move {
             let _busy = Busy::new(&watched);
-            Ok::<_, Infallible>(match tokio::time::timeout(handler_timeout, fut).await {
+            Ok::<_, Infallible>(match tokio::time::timeout(t.handler, fut).await {
                 Ok(reply) => reply,
                 Err(_) => {
                     tracing::error!("a request took longer than handler_timeout_ms; answered 503");
@@ -244,19 +233,19 @@ async fn connection<S, F, Fut>(
     let conn = http1::Builder::new()
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(t.header)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = stalled(progress, stall_limit) => {
+        _ = stalled(progress, t.stall) => {
             tracing::debug!("dropping a connection that made no progress");
         }
         _ = stop.changed() => {
             conn.as_mut().graceful_shutdown();
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = stalled(progress, stall_limit) => {}
+                _ = stalled(progress, t.stall) => {}
             }
         }
     }
