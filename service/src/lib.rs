@@ -7,6 +7,7 @@ pub mod api;
 pub mod ca_api;
 pub mod failpoint;
 pub mod mtls;
+pub mod signer_renewal;
 pub mod tls;
 
 use std::convert::Infallible;

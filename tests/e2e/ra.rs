@@ -1560,3 +1560,150 @@ fn a_request_still_being_handled_is_not_a_stalled_connection() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["request"]["status"], "issued", "{v}");
 }
+
+/// Issue 10, point 7 for the TSA: it renews its certificate through the CA service
+/// (role tsa, proven by its current key) and keeps stamping through the swap; the
+/// tokens after it are signed by the new certificate and verify with OpenSSL.
+#[test]
+fn tsa_renews_its_certificate_through_the_ca_service() {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let Some(d) = Deployment::start(Backend::Sqlite) else {
+        return;
+    };
+    let env = &d.env;
+    Deployment::issue(
+        env,
+        "tsa",
+        "tsa",
+        "CN=GPKI Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR",
+        &[],
+    );
+    let first = env.serial_of("tsa.pem");
+    let host = Deployment::issue(
+        env,
+        "tsa-host",
+        "service-client",
+        "CN=tsa-host-1, OU=GPKI services, O=Government of Korea, C=KR",
+        &[],
+    );
+    env.ok(&[
+        "ra",
+        "client",
+        "add",
+        "--name",
+        "tsa-host-1",
+        "--role",
+        "tsa",
+        "--ca",
+        "mois",
+        "--serial",
+        &host,
+    ]);
+    let port = free_port();
+    std::fs::write(
+        env.path("tsa.toml"),
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nname = \"tsa-1\"\ncert = \"tsa.pem\"\n\
+             key = \"tsa.key\"\nkey_pass_file = \"outpass\"\nrequire_clock_sync = false\n\
+             [renewal]\nbefore_days = 3650\n\
+             [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
+             cert = \"tsa-host.chain.pem\"\nkey = \"tsa-host.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
+            env_store(env),
+            d.ca.port
+        ),
+    )
+    .unwrap();
+    let mut tsa = Service {
+        child: Command::new(binary("gpki-tsa"))
+            .args(["serve", "--config", "tsa.toml"])
+            .current_dir(env.path(""))
+            .env_remove("GPKI_KEY_PASS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    crate::support::wait_http_ok(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        60,
+        &mut tsa.child,
+    );
+    std::fs::write(env.path("doc.txt"), b"an official document").unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut tokens = 0;
+    let new = loop {
+        // Every request through the swap is answered.
+        env.ok(&[
+            "ts", "stamp", "--file", "doc.txt", "--url", &url, "--out", "doc.tsr",
+        ]);
+        tokens += 1;
+        let now = env.serial_of("tsa.pem");
+        if now != first {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "never renewed");
+    };
+    eprintln!("{tokens} tokens before the new certificate was on disk");
+    // Once it is in force, tokens carry the new certificate and verify.
+    let colons = |hex: &str| {
+        hex.to_ascii_lowercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        env.ok(&[
+            "ts", "stamp", "--file", "doc.txt", "--url", &url, "--out", "doc.tsr",
+        ]);
+        env.openssl_ok(&[
+            "ts",
+            "-reply",
+            "-in",
+            "doc.tsr",
+            "-token_out",
+            "-out",
+            "doc.tok",
+        ]);
+        let certs = env.openssl_ok(&[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "doc.tok",
+            "-print_certs",
+            "-text",
+            "-noout",
+        ]);
+        if certs.contains(&colons(&new)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate never signed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let verified = env.openssl_ok(&[
+        "ts",
+        "-verify",
+        "-data",
+        "doc.txt",
+        "-in",
+        "doc.tsr",
+        "-CAfile",
+        "root.pem",
+        "-untrusted",
+        "mois.pem",
+    ]);
+    assert!(verified.contains("Verification: OK"), "{verified}");
+    let shown = env.json(&["cert", "show", "--ca", "mois", "--serial", &new]);
+    assert_eq!(shown["profile"], "tsa", "{shown}");
+    env.ok(&["audit", "verify"]);
+}

@@ -48,6 +48,10 @@ pub struct Config {
     /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
     #[serde(default)]
     pub http: gpki_service::HttpLimits,
+    /// Renewal of the TSA certificate through the CA service (`[renewal]`, as a
+    /// service client of role tsa); the TSA never opens a CA key.
+    #[serde(default)]
+    pub renewal: Option<gpki_service::signer_renewal::RenewalConfig>,
 }
 
 fn default_listen() -> String {
@@ -93,6 +97,9 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(r) = c.renewal.as_mut() {
+            r.ca.resolve(base);
         }
         c.check().map_err(|e| e.context(path.display()))?;
         Ok(c)

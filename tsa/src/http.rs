@@ -75,7 +75,7 @@ fn health(state: &State) -> Response<Body> {
         "reason": refusal.as_ref().map(|r| r.text.clone()),
         "clock": clock,
         "clock_sync_required": state.config.require_clock_sync,
-        "certificate_not_after": gpki_pki::time::rfc3339(state.key.not_after),
+        "certificate_not_after": gpki_pki::time::rfc3339(state.key().not_after),
         "policy": state.config.policy,
         "certificate_status": {
             "last_ok": state.cert_check().last_ok.map(gpki_pki::time::rfc3339),

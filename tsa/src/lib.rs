@@ -35,7 +35,10 @@ type LogJob = (TokenRecord, oneshot::Sender<Result<()>>);
 pub struct State {
     pub config: Config,
     pub store: Store,
-    pub key: TsaKey,
+    /// The signing key and certificate; replaced in place when the TSA renews its
+    /// certificate through the CA service.
+    key: std::sync::RwLock<Arc<TsaKey>>,
+    key_pass: gpki_pki::signer::Passphrase,
     policy: ObjectIdentifier,
     policy_der: Vec<u8>,
     policy_text: String,
@@ -64,6 +67,11 @@ pub struct CertCheck {
 }
 
 impl State {
+    /// The key and certificate in force.
+    pub fn key(&self) -> Arc<TsaKey> {
+        self.key.read().expect("key lock").clone()
+    }
+
     /// What the status checker last established.
     pub fn cert_check(&self) -> CertCheck {
         self.cert_check.lock().expect("lock").clone()
@@ -73,7 +81,7 @@ impl State {
     pub fn refusal(&self) -> Option<Refusal> {
         let now = gpki_pki::time::now();
         let refuse = |fail, text: String| Some(Refusal { fail, text });
-        if self.key.not_after <= now {
+        if self.key().not_after <= now {
             return refuse(
                 FailInfo::TimeNotAvailable,
                 "the TSA certificate has expired".into(),
@@ -168,7 +176,7 @@ impl State {
         } else {
             Duration::from_secs(now.as_secs())
         };
-        let der = match self.key.token(
+        let der = match self.key().token(
             &req,
             &self.policy_der,
             serial as u64,
@@ -259,13 +267,14 @@ const STATUS_READ_LIMIT: Duration = Duration::from_secs(10);
 /// One read of the TSA certificate's status: the row of its serial under the CA
 /// whose subject is its issuer, and that CA's standing.
 async fn check_status(state: &State) {
-    let serial = hex::encode(SerialOf(&state.key.cert).magnitude());
+    let key = state.key();
+    let serial = hex::encode(SerialOf(&key.cert).magnitude());
     let found = tokio::time::timeout(STATUS_READ_LIMIT, async {
         let issuer = state.store.authorities().await?.into_iter().find(|a| {
             a.cert_der
                 .as_deref()
                 .and_then(|d| x509_cert::Certificate::from_der(d).ok())
-                .is_some_and(|c| c.tbs_certificate.subject == state.key.cert.tbs_certificate.issuer)
+                .is_some_and(|c| c.tbs_certificate.subject == key.cert.tbs_certificate.issuer)
         });
         let Some(ca) = issuer else {
             return Ok::<_, Error>(Some(
@@ -492,7 +501,8 @@ pub async fn start(config: Config) -> Result<Running> {
         policy_der: policy.to_der()?,
         policy,
         store,
-        key,
+        key: std::sync::RwLock::new(Arc::new(key)),
+        key_pass: pass,
         serials: tokio::sync::Mutex::new((0, 0)),
         log,
         cert_check: Mutex::new(CertCheck::default()),
@@ -507,6 +517,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let (shutdown, watch) = tokio::sync::watch::channel(false);
     let tasks = vec![
         tokio::spawn(status_checker(state.clone(), watch.clone())),
+        tokio::spawn(renewer(state.clone(), watch.clone())),
         tokio::spawn(http::serve(state.clone(), listener, watch)),
     ];
     drop(writer);
@@ -528,3 +539,72 @@ pub async fn serve(config: Config) -> Result<()> {
 }
 
 pub use gpki_service::wait_for_signal;
+
+/// With `[renewal]`: renews the TSA certificate through the CA service within
+/// `before_days` of expiry (at start, after the port opens, and every
+/// `check_interval_secs`), then puts the new key in force for the next token. The
+/// current key signs until then: no request is refused for the swap.
+async fn renewer(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(cfg) = state.config.renewal.clone() else {
+        return;
+    };
+    loop {
+        if cfg.due(state.key().not_after) {
+            match renew_key(&state, &cfg).await {
+                Ok(serial) => {
+                    tracing::info!(new = %serial, "TSA certificate renewed through the CA service")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TSA certificate not renewed; the current one keeps signing")
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(cfg.check_interval_secs.max(1))) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn renew_key(
+    state: &State,
+    cfg: &gpki_service::signer_renewal::RenewalConfig,
+) -> Result<String> {
+    let current = state.key();
+    let issuer = current.cert.tbs_certificate.issuer.clone();
+    let ca = state
+        .store
+        .authorities()
+        .await?
+        .into_iter()
+        .find(|a| {
+            a.cert_der
+                .as_deref()
+                .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+                .is_some_and(|c| c.tbs_certificate.subject == issuer)
+        })
+        .ok_or_else(|| {
+            Error::not_found("the TSA certificate's issuer is not a CA of this store")
+        })?;
+    let client = cfg.ca.client()?;
+    let renewed = gpki_service::signer_renewal::renew(
+        &client,
+        &ca.name,
+        &current.cert_der,
+        current.signer.as_ref(),
+    )
+    .await?;
+    gpki_service::signer_renewal::replace_files(
+        &renewed,
+        &state.config.key,
+        &state.config.cert,
+        &state.key_pass,
+    )?;
+    // Loaded as at start (certificate and key belong together, timeStamping
+    // only and critical), with the chain, then in force.
+    let key = load_key(&state.config, &state.key_pass)?;
+    let chain = issuer_chain(&state.store, &key.cert).await?;
+    *state.key.write().expect("key lock") = Arc::new(key.with_chain(&chain));
+    check_status(state).await;
+    Ok(renewed.serial)
+}

@@ -1,0 +1,507 @@
+//! `gpki cert`: issue, renew, revoke, release, list and show certificates, and
+//! issue for many officials from a CSV.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use gpki_ca::batch::{BatchOptions, BatchReport};
+use gpki_ca::{Ca, IssueRequest, Issued, KeySource};
+use gpki_pki::cert::SanEntry;
+use gpki_pki::crl::RevocationReason;
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, ErrorKind, Result, Signer, SoftwareKey};
+use gpki_store::{CertFilter, CertStatus};
+use serde_json::{json, Value};
+
+use crate::{emit, key, read_file, write_file, Global, Output};
+
+#[derive(Args)]
+pub struct CertOut {
+    /// Write the certificate here (default: print PEM)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write DER instead of PEM
+    #[arg(long)]
+    pub der: bool,
+    /// Append the CA chain to the PEM output
+    #[arg(long)]
+    pub chain: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CertCmd {
+    /// Issue a certificate from a CSR or for a generated key
+    Issue {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        profile: String,
+        /// PKCS#10 request (PEM or DER)
+        #[arg(long, conflicts_with = "generate_key")]
+        csr: Option<PathBuf>,
+        /// RFC 4514 subject (required with --generate-key; overrides the CSR's)
+        #[arg(long)]
+        subject: Option<String>,
+        /// Generate the key here (written with --key-out or --pkcs12)
+        #[arg(long)]
+        generate_key: bool,
+        /// subjectAltName: dns:host, email:addr, ip:addr, uri:… (repeatable)
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long)]
+        validity_days: Option<u32>,
+        #[command(flatten)]
+        out: CertOut,
+        #[command(flatten)]
+        key_out: key::KeyOut,
+    },
+    /// Renew a certificate (same key unless --csr or --generate-key)
+    Renew {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+        /// New key from this CSR
+        #[arg(long, conflicts_with = "generate_key")]
+        csr: Option<PathBuf>,
+        /// New generated key
+        #[arg(long)]
+        generate_key: bool,
+        /// Revoke the old certificate (superseded)
+        #[arg(long)]
+        revoke_old: bool,
+        #[command(flatten)]
+        out: CertOut,
+        #[command(flatten)]
+        key_out: key::KeyOut,
+    },
+    /// Revoke a certificate (certificateHold puts it on hold)
+    Revoke {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        /// When the key is known or suspected to have been compromised (RFC 3339)
+        #[arg(long)]
+        invalidity_date: Option<String>,
+    },
+    /// Release a certificate from certificateHold
+    Release {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+    },
+    /// List certificates
+    List {
+        #[arg(long)]
+        ca: Option<String>,
+        /// pending, issued, revoked, hold, abandoned
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// Subject contains this text
+        #[arg(long)]
+        subject: Option<String>,
+        /// Expiring within this many days
+        #[arg(long)]
+        expiring_within_days: Option<u32>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one certificate
+    Show {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        serial: String,
+        #[command(flatten)]
+        out: CertOut,
+    },
+    /// Issue for many officials from a CSV (resumable)
+    IssueBatch {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        profile: String,
+        /// Header: request_id,subject[,san][,csr]
+        #[arg(long)]
+        csv: PathBuf,
+        /// Where certificates and generated keys are written
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[arg(long, default_value = "p256")]
+        key_type: String,
+        #[arg(long, env = "GPKI_OUT_PASS_FILE")]
+        out_pass_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 500)]
+        chunk: usize,
+    },
+}
+
+pub async fn run(g: &Global, cmd: CertCmd) -> Result<()> {
+    let out = g.output;
+    match cmd {
+        CertCmd::Issue {
+            ca: ca_name,
+            profile,
+            csr,
+            subject,
+            generate_key,
+            san,
+            validity_days,
+            out: cert_out,
+            key_out,
+        } => {
+            let ca = g.ca().await?;
+            let (key, generated) = match (&csr, generate_key) {
+                (Some(p), false) => (KeySource::Csr(read_file(p, "CSR")?), None),
+                (None, true) => {
+                    let (k, pass) = key::generated_key(&key_out)?;
+                    (
+                        KeySource::PublicKey(k.public_key_der().to_vec()),
+                        Some((k, pass)),
+                    )
+                }
+                _ => return Err(Error::malformed("give --csr FILE or --generate-key")),
+            };
+            let req = IssueRequest {
+                ca: ca_name.clone(),
+                profile,
+                subject,
+                key,
+                sans: sans(&san)?,
+                validity_days,
+                request_key: None,
+                renewed_from: None,
+            };
+            let issued = ca.issue(&req).await?;
+            finish_issue(
+                &ca, &ca_name, &issued, &cert_out, &key_out, generated, out, "issued",
+            )
+            .await?;
+        }
+        CertCmd::Renew {
+            ca: ca_name,
+            serial,
+            csr,
+            generate_key,
+            revoke_old,
+            out: cert_out,
+            key_out,
+        } => {
+            let ca = g.ca().await?;
+            let (key, generated) = match (&csr, generate_key) {
+                (Some(p), false) => (Some(KeySource::Csr(read_file(p, "CSR")?)), None),
+                (None, true) => {
+                    let (k, pass) = key::generated_key(&key_out)?;
+                    (
+                        Some(KeySource::PublicKey(k.public_key_der().to_vec())),
+                        Some((k, pass)),
+                    )
+                }
+                _ => (None, None),
+            };
+            let issued = ca.renew(&ca_name, &serial, key, revoke_old, None).await?;
+            finish_issue(
+                &ca,
+                &ca_name,
+                &issued,
+                &cert_out,
+                &key_out,
+                generated,
+                out,
+                "renewed as",
+            )
+            .await?;
+        }
+        CertCmd::Revoke {
+            ca: ca_name,
+            serial,
+            reason,
+            invalidity_date,
+        } => {
+            let reason: RevocationReason = reason.parse()?;
+            let inv = invalidity_date
+                .as_deref()
+                .map(gpki_pki::time::parse_rfc3339)
+                .transpose()?;
+            let ca = g.ca_without_key().await?;
+            let r = ca.revoke(&ca_name, &serial, reason, inv).await?;
+            emit(out, cert_json(&ca_name, &r), || {
+                format!(
+                    "certificate {} of CA {ca_name} is now {} ({})",
+                    r.serial, r.status, reason
+                )
+            });
+        }
+        CertCmd::Release {
+            ca: ca_name,
+            serial,
+        } => {
+            let ca = g.ca_without_key().await?;
+            let r = ca.release_hold(&ca_name, &serial).await?;
+            emit(out, cert_json(&ca_name, &r), || {
+                format!(
+                    "certificate {} of CA {ca_name} released from hold",
+                    r.serial
+                )
+            });
+        }
+        CertCmd::List {
+            ca,
+            status,
+            profile,
+            subject,
+            expiring_within_days,
+            limit,
+        } => {
+            let store = g.store().await?;
+            let names: std::collections::HashMap<i64, String> = store
+                .authorities()
+                .await?
+                .into_iter()
+                .map(|a| (a.id, a.name))
+                .collect();
+            let issuer_id = match &ca {
+                Some(n) => Some(store.authority_by_name(n).await?.id),
+                None => None,
+            };
+            let filter = CertFilter {
+                issuer_id,
+                status: status
+                    .as_deref()
+                    .map(str::parse::<CertStatus>)
+                    .transpose()?,
+                profile,
+                subject_contains: subject,
+                expires_before: expiring_within_days
+                    .map(|d| gpki_pki::time::now() + i64::from(d) * 86_400),
+                limit,
+            };
+            let rows = store.list_certificates(&filter).await?;
+            let name_of = |id: i64| names.get(&id).cloned().unwrap_or_default();
+            emit(
+                out,
+                json!(rows
+                    .iter()
+                    .map(|r| cert_json(&name_of(r.issuer_id), r))
+                    .collect::<Vec<_>>()),
+                || {
+                    rows.iter()
+                        .map(|r| {
+                            format!(
+                                "{:<12} {:<32} {:<9} {:<17} {}  {}",
+                                name_of(r.issuer_id),
+                                r.serial,
+                                r.status.as_str(),
+                                r.profile,
+                                gpki_pki::time::rfc3339(r.not_after),
+                                r.subject
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        CertCmd::Show {
+            ca: ca_name,
+            serial,
+            out: cert_out,
+        } => {
+            let store = g.store().await?;
+            let a = store.authority_by_name(&ca_name).await?;
+            let serial_hex = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+            let r = store.certificate(a.id, &serial_hex).await?.ok_or_else(|| {
+                Error::not_found(format!(
+                    "no certificate with serial {serial_hex} from CA `{ca_name}`"
+                ))
+            })?;
+            if cert_out.out.is_some() || cert_out.der {
+                let der = r.der.clone().ok_or_else(|| {
+                    Error::conflict(format!(
+                        "certificate {serial_hex} was never signed ({})",
+                        r.status
+                    ))
+                })?;
+                let ca = Ca::new(
+                    store.clone(),
+                    g.profiles()?,
+                    g.data_dir.join("keys"),
+                    Passphrase::new(""),
+                    g.actor(),
+                );
+                output_cert(&ca, &ca_name, &der, &cert_out).await?;
+            } else {
+                let mut v = cert_json(&ca_name, &r);
+                v["pem"] = json!(r
+                    .der
+                    .as_deref()
+                    .map(|d| gpki_pki::pem::encode("CERTIFICATE", d)));
+                emit(out, v.clone(), || {
+                    let mut t =
+                        serde_json::to_string_pretty(&cert_json(&ca_name, &r)).unwrap_or_default();
+                    if let Some(d) = &r.der {
+                        t += "\n";
+                        t += &gpki_pki::pem::encode("CERTIFICATE", d);
+                    }
+                    t
+                });
+            }
+        }
+        CertCmd::IssueBatch {
+            ca: ca_name,
+            profile,
+            csv,
+            out_dir,
+            key_type,
+            out_pass_file,
+            chunk,
+        } => {
+            let rows = gpki_ca::batch::read_csv(&csv)?;
+            let ca = g.ca().await?;
+            let opts = BatchOptions {
+                ca: ca_name,
+                profile,
+                key_type: key_type.parse()?,
+                out_dir,
+                key_passphrase: out_pass_file
+                    .as_deref()
+                    .map(Passphrase::from_file)
+                    .transpose()?,
+                chunk,
+            };
+            let bar = indicatif::ProgressBar::new(rows.len() as u64);
+            if out == Output::Json {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} issuing [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .expect("progress template")
+                .progress_chars("=> "),
+            );
+            let report: BatchReport = ca
+                .issue_batch(rows, &opts, &mut |done| bar.set_position(done as u64))
+                .await?;
+            bar.finish_and_clear();
+            emit(out, serde_json::to_value(&report).expect("JSON"), || {
+                let mut t = format!(
+                    "{} rows: {} issued, {} already issued, {} resumed from pending, {} abandoned and reissued, {} failed",
+                    report.rows, report.issued, report.already_issued, report.resumed, report.abandoned, report.failed.len()
+                );
+                for f in &report.failed {
+                    t += &format!("\n  line {} ({}): {}", f.line, f.request_id, f.error);
+                }
+                t
+            });
+            if !report.failed.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::PolicyViolation,
+                    format!("{} row(s) were not issued", report.failed.len()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_issue(
+    ca: &Ca,
+    ca_name: &str,
+    issued: &Issued,
+    cert_out: &CertOut,
+    key_out: &key::KeyOut,
+    generated: Option<(SoftwareKey, Passphrase)>,
+    out: Output,
+    verb: &str,
+) -> Result<()> {
+    let key_files = match &generated {
+        Some((k, pass)) => key::write_generated(ca, ca_name, k, pass, issued, key_out).await?,
+        None => Vec::new(),
+    };
+    if cert_out.out.is_none() && !cert_out.der && out == Output::Text {
+        output_cert(ca, ca_name, &issued.der, cert_out).await?;
+        return Ok(());
+    }
+    let file = if cert_out.out.is_some() {
+        output_cert(ca, ca_name, &issued.der, cert_out).await?
+    } else {
+        None
+    };
+    let mut v = cert_json(ca_name, &issued.record);
+    v["file"] = json!(file);
+    v["key_files"] = json!(key_files);
+    if file.is_none() {
+        v["pem"] = json!(gpki_pki::pem::encode("CERTIFICATE", &issued.der));
+    }
+    emit(out, v, || {
+        format!(
+            "{verb} {} ({}) for `{}` → {}",
+            issued.record.serial,
+            issued.record.profile,
+            issued.record.subject,
+            file.clone().unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+fn sans(list: &[String]) -> Result<Vec<SanEntry>> {
+    list.iter().map(|s| s.parse()).collect()
+}
+
+pub fn cert_json(ca: &str, r: &gpki_store::CertificateRecord) -> Value {
+    json!({
+        "ca": ca,
+        "serial": r.serial,
+        "subject": r.subject,
+        "profile": r.profile,
+        "status": r.status,
+        "not_before": gpki_pki::time::rfc3339(r.not_before),
+        "not_after": gpki_pki::time::rfc3339(r.not_after),
+        "revoked_at": r.revoked_at.map(gpki_pki::time::rfc3339),
+        "reason": r.reason.and_then(RevocationReason::from_code).map(|x| x.as_str()),
+        "invalidity_date": r.invalidity_date.map(gpki_pki::time::rfc3339),
+        "renewed_from": r.renewed_from,
+    })
+}
+
+/// Writes or prints a certificate as the CertOut flags ask.
+pub async fn output_cert(
+    ca: &Ca,
+    ca_name: &str,
+    der: &[u8],
+    out: &CertOut,
+) -> Result<Option<String>> {
+    let bytes = if out.der {
+        der.to_vec()
+    } else {
+        let mut pem = gpki_pki::pem::encode("CERTIFICATE", der);
+        if out.chain {
+            for c in ca.chain(ca_name).await? {
+                pem += &gpki_pki::pem::encode("CERTIFICATE", &c);
+            }
+        }
+        pem.into_bytes()
+    };
+    match &out.out {
+        Some(p) => {
+            write_file(p, &bytes)?;
+            Ok(Some(p.display().to_string()))
+        }
+        None if out.der => Err(Error::malformed("--der needs --out FILE")),
+        None => {
+            print!("{}", String::from_utf8_lossy(&bytes));
+            Ok(None)
+        }
+    }
+}
