@@ -247,9 +247,9 @@ fn unauthorized(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Unauthorized, detail)
 }
 
-/// The RA `ra` when the caller is the RA service registered to act for it.
-async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord> {
-    let client = state
+/// The service client the caller's certificate is registered as.
+async fn registered_client(state: &State, who: &Caller) -> Result<gpki_store::ServiceClient> {
+    state
         .store
         .service_client_by_cert(who.cert.id)
         .await?
@@ -258,7 +258,12 @@ async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord>
                 "certificate {} is not registered as a client of the CA service",
                 who.label()
             ))
-        })?;
+        })
+}
+
+/// The RA `ra` when the caller is the RA service registered to act for it.
+async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord> {
+    let client = registered_client(state, who).await?;
     if client.role != "ra" {
         return Err(unauthorized(format!(
             "client `{}` has role {}; only RA services ask for certificates",
@@ -542,16 +547,7 @@ async fn renew_signer(
     body: &[u8],
 ) -> Result<(StatusCode, CertificateReply)> {
     let b: SignerRenewBody = parse(body)?;
-    let client = state
-        .store
-        .service_client_by_cert(who.cert.id)
-        .await?
-        .ok_or_else(|| {
-            unauthorized(format!(
-                "certificate {} is not registered as a client of the CA service",
-                who.label()
-            ))
-        })?;
+    let client = registered_client(state, who).await?;
     let profile = match client.role.as_str() {
         "ocsp" => "ocsp-signer",
         "tsa" => "tsa",

@@ -305,6 +305,20 @@ fn unauthorized(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Unauthorized, detail)
 }
 
+/// The request body within the service's size and time limits, or the reply that
+/// refuses it.
+async fn body_of(
+    state: &State,
+    req: Request<Incoming>,
+) -> std::result::Result<gpki_service::Bytes, Response<Body>> {
+    gpki_service::read_body(
+        req,
+        state.config.max_request_bytes,
+        Duration::from_millis(state.config.http.body_timeout_ms),
+    )
+    .await
+}
+
 /// The operator behind an identified certificate, active, of an active RA this
 /// service hosts.
 async fn operator(state: &State, who: gpki_service::mtls::Caller) -> Result<Operator> {
@@ -393,13 +407,7 @@ async fn api(
             return error_reply(&e);
         }
     };
-    let body = match gpki_service::read_body(
-        req,
-        state.config.max_request_bytes,
-        Duration::from_millis(state.config.http.body_timeout_ms),
-    )
-    .await
-    {
+    let body = match body_of(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -1317,13 +1325,7 @@ async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> R
 /// the signature verifies.
 async fn holder_revoke(state: &State, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let body = match gpki_service::read_body(
-        req,
-        state.config.max_request_bytes,
-        Duration::from_millis(state.config.http.body_timeout_ms),
-    )
-    .await
-    {
+    let body = match body_of(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, Result};
 use http_body_util::{BodyExt, Full};

@@ -1295,26 +1295,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     let first_signer = env.serial_of("ocsp-mois.pem");
     std::fs::copy(env.path("ocsp-mois.key"), env.path("first-signer.key")).unwrap();
     std::fs::copy(env.path("ocsp-mois.pem"), env.path("first-signer.pem")).unwrap();
-    let host = Deployment::issue(
-        env,
-        "ocsp-host",
-        "service-client",
-        "CN=ocsp-host-1, OU=GPKI services, O=Government of Korea, C=KR",
-        &[],
-    );
-    env.ok(&[
-        "ra",
-        "client",
-        "add",
-        "--name",
-        "ocsp-host-1",
-        "--role",
-        "ocsp",
-        "--ca",
-        "mois",
-        "--serial",
-        &host,
-    ]);
+    let host = signer_host(&d, "ocsp-host", "ocsp");
     // Refused: an RA service renewing a signer, and an ocsp client renewing what
     // is not a responder certificate.
     for (cert, key, serial, want) in [
@@ -1355,31 +1336,13 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         env.path("ocsp.toml"),
         format!(
             "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nkey_pass_file = \"pass\"\n\
-             [[ca]]\nname = \"mois\"\ncert = \"ocsp-mois.pem\"\nkey = \"ocsp-mois.key\"\n\
-             [renewal]\nbefore_days = 3650\ncheck_interval_secs = 3600\n\
-             [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
-             cert = \"ocsp-host.chain.pem\"\nkey = \"ocsp-host.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
+             [[ca]]\nname = \"mois\"\ncert = \"ocsp-mois.pem\"\nkey = \"ocsp-mois.key\"\n{}",
             env_store(env),
-            d.ca.port
+            renewal_toml(&d, "ocsp-host")
         ),
     )
     .unwrap();
-    let mut responder = Service {
-        child: Command::new(binary("gpki-ocsp"))
-            .args(["serve", "--config", "ocsp.toml"])
-            .current_dir(env.path(""))
-            .env_remove("GPKI_KEY_PASS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-        port,
-    };
-    crate::support::wait_http_ok(
-        &format!("http://127.0.0.1:{port}/healthz"),
-        60,
-        &mut responder.child,
-    );
+    let _responder = http_service(env, "gpki-ocsp", "ocsp.toml", port);
     // Ask without pause while the responder renews: every answer verifies and
     // says good, first from the old signer, then from the new.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -1581,56 +1544,19 @@ fn tsa_renews_its_certificate_through_the_ca_service() {
         &[],
     );
     let first = env.serial_of("tsa.pem");
-    let host = Deployment::issue(
-        env,
-        "tsa-host",
-        "service-client",
-        "CN=tsa-host-1, OU=GPKI services, O=Government of Korea, C=KR",
-        &[],
-    );
-    env.ok(&[
-        "ra",
-        "client",
-        "add",
-        "--name",
-        "tsa-host-1",
-        "--role",
-        "tsa",
-        "--ca",
-        "mois",
-        "--serial",
-        &host,
-    ]);
+    signer_host(&d, "tsa-host", "tsa");
     let port = free_port();
     std::fs::write(
         env.path("tsa.toml"),
         format!(
             "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nname = \"tsa-1\"\ncert = \"tsa.pem\"\n\
-             key = \"tsa.key\"\nkey_pass_file = \"outpass\"\nrequire_clock_sync = false\n\
-             [renewal]\nbefore_days = 3650\n\
-             [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
-             cert = \"tsa-host.chain.pem\"\nkey = \"tsa-host.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
+             key = \"tsa.key\"\nkey_pass_file = \"outpass\"\nrequire_clock_sync = false\n{}",
             env_store(env),
-            d.ca.port
+            renewal_toml(&d, "tsa-host")
         ),
     )
     .unwrap();
-    let mut tsa = Service {
-        child: Command::new(binary("gpki-tsa"))
-            .args(["serve", "--config", "tsa.toml"])
-            .current_dir(env.path(""))
-            .env_remove("GPKI_KEY_PASS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-        port,
-    };
-    crate::support::wait_http_ok(
-        &format!("http://127.0.0.1:{port}/healthz"),
-        60,
-        &mut tsa.child,
-    );
+    let _tsa = http_service(env, "gpki-tsa", "tsa.toml", port);
     std::fs::write(env.path("doc.txt"), b"an official document").unwrap();
     let url = format!("http://127.0.0.1:{port}/");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -1706,4 +1632,62 @@ fn tsa_renews_its_certificate_through_the_ca_service() {
     let shown = env.json(&["cert", "show", "--ca", "mois", "--serial", &new]);
     assert_eq!(shown["profile"], "tsa", "{shown}");
     env.ok(&["audit", "verify"]);
+}
+
+/// A delegated signer's host: a service-client certificate `NAME.pem`/`NAME.key`
+/// registered as a CA-service client of `role`; returns its serial.
+fn signer_host(d: &Deployment, name: &str, role: &str) -> String {
+    let serial = Deployment::issue(
+        &d.env,
+        name,
+        "service-client",
+        &format!("CN={name}-1, OU=GPKI services, O=Government of Korea, C=KR"),
+        &[],
+    );
+    d.env.ok(&[
+        "ra",
+        "client",
+        "add",
+        "--name",
+        &format!("{name}-1"),
+        "--role",
+        role,
+        "--ca",
+        "mois",
+        "--serial",
+        &serial,
+    ]);
+    serial
+}
+
+/// The `[renewal]` section of a signer whose host is `name` (before_days 3650:
+/// due at once).
+fn renewal_toml(d: &Deployment, name: &str) -> String {
+    format!(
+        "[renewal]\nbefore_days = 3650\ncheck_interval_secs = 3600\n\
+         [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
+         cert = \"{name}.chain.pem\"\nkey = \"{name}.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
+        d.ca.port
+    )
+}
+
+/// `BIN serve --config CONFIG` (a plain-HTTP service), answering /healthz.
+fn http_service(env: &Env, bin: &str, config: &str, port: u16) -> Service {
+    let mut s = Service {
+        child: Command::new(binary(bin))
+            .args(["serve", "--config", config])
+            .current_dir(env.path(""))
+            .env_remove("GPKI_KEY_PASS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    crate::support::wait_http_ok(
+        &format!("http://127.0.0.1:{port}/healthz"),
+        60,
+        &mut s.child,
+    );
+    s
 }
