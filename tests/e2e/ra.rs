@@ -1691,3 +1691,94 @@ fn http_service(env: &Env, bin: &str, config: &str, port: u16) -> Service {
     );
     s
 }
+
+/// An expired operator certificate is refused (the RA's clock moved two days past
+/// the end of a one-day certificate with libfaketime), while a valid one on the
+/// same service is served.
+#[test]
+fn expired_operator_certificate_is_refused() {
+    if !require("curl") || !require("openssl") || !require("faketime") {
+        return;
+    }
+    let Some(d) = Deployment::start(Backend::Sqlite) else {
+        return;
+    };
+    let env = &d.env;
+    let subject = format!("CN=Operator a9(000000009), OU=RA, {A}");
+    let v = env.json(&[
+        "cert",
+        "issue",
+        "--ca",
+        "mois",
+        "--profile",
+        "ra-operator",
+        "--subject",
+        &subject,
+        "--generate-key",
+        "--key-out",
+        "a9.key",
+        "--out",
+        "a9.pem",
+        "--validity-days",
+        "1",
+    ]);
+    let serial = v["serial"].as_str().unwrap().to_string();
+    let chain = std::fs::read_to_string(env.path("a9.pem")).unwrap()
+        + &std::fs::read_to_string(env.path("mois.pem")).unwrap();
+    std::fs::write(env.path("a9.chain.pem"), chain).unwrap();
+    env.ok(&[
+        "ra", "operator", "add", "--ra", "A", "--name", "a9", "--ca", "mois", "--serial", &serial,
+    ]);
+    d.ra_ok("a9", &["ra", "whoami"]);
+    let port = free_port();
+    let mut later = Service {
+        child: Command::new("faketime")
+            .args(["-f", "+2d"])
+            .arg(binary("gpki-ra"))
+            .args(["serve", "--config", "ra.toml", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(env.path(""))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        port,
+    };
+    wait_healthy(env, &mut later, "ra");
+    let whoami = |op: &str| {
+        env.command()
+            .args(["ra", "whoami", "--ra", &format!("https://127.0.0.1:{port}")])
+            .args([
+                "--server-name",
+                "ra.gpki.go.kr",
+                "--cert",
+                &format!("{op}.chain.pem"),
+            ])
+            .args([
+                "--key",
+                &format!("{op}.key"),
+                "--operator-pass-file",
+                "outpass",
+            ])
+            .args(["--ca-file", "root.pem", "--output", "json"])
+            .output()
+            .unwrap()
+    };
+    let ok = whoami("a1");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let refused = whoami("a9");
+    assert_eq!(refused.status.code(), Some(1));
+    let text = (String::from_utf8_lossy(&refused.stdout).to_string()
+        + &String::from_utf8_lossy(&refused.stderr))
+        .to_lowercase();
+    // rustls refuses it in the handshake (CertificateExpired); the store check
+    // behind it would say "outside its validity".
+    assert!(
+        text.contains("certificateexpired") || text.contains("outside its validity"),
+        "{text}"
+    );
+}
