@@ -624,17 +624,28 @@ async fn renew_signer(
                 found.serial
             )));
         }
-        if found.status == CertStatus::Pending {
+        if found.status != CertStatus::Pending {
+            let der = found.der.clone();
+            return Ok((
+                StatusCode::OK,
+                reply_for(&state.ca, &b.ca, &found, der.as_deref(), true).await?,
+            ));
+        }
+        // Recorded, never signed: past the stale age the CA that recorded it is
+        // gone, so it is abandoned and the renewal made afresh below.
+        let stale = now - found.created_at >= state.config.stale_pending_secs;
+        let event = AuditEvent::new(
+            &format!("signer:{}", client.name),
+            "cert.abandon",
+            format!("cert:{}/{}", b.ca, found.serial),
+            serde_json::json!({ "reason": "pending past the stale age: the CA stopped before signing; renewed afresh" }),
+        );
+        if !stale || !state.store.abandon(found.id, &event).await? {
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!("the renewal of {serial} is being signed; ask again shortly"),
             ));
         }
-        let der = found.der.clone();
-        return Ok((
-            StatusCode::OK,
-            reply_for(&state.ca, &b.ca, &found, der.as_deref(), true).await?,
-        ));
     }
     if new_key == old.spki_sha256 {
         return Err(Error::policy(format!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gpki_pki::Result;
 use gpki_service::api::ApiClient;
-use gpki_service::signer_renewal::{renew, replace_files};
+use gpki_service::signer_renewal::{next_key_path, renew, replace_files};
 
 pub use gpki_service::signer_renewal::RenewalConfig;
 
@@ -72,6 +72,8 @@ async fn renew_one(
         &auth.name,
         &current.cert_der,
         current.signer.as_ref(),
+        &next_key_path(&ca.key),
+        &state.key_pass,
     )
     .await?;
     crate::check_responder_cert(
@@ -80,7 +82,12 @@ async fn renew_one(
         &auth.ca_cert_der,
         &renewed.key,
     )?;
-    replace_files(&renewed, &ca.key, &ca.cert, &state.key_pass)?;
+    replace_files(
+        &renewed.key.to_encrypted_pem(&state.key_pass)?,
+        &renewed.cert_pem,
+        &ca.key,
+        &ca.cert,
+    )?;
     tracing::info!(ca = %auth.name, new = %renewed.serial, "responder certificate renewed through the CA service");
     Ok(())
 }

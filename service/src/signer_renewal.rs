@@ -51,16 +51,30 @@ pub struct Renewed {
 
 /// Asks the CA service (CA `ca`) for the next certificate of `current_der`, signed
 /// for a new key of the same type; `current` is the current key, which proves the
-/// request.
+/// request. The new key is written first to `next_key` (encrypted under `pass`,
+/// mode 0600) and reused from there on a retry: the CA renews a certificate once,
+/// so a retry after a lost answer must ask for the same key to get the same
+/// certificate back.
 pub async fn renew(
     client: &ApiClient,
     ca: &str,
     current_der: &[u8],
     current: &dyn Signer,
+    next_key: &Path,
+    pass: &gpki_pki::signer::Passphrase,
 ) -> Result<Renewed> {
     let cert = gpki_pki::cert::decode(current_der)?;
     let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
-    let key = SoftwareKey::generate(KeyType::of_spki(&spki)?)?;
+    let key_type = KeyType::of_spki(&spki)?;
+    let key = match SoftwareKey::read_encrypted(next_key, pass) {
+        Ok(k) if k.key_type() == key_type => k,
+        _ => {
+            let k = SoftwareKey::generate(key_type)?;
+            let _ = std::fs::remove_file(next_key);
+            k.write_encrypted(next_key, pass)?;
+            k
+        }
+    };
     let csr = gpki_pki::csr::build(&key, &cert.tbs_certificate.subject)?;
     let serial =
         gpki_pki::serial::SerialNumber::from_bytes(cert.tbs_certificate.serial_number.as_bytes())?
@@ -101,16 +115,25 @@ pub async fn renew(
     })
 }
 
-/// Writes the renewed pair over `key_path` and `cert_path` (key first), the key
-/// encrypted under `pass`.
+/// Writes the renewed pair over `key_path` and `cert_path` (key first; the key
+/// already encrypted), then drops the `.next` key.
 pub fn replace_files(
-    renewed: &Renewed,
+    key_pem: &[u8],
+    cert_pem: &str,
     key_path: &Path,
     cert_path: &Path,
-    pass: &gpki_pki::signer::Passphrase,
 ) -> Result<()> {
-    replace(key_path, &renewed.key.to_encrypted_pem(pass)?, true)?;
-    replace(cert_path, renewed.cert_pem.as_bytes(), false)
+    replace(key_path, key_pem, true)?;
+    replace(cert_path, cert_pem.as_bytes(), false)?;
+    let _ = std::fs::remove_file(next_key_path(key_path));
+    Ok(())
+}
+
+/// Where a renewal keeps the new key until it is in force: `KEY.next`.
+pub fn next_key_path(key_path: &Path) -> std::path::PathBuf {
+    let mut p = key_path.as_os_str().to_owned();
+    p.push(".next");
+    std::path::PathBuf::from(p)
 }
 
 /// Writes `bytes` beside `path` (a new file, synced) and renames it over `path`

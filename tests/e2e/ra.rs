@@ -1421,6 +1421,8 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         )
         .1
     };
+    // The new key waited in KEY.next until the pair was in place, then went.
+    assert!(!env.path("ocsp-mois.key.next").exists());
     let out = renewal("mois", "first-signer.pem", "first-signer.key");
     assert!(
         out.ends_with("409") && out.contains("renewed already"),

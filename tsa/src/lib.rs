@@ -380,13 +380,18 @@ pub fn load_key(config: &Config, pass: &Passphrase) -> Result<TsaKey> {
     })?;
     let cert_der = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"])?;
     let key = SoftwareKey::read_encrypted(&config.key, pass)?;
+    tsa_key(key, cert_der, &config.cert)
+}
+
+/// A TSA key for `cert_der` once they belong together and the certificate is a
+/// TSA certificate; `cert_path` names it in errors.
+fn tsa_key(key: SoftwareKey, cert_der: Vec<u8>, cert_path: &std::path::Path) -> Result<TsaKey> {
     let cert = x509_cert::Certificate::from_der(&cert_der)
         .map_err(|e| Error::malformed(format!("TSA certificate: {e}")))?;
     if cert.tbs_certificate.subject_public_key_info.to_der()? != key.public_key_der() {
         return Err(Error::malformed(format!(
-            "the key {} does not match the TSA certificate {}",
-            config.key.display(),
-            config.cert.display()
+            "the key does not match the TSA certificate {}",
+            cert_path.display()
         )));
     }
     let eku = gpki_pki::cert::find_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>(
@@ -398,7 +403,7 @@ pub fn load_key(config: &Config, pass: &Passphrase) -> Result<TsaKey> {
         _ => {
             return Err(Error::policy(format!(
                 "{} is not a TSA certificate: RFC 3161 §2.3 needs id-kp-timeStamping as the only, critical, extended key usage",
-                config.cert.display()
+                cert_path.display()
             )))
         }
     }
@@ -592,18 +597,21 @@ async fn renew_key(
         &ca.name,
         &current.cert_der,
         current.signer.as_ref(),
+        &gpki_service::signer_renewal::next_key_path(&state.config.key),
+        &state.key_pass,
     )
     .await?;
+    // Checked as at start (the key belongs to the certificate, timeStamping only
+    // and critical) and given its chain before any file is written.
+    let key_pem = renewed.key.to_encrypted_pem(&state.key_pass)?;
+    let key = tsa_key(renewed.key, renewed.cert_der, &state.config.cert)?;
+    let chain = issuer_chain(&state.store, &key.cert).await?;
     gpki_service::signer_renewal::replace_files(
-        &renewed,
+        &key_pem,
+        &renewed.cert_pem,
         &state.config.key,
         &state.config.cert,
-        &state.key_pass,
     )?;
-    // Loaded as at start (certificate and key belong together, timeStamping
-    // only and critical), with the chain, then in force.
-    let key = load_key(&state.config, &state.key_pass)?;
-    let chain = issuer_chain(&state.store, &key.cert).await?;
     *state.key.write().expect("key lock") = Arc::new(key.with_chain(&chain));
     check_status(state).await;
     Ok(renewed.serial)
