@@ -362,6 +362,11 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
 /// read happens before the port answers, so no request sees an empty cache.
 pub async fn start(config: Config) -> Result<Running> {
     let listen = config.listen.clone();
+    // A [renewal] that cannot reach the CA service is refused now, not found out
+    // days before a certificate expires.
+    if let Some(r) = &config.renewal {
+        r.ca.client()?;
+    }
     let state = prepare(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
         Error::new(

@@ -41,7 +41,7 @@ pub async fn renew_due(state: &State, cfg: &RenewalConfig) -> Result<()> {
     let mut first_error = None;
     for (i, auth) in state.authorities.iter().enumerate() {
         let current = auth.responder();
-        if !cfg.due(current.not_after) {
+        if !cfg.due(&current.cert_der) {
             continue;
         }
         let client = match &client {

@@ -23,8 +23,17 @@ pub struct RenewalConfig {
     /// How often to look (and how soon to try again after a failure).
     #[serde(default = "default_check_secs")]
     pub check_interval_secs: u64,
+    /// A certificate younger than this is not renewed, however close its end:
+    /// near the issuing CA's own expiry every new certificate ends with the CA, and
+    /// renewing it again each interval would only mint certificates.
+    #[serde(default = "default_min_age_secs")]
+    pub min_age_secs: i64,
     /// The CA service, as this signer's client certificate (role ocsp or tsa).
     pub ca: ClientTls,
+}
+
+fn default_min_age_secs() -> i64 {
+    86_400
 }
 
 fn default_before_days() -> u32 {
@@ -35,9 +44,20 @@ fn default_check_secs() -> u64 {
 }
 
 impl RenewalConfig {
-    /// Whether a certificate valid until `not_after` is due.
-    pub fn due(&self, not_after: i64) -> bool {
-        not_after - gpki_pki::time::now() < i64::from(self.before_days) * 86_400
+    /// Whether certificate `cert_der` is due: within `before_days` of its end and
+    /// at least `min_age_secs` old.
+    pub fn due(&self, cert_der: &[u8]) -> bool {
+        let Ok(c) = gpki_pki::cert::decode(cert_der) else {
+            return false;
+        };
+        let v = &c.tbs_certificate.validity;
+        let (not_before, not_after) = (
+            gpki_pki::time::unix_seconds(&v.not_before),
+            gpki_pki::time::unix_seconds(&v.not_after),
+        );
+        let now = gpki_pki::time::now();
+        not_after - now < i64::from(self.before_days) * 86_400
+            && now - not_before >= self.min_age_secs
     }
 }
 
@@ -156,4 +176,67 @@ fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     }
     std::fs::rename(&tmp, path)
         .map_err(|e| Error::internal(format!("cannot replace {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate valid from now for `days`.
+    fn cert(days: u32) -> Vec<u8> {
+        let key = openssl::pkey::PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "signer").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(days).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        b.build().to_der().unwrap()
+    }
+
+    fn config(before_days: u32, min_age_secs: i64) -> RenewalConfig {
+        RenewalConfig {
+            before_days,
+            check_interval_secs: 3600,
+            min_age_secs,
+            ca: ClientTls {
+                url: "https://ca.example".into(),
+                server_name: None,
+                cert: "c".into(),
+                key: "k".into(),
+                key_pass_file: None,
+                ca_file: "r".into(),
+                timeout_secs: 30,
+            },
+        }
+    }
+
+    #[test]
+    fn a_certificate_is_due_in_its_window_and_not_while_young() {
+        let thirty = cert(30);
+        assert!(!config(10, 0).due(&thirty), "20 days early");
+        assert!(config(31, 0).due(&thirty), "inside the window");
+        // A fresh certificate that ends inside the window (a CA near its own end)
+        // is not renewed again at every interval.
+        assert!(
+            !config(31, 86_400).due(&thirty),
+            "younger than min_age_secs"
+        );
+        assert!(!config(31, 0).due(b"not a certificate"));
+    }
 }

@@ -1666,7 +1666,7 @@ fn signer_host(d: &Deployment, name: &str, role: &str) -> String {
 /// due at once).
 fn renewal_toml(d: &Deployment, name: &str) -> String {
     format!(
-        "[renewal]\nbefore_days = 3650\ncheck_interval_secs = 3600\n\
+        "[renewal]\nbefore_days = 3650\ncheck_interval_secs = 3600\nmin_age_secs = 0\n\
          [renewal.ca]\nurl = \"https://127.0.0.1:{}\"\nserver_name = \"ca.gpki.go.kr\"\n\
          cert = \"{name}.chain.pem\"\nkey = \"{name}.key\"\nkey_pass_file = \"outpass\"\nca_file = \"root.pem\"\n",
         d.ca.port

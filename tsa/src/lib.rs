@@ -433,6 +433,11 @@ impl Running {
 /// Opens the store, loads the key, binds and serves in the background.
 pub async fn start(config: Config) -> Result<Running> {
     config.check()?;
+    // A [renewal] that cannot reach the CA service is refused now, not found out
+    // days before the certificate expires.
+    if let Some(r) = &config.renewal {
+        r.ca.client()?;
+    }
     let store = Store::open(&config.store).await?;
     let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the TSA key")?;
     let key = load_key(&config, &pass)?;
@@ -554,7 +559,7 @@ async fn renewer(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>
         return;
     };
     loop {
-        if cfg.due(state.key().not_after) {
+        if cfg.due(&state.key().cert_der) {
             match renew_key(&state, &cfg).await {
                 Ok(serial) => {
                     tracing::info!(new = %serial, "TSA certificate renewed through the CA service")
