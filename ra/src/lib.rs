@@ -492,6 +492,36 @@ fn identity_record(op: &Operator, i: &Identity) -> Result<IdentityRecord> {
     })
 }
 
+/// What `submit_request` said of a request: made now, or found (a replay), and
+/// whether it had been answered before this call carried it on.
+#[derive(Clone, Copy)]
+struct Recorded {
+    created: bool,
+    answered_before: bool,
+}
+
+impl Recorded {
+    fn of(r: &RaRequest, created: bool) -> Recorded {
+        Recorded {
+            created,
+            answered_before: !created && !matches!(r.status.as_str(), "submitted" | "approved"),
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        if self.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        }
+    }
+
+    /// The reply for `r` as it stands after this call.
+    async fn reply(self, state: &State, r: &RaRequest) -> Reply {
+        Ok((self.status(), reply(state, r, self.answered_before).await?))
+    }
+}
+
 async fn reply(state: &State, r: &RaRequest, replayed: bool) -> Result<serde_json::Value> {
     let certificate = match r.cert_id {
         Some(id) => {
@@ -580,8 +610,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    // A replay of a request answered before (not one this call carries on).
-    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
+    let recorded = Recorded::of(&r, created);
     let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
     let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
     let r = if r.status == "submitted" && !dual && !needs_identity {
@@ -593,12 +622,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     } else {
         r
     };
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, reply(state, &r, answered_before).await?))
+    recorded.reply(state, &r).await
 }
 
 async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest> {
@@ -990,15 +1014,9 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    // A replay of a request answered before (not one this call carries on).
-    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
+    let recorded = Recorded::of(&r, created);
     let r = decide_alone(state, op, r).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, reply(state, &r, answered_before).await?))
+    recorded.reply(state, &r).await
 }
 
 async fn forward_revocation(
@@ -1108,15 +1126,9 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    // A replay of a request answered before (not one this call carries on).
-    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
+    let recorded = Recorded::of(&r, created);
     let r = decide_alone(state, op, r).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, reply(state, &r, answered_before).await?))
+    recorded.reply(state, &r).await
 }
 
 async fn forward_renewal(
@@ -1230,8 +1242,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    // A replay of a request answered before (not one this call carries on).
-    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
+    let recorded = Recorded::of(&r, created);
     let r = if r.status == "submitted"
         && (enrolment_dual_control(&op.ra) || profile.spec.requires_identity_verification)
     {
@@ -1241,16 +1252,11 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     } else {
         decide_alone(state, op, r).await?
     };
-    let mut v = reply(state, &r, answered_before).await?;
+    let mut v = reply(state, &r, recorded.answered_before).await?;
     if r.status == "issued" {
         v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, v))
+    Ok((recorded.status(), v))
 }
 
 /// The operator an issued enrolment makes (once: a replay finds it).
@@ -1460,8 +1466,7 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    // A replay of a request answered before (not one this call carries on).
-    let answered_before = !created && !matches!(r.status.as_str(), "submitted" | "approved");
+    let recorded = Recorded::of(&r, created);
     let r = match r.status.as_str() {
         // The signature is the approval: no operator decides.
         "submitted" => {
@@ -1486,10 +1491,5 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         "approved" => retry(state, actor, r).await?,
         _ => r,
     };
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, reply(state, &r, answered_before).await?))
+    recorded.reply(state, &r).await
 }

@@ -42,9 +42,32 @@ fn user(env: &Env, args: &[&str]) -> Run {
 }
 
 fn user_ok(env: &Env, args: &[&str]) -> Value {
-    let r = user(env, args);
-    assert_eq!(r.code, 0, "gpki {args:?}: {}{}", r.stdout, r.stderr);
+    ok_json(user(env, args))
+}
+
+/// The JSON of a run that must have succeeded.
+fn ok_json(r: Run) -> Value {
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.stdout))
+}
+
+/// `gpki ra revoke-own` of `cert` with `key` (under the dev signer passphrase).
+fn revoke_own(env: &Env, cert: &str, key: &str, reason: &str) -> Run {
+    user(
+        env,
+        &[
+            "ra",
+            "revoke-own",
+            "--own-cert",
+            cert,
+            "--own-key",
+            key,
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+            "--reason",
+            reason,
+        ],
+    )
 }
 
 /// What `openssl ocsp` says of `cert` at the dev responder (signature verified).
@@ -411,39 +434,11 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     assert!(refused.contains("not signed by its key"), "{refused}");
     assert!(openssl_ocsp(&env, ports[0], "hong.pem").contains("hong.pem: good"));
     // An operator's own certificate is not revoked this way (administrators do).
-    let r = user(
-        &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "lee.pem",
-            "--own-key",
-            "lee.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "keyCompromise",
-        ],
-    );
+    let r = revoke_own(&env, "lee.pem", "lee.key.pem", "keyCompromise");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("administrator of the RA"), "{}", r.stdout);
     // Someone else's key cannot sign for it (refused before anything is sent).
-    let r = user(
-        &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "hong.pem",
-            "--own-key",
-            "lee.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "keyCompromise",
-        ],
-    );
+    let r = revoke_own(&env, "hong.pem", "lee.key.pem", "keyCompromise");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     // The request OpenSSL signed, sent as signed: the message format is
     // reproducible outside gpki.
@@ -466,21 +461,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Revoked, the certificate can sign no further request.
-    let r = user(
-        &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "hong.pem",
-            "--own-key",
-            "hong.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "superseded",
-        ],
-    );
+    let r = revoke_own(&env, "hong.pem", "hong.key.pem", "superseded");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("revoked"), "{}", r.stdout);
 
@@ -580,38 +561,15 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     )
     .unwrap();
     // A reason that is an operator's is refused.
-    let r = user(
-        &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "hong-km.pem",
-            "--own-key",
-            "hong-km.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "privilegeWithdrawn",
-        ],
-    );
+    let r = revoke_own(&env, "hong-km.pem", "hong-km.key.pem", "privilegeWithdrawn");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("is an operator's"), "{}", r.stdout);
-    let own = user_ok(
+    let own = ok_json(revoke_own(
         &env,
-        &[
-            "ra",
-            "revoke-own",
-            "--own-cert",
-            "hong-km.pem",
-            "--own-key",
-            "hong-km.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-            "--reason",
-            "affiliationChanged",
-        ],
-    );
+        "hong-km.pem",
+        "hong-km.key.pem",
+        "affiliationChanged",
+    ));
     assert_eq!(own["request"]["status"], "revoked", "{own}");
     assert!(own["request"]["submitted_by"].is_null(), "{own}");
 

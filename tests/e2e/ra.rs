@@ -328,6 +328,18 @@ impl Deployment {
         )
     }
 
+    /// `POST /v1/certificates` at the CA with the RA host's certificate: (the
+    /// body, then the HTTP status on the last line).
+    fn issue_at_ca_as_ra_host(&self, body: &str) -> String {
+        self.curl(
+            "ca",
+            "/v1/certificates",
+            Some(("ra-host.chain.pem", "ra-host.plain.key")),
+            Some(body),
+        )
+        .1
+    }
+
     fn refusals(&self) -> usize {
         self.env
             .json(&["audit", "log", "--limit", "1000000"])
@@ -630,12 +642,7 @@ fn workflow_and_refusals(backend: Backend) {
         "{out}"
     );
     let body = serde_json::json!({ "ra": "A", "request_id": "direct-2", "profile": "g-ssl", "subject": subject, "csr": csr_pem }).to_string();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("403") && out.contains("outside the scope of RA `A`"),
         "{out}"
@@ -643,12 +650,7 @@ fn workflow_and_refusals(backend: Backend) {
     // The CA replays, too: the RA's request id at the CA gives the certificate it made.
     let body = serde_json::json!({ "ra": "A", "request_id": format!("req-{id}"), "profile": "official-sign", "subject": subject, "csr": csr_pem, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
     let certs = d.certificates();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("200") && out.contains(&serial) && out.contains("\"replayed\":true"),
         "{out}"
@@ -677,12 +679,7 @@ fn workflow_and_refusals(backend: Backend) {
     );
     assert!(detail.contains("outside the domains of RA `A`"), "{detail}");
     let body = serde_json::json!({ "ra": "A", "request_id": "direct-3", "profile": "official-km", "subject": subject, "csr": csr_pem, "sans": ["dns:www.moe.go.kr"] }).to_string();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("403") && out.contains("outside the domains"),
         "{out}"
@@ -727,12 +724,7 @@ fn workflow_and_refusals(backend: Backend) {
     assert!(detail.contains("the CSR asks for SAN"), "{detail}");
     let sneaky = std::fs::read_to_string(d.env.path("sneaky.csr")).unwrap();
     let body = serde_json::json!({ "ra": "A", "request_id": "direct-4", "profile": "official-sign", "subject": subject, "csr": sneaky, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("403") && out.contains("the CSR asks for SAN"),
         "{out}"
@@ -741,23 +733,13 @@ fn workflow_and_refusals(backend: Backend) {
     // it has no `:`, which separates it from the RA's name.
     let csr2_pem = std::fs::read_to_string(&csr2).unwrap();
     let body = serde_json::json!({ "ra": "A", "request_id": format!("req-{id}"), "profile": "official-sign", "subject": other, "csr": csr2_pem }).to_string();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("409") && out.contains("another request"),
         "{out}"
     );
     let body = serde_json::json!({ "ra": "A", "request_id": "B:x", "profile": "official-km", "subject": subject, "csr": csr_pem }).to_string();
-    let (_, out) = d.curl(
-        "ca",
-        "/v1/certificates",
-        Some(("ra-host.chain.pem", "ra-host.plain.key")),
-        Some(&body),
-    );
+    let out = d.issue_at_ca_as_ra_host(&body);
     assert!(out.ends_with("400") && out.contains("request_id"), "{out}");
     assert_eq!(d.certificates(), certs);
     assert_eq!(d.refusals(), refusals + 4);
