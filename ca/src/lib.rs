@@ -179,17 +179,17 @@ impl Ca {
     }
 
     fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
-        if let Some(k) = self.keys.lock().expect("key cache").get(&record.name) {
+        // Held while a key is read, so concurrent first calls decrypt it (600,000
+        // PBKDF2 rounds) once, not once each.
+        let mut keys = self.keys.lock().expect("key cache");
+        if let Some(k) = keys.get(&record.name) {
             return Ok(k.clone());
         }
         let alg: SignatureAlgorithm = record.signature_algorithm.parse()?;
         let key = SoftwareKey::read_encrypted(Path::new(&record.key_path), &self.passphrase)?
             .with_algorithm(alg)?;
         let key = Arc::new(key);
-        self.keys
-            .lock()
-            .expect("key cache")
-            .insert(record.name.clone(), key.clone());
+        keys.insert(record.name.clone(), key.clone());
         Ok(key)
     }
 

@@ -19,7 +19,9 @@ use gpki_service::ca_api::{
     check_csr_sans, check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
     SignerRenewBody,
 };
-use gpki_service::mtls::{caller, ApiMetrics, Caller, Refusals, Running, ServerTls};
+use gpki_service::mtls::{
+    caller, peer_key, ApiMetrics, AuthCache, Caller, Refusals, Running, ServerTls,
+};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{AuditEvent, CertStatus, CertificateRecord, RaRecord, Store};
 use hyper::body::Incoming;
@@ -56,10 +58,19 @@ pub struct Config {
     pub tls: ServerTls,
     #[serde(default)]
     pub http: HttpLimits,
+    /// How long a client's standing (certificate in force, registered, its RA
+    /// active) is trusted before the store is read again: at most 1000, so a
+    /// revoked client certificate or a suspended RA is refused within a second.
+    /// 0 reads the store on every request.
+    #[serde(default = "default_auth_cache_ms")]
+    pub auth_cache_ms: u64,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8443".into()
+}
+fn default_auth_cache_ms() -> u64 {
+    500
 }
 fn default_stale_pending_secs() -> i64 {
     60
@@ -104,10 +115,18 @@ pub struct State {
     config: Config,
     metrics: ApiMetrics,
     refusals: Refusals,
+    /// Callers by the SHA-256 of their certificate.
+    callers: AuthCache<[u8; 32], Caller>,
+    /// The RAs a caller (by certificate row) may act for, by name.
+    ras: AuthCache<(i64, String), RaRecord>,
 }
 
 /// Opens the store and the CA keys' passphrase, and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
+    let (callers, ras) = (
+        AuthCache::new(config.auth_cache_ms)?,
+        AuthCache::new(config.auth_cache_ms)?,
+    );
     let store = Store::open(&config.store).await?;
     let profiles = match &config.policies {
         Some(dir) => Profiles::load_dir(dir)?,
@@ -134,6 +153,8 @@ pub async fn start(config: Config) -> Result<Running> {
         config,
         metrics,
         refusals,
+        callers,
+        ras,
     });
     gpki_service::mtls::start("CA service", &listen, limits, acceptor, move |req| {
         let state = state.clone();
@@ -198,7 +219,17 @@ async fn healthz(state: &State) -> Response<Body> {
 /// An authenticated API call: who is calling, the body, then the route.
 async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Body> {
     let from = req.uri().path().to_string();
-    let who = match caller(&state.store, &req).await {
+    let key = peer_key(&req);
+    let cached = key.and_then(|k| state.callers.get(&k, gpki_pki::time::now()));
+    let found = match cached {
+        Some(c) => Ok(c),
+        None => caller(&state.store, &req).await.inspect(|c| {
+            if let Some(k) = key {
+                state.callers.put(k, c.cert.not_after, c.clone());
+            }
+        }),
+    };
+    let who = match found {
         Ok(c) => c,
         Err(e) => {
             if e.kind == ErrorKind::Unauthorized {
@@ -263,6 +294,16 @@ async fn registered_client(state: &State, who: &Caller) -> Result<gpki_store::Se
 
 /// The RA `ra` when the caller is the RA service registered to act for it.
 async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord> {
+    let key = (who.cert.id, ra.to_string());
+    if let Some(r) = state.ras.get(&key, gpki_pki::time::now()) {
+        return Ok(r);
+    }
+    let record = authorize_ra_in_store(state, who, ra).await?;
+    state.ras.put(key, who.cert.not_after, record.clone());
+    Ok(record)
+}
+
+async fn authorize_ra_in_store(state: &State, who: &Caller, ra: &str) -> Result<RaRecord> {
     let client = registered_client(state, who).await?;
     if client.role != "ra" {
         return Err(unauthorized(format!(
@@ -528,6 +569,9 @@ async fn revoke(
     let record = ca
         .revoke(&ra.ca_name, &old.serial, reason, b.invalidity_date)
         .await?;
+    // A client certificate revoked here is refused from the next request on.
+    state.callers.clear();
+    state.ras.clear();
     let der = record.der.clone();
     Ok((
         StatusCode::OK,

@@ -20,7 +20,9 @@ use gpki_service::ca_api::{
     check_csr_sans, check_sans, check_scope, holder_revocation_message, CertificateReply,
     HolderRevocationBody, IssueBody, RenewBody, RevokeBody,
 };
-use gpki_service::mtls::{caller, ApiMetrics, ClientTls, Refusals, Running, ServerTls};
+use gpki_service::mtls::{
+    caller, peer_key, ApiMetrics, AuthCache, ClientTls, Refusals, Running, ServerTls,
+};
 use gpki_service::{plain, Body, HttpLimits};
 use gpki_store::{
     AuditEvent, Enrolment, IdentityRecord, NewRequest, OperatorRecord, RaRecord, RaRequest, Store,
@@ -50,10 +52,19 @@ pub struct Config {
     pub ca: ClientTls,
     #[serde(default)]
     pub http: HttpLimits,
+    /// How long an operator's standing (certificate in force, operator and RA
+    /// active) is trusted before the store is read again: at most 1000, so a
+    /// revoked certificate or a suspended operator is refused within a second.
+    /// 0 reads the store on every request.
+    #[serde(default = "default_auth_cache_ms")]
+    pub auth_cache_ms: u64,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8444".into()
+}
+fn default_auth_cache_ms() -> u64 {
+    500
 }
 fn default_max_request_bytes() -> usize {
     64 * 1024
@@ -163,9 +174,12 @@ struct State {
     ca: ApiClient,
     metrics: ApiMetrics,
     refusals: Refusals,
+    /// Operators by the SHA-256 of their certificate.
+    operators: AuthCache<[u8; 32], Operator>,
 }
 
 pub async fn start(config: Config) -> Result<Running> {
+    let operators = AuthCache::new(config.auth_cache_ms)?;
     let store = Store::open(&config.store).await?;
     let profiles = match &config.policies {
         Some(dir) => Profiles::load_dir(dir)?,
@@ -185,6 +199,7 @@ pub async fn start(config: Config) -> Result<Running> {
         ca,
         metrics,
         refusals,
+        operators,
     });
     gpki_service::mtls::start("RA service", &listen, limits, acceptor, move |req| {
         let state = state.clone();
@@ -256,6 +271,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// The operator making a call, with their RA.
+#[derive(Clone)]
 struct Operator {
     record: OperatorRecord,
     ra: RaRecord,
@@ -367,45 +383,18 @@ async fn api(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let who = match caller(&state.store, &req).await {
-        Ok(w) => w,
-        Err(e) => {
-            if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("unauthenticated");
-                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
-                    None => state.refusals.record_anonymous(&path, &e.detail).await,
-                    Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
+    let key = peer_key(&req);
+    let op = match key.and_then(|k| state.operators.get(&k, gpki_pki::time::now())) {
+        Some(op) => op,
+        None => match authenticate(state, &req, &path).await {
+            Ok((op, not_after)) => {
+                if let Some(k) = key {
+                    state.operators.put(k, not_after, op.clone());
                 }
+                op
             }
-            return error_reply(&e);
-        }
-    };
-    // A certificate the store holds in force: refusals from here name it.
-    let label = format!("cert:{}", who.label());
-    let req_peer = req
-        .extensions()
-        .get::<gpki_service::tls::PeerCertificate>()
-        .cloned();
-    let cert_id = who.cert.id;
-    let op = match operator(state, who).await {
-        Ok(o) => o,
-        Err(e) => {
-            if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("unauthorized");
-                // An operator's certificate (suspended, removed, of another RA) is
-                // audited every time under its name; any other certificate the
-                // store holds (an official's) at most once a second, so holders
-                // cannot flood the audit log.
-                match state.store.operator_by_cert(cert_id).await {
-                    Ok(Some(_)) => state.refusals.record(&label, &path, &e).await,
-                    _ => match req_peer {
-                        Some(c) => state.refusals.record_unknown(&c.0, &path, &e).await,
-                        None => state.refusals.record_anonymous(&path, &e.detail).await,
-                    },
-                }
-            }
-            return error_reply(&e);
-        }
+            Err(reply) => return reply,
+        },
     };
     let body = match body_of(state, req).await {
         Ok(b) => b,
@@ -443,6 +432,56 @@ async fn api(
                 state.refusals.record(&op.label, &path, &e).await;
             }
             error_reply(&e)
+        }
+    }
+}
+
+/// The operator behind the request's client certificate, read from the store,
+/// with the certificate's `not_after`; or the (audited) refusal.
+async fn authenticate(
+    state: &State,
+    req: &Request<Incoming>,
+    path: &str,
+) -> std::result::Result<(Operator, i64), Response<Body>> {
+    let who = match caller(&state.store, req).await {
+        Ok(w) => w,
+        Err(e) => {
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("unauthenticated");
+                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
+                    None => state.refusals.record_anonymous(path, &e.detail).await,
+                    Some(c) => state.refusals.record_unknown(&c.0, path, &e).await,
+                }
+            }
+            return Err(error_reply(&e));
+        }
+    };
+    // A certificate the store holds in force: refusals from here name it.
+    let label = format!("cert:{}", who.label());
+    let req_peer = req
+        .extensions()
+        .get::<gpki_service::tls::PeerCertificate>()
+        .cloned();
+    let cert_id = who.cert.id;
+    let not_after = who.cert.not_after;
+    match operator(state, who).await {
+        Ok(o) => Ok((o, not_after)),
+        Err(e) => {
+            if e.kind == ErrorKind::Unauthorized {
+                state.metrics.refused("unauthorized");
+                // An operator's certificate (suspended, removed, of another RA) is
+                // audited every time under its name; any other certificate the
+                // store holds (an official's) at most once a second, so holders
+                // cannot flood the audit log.
+                match state.store.operator_by_cert(cert_id).await {
+                    Ok(Some(_)) => state.refusals.record(&label, path, &e).await,
+                    _ => match req_peer {
+                        Some(c) => state.refusals.record_unknown(&c.0, path, &e).await,
+                        None => state.refusals.record_anonymous(path, &e.detail).await,
+                    },
+                }
+            }
+            Err(error_reply(&e))
         }
     }
 }
@@ -827,6 +866,9 @@ async fn settle(
                     ))
                 })?;
             let to = if r.kind == "revoke" {
+                // An operator's certificate revoked here is refused from the
+                // next request on.
+                state.operators.clear();
                 "revoked"
             } else {
                 "issued"
@@ -1321,6 +1363,8 @@ async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> R
             ),
         )
         .await?;
+    // The change holds from the next request, not after the cache's age.
+    state.operators.clear();
     Ok((StatusCode::OK, json!({ "operator": updated })))
 }
 

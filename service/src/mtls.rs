@@ -106,7 +106,82 @@ impl ClientTls {
     }
 }
 
+/// What a service concluded about a client certificate (who its holder is and
+/// that it may call), kept for at most `ttl` and never past the certificate's
+/// `not_after`: a certificate revoked, or an operator or RA suspended, in the
+/// store is refused within `ttl` (at most a second, as issue 10 promises) without
+/// a store read on every request. A zero `ttl` keeps nothing. Only successes are
+/// kept; a service clears the cache when it changes a standing itself.
+pub struct AuthCache<K, V> {
+    ttl: Duration,
+    map: Mutex<std::collections::HashMap<K, (Instant, i64, V)>>,
+}
+
+/// The most an [`AuthCache`] may keep an answer: the services promise to refuse a
+/// certificate within a second of its revocation.
+pub const AUTH_CACHE_MAX_MS: u64 = 1_000;
+
+/// Entries kept before the cache starts afresh (bounded memory under a flood of
+/// distinct certificates).
+const AUTH_CACHE_ENTRIES: usize = 16_384;
+
+impl<K: std::hash::Hash + Eq, V: Clone> AuthCache<K, V> {
+    /// Refuses a `ttl_ms` over [`AUTH_CACHE_MAX_MS`].
+    pub fn new(ttl_ms: u64) -> Result<AuthCache<K, V>> {
+        if ttl_ms > AUTH_CACHE_MAX_MS {
+            return Err(Error::malformed(format!(
+                "auth_cache_ms = {ttl_ms}: at most {AUTH_CACHE_MAX_MS} (a revoked certificate is refused within a second)"
+            )));
+        }
+        Ok(AuthCache {
+            ttl: Duration::from_millis(ttl_ms),
+            map: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// The answer for `key`, when it is younger than the ttl and the certificate
+    /// it is about is still within its validity at `now`.
+    pub fn get(&self, key: &K, now: i64) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.lock().expect("auth cache");
+        match map.get(key) {
+            Some((at, not_after, v)) if at.elapsed() < self.ttl && now <= *not_after => {
+                Some(v.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps `v` for `key`, about a certificate valid until `not_after`.
+    pub fn put(&self, key: K, not_after: i64, v: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.lock().expect("auth cache");
+        if map.len() >= AUTH_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (Instant::now(), not_after, v));
+    }
+
+    /// Forgets everything (after the service changed a standing itself).
+    pub fn clear(&self) {
+        self.map.lock().expect("auth cache").clear();
+    }
+}
+
+/// The SHA-256 of the client certificate of `req`, when it has one: the key of
+/// an [`AuthCache`].
+pub fn peer_key(req: &Request<Incoming>) -> Option<[u8; 32]> {
+    req.extensions()
+        .get::<PeerCertificate>()
+        .map(|c| openssl::sha::sha256(&c.0))
+}
+
 /// The caller of a request: the store's row for its certificate, in force now.
+#[derive(Clone)]
 pub struct Caller {
     pub cert: CertificateRecord,
     pub authority: AuthorityRecord,
@@ -391,4 +466,35 @@ where
         shutdown,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_cache_keeps_an_answer_for_its_ttl_and_never_past_not_after() {
+        let cache: AuthCache<u8, &str> = AuthCache::new(200).unwrap();
+        let now = 1_000;
+        cache.put(1, now + 10, "op");
+        assert_eq!(cache.get(&1, now), Some("op"));
+        // The certificate's validity ends before the ttl does.
+        assert_eq!(cache.get(&1, now + 11), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(cache.get(&1, now), None, "kept past its ttl");
+        cache.put(2, now + 10, "op");
+        cache.clear();
+        assert_eq!(cache.get(&2, now), None, "kept past clear()");
+    }
+
+    #[test]
+    fn auth_cache_of_zero_keeps_nothing_and_over_a_second_is_refused() {
+        let cache: AuthCache<u8, &str> = AuthCache::new(0).unwrap();
+        cache.put(1, i64::MAX, "op");
+        assert_eq!(cache.get(&1, 0), None);
+        let e = AuthCache::<u8, &str>::new(AUTH_CACHE_MAX_MS + 1)
+            .err()
+            .expect("over a second refused");
+        assert!(e.detail.contains("within a second"), "{e}");
+    }
 }

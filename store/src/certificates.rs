@@ -7,6 +7,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, append_many, AuditEvent};
+use std::sync::Arc;
+
+use crate::writer::Done;
 use crate::{db_err, Store};
 
 /// Where a certificate is in its life.
@@ -231,6 +234,11 @@ async fn key_lock(
 /// and cACompromise. A key revoked for either is never certified again.
 const COMPROMISED: &str = "status = 'revoked' AND reason IN (1, 2)";
 
+/// [`COMPROMISED`] for the certificates row named `alias` in a query.
+pub(crate) fn compromised_in(alias: &str) -> String {
+    format!("{alias}.status = 'revoked' AND {alias}.reason IN (1, 2)")
+}
+
 async fn insert_pending(
     conn: &mut sqlx::AnyConnection,
     c: &NewCertificate,
@@ -265,12 +273,30 @@ async fn insert_pending(
     }
 }
 
+/// Attaches the signed DER to pending row `id` and marks it issued.
+async fn set_issued(conn: &mut sqlx::AnyConnection, id: i64, der: &[u8]) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE certificates SET status = 'issued', der = $1 WHERE id = $2 AND status = 'pending'",
+    )
+    .bind(der)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() != 1 {
+        return Err(Error::conflict(format!(
+            "certificate row {id} is not pending"
+        )));
+    }
+    Ok(())
+}
+
 /// The refusal for a compromised key, naming the certificate that was revoked.
 async fn compromised_error(conn: &mut sqlx::AnyConnection, spki_sha256: &str) -> Error {
     let sql = format!(
         "SELECT a.name AS ca, c.serial AS serial, c.reason AS reason FROM certificates c \
-         JOIN authorities a ON a.id = c.issuer_id WHERE c.spki_sha256 = $1 AND c.{} LIMIT 1",
-        COMPROMISED.replace(" AND reason", " AND c.reason")
+         JOIN authorities a ON a.id = c.issuer_id WHERE c.spki_sha256 = $1 AND {} LIMIT 1",
+        compromised_in("c")
     );
     let found = sqlx::query(&sql)
         .bind(spki_sha256)
@@ -308,12 +334,19 @@ async fn bump_revocation_seq(conn: &mut sqlx::AnyConnection, issuer_id: i64) -> 
 impl Store {
     /// Step 1 of issuance: records the serial and tbsCertificate as `pending`.
     /// A duplicate serial (or batch request key) for the same CA is refused.
+    /// Committed with the other writes of the moment (group commit).
     pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        key_lock(self.backend(), &mut tx, &cert.spki_sha256).await?;
-        let id = insert_pending(&mut tx, cert, gpki_pki::time::now()).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(id)
+        let (cert, backend) = (Arc::new(cert.clone()), self.backend());
+        self.writer
+            .write(move |conn| {
+                let cert = cert.clone();
+                Box::pin(async move {
+                    key_lock(backend, conn, &cert.spki_sha256).await?;
+                    let id = insert_pending(conn, &cert, gpki_pki::time::now()).await?;
+                    Ok(Done::new(id, Vec::new()))
+                })
+            })
+            .await
     }
 
     /// Records many pending certificates in one transaction (bulk issuance).
@@ -350,6 +383,9 @@ impl Store {
                 q = q.bind(k);
             }
             let rows = q.fetch_all(self.pool()).await.map_err(db_err)?;
+            if rows.is_empty() {
+                continue;
+            }
             let mut conn = self.pool().acquire().await.map_err(db_err)?;
             for r in rows {
                 let k: String = r.try_get("spki_sha256").map_err(db_err)?;
@@ -361,8 +397,17 @@ impl Store {
     }
 
     /// Final step of issuance: attaches the signed DER and marks the row issued.
+    /// Committed with the other writes of the moment (group commit).
     pub async fn mark_issued(&self, id: i64, der: &[u8], audit: &AuditEvent) -> Result<()> {
-        self.mark_issued_many(&[(id, der.to_vec(), audit.clone())])
+        let (der, audit) = (Arc::new(der.to_vec()), audit.clone());
+        self.writer
+            .write(move |conn| {
+                let (der, audit) = (der.clone(), audit.clone());
+                Box::pin(async move {
+                    set_issued(conn, id, &der).await?;
+                    Ok(Done::new((), vec![audit]))
+                })
+            })
             .await
     }
 
@@ -371,17 +416,7 @@ impl Store {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let now = gpki_pki::time::now();
         for (id, der, _) in issued {
-            let done = sqlx::query("UPDATE certificates SET status = 'issued', der = $1 WHERE id = $2 AND status = 'pending'")
-                .bind(der)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            if done.rows_affected() != 1 {
-                return Err(Error::conflict(format!(
-                    "certificate row {id} is not pending"
-                )));
-            }
+            set_issued(&mut tx, *id, der).await?;
         }
         let events: Vec<&AuditEvent> = issued.iter().map(|(_, _, e)| e).collect();
         append_many(&mut tx, &events, now).await?;

@@ -13,6 +13,7 @@ mod ra;
 pub mod standing;
 mod status;
 mod tsa;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::{Arc, Once, RwLock};
@@ -55,12 +56,17 @@ pub struct Store {
     /// writes them; the sequences that do change are not part of the record).
     /// Whether a CA may sign is never cached: that is its certificate's row.
     active_cas: Arc<RwLock<ActiveCas>>,
+    /// Group commit for the services' hot writes.
+    writer: Arc<writer::Writer>,
 }
 
 #[derive(Default, Debug)]
 struct ActiveCas {
     by_id: std::collections::HashMap<i64, AuthorityRecord>,
     by_name: std::collections::HashMap<String, i64>,
+    /// By the DER of the subject name of their certificates (a client
+    /// certificate's issuer name finds its CA here).
+    by_subject: std::collections::HashMap<Vec<u8>, Vec<i64>>,
 }
 
 impl Store {
@@ -72,10 +78,28 @@ impl Store {
 
     fn remember_ca(&self, r: &AuthorityRecord) {
         if r.status == "active" {
+            let subject = r
+                .cert_der
+                .as_deref()
+                .and_then(|d| gpki_pki::cert::decode(d).ok())
+                .and_then(|c| der::Encode::to_der(&c.tbs_certificate.subject).ok());
             let mut c = self.active_cas.write().expect("CA cache");
             c.by_name.insert(r.name.clone(), r.id);
-            c.by_id.insert(r.id, r.clone());
+            if c.by_id.insert(r.id, r.clone()).is_none() {
+                if let Some(subject) = subject {
+                    c.by_subject.entry(subject).or_default().push(r.id);
+                }
+            }
         }
+    }
+
+    /// The cached active CAs whose certificate's subject is `name_der`.
+    fn cached_cas_named(&self, name_der: &[u8]) -> Vec<AuthorityRecord> {
+        let c = self.active_cas.read().expect("CA cache");
+        c.by_subject
+            .get(name_der)
+            .map(|ids| ids.iter().filter_map(|i| c.by_id.get(i).cloned()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -210,6 +234,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(acquire_timeout)
+            // A SQLite connection is a file handle that does not go stale: pinging
+            // its worker thread before each use only costs two thread handoffs.
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -229,6 +256,7 @@ impl Store {
             .await
             .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
         Ok(Store {
+            writer: Arc::new(writer::Writer::start(pool.clone())),
             pool,
             backend,
             url,
@@ -445,7 +473,14 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter().map(Self::authority_from_row).collect()
+        let all = rows
+            .iter()
+            .map(Self::authority_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        for r in &all {
+            self.remember_ca(r);
+        }
+        Ok(all)
     }
 
     /// Row counts of the main tables.

@@ -29,16 +29,26 @@ impl Store {
         .map_err(|e| refused(format!("client certificate: {}", e.detail)))?
         .to_hex();
         let serial = serial.as_str();
+        // The cached active CAs first (every call after the first); a CA the
+        // cache does not hold yet is found by reading them all.
         let mut found = None;
-        for a in self.authorities().await? {
-            let Some(ca_der) = &a.cert_der else { continue };
-            let ca = gpki_pki::cert::decode(ca_der)?;
-            if ca.tbs_certificate.subject.to_der()? != issuer_name {
-                continue;
-            }
+        for a in self.cached_cas_named(&issuer_name) {
             if let Some(row) = self.certificate(a.id, serial).await? {
                 found = Some((row, a));
                 break;
+            }
+        }
+        if found.is_none() {
+            for a in self.authorities().await? {
+                let Some(ca_der) = &a.cert_der else { continue };
+                let ca = gpki_pki::cert::decode(ca_der)?;
+                if ca.tbs_certificate.subject.to_der()? != issuer_name {
+                    continue;
+                }
+                if let Some(row) = self.certificate(a.id, serial).await? {
+                    found = Some((row, a));
+                    break;
+                }
             }
         }
         let (row, authority) = found.ok_or_else(|| {

@@ -8,6 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
+use std::sync::Arc;
+
+use crate::writer::Done;
 use crate::{db_err, AuditEvent, Store};
 
 /// A registration authority.
@@ -557,60 +560,32 @@ impl Store {
         if let Some(existing) = self.request_by_key(new.ra_id, &new.idempotency_key).await? {
             return replay(existing, new);
         }
-        let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let inserted = sqlx::query(
-            "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
-             target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) RETURNING id",
-        )
-        .bind(new.ra_id)
-        .bind(&new.idempotency_key)
-        .bind(&new.body_sha256)
-        .bind(&new.kind)
-        .bind(&new.profile)
-        .bind(&new.subject)
-        .bind(&new.csr)
-        .bind(list(&new.sans))
-        .bind(new.target_cert_id)
-        .bind(new.reason)
-        .bind(new.submitted_by)
-        .bind(now)
-        .bind(new.enrol.as_ref().map(|e| e.name.clone()))
-        .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
-        .bind(if new.approved || new.approved_by.is_some() {
-            "approved"
-        } else {
-            "submitted"
-        })
-        .bind(new.approved_by)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match inserted {
-            Ok(r) => r,
-            Err(e) => {
-                let e = db_err(e);
-                drop(tx);
-                // A concurrent replay won the race: answer as it would have.
-                if e.kind == ErrorKind::AlreadyExists {
-                    if let Some(existing) =
-                        self.request_by_key(new.ra_id, &new.idempotency_key).await?
-                    {
-                        return replay(existing, new);
+        let job = (Arc::new(new.clone()), identity.cloned(), audit.clone());
+        let inserted = self
+            .writer
+            .write::<i64>(move |conn| {
+                let (new, identity, mut audit) = job.clone();
+                Box::pin(async move {
+                    let id = insert_request(conn, &new).await?;
+                    if let Some(v) = &identity {
+                        insert_identity(conn, id, v).await?;
                     }
+                    audit.target = format!("ra-request:{id}");
+                    Ok(Done::new(id, vec![audit]))
+                })
+            })
+            .await;
+        match inserted {
+            Ok(id) => Ok((self.request(id).await?, true)),
+            // A concurrent replay won the race: answer as it would have.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                match self.request_by_key(new.ra_id, &new.idempotency_key).await? {
+                    Some(existing) => replay(existing, new),
+                    None => Err(e),
                 }
-                return Err(e);
             }
-        };
-        let id: i64 = row.try_get("id").map_err(db_err)?;
-        if let Some(v) = identity {
-            insert_identity(&mut tx, id, v).await?;
+            Err(e) => Err(e),
         }
-        let mut audit = audit.clone();
-        audit.target = format!("ra-request:{id}");
-        append(&mut tx, &audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok((self.request(id).await?, true))
     }
 
     /// Adds the identity verification of a request not yet decided.
@@ -709,43 +684,89 @@ impl Store {
         t: &Transition<'_>,
         audit: &AuditEvent,
     ) -> Result<RaRequest> {
-        let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let from: Vec<String> = t.from.iter().map(|s| format!("'{s}'")).collect();
         debug_assert!(t
             .from
             .iter()
             .all(|s| s.chars().all(|c| c.is_ascii_lowercase())));
-        let sql = format!(
+        let from: Vec<String> = t.from.iter().map(|s| format!("'{s}'")).collect();
+        let sql = Arc::new(format!(
             "UPDATE ra_requests SET status = $1, updated_at = $2, \
              approved_by = COALESCE($3, approved_by), decided_by = COALESCE($4, decided_by), \
              note = COALESCE($5, note), cert_id = COALESCE($6, cert_id) \
              WHERE id = $7 AND status IN ({})",
             from.join(", ")
-        );
-        let done = sqlx::query(&sql)
-            .bind(t.to)
-            .bind(now)
-            .bind(t.approved_by)
-            .bind(t.decided_by)
-            .bind(&t.note)
-            .bind(t.cert_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() != 1 {
-            drop(tx);
-            let current = self.request(id).await?;
-            return Err(Error::conflict(format!(
-                "request {id} is {}; it cannot become {}",
-                current.status, t.to
-            )));
-        }
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        ));
+        let to = t.to.to_string();
+        let (approved_by, decided_by, cert_id) = (t.approved_by, t.decided_by, t.cert_id);
+        let note = t.note.clone();
+        let audit = audit.clone();
+        self.writer
+            .write::<()>(move |conn| {
+                let (sql, to, note, audit) = (sql.clone(), to.clone(), note.clone(), audit.clone());
+                Box::pin(async move {
+                    let done = sqlx::query(&sql)
+                        .bind(&to)
+                        .bind(gpki_pki::time::now())
+                        .bind(approved_by)
+                        .bind(decided_by)
+                        .bind(&note)
+                        .bind(cert_id)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() != 1 {
+                        let current: Option<String> =
+                            sqlx::query_scalar("SELECT status FROM ra_requests WHERE id = $1")
+                                .bind(id)
+                                .fetch_optional(&mut *conn)
+                                .await
+                                .map_err(db_err)?;
+                        return Err(match current {
+                            Some(s) => Error::conflict(format!(
+                                "request {id} is {s}; it cannot become {to}"
+                            )),
+                            None => Error::not_found(format!("no request {id}")),
+                        });
+                    }
+                    Ok(Done::new((), vec![audit]))
+                })
+            })
+            .await?;
         self.request(id).await
     }
+}
+
+async fn insert_request(conn: &mut sqlx::AnyConnection, new: &NewRequest) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
+         target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) RETURNING id",
+    )
+    .bind(new.ra_id)
+    .bind(&new.idempotency_key)
+    .bind(&new.body_sha256)
+    .bind(&new.kind)
+    .bind(&new.profile)
+    .bind(&new.subject)
+    .bind(&new.csr)
+    .bind(list(&new.sans))
+    .bind(new.target_cert_id)
+    .bind(new.reason)
+    .bind(new.submitted_by)
+    .bind(gpki_pki::time::now())
+    .bind(new.enrol.as_ref().map(|e| e.name.clone()))
+    .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
+    .bind(if new.approved || new.approved_by.is_some() {
+        "approved"
+    } else {
+        "submitted"
+    })
+    .bind(new.approved_by)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    row.try_get("id").map_err(db_err)
 }
 
 fn replay(existing: RaRequest, new: &NewRequest) -> Result<(RaRequest, bool)> {

@@ -7,7 +7,12 @@ use gpki_pki::crl::RevocationReason;
 use gpki_pki::serial::SerialNumber;
 use gpki_pki::{Error, Result};
 
-use crate::{AuthorityRecord, CertStatus, Store};
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::certificates::compromised_in;
+use crate::{db_err, AuthorityRecord, CertStatus, Store};
 
 /// Where a CA stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,31 +108,52 @@ impl Standing {
     }
 }
 
-/// The standing of CA `record` at `now`: walks from it to its root and stops at
-/// the first certificate not in force. Reads only; the CA, the TSA and `gpki ca
-/// list` share it.
+/// The standing of CA `record` at `now`: from it to its root, the first
+/// certificate not in force. Reads only, and one statement: the CA records come
+/// from the store's cache of active CAs and every certificate row of the chain,
+/// with whether its key is compromised, is read at once. The CA, the TSA, the
+/// services' client checks and `gpki ca list` share it.
 pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Result<Standing> {
     if record.status != "active" {
         return Ok(Standing::Pending);
     }
+    // The chain, from the CA up, as far as MAX_DEPTH (a parent loop written into
+    // the store goes no further).
+    let mut chain: Vec<Level> = Vec::new();
     let mut walk = Some(record.clone());
-    let mut depth = 0;
     while let Some(r) = walk {
-        depth += 1;
-        if depth > MAX_DEPTH {
-            // A parent loop written into the store: the chain cannot be established.
-            return Ok(Standing::Unusable {
-                ca: r.name,
-                why: Why::Unknown,
-            });
-        }
-        if let Some(why) = why_not_in_force(store, &r, now).await? {
-            return Ok(Standing::Unusable { ca: r.name, why });
+        if chain.len() == MAX_DEPTH {
+            chain.push(Level::of(r)?);
+            break;
         }
         walk = match r.parent_id {
             Some(p) if p != r.id => Some(store.authority(p).await?),
             _ => None,
         };
+        chain.push(Level::of(r)?);
+    }
+    let looped = chain.len() > MAX_DEPTH;
+    let checked = &chain[..chain.len().min(MAX_DEPTH)];
+    let rows = chain_rows(store, checked).await?;
+    for level in checked {
+        let key = (level.issuer_id, level.serial.clone().unwrap_or_default());
+        let why = match (&level.serial, rows.get(&key)) {
+            (None, _) | (_, None) => Some(Why::Unknown),
+            (Some(_), Some(row)) => level.why_not_in_force(row, now),
+        };
+        if let Some(why) = why {
+            return Ok(Standing::Unusable {
+                ca: level.name.clone(),
+                why,
+            });
+        }
+    }
+    if looped {
+        // The chain cannot be established.
+        return Ok(Standing::Unusable {
+            ca: chain[MAX_DEPTH].name.clone(),
+            why: Why::Unknown,
+        });
     }
     Ok(Standing::Active)
 }
@@ -135,45 +161,120 @@ pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Resu
 /// More CAs above one another than any real hierarchy has.
 const MAX_DEPTH: usize = 16;
 
-async fn why_not_in_force(store: &Store, r: &AuthorityRecord, now: i64) -> Result<Option<Why>> {
-    let Some(der) = r.cert_der.as_deref() else {
-        return Ok(Some(Why::Unknown));
-    };
-    let cert = gpki_pki::cert::decode(der).map_err(|e| {
-        Error::internal(format!(
-            "stored certificate of CA `{}` does not decode: {e}",
-            r.name
-        ))
-    })?;
-    let tbs = &cert.tbs_certificate;
-    let serial = SerialNumber::from_bytes(tbs.serial_number.as_bytes())?.to_hex();
-    // A root's certificate is recorded under the root itself.
-    let issuer_id = r.parent_id.unwrap_or(r.id);
-    let Some(row) = store.certificate(issuer_id, &serial).await? else {
-        return Ok(Some(Why::Unknown));
-    };
-    match row.status {
-        CertStatus::Revoked => {
-            return Ok(Some(Why::Revoked(
-                row.reason.and_then(RevocationReason::from_code),
-            )))
+/// One CA of a chain: where its certificate's row is and when it is valid.
+struct Level {
+    name: String,
+    /// A root's certificate is recorded under the root itself.
+    issuer_id: i64,
+    /// None when the CA has no certificate.
+    serial: Option<String>,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// A CA certificate's row, and whether its key was revoked as compromised in
+/// any certificate of the store.
+struct ChainRow {
+    status: CertStatus,
+    reason: Option<i64>,
+    compromised: bool,
+}
+
+impl Level {
+    fn of(r: AuthorityRecord) -> Result<Level> {
+        let issuer_id = r.parent_id.unwrap_or(r.id);
+        let Some(der) = r.cert_der.as_deref() else {
+            return Ok(Level {
+                name: r.name,
+                issuer_id,
+                serial: None,
+                not_before: 0,
+                not_after: 0,
+            });
+        };
+        let cert = gpki_pki::cert::decode(der).map_err(|e| {
+            Error::internal(format!(
+                "stored certificate of CA `{}` does not decode: {e}",
+                r.name
+            ))
+        })?;
+        let tbs = &cert.tbs_certificate;
+        Ok(Level {
+            name: r.name,
+            issuer_id,
+            serial: Some(SerialNumber::from_bytes(tbs.serial_number.as_bytes())?.to_hex()),
+            not_before: gpki_pki::time::unix_seconds(&tbs.validity.not_before),
+            not_after: gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+        })
+    }
+
+    fn why_not_in_force(&self, row: &ChainRow, now: i64) -> Option<Why> {
+        match row.status {
+            CertStatus::Revoked => {
+                return Some(Why::Revoked(
+                    row.reason.and_then(RevocationReason::from_code),
+                ))
+            }
+            CertStatus::Hold => return Some(Why::Hold),
+            CertStatus::Issued => {}
+            CertStatus::Pending | CertStatus::Abandoned => return Some(Why::Unknown),
         }
-        CertStatus::Hold => return Ok(Some(Why::Hold)),
-        CertStatus::Issued => {}
-        CertStatus::Pending | CertStatus::Abandoned => return Ok(Some(Why::Unknown)),
+        if row.compromised {
+            return Some(Why::KeyCompromised);
+        }
+        if self.not_after < now {
+            return Some(Why::Expired);
+        }
+        if self.not_before > now {
+            return Some(Why::NotYetValid);
+        }
+        None
     }
-    if !store
-        .compromised_keys(std::slice::from_ref(&row.spki_sha256))
-        .await?
-        .is_empty()
-    {
-        return Ok(Some(Why::KeyCompromised));
+}
+
+/// The rows of `chain`'s certificates, by (issuer id, serial), in one statement.
+async fn chain_rows(store: &Store, chain: &[Level]) -> Result<HashMap<(i64, String), ChainRow>> {
+    let wanted: Vec<(i64, &str)> = chain
+        .iter()
+        .filter_map(|l| l.serial.as_deref().map(|s| (l.issuer_id, s)))
+        .collect();
+    let mut out = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
     }
-    if gpki_pki::time::unix_seconds(&tbs.validity.not_after) < now {
-        return Ok(Some(Why::Expired));
+    let pairs: Vec<String> = (0..wanted.len())
+        .map(|i| {
+            format!(
+                "(c.issuer_id = ${} AND c.serial = ${})",
+                2 * i + 1,
+                2 * i + 2
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT c.issuer_id, c.serial, c.status, c.reason, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM certificates k WHERE k.spki_sha256 = c.spki_sha256 \
+         AND {}) THEN 1 ELSE 0 END AS BIGINT) AS compromised \
+         FROM certificates c WHERE {}",
+        compromised_in("k"),
+        pairs.join(" OR ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (issuer, serial) in &wanted {
+        q = q.bind(*issuer).bind(*serial);
     }
-    if gpki_pki::time::unix_seconds(&tbs.validity.not_before) > now {
-        return Ok(Some(Why::NotYetValid));
+    for row in q.fetch_all(store.pool()).await.map_err(db_err)? {
+        let issuer_id: i64 = row.try_get("issuer_id").map_err(db_err)?;
+        let serial: String = row.try_get("serial").map_err(db_err)?;
+        let status: String = row.try_get("status").map_err(db_err)?;
+        out.insert(
+            (issuer_id, serial),
+            ChainRow {
+                status: status.parse()?,
+                reason: row.try_get("reason").map_err(db_err)?,
+                compromised: row.try_get::<i64, _>("compromised").map_err(db_err)? != 0,
+            },
+        );
     }
-    Ok(None)
+    Ok(out)
 }
