@@ -110,6 +110,9 @@ pub struct IssueRequest {
     pub renewed_from: Option<i64>,
 }
 
+/// A CA key, decrypted on first use.
+type KeyCell = Arc<tokio::sync::OnceCell<Arc<SoftwareKey>>>;
+
 /// The CA service: the store, the profiles and the key directory. Cheap to
 /// clone; clones share the key cache.
 #[derive(Clone)]
@@ -119,7 +122,9 @@ pub struct Ca {
     key_dir: PathBuf,
     passphrase: Arc<Passphrase>,
     actor: String,
-    keys: Arc<Mutex<HashMap<String, Arc<SoftwareKey>>>>,
+    /// One cell per CA, so concurrent first calls decrypt its key once and a
+    /// key being decrypted holds up no other CA's signing.
+    keys: Arc<Mutex<HashMap<String, KeyCell>>>,
 }
 
 /// An issuing CA, ready to sign.
@@ -178,19 +183,28 @@ impl Ca {
         self.key_dir.join(format!("{ca_name}.key.pem"))
     }
 
-    fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
-        // Held while a key is read, so concurrent first calls decrypt it (600,000
-        // PBKDF2 rounds) once, not once each.
-        let mut keys = self.keys.lock().expect("key cache");
-        if let Some(k) = keys.get(&record.name) {
-            return Ok(k.clone());
-        }
-        let alg: SignatureAlgorithm = record.signature_algorithm.parse()?;
-        let key = SoftwareKey::read_encrypted(Path::new(&record.key_path), &self.passphrase)?
+    async fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
+        let cell = self
+            .keys
+            .lock()
+            .expect("key cache")
+            .entry(record.name.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let alg: SignatureAlgorithm = record.signature_algorithm.parse()?;
+            let (path, pass) = (record.key_path.clone(), self.passphrase.clone());
+            // 600,000 PBKDF2 rounds: off the async workers.
+            let key = tokio::task::spawn_blocking(move || {
+                SoftwareKey::read_encrypted(Path::new(&path), &pass)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("reading a CA key: {e}")))??
             .with_algorithm(alg)?;
-        let key = Arc::new(key);
-        keys.insert(record.name.clone(), key.clone());
-        Ok(key)
+            Ok::<_, Error>(Arc::new(key))
+        })
+        .await
+        .cloned()
     }
 
     /// Everything needed to sign certificates under CA `name`: its record, issuer
@@ -241,7 +255,7 @@ impl Ca {
             name_constraints,
             path_len,
         };
-        let key = self.load_key(&record)?;
+        let key = self.load_key(&record).await?;
         if key.public_key_der() != context.spki_der {
             return Err(Error::internal(format!(
                 "key file of CA `{name}` does not match its certificate"
@@ -368,11 +382,8 @@ impl Ca {
             format!("cert:{}/{}", issuer.record.name, new.serial),
             json!({ "profile": profile, "subject": new.subject, "not_after": new.not_after, "renewed_from": renewed_from }),
         );
-        self.store.mark_issued(id, &der, &event).await?;
-        Ok(Issued {
-            record: self.store.certificate_by_id(id).await?,
-            der,
-        })
+        let record = self.store.mark_issued(id, &der, &event).await?;
+        Ok(Issued { record, der })
     }
 
     /// Issues one end-entity certificate (steps 1–7).

@@ -141,6 +141,21 @@ pub async fn start(config: Config) -> Result<Running> {
         "gpki-ca".into(),
     );
     ca.record_profiles().await?;
+    // The keys of the CAs that the RAs issue from are decrypted now (600,000
+    // PBKDF2 rounds each), not while the first requests wait. A CA not in force
+    // is only logged: the service still answers for the others.
+    let issuing: std::collections::BTreeSet<String> = store
+        .ras()
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "active")
+        .map(|r| r.ca_name)
+        .collect();
+    for name in issuing {
+        if let Err(e) = ca.issuer(&name).await {
+            tracing::warn!(ca = %name, error = %e, "CA key not loaded at start");
+        }
+    }
     let metrics = ApiMetrics::new("ca");
     let refusals = Refusals::new(store.clone(), "ca");
     let acceptor = config
@@ -223,11 +238,14 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     let cached = key.and_then(|k| state.callers.get(&k, gpki_pki::time::now()));
     let found = match cached {
         Some(c) => Ok(c),
-        None => caller(&state.store, &req).await.inspect(|c| {
-            if let Some(k) = key {
-                state.callers.put(k, c.cert.not_after, c.clone());
-            }
-        }),
+        None => {
+            let ticket = state.callers.ticket();
+            caller(&state.store, &req).await.inspect(|c| {
+                if let Some(k) = key {
+                    state.callers.put(ticket, k, c.cert.not_after, c.clone());
+                }
+            })
+        }
     };
     let who = match found {
         Ok(c) => c,
@@ -298,8 +316,11 @@ async fn authorize_ra(state: &State, who: &Caller, ra: &str) -> Result<RaRecord>
     if let Some(r) = state.ras.get(&key, gpki_pki::time::now()) {
         return Ok(r);
     }
+    let ticket = state.ras.ticket();
     let record = authorize_ra_in_store(state, who, ra).await?;
-    state.ras.put(key, who.cert.not_after, record.clone());
+    state
+        .ras
+        .put(ticket, key, who.cert.not_after, record.clone());
     Ok(record)
 }
 

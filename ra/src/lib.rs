@@ -386,14 +386,17 @@ async fn api(
     let key = peer_key(&req);
     let op = match key.and_then(|k| state.operators.get(&k, gpki_pki::time::now())) {
         Some(op) => op,
-        None => match authenticate(state, &req, &path).await {
-            Ok((op, not_after)) => {
+        None => match (
+            state.operators.ticket(),
+            authenticate(state, &req, &path).await,
+        ) {
+            (ticket, Ok((op, not_after))) => {
                 if let Some(k) = key {
-                    state.operators.put(k, not_after, op.clone());
+                    state.operators.put(ticket, k, not_after, op.clone());
                 }
                 op
             }
-            Err(reply) => return reply,
+            (_, Err(reply)) => return reply,
         },
     };
     let body = match body_of(state, req).await {

@@ -114,7 +114,20 @@ impl ClientTls {
 /// kept; a service clears the cache when it changes a standing itself.
 pub struct AuthCache<K, V> {
     ttl: Duration,
-    map: Mutex<std::collections::HashMap<K, (Instant, i64, V)>>,
+    entries: Mutex<Entries<K, V>>,
+}
+
+struct Entries<K, V> {
+    map: std::collections::HashMap<K, (Instant, i64, V)>,
+    /// Moved on by every `clear()`: an answer read before it is not kept.
+    generation: u64,
+}
+
+/// When a service began reading an answer from the store: the answer is aged
+/// from then, and dropped when the cache was cleared meanwhile.
+pub struct Ticket {
+    at: Instant,
+    generation: u64,
 }
 
 /// The most an [`AuthCache`] may keep an answer: the services promise to refuse a
@@ -135,7 +148,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> AuthCache<K, V> {
         }
         Ok(AuthCache {
             ttl: Duration::from_millis(ttl_ms),
-            map: Mutex::new(std::collections::HashMap::new()),
+            entries: Mutex::new(Entries {
+                map: std::collections::HashMap::new(),
+                generation: 0,
+            }),
         })
     }
 
@@ -145,8 +161,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> AuthCache<K, V> {
         if self.ttl.is_zero() {
             return None;
         }
-        let map = self.map.lock().expect("auth cache");
-        match map.get(key) {
+        let entries = self.entries.lock().expect("auth cache");
+        match entries.map.get(key) {
             Some((at, not_after, v)) if at.elapsed() < self.ttl && now <= *not_after => {
                 Some(v.clone())
             }
@@ -154,21 +170,36 @@ impl<K: std::hash::Hash + Eq, V: Clone> AuthCache<K, V> {
         }
     }
 
-    /// Keeps `v` for `key`, about a certificate valid until `not_after`.
-    pub fn put(&self, key: K, not_after: i64, v: V) {
+    /// Taken before reading an answer from the store.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            at: Instant::now(),
+            generation: self.entries.lock().expect("auth cache").generation,
+        }
+    }
+
+    /// Keeps `v` for `key`, about a certificate valid until `not_after`, read
+    /// since `ticket`; not when the cache was cleared since.
+    pub fn put(&self, ticket: Ticket, key: K, not_after: i64, v: V) {
         if self.ttl.is_zero() {
             return;
         }
-        let mut map = self.map.lock().expect("auth cache");
-        if map.len() >= AUTH_CACHE_ENTRIES {
-            map.clear();
+        let mut entries = self.entries.lock().expect("auth cache");
+        if entries.generation != ticket.generation {
+            return;
         }
-        map.insert(key, (Instant::now(), not_after, v));
+        if entries.map.len() >= AUTH_CACHE_ENTRIES {
+            entries.map.clear();
+        }
+        entries.map.insert(key, (ticket.at, not_after, v));
     }
 
-    /// Forgets everything (after the service changed a standing itself).
+    /// Forgets everything, and every answer being read now (after the service
+    /// changed a standing itself).
     pub fn clear(&self) {
-        self.map.lock().expect("auth cache").clear();
+        let mut entries = self.entries.lock().expect("auth cache");
+        entries.map.clear();
+        entries.generation += 1;
     }
 }
 
@@ -474,23 +505,38 @@ mod tests {
 
     #[test]
     fn auth_cache_keeps_an_answer_for_its_ttl_and_never_past_not_after() {
-        let cache: AuthCache<u8, &str> = AuthCache::new(200).unwrap();
+        let cache: AuthCache<u8, &str> = AuthCache::new(AUTH_CACHE_MAX_MS).unwrap();
         let now = 1_000;
-        cache.put(1, now + 10, "op");
+        cache.put(cache.ticket(), 1, now + 10, "op");
         assert_eq!(cache.get(&1, now), Some("op"));
         // The certificate's validity ends before the ttl does.
         assert_eq!(cache.get(&1, now + 11), None);
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(AUTH_CACHE_MAX_MS + 100));
         assert_eq!(cache.get(&1, now), None, "kept past its ttl");
-        cache.put(2, now + 10, "op");
+        cache.put(cache.ticket(), 2, now + 10, "op");
         cache.clear();
         assert_eq!(cache.get(&2, now), None, "kept past clear()");
+        // An answer read before a clear() (an operator suspended meanwhile) is
+        // not kept.
+        let ticket = cache.ticket();
+        cache.clear();
+        cache.put(ticket, 3, now + 10, "op");
+        assert_eq!(
+            cache.get(&3, now),
+            None,
+            "an answer older than clear() kept"
+        );
+        // An answer is aged from its ticket, not from put().
+        let ticket = cache.ticket();
+        std::thread::sleep(Duration::from_millis(AUTH_CACHE_MAX_MS + 100));
+        cache.put(ticket, 4, now + 10, "op");
+        assert_eq!(cache.get(&4, now), None, "aged from put()");
     }
 
     #[test]
     fn auth_cache_of_zero_keeps_nothing_and_over_a_second_is_refused() {
         let cache: AuthCache<u8, &str> = AuthCache::new(0).unwrap();
-        cache.put(1, i64::MAX, "op");
+        cache.put(cache.ticket(), 1, i64::MAX, "op");
         assert_eq!(cache.get(&1, 0), None);
         let e = AuthCache::<u8, &str>::new(AUTH_CACHE_MAX_MS + 1)
             .err()

@@ -397,15 +397,32 @@ impl Store {
     }
 
     /// Final step of issuance: attaches the signed DER and marks the row issued.
-    /// Committed with the other writes of the moment (group commit).
-    pub async fn mark_issued(&self, id: i64, der: &[u8], audit: &AuditEvent) -> Result<()> {
+    /// Committed with the other writes of the moment (group commit). Returns
+    /// the row as it now stands.
+    pub async fn mark_issued(
+        &self,
+        id: i64,
+        der: &[u8],
+        audit: &AuditEvent,
+    ) -> Result<CertificateRecord> {
         let (der, audit) = (Arc::new(der.to_vec()), audit.clone());
         self.writer
             .write(move |conn| {
                 let (der, audit) = (der.clone(), audit.clone());
                 Box::pin(async move {
-                    set_issued(conn, id, &der).await?;
-                    Ok(Done::new((), vec![audit]))
+                    let row = sqlx::query(&format!(
+                        "UPDATE certificates SET status = 'issued', der = $1 \
+                         WHERE id = $2 AND status = 'pending' RETURNING {CERT_COLUMNS}"
+                    ))
+                    .bind(&*der)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or_else(|| {
+                        Error::conflict(format!("certificate row {id} is not pending"))
+                    })?;
+                    Ok(Done::new(cert_from_row(&row)?, vec![audit]))
                 })
             })
             .await
@@ -625,6 +642,11 @@ impl Store {
             revoked_at
         };
         let entry = crl_entry(serial, at, reason, invalidity_date)?;
+        if reason == 1 || reason == 2 {
+            // Before the audit head, as a group of recordings takes them (key
+            // locks, then the head): the two orders would deadlock.
+            key_lock(self.backend(), &mut tx, &current.spki_sha256).await?;
+        }
         sqlx::query(
             "UPDATE certificates SET status = $1, revoked_at = $2, reason = $3, invalidity_date = $4, revocation_seq = $5, \
              crl_entry = $6 WHERE id = $7",
@@ -643,8 +665,8 @@ impl Store {
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         if reason == 1 || reason == 2 {
             // BR §4.9.1.1: every certificate of a compromised key is revoked, by
-            // whichever CA of the store issued it, in the same transaction.
-            key_lock(self.backend(), &mut tx, &current.spki_sha256).await?;
+            // whichever CA of the store issued it, in the same transaction (whose
+            // key lock is taken above).
             let others = sqlx::query(
                 "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca \
                  FROM certificates c JOIN authorities a ON a.id = c.issuer_id \

@@ -1,6 +1,7 @@
 //! Who a TLS client is: the certificate it presented, looked up in the store.
-//! The services ask this on every request, so a certificate revoked a moment ago
-//! is refused on the next request, not when the next CRL is published.
+//! The services ask this for every caller they do not hold an answer for (kept
+//! at most a second, `gpki_service::mtls::AuthCache`), so a certificate revoked
+//! a moment ago is refused within a second, not when the next CRL is published.
 
 use der::Encode;
 use gpki_pki::{Error, ErrorKind, Result};

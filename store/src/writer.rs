@@ -7,11 +7,17 @@
 //! callers share the transaction's fixed costs (BEGIN, COMMIT and its fsync, the
 //! audit head) instead of queueing for them one by one.
 //!
-//! A job that fails rolls back the whole group: it is answered with its error and
-//! the others run again as a new group, so no job sees another's failed half.
-//! Jobs are therefore re-runnable (`Fn`), and each decides within the group's
-//! transaction, after the jobs before it. A caller that goes away does not stop
-//! its job: a job is committed or rolled back whole, never cut off.
+//! When a job fails, the group is rolled back and run again with a savepoint
+//! around each job: the jobs that fail again are rolled back alone, the others
+//! commit. Only then is each failed job run once more in a transaction of its
+//! own and answered with what that run says, so a job that failed on another's
+//! uncommitted row (the same request twice at once) sees that row committed, as
+//! it would have queued behind its transaction before. Jobs are therefore
+//! re-runnable (`Fn`), and each decides within the group's transaction, after
+//! the jobs before it. A caller that goes away does not stop its job: a job is
+//! committed or rolled back whole, never cut off. Each group runs in a task of
+//! its own, so a panic fails that group's callers (Unavailable) and not the
+//! writer.
 
 use std::any::Any;
 use std::future::Future;
@@ -49,6 +55,8 @@ impl Done {
 struct Job {
     run: JobFn,
     reply: oneshot::Sender<Result<Box<dyn Any + Send>>>,
+    /// Why its last run failed.
+    error: Option<Error>,
 }
 
 /// The most jobs in one transaction: a group holds the store's write lock (on
@@ -78,6 +86,7 @@ impl Writer {
             .send(Job {
                 run: Arc::new(job),
                 reply,
+                error: None,
             })
             .map_err(|_| Error::new(ErrorKind::Unavailable, "the store's writer has stopped"))?;
         let value = answer.await.map_err(|_| {
@@ -101,17 +110,51 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Until a group runs without a failing job: each failure answers its job
-        // and takes it out.
-        while !group.is_empty() {
-            group = run_group(&pool, group).await;
+        // A panic drops the group's reply senders: its callers hear Unavailable.
+        let _ = tokio::spawn(settle(pool.clone(), group)).await;
+    }
+}
+
+/// Runs `group` to the end: every job is answered.
+async fn settle(pool: AnyPool, group: Vec<Job>) {
+    let failed = match run_group(&pool, group, false).await {
+        Outcome::Done => return,
+        Outcome::Failed(group) => match run_group(&pool, group, true).await {
+            Outcome::Done => return,
+            Outcome::Failed(failed) => failed,
+        },
+    };
+    for job in failed {
+        if let Outcome::Failed(mut again) = run_group(&pool, vec![job], false).await {
+            // Failed alone, in a transaction of its own: that is its answer.
+            if let Some(job) = again.pop() {
+                let e = again_error(&job);
+                let _ = job.reply.send(Err(e));
+            }
         }
     }
 }
 
-/// Runs `group` in one transaction. Returns the jobs to run again (after one of
-/// them failed and was answered), or nothing when every job was answered.
-async fn run_group(pool: &AnyPool, mut group: Vec<Job>) -> Vec<Job> {
+/// The error of a job that failed alone is kept on the job by `run_group`.
+fn again_error(job: &Job) -> Error {
+    job.error
+        .clone()
+        .unwrap_or_else(|| Error::internal("a write failed without an error"))
+}
+
+enum Outcome {
+    /// Every job was answered.
+    Done,
+    /// Without savepoints: the group was rolled back at its first failing job
+    /// and nothing was answered. With savepoints: the jobs that failed, rolled
+    /// back alone and not answered; the others are committed and answered.
+    Failed(Vec<Job>),
+}
+
+/// Runs `group` in one transaction, each job in a savepoint when `savepoints`.
+/// A failure of the transaction itself (connection, audit append, COMMIT) is
+/// every job's answer.
+async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome {
     let mut conn = match pool.acquire().await {
         Ok(c) => c,
         Err(e) => return fail_all(group, db_err(e)),
@@ -120,34 +163,210 @@ async fn run_group(pool: &AnyPool, mut group: Vec<Job>) -> Vec<Job> {
         Ok(t) => t,
         Err(e) => return fail_all(group, db_err(e)),
     };
+    if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+        // A lock held elsewhere (a paused batch, an idle transaction) fails the
+        // group instead of stalling every write of the process behind it.
+        if let Err(e) = sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+        {
+            return fail_all(group, db_err(e));
+        }
+    }
     let mut made = Vec::with_capacity(group.len());
-    for (i, job) in group.iter().enumerate() {
+    let mut kept = Vec::with_capacity(group.len());
+    let mut failed = Vec::new();
+    let mut rest = group.into_iter();
+    while let Some(mut job) = rest.next() {
+        if savepoints {
+            if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
+                kept.push(job);
+                return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
+            }
+        }
         match (job.run)(&mut tx).await {
-            Ok(done) => made.push(done),
+            Ok(done) => {
+                if savepoints {
+                    if let Err(e) = sqlx::query("RELEASE SAVEPOINT job").execute(&mut *tx).await {
+                        kept.push(job);
+                        return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
+                    }
+                }
+                made.push(done);
+                kept.push(job);
+            }
+            Err(e) if savepoints => {
+                if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT job")
+                    .execute(&mut *tx)
+                    .await
+                {
+                    kept.push(job);
+                    return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
+                }
+                job.error = Some(e);
+                failed.push(job);
+            }
             Err(e) => {
                 drop(tx);
-                let failed = group.remove(i);
-                let _ = failed.reply.send(Err(e));
-                return group;
+                job.error = Some(e);
+                kept.push(job);
+                kept.extend(rest);
+                return Outcome::Failed(kept);
             }
         }
     }
     let audit: Vec<&AuditEvent> = made.iter().flat_map(|d| d.audit.iter()).collect();
     if let Err(e) = append_many(&mut tx, &audit, gpki_pki::time::now()).await {
-        return fail_all(group, e);
+        return fail_all(kept.into_iter().chain(failed).collect(), e);
     }
     if let Err(e) = tx.commit().await {
-        return fail_all(group, db_err(e));
+        return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
     }
-    for (job, done) in group.into_iter().zip(made) {
+    for (job, done) in kept.into_iter().zip(made) {
         let _ = job.reply.send(Ok(done.value));
     }
-    Vec::new()
+    if failed.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Failed(failed)
+    }
 }
 
-fn fail_all(group: Vec<Job>, e: Error) -> Vec<Job> {
+fn fail_all(group: Vec<Job>, e: Error) -> Outcome {
     for job in group {
         let _ = job.reply.send(Err(e.clone()));
     }
-    Vec::new()
+    Outcome::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AuditEvent, NewAuthority, NewCertificate, NewRa, NewRequest, Store};
+    use gpki_pki::ErrorKind;
+
+    fn event() -> AuditEvent {
+        AuditEvent::new("test", "test", "test", serde_json::json!({}))
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
+            .await
+            .unwrap()
+    }
+
+    /// Jobs that land in one group: a failing one (a serial recorded twice) is
+    /// answered with its own error, and every other is committed; the audit chain
+    /// is whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_fails_alone_and_the_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let ca = store
+            .create_authority(
+                &NewAuthority {
+                    name: "ca".into(),
+                    parent_id: None,
+                    subject: "CN=ca".into(),
+                    key_type: "p256".into(),
+                    signature_algorithm: "ecdsa-with-SHA256".into(),
+                    key_path: "ca.key.pem".into(),
+                    crl_url: None,
+                    ocsp_url: None,
+                    ca_issuers_url: None,
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        let new = |i: usize| NewCertificate {
+            issuer_id: ca.id,
+            // Rows 0 and 1 share a serial.
+            serial: format!("{:032x}", i.max(1)),
+            subject: format!("CN=n{i}"),
+            profile: "p".into(),
+            not_before: 0,
+            not_after: 1,
+            spki_sha256: format!("{i:064x}"),
+            tbs: vec![i as u8],
+            renewed_from: None,
+            request_key: None,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (s, c) = (store.clone(), new(i));
+            tasks.push(tokio::spawn(async move { s.record_tbs(&c).await }));
+        }
+        let mut ok = Vec::new();
+        let mut refused = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(id) => ok.push(id),
+                Err(e) => refused.push(e),
+            }
+        }
+        assert_eq!(ok.len(), 39, "{refused:?}");
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            refused[0].kind,
+            ErrorKind::AlreadyExists,
+            "{:?}",
+            refused[0]
+        );
+        for id in ok {
+            store.certificate_by_id(id).await.unwrap();
+        }
+        assert!(store.audit_verify().await.unwrap().intact());
+    }
+
+    /// The same request twice at once (a client's retry): both callers get the
+    /// one request, one as created and the other as its replay, though the
+    /// second failed on the first's row before that row was committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_request_twice_at_once_is_one_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let ra = store
+            .create_ra(
+                &NewRa {
+                    name: "ra".into(),
+                    ca_name: "ca".into(),
+                    subtrees: vec![],
+                    profiles: vec![],
+                    dual_control: vec![],
+                    renew_window_days: 30,
+                    host: "host".into(),
+                    domains: vec![],
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        for round in 0..20 {
+            let new = NewRequest {
+                ra_id: ra.id,
+                idempotency_key: format!("k{round}"),
+                body_sha256: "b".into(),
+                kind: "issue".into(),
+                profile: None,
+                subject: None,
+                csr: None,
+                sans: vec![],
+                target_cert_id: None,
+                reason: None,
+                submitted_by: None,
+                enrol: None,
+                approved_by: None,
+                approved: false,
+            };
+            let audit = event();
+            let (a, b) = tokio::join!(
+                store.submit_request(&new, None, &audit),
+                store.submit_request(&new, None, &audit)
+            );
+            let ((ra_, ca_), (rb, cb)) = (a.unwrap(), b.unwrap());
+            assert_eq!(ra_.id, rb.id);
+            assert!(ca_ != cb, "one created, one replayed");
+        }
+        assert!(store.audit_verify().await.unwrap().intact());
+    }
 }
