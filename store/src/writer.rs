@@ -119,6 +119,20 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
 async fn settle(pool: AnyPool, group: Vec<Job>) {
     let failed = match run_group(&pool, group, false).await {
         Outcome::Done => return,
+        // A lock held elsewhere (SQLite busy, PostgreSQL lock_timeout): running
+        // the jobs again would wait it out once per job, so they all hear it.
+        Outcome::Failed(group)
+            if group
+                .iter()
+                .any(|j| j.error.as_ref().map(|e| e.kind) == Some(ErrorKind::Unavailable)) =>
+        {
+            let e = group
+                .iter()
+                .find_map(|j| j.error.clone())
+                .expect("the failed job's error");
+            fail_all(group, e);
+            return;
+        }
         Outcome::Failed(group) => match run_group(&pool, group, true).await {
             Outcome::Done => return,
             Outcome::Failed(failed) => failed,
@@ -181,6 +195,7 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
         if savepoints {
             if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
                 kept.push(job);
+                kept.extend(rest);
                 return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
             }
         }
@@ -189,6 +204,7 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
                 if savepoints {
                     if let Err(e) = sqlx::query("RELEASE SAVEPOINT job").execute(&mut *tx).await {
                         kept.push(job);
+                        kept.extend(rest);
                         return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
                     }
                 }
@@ -201,13 +217,15 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
                     .await
                 {
                     kept.push(job);
+                    kept.extend(rest);
                     return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
                 }
                 job.error = Some(e);
                 failed.push(job);
             }
             Err(e) => {
-                drop(tx);
+                // Rolled back now, so the next pass does not wait on its locks.
+                let _ = tx.rollback().await;
                 job.error = Some(e);
                 kept.push(job);
                 kept.extend(rest);
