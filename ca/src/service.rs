@@ -494,27 +494,33 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let same = |c: &CertificateRecord| {
         c.profile == b.profile && c.subject == subject && c.spki_sha256 == spki_sha256
     };
-    if let Some(r) = replayed(state, &ra, &key, same).await? {
-        return Ok(r);
-    }
     let sans = b
         .sans
         .iter()
         .map(|s| s.parse())
         .collect::<Result<Vec<_>>>()?;
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
-    let result = ca
-        .issue(&IssueRequest {
-            ca: ra.ca_name.clone(),
-            profile: b.profile.clone(),
-            subject: Some(b.subject.clone()),
-            key: KeySource::Csr(b.csr.into_bytes()),
-            sans,
-            validity_days: b.validity_days,
-            request_key: Some(key.clone()),
-            renewed_from: None,
-        })
-        .await;
+    let request = IssueRequest {
+        ca: ra.ca_name.clone(),
+        profile: b.profile.clone(),
+        subject: Some(b.subject.clone()),
+        key: KeySource::Csr(b.csr.into_bytes()),
+        sans,
+        validity_days: b.validity_days,
+        request_key: Some(key.clone()),
+        renewed_from: None,
+    };
+    // The key is recorded with the certificate, before it is signed, under a
+    // unique index: a replay fails to record (nothing is signed) and is answered
+    // with what the first call made, so the store is not asked first.
+    let result = ca.issue(&request).await;
+    if matches!(&result, Err(e) if e.kind == ErrorKind::AlreadyExists) {
+        match replayed(state, &ra, &key, same).await? {
+            Some(r) => return Ok(r),
+            // A record abandoned past the stale age: issue afresh, once.
+            None => return finish(state, &ra, &key, ca.issue(&request).await, same).await,
+        }
+    }
     finish(state, &ra, &key, result, same).await
 }
 

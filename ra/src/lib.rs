@@ -558,15 +558,33 @@ impl Recorded {
         }
     }
 
-    /// The reply for `r` as it stands after this call.
-    async fn reply(self, state: &State, r: &RaRequest) -> Reply {
-        Ok((self.status(), reply(state, r, self.answered_before).await?))
+    /// The reply for `s` as it stands after this call.
+    async fn reply(self, state: &State, s: &Settled) -> Reply {
+        Ok((self.status(), reply(state, s, self.answered_before).await?))
     }
 }
 
-async fn reply(state: &State, r: &RaRequest, replayed: bool) -> Result<serde_json::Value> {
-    let certificate = match r.cert_id {
-        Some(id) => {
+/// A request as it stands after a call, with the certificate the CA answered
+/// on this call (the reply then need not read it back).
+struct Settled {
+    request: RaRequest,
+    certificate: Option<CertificateReply>,
+}
+
+impl From<RaRequest> for Settled {
+    fn from(request: RaRequest) -> Settled {
+        Settled {
+            request,
+            certificate: None,
+        }
+    }
+}
+
+async fn reply(state: &State, s: &Settled, replayed: bool) -> Result<serde_json::Value> {
+    let r = &s.request;
+    let certificate = match (&s.certificate, r.cert_id) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(id)) => {
             let c = state.store.certificate_by_id(id).await?;
             let ca = state.store.authority(c.issuer_id).await?;
             Some(CertificateReply {
@@ -587,7 +605,7 @@ async fn reply(state: &State, r: &RaRequest, replayed: bool) -> Result<serde_jso
                 replayed: false,
             })
         }
-        None => None,
+        (None, None) => None,
     };
     Ok(serde_json::to_value(RequestReply {
         request: serde_json::to_value(r).expect("JSON of a request"),
@@ -655,16 +673,16 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let recorded = Recorded::of(&r, created);
     let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
     let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
-    let r = if r.status == "submitted" && !dual && !needs_identity {
+    let s = if r.status == "submitted" && !dual && !needs_identity {
         approve_and_forward(state, op, r).await?
     } else if r.status == "approved" {
         // Decided alone at submission, or a replay of a request the CA did not
         // answer: ask the CA.
         forward(state, op.actor(), r).await?
     } else {
-        r
+        r.into()
     };
-    recorded.reply(state, &r).await
+    recorded.reply(state, &s).await
 }
 
 async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest> {
@@ -678,7 +696,7 @@ async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest>
 
 async fn show(state: &State, op: &Operator, id: i64) -> Reply {
     let r = own_request(state, op, id).await?;
-    Ok((StatusCode::OK, reply(state, &r, false).await?))
+    Ok((StatusCode::OK, reply(state, &r.into(), false).await?))
 }
 
 async fn list(state: &State, op: &Operator, query: &str) -> Reply {
@@ -726,7 +744,7 @@ async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    Ok((StatusCode::OK, reply(state, &r, false).await?))
+    Ok((StatusCode::OK, reply(state, &r.into(), false).await?))
 }
 
 async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
@@ -734,7 +752,7 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
     if r.kind == "enrol" {
         require_admin(op)?;
     }
-    let r = match r.status.as_str() {
+    let s = match r.status.as_str() {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
             let dual = if r.kind == "enrol" {
@@ -763,22 +781,23 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
         // Approved, but the CA did not answer: ask again, as what it is.
         "approved" => retry(state, op.actor(), r).await?,
         // Issued, but the operator not made (a crash in between): make it.
-        "issued" if r.kind == "enrol" => r,
+        "issued" if r.kind == "enrol" => r.into(),
         s => {
             return Err(Error::conflict(format!(
                 "request {id} is {s}; only submitted requests are approved"
             )))
         }
     };
-    let mut v = reply(state, &r, false).await?;
+    let mut v = reply(state, &s, false).await?;
+    let r = &s.request;
     if r.kind == "enrol" && r.status == "issued" {
-        v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
+        v["operator"] = serde_json::to_value(finish_enrolment(state, op, r).await?).expect("JSON");
     }
     Ok((StatusCode::OK, v))
 }
 
 /// Forwards an approved request again, by its kind.
-async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> {
+async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<Settled> {
     let target = match r.target_cert_id {
         Some(id) => Some(state.store.certificate_by_id(id).await?),
         None => None,
@@ -801,19 +820,19 @@ async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> 
 /// A request its submitter may decide alone (revocation, renewal with the same
 /// key, an administrator's enrolment): approved by them and forwarded, or
 /// forwarded again when the CA did not answer the first time.
-async fn decide_alone(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+async fn decide_alone(state: &State, op: &Operator, r: RaRequest) -> Result<Settled> {
     match r.status.as_str() {
         "submitted" => approve_and_forward(state, op, r).await,
         "approved" => retry(state, op.actor(), r).await,
-        _ => Ok(r),
+        _ => Ok(r.into()),
     }
 }
 
-async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Result<RaRequest> {
+async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Result<Settled> {
     let r = state
         .store
         .transition(
-            r.id,
+            &r,
             &Transition {
                 from: &["submitted"],
                 to: "approved",
@@ -833,7 +852,7 @@ async fn approve_and_forward(state: &State, op: &Operator, r: RaRequest) -> Resu
 /// Sends an approved request to the CA service and records the answer. A CA
 /// that cannot be reached leaves the request approved, to be asked again; a
 /// refusal fails it.
-async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<RaRequest> {
+async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<Settled> {
     let body = IssueBody {
         ra: op.ra.name.clone(),
         request_id: gpki_service::ca_api::ra_request_id(r.id),
@@ -854,20 +873,10 @@ async fn settle(
     op: Actor<'_>,
     r: RaRequest,
     answer: Result<CertificateReply>,
-) -> Result<RaRequest> {
+) -> Result<Settled> {
     match answer {
         Ok(c) => {
             let ca = state.store.authority_by_name(&c.ca).await?;
-            let cert = state
-                .store
-                .certificate(ca.id, &c.serial)
-                .await?
-                .ok_or_else(|| {
-                    Error::internal(format!(
-                        "the CA answered serial {} that the store does not hold",
-                        c.serial
-                    ))
-                })?;
             let to = if r.kind == "revoke" {
                 // An operator's certificate revoked here is refused from the
                 // next request on.
@@ -876,14 +885,15 @@ async fn settle(
             } else {
                 "issued"
             };
-            state
+            let request = state
                 .store
                 .transition(
-                    r.id,
+                    &r,
                     &Transition {
                         from: &["approved"],
                         to,
-                        cert_id: Some(cert.id),
+                        // The transition fails when the store does not hold it.
+                        certificate: Some((ca.id, c.serial.clone())),
                         ..Default::default()
                     },
                     &op.event(
@@ -892,7 +902,23 @@ async fn settle(
                         json!({ "ca": c.ca, "serial": c.serial }),
                     ),
                 )
-                .await
+                .await?;
+            // A certificate made on this call is answered as the CA sent it, with
+            // the chain from the store; anything else is read back.
+            let certificate = match c.certificate {
+                Some(_) if to == "issued" => Some(CertificateReply {
+                    chain: gpki_service::ca_api::chain_pem(
+                        &state.store.authority_chain(ca.id).await?,
+                    ),
+                    replayed: false,
+                    ..c
+                }),
+                _ => None,
+            };
+            Ok(Settled {
+                request,
+                certificate,
+            })
         }
         Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
             tracing::warn!(request = r.id, error = %e, "CA service did not answer; the request stays approved");
@@ -950,7 +976,7 @@ async fn settle(
             state
                 .store
                 .transition(
-                    r.id,
+                    &r,
                     &Transition {
                         from: &["approved"],
                         to: "failed",
@@ -971,13 +997,14 @@ async fn settle(
 
 async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
     let b: RejectBody = parse(body)?;
-    if own_request(state, op, id).await?.kind == "enrol" {
+    let r = own_request(state, op, id).await?;
+    if r.kind == "enrol" {
         require_admin(op)?;
     }
     let r = state
         .store
         .transition(
-            id,
+            &r,
             &Transition {
                 from: &["submitted"],
                 to: "rejected",
@@ -992,7 +1019,7 @@ async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
             ),
         )
         .await?;
-    Ok((StatusCode::OK, reply(state, &r, false).await?))
+    Ok((StatusCode::OK, reply(state, &r.into(), false).await?))
 }
 
 /// The RA's certificate `serial`, in its scope.
@@ -1060,8 +1087,8 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let r = decide_alone(state, op, r).await?;
-    recorded.reply(state, &r).await
+    let s = decide_alone(state, op, r).await?;
+    recorded.reply(state, &s).await
 }
 
 async fn forward_revocation(
@@ -1070,7 +1097,7 @@ async fn forward_revocation(
     r: RaRequest,
     serial: &str,
     reason: &str,
-) -> Result<RaRequest> {
+) -> Result<Settled> {
     let answer: Result<CertificateReply> = state
         .ca
         .post(
@@ -1172,8 +1199,8 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let r = decide_alone(state, op, r).await?;
-    recorded.reply(state, &r).await
+    let s = decide_alone(state, op, r).await?;
+    recorded.reply(state, &s).await
 }
 
 async fn forward_renewal(
@@ -1181,7 +1208,7 @@ async fn forward_renewal(
     op: Actor<'_>,
     r: RaRequest,
     serial: &str,
-) -> Result<RaRequest> {
+) -> Result<Settled> {
     let csr = match &r.csr {
         Some(c) => Some(
             String::from_utf8(c.clone()).map_err(|_| Error::internal("stored CSR is not UTF-8"))?,
@@ -1288,18 +1315,19 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let r = if r.status == "submitted"
+    let s = if r.status == "submitted"
         && (enrolment_dual_control(&op.ra) || profile.spec.requires_identity_verification)
     {
         // A second administrator approves it (POST /v1/requests/{id}/approve),
         // after the identity verification when the profile asks for one.
-        r
+        r.into()
     } else {
         decide_alone(state, op, r).await?
     };
-    let mut v = reply(state, &r, recorded.answered_before).await?;
-    if r.status == "issued" {
-        v["operator"] = serde_json::to_value(finish_enrolment(state, op, &r).await?).expect("JSON");
+    let mut v = reply(state, &s, recorded.answered_before).await?;
+    if s.request.status == "issued" {
+        v["operator"] =
+            serde_json::to_value(finish_enrolment(state, op, &s.request).await?).expect("JSON");
     }
     Ok((recorded.status(), v))
 }
@@ -1514,13 +1542,13 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let r = match r.status.as_str() {
+    let s = match r.status.as_str() {
         // The signature is the approval: no operator decides.
         "submitted" => {
             let r = state
                 .store
                 .transition(
-                    r.id,
+                    &r,
                     &Transition {
                         from: &["submitted"],
                         to: "approved",
@@ -1536,7 +1564,7 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
             retry(state, actor, r).await?
         }
         "approved" => retry(state, actor, r).await?,
-        _ => r,
+        _ => r.into(),
     };
-    recorded.reply(state, &r).await
+    recorded.reply(state, &s).await
 }

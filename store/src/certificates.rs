@@ -215,6 +215,7 @@ fn duplicate_serial(e: Error, serial: &str) -> Error {
 /// Serialises, per public key, recording a certificate and revoking one for key
 /// compromise. PostgreSQL (READ COMMITTED) would otherwise let an INSERT miss a
 /// revocation committed while it ran; SQLite has one writer at a time already.
+/// The writer's groups take the same locks (`write_locked`), by the same hash.
 async fn key_lock(
     backend: crate::Backend,
     conn: &mut sqlx::AnyConnection,
@@ -336,12 +337,12 @@ impl Store {
     /// A duplicate serial (or batch request key) for the same CA is refused.
     /// Committed with the other writes of the moment (group commit).
     pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {
-        let (cert, backend) = (Arc::new(cert.clone()), self.backend());
+        let cert = Arc::new(cert.clone());
+        // The key's lock (see `key_lock`), taken by the group in its order.
         self.writer
-            .write(move |conn| {
+            .write_locked(vec![cert.spki_sha256.clone()], move |conn| {
                 let cert = cert.clone();
                 Box::pin(async move {
-                    key_lock(backend, conn, &cert.spki_sha256).await?;
                     let id = insert_pending(conn, &cert, gpki_pki::time::now()).await?;
                     Ok(Done::new(id, Vec::new()))
                 })
@@ -662,7 +663,7 @@ impl Store {
         .await
         .map_err(db_err)?;
         crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
-        append(&mut tx, audit, gpki_pki::time::now()).await?;
+        let mut events = vec![audit.clone()];
         if reason == 1 || reason == 2 {
             // BR §4.9.1.1: every certificate of a compromised key is revoked, by
             // whichever CA of the store issued it, in the same transaction (whose
@@ -703,9 +704,14 @@ impl Store {
                     format!("cert:{other_ca}/{other_serial}"),
                     serde_json::json!({ "reason": "keyCompromise", "same_key_as": audit.target }),
                 );
-                append(&mut tx, &event, gpki_pki::time::now()).await?;
+                events.push(event);
             }
         }
+        // The audit head last, as a group of the writer takes it: a group holding
+        // a pending row of this key (being marked issued) waits here for the
+        // head, so the rows above must not be taken after it.
+        let events: Vec<&AuditEvent> = events.iter().collect();
+        append_many(&mut tx, &events, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
         self.certificate_by_id(current.id).await
     }

@@ -39,6 +39,10 @@ pub use tsa::{TokenLog, TokenRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is used
+/// again (HikariCP's "alive bypass window" is the same idea, at 500 ms).
+const IDLE_PING_AFTER: Duration = Duration::from_secs(1);
+
 /// Which database a store URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -183,6 +187,16 @@ fn busy_timeout_ms() -> u64 {
         .unwrap_or(5_000)
 }
 
+/// Groups of the writer that run at once on PostgreSQL (each on a connection of
+/// its own; they meet only at the audit head, which each takes last).
+fn writer_lanes() -> usize {
+    std::env::var("GPKI_STORE_WRITER_LANES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 6)
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path`, `postgres://…`). SQLite files and their
     /// directory are created; the database runs in WAL mode.
@@ -234,9 +248,21 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(acquire_timeout)
-            // A SQLite connection is a file handle that does not go stale: pinging
-            // its worker thread before each use only costs two thread handoffs.
-            .test_before_acquire(backend != Backend::Sqlite)
+            // sqlx pings every connection as it goes back to the pool, so one
+            // handed out again at once was live a moment ago. A PostgreSQL
+            // connection idle for longer may have been dropped by the server or the
+            // network: that one is pinged before use (a server restart then costs
+            // no failed statement). A SQLite connection is a file handle that does
+            // not go stale, and pinging its worker thread only costs two handoffs.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if backend != Backend::Sqlite && meta.idle_for >= IDLE_PING_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -256,7 +282,14 @@ impl Store {
             .await
             .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
         Ok(Store {
-            writer: Arc::new(writer::Writer::start(pool.clone())),
+            writer: Arc::new(writer::Writer::start(
+                pool.clone(),
+                match backend {
+                    // One writer at a time holds a SQLite database's lock.
+                    Backend::Sqlite => 1,
+                    Backend::Postgres => writer_lanes(),
+                },
+            )),
             pool,
             backend,
             url,

@@ -157,7 +157,9 @@ pub struct Transition<'a> {
     pub approved_by: Option<i64>,
     pub decided_by: Option<i64>,
     pub note: Option<String>,
-    pub cert_id: Option<i64>,
+    /// The certificate the request made, by its CA's id and serial: the move
+    /// fails when the store does not hold it.
+    pub certificate: Option<(i64, String)>,
 }
 
 fn list(v: &[String]) -> String {
@@ -210,6 +212,12 @@ const REQUEST_COLUMNS: &str = "r.id, r.ra_id, r.idempotency_key, r.body_sha256, 
 const REQUEST_FROM: &str =
     "ra_requests r LEFT JOIN identity_verifications v ON v.request_id = r.id";
 
+/// The columns of `ra_requests` alone, as an INSERT's RETURNING names them.
+const REQUEST_ROW: &str = "id, ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
+     target_cert_id, reason, status, submitted_by, approved_by, decided_by, note, cert_id, created_at, \
+     updated_at, enrol_name, enrol_admin";
+
+/// A request selected with [`REQUEST_COLUMNS`] from [`REQUEST_FROM`].
 fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
     let method: Option<String> = row.try_get("method").map_err(db_err)?;
     let identity = match method {
@@ -221,6 +229,12 @@ fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
         }),
         None => None,
     };
+    request_with(row, identity)
+}
+
+/// A request from a row of its own columns ([`REQUEST_ROW`]) and its identity
+/// verification.
+fn request_with(row: &AnyRow, identity: Option<IdentityRecord>) -> Result<RaRequest> {
     Ok(RaRequest {
         id: row.try_get("id").map_err(db_err)?,
         ra_id: row.try_get("ra_id").map_err(db_err)?,
@@ -557,34 +571,35 @@ impl Store {
         identity: Option<&IdentityRecord>,
         audit: &AuditEvent,
     ) -> Result<(RaRequest, bool)> {
-        if let Some(existing) = self.request_by_key(new.ra_id, &new.idempotency_key).await? {
-            return replay(existing, new);
-        }
         let job = (Arc::new(new.clone()), identity.cloned(), audit.clone());
         let inserted = self
             .writer
-            .write::<i64>(move |conn| {
+            .write::<Option<RaRequest>>(move |conn| {
                 let (new, identity, mut audit) = job.clone();
                 Box::pin(async move {
-                    let id = insert_request(conn, &new).await?;
-                    if let Some(v) = &identity {
-                        insert_identity(conn, id, v).await?;
+                    // A key recorded before (or earlier in this very group)
+                    // inserts nothing: the caller answers it as a replay.
+                    let Some(mut r) = insert_request(conn, &new).await? else {
+                        return Ok(Done::new(None::<RaRequest>, Vec::new()));
+                    };
+                    if let Some(v) = identity {
+                        insert_identity(conn, r.id, &v).await?;
+                        r.identity = Some(v);
                     }
-                    audit.target = format!("ra-request:{id}");
-                    Ok(Done::new(id, vec![audit]))
+                    audit.target = format!("ra-request:{}", r.id);
+                    Ok(Done::new(Some(r), vec![audit]))
                 })
             })
-            .await;
+            .await?;
         match inserted {
-            Ok(id) => Ok((self.request(id).await?, true)),
-            // A concurrent replay won the race: answer as it would have.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                match self.request_by_key(new.ra_id, &new.idempotency_key).await? {
-                    Some(existing) => replay(existing, new),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+            Some(r) => Ok((r, true)),
+            None => match self.request_by_key(new.ra_id, &new.idempotency_key).await? {
+                Some(existing) => replay(existing, new),
+                None => Err(Error::internal(format!(
+                    "idempotency key `{}` conflicted with a request the store does not hold",
+                    new.idempotency_key
+                ))),
+            },
         }
     }
 
@@ -680,10 +695,16 @@ impl Store {
     /// current status when another decision came first.
     pub async fn transition(
         &self,
-        id: i64,
+        r: &RaRequest,
         t: &Transition<'_>,
         audit: &AuditEvent,
     ) -> Result<RaRequest> {
+        let id = r.id;
+        // An identity verification is only ever added to a submitted request: one
+        // read after it left that status has its identity for good, and a move
+        // that cannot start from it need not read the identity back.
+        let identity =
+            (r.status != "submitted" && !t.from.contains(&"submitted")).then(|| r.identity.clone());
         debug_assert!(t
             .from
             .iter()
@@ -692,81 +713,117 @@ impl Store {
         let sql = Arc::new(format!(
             "UPDATE ra_requests SET status = $1, updated_at = $2, \
              approved_by = COALESCE($3, approved_by), decided_by = COALESCE($4, decided_by), \
-             note = COALESCE($5, note), cert_id = COALESCE($6, cert_id) \
-             WHERE id = $7 AND status IN ({})",
+             note = COALESCE($5, note), \
+             cert_id = COALESCE((SELECT id FROM certificates WHERE issuer_id = $6 AND serial = $8), cert_id) \
+             WHERE id = $7 AND status IN ({}) \
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE issuer_id = $6 AND serial = $8)) \
+             RETURNING {REQUEST_ROW}",
             from.join(", ")
         ));
         let to = t.to.to_string();
-        let (approved_by, decided_by, cert_id) = (t.approved_by, t.decided_by, t.cert_id);
+        let movable: Arc<Vec<String>> = Arc::new(t.from.iter().map(|s| s.to_string()).collect());
+        let (approved_by, decided_by) = (t.approved_by, t.decided_by);
+        let (issuer_id, serial) = match &t.certificate {
+            Some((issuer, serial)) => (Some(*issuer), serial.clone()),
+            None => (None, String::new()),
+        };
         let note = t.note.clone();
         let audit = audit.clone();
         self.writer
-            .write::<()>(move |conn| {
+            .write::<RaRequest>(move |conn| {
                 let (sql, to, note, audit) = (sql.clone(), to.clone(), note.clone(), audit.clone());
+                let (serial, movable, identity) =
+                    (serial.clone(), movable.clone(), identity.clone());
                 Box::pin(async move {
-                    let done = sqlx::query(&sql)
+                    let moved = sqlx::query(&sql)
                         .bind(&to)
                         .bind(gpki_pki::time::now())
                         .bind(approved_by)
                         .bind(decided_by)
                         .bind(&note)
-                        .bind(cert_id)
+                        .bind(issuer_id)
                         .bind(id)
-                        .execute(&mut *conn)
+                        .bind(&serial)
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(db_err)?;
-                    if done.rows_affected() != 1 {
-                        let current: Option<String> =
-                            sqlx::query_scalar("SELECT status FROM ra_requests WHERE id = $1")
+                    match (moved, identity) {
+                        (Some(row), Some(identity)) => {
+                            return Ok(Done::new(request_with(&row, identity)?, vec![audit]));
+                        }
+                        (Some(_), None) => {
+                            // Read back in the group's transaction, with the
+                            // identity as it now stands.
+                            let sql = format!(
+                                "SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.id = $1"
+                            );
+                            let row = sqlx::query(&sql)
                                 .bind(id)
-                                .fetch_optional(&mut *conn)
+                                .fetch_one(&mut *conn)
                                 .await
                                 .map_err(db_err)?;
-                        return Err(match current {
-                            Some(s) => Error::conflict(format!(
-                                "request {id} is {s}; it cannot become {to}"
-                            )),
-                            None => Error::not_found(format!("no request {id}")),
-                        });
+                            return Ok(Done::new(request_from_row(&row)?, vec![audit]));
+                        }
+                        (None, _) => {}
                     }
-                    Ok(Done::new((), vec![audit]))
+                    let current: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM ra_requests WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(db_err)?;
+                    Err(match current {
+                        // In a status to move from: the certificate is what is missing.
+                        Some(s) if issuer_id.is_some() && movable.contains(&s) => Error::internal(
+                            format!("the CA answered serial {serial} that the store does not hold"),
+                        ),
+                        Some(s) => {
+                            Error::conflict(format!("request {id} is {s}; it cannot become {to}"))
+                        }
+                        None => Error::not_found(format!("no request {id}")),
+                    })
                 })
             })
-            .await?;
-        self.request(id).await
+            .await
     }
 }
 
-async fn insert_request(conn: &mut sqlx::AnyConnection, new: &NewRequest) -> Result<i64> {
-    let row = sqlx::query(
+/// Inserts request `new`, or nothing when its idempotency key is taken.
+async fn insert_request(
+    conn: &mut sqlx::AnyConnection,
+    new: &NewRequest,
+) -> Result<Option<RaRequest>> {
+    let sql = format!(
         "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
          target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) RETURNING id",
-    )
-    .bind(new.ra_id)
-    .bind(&new.idempotency_key)
-    .bind(&new.body_sha256)
-    .bind(&new.kind)
-    .bind(&new.profile)
-    .bind(&new.subject)
-    .bind(&new.csr)
-    .bind(list(&new.sans))
-    .bind(new.target_cert_id)
-    .bind(new.reason)
-    .bind(new.submitted_by)
-    .bind(gpki_pki::time::now())
-    .bind(new.enrol.as_ref().map(|e| e.name.clone()))
-    .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
-    .bind(if new.approved || new.approved_by.is_some() {
-        "approved"
-    } else {
-        "submitted"
-    })
-    .bind(new.approved_by)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    row.try_get("id").map_err(db_err)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) \
+         ON CONFLICT (ra_id, idempotency_key) DO NOTHING RETURNING {REQUEST_ROW}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(new.ra_id)
+        .bind(&new.idempotency_key)
+        .bind(&new.body_sha256)
+        .bind(&new.kind)
+        .bind(&new.profile)
+        .bind(&new.subject)
+        .bind(&new.csr)
+        .bind(list(&new.sans))
+        .bind(new.target_cert_id)
+        .bind(new.reason)
+        .bind(new.submitted_by)
+        .bind(gpki_pki::time::now())
+        .bind(new.enrol.as_ref().map(|e| e.name.clone()))
+        .bind(new.enrol.as_ref().map(|e| i64::from(e.admin)))
+        .bind(if new.approved || new.approved_by.is_some() {
+            "approved"
+        } else {
+            "submitted"
+        })
+        .bind(new.approved_by)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| request_with(&row, None)).transpose()
 }
 
 fn replay(existing: RaRequest, new: &NewRequest) -> Result<(RaRequest, bool)> {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::{AnyConnection, AnyPool, Connection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::audit::append_many;
 use crate::{db_err, AuditEvent};
@@ -54,6 +54,8 @@ impl Done {
 
 struct Job {
     run: JobFn,
+    /// Advisory locks (PostgreSQL) the job needs, by name.
+    locks: Vec<String>,
     reply: oneshot::Sender<Result<Box<dyn Any + Send>>>,
     /// Why its last run failed.
     error: Option<Error>,
@@ -69,10 +71,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime.
-    pub fn start(pool: AnyPool) -> Writer {
+    /// Starts the writer task on the current runtime, with up to `lanes` groups
+    /// running at once.
+    pub fn start(pool: AnyPool, lanes: usize) -> Writer {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, rx, lanes.max(1)));
         Writer { jobs }
     }
 
@@ -81,10 +84,23 @@ impl Writer {
         &self,
         job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
     ) -> Result<T> {
+        self.write_locked(Vec::new(), job).await
+    }
+
+    /// [`Writer::write`] holding the advisory locks named `locks` (PostgreSQL;
+    /// SQLite's one writer needs none). A group takes every lock of its jobs
+    /// before the first job runs, in one order, so groups running at once (and
+    /// the batch, which takes them in the same order) cannot deadlock on them.
+    pub async fn write_locked<T: Send + 'static>(
+        &self,
+        locks: Vec<String>,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 run: Arc::new(job),
+                locks,
                 reply,
                 error: None,
             })
@@ -101,8 +117,15 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>, lanes: usize) {
+    let lanes = Arc::new(Semaphore::new(lanes));
     while let Some(first) = rx.recv().await {
+        // A group forms when a lane is free, of every job waiting by then.
+        let lane = lanes
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the writer's semaphore is never closed");
         let mut group = vec![first];
         while group.len() < GROUP_MAX {
             match rx.try_recv() {
@@ -110,8 +133,19 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        // A panic drops the group's reply senders: its callers hear Unavailable.
-        let _ = tokio::spawn(settle(pool.clone(), group)).await;
+        let pool = pool.clone();
+        // A panic drops the group's reply senders (its callers hear
+        // Unavailable) and its lane.
+        tokio::spawn(async move {
+            let _lane = lane;
+            let (jobs, started) = (group.len(), std::time::Instant::now());
+            settle(pool, group).await;
+            tracing::debug!(
+                jobs,
+                micros = started.elapsed().as_micros() as u64,
+                "group settled"
+            );
+        });
     }
 }
 
@@ -173,18 +207,22 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
         Ok(c) => c,
         Err(e) => return fail_all(group, db_err(e)),
     };
-    let mut tx = match conn.begin().await {
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let begun = if postgres {
+        // A lock held elsewhere (a paused batch, an idle transaction) fails the
+        // group instead of stalling every write of the process behind it.
+        conn.begin_with("BEGIN; SET LOCAL lock_timeout = '10s'")
+            .await
+    } else {
+        conn.begin().await
+    };
+    let mut tx = match begun {
         Ok(t) => t,
         Err(e) => return fail_all(group, db_err(e)),
     };
-    if tx.backend_name().eq_ignore_ascii_case("postgresql") {
-        // A lock held elsewhere (a paused batch, an idle transaction) fails the
-        // group instead of stalling every write of the process behind it.
-        if let Err(e) = sqlx::query("SET LOCAL lock_timeout = '10s'")
-            .execute(&mut *tx)
-            .await
-        {
-            return fail_all(group, db_err(e));
+    if postgres {
+        if let Err(e) = take_locks(&mut tx, &group).await {
+            return fail_all(group, e);
         }
     }
     let mut made = Vec::with_capacity(group.len());
@@ -248,6 +286,31 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
     } else {
         Outcome::Failed(failed)
     }
+}
+
+/// Takes the advisory locks of `group`'s jobs, sorted: every holder of more
+/// than one takes them in this order (a VALUES list is scanned in its order).
+async fn take_locks(conn: &mut AnyConnection, group: &[Job]) -> Result<()> {
+    let mut names: Vec<&str> = group
+        .iter()
+        .flat_map(|j| j.locks.iter().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let values: Vec<String> = (1..=names.len()).map(|i| format!("(${i})")).collect();
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS v(k)",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for n in names {
+        q = q.bind(n);
+    }
+    q.execute(&mut *conn).await.map_err(db_err)?;
+    Ok(())
 }
 
 fn fail_all(group: Vec<Job>, e: Error) -> Outcome {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{free_port, require, Backend, Env, Run};
+use crate::support::{free_port, require, runtime, sql, Backend, Env, Run};
 
 const A: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
 const B: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
@@ -381,16 +381,13 @@ impl Deployment {
 }
 
 fn spawn(env: &Env, bin: &str, config: &str, port: u16) -> Service {
-    spawn_with(env, bin, config, port, None)
+    spawn_with(env, bin, config, port, &[])
 }
 
-/// With `failpoint`, the service runs under `GPKI_FAILPOINT`.
-fn spawn_with(env: &Env, bin: &str, config: &str, port: u16, failpoint: Option<&str>) -> Service {
-    let mut cmd = Command::new(binary(bin));
-    if let Some(f) = failpoint {
-        cmd.env("GPKI_FAILPOINT", f);
-    }
-    let child = cmd
+/// The service with environment `vars` (a failpoint, a store setting).
+fn spawn_with(env: &Env, bin: &str, config: &str, port: u16, vars: &[(&str, &str)]) -> Service {
+    let child = Command::new(binary(bin))
+        .envs(vars.iter().copied())
         .args(["serve", "--config", config])
         .current_dir(env.path(""))
         .env_remove("GPKI_KEY_PASS")
@@ -1012,6 +1009,12 @@ fn ra_and_ca_services_over_mtls_postgres() {
 /// `n` officials of institution B in `import.csv`, each with its own P-256 key and
 /// CSR (made in-process with OpenSSL) and an identity verification.
 fn import_file(env: &Env, n: usize) {
+    import_rows(env, "import.csv", 0..n, 0);
+}
+
+/// A CSV of officials `rows` in `file`, each with a P-256 CSR: of a fresh key,
+/// or of one of `keys` shared keys when that is not 0.
+fn import_rows(env: &Env, file: &str, rows: std::ops::Range<usize>, keys: usize) {
     use openssl::ec::{EcGroup, EcKey};
     use openssl::nid::Nid;
     use openssl::pkey::PKey;
@@ -1019,9 +1022,14 @@ fn import_file(env: &Env, n: usize) {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     std::fs::create_dir_all(env.path("csr")).unwrap();
     let mut csv = String::from("request_id,subject,csr,identity_method,identity_document\n");
-    for i in 0..n {
+    let fresh = || PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let shared: Vec<_> = (0..keys).map(|_| fresh()).collect();
+    for i in rows {
         let cn = format!("Official {i}({:09})", 100_000_000 + i);
-        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let key = match keys {
+            0 => fresh(),
+            k => shared[i % k].clone(),
+        };
         let mut name = X509NameBuilder::new().unwrap();
         for (k, v) in [
             ("C", "KR"),
@@ -1046,7 +1054,7 @@ fn import_file(env: &Env, n: usize) {
             "moe-{i},\"CN={cn}, OU=people, {B}\",csr/moe-{i}.csr,face-to-face,public-official ID {i}\n"
         );
     }
-    std::fs::write(env.path("import.csv"), csv).unwrap();
+    std::fs::write(env.path(file), csv).unwrap();
 }
 
 /// The first JSON document of a command's output (an import that fails prints its
@@ -1110,7 +1118,13 @@ fn import_survives_a_killed_ca(backend: Backend) {
     let port = d.ca.port;
     d.ca.child.kill().unwrap();
     d.ca.child.wait().unwrap();
-    d.ca = spawn_with(&d.env, "gpki-ca", "ca.toml", port, Some("after-record@31"));
+    d.ca = spawn_with(
+        &d.env,
+        "gpki-ca",
+        "ca.toml",
+        port,
+        &[("GPKI_FAILPOINT", "after-record@31")],
+    );
     let o = d
         .ra_command("b1", &[&import[..], &["--concurrency", "4"]].concat())
         .output()
@@ -1215,17 +1229,29 @@ fn ra_import_survives_a_killed_ca_postgres() {
 /// Issue 10's load test: 1,000 issuance requests at once through RA and CA on
 /// PostgreSQL. Every one is answered, each official gets exactly one certificate,
 /// and the serials are distinct (the store's unique index would refuse a
-/// duplicate; this counts them).
+/// duplicate; this counts them). The officials share 8 keys and the CA's writer
+/// runs 3 groups at once, each taking the key locks of its recordings: in one
+/// order, so the database reports no deadlock.
 #[test]
 fn ra_thousand_concurrent_issuances_postgres() {
     if !require("curl") || !require("openssl") {
         return;
     }
-    let Some(d) = Deployment::start(Backend::Postgres) else {
+    let Some(mut d) = Deployment::start(Backend::Postgres) else {
         return;
     };
+    let port = d.ca.port;
+    d.ca.child.kill().unwrap();
+    d.ca.child.wait().unwrap();
+    d.ca = spawn_with(
+        &d.env,
+        "gpki-ca",
+        "ca.toml",
+        port,
+        &[("GPKI_STORE_WRITER_LANES", "3")],
+    );
     let rows = 1000;
-    import_file(&d.env, rows);
+    import_rows(&d.env, "import.csv", 0..rows, 8);
     let o = d
         .ra_command(
             "b1",
@@ -1276,6 +1302,43 @@ fn ra_thousand_concurrent_issuances_postgres() {
         &["ra", "requests", "--status", "issued", "--limit", "10000"],
     );
     assert_eq!(listed["requests"].as_array().unwrap().len(), rows);
+
+    // The server drops every connection the services hold (a restart, a
+    // failover, an idle timeout on the way). Pooled connections idle past a
+    // second are checked before use, so the next request is answered on new ones
+    // instead of failing on a dead one.
+    runtime().block_on(sql(
+        &d.env.store,
+        &["SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+           WHERE datname = current_database() AND pid <> pg_backend_pid()"],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A backend reports its statistics as it exits, so the count is complete.
+    let deadlocks: i64 = runtime().block_on(async {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&d.env.store)
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    });
+    assert_eq!(deadlocks, 0, "deadlocks in the load test's database");
+    import_rows(&d.env, "after.csv", rows..rows + 1, 0);
+    let after = d.ra_ok(
+        "b1",
+        &[
+            "ra",
+            "import",
+            "--csv",
+            "after.csv",
+            "--profile",
+            "official-sign",
+        ],
+    );
+    assert_eq!(after["issued"], 1, "{after}");
 }
 
 /// Issue 10, point 7: the OCSP responder renews its own certificate through the CA
@@ -1485,7 +1548,10 @@ fn a_request_still_being_handled_is_not_a_stalled_connection() {
         "gpki-ra",
         "ra-slow.toml",
         port,
-        Some(&format!("ra-before-forward:{}", pause.display())),
+        &[(
+            "GPKI_FAILPOINT",
+            &format!("ra-before-forward:{}", pause.display()),
+        )],
     );
     let (subject, csr) = official(&d, "slow", B);
     let child = d
