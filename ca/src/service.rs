@@ -511,14 +511,20 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
         renewed_from: None,
     };
     // The key is recorded with the certificate, before it is signed, under a
-    // unique index: a replay fails to record (nothing is signed) and is answered
-    // with what the first call made, so the store is not asked first.
+    // unique index: a replay is refused at recording (nothing is signed) and
+    // answered with what the first call made, so the store is not asked first.
     let result = ca.issue(&request).await;
-    if matches!(&result, Err(e) if e.kind == ErrorKind::AlreadyExists) {
+    if let Err(e) = &result {
+        // Whatever refused this call (a replay, or the CA's standing or the
+        // profile changed since the first call was signed), a certificate made
+        // for the key is the answer.
         match replayed(state, &ra, &key, same).await? {
             Some(r) => return Ok(r),
             // A record abandoned past the stale age: issue afresh, once.
-            None => return finish(state, &ra, &key, ca.issue(&request).await, same).await,
+            None if e.kind == ErrorKind::AlreadyExists => {
+                return finish(state, &ra, &key, ca.issue(&request).await, same).await
+            }
+            None => {}
         }
     }
     finish(state, &ra, &key, result, same).await

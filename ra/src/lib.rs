@@ -892,8 +892,18 @@ async fn settle(
                     &Transition {
                         from: &["approved"],
                         to,
-                        // The transition fails when the store does not hold it.
-                        certificate: Some((ca.id, c.serial.clone())),
+                        // The transition fails unless the store holds it, made
+                        // for this request (a revocation names its target).
+                        certificate: Some((
+                            ca.id,
+                            c.serial.clone(),
+                            (r.kind != "revoke").then(|| {
+                                gpki_service::ca_api::ca_request_key(
+                                    &op.ra.name,
+                                    &gpki_service::ca_api::ra_request_id(r.id),
+                                )
+                            }),
+                        )),
                         ..Default::default()
                     },
                     &op.event(

@@ -240,18 +240,23 @@ pub(crate) fn compromised_in(alias: &str) -> String {
     format!("{alias}.status = 'revoked' AND {alias}.reason IN (1, 2)")
 }
 
+/// Records `c` as pending. The outer error is the store's (the transaction is
+/// spoiled); the inner one a refusal that wrote nothing (its key is compromised,
+/// its request key recorded already), which leaves the transaction usable.
 async fn insert_pending(
     conn: &mut sqlx::AnyConnection,
     c: &NewCertificate,
     now: i64,
-) -> Result<i64> {
+) -> Result<Result<i64>> {
     // The compromised-key check and the insert are one statement: no revocation
-    // can slip between them.
+    // can slip between them. A request key recorded before inserts nothing
+    // rather than failing the statement (and a group's transaction with it).
     let sql = format!(
         "INSERT INTO certificates (issuer_id, serial, subject, profile, status, not_before, not_after, spki_sha256, \
          tbs, renewed_from, request_key, created_at) \
          SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11 \
-         WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE spki_sha256 = $7 AND {COMPROMISED}) RETURNING id"
+         WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE spki_sha256 = $7 AND {COMPROMISED}) \
+         ON CONFLICT (issuer_id, request_key) WHERE request_key IS NOT NULL DO NOTHING RETURNING id"
     );
     let row = sqlx::query(&sql)
         .bind(c.issuer_id)
@@ -268,10 +273,26 @@ async fn insert_pending(
         .fetch_optional(&mut *conn)
         .await
         .map_err(|e| duplicate_serial(db_err(e), &c.serial))?;
-    match row {
-        Some(row) => row.try_get("id").map_err(db_err),
-        None => Err(compromised_error(conn, &c.spki_sha256).await),
+    if let Some(row) = row {
+        return Ok(Ok(row.try_get("id").map_err(db_err)?));
     }
+    if let Some(key) = &c.request_key {
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM certificates WHERE issuer_id = $1 AND request_key = $2",
+        )
+        .bind(c.issuer_id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if taken.is_some() {
+            return Ok(Err(duplicate_serial(
+                Error::new(ErrorKind::AlreadyExists, "request key recorded"),
+                &c.serial,
+            )));
+        }
+    }
+    Ok(Err(compromised_error(conn, &c.spki_sha256).await))
 }
 
 /// Attaches the signed DER to pending row `id` and marks it issued.
@@ -340,14 +361,15 @@ impl Store {
         let cert = Arc::new(cert.clone());
         // The key's lock (see `key_lock`), taken by the group in its order.
         self.writer
-            .write_locked(vec![cert.spki_sha256.clone()], move |conn| {
+            .write_locked::<Result<i64>>(vec![cert.spki_sha256.clone()], move |conn| {
                 let cert = cert.clone();
                 Box::pin(async move {
+                    // A refusal is this job's answer, not the group's failure.
                     let id = insert_pending(conn, &cert, gpki_pki::time::now()).await?;
                     Ok(Done::new(id, Vec::new()))
                 })
             })
-            .await
+            .await?
     }
 
     /// Records many pending certificates in one transaction (bulk issuance).
@@ -363,7 +385,7 @@ impl Store {
         }
         let mut ids = Vec::with_capacity(certs.len());
         for c in certs {
-            ids.push(insert_pending(&mut tx, c, now).await?);
+            ids.push(insert_pending(&mut tx, c, now).await??);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(ids)

@@ -157,9 +157,10 @@ pub struct Transition<'a> {
     pub approved_by: Option<i64>,
     pub decided_by: Option<i64>,
     pub note: Option<String>,
-    /// The certificate the request made, by its CA's id and serial: the move
-    /// fails when the store does not hold it.
-    pub certificate: Option<(i64, String)>,
+    /// The certificate the request made, by its CA's id, serial and (for what
+    /// the CA issued for it) the CA's request key: the move fails when the store
+    /// does not hold that certificate.
+    pub certificate: Option<(i64, String, Option<String>)>,
 }
 
 fn list(v: &[String]) -> String {
@@ -714,26 +715,36 @@ impl Store {
             "UPDATE ra_requests SET status = $1, updated_at = $2, \
              approved_by = COALESCE($3, approved_by), decided_by = COALESCE($4, decided_by), \
              note = COALESCE($5, note), \
-             cert_id = COALESCE((SELECT id FROM certificates WHERE issuer_id = $6 AND serial = $8), cert_id) \
+             cert_id = COALESCE((SELECT id FROM certificates WHERE issuer_id = $6 AND serial = $8 \
+             AND ($9 = '' OR request_key = $9)), cert_id) \
              WHERE id = $7 AND status IN ({}) \
-             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE issuer_id = $6 AND serial = $8)) \
+             AND ($6 IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE issuer_id = $6 AND serial = $8 \
+             AND ($9 = '' OR request_key = $9))) \
              RETURNING {REQUEST_ROW}",
             from.join(", ")
         ));
         let to = t.to.to_string();
         let movable: Arc<Vec<String>> = Arc::new(t.from.iter().map(|s| s.to_string()).collect());
         let (approved_by, decided_by) = (t.approved_by, t.decided_by);
-        let (issuer_id, serial) = match &t.certificate {
-            Some((issuer, serial)) => (Some(*issuer), serial.clone()),
-            None => (None, String::new()),
+        let (issuer_id, serial, request_key) = match &t.certificate {
+            Some((issuer, serial, key)) => (
+                Some(*issuer),
+                serial.clone(),
+                key.clone().unwrap_or_default(),
+            ),
+            None => (None, String::new(), String::new()),
         };
         let note = t.note.clone();
         let audit = audit.clone();
         self.writer
             .write::<RaRequest>(move |conn| {
                 let (sql, to, note, audit) = (sql.clone(), to.clone(), note.clone(), audit.clone());
-                let (serial, movable, identity) =
-                    (serial.clone(), movable.clone(), identity.clone());
+                let (serial, request_key, movable, identity) = (
+                    serial.clone(),
+                    request_key.clone(),
+                    movable.clone(),
+                    identity.clone(),
+                );
                 Box::pin(async move {
                     let moved = sqlx::query(&sql)
                         .bind(&to)
@@ -744,6 +755,7 @@ impl Store {
                         .bind(issuer_id)
                         .bind(id)
                         .bind(&serial)
+                        .bind(&request_key)
                         .fetch_optional(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -775,7 +787,7 @@ impl Store {
                     Err(match current {
                         // In a status to move from: the certificate is what is missing.
                         Some(s) if issuer_id.is_some() && movable.contains(&s) => Error::internal(
-                            format!("the CA answered serial {serial} that the store does not hold"),
+                            format!("the CA answered serial {serial}, which the store does not hold as this request's"),
                         ),
                         Some(s) => {
                             Error::conflict(format!("request {id} is {s}; it cannot become {to}"))

@@ -151,8 +151,18 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>, lanes: usize) 
 
 /// Runs `group` to the end: every job is answered.
 async fn settle(pool: AnyPool, group: Vec<Job>) {
-    let failed = match run_group(&pool, group, false).await {
+    let first = match run_group(&pool, group, false).await {
+        // The connection was dead (a server restart, a failover): it is closed,
+        // and the group runs once more on another.
+        Outcome::NotBegun(group, _) => run_group(&pool, group, false).await,
+        other => other,
+    };
+    let failed = match first {
         Outcome::Done => return,
+        Outcome::NotBegun(group, e) => {
+            fail_all(group, e);
+            return;
+        }
         // A lock held elsewhere (SQLite busy, PostgreSQL lock_timeout): running
         // the jobs again would wait it out once per job, so they all hear it.
         Outcome::Failed(group)
@@ -170,15 +180,25 @@ async fn settle(pool: AnyPool, group: Vec<Job>) {
         Outcome::Failed(group) => match run_group(&pool, group, true).await {
             Outcome::Done => return,
             Outcome::Failed(failed) => failed,
+            Outcome::NotBegun(group, e) => {
+                fail_all(group, e);
+                return;
+            }
         },
     };
     for job in failed {
-        if let Outcome::Failed(mut again) = run_group(&pool, vec![job], false).await {
+        match run_group(&pool, vec![job], false).await {
             // Failed alone, in a transaction of its own: that is its answer.
-            if let Some(job) = again.pop() {
-                let e = again_error(&job);
-                let _ = job.reply.send(Err(e));
+            Outcome::Failed(mut again) => {
+                if let Some(job) = again.pop() {
+                    let e = again_error(&job);
+                    let _ = job.reply.send(Err(e));
+                }
             }
+            Outcome::NotBegun(group, e) => {
+                fail_all(group, e);
+            }
+            Outcome::Done => {}
         }
     }
 }
@@ -197,6 +217,8 @@ enum Outcome {
     /// and nothing was answered. With savepoints: the jobs that failed, rolled
     /// back alone and not answered; the others are committed and answered.
     Failed(Vec<Job>),
+    /// The transaction could not begin; nothing ran, nothing was answered.
+    NotBegun(Vec<Job>, Error),
 }
 
 /// Runs `group` in one transaction, each job in a savepoint when `savepoints`.
@@ -208,19 +230,22 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
         Err(e) => return fail_all(group, db_err(e)),
     };
     let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-    let begun = if postgres {
-        // A lock held elsewhere (a paused batch, an idle transaction) fails the
-        // group instead of stalling every write of the process behind it.
-        conn.begin_with("BEGIN; SET LOCAL lock_timeout = '10s'")
-            .await
-    } else {
-        conn.begin().await
-    };
-    let mut tx = match begun {
+    let mut tx = match conn.begin().await {
         Ok(t) => t,
-        Err(e) => return fail_all(group, db_err(e)),
+        // A dead connection fails its release ping and is closed by the pool.
+        Err(e) => return Outcome::NotBegun(group, db_err(e)),
     };
     if postgres {
+        // A lock held elsewhere (a paused batch, an idle transaction) fails the
+        // group instead of stalling every write of the process behind it. (Not
+        // in BEGIN's round trip: a failed SET would leave the connection in a
+        // transaction sqlx does not know to roll back.)
+        if let Err(e) = sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+        {
+            return fail_all(group, db_err(e));
+        }
         if let Err(e) = take_locks(&mut tx, &group).await {
             return fail_all(group, e);
         }
@@ -322,7 +347,7 @@ fn fail_all(group: Vec<Job>, e: Error) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use crate::{AuditEvent, NewAuthority, NewCertificate, NewRa, NewRequest, Store};
+    use crate::{AuditEvent, NewAuthority, NewCertificate, NewRa, NewRequest, Store, Transition};
     use gpki_pki::ErrorKind;
 
     fn event() -> AuditEvent {
@@ -448,6 +473,112 @@ mod tests {
             assert_eq!(ra_.id, rb.id);
             assert!(ca_ != cb, "one created, one replayed");
         }
+        assert!(store.audit_verify().await.unwrap().intact());
+    }
+
+    /// A request becomes issued only with a certificate the CA made for it: a
+    /// serial the store holds under another request key is refused, and the
+    /// request stays as it was.
+    #[tokio::test]
+    async fn an_issued_request_names_its_own_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let ca = store
+            .create_authority(
+                &NewAuthority {
+                    name: "ca".into(),
+                    parent_id: None,
+                    subject: "CN=ca".into(),
+                    key_type: "p256".into(),
+                    signature_algorithm: "ecdsa-with-SHA256".into(),
+                    key_path: "ca.key.pem".into(),
+                    crl_url: None,
+                    ocsp_url: None,
+                    ca_issuers_url: None,
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        let serial = format!("{:032x}", 7);
+        let id = store
+            .record_tbs(&NewCertificate {
+                issuer_id: ca.id,
+                serial: serial.clone(),
+                subject: "CN=someone".into(),
+                profile: "p".into(),
+                not_before: 0,
+                not_after: 1,
+                spki_sha256: format!("{:064x}", 7),
+                tbs: vec![7],
+                renewed_from: None,
+                request_key: Some("ra:other-request".into()),
+            })
+            .await
+            .unwrap();
+        store
+            .mark_issued(id, &[0x30, 0x00], &event())
+            .await
+            .unwrap();
+        let ra = store
+            .create_ra(
+                &NewRa {
+                    name: "ra".into(),
+                    ca_name: "ca".into(),
+                    subtrees: vec![],
+                    profiles: vec![],
+                    dual_control: vec![],
+                    renew_window_days: 30,
+                    host: "host".into(),
+                    domains: vec![],
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        let (r, _) = store
+            .submit_request(
+                &NewRequest {
+                    ra_id: ra.id,
+                    idempotency_key: "k".into(),
+                    body_sha256: "b".into(),
+                    kind: "issue".into(),
+                    profile: None,
+                    subject: None,
+                    csr: None,
+                    sans: vec![],
+                    target_cert_id: None,
+                    reason: None,
+                    submitted_by: None,
+                    enrol: None,
+                    approved_by: None,
+                    approved: true,
+                },
+                None,
+                &event(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, "approved");
+        let issued = |key: &str| Transition {
+            from: &["approved"],
+            to: "issued",
+            certificate: Some((ca.id, serial.clone(), Some(key.to_string()))),
+            ..Default::default()
+        };
+        let e = store
+            .transition(&r, &issued("ra:this-request"), &event())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal, "{e}");
+        assert!(e.detail.contains(&serial), "{e}");
+        let still = store.request(r.id).await.unwrap();
+        assert_eq!((still.status.as_str(), still.cert_id), ("approved", None));
+        let done = store
+            .transition(&r, &issued("ra:other-request"), &event())
+            .await
+            .unwrap();
+        assert_eq!((done.status.as_str(), done.cert_id), ("issued", Some(id)));
         assert!(store.audit_verify().await.unwrap().intact());
     }
 }

@@ -989,6 +989,38 @@ fn workflow_and_refusals(backend: Backend) {
     let detail = d.ra_refused("b1", &["ra", "operator", "suspend", &a2], "not_found");
     assert!(detail.contains("no operator"), "{detail}");
 
+    // A replay is answered with what the first call made even when the call
+    // itself would now be refused: here the CA has since been put on hold, which
+    // stops it signing anything new.
+    let (subject, csr) = official(&d, "late", A);
+    let body = serde_json::json!({ "ra": "A", "request_id": "late-1", "profile": "official-sign", "subject": subject, "csr": std::fs::read_to_string(&csr).unwrap() }).to_string();
+    let out = d.issue_at_ca_as_ra_host(&body);
+    assert!(out.ends_with("201"), "{out}");
+    let first: Value = serde_json::from_str(out.rsplit_once('\n').unwrap().0).unwrap();
+    let serial = first["serial"].as_str().unwrap();
+    let mois = d.env.serial_of("mois.pem");
+    d.env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "root",
+        "--serial",
+        &mois,
+        "--reason",
+        "certificateHold",
+    ]);
+    let certs = d.certificates();
+    let out = d.issue_at_ca_as_ra_host(&body);
+    assert!(
+        out.ends_with("200") && out.contains(serial) && out.contains("\"replayed\":true"),
+        "{out}"
+    );
+    let fresh = body.replace("late-1", "late-2");
+    let out = d.issue_at_ca_as_ra_host(&fresh);
+    let status = out.rsplit('\n').next().unwrap();
+    assert!(out.contains("hold") && status.starts_with('4'), "{out}");
+    assert_eq!(d.certificates(), certs);
+
     // The audit chain is intact after all of it.
     d.env.ok(&["audit", "verify"]);
     // Both services answer /metrics with their counters.
