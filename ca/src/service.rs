@@ -392,12 +392,15 @@ async fn reply_for(
 /// The certificate an earlier call with `key` made, when there is one: a
 /// replay is answered with it, never with a second certificate.
 /// `same` says whether the recorded certificate answers this very request; a
-/// request id reused for another request is a conflict.
+/// request id reused for another request is a conflict. With `signed_only`, a
+/// record not yet signed is no answer and is left as it is (the caller answers
+/// with its own refusal).
 async fn replayed(
     state: &State,
     ra: &RaRecord,
     key: &str,
     same: impl Fn(&CertificateRecord) -> bool,
+    signed_only: bool,
 ) -> Result<Option<(StatusCode, CertificateReply)>> {
     let issuer = state.store.authority_by_name(&ra.ca_name).await?;
     match state
@@ -406,6 +409,7 @@ async fn replayed(
         .await?
     {
         None => Ok(None),
+        Some(r) if signed_only && r.status == CertStatus::Pending => Ok(None),
         Some(r) if !same(&r) => Err(Error::conflict(format!(
             "request `{key}` was made for another request (certificate {}); a request id names one request",
             r.serial
@@ -472,11 +476,12 @@ async fn finish(
             .await?,
         )),
         // A concurrent call with the same key recorded first.
-        Err(e) if e.kind == ErrorKind::AlreadyExists => match replayed(state, ra, key, same).await?
-        {
-            Some(r) => Ok(r),
-            None => Err(e),
-        },
+        Err(e) if e.kind == ErrorKind::AlreadyExists => {
+            match replayed(state, ra, key, same, false).await? {
+                Some(r) => Ok(r),
+                None => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
 }
@@ -514,18 +519,25 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     // unique index: a replay is refused at recording (nothing is signed) and
     // answered with what the first call made, so the store is not asked first.
     let result = ca.issue(&request).await;
-    if let Err(e) = &result {
-        // Whatever refused this call (a replay, or the CA's standing or the
-        // profile changed since the first call was signed), a certificate made
-        // for the key is the answer.
-        match replayed(state, &ra, &key, same).await? {
-            Some(r) => return Ok(r),
-            // A record abandoned past the stale age: issue afresh, once.
-            None if e.kind == ErrorKind::AlreadyExists => {
-                return finish(state, &ra, &key, ca.issue(&request).await, same).await
-            }
-            None => {}
+    match &result {
+        // A replay: answered with what the first call made, or (a record
+        // abandoned past the stale age) issued afresh, once.
+        Err(e) if e.kind == ErrorKind::AlreadyExists => {
+            return match replayed(state, &ra, &key, same, false).await? {
+                Some(r) => Ok(r),
+                None => finish(state, &ra, &key, ca.issue(&request).await, same).await,
+            };
         }
+        // Refused for another reason (the CA put on hold or a profile changed
+        // since the first call was signed): a certificate signed for the key
+        // is still the answer; a record not signed (this call's own, say) is
+        // not, and the refusal stands.
+        Err(_) => {
+            if let Some(r) = replayed(state, &ra, &key, same, true).await? {
+                return Ok(r);
+            }
+        }
+        Ok(_) => {}
     }
     finish(state, &ra, &key, result, same).await
 }
@@ -567,7 +579,7 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let same = |c: &CertificateRecord| {
         c.renewed_from == Some(old.id) && new_key.as_ref().is_none_or(|k| *k == c.spki_sha256)
     };
-    if let Some(r) = replayed(state, &ra, &key, same).await? {
+    if let Some(r) = replayed(state, &ra, &key, same, false).await? {
         return Ok(r);
     }
     if old.not_after <= gpki_pki::time::now() {

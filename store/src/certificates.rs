@@ -292,7 +292,26 @@ async fn insert_pending(
             )));
         }
     }
-    Ok(Err(compromised_error(conn, &c.spki_sha256).await))
+    let compromised: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM certificates WHERE spki_sha256 = $1 AND {COMPROMISED} LIMIT 1"
+    ))
+    .bind(&c.spki_sha256)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if compromised.is_some() {
+        return Ok(Err(compromised_error(conn, &c.spki_sha256).await));
+    }
+    // Neither is there now: the row that took the key was renamed (abandoned)
+    // since the insert looked. Not a refusal to keep.
+    Ok(Err(Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the record of request key {} changed while serial {} was recorded; ask again",
+            c.request_key.as_deref().unwrap_or("(none)"),
+            c.serial
+        ),
+    )))
 }
 
 /// Attaches the signed DER to pending row `id` and marks it issued.

@@ -151,12 +151,19 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>, lanes: usize) 
 
 /// Runs `group` to the end: every job is answered.
 async fn settle(pool: AnyPool, group: Vec<Job>) {
-    let first = match run_group(&pool, group, false).await {
-        // The connection was dead (a server restart, a failover): it is closed,
-        // and the group runs once more on another.
-        Outcome::NotBegun(group, _) => run_group(&pool, group, false).await,
-        other => other,
-    };
+    let mut first = run_group(&pool, group, false).await;
+    // The connection was dead (a server restart, a failover: every idle one may
+    // be): it is closed as it goes back, and the group runs again on another,
+    // as many times as the pool holds connections.
+    let mut tries = pool.options().get_max_connections();
+    while let Outcome::NotBegun(group, e) = first {
+        if tries == 0 {
+            fail_all(group, e);
+            return;
+        }
+        tries -= 1;
+        first = run_group(&pool, group, false).await;
+    }
     let failed = match first {
         Outcome::Done => return,
         Outcome::NotBegun(group, e) => {

@@ -990,35 +990,71 @@ fn workflow_and_refusals(backend: Backend) {
     assert!(detail.contains("no operator"), "{detail}");
 
     // A replay is answered with what the first call made even when the call
-    // itself would now be refused: here the CA has since been put on hold, which
-    // stops it signing anything new.
+    // itself would now be refused: here the issuing CA has since been put on
+    // hold, which stops it signing anything new. RA C issues from a CA of its
+    // own, so the hold leaves the services' certificates (from mois) in force.
+    d.env.ok(&[
+        "ca",
+        "create",
+        "--parent",
+        "root",
+        "--name",
+        "late",
+        "--subject",
+        "CN=Test Late CA, OU=GPKI, O=Government of Korea, C=KR",
+        "--key-type",
+        "p256",
+        "--path-len",
+        "0",
+        "--out",
+        "late.pem",
+    ]);
+    d.env.ok(&[
+        "ra",
+        "create",
+        "--name",
+        "C",
+        "--ca",
+        "late",
+        "--subtree",
+        A,
+        "--profiles",
+        "official-sign",
+        "--renew-window-days",
+        "400",
+        "--host",
+        "ra-host-1",
+    ]);
     let (subject, csr) = official(&d, "late", A);
-    let body = serde_json::json!({ "ra": "A", "request_id": "late-1", "profile": "official-sign", "subject": subject, "csr": std::fs::read_to_string(&csr).unwrap() }).to_string();
+    let body = serde_json::json!({ "ra": "C", "request_id": "late-1", "profile": "official-sign", "subject": subject, "csr": std::fs::read_to_string(&csr).unwrap() }).to_string();
     let out = d.issue_at_ca_as_ra_host(&body);
     assert!(out.ends_with("201"), "{out}");
     let first: Value = serde_json::from_str(out.rsplit_once('\n').unwrap().0).unwrap();
     let serial = first["serial"].as_str().unwrap();
-    let mois = d.env.serial_of("mois.pem");
+    let late = d.env.serial_of("late.pem");
     d.env.ok(&[
         "cert",
         "revoke",
         "--ca",
         "root",
         "--serial",
-        &mois,
+        &late,
         "--reason",
         "certificateHold",
     ]);
     let certs = d.certificates();
+    let fresh = body.replace("late-1", "late-2");
+    let out = d.issue_at_ca_as_ra_host(&fresh);
+    let (reply, status) = out.rsplit_once('\n').unwrap();
+    assert!(
+        status == "409" && reply.contains("`late`") && reply.contains("hold"),
+        "{out}"
+    );
     let out = d.issue_at_ca_as_ra_host(&body);
     assert!(
         out.ends_with("200") && out.contains(serial) && out.contains("\"replayed\":true"),
         "{out}"
     );
-    let fresh = body.replace("late-1", "late-2");
-    let out = d.issue_at_ca_as_ra_host(&fresh);
-    let status = out.rsplit('\n').next().unwrap();
-    assert!(out.contains("hold") && status.starts_with('4'), "{out}");
     assert_eq!(d.certificates(), certs);
 
     // The audit chain is intact after all of it.
