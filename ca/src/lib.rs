@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME};
+use const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS;
 use der::{Decode, Encode};
 use gpki_pki::cert::{self, CaUrls, IssuerContext, Plan, SanEntry, SubjectRequest};
 use gpki_pki::crl::{CrlHeader, CrlScope, RevocationReason};
@@ -40,7 +40,7 @@ use gpki_store::{
 };
 use serde_json::json;
 use x509_cert::certificate::Certificate;
-use x509_cert::ext::pkix::{BasicConstraints, NameConstraints, SubjectAltName};
+use x509_cert::ext::pkix::{BasicConstraints, NameConstraints};
 
 /// Test-only crash injection: when `GPKI_FAILPOINT` names this point, the process
 /// aborts there, as a power cut would. Used to pin invariant 1.
@@ -429,14 +429,7 @@ impl Ca {
             )));
         }
         let tbs = x509_cert::certificate::TbsCertificate::from_der(&old.tbs)?;
-        let sans = match cert::find_extension::<SubjectAltName>(&tbs, ID_CE_SUBJECT_ALT_NAME)? {
-            Some((_, san)) => san
-                .0
-                .iter()
-                .map(SanEntry::from_general_name)
-                .collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
-        };
+        let sans = cert::san_entries(&tbs)?;
         // A renewal keeps the old identity: a new CSR proves possession of its key and
         // contributes nothing else (not its subject, not its requested SANs).
         let key = match new_key {

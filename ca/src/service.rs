@@ -486,6 +486,14 @@ async fn finish(
     }
 }
 
+/// SANs as a sorted set of their text forms.
+fn san_set(sans: &[gpki_pki::cert::SanEntry]) -> Vec<String> {
+    let mut v: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, CertificateReply)> {
     let b: IssueBody = parse(body)?;
     let ra = authorize_ra(state, who, &b.ra).await?;
@@ -496,14 +504,23 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     check_csr_sans(&csr, &b.sans)?;
     let spki_sha256 = hex::encode(openssl::sha::sha256(&csr.spki_der));
     let subject = gpki_pki::name::to_string(&gpki_pki::name::parse(&b.subject)?);
-    let same = |c: &CertificateRecord| {
-        c.profile == b.profile && c.subject == subject && c.spki_sha256 == spki_sha256
-    };
-    let sans = b
+    let sans: Vec<gpki_pki::cert::SanEntry> = b
         .sans
         .iter()
         .map(|s| s.parse())
         .collect::<Result<Vec<_>>>()?;
+    // The certificate's SANs are the request's (a CSR names no others: checked
+    // above), as a set.
+    let asked = san_set(&sans);
+    let same = |c: &CertificateRecord| {
+        c.profile == b.profile
+            && c.subject == subject
+            && c.spki_sha256 == spki_sha256
+            && <x509_cert::certificate::TbsCertificate as der::Decode>::from_der(&c.tbs)
+                .ok()
+                .and_then(|tbs| gpki_pki::cert::san_entries(&tbs).ok())
+                .is_some_and(|made: Vec<_>| san_set(&made) == asked)
+    };
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
     let request = IssueRequest {
         ca: ra.ca_name.clone(),

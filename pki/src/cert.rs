@@ -522,6 +522,14 @@ pub fn find_extension<T: for<'a> Decode<'a>>(
     Ok(None)
 }
 
+/// The subjectAltName entries of a certificate (none without the extension).
+pub fn san_entries(tbs: &TbsCertificate) -> Result<Vec<SanEntry>> {
+    match find_extension::<SubjectAltName>(tbs, const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)? {
+        Some((_, san)) => san.0.iter().map(SanEntry::from_general_name).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The subjectKeyIdentifier of a certificate, or one computed from its key.
 pub fn subject_key_id(tbs: &TbsCertificate) -> Result<Vec<u8>> {
     match find_extension::<SubjectKeyIdentifier>(tbs, ID_CE_SUBJECT_KEY_IDENTIFIER)? {

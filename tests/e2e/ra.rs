@@ -675,6 +675,18 @@ fn workflow_and_refusals(backend: Backend) {
         out.ends_with("200") && out.contains(&serial) && out.contains("\"replayed\":true"),
         "{out}"
     );
+    // The same request id asking for other SANs is another request: a conflict,
+    // not the first certificate.
+    let more_sans = body.replace(
+        "[\"email:gildong.hong@mois.go.kr\"]",
+        "[\"email:gildong.hong@mois.go.kr\",\"email:minister@mois.go.kr\"]",
+    );
+    assert_ne!(more_sans, body);
+    let out = d.issue_at_ca_as_ra_host(&more_sans);
+    assert!(
+        out.ends_with("409") && out.contains("made for another request"),
+        "{out}"
+    );
     assert_eq!(d.certificates(), certs);
 
     // A SAN outside the RA's domains, at the RA and at the CA.
