@@ -16,16 +16,8 @@
 set -euo pipefail
 N=${1:-2000}
 C=${2:-64}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-GPKI=$ROOT/target/release/gpki
-PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
-[ -x "$GPKI" ] || { echo "build first: cargo build --release -p gpki" >&2; exit 1; }
-W=$(mktemp -d /tmp/gpki-ra-bench.XXXXXX)
-cd "$W"
-python3 "$ROOT/benches/gen.py" csrs "$N" csr p256
-# The RA needs an identity verification per official-sign request.
-awk -F, 'NR == 1 { print $0 ",identity_method,identity_document"; next }
-         { print $0 ",face-to-face,card-" NR }' csr/officials.csv > csr/ra.csv
+# shellcheck source=benches/ra_fixtures.sh
+source "$(dirname "$0")/ra_fixtures.sh"
 
 run() { # label store
   local label=$1 store=$2 data=$W/$1

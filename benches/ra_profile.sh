@@ -14,15 +14,8 @@
 set -euo pipefail
 N=${1:-2000}
 C=${2:-64}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-GPKI=$ROOT/target/release/gpki
-PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
-[ -x "$GPKI" ] || { echo "build first: cargo build --release -p gpki" >&2; exit 1; }
-W=$(mktemp -d /tmp/gpki-ra-profile.XXXXXX)
-cd "$W"
-python3 "$ROOT/benches/gen.py" csrs "$N" csr p256 >/dev/null
-awk -F, 'NR == 1 { print $0 ",identity_method,identity_document"; next }
-         { print $0 ",face-to-face,card-" NR }' csr/officials.csv > csr/ra.csv
+# shellcheck source=benches/ra_fixtures.sh
+source "$(dirname "$0")/ra_fixtures.sh"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS gpki_ra_profile" \
   -qc "CREATE DATABASE gpki_ra_profile" >/dev/null
 STORE=$PG/gpki_ra_profile

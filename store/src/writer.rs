@@ -367,14 +367,8 @@ mod tests {
             .unwrap()
     }
 
-    /// Jobs that land in one group: a failing one (a serial recorded twice) is
-    /// answered with its own error, and every other is committed; the audit chain
-    /// is whole.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_job_fails_alone_and_the_group_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let ca = store
+    async fn ca(store: &Store) -> crate::AuthorityRecord {
+        store
             .create_authority(
                 &NewAuthority {
                     name: "ca".into(),
@@ -390,7 +384,56 @@ mod tests {
                 &event(),
             )
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn ra(store: &Store) -> crate::RaRecord {
+        store
+            .create_ra(
+                &NewRa {
+                    name: "ra".into(),
+                    ca_name: "ca".into(),
+                    subtrees: vec![],
+                    profiles: vec![],
+                    dual_control: vec![],
+                    renew_window_days: 30,
+                    host: "host".into(),
+                    domains: vec![],
+                },
+                &event(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// An issue request under `key`, submitted, or approved as it is recorded.
+    fn request(ra_id: i64, key: &str, approved: bool) -> NewRequest {
+        NewRequest {
+            ra_id,
+            idempotency_key: key.into(),
+            body_sha256: "b".into(),
+            kind: "issue".into(),
+            profile: None,
+            subject: None,
+            csr: None,
+            sans: vec![],
+            target_cert_id: None,
+            reason: None,
+            submitted_by: None,
+            enrol: None,
+            approved_by: None,
+            approved,
+        }
+    }
+
+    /// Jobs that land in one group: a failing one (a serial recorded twice) is
+    /// answered with its own error, and every other is committed; the audit chain
+    /// is whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_fails_alone_and_the_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let ca = ca(&store).await;
         let new = |i: usize| NewCertificate {
             issuer_id: ca.id,
             // Rows 0 and 1 share a serial.
@@ -438,39 +481,9 @@ mod tests {
     async fn the_same_request_twice_at_once_is_one_request() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let ra = store
-            .create_ra(
-                &NewRa {
-                    name: "ra".into(),
-                    ca_name: "ca".into(),
-                    subtrees: vec![],
-                    profiles: vec![],
-                    dual_control: vec![],
-                    renew_window_days: 30,
-                    host: "host".into(),
-                    domains: vec![],
-                },
-                &event(),
-            )
-            .await
-            .unwrap();
+        let ra = ra(&store).await;
         for round in 0..20 {
-            let new = NewRequest {
-                ra_id: ra.id,
-                idempotency_key: format!("k{round}"),
-                body_sha256: "b".into(),
-                kind: "issue".into(),
-                profile: None,
-                subject: None,
-                csr: None,
-                sans: vec![],
-                target_cert_id: None,
-                reason: None,
-                submitted_by: None,
-                enrol: None,
-                approved_by: None,
-                approved: false,
-            };
+            let new = request(ra.id, &format!("k{round}"), false);
             let audit = event();
             let (a, b) = tokio::join!(
                 store.submit_request(&new, None, &audit),
@@ -490,23 +503,7 @@ mod tests {
     async fn an_issued_request_names_its_own_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let ca = store
-            .create_authority(
-                &NewAuthority {
-                    name: "ca".into(),
-                    parent_id: None,
-                    subject: "CN=ca".into(),
-                    key_type: "p256".into(),
-                    signature_algorithm: "ecdsa-with-SHA256".into(),
-                    key_path: "ca.key.pem".into(),
-                    crl_url: None,
-                    ocsp_url: None,
-                    ca_issuers_url: None,
-                },
-                &event(),
-            )
-            .await
-            .unwrap();
+        let ca = ca(&store).await;
         let serial = format!("{:032x}", 7);
         let id = store
             .record_tbs(&NewCertificate {
@@ -527,43 +524,9 @@ mod tests {
             .mark_issued(id, &[0x30, 0x00], &event())
             .await
             .unwrap();
-        let ra = store
-            .create_ra(
-                &NewRa {
-                    name: "ra".into(),
-                    ca_name: "ca".into(),
-                    subtrees: vec![],
-                    profiles: vec![],
-                    dual_control: vec![],
-                    renew_window_days: 30,
-                    host: "host".into(),
-                    domains: vec![],
-                },
-                &event(),
-            )
-            .await
-            .unwrap();
+        let ra = ra(&store).await;
         let (r, _) = store
-            .submit_request(
-                &NewRequest {
-                    ra_id: ra.id,
-                    idempotency_key: "k".into(),
-                    body_sha256: "b".into(),
-                    kind: "issue".into(),
-                    profile: None,
-                    subject: None,
-                    csr: None,
-                    sans: vec![],
-                    target_cert_id: None,
-                    reason: None,
-                    submitted_by: None,
-                    enrol: None,
-                    approved_by: None,
-                    approved: true,
-                },
-                None,
-                &event(),
-            )
+            .submit_request(&request(ra.id, "k", true), None, &event())
             .await
             .unwrap();
         assert_eq!(r.status, "approved");

@@ -375,6 +375,15 @@ impl Deployment {
             .unwrap_or(0)
     }
 
+    /// Kills the CA service (no clean shutdown) and starts it again on its port,
+    /// with environment `vars`.
+    fn restart_ca(&mut self, vars: &[(&str, &str)]) {
+        let port = self.ca.port;
+        self.ca.child.kill().unwrap();
+        self.ca.child.wait().unwrap();
+        self.ca = spawn_with(&self.env, "gpki-ca", "ca.toml", port, vars);
+    }
+
     fn certificates(&self) -> i64 {
         self.env.counts()["certificates"].as_i64().unwrap()
     }
@@ -1195,16 +1204,7 @@ fn import_survives_a_killed_ca(backend: Backend) {
     // The CA dies (abort: no clean shutdown) on its 31st issuance, between
     // recording the certificate and signing it: that row (and any other in
     // flight) is left pending.
-    let port = d.ca.port;
-    d.ca.child.kill().unwrap();
-    d.ca.child.wait().unwrap();
-    d.ca = spawn_with(
-        &d.env,
-        "gpki-ca",
-        "ca.toml",
-        port,
-        &[("GPKI_FAILPOINT", "after-record@31")],
-    );
+    d.restart_ca(&[("GPKI_FAILPOINT", "after-record@31")]);
     let o = d
         .ra_command("b1", &[&import[..], &["--concurrency", "4"]].concat())
         .output()
@@ -1250,7 +1250,7 @@ fn import_survives_a_killed_ca(backend: Backend) {
 
     // Started again (after the stale-pending age of 1 s), the same file finishes.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    d.ca = spawn(&d.env, "gpki-ca", "ca.toml", port);
+    d.ca = spawn(&d.env, "gpki-ca", "ca.toml", d.ca.port);
     let o = d.ra_command("b1", &import).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(
@@ -1320,16 +1320,7 @@ fn ra_thousand_concurrent_issuances_postgres() {
     let Some(mut d) = Deployment::start(Backend::Postgres) else {
         return;
     };
-    let port = d.ca.port;
-    d.ca.child.kill().unwrap();
-    d.ca.child.wait().unwrap();
-    d.ca = spawn_with(
-        &d.env,
-        "gpki-ca",
-        "ca.toml",
-        port,
-        &[("GPKI_STORE_WRITER_LANES", "3")],
-    );
+    d.restart_ca(&[("GPKI_STORE_WRITER_LANES", "3")]);
     let rows = 1000;
     import_rows(&d.env, "import.csv", 0..rows, 8);
     let o = d
