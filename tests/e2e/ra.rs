@@ -691,6 +691,17 @@ fn workflow_and_refusals(backend: Backend) {
         "[\"email:gildong.hong@mois.go.kr\",\"email:minister@mois.go.kr\"]",
     );
     assert_ne!(more_sans, body);
+    // The same SANs written twice are the same request: its certificate again.
+    let twice = body.replace(
+        "[\"email:gildong.hong@mois.go.kr\"]",
+        "[\"email:gildong.hong@mois.go.kr\",\"email:gildong.hong@mois.go.kr\"]",
+    );
+    assert_ne!(twice, body);
+    let out = d.issue_at_ca_as_ra_host(&twice);
+    assert!(
+        out.ends_with("200") && out.contains(&serial) && out.contains("\"replayed\":true"),
+        "{out}"
+    );
     let out = d.issue_at_ca_as_ra_host(&more_sans);
     assert!(
         out.ends_with("409") && out.contains("made for another request"),
