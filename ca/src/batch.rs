@@ -437,8 +437,8 @@ impl Ca {
         let recorded_spki = tbs.subject_public_key_info.to_der()?;
         let key = match &row.csr {
             Some(csr) => {
-                let spki = gpki_pki::csr::parse_and_verify(csr)?.spki_der;
-                (spki == recorded_spki).then(|| KeySource::Csr(csr.clone()))
+                let csr = gpki_pki::csr::parse_and_verify(csr)?;
+                (csr.spki_der == recorded_spki).then_some(KeySource::Verified(csr))
             }
             None => {
                 let path = opts.out_dir.join(format!("{}.key.pem", row.request_id));

@@ -90,6 +90,9 @@ pub struct NewCa {
 pub enum KeySource {
     /// A PKCS#10 request (PEM or DER); its signature is verified.
     Csr(Vec<u8>),
+    /// A PKCS#10 request the caller has already verified (the CA service checks
+    /// the request before it plans): not verified a second time.
+    Verified(gpki_pki::csr::VerifiedCsr),
     /// A DER SubjectPublicKeyInfo whose private key the caller holds (a generated
     /// key, or the same key on renewal).
     PublicKey(Vec<u8>),
@@ -289,15 +292,17 @@ impl Ca {
         serial: SerialNumber,
         now: i64,
     ) -> Result<Plan> {
+        // With a CSR, the request's subject (when given) overrides the CSR's.
+        let from_csr = |csr: &gpki_pki::csr::VerifiedCsr| -> Result<_> {
+            let subject = match &req.subject {
+                Some(s) => gpki_pki::name::parse(s)?,
+                None => csr.subject.clone(),
+            };
+            Ok((subject, csr.spki_der.clone(), csr.requested_sans.clone()))
+        };
         let (subject, spki_der, mut sans) = match &req.key {
-            KeySource::Csr(bytes) => {
-                let csr = gpki_pki::csr::parse_and_verify(bytes)?;
-                let subject = match &req.subject {
-                    Some(s) => gpki_pki::name::parse(s)?,
-                    None => csr.subject,
-                };
-                (subject, csr.spki_der, csr.requested_sans)
-            }
+            KeySource::Csr(bytes) => from_csr(&gpki_pki::csr::parse_and_verify(bytes)?)?,
+            KeySource::Verified(csr) => from_csr(csr)?,
             KeySource::PublicKey(spki) => {
                 let subject = req.subject.as_deref().ok_or_else(|| {
                     Error::malformed("a subject is required when no CSR is given")
@@ -436,6 +441,7 @@ impl Ca {
             Some(KeySource::Csr(bytes)) => {
                 KeySource::PublicKey(gpki_pki::csr::parse_and_verify(&bytes)?.spki_der)
             }
+            Some(KeySource::Verified(csr)) => KeySource::PublicKey(csr.spki_der),
             Some(other) => other,
             None => KeySource::PublicKey(tbs.subject_public_key_info.to_der()?),
         };

@@ -526,7 +526,7 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
         ca: ra.ca_name.clone(),
         profile: b.profile.clone(),
         subject: Some(b.subject.clone()),
-        key: KeySource::Csr(b.csr.into_bytes()),
+        key: KeySource::Verified(csr),
         sans,
         validity_days: b.validity_days,
         request_key: Some(key.clone()),
@@ -770,7 +770,7 @@ async fn renew_signer(
         .renew(
             &b.ca,
             &serial,
-            Some(KeySource::Csr(b.csr.into_bytes())),
+            Some(KeySource::Verified(csr)),
             false,
             Some(key.clone()),
         )

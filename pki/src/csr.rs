@@ -14,8 +14,11 @@ use x509_cert::request::CertReq;
 use crate::cert::SanEntry;
 use crate::error::{Error, ErrorKind, Result};
 
-/// What gpki uses of a verified CSR.
+/// What gpki uses of a verified CSR. Only [`parse_and_verify`] makes one
+/// (`non_exhaustive`: other crates read it but cannot build it), so holding one
+/// means the proof of possession was checked.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifiedCsr {
     pub subject: Name,
     pub spki_der: Vec<u8>,
