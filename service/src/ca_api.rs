@@ -71,11 +71,7 @@ pub struct CertificateReply {
 pub fn chain_pem(chain: &[Vec<u8>]) -> Vec<String> {
     chain
         .iter()
-        .take_while(|c| {
-            gpki_pki::cert::decode(c)
-                .map(|c| c.tbs_certificate.issuer != c.tbs_certificate.subject)
-                .unwrap_or(false)
-        })
+        .take_while(|c| gpki_pki::cert::ca_facts(c).is_ok_and(|f| !f.self_issued))
         .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
         .collect()
 }

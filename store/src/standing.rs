@@ -4,7 +4,6 @@
 //! not know is not assumed good.
 
 use gpki_pki::crl::RevocationReason;
-use gpki_pki::serial::SerialNumber;
 use gpki_pki::{Error, Result};
 
 use std::collections::HashMap;
@@ -192,19 +191,18 @@ impl Level {
                 not_after: 0,
             });
         };
-        let cert = gpki_pki::cert::decode(der).map_err(|e| {
+        let facts = gpki_pki::cert::ca_facts(der).map_err(|e| {
             Error::internal(format!(
                 "stored certificate of CA `{}` does not decode: {e}",
                 r.name
             ))
         })?;
-        let tbs = &cert.tbs_certificate;
         Ok(Level {
             name: r.name,
             issuer_id,
-            serial: Some(SerialNumber::from_bytes(tbs.serial_number.as_bytes())?.to_hex()),
-            not_before: gpki_pki::time::unix_seconds(&tbs.validity.not_before),
-            not_after: gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+            serial: Some(facts.serial.clone()),
+            not_before: facts.not_before,
+            not_after: facts.not_after,
         })
     }
 
