@@ -12,7 +12,8 @@
 #    client check, scope again, plan, lints, record, sign, store, audit, reply);
 #  - in process: `gpki cert issue-batch` issues the same N CSRs from the same CA into
 #    the same store (the foundation issue's path).
-# Both use the same CSRs (benches/gen.py, P-256) and the same P-384 CA key.
+# Both use the same CSRs (benches/gen.py, P-256) and the same CA key: P-256 as in the
+# foundation issue's issuance benchmark, or CA_KEY=p384 (dev up's default).
 set -euo pipefail
 N=${1:-2000}
 C=${2:-64}
@@ -22,7 +23,7 @@ source "$(dirname "$0")/ra_fixtures.sh"
 run() { # label store
   local label=$1 store=$2 data=$W/$1
   local ports=(18080 18081 18443 18444)
-  GPKI_STORE=$store GPKI_DATA_DIR=$data "$GPKI" dev up --listen 127.0.0.1:${ports[0]} \
+  GPKI_STORE=$store GPKI_DATA_DIR=$data "$GPKI" dev up --ca-key-type "$CA_KEY" --listen 127.0.0.1:${ports[0]} \
     --tsa-listen 127.0.0.1:${ports[1]} --ca-listen 127.0.0.1:${ports[2]} \
     --ra-listen 127.0.0.1:${ports[3]} > "$W/$label.up.log" 2>&1 &
   local up=$!

@@ -1,10 +1,13 @@
 # Sourced by benches/ra.sh and benches/ra_profile.sh with N set: the release
-# binary, the PostgreSQL server, and a work directory (made current) holding N
+# binary, the PostgreSQL server, the CA's key type, and a work directory (made current) holding N
 # P-256 official-sign CSRs (benches/gen.py) in csr/, with csr/ra.csv adding the
 # identity verification the RA needs for each.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GPKI=$ROOT/target/release/gpki
 PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+# The issuing CA's key: P-256 as in the foundation issue's issuance benchmark
+# (benches/run.sh); CA_KEY=p384 for dev up's default.
+CA_KEY=${CA_KEY:-p256}
 [ -x "$GPKI" ] || { echo "build first: cargo build --release -p gpki" >&2; exit 1; }
 W=$(mktemp -d "/tmp/gpki-$(basename "$0" .sh).XXXXXX")
 cd "$W"

@@ -20,7 +20,7 @@ psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS gpki_ra_profile" \
   -qc "CREATE DATABASE gpki_ra_profile" >/dev/null
 STORE=$PG/gpki_ra_profile
 
-GPKI_STORE=$STORE GPKI_DATA_DIR=$W/data "$GPKI" dev up --listen 127.0.0.1:19080 \
+GPKI_STORE=$STORE GPKI_DATA_DIR=$W/data "$GPKI" dev up --ca-key-type "$CA_KEY" --listen 127.0.0.1:19080 \
   --tsa-listen 127.0.0.1:19081 --ca-listen 127.0.0.1:19443 \
   --ra-listen 127.0.0.1:19444 > "$W/up.log" 2>&1 &
 UP=$!

@@ -56,6 +56,8 @@ pub struct Listen {
     pub tsa: String,
     pub ca: String,
     pub ra: String,
+    /// The subordinate CA's key type, when it is made.
+    pub ca_key_type: KeyType,
 }
 
 pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
@@ -116,7 +118,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             &NewCa {
                 name: SUB.into(),
                 subject: "CN=GPKI MOIS CA 1, OU=GPKI, O=Government of Korea, C=KR".into(),
-                key_type: KeyType::EcP384,
+                key_type: at.ca_key_type,
                 signature_algorithm: None,
                 validity_days: None,
                 path_len: Some(0),

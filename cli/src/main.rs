@@ -130,8 +130,16 @@ enum DevCmd {
         /// Where the RA service listens (mutual TLS)
         #[arg(long, env = "GPKI_DEV_RA_LISTEN", default_value = "127.0.0.1:8444")]
         ra_listen: String,
+        /// Key type of the subordinate CA `mois` when it is made (p256, p384,
+        /// rsa2048, rsa3072, rsa4096); an existing CA keeps its key
+        #[arg(long, default_value = "p384")]
+        ca_key_type: String,
     },
 }
+
+/// mimalloc, as in every gpki binary (docs/dependencies.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -263,12 +271,14 @@ async fn run(cli: Cli) -> Result<()> {
             tsa_listen,
             ca_listen,
             ra_listen,
+            ca_key_type,
         }) => {
             let at = dev::Listen {
                 ocsp: listen,
                 tsa: tsa_listen,
                 ca: ca_listen,
                 ra: ra_listen,
+                ca_key_type: ca_key_type.parse()?,
             };
             dev::up(&g, !no_serve, &at).await?
         }

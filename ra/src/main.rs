@@ -29,6 +29,10 @@ enum Command {
     },
 }
 
+/// mimalloc, as in every gpki binary (docs/dependencies.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gpki_service::init_logging();

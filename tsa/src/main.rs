@@ -30,6 +30,10 @@ enum Command {
     Clock,
 }
 
+/// mimalloc, as in every gpki binary (docs/dependencies.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gpki_service::init_logging();
