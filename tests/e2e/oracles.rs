@@ -186,6 +186,55 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
 }
 
 #[test]
+fn dev_up_makes_its_subordinate_ca_with_the_key_type_asked_for() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    let up = |key_type: &str| {
+        let mut cmd = env.command();
+        cmd.env_remove("GPKI_KEY_PASS_FILE")
+            .env_remove("GPKI_STORE")
+            .args(["dev", "up", "--no-serve", "--ca-key-type", key_type]);
+        cmd.output().unwrap()
+    };
+    // An unknown key type is refused by name, before anything is made.
+    let out = up("p999");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p999"), "{err}");
+    assert!(!env.path("data/gpki.db").exists(), "nothing is made: {err}");
+
+    let out = up("p256");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if require("openssl") {
+        let certs = env.path("data/certs");
+        let f = |n: &str| certs.join(n).display().to_string();
+        let text = env.openssl_ok(&["x509", "-noout", "-text", "-in", &f("mois.crt.pem")]);
+        assert!(text.contains("prime256v1"), "{text}");
+        let out = env.openssl_ok(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            &f("gpki-root.crt.pem"),
+            "-untrusted",
+            &f("mois.crt.pem"),
+            &f("official-sign.crt.pem"),
+        ]);
+        assert!(out.contains(": OK"), "{out}");
+        let issued = env.openssl_ok(&[
+            "x509",
+            "-noout",
+            "-text",
+            "-in",
+            &f("official-sign.crt.pem"),
+        ]);
+        assert!(issued.contains("ecdsa-with-SHA256"), "{issued}");
+    }
+}
+
+#[test]
 fn rsa_pss_and_rsa_hierarchy_pass_openssl_and_pkilint() {
     let env = Env::new(Backend::Sqlite).unwrap();
     env.ok(&[
