@@ -215,7 +215,7 @@ impl Ca {
     /// Refused unless the CA's certificate and every one above it is in force.
     pub async fn issuer(&self, name: &str) -> Result<Issuer> {
         let record = self.store.authority_by_name(name).await?;
-        standing(&self.store, &record, gpki_pki::time::now())
+        gpki_store::standing::current(&self.store, &record)
             .await?
             .require_active(name)?;
         self.issuer_of(record).await
@@ -296,9 +296,13 @@ impl Ca {
         let from_csr = |csr: &gpki_pki::csr::VerifiedCsr| -> Result<_> {
             let subject = match &req.subject {
                 Some(s) => gpki_pki::name::parse(s)?,
-                None => csr.subject.clone(),
+                None => csr.subject().clone(),
             };
-            Ok((subject, csr.spki_der.clone(), csr.requested_sans.clone()))
+            Ok((
+                subject,
+                csr.spki_der().to_vec(),
+                csr.requested_sans().to_vec(),
+            ))
         };
         let (subject, spki_der, mut sans) = match &req.key {
             KeySource::Csr(bytes) => from_csr(&gpki_pki::csr::parse_and_verify(bytes)?)?,
@@ -439,9 +443,9 @@ impl Ca {
         // contributes nothing else (not its subject, not its requested SANs).
         let key = match new_key {
             Some(KeySource::Csr(bytes)) => {
-                KeySource::PublicKey(gpki_pki::csr::parse_and_verify(&bytes)?.spki_der)
+                KeySource::PublicKey(gpki_pki::csr::parse_and_verify(&bytes)?.spki_der().to_vec())
             }
-            Some(KeySource::Verified(csr)) => KeySource::PublicKey(csr.spki_der),
+            Some(KeySource::Verified(csr)) => KeySource::PublicKey(csr.spki_der().to_vec()),
             Some(other) => other,
             None => KeySource::PublicKey(tbs.subject_public_key_info.to_der()?),
         };

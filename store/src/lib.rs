@@ -62,6 +62,8 @@ pub struct Store {
     active_cas: Arc<RwLock<ActiveCas>>,
     /// Group commit for the services' hot writes.
     writer: Arc<writer::Writer>,
+    /// The standing reads under way, by CA ([`standing::current`]).
+    standing_reads: standing::Reads,
 }
 
 #[derive(Default, Debug)]
@@ -294,6 +296,7 @@ impl Store {
             backend,
             url,
             active_cas: Arc::default(),
+            standing_reads: standing::Reads::default(),
         })
     }
 

@@ -157,6 +157,105 @@ pub async fn standing(store: &Store, record: &AuthorityRecord, now: i64) -> Resu
     Ok(Standing::Active)
 }
 
+/// [`standing`] now, for the hot path (every issuance asks it of its CA), with
+/// concurrent askers about one CA sharing a read. No asker gets an answer read
+/// before it asked: it waits for the next read, which starts as soon as the one
+/// under way (if any) ends, on a task of its own (an asker that goes away stops
+/// no one's read). So one read per CA is under way at a time and each serves
+/// every asker that came while the one before it ran, where each issuance made
+/// its own read before. A read that cannot finish (its task panicked) is
+/// Unavailable to its askers, and the next asker starts a fresh one.
+pub async fn current(store: &Store, record: &AuthorityRecord) -> Result<Standing> {
+    if record.status != "active" {
+        return Ok(Standing::Pending);
+    }
+    let mut answer = {
+        let mut reads = store
+            .standing_reads
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = reads.entry(record.id).or_default();
+        let next = slot
+            .next
+            .get_or_insert_with(|| std::sync::Arc::new(tokio::sync::watch::channel(None).0));
+        let answer = next.subscribe();
+        if !slot.running {
+            slot.running = true;
+            tokio::spawn(run_reads(store.clone(), record.clone()));
+        }
+        answer
+    };
+    let read = match answer.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().expect("waited for Some"),
+        Err(_) => Err(Error::new(
+            gpki_pki::error::ErrorKind::Unavailable,
+            format!("the standing of CA `{}` could not be read", record.name),
+        )),
+    };
+    read
+}
+
+/// The standing reads under way and asked for, by CA id (an active CA's record
+/// never changes, so the id names it).
+#[derive(Default, Clone)]
+pub(crate) struct Reads(std::sync::Arc<std::sync::Mutex<HashMap<i64, ReadSlot>>>);
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standing::Reads")
+    }
+}
+
+type Answer = tokio::sync::watch::Sender<Option<Result<Standing>>>;
+
+#[derive(Default)]
+pub(crate) struct ReadSlot {
+    /// A task is reading for this CA.
+    running: bool,
+    /// The askers waiting for the next read.
+    next: Option<std::sync::Arc<Answer>>,
+}
+
+/// Reads the standing of `record` for each batch of askers in turn, until none
+/// waits. If this task ends early (a panic), its guard clears the slot: the
+/// waiting askers' senders drop (Unavailable) and the next asker starts anew.
+async fn run_reads(store: Store, record: AuthorityRecord) {
+    struct Guard<'a>(&'a Reads, i64, bool);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            if self.2 {
+                if let Ok(mut reads) = self.0 .0.lock() {
+                    reads.remove(&self.1);
+                }
+            }
+        }
+    }
+    let mut guard = Guard(&store.standing_reads, record.id, true);
+    loop {
+        let batch = {
+            let mut reads = store
+                .standing_reads
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let slot = reads.entry(record.id).or_default();
+            match slot.next.take() {
+                Some(b) => b,
+                None => {
+                    slot.running = false;
+                    guard.2 = false;
+                    return;
+                }
+            }
+        };
+        let r = standing(&store, &record, gpki_pki::time::now()).await;
+        #[cfg(test)]
+        tests::slow_answer().await;
+        batch.send_replace(Some(r));
+    }
+}
+
 /// More CAs above one another than any real hierarchy has.
 const MAX_DEPTH: usize = 16;
 
@@ -275,4 +374,167 @@ async fn chain_rows(store: &Store, chain: &[Level]) -> Result<HashMap<(i64, Stri
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditEvent, NewAuthority, NewCertificate};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn event() -> AuditEvent {
+        AuditEvent::new("test", "test", "test", serde_json::json!({}))
+    }
+
+    /// Milliseconds between a read's end and its answer: widens the window in
+    /// which an asker could be handed a read that began before it asked.
+    static SLOW_ANSWER_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    pub(super) async fn slow_answer() {
+        let ms = SLOW_ANSWER_MS.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+
+    /// A self-signed CA certificate made by OpenSSL, serial 0x42, valid for a day.
+    fn self_signed() -> Vec<u8> {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "ca").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        let serial = openssl::bn::BigNum::from_u32(0x42).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        let now = gpki_pki::time::now();
+        b.set_not_before(&openssl::asn1::Asn1Time::from_unix(now - 60).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::from_unix(now + 86_400).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        b.build().to_der().unwrap()
+    }
+
+    /// An active root `ca` whose certificate row is issued.
+    async fn root(store: &Store) -> AuthorityRecord {
+        let ca = store
+            .create_authority(
+                &NewAuthority {
+                    name: "ca".into(),
+                    parent_id: None,
+                    subject: "CN=ca".into(),
+                    key_type: "p256".into(),
+                    signature_algorithm: "ecdsa-with-SHA256".into(),
+                    key_path: "ca.key.pem".into(),
+                    crl_url: None,
+                    ocsp_url: None,
+                    ca_issuers_url: None,
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        let der = self_signed();
+        let row = store
+            .record_tbs(&NewCertificate {
+                issuer_id: ca.id,
+                serial: "42".into(),
+                subject: "CN=ca".into(),
+                profile: "root-ca".into(),
+                not_before: 0,
+                not_after: i64::MAX,
+                spki_sha256: "00".repeat(32),
+                tbs: vec![0],
+                renewed_from: None,
+                request_key: None,
+            })
+            .await
+            .unwrap();
+        store.mark_issued(row, &der, &event()).await.unwrap();
+        store
+            .activate_authority(ca.id, b"k", b"s", b"n", &der, &event())
+            .await
+            .unwrap();
+        store.authority(ca.id).await.unwrap()
+    }
+
+    /// Askers share reads, but none is answered from a read that began before it
+    /// asked: with reads kept under way by other askers all along, a hold is seen
+    /// by the first asker after it is placed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_standing_read_is_never_older_than_the_question() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
+            .await
+            .unwrap();
+        let ca = root(&store).await;
+        let asks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, c) = (store.clone(), ca.clone());
+                tokio::spawn(async move { current(&s, &c).await })
+            })
+            .collect();
+        for a in asks {
+            assert_eq!(a.await.unwrap().unwrap(), Standing::Active);
+        }
+
+        SLOW_ANSWER_MS.store(40, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, c, stop) = (store.clone(), ca.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut answers = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        current(&s, &c).await.unwrap();
+                        answers += 1;
+                    }
+                    answers
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        store
+            .revoke(ca.id, "42", 6, gpki_pki::time::now(), None, &event())
+            .await
+            .unwrap();
+        let held = current(&store, &ca).await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        SLOW_ANSWER_MS.store(0, Ordering::Relaxed);
+        let mut answers = 0;
+        for b in busy {
+            answers += b.await.unwrap();
+        }
+        assert!(
+            answers > 8,
+            "the reads were under way all along ({answers})"
+        );
+        assert_eq!(
+            held,
+            Standing::Unusable {
+                ca: "ca".into(),
+                why: Why::Hold
+            }
+        );
+        // Nothing is left running: the slot says so, and the next asker reads anew.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(store
+            .standing_reads
+            .0
+            .lock()
+            .unwrap()
+            .get(&ca.id)
+            .is_none_or(|s| !s.running && s.next.is_none()));
+        assert_eq!(current(&store, &ca).await.unwrap(), held);
+    }
 }
