@@ -3,7 +3,7 @@
 # P-256 official-sign CSRs (benches/gen.py) in csr/, with csr/ra.csv adding the
 # identity verification the RA needs for each.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-GPKI=$ROOT/target/release/gpki
+GPKI=${GPKI_BIN:-$ROOT/target/release/gpki}  # GPKI_BIN: another build, for A/B runs
 PG=${GPKI_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 # The issuing CA's key: P-256 as in the foundation issue's issuance benchmark
 # (benches/run.sh); CA_KEY=p384 for dev up's default.

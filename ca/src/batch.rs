@@ -438,7 +438,7 @@ impl Ca {
         let key = match &row.csr {
             Some(csr) => {
                 let csr = gpki_pki::csr::parse_and_verify(csr)?;
-                (csr.spki_der == recorded_spki).then_some(KeySource::Verified(csr))
+                (csr.spki_der() == recorded_spki.as_slice()).then_some(KeySource::Verified(csr))
             }
             None => {
                 let path = opts.out_dir.join(format!("{}.key.pem", row.request_id));

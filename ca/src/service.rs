@@ -502,7 +502,7 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let key = request_key(&ra, &b.request_id)?;
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &b.sans)?;
-    let spki_sha256 = hex::encode(openssl::sha::sha256(&csr.spki_der));
+    let spki_sha256 = hex::encode(openssl::sha::sha256(csr.spki_der()));
     let subject = gpki_pki::name::to_string(&gpki_pki::name::parse(&b.subject)?);
     let sans: Vec<gpki_pki::cert::SanEntry> = b
         .sans
@@ -589,7 +589,7 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let old = scoped_certificate(state, &ra, &b.serial).await?;
     let new_key = match &b.csr {
         Some(c) => Some(hex::encode(openssl::sha::sha256(
-            &gpki_pki::csr::parse_and_verify(c.as_bytes())?.spki_der,
+            gpki_pki::csr::parse_and_verify(c.as_bytes())?.spki_der(),
         ))),
         None => None,
     };
@@ -696,7 +696,7 @@ async fn renew_signer(
     }
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &[])?;
-    let new_key = hex::encode(openssl::sha::sha256(&csr.spki_der));
+    let new_key = hex::encode(openssl::sha::sha256(csr.spki_der()));
     // Proof that the caller holds the current signer's key.
     let old_der = old
         .der
@@ -758,10 +758,10 @@ async fn renew_signer(
             "the request is for the key of certificate {serial}; a signer renews with a new key"
         )));
     }
-    if gpki_pki::name::to_string(&csr.subject) != old.subject {
+    if gpki_pki::name::to_string(csr.subject()) != old.subject {
         return Err(Error::policy(format!(
             "the request's subject `{}` is not the certificate's `{}`",
-            gpki_pki::name::to_string(&csr.subject),
+            gpki_pki::name::to_string(csr.subject()),
             old.subject
         )));
     }

@@ -141,7 +141,16 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             "subordinate CA {SUB} (Ministry of the Interior and Safety)"
         ));
     } else {
-        found.push(format!("subordinate CA {SUB}"));
+        // An existing CA keeps its key; say so when another type was asked for.
+        let kept = store.authority_by_name(SUB).await?.key_type;
+        if kept != at.ca_key_type.as_str() {
+            found.push(format!(
+                "subordinate CA {SUB} (its key stays {kept}: --ca-key-type {} applies only when it is made)",
+                at.ca_key_type
+            ));
+        } else {
+            found.push(format!("subordinate CA {SUB}"));
+        }
     }
     for name in [ROOT, SUB] {
         let a = store.authority_by_name(name).await?;

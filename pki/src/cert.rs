@@ -528,7 +528,11 @@ pub fn ca_facts(der: &[u8]) -> Result<std::sync::Arc<CaFacts>> {
     use std::sync::{Arc, Mutex, OnceLock};
     static KEPT: OnceLock<Mutex<HashMap<Vec<u8>, Arc<CaFacts>>>> = OnceLock::new();
     let kept = KEPT.get_or_init(Default::default);
-    if let Some(f) = kept.lock().expect("CA facts").get(der) {
+    if let Some(f) = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(der)
+    {
         return Ok(f.clone());
     }
     let cert = decode(der)?;
@@ -539,7 +543,9 @@ pub fn ca_facts(der: &[u8]) -> Result<std::sync::Arc<CaFacts>> {
         not_after: crate::time::unix_seconds(&tbs.validity.not_after),
         self_issued: tbs.issuer == tbs.subject,
     });
-    let mut kept = kept.lock().expect("CA facts");
+    let mut kept = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if kept.len() >= CA_FACTS_KEPT {
         kept.clear();
     }

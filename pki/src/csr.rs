@@ -14,15 +14,29 @@ use x509_cert::request::CertReq;
 use crate::cert::SanEntry;
 use crate::error::{Error, ErrorKind, Result};
 
-/// What gpki uses of a verified CSR. Only [`parse_and_verify`] makes one
-/// (`non_exhaustive`: other crates read it but cannot build it), so holding one
-/// means the proof of possession was checked.
+/// What gpki uses of a verified CSR. Only [`parse_and_verify`] makes one and its
+/// fields are read-only, so holding one means its key's possession was proved.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct VerifiedCsr {
-    pub subject: Name,
-    pub spki_der: Vec<u8>,
-    pub requested_sans: Vec<SanEntry>,
+    subject: Name,
+    spki_der: Vec<u8>,
+    requested_sans: Vec<SanEntry>,
+}
+
+impl VerifiedCsr {
+    pub fn subject(&self) -> &Name {
+        &self.subject
+    }
+
+    /// The DER SubjectPublicKeyInfo whose private key signed the request.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// The subjectAltNames of the request's extensionRequest.
+    pub fn requested_sans(&self) -> &[SanEntry] {
+        &self.requested_sans
+    }
 }
 
 /// The certificationRequestInfo TLV as it appears in the request (RFC 2986 §4.2: the

@@ -631,7 +631,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     // a key the profile does not take, before anything is recorded.
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &b.sans)?;
-    profile.allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
+    profile.allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
     let identity = b
         .identity
         .as_ref()
@@ -1285,7 +1285,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &[])?;
     let profile = state.profiles.get("ra-operator")?;
-    profile.allows_key(gpki_pki::KeyType::of_spki(&csr.spki_der)?)?;
+    profile.allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
     let (r, created) = state
         .store
         .submit_request(

@@ -169,7 +169,7 @@ pub fn check_csr_sans(csr: &gpki_pki::csr::VerifiedCsr, sans: &[String]) -> Resu
         .iter()
         .map(|s| s.parse::<gpki_pki::cert::SanEntry>())
         .collect::<Result<Vec<_>>>()?;
-    for s in &csr.requested_sans {
+    for s in csr.requested_sans() {
         if !asked.contains(s) {
             return Err(Error::new(
                 ErrorKind::Unauthorized,

@@ -232,6 +232,11 @@ fn dev_up_makes_its_subordinate_ca_with_the_key_type_asked_for() {
         ]);
         assert!(issued.contains("ecdsa-with-SHA256"), "{issued}");
     }
+    // Run again asking for another type: the CA keeps its key, and says so.
+    let out = up("p384");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("its key stays p256"), "{text}");
 }
 
 #[test]

@@ -708,6 +708,36 @@ fn workflow_and_refusals(backend: Backend) {
         "{out}"
     );
     assert_eq!(d.certificates(), certs);
+    // The CA checks the proof of possession itself: a request whose signature
+    // does not verify is refused there, whatever the RA host says, and nothing is
+    // recorded.
+    d.env
+        .openssl_ok(&["req", "-in", &csr, "-outform", "DER", "-out", "direct.der"]);
+    let mut der = std::fs::read(d.env.path("direct.der")).unwrap();
+    let n = der.len();
+    der[n - 5] ^= 0x55; // inside the signature value
+    std::fs::write(d.env.path("direct-badsig.der"), &der).unwrap();
+    d.env.openssl_ok(&[
+        "req",
+        "-inform",
+        "DER",
+        "-in",
+        "direct-badsig.der",
+        "-outform",
+        "PEM",
+        "-out",
+        "direct-badsig.pem",
+    ]);
+    let bad_pem = std::fs::read_to_string(d.env.path("direct-badsig.pem")).unwrap();
+    let bad = serde_json::json!({ "ra": "A", "request_id": "direct-badsig", "profile": "official-sign", "subject": subject, "csr": bad_pem, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
+    let out = d.issue_at_ca_as_ra_host(&bad);
+    assert!(
+        out.ends_with("400")
+            && out.contains("bad_signature")
+            && out.contains("proof of possession"),
+        "{out}"
+    );
+    assert_eq!(d.certificates(), certs);
 
     // A SAN outside the RA's domains, at the RA and at the CA.
     let (certs, refusals) = (d.certificates(), d.refusals());
