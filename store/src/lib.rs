@@ -392,9 +392,11 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query(
+        // Only a pending CA: an active CA's record never changes (the cache of
+        // active CAs and the shared standing reads key on its id).
+        let done = sqlx::query(
             "UPDATE authorities SET status = 'active', key_id = $1, spki_sha1 = $2, name_sha1 = $3, cert_der = $4 \
-             WHERE id = $5",
+             WHERE id = $5 AND status = 'pending'",
         )
         .bind(key_id)
         .bind(spki_sha1)
@@ -404,6 +406,11 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        if done.rows_affected() != 1 {
+            return Err(Error::conflict(format!(
+                "CA {id} is not pending: an active CA's certificate is not replaced"
+            )));
+        }
         audit::append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)
     }

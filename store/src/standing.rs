@@ -169,7 +169,7 @@ pub async fn current(store: &Store, record: &AuthorityRecord) -> Result<Standing
     if record.status != "active" {
         return Ok(Standing::Pending);
     }
-    let mut answer = {
+    let (mut answer, start) = {
         let mut reads = store
             .standing_reads
             .0
@@ -180,12 +180,16 @@ pub async fn current(store: &Store, record: &AuthorityRecord) -> Result<Standing
             .next
             .get_or_insert_with(|| std::sync::Arc::new(tokio::sync::watch::channel(None).0));
         let answer = next.subscribe();
-        if !slot.running {
-            slot.running = true;
-            tokio::spawn(run_reads(store.clone(), record.clone()));
-        }
-        answer
+        let start = !slot.running;
+        slot.running = true;
+        (answer, start)
     };
+    if start {
+        // The guard travels with the task: a task dropped before it first runs
+        // (a runtime shutting down), or a spawn that panics, still clears the slot.
+        let guard = ReadsGuard(store.standing_reads.clone(), record.id, true);
+        tokio::spawn(run_reads(store.clone(), record.clone(), guard));
+    }
     let read = match answer.wait_for(Option::is_some).await {
         Ok(v) => v.clone().expect("waited for Some"),
         Err(_) => Err(Error::new(
@@ -217,21 +221,28 @@ pub(crate) struct ReadSlot {
     next: Option<std::sync::Arc<Answer>>,
 }
 
+/// Clears a CA's slot when its reading task ends other than by finding no asker
+/// (armed: `.2`): the waiting askers' answers drop (Unavailable) and the next
+/// asker starts anew.
+struct ReadsGuard(Reads, i64, bool);
+
+impl Drop for ReadsGuard {
+    fn drop(&mut self) {
+        if self.2 {
+            let mut reads = self
+                .0
+                 .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reads.remove(&self.1);
+        }
+    }
+}
+
 /// Reads the standing of `record` for each batch of askers in turn, until none
 /// waits. If this task ends early (a panic), its guard clears the slot: the
 /// waiting askers' senders drop (Unavailable) and the next asker starts anew.
-async fn run_reads(store: Store, record: AuthorityRecord) {
-    struct Guard<'a>(&'a Reads, i64, bool);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            if self.2 {
-                if let Ok(mut reads) = self.0 .0.lock() {
-                    reads.remove(&self.1);
-                }
-            }
-        }
-    }
-    let mut guard = Guard(&store.standing_reads, record.id, true);
+async fn run_reads(store: Store, record: AuthorityRecord, mut guard: ReadsGuard) {
     loop {
         let batch = {
             let mut reads = store
@@ -478,6 +489,13 @@ mod tests {
             .await
             .unwrap();
         let ca = root(&store).await;
+        // An active CA's record does not change (the reads are shared by its id).
+        let again = store
+            .activate_authority(ca.id, b"k", b"s", b"n", &self_signed(), &event())
+            .await
+            .unwrap_err();
+        assert_eq!(again.kind, gpki_pki::ErrorKind::Conflict, "{again}");
+        assert_eq!(store.authority(ca.id).await.unwrap().cert_der, ca.cert_der);
         let asks: Vec<_> = (0..64)
             .map(|_| {
                 let (s, c) = (store.clone(), ca.clone());
@@ -527,14 +545,20 @@ mod tests {
             }
         );
         // Nothing is left running: the slot says so, and the next asker reads anew.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(store
-            .standing_reads
-            .0
-            .lock()
-            .unwrap()
-            .get(&ca.id)
-            .is_none_or(|s| !s.running && s.next.is_none()));
+        let idle = || {
+            store
+                .standing_reads
+                .0
+                .lock()
+                .unwrap()
+                .get(&ca.id)
+                .is_none_or(|s| !s.running && s.next.is_none())
+        };
+        let since = std::time::Instant::now();
+        while !idle() && since.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(idle(), "the reading task ended with no asker left");
         assert_eq!(current(&store, &ca).await.unwrap(), held);
     }
 }
