@@ -65,18 +65,30 @@ struct Job {
 /// SQLite, the whole database) for as long as it runs.
 const GROUP_MAX: usize = 128;
 
+/// The most jobs waiting for a group. Beyond it a write is refused at once
+/// (Unavailable, nothing changed) instead of queueing without bound behind a
+/// stalled database: callers are told to come back rather than left waiting
+/// while memory grows.
+const QUEUE_MAX: usize = 4096;
+
 #[derive(Debug)]
 pub(crate) struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
+    capacity: usize,
 }
 
 impl Writer {
     /// Starts the writer task on the current runtime, with up to `lanes` groups
     /// running at once.
     pub fn start(pool: AnyPool, lanes: usize) -> Writer {
-        let (jobs, rx) = mpsc::unbounded_channel();
+        Writer::start_with(pool, lanes, QUEUE_MAX)
+    }
+
+    /// [`Writer::start`] with at most `capacity` jobs waiting.
+    fn start_with(pool: AnyPool, lanes: usize, capacity: usize) -> Writer {
+        let (jobs, rx) = mpsc::channel(capacity);
         tokio::spawn(run(pool, rx, lanes.max(1)));
-        Writer { jobs }
+        Writer { jobs, capacity }
     }
 
     /// Runs `job` in the next group and answers once that group is committed.
@@ -98,13 +110,24 @@ impl Writer {
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job {
+            .try_send(Job {
                 run: Arc::new(job),
                 locks,
                 reply,
                 error: None,
             })
-            .map_err(|_| Error::new(ErrorKind::Unavailable, "the store's writer has stopped"))?;
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "the store's writer has {} writes waiting: this one is refused and nothing changed; try again shortly",
+                        self.capacity
+                    ),
+                ),
+                mpsc::error::TrySendError::Closed(_) => {
+                    Error::new(ErrorKind::Unavailable, "the store's writer has stopped")
+                }
+            })?;
         let value = answer.await.map_err(|_| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -117,7 +140,7 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>, lanes: usize) {
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>, lanes: usize) {
     let lanes = Arc::new(Semaphore::new(lanes));
     while let Some(first) = rx.recv().await {
         // A group forms when a lane is free, of every job waiting by then.
@@ -550,5 +573,80 @@ mod tests {
             .unwrap();
         assert_eq!((done.status.as_str(), done.cert_id), ("issued", Some(id)));
         assert!(store.audit_verify().await.unwrap().intact());
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::{Done, Writer};
+    use gpki_pki::ErrorKind;
+
+    fn insert(
+        n: i64,
+    ) -> impl for<'c> Fn(&'c mut sqlx::AnyConnection) -> super::JobFuture<'c> + Send + Sync + 'static
+    {
+        move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO queued (n) VALUES ($1)")
+                    .bind(n)
+                    .execute(conn)
+                    .await
+                    .map_err(crate::db_err)?;
+                Ok(Done::new((), Vec::new()))
+            })
+        }
+    }
+
+    /// Behind a database whose write lock is held elsewhere, writes wait in a
+    /// bounded queue: once it is full the next write is refused at once
+    /// (Unavailable) and changes nothing, and the waiting ones commit when the
+    /// lock is let go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        sqlx::query("CREATE TABLE queued (n BIGINT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let writer = std::sync::Arc::new(Writer::start_with(pool.clone(), 1, 2));
+        // One job in the stalled group, one in the writer's hand waiting for a
+        // lane, two in the queue: the fifth finds it full.
+        let mut waiting = Vec::new();
+        let refused = loop {
+            let n = waiting.len() as i64;
+            let w = writer.clone();
+            let job = tokio::spawn(async move { w.write::<()>(insert(n)).await });
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if job.is_finished() {
+                break job.await.unwrap().unwrap_err();
+            }
+            waiting.push(job);
+            assert!(waiting.len() <= 4, "the queue holds more than it should");
+        };
+        assert_eq!(refused.kind, ErrorKind::Unavailable, "{refused}");
+        assert!(
+            refused.to_string().contains("2 writes waiting"),
+            "{refused}"
+        );
+        assert_eq!(waiting.len(), 4);
+        sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        for job in waiting {
+            job.await.unwrap().unwrap();
+        }
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM queued ORDER BY n")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![0, 1, 2, 3], "the refused write left nothing");
     }
 }
