@@ -225,6 +225,7 @@ pub fn load_responder(
     ca_cert_der: &[u8],
     pass: &Passphrase,
 ) -> Result<response::ResponderKey> {
+    gpki_service::signer_renewal::finish_interrupted(&ca.key, &ca.cert, pass)?;
     let raw = std::fs::read(&ca.cert).map_err(|e| {
         Error::not_found(format!(
             "cannot read responder certificate {}: {e}",

@@ -1,8 +1,10 @@
 //! A delegated signer (an OCSP responder, a TSA) renewing its own certificate
 //! through the CA service, so that no process but `gpki-ca` opens a CA key: a new
 //! key, a request proven by the current key, the answer checked, then the files
-//! replaced by rename (key first; a reload between the two renames finds a
-//! mismatched pair, refuses it and keeps the current one in memory).
+//! replaced by rename (the new certificate beside them first, then the key, then
+//! the certificate). A reload between the two renames finds a mismatched pair,
+//! refuses it and keeps the current one in memory; a process that stopped there
+//! finishes the swap when it next loads ([`finish_interrupted`]).
 
 use std::path::Path;
 
@@ -135,33 +137,99 @@ pub async fn renew(
     })
 }
 
-/// Writes the renewed pair over `key_path` and `cert_path` (key first; the key
-/// already encrypted), then drops the `.next` key.
+/// Writes the renewed pair over `key_path` and `cert_path`, so that a stop at any
+/// point leaves either the old pair whole or a state [`finish_interrupted`] makes
+/// whole: the new certificate goes to `CERT.next` first (beside the new key,
+/// `KEY.next`), then the key is replaced, then the certificate, each rename made
+/// durable by syncing its directory; the `.next` files go last.
 pub fn replace_files(
     key_pem: &[u8],
     cert_pem: &str,
     key_path: &Path,
     cert_path: &Path,
 ) -> Result<()> {
+    let next_cert = next_cert_path(cert_path);
+    replace(&next_cert, cert_pem.as_bytes(), false)?;
     replace(key_path, key_pem, true)?;
     replace(cert_path, cert_pem.as_bytes(), false)?;
-    let _ = std::fs::remove_file(next_key_path(key_path));
+    for p in [next_cert, next_key_path(key_path)] {
+        let _ = std::fs::remove_file(&p);
+        sync_dir(&p)?;
+    }
     Ok(())
+}
+
+/// Finishes a renewal that stopped between replacing the key and replacing the
+/// certificate: when the key at `key_path` is the key of `CERT.next`, that
+/// certificate is renamed over `cert_path`. Anything else is left as it is (the old
+/// pair is whole, and a renewal asks again with `KEY.next` and gets the same
+/// certificate back). A signer calls it before it loads its pair; true when it
+/// finished one.
+pub fn finish_interrupted(
+    key_path: &Path,
+    cert_path: &Path,
+    pass: &gpki_pki::signer::Passphrase,
+) -> Result<bool> {
+    let next_cert = next_cert_path(cert_path);
+    let Ok(raw) = std::fs::read(&next_cert) else {
+        return Ok(false);
+    };
+    let spki = gpki_pki::pem::decode_pem_or_der(&raw, &["CERTIFICATE"])
+        .and_then(|der| gpki_pki::cert::decode(&der))
+        .and_then(|c| {
+            Ok(der::Encode::to_der(
+                &c.tbs_certificate.subject_public_key_info,
+            )?)
+        });
+    let Ok(spki) = spki else {
+        tracing::warn!(file = %next_cert.display(), "not a certificate; left as it is");
+        return Ok(false);
+    };
+    if SoftwareKey::read_encrypted(key_path, pass)?.public_key_der() != spki.as_slice() {
+        return Ok(false);
+    }
+    std::fs::rename(&next_cert, cert_path)
+        .map_err(|e| Error::internal(format!("cannot replace {}: {e}", cert_path.display())))?;
+    sync_dir(cert_path)?;
+    let next_key = next_key_path(key_path);
+    let _ = std::fs::remove_file(&next_key);
+    sync_dir(&next_key)?;
+    tracing::warn!(cert = %cert_path.display(), "finished a signer renewal that stopped between its key and its certificate");
+    Ok(true)
 }
 
 /// Where a renewal keeps the new key until it is in force: `KEY.next`.
 pub fn next_key_path(key_path: &Path) -> std::path::PathBuf {
-    let mut p = key_path.as_os_str().to_owned();
-    p.push(".next");
+    with_suffix(key_path, ".next")
+}
+
+/// Where a renewal keeps the new certificate while the pair is replaced:
+/// `CERT.next`.
+pub fn next_cert_path(cert_path: &Path) -> std::path::PathBuf {
+    with_suffix(cert_path, ".next")
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
     std::path::PathBuf::from(p)
 }
 
-/// Writes `bytes` beside `path` (a new file, synced) and renames it over `path`
-/// (mode 0600 for a key).
+/// Makes the renames and removals in `path`'s directory durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::internal(format!("cannot sync directory {}: {e}", dir.display())))
+}
+
+/// Writes `bytes` beside `path` (a new file, synced), renames it over `path`
+/// (mode 0600 for a key) and syncs the directory.
 fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".renewing");
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = with_suffix(path, ".renewing");
     let _ = std::fs::remove_file(&tmp);
     if private {
         gpki_pki::signer::write_private_file(&tmp, bytes)?;
@@ -175,7 +243,8 @@ fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
             .map_err(|e| Error::internal(format!("cannot write {}: {e}", tmp.display())))?;
     }
     std::fs::rename(&tmp, path)
-        .map_err(|e| Error::internal(format!("cannot replace {}: {e}", path.display())))
+        .map_err(|e| Error::internal(format!("cannot replace {}: {e}", path.display())))?;
+    sync_dir(path)
 }
 
 #[cfg(test)]
@@ -224,6 +293,92 @@ mod tests {
                 timeout_secs: 30,
             },
         }
+    }
+
+    /// Whether OpenSSL finds the key at `key` (decrypted with `pass`) to be the key
+    /// of the certificate at `cert`.
+    fn openssl_pair(key: &Path, cert: &Path, pass: &[u8]) -> bool {
+        let key = openssl::pkey::PKey::private_key_from_pem_passphrase(
+            &std::fs::read(key).unwrap(),
+            pass,
+        )
+        .unwrap();
+        let cert = openssl::x509::X509::from_pem(&std::fs::read(cert).unwrap()).unwrap();
+        cert.public_key().unwrap().public_eq(&key)
+    }
+
+    /// A renewal stopped after its key was replaced and before its certificate
+    /// was: the next load finishes it; one stopped before the key was replaced is
+    /// left as it was; a whole renewal leaves no `.next` file behind.
+    #[test]
+    fn a_renewal_stopped_between_key_and_certificate_is_finished_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = gpki_pki::signer::Passphrase::new(b"signer pass".to_vec());
+        let (key_path, cert_path) = (dir.path().join("s.key"), dir.path().join("s.crt"));
+        let pair = || {
+            let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
+            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", "signer").unwrap();
+            let name = name.build();
+            let public = openssl::pkey::PKey::public_key_from_der(key.public_key_der()).unwrap();
+            let signer = openssl::pkey::PKey::from_ec_key(
+                openssl::ec::EcKey::generate(
+                    &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                        .unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            let mut b = openssl::x509::X509Builder::new().unwrap();
+            b.set_version(2).unwrap();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(&name).unwrap();
+            b.set_pubkey(&public).unwrap();
+            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+                .unwrap();
+            b.sign(&signer, openssl::hash::MessageDigest::sha256())
+                .unwrap();
+            let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+            (key.to_encrypted_pem(&pass).unwrap(), pem)
+        };
+        let (old_key, old_cert) = pair();
+        replace(&key_path, &old_key, true).unwrap();
+        replace(&cert_path, old_cert.as_bytes(), false).unwrap();
+        assert!(openssl_pair(&key_path, &cert_path, b"signer pass"));
+
+        // Stopped before the key was replaced: the old pair stays.
+        let (new_key, new_cert) = pair();
+        std::fs::write(next_key_path(&key_path), &new_key).unwrap();
+        replace(&next_cert_path(&cert_path), new_cert.as_bytes(), false).unwrap();
+        assert!(!finish_interrupted(&key_path, &cert_path, &pass).unwrap());
+        assert_eq!(std::fs::read_to_string(&cert_path).unwrap(), old_cert);
+        assert!(openssl_pair(&key_path, &cert_path, b"signer pass"));
+
+        // Stopped after the key was replaced: a mismatched pair, finished at load.
+        replace(&key_path, &new_key, true).unwrap();
+        assert!(!openssl_pair(&key_path, &cert_path, b"signer pass"));
+        assert!(finish_interrupted(&key_path, &cert_path, &pass).unwrap());
+        assert_eq!(std::fs::read_to_string(&cert_path).unwrap(), new_cert);
+        assert!(openssl_pair(&key_path, &cert_path, b"signer pass"));
+        assert!(!next_cert_path(&cert_path).exists());
+        assert!(!next_key_path(&key_path).exists());
+        assert!(!finish_interrupted(&key_path, &cert_path, &pass).unwrap());
+
+        // A whole renewal: the new pair, nothing left beside it.
+        let (third_key, third_cert) = pair();
+        std::fs::write(next_key_path(&key_path), &third_key).unwrap();
+        replace_files(&third_key, &third_cert, &key_path, &cert_path).unwrap();
+        assert!(openssl_pair(&key_path, &cert_path, b"signer pass"));
+        assert_eq!(std::fs::read_to_string(&cert_path).unwrap(), third_cert);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["s.crt", "s.key"]);
     }
 
     #[test]

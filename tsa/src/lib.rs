@@ -372,6 +372,7 @@ impl SerialOf<'_> {
 /// Loads the TSA key and certificate and checks they belong together and that the
 /// certificate is a TSA certificate (id-kp-timeStamping, critical).
 pub fn load_key(config: &Config, pass: &Passphrase) -> Result<TsaKey> {
+    gpki_service::signer_renewal::finish_interrupted(&config.key, &config.cert, pass)?;
     let raw = std::fs::read(&config.cert).map_err(|e| {
         Error::not_found(format!(
             "cannot read TSA certificate {}: {e}",
