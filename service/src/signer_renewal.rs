@@ -87,16 +87,7 @@ pub async fn renew(
 ) -> Result<Renewed> {
     let cert = gpki_pki::cert::decode(current_der)?;
     let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
-    let key_type = KeyType::of_spki(&spki)?;
-    let key = match SoftwareKey::read_encrypted(next_key, pass) {
-        Ok(k) if k.key_type() == key_type => k,
-        _ => {
-            let k = SoftwareKey::generate(key_type)?;
-            let _ = std::fs::remove_file(next_key);
-            k.write_encrypted(next_key, pass)?;
-            k
-        }
-    };
+    let key = next_key_for(&spki, next_key, pass)?;
     let csr = gpki_pki::csr::build(&key, &cert.tbs_certificate.subject)?;
     let serial =
         gpki_pki::serial::SerialNumber::from_bytes(cert.tbs_certificate.serial_number.as_bytes())?
@@ -137,6 +128,27 @@ pub async fn renew(
     })
 }
 
+/// The key to renew the certificate of public key `current_spki` for: the one
+/// kept at `next_key` by an earlier try when it is of the same type and not the
+/// current key itself (left behind by a renewal that finished), else a new one,
+/// written there first.
+fn next_key_for(
+    current_spki: &[u8],
+    next_key: &Path,
+    pass: &gpki_pki::signer::Passphrase,
+) -> Result<SoftwareKey> {
+    let key_type = KeyType::of_spki(current_spki)?;
+    match SoftwareKey::read_encrypted(next_key, pass) {
+        Ok(k) if k.key_type() == key_type && k.public_key_der() != current_spki => Ok(k),
+        _ => {
+            let k = SoftwareKey::generate(key_type)?;
+            let _ = std::fs::remove_file(next_key);
+            k.write_encrypted(next_key, pass)?;
+            Ok(k)
+        }
+    }
+}
+
 /// Writes the renewed pair over `key_path` and `cert_path`, so that a stop at any
 /// point leaves either the old pair whole or a state [`finish_interrupted`] makes
 /// whole: the new certificate goes to `CERT.next` first (beside the new key,
@@ -152,7 +164,9 @@ pub fn replace_files(
     replace(&next_cert, cert_pem.as_bytes(), false)?;
     replace(key_path, key_pem, true)?;
     replace(cert_path, cert_pem.as_bytes(), false)?;
-    for p in [next_cert, next_key_path(key_path)] {
+    // KEY.next first: left behind alone it would be the current key, which a
+    // renewal cannot ask for (renew() also throws such a file away).
+    for p in [next_key_path(key_path), next_cert] {
         let _ = std::fs::remove_file(&p);
         sync_dir(&p)?;
     }
@@ -188,8 +202,17 @@ pub fn finish_interrupted(
     if SoftwareKey::read_encrypted(key_path, pass)?.public_key_der() != spki.as_slice() {
         return Ok(false);
     }
-    std::fs::rename(&next_cert, cert_path)
-        .map_err(|e| Error::internal(format!("cannot replace {}: {e}", cert_path.display())))?;
+    match std::fs::rename(&next_cert, cert_path) {
+        Ok(()) => {}
+        // A renewal of this process finished the swap meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot replace {}: {e}",
+                cert_path.display()
+            )))
+        }
+    }
     sync_dir(cert_path)?;
     let next_key = next_key_path(key_path);
     let _ = std::fs::remove_file(&next_key);
@@ -379,6 +402,25 @@ mod tests {
         let mut left = left;
         left.sort();
         assert_eq!(left, ["s.crt", "s.key"]);
+    }
+
+    /// A retry reuses the key an earlier try kept; a kept key that is already the
+    /// current one (a finished renewal's leftover) is replaced by a new one.
+    #[test]
+    fn a_kept_next_key_is_reused_unless_it_is_the_current_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = gpki_pki::signer::Passphrase::new(b"signer pass".to_vec());
+        let next = dir.path().join("s.key.next");
+        let current = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        let first = next_key_for(current.public_key_der(), &next, &pass).unwrap();
+        assert_ne!(first.public_key_der(), current.public_key_der());
+        let again = next_key_for(current.public_key_der(), &next, &pass).unwrap();
+        assert_eq!(again.public_key_der(), first.public_key_der(), "reused");
+        // `first` became the current key, and its file was left behind.
+        let after = next_key_for(first.public_key_der(), &next, &pass).unwrap();
+        assert_ne!(after.public_key_der(), first.public_key_der());
+        let on_disk = SoftwareKey::read_encrypted(&next, &pass).unwrap();
+        assert_eq!(on_disk.public_key_der(), after.public_key_der());
     }
 
     #[test]

@@ -215,7 +215,7 @@ fn duplicate_serial(e: Error, serial: &str) -> Error {
 /// Serialises, per public key, recording a certificate and revoking one for key
 /// compromise. PostgreSQL (READ COMMITTED) would otherwise let an INSERT miss a
 /// revocation committed while it ran; SQLite has one writer at a time already.
-/// The writer's groups take the same locks (`write_locked`), by the same hash.
+/// The writer's groups take the same locks (`admit_locked`), by the same hash.
 async fn key_lock(
     backend: crate::Backend,
     conn: &mut sqlx::AnyConnection,
@@ -380,7 +380,7 @@ impl Store {
         let cert = Arc::new(cert.clone());
         // The key's lock (see `key_lock`), taken by the group in its order.
         self.writer
-            .write_locked::<Result<i64>>(vec![cert.spki_sha256.clone()], move |conn| {
+            .admit_locked::<Result<i64>>(vec![cert.spki_sha256.clone()], move |conn| {
                 let cert = cert.clone();
                 Box::pin(async move {
                     // A refusal is this job's answer, not the group's failure.

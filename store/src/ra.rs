@@ -575,7 +575,7 @@ impl Store {
         let job = (Arc::new(new.clone()), identity.cloned(), audit.clone());
         let inserted = self
             .writer
-            .write::<Option<RaRequest>>(move |conn| {
+            .admit::<Option<RaRequest>>(move |conn| {
                 let (new, identity, mut audit) = job.clone();
                 Box::pin(async move {
                     // A key recorded before (or earlier in this very group)

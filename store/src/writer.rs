@@ -91,32 +91,55 @@ impl Writer {
         Writer { jobs, capacity }
     }
 
-    /// Runs `job` in the next group and answers once that group is committed.
+    /// Runs `job` in the next group and answers once that group is committed. For
+    /// a write that follows one already made (marking a signed certificate, moving
+    /// a request the CA answered): it waits for room in the queue rather than
+    /// leave the first write half done. New work comes in through [`Writer::admit`].
     pub async fn write<T: Send + 'static>(
         &self,
         job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
     ) -> Result<T> {
-        self.write_locked(Vec::new(), job).await
+        self.enqueue(Vec::new(), job, false).await
     }
 
-    /// [`Writer::write`] holding the advisory locks named `locks` (PostgreSQL;
+    /// [`Writer::write`] for new work (a request recorded, a certificate about to be
+    /// signed): refused at once, Unavailable and nothing changed, when the queue is
+    /// full.
+    pub async fn admit<T: Send + 'static>(
+        &self,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+    ) -> Result<T> {
+        self.enqueue(Vec::new(), job, true).await
+    }
+
+    /// [`Writer::admit`] holding the advisory locks named `locks` (PostgreSQL;
     /// SQLite's one writer needs none). A group takes every lock of its jobs
     /// before the first job runs, in one order, so groups running at once (and
     /// the batch, which takes them in the same order) cannot deadlock on them.
-    pub async fn write_locked<T: Send + 'static>(
+    pub async fn admit_locked<T: Send + 'static>(
         &self,
         locks: Vec<String>,
         job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
     ) -> Result<T> {
+        self.enqueue(locks, job, true).await
+    }
+
+    async fn enqueue<T: Send + 'static>(
+        &self,
+        locks: Vec<String>,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+        refuse_when_full: bool,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .try_send(Job {
-                run: Arc::new(job),
-                locks,
-                reply,
-                error: None,
-            })
-            .map_err(|e| match e {
+        let job = Job {
+            run: Arc::new(job),
+            locks,
+            reply,
+            error: None,
+        };
+        let stopped = || Error::new(ErrorKind::Unavailable, "the store's writer has stopped");
+        if refuse_when_full {
+            self.jobs.try_send(job).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => Error::new(
                     ErrorKind::Unavailable,
                     format!(
@@ -124,10 +147,11 @@ impl Writer {
                         self.capacity
                     ),
                 ),
-                mpsc::error::TrySendError::Closed(_) => {
-                    Error::new(ErrorKind::Unavailable, "the store's writer has stopped")
-                }
+                mpsc::error::TrySendError::Closed(_) => stopped(),
             })?;
+        } else {
+            self.jobs.send(job).await.map_err(|_| stopped())?;
+        }
         let value = answer.await.map_err(|_| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -624,7 +648,7 @@ mod queue_tests {
         let refused = loop {
             let n = waiting.len() as i64;
             let w = writer.clone();
-            let job = tokio::spawn(async move { w.write::<()>(insert(n)).await });
+            let job = tokio::spawn(async move { w.admit::<()>(insert(n)).await });
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             if job.is_finished() {
                 break job.await.unwrap().unwrap_err();
@@ -638,6 +662,13 @@ mod queue_tests {
             "{refused}"
         );
         assert_eq!(waiting.len(), 4);
+        // A follow-on write (marking what was already signed) waits for room
+        // instead of being refused.
+        let w = writer.clone();
+        let follow_on = tokio::spawn(async move { w.write::<()>(insert(99)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!follow_on.is_finished(), "a follow-on write waits");
+        waiting.push(follow_on);
         sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
         drop(holder);
         for job in waiting {
@@ -647,6 +678,6 @@ mod queue_tests {
             .fetch_all(&pool)
             .await
             .unwrap();
-        assert_eq!(rows, vec![0, 1, 2, 3], "the refused write left nothing");
+        assert_eq!(rows, vec![0, 1, 2, 3, 99], "the refused write left nothing");
     }
 }
