@@ -274,16 +274,17 @@ fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A self-signed certificate valid from now for `days`.
-    fn cert(days: u32) -> Vec<u8> {
-        let key = openssl::pkey::PKey::from_ec_key(
-            openssl::ec::EcKey::generate(
-                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-                    .unwrap(),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+    fn p256() -> openssl::pkey::PKey<openssl::pkey::Private> {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+    }
+
+    /// An OpenSSL certificate `CN=signer` for `public`, valid from now for `days`.
+    fn cert_of(
+        public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
+        days: u32,
+    ) -> openssl::x509::X509 {
         let mut name = openssl::x509::X509NameBuilder::new().unwrap();
         name.append_entry_by_text("CN", "signer").unwrap();
         let name = name.build();
@@ -291,14 +292,19 @@ mod tests {
         b.set_version(2).unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
+        b.set_pubkey(public).unwrap();
         b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
             .unwrap();
         b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(days).unwrap())
             .unwrap();
-        b.sign(&key, openssl::hash::MessageDigest::sha256())
+        b.sign(&p256(), openssl::hash::MessageDigest::sha256())
             .unwrap();
-        b.build().to_der().unwrap()
+        b.build()
+    }
+
+    /// A certificate valid from now for `days`.
+    fn cert(days: u32) -> Vec<u8> {
+        cert_of(&p256(), days).to_der().unwrap()
     }
 
     fn config(before_days: u32, min_age_secs: i64) -> RenewalConfig {
@@ -340,30 +346,8 @@ mod tests {
         let (key_path, cert_path) = (dir.path().join("s.key"), dir.path().join("s.crt"));
         let pair = || {
             let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
-            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-            name.append_entry_by_text("CN", "signer").unwrap();
-            let name = name.build();
             let public = openssl::pkey::PKey::public_key_from_der(key.public_key_der()).unwrap();
-            let signer = openssl::pkey::PKey::from_ec_key(
-                openssl::ec::EcKey::generate(
-                    &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-                        .unwrap(),
-                )
-                .unwrap(),
-            )
-            .unwrap();
-            let mut b = openssl::x509::X509Builder::new().unwrap();
-            b.set_version(2).unwrap();
-            b.set_subject_name(&name).unwrap();
-            b.set_issuer_name(&name).unwrap();
-            b.set_pubkey(&public).unwrap();
-            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-                .unwrap();
-            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-                .unwrap();
-            b.sign(&signer, openssl::hash::MessageDigest::sha256())
-                .unwrap();
-            let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+            let pem = String::from_utf8(cert_of(&public, 30).to_pem().unwrap()).unwrap();
             (key.to_encrypted_pem(&pass).unwrap(), pem)
         };
         let (old_key, old_cert) = pair();

@@ -12,6 +12,8 @@ mod peers;
 mod ra;
 pub mod standing;
 mod status;
+#[cfg(test)]
+mod test_support;
 mod tsa;
 mod writer;
 

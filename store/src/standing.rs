@@ -390,13 +390,10 @@ async fn chain_rows(store: &Store, chain: &[Level]) -> Result<HashMap<(i64, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditEvent, NewAuthority, NewCertificate};
+    use crate::test_support::{event, store};
+    use crate::NewCertificate;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-
-    fn event() -> AuditEvent {
-        AuditEvent::new("test", "test", "test", serde_json::json!({}))
-    }
 
     /// Milliseconds between a read's end and its answer: widens the window in
     /// which an asker could be handed a read that began before it asked.
@@ -438,23 +435,7 @@ mod tests {
 
     /// An active root `ca` whose certificate row is issued.
     async fn root(store: &Store) -> AuthorityRecord {
-        let ca = store
-            .create_authority(
-                &NewAuthority {
-                    name: "ca".into(),
-                    parent_id: None,
-                    subject: "CN=ca".into(),
-                    key_type: "p256".into(),
-                    signature_algorithm: "ecdsa-with-SHA256".into(),
-                    key_path: "ca.key.pem".into(),
-                    crl_url: None,
-                    ocsp_url: None,
-                    ca_issuers_url: None,
-                },
-                &event(),
-            )
-            .await
-            .unwrap();
+        let ca = crate::test_support::ca(store).await;
         let der = self_signed();
         let row = store
             .record_tbs(&NewCertificate {
@@ -485,9 +466,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_shared_standing_read_is_never_older_than_the_question() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = store(&dir).await;
         let ca = root(&store).await;
         // An active CA's record does not change (the reads are shared by its id).
         let again = store

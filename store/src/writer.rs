@@ -74,7 +74,6 @@ const QUEUE_MAX: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
-    capacity: usize,
 }
 
 impl Writer {
@@ -88,7 +87,7 @@ impl Writer {
     fn start_with(pool: AnyPool, lanes: usize, capacity: usize) -> Writer {
         let (jobs, rx) = mpsc::channel(capacity);
         tokio::spawn(run(pool, rx, lanes.max(1)));
-        Writer { jobs, capacity }
+        Writer { jobs }
     }
 
     /// Runs `job` in the next group and answers once that group is committed. For
@@ -144,7 +143,7 @@ impl Writer {
                     ErrorKind::Unavailable,
                     format!(
                         "the store's writer has {} writes waiting: this one is refused and nothing changed; try again shortly",
-                        self.capacity
+                        self.jobs.max_capacity()
                     ),
                 ),
                 mpsc::error::TrySendError::Closed(_) => stopped(),
@@ -401,38 +400,10 @@ fn fail_all(group: Vec<Job>, e: Error) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use crate::{AuditEvent, NewAuthority, NewCertificate, NewRa, NewRequest, Store, Transition};
+    use crate::{NewCertificate, NewRa, NewRequest, Store, Transition};
     use gpki_pki::ErrorKind;
 
-    fn event() -> AuditEvent {
-        AuditEvent::new("test", "test", "test", serde_json::json!({}))
-    }
-
-    async fn store(dir: &tempfile::TempDir) -> Store {
-        Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
-            .await
-            .unwrap()
-    }
-
-    async fn ca(store: &Store) -> crate::AuthorityRecord {
-        store
-            .create_authority(
-                &NewAuthority {
-                    name: "ca".into(),
-                    parent_id: None,
-                    subject: "CN=ca".into(),
-                    key_type: "p256".into(),
-                    signature_algorithm: "ecdsa-with-SHA256".into(),
-                    key_path: "ca.key.pem".into(),
-                    crl_url: None,
-                    ocsp_url: None,
-                    ca_issuers_url: None,
-                },
-                &event(),
-            )
-            .await
-            .unwrap()
-    }
+    use crate::test_support::{ca, event, store};
 
     async fn ra(store: &Store) -> crate::RaRecord {
         store
@@ -628,9 +599,7 @@ mod queue_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = crate::test_support::store(&dir).await;
         let pool = store.pool().clone();
         sqlx::query("CREATE TABLE queued (n BIGINT)")
             .execute(&pool)
