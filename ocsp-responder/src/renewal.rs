@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gpki_pki::Result;
 use gpki_service::api::ApiClient;
-use gpki_service::signer_renewal::{next_key_path, renew, replace_files};
+use gpki_service::signer_renewal::{next_key_path, renew, replace_files_off_workers};
 
 pub use gpki_service::signer_renewal::RenewalConfig;
 
@@ -70,6 +70,7 @@ async fn renew_one(
     let renewed = renew(
         client,
         &auth.name,
+        &auth.ca_cert_der,
         &current.cert_der,
         current.signer.as_ref(),
         &next_key_path(&ca.key),
@@ -82,12 +83,13 @@ async fn renew_one(
         &auth.ca_cert_der,
         &renewed.key,
     )?;
-    replace_files(
-        &renewed.key.to_encrypted_pem(&state.key_pass)?,
-        &renewed.cert_pem,
-        &ca.key,
-        &ca.cert,
-    )?;
+    replace_files_off_workers(
+        renewed.key_pem,
+        renewed.cert_pem,
+        ca.key.clone(),
+        ca.cert.clone(),
+    )
+    .await?;
     tracing::info!(ca = %auth.name, new = %renewed.serial, "responder certificate renewed through the CA service");
     Ok(())
 }

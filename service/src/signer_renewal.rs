@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use gpki_pki::{Error, KeyType, Result, Signer, SoftwareKey};
+use gpki_pki::{Error, ErrorKind, KeyType, Result, SignatureAlgorithm, Signer, SoftwareKey};
 use serde::Deserialize;
 
 use crate::api::ApiClient;
@@ -66,6 +66,8 @@ impl RenewalConfig {
 /// A renewed signer: the new key and its certificate, checked to belong together.
 pub struct Renewed {
     pub key: SoftwareKey,
+    /// The key as written in `KEY.next`: encrypted PKCS#8 under the signer's passphrase.
+    pub key_pem: zeroize::Zeroizing<Vec<u8>>,
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
     pub serial: String,
@@ -77,9 +79,14 @@ pub struct Renewed {
 /// mode 0600) and reused from there on a retry: the CA renews a certificate once,
 /// so a retry after a lost answer must ask for the same key to get the same
 /// certificate back.
+///
+/// The answer is checked before it is returned ([`check_answer`]): the new key's,
+/// the same subject, issued and signed by `issuer_der` (CA `ca`'s certificate)
+/// with a signature algorithm of ours that fits that CA's key.
 pub async fn renew(
     client: &ApiClient,
     ca: &str,
+    issuer_der: &[u8],
     current_der: &[u8],
     current: &dyn Signer,
     next_key: &Path,
@@ -87,7 +94,14 @@ pub async fn renew(
 ) -> Result<Renewed> {
     let cert = gpki_pki::cert::decode(current_der)?;
     let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
-    let key = next_key_for(&spki, next_key, pass)?;
+    // Key generation (RSA takes seconds) and the passphrase's key derivation stay
+    // off the workers that answer requests.
+    let (key, key_pem) = {
+        let (next_key, pass) = (next_key.to_path_buf(), pass.clone());
+        tokio::task::spawn_blocking(move || next_key_for(&spki, &next_key, &pass))
+            .await
+            .map_err(|e| Error::internal(format!("signer key generation: {e}")))??
+    };
     let csr = gpki_pki::csr::build(&key, &cert.tbs_certificate.subject)?;
     let serial =
         gpki_pki::serial::SerialNumber::from_bytes(cert.tbs_certificate.serial_number.as_bytes())?
@@ -113,19 +127,82 @@ pub async fn renew(
         ))
     })?;
     let cert_der = gpki_pki::pem::decode(cert_pem.as_bytes(), "CERTIFICATE")?;
-    let new = gpki_pki::cert::decode(&cert_der)?;
-    if der::Encode::to_der(&new.tbs_certificate.subject_public_key_info)? != key.public_key_der() {
-        return Err(Error::internal(format!(
-            "the CA service answered {} for another key",
-            reply.serial
-        )));
-    }
+    check_answer(&cert_der, &cert, ca, issuer_der, key.public_key_der())?;
     Ok(Renewed {
         key,
+        key_pem,
         cert_pem,
         cert_der,
         serial: reply.serial,
     })
+}
+
+/// Checks the CA service's answer `new_der` to a renewal of `current` for the key
+/// `key_spki`, before anything is written or put in force: the new key, the same
+/// subject, issued by CA `ca` (certificate `issuer_der`), its two signature
+/// algorithm fields the same and one of ours that fits that CA's key (no SHA-1,
+/// no algorithm the CA's key cannot make), and its signature verified with that
+/// key. A signer is not to answer with a certificate that relying parties would
+/// refuse, or that another CA made.
+pub fn check_answer(
+    new_der: &[u8],
+    current: &x509_cert::Certificate,
+    ca: &str,
+    issuer_der: &[u8],
+    key_spki: &[u8],
+) -> Result<()> {
+    use der::Encode;
+    let new = gpki_pki::cert::decode(new_der)?;
+    let issuer = gpki_pki::cert::decode(issuer_der)?;
+    let (tbs, serial) = (
+        &new.tbs_certificate,
+        hex::encode(new.tbs_certificate.serial_number.as_bytes()),
+    );
+    let refuse = |why: String| {
+        Err(Error::new(
+            ErrorKind::BadSignature,
+            format!("the CA service answered certificate {serial}, {why}"),
+        ))
+    };
+    if tbs.subject_public_key_info.to_der()? != key_spki {
+        return refuse("for another key".into());
+    }
+    if tbs.subject != current.tbs_certificate.subject {
+        return refuse(format!(
+            "for subject {}, not {}",
+            tbs.subject, current.tbs_certificate.subject
+        ));
+    }
+    if tbs.issuer != issuer.tbs_certificate.subject {
+        return refuse(format!("issued by {}, not by CA `{ca}`", tbs.issuer));
+    }
+    if new.signature_algorithm != tbs.signature {
+        return refuse("whose two signature algorithm fields differ (RFC 5280 §4.1.1.2)".into());
+    }
+    let ca_key = KeyType::of_spki_info(&issuer.tbs_certificate.subject_public_key_info)?;
+    match SignatureAlgorithm::from_identifier(&new.signature_algorithm) {
+        Some(a) if a.fits(ca_key) => {}
+        _ => {
+            return refuse(format!(
+                "signed with {}, which is not an algorithm of CA `{ca}`'s {} key",
+                new.signature_algorithm.oid,
+                ca_key.as_str()
+            ))
+        }
+    }
+    let signature = new
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::malformed("certificate signature is not whole bytes"))?;
+    if !gpki_pki::signer::verify_with_identifier(
+        &issuer.tbs_certificate.subject_public_key_info,
+        &new.signature_algorithm,
+        &tbs.to_der()?,
+        signature,
+    )? {
+        return refuse(format!("not signed by CA `{ca}`"));
+    }
+    Ok(())
 }
 
 /// The key to renew the certificate of public key `current_spki` for: the one
@@ -136,17 +213,21 @@ fn next_key_for(
     current_spki: &[u8],
     next_key: &Path,
     pass: &gpki_pki::signer::Passphrase,
-) -> Result<SoftwareKey> {
+) -> Result<(SoftwareKey, zeroize::Zeroizing<Vec<u8>>)> {
     let key_type = KeyType::of_spki(current_spki)?;
-    match SoftwareKey::read_encrypted(next_key, pass) {
-        Ok(k) if k.key_type() == key_type && k.public_key_der() != current_spki => Ok(k),
-        _ => {
-            let k = SoftwareKey::generate(key_type)?;
-            let _ = std::fs::remove_file(next_key);
-            k.write_encrypted(next_key, pass)?;
-            Ok(k)
+    if let Ok(pem) = std::fs::read(next_key).map(zeroize::Zeroizing::new) {
+        match SoftwareKey::from_encrypted_pem(&pem, pass) {
+            Ok(k) if k.key_type() == key_type && k.public_key_der() != current_spki => {
+                return Ok((k, pem))
+            }
+            _ => {}
         }
     }
+    let k = SoftwareKey::generate(key_type)?;
+    let pem = zeroize::Zeroizing::new(k.to_encrypted_pem(pass)?);
+    let _ = std::fs::remove_file(next_key);
+    gpki_pki::signer::write_private_file(next_key, &pem)?;
+    Ok((k, pem))
 }
 
 /// Writes the renewed pair over `key_path` and `cert_path`, so that a stop at any
@@ -171,6 +252,19 @@ pub fn replace_files(
         sync_dir(&p)?;
     }
     Ok(())
+}
+
+/// [`replace_files`] on a blocking thread: its file and directory syncs wait for
+/// the disk, which the workers answering requests must not.
+pub async fn replace_files_off_workers(
+    key_pem: zeroize::Zeroizing<Vec<u8>>,
+    cert_pem: String,
+    key_path: std::path::PathBuf,
+    cert_path: std::path::PathBuf,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || replace_files(&key_pem, &cert_pem, &key_path, &cert_path))
+        .await
+        .map_err(|e| Error::internal(format!("replacing the signer's files: {e}")))?
 }
 
 /// Finishes a renewal that stopped between replacing the key and replacing the
@@ -396,15 +490,104 @@ mod tests {
         let pass = gpki_pki::signer::Passphrase::new(b"signer pass".to_vec());
         let next = dir.path().join("s.key.next");
         let current = SoftwareKey::generate(KeyType::EcP256).unwrap();
-        let first = next_key_for(current.public_key_der(), &next, &pass).unwrap();
+        let (first, first_pem) = next_key_for(current.public_key_der(), &next, &pass).unwrap();
+        assert_eq!(*first_pem, std::fs::read(&next).unwrap());
         assert_ne!(first.public_key_der(), current.public_key_der());
-        let again = next_key_for(current.public_key_der(), &next, &pass).unwrap();
+        let (again, _) = next_key_for(current.public_key_der(), &next, &pass).unwrap();
         assert_eq!(again.public_key_der(), first.public_key_der(), "reused");
         // `first` became the current key, and its file was left behind.
-        let after = next_key_for(first.public_key_der(), &next, &pass).unwrap();
+        let (after, _) = next_key_for(first.public_key_der(), &next, &pass).unwrap();
         assert_ne!(after.public_key_der(), first.public_key_der());
         let on_disk = SoftwareKey::read_encrypted(&next, &pass).unwrap();
         assert_eq!(on_disk.public_key_der(), after.public_key_der());
+    }
+
+    /// An OpenSSL certificate for `public` named `subject`, issued under the name
+    /// `issuer` and signed by `by` with `md`.
+    fn signed(
+        subject: &str,
+        issuer: &str,
+        public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
+        by: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+        md: openssl::hash::MessageDigest,
+    ) -> Vec<u8> {
+        let name = |cn: &str| {
+            let mut n = openssl::x509::X509NameBuilder::new().unwrap();
+            n.append_entry_by_text("CN", cn).unwrap();
+            n.build()
+        };
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        let serial = openssl::bn::BigNum::from_u32(7)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.set_subject_name(&name(subject)).unwrap();
+        b.set_issuer_name(&name(issuer)).unwrap();
+        b.set_pubkey(public).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(by, md).unwrap();
+        b.build().to_der().unwrap()
+    }
+
+    /// The CA service's answer is put in force only when it is the new key's,
+    /// for the same subject, from the CA asked, signed by that CA's key with an
+    /// algorithm of ours; each other answer is refused by name. The certificates
+    /// are OpenSSL's.
+    #[test]
+    fn a_renewal_answer_is_checked_before_it_is_used() {
+        use openssl::hash::MessageDigest;
+        let (ca_key, other_ca, old_key, new_key) = (p256(), p256(), p256(), p256());
+        let ca = signed("ca", "ca", &ca_key, &ca_key, MessageDigest::sha256());
+        let current = signed("signer", "ca", &old_key, &ca_key, MessageDigest::sha256());
+        let current = gpki_pki::cert::decode(&current).unwrap();
+        let spki = new_key.public_key_to_der().unwrap();
+        let check = |answer: &[u8]| check_answer(answer, &current, "mois", &ca, &spki);
+
+        let good = signed("signer", "ca", &new_key, &ca_key, MessageDigest::sha256());
+        check(&good).unwrap();
+        let refused = |answer: Vec<u8>, why: &str| {
+            let e = check(&answer).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadSignature, "{e}");
+            assert!(e.detail.contains(why), "{e}");
+        };
+        refused(
+            signed("signer", "ca", &new_key, &other_ca, MessageDigest::sha256()),
+            "not signed by CA `mois`",
+        );
+        refused(
+            signed("signer", "ca", &old_key, &ca_key, MessageDigest::sha256()),
+            "for another key",
+        );
+        refused(
+            signed("someone", "ca", &new_key, &ca_key, MessageDigest::sha256()),
+            "for subject CN=someone",
+        );
+        refused(
+            signed(
+                "signer",
+                "other",
+                &new_key,
+                &ca_key,
+                MessageDigest::sha256(),
+            ),
+            "issued by CN=other",
+        );
+        refused(
+            signed("signer", "ca", &new_key, &ca_key, MessageDigest::sha1()),
+            "not an algorithm of CA `mois`",
+        );
+        // The outer signature algorithm changed, the signed one kept.
+        let mut mixed = gpki_pki::cert::decode(&good).unwrap();
+        mixed.signature_algorithm.oid = const_oid::db::rfc5912::ECDSA_WITH_SHA_384;
+        refused(
+            der::Encode::to_der(&mixed).unwrap(),
+            "two signature algorithm fields differ",
+        );
     }
 
     #[test]

@@ -1461,7 +1461,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     if !require("curl") || !require("openssl") {
         return;
     }
-    let Some(d) = Deployment::start(Backend::Sqlite) else {
+    let Some(mut d) = Deployment::start(Backend::Sqlite) else {
         return;
     };
     let env = &d.env;
@@ -1571,38 +1571,9 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         "ocsp-root.key",
     ]);
     let (_, other_csr) = official(&d, "other-signer", B);
+    let other_csr = std::fs::read(&other_csr).unwrap();
     let renewal = |ca: &str, cert: &str, signing_key: &str| {
-        use openssl::pkey::PKey;
-        let pass = std::fs::read_to_string(env.path("pass")).unwrap();
-        let key = PKey::private_key_from_pem_passphrase(
-            &std::fs::read(env.path(signing_key)).unwrap(),
-            pass.trim().as_bytes(),
-        )
-        .unwrap();
-        let csr_pem = std::fs::read(&other_csr).unwrap();
-        let csr = openssl::x509::X509Req::from_pem(&csr_pem).unwrap();
-        let spki = csr.public_key().unwrap().public_key_to_der().unwrap();
-        let cert_der = openssl::x509::X509::from_pem(&std::fs::read(env.path(cert)).unwrap())
-            .unwrap()
-            .to_der()
-            .unwrap();
-        let message = format!(
-            "gpki signer renewal request v1\ncertificate-sha256: {}\nnew-key-sha256: {}\n",
-            hex::encode(openssl::sha::sha256(&cert_der)),
-            hex::encode(openssl::sha::sha256(&spki))
-        );
-        let mut signer =
-            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
-        let proof = hex::encode(signer.sign_oneshot_to_vec(message.as_bytes()).unwrap());
-        let serial = env.serial_of(cert);
-        let body = serde_json::json!({ "ca": ca, "serial": serial, "csr": String::from_utf8(csr_pem).unwrap(), "proof": proof }).to_string();
-        d.curl(
-            "ca",
-            "/v1/signers/renew",
-            Some(("ocsp-host.chain.pem", "ocsp-host.plain.key")),
-            Some(&body),
-        )
-        .1
+        signer_renewal_request(&d, ca, cert, signing_key, &other_csr)
     };
     // The new key waited in KEY.next until the pair was in place, then went.
     assert!(!env.path("ocsp-mois.key.next").exists());
@@ -1632,6 +1603,90 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         "the renewal is audited as the ocsp client"
     );
     env.ok(&["audit", "verify"]);
+
+    // A signer is renewed only within signer_renewal_days of its end: with a
+    // window of one day, the root's responder certificate (a year to run) is
+    // refused, though its request (a new key, the same subject, proven by the
+    // current key) is otherwise one the CA would sign.
+    let ca_toml = std::fs::read_to_string(d.env.path("ca.toml")).unwrap();
+    std::fs::write(
+        d.env.path("ca.toml"),
+        ca_toml.replace("signer_renewal_days = 3650", "signer_renewal_days = 1"),
+    )
+    .unwrap();
+    d.restart_ca(&[]);
+    let root_signer =
+        openssl::x509::X509::from_pem(&std::fs::read(d.env.path("ocsp-root.pem")).unwrap())
+            .unwrap();
+    let fresh = openssl::pkey::PKey::from_ec_key(
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut req = openssl::x509::X509ReqBuilder::new().unwrap();
+    req.set_subject_name(root_signer.subject_name()).unwrap();
+    req.set_pubkey(&fresh).unwrap();
+    req.sign(&fresh, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let csr = req.build().to_pem().unwrap();
+    let before = d.certificates();
+    let out = signer_renewal_request(&d, "root", "ocsp-root.pem", "ocsp-root.key", &csr);
+    assert!(
+        out.ends_with("422")
+            && out.contains("may be renewed from")
+            && out.contains("1 days before it expires"),
+        "{out}"
+    );
+    assert_eq!(
+        d.certificates(),
+        before,
+        "a refused renewal records nothing"
+    );
+}
+
+/// `POST /v1/signers/renew` as the ocsp client `ocsp-host`: the next certificate of
+/// the signer certificate in file `cert` (of CA `ca`) for the key of `csr_pem`,
+/// proven by the key in file `signing_key`; curl's output and status.
+fn signer_renewal_request(
+    d: &Deployment,
+    ca: &str,
+    cert: &str,
+    signing_key: &str,
+    csr_pem: &[u8],
+) -> String {
+    use openssl::pkey::PKey;
+    let env = &d.env;
+    let pass = std::fs::read_to_string(env.path("pass")).unwrap();
+    let key = PKey::private_key_from_pem_passphrase(
+        &std::fs::read(env.path(signing_key)).unwrap(),
+        pass.trim().as_bytes(),
+    )
+    .unwrap();
+    let csr = openssl::x509::X509Req::from_pem(csr_pem).unwrap();
+    let spki = csr.public_key().unwrap().public_key_to_der().unwrap();
+    let cert_der = openssl::x509::X509::from_pem(&std::fs::read(env.path(cert)).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let message = format!(
+        "gpki signer renewal request v1\ncertificate-sha256: {}\nnew-key-sha256: {}\n",
+        hex::encode(openssl::sha::sha256(&cert_der)),
+        hex::encode(openssl::sha::sha256(&spki))
+    );
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    let proof = hex::encode(signer.sign_oneshot_to_vec(message.as_bytes()).unwrap());
+    let serial = env.serial_of(cert);
+    let body = serde_json::json!({ "ca": ca, "serial": serial, "csr": String::from_utf8(csr_pem.to_vec()).unwrap(), "proof": proof }).to_string();
+    d.curl(
+        "ca",
+        "/v1/signers/renew",
+        Some(("ocsp-host.chain.pem", "ocsp-host.plain.key")),
+        Some(&body),
+    )
+    .1
 }
 
 /// A connection whose request the service is still working on (here: the RA held

@@ -597,10 +597,15 @@ async fn renew_key(
         .ok_or_else(|| {
             Error::not_found("the TSA certificate's issuer is not a CA of this store")
         })?;
+    let issuer_der = ca
+        .cert_der
+        .as_deref()
+        .ok_or_else(|| Error::not_found(format!("CA `{}` has no certificate yet", ca.name)))?;
     let client = cfg.ca.client()?;
     let renewed = gpki_service::signer_renewal::renew(
         &client,
         &ca.name,
+        issuer_der,
         &current.cert_der,
         current.signer.as_ref(),
         &gpki_service::signer_renewal::next_key_path(&state.config.key),
@@ -609,15 +614,15 @@ async fn renew_key(
     .await?;
     // Checked as at start (the key belongs to the certificate, timeStamping only
     // and critical) and given its chain before any file is written.
-    let key_pem = renewed.key.to_encrypted_pem(&state.key_pass)?;
     let key = tsa_key(renewed.key, renewed.cert_der, &state.config.cert)?;
     let chain = issuer_chain(&state.store, &key.cert).await?;
-    gpki_service::signer_renewal::replace_files(
-        &key_pem,
-        &renewed.cert_pem,
-        &state.config.key,
-        &state.config.cert,
-    )?;
+    gpki_service::signer_renewal::replace_files_off_workers(
+        renewed.key_pem,
+        renewed.cert_pem,
+        state.config.key.clone(),
+        state.config.cert.clone(),
+    )
+    .await?;
     *state.key.write().expect("key lock") = Arc::new(key.with_chain(&chain));
     check_status(state).await;
     Ok(renewed.serial)
