@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::ApiClient;
 use gpki_service::mtls::ClientTls;
-use gpki_store::{AuditEvent, NewRa};
+use gpki_store::{AuditEvent, NewRa, RaChange};
 use serde_json::{json, Value};
 
 use crate::{emit, read_file, Global};
@@ -42,6 +42,37 @@ pub enum RaCmd {
         /// The RA service (its service-client name) that hosts it
         #[arg(long)]
         host: String,
+    },
+    /// Change an RA's scope or standing: each option given replaces what the RA
+    /// has (an empty value clears --dual-control or --domains); the services
+    /// apply it within a second (the RA service's auth_cache_ms). Its name and CA stay.
+    Update {
+        #[arg(long)]
+        name: String,
+        /// An RFC 4514 DN every subject must fall under (repeatable; replaces all)
+        #[arg(long = "subtree")]
+        subtrees: Option<Vec<String>>,
+        /// Profiles it may ask for, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        profiles: Option<Vec<String>>,
+        /// Profiles whose requests need a second operator's approval
+        #[arg(long, value_delimiter = ',')]
+        dual_control: Option<Vec<String>>,
+        /// Renewal opens this many days before expiry
+        #[arg(long)]
+        renew_window_days: Option<i64>,
+        /// DNS domains its DNS and e-mail SANs must fall under, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        domains: Option<Vec<String>>,
+        /// The RA service (its service-client name) that hosts it
+        #[arg(long)]
+        host: Option<String>,
+        /// Refuse its requests from now on (its operators and records stay)
+        #[arg(long, conflicts_with = "activate")]
+        suspend: bool,
+        /// Accept its requests again
+        #[arg(long)]
+        activate: bool,
     },
     /// The RAs in the store
     List,
@@ -478,6 +509,66 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 .await?;
             emit(out, json!({ "ra": ra }), || {
                 format!("RA {} created (id {})", ra.name, ra.id)
+            });
+        }
+        RaCmd::Update {
+            name,
+            subtrees,
+            profiles,
+            dual_control,
+            renew_window_days,
+            domains,
+            host,
+            suspend,
+            activate,
+        } => {
+            let store = g.store().await?;
+            let known = g.profiles()?;
+            // `--dual-control ''` clears the list.
+            let listed = |v: Option<Vec<String>>| {
+                v.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())
+            };
+            let (profiles, dual_control, domains) =
+                (listed(profiles), listed(dual_control), listed(domains));
+            for p in profiles.iter().chain(&dual_control).flatten() {
+                known.get(p)?;
+            }
+            for s in subtrees.iter().flatten() {
+                gpki_pki::name::parse(s)?;
+            }
+            let change = RaChange {
+                subtrees,
+                profiles,
+                dual_control,
+                renew_window_days,
+                domains,
+                host,
+                status: match (suspend, activate) {
+                    (true, _) => Some("suspended".into()),
+                    (_, true) => Some("active".into()),
+                    _ => None,
+                },
+            };
+            let ra = store
+                .update_ra(
+                    &name,
+                    &change,
+                    &AuditEvent::new(&g.actor(), "ra.update", format!("ra:{name}"), json!({})),
+                )
+                .await?;
+            emit(out, json!({ "ra": ra }), || {
+                format!(
+                    "RA {} updated: {}, profiles {}, dual control {}, subtrees {}",
+                    ra.name,
+                    ra.status,
+                    ra.profiles.join(","),
+                    if ra.dual_control.is_empty() {
+                        "none".into()
+                    } else {
+                        ra.dual_control.join(",")
+                    },
+                    ra.subtrees.join(" | ")
+                )
             });
         }
         RaCmd::List => {

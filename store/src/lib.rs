@@ -31,8 +31,8 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use ra::{
-    check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaRecord,
-    RaRequest, ServiceClient, Transition,
+    check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,
+    RaRecord, RaRequest, ServiceClient, Transition,
 };
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};

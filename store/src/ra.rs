@@ -50,6 +50,21 @@ pub struct NewRa {
     pub domains: Vec<String>,
 }
 
+/// A change to an RA's scope or standing: each field given replaces the RA's.
+/// Its name and CA stay (requests and replays are keyed by them); an RA moving
+/// to another CA is a new RA.
+#[derive(Debug, Clone, Default)]
+pub struct RaChange {
+    pub subtrees: Option<Vec<String>>,
+    pub profiles: Option<Vec<String>>,
+    pub dual_control: Option<Vec<String>>,
+    pub renew_window_days: Option<i64>,
+    pub domains: Option<Vec<String>>,
+    pub host: Option<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+}
+
 /// A certificate the CA service accepts from a client, and its role.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServiceClient {
@@ -362,6 +377,124 @@ impl Store {
         self.ra(id).await
     }
 
+    /// Changes RA `name` as `change` says, in one transaction with its audit
+    /// record (`ra.update`, each changed field from and to). The CA service reads
+    /// an RA's record for every request; the RA service trusts it with the
+    /// operator's standing for at most a second (`auth_cache_ms`).
+    /// Nothing given, or nothing different: refused, nothing written.
+    pub async fn update_ra(
+        &self,
+        name: &str,
+        change: &RaChange,
+        audit: &AuditEvent,
+    ) -> Result<RaRecord> {
+        if let Some(domains) = &change.domains {
+            for d in domains {
+                check_domain(d)?;
+            }
+        }
+        if change.renew_window_days.is_some_and(|d| d < 0) {
+            return Err(Error::malformed("renew_window_days must be 0 or more"));
+        }
+        if change.subtrees.as_ref().is_some_and(|s| s.is_empty())
+            || change.profiles.as_ref().is_some_and(|p| p.is_empty())
+        {
+            return Err(Error::malformed(
+                "an RA keeps at least one subtree and one profile (suspend it to stop it)",
+            ));
+        }
+        if change.host.as_ref().is_some_and(|h| h.is_empty()) {
+            return Err(Error::malformed("an RA's host is a service client's name"));
+        }
+        if let Some(s) = &change.status {
+            if s != "active" && s != "suspended" {
+                return Err(Error::malformed(format!(
+                    "RA status `{s}`: active or suspended"
+                )));
+            }
+        }
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE name = $1");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let before = row
+            .as_ref()
+            .map(ra_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::not_found(format!("no RA named `{name}`")))?;
+        let mut after = before.clone();
+        let mut changed = serde_json::Map::new();
+        let mut set = |field: &str, from: serde_json::Value, to: serde_json::Value| {
+            if from != to {
+                changed.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
+            }
+        };
+        use serde_json::json;
+        if let Some(v) = &change.subtrees {
+            set("subtrees", json!(before.subtrees), json!(v));
+            after.subtrees = v.clone();
+        }
+        if let Some(v) = &change.profiles {
+            set("profiles", json!(before.profiles), json!(v));
+            after.profiles = v.clone();
+        }
+        if let Some(v) = &change.dual_control {
+            set("dual_control", json!(before.dual_control), json!(v));
+            after.dual_control = v.clone();
+        }
+        if let Some(v) = change.renew_window_days {
+            set(
+                "renew_window_days",
+                json!(before.renew_window_days),
+                json!(v),
+            );
+            after.renew_window_days = v;
+        }
+        if let Some(v) = &change.domains {
+            set("domains", json!(before.domains), json!(v));
+            after.domains = v.clone();
+        }
+        if let Some(v) = &change.host {
+            set("host", json!(before.host), json!(v));
+            after.host = v.clone();
+        }
+        if let Some(v) = &change.status {
+            set("status", json!(before.status), json!(v));
+            after.status = v.clone();
+        }
+        if changed.is_empty() {
+            return Err(Error::conflict(format!(
+                "RA `{name}` is already as asked; nothing changed"
+            )));
+        }
+        let updated = sqlx::query(
+            "UPDATE ras SET subtrees = $1, profiles = $2, dual_control = $3, renew_window_days = $4, \
+             domains = $5, host = $6, status = $7 WHERE id = $8",
+        )
+        .bind(list(&after.subtrees))
+        .bind(list(&after.profiles))
+        .bind(list(&after.dual_control))
+        .bind(after.renew_window_days)
+        .bind(list(&after.domains))
+        .bind(&after.host)
+        .bind(&after.status)
+        .bind(before.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::conflict(format!("RA `{name}` changed meanwhile")));
+        }
+        let mut audit = audit.clone();
+        audit.detail = serde_json::Value::Object(changed);
+        append(&mut tx, &audit, gpki_pki::time::now()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(after)
+    }
+
     pub async fn ra(&self, id: i64) -> Result<RaRecord> {
         let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE id = $1");
         let row = sqlx::query(&sql)
@@ -395,19 +528,6 @@ impl Store {
             .await
             .map_err(db_err)?;
         rows.iter().map(ra_from_row).collect()
-    }
-
-    /// Suspends or reactivates an RA.
-    pub async fn set_ra_status(&self, id: i64, status: &str, audit: &AuditEvent) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        sqlx::query("UPDATE ras SET status = $1 WHERE id = $2")
-            .bind(status)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        append(&mut tx, audit, gpki_pki::time::now()).await?;
-        tx.commit().await.map_err(db_err)
     }
 
     /// Registers certificate `cert_id` as a client of the CA service in `role`.

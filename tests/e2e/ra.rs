@@ -1119,6 +1119,95 @@ fn workflow_and_refusals(backend: Backend) {
     );
     assert_eq!(d.certificates(), certs);
 
+    // An RA's scope changed from the command line holds within a second (the RA
+    // service trusts an operator's standing, RA included, for auth_cache_ms): B
+    // loses official-sign, then is suspended; each refusal changes nothing.
+    // Reactivated with it, B issues again (no dual control, identity given).
+    let (b_subject, b_csr) = official(&d, "b-later", B);
+    let b_submit = |key: &str| -> Vec<String> {
+        [
+            "ra",
+            "submit",
+            "--idempotency-key",
+            key,
+            "--profile",
+            "official-sign",
+            "--subject",
+            &b_subject,
+            "--csr",
+            &b_csr,
+            "--identity-method",
+            "face-to-face",
+            "--identity-document",
+            "public-official ID card 98-7654",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let v = d.env.json(&[
+        "ra",
+        "update",
+        "--name",
+        "B",
+        "--profiles",
+        "official-km,ra-operator",
+    ]);
+    assert_eq!(
+        v["ra"]["profiles"],
+        serde_json::json!(["official-km", "ra-operator"]),
+        "{v}"
+    );
+    let certs = d.certificates();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let detail = d.ra_refused("b1", &args(&b_submit("b-later-1")), "unauthorized");
+    assert!(detail.contains("outside the scope of RA `B`"), "{detail}");
+    let v = d.env.json(&[
+        "ra",
+        "update",
+        "--name",
+        "B",
+        "--suspend",
+        "--profiles",
+        "official-sign,official-km,ra-operator",
+    ]);
+    assert_eq!(v["ra"]["status"], "suspended", "{v}");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let detail = d.ra_refused("b1", &args(&b_submit("b-later-2")), "unauthorized");
+    assert!(detail.contains("suspended"), "{detail}");
+    assert_eq!(d.certificates(), certs);
+    // Nothing to change, and a change the CLI cannot check: refused.
+    let r = d.env.fails(&["ra", "update", "--name", "B", "--suspend"]);
+    assert!(r.stderr.contains("already as asked"), "{}", r.stderr);
+    let r = d.env.fails(&[
+        "ra",
+        "update",
+        "--name",
+        "B",
+        "--profiles",
+        "no-such-profile",
+    ]);
+    assert!(r.stderr.contains("no-such-profile"), "{}", r.stderr);
+    d.env.json(&["ra", "update", "--name", "B", "--activate"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let v = d.ra_ok("b1", &args(&b_submit("b-later-3")));
+    assert_eq!(v["request"]["status"], "issued", "{v}");
+    let audit = d.env.json(&["audit", "log", "--limit", "1000000"]);
+    let updates: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "ra.update" && e["target"] == "ra:B")
+        .collect();
+    assert_eq!(updates.len(), 3, "{updates:?}");
+    let suspended = |e: &&&Value| {
+        let detail: Value = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+        detail["status"]["to"] == "suspended"
+    };
+    assert_eq!(updates.iter().filter(suspended).count(), 1, "{updates:?}");
+
     // The audit chain is intact after all of it.
     d.env.ok(&["audit", "verify"]);
     // Both services answer /metrics with their counters.
