@@ -249,11 +249,60 @@ pub async fn caller(store: &Store, req: &Request<Incoming>) -> Result<Caller> {
 pub struct Refusals {
     store: Store,
     service: &'static str,
-    anonymous: Arc<Mutex<(Option<Instant>, u64)>>,
-    /// Per certificate the store does not know (or not in force): when its last
-    /// refusal was audited, and how many came since. Bounded, so a flood of
-    /// distinct certificates shares the anonymous bucket instead of memory.
-    unknown: Arc<Mutex<std::collections::HashMap<String, (Instant, u64)>>>,
+    anonymous: Arc<Mutex<Throttle>>,
+    /// Per certificate the store does not know (or not in force). Bounded, so a
+    /// flood of distinct certificates shares the anonymous bucket instead of memory.
+    unknown: Arc<Mutex<std::collections::HashMap<String, Throttle>>>,
+}
+
+/// One audited refusal a second for one caller: when the last was audited, the
+/// refusals since (each counted, none dropped), the last of them, and whether a
+/// record of them is already due at the end of the second.
+#[derive(Default)]
+struct Throttle {
+    audited: Option<Instant>,
+    pending: u64,
+    last: Option<(String, ErrorKind, String)>,
+    flush_due: bool,
+}
+
+/// What [`Throttle::refused`] says to do.
+enum Throttled {
+    /// Audit now: this refusal and `n - 1` held back before it.
+    Now(u64),
+    /// Counted; a record is already due.
+    Held,
+    /// Counted; schedule the record of the held refusals, due after this long.
+    Schedule(Duration),
+}
+
+impl Throttle {
+    fn refused(&mut self, what: &str, kind: ErrorKind, detail: &str, now: Instant) -> Throttled {
+        self.pending += 1;
+        match self.audited {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => {
+                self.last = Some((what.to_string(), kind, detail.to_string()));
+                if std::mem::replace(&mut self.flush_due, true) {
+                    Throttled::Held
+                } else {
+                    Throttled::Schedule(Duration::from_secs(1) - now.duration_since(t))
+                }
+            }
+            _ => {
+                self.audited = Some(now);
+                self.last = None;
+                Throttled::Now(std::mem::take(&mut self.pending))
+            }
+        }
+    }
+
+    /// The held refusals, when a record of them is due: their count and the last.
+    fn flush(&mut self, now: Instant) -> Option<(u64, (String, ErrorKind, String))> {
+        self.flush_due = false;
+        let last = self.last.take()?;
+        self.audited = Some(now);
+        Some((std::mem::take(&mut self.pending), last))
+    }
 }
 
 /// Certificates tracked one by one before refusals share the anonymous bucket.
@@ -264,51 +313,62 @@ impl Refusals {
         Refusals {
             store,
             service,
-            anonymous: Arc::new(Mutex::new((None, 0))),
-            unknown: Arc::new(Mutex::new(std::collections::HashMap::new())),
+            anonymous: Arc::default(),
+            unknown: Arc::default(),
         }
     }
 
     /// Records a refusal of a certificate that chains to the anchors but the store
     /// does not hold in force for this service: audited at most once a second per
-    /// certificate, with the count of refusals since, so a client retrying in a
-    /// loop cannot flood the audit log.
+    /// certificate, so a client retrying in a loop cannot flood the audit log. The
+    /// refusals held back are counted and audited together at the end of their
+    /// second (`refusals`: how many), so none goes unrecorded.
     pub async fn record_unknown(&self, cert_der: &[u8], what: &str, e: &Error) {
         let fingerprint = hex::encode(openssl::sha::sha256(cert_der));
-        // None: too many certificates tracked; Some(0): counted, not audited.
-        let count = {
+        let decision = {
             let mut g = self.unknown.lock().expect("refusal counter");
             let now = Instant::now();
             if g.len() >= UNKNOWN_TRACKED {
-                g.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+                // Held refusals stay until their record is made.
+                g.retain(|_, t| {
+                    t.flush_due
+                        || t.audited
+                            .is_some_and(|a| now.duration_since(a) < Duration::from_secs(1))
+                });
             }
             if g.len() >= UNKNOWN_TRACKED && !g.contains_key(&fingerprint) {
                 None
             } else {
-                let fresh = !g.contains_key(&fingerprint);
-                let entry = g.entry(fingerprint.clone()).or_insert((now, 0));
-                entry.1 += 1;
-                if !fresh && now.duration_since(entry.0) < Duration::from_secs(1) {
-                    Some(0)
-                } else {
-                    entry.0 = now;
-                    Some(std::mem::take(&mut entry.1))
-                }
+                Some(
+                    g.entry(fingerprint.clone())
+                        .or_default()
+                        .refused(what, e.kind, &e.detail, now),
+                )
             }
         };
-        let count = match count {
-            None => return self.record_anonymous(what, &e.detail).await,
-            Some(0) => return,
-            Some(n) => n,
-        };
-        let event = AuditEvent::new(
-            &format!("cert-sha256:{}", &fingerprint[..32]),
-            &format!("{}.refuse", self.service),
-            what.to_string(),
-            serde_json::json!({ "kind": e.kind, "detail": e.detail, "refusals": count }),
-        );
-        if let Err(err) = self.store.audit(&event).await {
-            tracing::error!(error = %err, "cannot audit a refusal");
+        let actor = format!("cert-sha256:{}", &fingerprint[..32]);
+        match decision {
+            None => self.record_anonymous(what, &e.detail).await,
+            Some(Throttled::Held) => {}
+            Some(Throttled::Now(n)) => {
+                self.audit_refusals(&actor, what, e.kind, &e.detail, n)
+                    .await
+            }
+            Some(Throttled::Schedule(after)) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let held = me
+                        .unknown
+                        .lock()
+                        .expect("refusal counter")
+                        .get_mut(&fingerprint)
+                        .and_then(|t| t.flush(Instant::now()));
+                    if let Some((n, (what, kind, detail))) = held {
+                        me.audit_refusals(&actor, &what, kind, &detail, n).await;
+                    }
+                });
+            }
         }
     }
 
@@ -326,23 +386,45 @@ impl Refusals {
     }
 
     /// Records a refusal of a caller who could not be identified; `why` names it.
+    /// Throttled as [`Refusals::record_unknown`] is, all such callers together.
     pub async fn record_anonymous(&self, from: &str, why: &str) {
-        let count = {
-            let mut g = self.anonymous.lock().expect("refusal counter");
-            g.1 += 1;
-            match g.0 {
-                Some(t) if t.elapsed() < Duration::from_secs(1) => return,
-                _ => {
-                    g.0 = Some(Instant::now());
-                    std::mem::take(&mut g.1)
-                }
+        let decision = self.anonymous.lock().expect("refusal counter").refused(
+            from,
+            ErrorKind::Unauthorized,
+            why,
+            Instant::now(),
+        );
+        match decision {
+            Throttled::Held => {}
+            Throttled::Now(n) => {
+                self.audit_refusals("unauthenticated", from, ErrorKind::Unauthorized, why, n)
+                    .await
             }
-        };
+            Throttled::Schedule(after) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let held = me
+                        .anonymous
+                        .lock()
+                        .expect("refusal counter")
+                        .flush(Instant::now());
+                    if let Some((n, (from, kind, why))) = held {
+                        me.audit_refusals("unauthenticated", &from, kind, &why, n)
+                            .await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// One audit record of `n` refusals of `actor`, the last for `what`.
+    async fn audit_refusals(&self, actor: &str, what: &str, kind: ErrorKind, detail: &str, n: u64) {
         let event = AuditEvent::new(
-            "unauthenticated",
+            actor,
             &format!("{}.refuse", self.service),
-            from.to_string(),
-            serde_json::json!({ "kind": ErrorKind::Unauthorized, "detail": why, "refusals": count }),
+            what.to_string(),
+            serde_json::json!({ "kind": kind, "detail": detail, "refusals": n }),
         );
         if let Err(err) = self.store.audit(&event).await {
             tracing::error!(error = %err, "cannot audit a refusal");
@@ -502,6 +584,73 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The refusals a second holds back are audited at its end, counted: the
+    /// `refusals` of every record add up to the refusals made, for one unknown
+    /// certificate and for unidentified callers alike, and no second has two
+    /// records.
+    #[tokio::test]
+    async fn throttled_refusals_are_all_counted_in_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        let refusals = Refusals::new(store.clone(), "ra");
+        let e = Error::new(ErrorKind::Unauthorized, "certificate not in force");
+        for _ in 0..5 {
+            refusals
+                .record_unknown(b"a certificate", "POST /v1/requests", &e)
+                .await;
+        }
+        for i in 0..7 {
+            refusals
+                .record_anonymous(&format!("10.0.0.{i}"), "no client certificate")
+                .await;
+        }
+        let counted = |rows: &[gpki_store::AuditRow], actor: &str| -> (u64, usize) {
+            let mine: Vec<_> = rows.iter().filter(|r| r.actor.starts_with(actor)).collect();
+            let n = mine
+                .iter()
+                .map(|r| {
+                    let d: serde_json::Value = serde_json::from_str(&r.detail).unwrap();
+                    d["refusals"].as_u64().unwrap()
+                })
+                .sum();
+            (n, mine.len())
+        };
+        // At once: the first of each, alone.
+        let rows = store.audit_tail(100).await.unwrap();
+        assert_eq!(counted(&rows, "cert-sha256:"), (1, 1));
+        assert_eq!(counted(&rows, "unauthenticated"), (1, 1));
+        // At the end of the second: the rest, in one record each.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows = store.audit_tail(100).await.unwrap();
+            if counted(&rows, "cert-sha256:").0 == 5 && counted(&rows, "unauthenticated").0 == 7 {
+                assert_eq!(
+                    counted(&rows, "cert-sha256:").1,
+                    2,
+                    "one record for the held four"
+                );
+                assert_eq!(
+                    counted(&rows, "unauthenticated").1,
+                    2,
+                    "one record for the held six"
+                );
+                assert!(
+                    rows.iter().any(|r| r.target == "10.0.0.6"),
+                    "the record of the held names the last of them"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "held refusals never audited: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.audit_verify().await.unwrap();
+    }
 
     #[test]
     fn auth_cache_keeps_an_answer_for_its_ttl_and_never_past_not_after() {

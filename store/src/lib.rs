@@ -25,7 +25,7 @@ use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
-pub use audit::{AuditEvent, AuditProblem, AuditReport};
+pub use audit::{AuditEvent, AuditProblem, AuditReport, AuditRow};
 pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,

@@ -363,16 +363,64 @@ impl Deployment {
         .1
     }
 
+    /// Audit records of refusals of identified callers (operators, RA hosts,
+    /// signers), each audited every time.
     fn refusals(&self) -> usize {
-        self.env
-            .json(&["audit", "log", "--limit", "1000000"])
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".refuse")))
-                    .count()
+        self.refusal_records()
+            .iter()
+            .filter(|e| !unidentified(e))
+            .count()
+    }
+
+    /// Refusals of callers the store does not hold in force (and of callers with
+    /// no certificate), audited at most once a second each: (records, refusals
+    /// they count).
+    fn unidentified_refusals(&self) -> (usize, u64) {
+        let rows: Vec<_> = self
+            .refusal_records()
+            .into_iter()
+            .filter(unidentified)
+            .collect();
+        let counted = rows
+            .iter()
+            .map(|e| {
+                let d: Value = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+                d["refusals"].as_u64().unwrap()
             })
-            .unwrap_or(0)
+            .sum();
+        (rows.len(), counted)
+    }
+
+    /// Waits (at most 3 s: a held refusal is audited at the end of its second)
+    /// until the unidentified refusals audited count `n` more than `since`.
+    fn unidentified_refusals_reach(&self, since: u64, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let (_, counted) = self.unidentified_refusals();
+            if counted == since + n {
+                return;
+            }
+            assert!(
+                counted < since + n,
+                "{counted} refusals audited, {n} made after {since}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{counted} refusals audited, not {}",
+                since + n
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn refusal_records(&self) -> Vec<Value> {
+        let log = self.env.json(&["audit", "log", "--limit", "1000000"]);
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".refuse")))
+            .cloned()
+            .collect()
     }
 
     /// Kills the CA service (no clean shutdown) and starts it again on its port,
@@ -387,6 +435,14 @@ impl Deployment {
     fn certificates(&self) -> i64 {
         self.env.counts()["certificates"].as_i64().unwrap()
     }
+}
+
+/// A refusal record of a caller not identified by the store.
+fn unidentified(e: &Value) -> bool {
+    e["actor"] == "unauthenticated"
+        || e["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cert-sha256:"))
 }
 
 fn spawn(env: &Env, bin: &str, config: &str, port: u16) -> Service {
@@ -510,7 +566,9 @@ fn workflow_and_refusals(backend: Backend) {
     let chain = std::fs::read_to_string(d.env.path("hong.pem")).unwrap()
         + &std::fs::read_to_string(d.env.path("mois.pem")).unwrap();
     std::fs::write(d.env.path("hong.chain.pem"), chain).unwrap();
-    let refusals = d.refusals();
+    // Everything held back before is audited first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (records, counted) = d.unidentified_refusals();
     for _ in 0..5 {
         let (_, out) = d.curl(
             "ra",
@@ -523,10 +581,12 @@ fn workflow_and_refusals(backend: Backend) {
             "{out}"
         );
     }
-    let audited = d.refusals() - refusals;
+    // The ones held back are counted in a record at the end of their second.
+    d.unidentified_refusals_reach(counted, 5);
+    let audited = d.unidentified_refusals().0 - records;
     assert!(
         (1..=2).contains(&audited),
-        "{audited} of 5 refusals audited"
+        "{audited} records of 5 refusals"
     );
     assert_eq!(d.env.serial_of("hong.pem"), serial);
 
@@ -980,9 +1040,10 @@ fn workflow_and_refusals(backend: Backend) {
         "-out",
         "a2.plain.key",
     ]);
-    let refusals = d.refusals();
-    // A second after the refusal above, the next one is audited again.
+    // Once the refusals above are all audited, eight more in a row make at most
+    // a record a second, and count all eight.
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (records, counted) = d.unidentified_refusals();
     let url = format!("https://ra.gpki.go.kr:{}/v1/whoami", d.ra.port);
     let o = Command::new("curl")
         .current_dir(d.env.path(""))
@@ -1008,10 +1069,11 @@ fn workflow_and_refusals(backend: Backend) {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.matches("code=403").count(), 8, "{out}");
-    let audited = d.refusals() - refusals;
+    d.unidentified_refusals_reach(counted, 8);
+    let audited = d.unidentified_refusals().0 - records;
     assert!(
         (1..=3).contains(&audited),
-        "{audited} of 8 refusals audited"
+        "{audited} records of 8 refusals"
     );
 
     // Revocation through the RA reaches the store at once.
