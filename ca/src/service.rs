@@ -399,18 +399,24 @@ async fn replayed(
     state: &State,
     ra: &RaRecord,
     key: &str,
-    same: impl Fn(&CertificateRecord) -> bool,
+    same: impl Fn(&CertificateRecord) -> Result<bool>,
     signed_only: bool,
 ) -> Result<Option<(StatusCode, CertificateReply)>> {
     let issuer = state.store.authority_by_name(&ra.ca_name).await?;
-    match state
+    let found = state
         .store
         .certificate_by_request_key(issuer.id, key)
-        .await?
-    {
+        .await?;
+    // A record that cannot be compared (its TBS no longer decodes) is the
+    // store's fault, not the caller's: an internal error, not a conflict.
+    let same = match &found {
+        Some(r) if !(signed_only && r.status == CertStatus::Pending) => same(r)?,
+        _ => true,
+    };
+    match found {
         None => Ok(None),
         Some(r) if signed_only && r.status == CertStatus::Pending => Ok(None),
-        Some(r) if !same(&r) => Err(Error::conflict(format!(
+        Some(r) if !same => Err(Error::conflict(format!(
             "request `{key}` was made for another request (certificate {}); a request id names one request",
             r.serial
         ))),
@@ -461,7 +467,7 @@ async fn finish(
     ra: &RaRecord,
     key: &str,
     result: Result<Issued>,
-    same: impl Fn(&CertificateRecord) -> bool,
+    same: impl Fn(&CertificateRecord) -> Result<bool>,
 ) -> Result<(StatusCode, CertificateReply)> {
     match result {
         Ok(issued) => Ok((
@@ -512,14 +518,20 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     // The certificate's SANs are the request's (a CSR names no others: checked
     // above), as a set.
     let asked = san_set(&sans);
-    let same = |c: &CertificateRecord| {
-        c.profile == b.profile
-            && c.subject == subject
-            && c.spki_sha256 == spki_sha256
-            && <x509_cert::certificate::TbsCertificate as der::Decode>::from_der(&c.tbs)
-                .ok()
-                .and_then(|tbs| gpki_pki::cert::san_entries(&tbs).ok())
-                .is_some_and(|made: Vec<_>| san_set(&made) == asked)
+    let same = |c: &CertificateRecord| -> Result<bool> {
+        if c.profile != b.profile || c.subject != subject || c.spki_sha256 != spki_sha256 {
+            return Ok(false);
+        }
+        let made = <x509_cert::certificate::TbsCertificate as der::Decode>::from_der(&c.tbs)
+            .map_err(Error::from)
+            .and_then(|tbs| gpki_pki::cert::san_entries(&tbs))
+            .map_err(|e| {
+                Error::internal(format!(
+                    "certificate {} in the store cannot be read ({}); the request is not answered",
+                    c.serial, e.detail
+                ))
+            })?;
+        Ok(san_set(&made) == asked)
     };
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
     let request = IssueRequest {
@@ -594,7 +606,7 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
         None => None,
     };
     let same = |c: &CertificateRecord| {
-        c.renewed_from == Some(old.id) && new_key.as_ref().is_none_or(|k| *k == c.spki_sha256)
+        Ok(c.renewed_from == Some(old.id) && new_key.as_ref().is_none_or(|k| *k == c.spki_sha256))
     };
     if let Some(r) = replayed(state, &ra, &key, same, false).await? {
         return Ok(r);

@@ -1275,6 +1275,53 @@ fn workflow_and_refusals(backend: Backend) {
     // Both services answer /metrics with their counters.
     let (_, m) = d.curl("ra", "/metrics", None, None);
     assert!(m.contains("gpki_ra_refusals_total"), "{m}");
+
+    // A replay whose recorded certificate cannot be read back (its TBS damaged in
+    // the store) is the store's fault: an internal error, not "made for another
+    // request", and no second certificate.
+    let certs = d.certificates();
+    let damaged = damage_tbs(&d.env.store, serial);
+    assert_eq!(damaged, 1, "one row damaged");
+    let out = d.issue_at_ca_as_ra_host(&body);
+    assert!(
+        out.ends_with("500") && out.contains("\"kind\":\"internal\""),
+        "{out}"
+    );
+    assert_eq!(d.certificates(), certs);
+}
+
+/// Overwrites the stored TBS of certificate `serial` with one byte that is no
+/// DER; the rows changed.
+fn damage_tbs(store: &str, serial: &str) -> usize {
+    let out = if let Some(path) = store.strip_prefix("sqlite://") {
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1])\n\
+                 n = db.execute(\"UPDATE certificates SET tbs = x'00' WHERE serial = ?\", (sys.argv[2],)).rowcount\n\
+                 db.commit()\n\
+                 print(n)",
+                path.split('?').next().unwrap(),
+                serial,
+            ])
+            .output()
+            .unwrap()
+    } else {
+        Command::new("psql")
+            .args([store, "-qtAc"])
+            .arg(format!(
+                "WITH d AS (UPDATE certificates SET tbs = '\\x00'::bytea WHERE serial = '{serial}' RETURNING 1) SELECT count(*) FROM d"
+            ))
+            .output()
+            .unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 #[test]
