@@ -44,8 +44,8 @@ pub enum RaCmd {
         host: String,
     },
     /// Change an RA's scope or standing: each option given replaces what the RA
-    /// has (an empty value clears --dual-control or --domains); the services
-    /// apply it within a second (the RA service's auth_cache_ms). Its name and CA stay.
+    /// has; the services apply it within a second (their auth_cache_ms). Its
+    /// name and CA stay.
     Update {
         #[arg(long)]
         name: String,
@@ -56,12 +56,17 @@ pub enum RaCmd {
         #[arg(long, value_delimiter = ',')]
         profiles: Option<Vec<String>>,
         /// Profiles whose requests need a second operator's approval
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "no_dual_control")]
         dual_control: Option<Vec<String>>,
+        /// No profile under dual control any more (said in full, never by an
+        /// empty --dual-control)
+        #[arg(long)]
+        no_dual_control: bool,
         /// Renewal opens this many days before expiry
         #[arg(long)]
         renew_window_days: Option<i64>,
         /// DNS domains its DNS and e-mail SANs must fall under, comma-separated
+        /// (an empty value: none, so the RA asks for no such SANs)
         #[arg(long, value_delimiter = ',')]
         domains: Option<Vec<String>>,
         /// The RA service (its service-client name) that hosts it
@@ -516,6 +521,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             subtrees,
             profiles,
             dual_control,
+            no_dual_control,
             renew_window_days,
             domains,
             host,
@@ -524,12 +530,15 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
         } => {
             let store = g.store().await?;
             let known = g.profiles()?;
-            // `--dual-control ''` clears the list.
-            let listed = |v: Option<Vec<String>>| {
-                v.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())
+            // `--domains ''` clears the domains; an empty profile name is an error
+            // (dual control is lifted only by --no-dual-control).
+            let domains =
+                domains.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>());
+            let dual_control = if no_dual_control {
+                Some(Vec::new())
+            } else {
+                dual_control
             };
-            let (profiles, dual_control, domains) =
-                (listed(profiles), listed(dual_control), listed(domains));
             for p in profiles.iter().chain(&dual_control).flatten() {
                 known.get(p)?;
             }

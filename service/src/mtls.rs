@@ -587,8 +587,8 @@ mod tests {
 
     /// The refusals a second holds back are audited at its end, counted: the
     /// `refusals` of every record add up to the refusals made, for one unknown
-    /// certificate and for unidentified callers alike, and no second has two
-    /// records.
+    /// certificate and for unidentified callers alike, in two records each (the
+    /// first refusal at once, the rest together).
     #[tokio::test]
     async fn throttled_refusals_are_all_counted_in_the_audit_log() {
         let dir = tempfile::tempdir().unwrap();

@@ -141,9 +141,10 @@ pub async fn renew(
 /// `key_spki`, before anything is written or put in force: the new key, the same
 /// subject, issued by CA `ca` (certificate `issuer_der`), its two signature
 /// algorithm fields the same and one of ours that fits that CA's key (no SHA-1,
-/// no algorithm the CA's key cannot make), and its signature verified with that
-/// key. A signer is not to answer with a certificate that relying parties would
-/// refuse, or that another CA made.
+/// no algorithm the CA's key cannot make), its signature verified with that key
+/// over the bytes received, in force now and ending no earlier than `current`. A
+/// signer is not to answer with a certificate that relying parties would refuse,
+/// or that another CA made.
 pub fn check_answer(
     new_der: &[u8],
     current: &x509_cert::Certificate,
@@ -190,17 +191,40 @@ pub fn check_answer(
             ))
         }
     }
-    let signature = new
-        .signature
-        .as_bytes()
-        .ok_or_else(|| Error::malformed("certificate signature is not whole bytes"))?;
-    if !gpki_pki::signer::verify_with_identifier(
-        &issuer.tbs_certificate.subject_public_key_info,
-        &new.signature_algorithm,
-        &tbs.to_der()?,
-        signature,
-    )? {
+    // OpenSSL verifies the bytes as received (not a re-encoding of what they
+    // decode to), as relying parties will.
+    let ossl = |e: openssl::error::ErrorStack| Error::malformed(format!("certificate: {e}"));
+    let issuer_key = openssl::x509::X509::from_der(issuer_der)
+        .and_then(|c| c.public_key())
+        .map_err(ossl)?;
+    if !openssl::x509::X509::from_der(new_der)
+        .map_err(ossl)?
+        .verify(&issuer_key)
+        .unwrap_or(false)
+    {
         return refuse(format!("not signed by CA `{ca}`"));
+    }
+    // In force now (a clock skew of five minutes allowed), and not ending
+    // before the certificate it renews: the CA renews a signer once, so an
+    // answer taken here is the one every retry would get.
+    let (not_before, not_after) = (
+        gpki_pki::time::unix_seconds(&tbs.validity.not_before),
+        gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+    );
+    let now = gpki_pki::time::now();
+    if not_before > now + 300 {
+        return refuse(format!(
+            "valid only from {}",
+            gpki_pki::time::rfc3339(not_before)
+        ));
+    }
+    let current_end = gpki_pki::time::unix_seconds(&current.tbs_certificate.validity.not_after);
+    if not_after <= now || not_after < current_end {
+        return refuse(format!(
+            "ending {}, before the certificate it renews ({})",
+            gpki_pki::time::rfc3339(not_after),
+            gpki_pki::time::rfc3339(current_end)
+        ));
     }
     Ok(())
 }
@@ -503,13 +527,26 @@ mod tests {
     }
 
     /// An OpenSSL certificate for `public` named `subject`, issued under the name
-    /// `issuer` and signed by `by` with `md`.
+    /// `issuer` and signed by `by` with `md`, valid from now for 30 days.
     fn signed(
         subject: &str,
         issuer: &str,
         public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
         by: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
         md: openssl::hash::MessageDigest,
+    ) -> Vec<u8> {
+        signed_for(subject, issuer, public, by, md, 0, 30)
+    }
+
+    /// [`signed`], valid from `from` days from now until `until` days from now.
+    fn signed_for(
+        subject: &str,
+        issuer: &str,
+        public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
+        by: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+        md: openssl::hash::MessageDigest,
+        from: u32,
+        until: u32,
     ) -> Vec<u8> {
         let name = |cn: &str| {
             let mut n = openssl::x509::X509NameBuilder::new().unwrap();
@@ -526,9 +563,9 @@ mod tests {
         b.set_subject_name(&name(subject)).unwrap();
         b.set_issuer_name(&name(issuer)).unwrap();
         b.set_pubkey(public).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(from).unwrap())
             .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(until).unwrap())
             .unwrap();
         b.sign(by, md).unwrap();
         b.build().to_der().unwrap()
@@ -543,7 +580,15 @@ mod tests {
         use openssl::hash::MessageDigest;
         let (ca_key, other_ca, old_key, new_key) = (p256(), p256(), p256(), p256());
         let ca = signed("ca", "ca", &ca_key, &ca_key, MessageDigest::sha256());
-        let current = signed("signer", "ca", &old_key, &ca_key, MessageDigest::sha256());
+        let current = signed_for(
+            "signer",
+            "ca",
+            &old_key,
+            &ca_key,
+            MessageDigest::sha256(),
+            0,
+            20,
+        );
         let current = gpki_pki::cert::decode(&current).unwrap();
         let spki = new_key.public_key_to_der().unwrap();
         let check = |answer: &[u8]| check_answer(answer, &current, "mois", &ca, &spki);
@@ -580,6 +625,30 @@ mod tests {
         refused(
             signed("signer", "ca", &new_key, &ca_key, MessageDigest::sha1()),
             "not an algorithm of CA `mois`",
+        );
+        refused(
+            signed_for(
+                "signer",
+                "ca",
+                &new_key,
+                &ca_key,
+                MessageDigest::sha256(),
+                0,
+                10,
+            ),
+            "before the certificate it renews",
+        );
+        refused(
+            signed_for(
+                "signer",
+                "ca",
+                &new_key,
+                &ca_key,
+                MessageDigest::sha256(),
+                2,
+                40,
+            ),
+            "valid only from",
         );
         // The outer signature algorithm changed, the signed one kept.
         let mut mixed = gpki_pki::cert::decode(&good).unwrap();

@@ -327,6 +327,83 @@ fn check_domain(d: &str) -> Result<()> {
     Ok(())
 }
 
+/// The longest renewal window an RA may keep open before expiry, in days.
+const RENEW_WINDOW_MAX_DAYS: i64 = 3650;
+
+/// The checks an RA's scope passes, at creation and at every change: a DNS
+/// domain list of names, a renewal window of 0 to [`RENEW_WINDOW_MAX_DAYS`] days,
+/// dual control only on profiles the RA may ask for, and no list naming an entry
+/// twice.
+fn check_scope(
+    profiles: &[String],
+    dual_control: &[String],
+    subtrees: &[String],
+    domains: &[String],
+    renew_window_days: i64,
+) -> Result<()> {
+    for d in domains {
+        check_domain(d)?;
+    }
+    if !(0..=RENEW_WINDOW_MAX_DAYS).contains(&renew_window_days) {
+        return Err(Error::malformed(format!(
+            "renew_window_days {renew_window_days}: 0 to {RENEW_WINDOW_MAX_DAYS}"
+        )));
+    }
+    if let Some(p) = dual_control.iter().find(|p| !profiles.contains(p)) {
+        return Err(Error::malformed(format!(
+            "dual control on `{p}`, which is not one of the RA's profiles ({})",
+            profiles.join(",")
+        )));
+    }
+    for (what, list) in [
+        ("profiles", profiles),
+        ("dual control", dual_control),
+        ("subtrees", subtrees),
+        ("domains", domains),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = list.iter().find(|e| !seen.insert(*e)) {
+            return Err(Error::malformed(format!("{what} name `{twice}` twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `after` over the RA row only if it still holds `before`: an update
+/// made meanwhile by another administrator (PostgreSQL reads committed rows
+/// without locking them) makes this one write nothing, instead of writing over
+/// it with what was read. False when nothing was written.
+async fn write_ra_change(
+    conn: &mut sqlx::AnyConnection,
+    before: &RaRecord,
+    after: &RaRecord,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE ras SET subtrees = $1, profiles = $2, dual_control = $3, renew_window_days = $4, \
+         domains = $5, host = $6, status = $7 WHERE id = $8 AND subtrees = $9 AND profiles = $10 \
+         AND dual_control = $11 AND renew_window_days = $12 AND domains = $13 AND host = $14 AND status = $15",
+    )
+    .bind(list(&after.subtrees))
+    .bind(list(&after.profiles))
+    .bind(list(&after.dual_control))
+    .bind(after.renew_window_days)
+    .bind(list(&after.domains))
+    .bind(&after.host)
+    .bind(&after.status)
+    .bind(before.id)
+    .bind(list(&before.subtrees))
+    .bind(list(&before.profiles))
+    .bind(list(&before.dual_control))
+    .bind(before.renew_window_days)
+    .bind(list(&before.domains))
+    .bind(&before.host)
+    .bind(&before.status)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(updated.rows_affected() == 1)
+}
+
 impl Store {
     /// Creates an RA.
     pub async fn create_ra(&self, new: &NewRa, audit: &AuditEvent) -> Result<RaRecord> {
@@ -344,9 +421,13 @@ impl Store {
                 new.name
             )));
         }
-        for d in &new.domains {
-            check_domain(d)?;
-        }
+        check_scope(
+            &new.profiles,
+            &new.dual_control,
+            &new.subtrees,
+            &new.domains,
+            new.renew_window_days,
+        )?;
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(
@@ -378,9 +459,8 @@ impl Store {
     }
 
     /// Changes RA `name` as `change` says, in one transaction with its audit
-    /// record (`ra.update`, each changed field from and to). The CA service reads
-    /// an RA's record for every request; the RA service trusts it with the
-    /// operator's standing for at most a second (`auth_cache_ms`).
+    /// record (`ra.update`, each changed field from and to). Both services trust
+    /// an RA's record for at most a second (`auth_cache_ms`) before reading it again.
     /// Nothing given, or nothing different: refused, nothing written.
     pub async fn update_ra(
         &self,
@@ -388,14 +468,6 @@ impl Store {
         change: &RaChange,
         audit: &AuditEvent,
     ) -> Result<RaRecord> {
-        if let Some(domains) = &change.domains {
-            for d in domains {
-                check_domain(d)?;
-            }
-        }
-        if change.renew_window_days.is_some_and(|d| d < 0) {
-            return Err(Error::malformed("renew_window_days must be 0 or more"));
-        }
         if change.subtrees.as_ref().is_some_and(|s| s.is_empty())
             || change.profiles.as_ref().is_some_and(|p| p.is_empty())
         {
@@ -470,23 +542,17 @@ impl Store {
                 "RA `{name}` is already as asked; nothing changed"
             )));
         }
-        let updated = sqlx::query(
-            "UPDATE ras SET subtrees = $1, profiles = $2, dual_control = $3, renew_window_days = $4, \
-             domains = $5, host = $6, status = $7 WHERE id = $8",
-        )
-        .bind(list(&after.subtrees))
-        .bind(list(&after.profiles))
-        .bind(list(&after.dual_control))
-        .bind(after.renew_window_days)
-        .bind(list(&after.domains))
-        .bind(&after.host)
-        .bind(&after.status)
-        .bind(before.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if updated.rows_affected() != 1 {
-            return Err(Error::conflict(format!("RA `{name}` changed meanwhile")));
+        check_scope(
+            &after.profiles,
+            &after.dual_control,
+            &after.subtrees,
+            &after.domains,
+            after.renew_window_days,
+        )?;
+        if !write_ra_change(&mut tx, &before, &after).await? {
+            return Err(Error::conflict(format!(
+                "RA `{name}` was changed by someone else meanwhile; nothing changed, read it again"
+            )));
         }
         let mut audit = audit.clone();
         audit.detail = serde_json::Value::Object(changed);
@@ -986,4 +1052,103 @@ async fn insert_identity(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{event, store};
+
+    fn new_ra() -> NewRa {
+        NewRa {
+            name: "A".into(),
+            ca_name: "ca".into(),
+            subtrees: vec!["O=A, C=KR".into()],
+            profiles: vec!["official-sign".into(), "official-km".into()],
+            dual_control: vec!["official-sign".into()],
+            renew_window_days: 30,
+            host: "ra-host-1".into(),
+            domains: vec![],
+        }
+    }
+
+    /// A change is written only over the row it read: one made on a stale read
+    /// (another administrator's update committed meanwhile) writes nothing and
+    /// the other's change stands.
+    #[tokio::test]
+    async fn an_ra_change_on_a_stale_read_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let stale = store.create_ra(&new_ra(), &event()).await.unwrap();
+        let theirs = RaChange {
+            renew_window_days: Some(60),
+            ..Default::default()
+        };
+        store.update_ra("A", &theirs, &event()).await.unwrap();
+        let mut mine = stale.clone();
+        mine.status = "suspended".into();
+        let mut conn = store.pool().acquire().await.unwrap();
+        assert!(!write_ra_change(&mut conn, &stale, &mine).await.unwrap());
+        let now = store.ra_by_name("A").await.unwrap();
+        assert_eq!((now.renew_window_days, now.status.as_str()), (60, "active"));
+        // On a fresh read it is written.
+        mine = now.clone();
+        mine.status = "suspended".into();
+        assert!(write_ra_change(&mut conn, &now, &mine).await.unwrap());
+        assert_eq!(store.ra_by_name("A").await.unwrap().status, "suspended");
+    }
+
+    /// The scope an update leaves is checked as at creation, and nothing to
+    /// change is refused; neither writes anything.
+    #[tokio::test]
+    async fn an_ra_update_is_checked_like_a_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        store.create_ra(&new_ra(), &event()).await.unwrap();
+        let refused = |change: RaChange, why: &'static str| {
+            let store = store.clone();
+            async move {
+                let e = store.update_ra("A", &change, &event()).await.unwrap_err();
+                assert!(e.detail.contains(why), "{e}");
+            }
+        };
+        // official-sign is under dual control: dropping it from the profiles
+        // alone would leave dual control on a profile the RA cannot ask for.
+        refused(
+            RaChange {
+                profiles: Some(vec!["official-km".into()]),
+                ..Default::default()
+            },
+            "not one of the RA's profiles",
+        )
+        .await;
+        refused(
+            RaChange {
+                renew_window_days: Some(100_000),
+                ..Default::default()
+            },
+            "0 to 3650",
+        )
+        .await;
+        refused(
+            RaChange {
+                profiles: Some(vec!["official-km".into(), "official-km".into()]),
+                dual_control: Some(vec![]),
+                ..Default::default()
+            },
+            "twice",
+        )
+        .await;
+        refused(
+            RaChange {
+                status: Some("active".into()),
+                ..Default::default()
+            },
+            "already as asked",
+        )
+        .await;
+        let ra = store.ra_by_name("A").await.unwrap();
+        assert_eq!(ra.profiles, ["official-sign", "official-km"]);
+        assert_eq!(ra.renew_window_days, 30);
+    }
 }

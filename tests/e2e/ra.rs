@@ -1842,6 +1842,13 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         before,
         "a refused renewal records nothing"
     );
+    // The same request, with the window open again, is signed: the window alone
+    // refused it.
+    std::fs::write(d.env.path("ca.toml"), &ca_toml).unwrap();
+    d.restart_ca(&[]);
+    let out = signer_renewal_request(&d, "root", "ocsp-root.pem", "ocsp-root.key", &csr);
+    assert!(out.ends_with("201"), "{out}");
+    assert_eq!(d.certificates(), before + 1);
 }
 
 /// `POST /v1/signers/renew` as the ocsp client `ocsp-host`: the next certificate of
