@@ -142,7 +142,7 @@ pub async fn renew(
 /// subject, issued by CA `ca` (certificate `issuer_der`), its two signature
 /// algorithm fields the same and one of ours that fits that CA's key (no SHA-1,
 /// no algorithm the CA's key cannot make), its signature verified with that key
-/// over the bytes received, in force now and ending no earlier than `current`. A
+/// over the bytes received, in force now and made after `current`. A
 /// signer is not to answer with a certificate that relying parties would refuse,
 /// or that another CA made.
 pub fn check_answer(
@@ -204,12 +204,15 @@ pub fn check_answer(
     {
         return refuse(format!("not signed by CA `{ca}`"));
     }
-    // In force now (a clock skew of five minutes allowed), and not ending
-    // before the certificate it renews: the CA renews a signer once, so an
-    // answer taken here is the one every retry would get.
-    let (not_before, not_after) = (
-        gpki_pki::time::unix_seconds(&tbs.validity.not_before),
-        gpki_pki::time::unix_seconds(&tbs.validity.not_after),
+    // In force now (a clock skew of five minutes allowed) and made after the
+    // certificate it renews. One ending earlier than that (the CA's profile
+    // shortened since) is taken, and said: the CA renews a signer once, so
+    // refusing it would leave the signer to run out.
+    let at = |t: &x509_cert::time::Time| gpki_pki::time::unix_seconds(t);
+    let (not_before, not_after) = (at(&tbs.validity.not_before), at(&tbs.validity.not_after));
+    let (current_from, current_end) = (
+        at(&current.tbs_certificate.validity.not_before),
+        at(&current.tbs_certificate.validity.not_after),
     );
     let now = gpki_pki::time::now();
     if not_before > now + 300 {
@@ -218,13 +221,26 @@ pub fn check_answer(
             gpki_pki::time::rfc3339(not_before)
         ));
     }
-    let current_end = gpki_pki::time::unix_seconds(&current.tbs_certificate.validity.not_after);
-    if not_after <= now || not_after < current_end {
+    if not_after <= now {
         return refuse(format!(
-            "ending {}, before the certificate it renews ({})",
-            gpki_pki::time::rfc3339(not_after),
-            gpki_pki::time::rfc3339(current_end)
+            "which expired at {}",
+            gpki_pki::time::rfc3339(not_after)
         ));
+    }
+    if not_before < current_from {
+        return refuse(format!(
+            "valid from {}, before the certificate it renews ({})",
+            gpki_pki::time::rfc3339(not_before),
+            gpki_pki::time::rfc3339(current_from)
+        ));
+    }
+    if not_after < current_end {
+        tracing::warn!(
+            serial = %serial,
+            ends = %gpki_pki::time::rfc3339(not_after),
+            current_ends = %gpki_pki::time::rfc3339(current_end),
+            "the renewed signer certificate ends before the one it renews (the CA's profile is shorter now)"
+        );
     }
     Ok(())
 }
@@ -535,24 +551,25 @@ mod tests {
         by: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
         md: openssl::hash::MessageDigest,
     ) -> Vec<u8> {
-        signed_for(subject, issuer, public, by, md, 0, 30)
+        signed_for(subject, issuer, public, by, md, 0, 30 * 86_400)
     }
 
-    /// [`signed`], valid from `from` days from now until `until` days from now.
+    /// [`signed`], valid from `from` until `until` seconds from now.
     fn signed_for(
         subject: &str,
         issuer: &str,
         public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
         by: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
         md: openssl::hash::MessageDigest,
-        from: u32,
-        until: u32,
+        from: i64,
+        until: i64,
     ) -> Vec<u8> {
         let name = |cn: &str| {
             let mut n = openssl::x509::X509NameBuilder::new().unwrap();
             n.append_entry_by_text("CN", cn).unwrap();
             n.build()
         };
+        let at = |s: i64| openssl::asn1::Asn1Time::from_unix(gpki_pki::time::now() + s).unwrap();
         let mut b = openssl::x509::X509Builder::new().unwrap();
         b.set_version(2).unwrap();
         let serial = openssl::bn::BigNum::from_u32(7)
@@ -563,10 +580,8 @@ mod tests {
         b.set_subject_name(&name(subject)).unwrap();
         b.set_issuer_name(&name(issuer)).unwrap();
         b.set_pubkey(public).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(from).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(until).unwrap())
-            .unwrap();
+        b.set_not_before(&at(from)).unwrap();
+        b.set_not_after(&at(until)).unwrap();
         b.sign(by, md).unwrap();
         b.build().to_der().unwrap()
     }
@@ -580,15 +595,9 @@ mod tests {
         use openssl::hash::MessageDigest;
         let (ca_key, other_ca, old_key, new_key) = (p256(), p256(), p256(), p256());
         let ca = signed("ca", "ca", &ca_key, &ca_key, MessageDigest::sha256());
-        let current = signed_for(
-            "signer",
-            "ca",
-            &old_key,
-            &ca_key,
-            MessageDigest::sha256(),
-            0,
-            20,
-        );
+        let day = 86_400;
+        let sha256 = MessageDigest::sha256();
+        let current = signed_for("signer", "ca", &old_key, &ca_key, sha256, -day, 20 * day);
         let current = gpki_pki::cert::decode(&current).unwrap();
         let spki = new_key.public_key_to_der().unwrap();
         let check = |answer: &[u8]| check_answer(answer, &current, "mois", &ca, &spki);
@@ -626,30 +635,18 @@ mod tests {
             signed("signer", "ca", &new_key, &ca_key, MessageDigest::sha1()),
             "not an algorithm of CA `mois`",
         );
+        let lasting = |from: i64, until: i64| {
+            signed_for("signer", "ca", &new_key, &ca_key, sha256, from, until)
+        };
         refused(
-            signed_for(
-                "signer",
-                "ca",
-                &new_key,
-                &ca_key,
-                MessageDigest::sha256(),
-                0,
-                10,
-            ),
+            lasting(-2 * day, 40 * day),
             "before the certificate it renews",
         );
-        refused(
-            signed_for(
-                "signer",
-                "ca",
-                &new_key,
-                &ca_key,
-                MessageDigest::sha256(),
-                2,
-                40,
-            ),
-            "valid only from",
-        );
+        refused(lasting(-2 * day, -day), "which expired");
+        refused(lasting(2 * day, 40 * day), "valid only from");
+        // Ending before the current one (a profile shortened since) is taken: the
+        // CA renews once, and refusing would leave the signer to run out.
+        check(&lasting(0, 10 * day)).unwrap();
         // The outer signature algorithm changed, the signed one kept.
         let mut mixed = gpki_pki::cert::decode(&good).unwrap();
         mixed.signature_algorithm.oid = const_oid::db::rfc5912::ECDSA_WITH_SHA_384;

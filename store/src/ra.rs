@@ -542,13 +542,23 @@ impl Store {
                 "RA `{name}` is already as asked; nothing changed"
             )));
         }
-        check_scope(
-            &after.profiles,
-            &after.dual_control,
-            &after.subtrees,
-            &after.domains,
-            after.renew_window_days,
-        )?;
+        // A change of standing or host alone is never held up by a scope that
+        // older versions let through (suspending is the emergency stop); a change
+        // of the scope leaves one that passes.
+        let scope = change.subtrees.is_some()
+            || change.profiles.is_some()
+            || change.dual_control.is_some()
+            || change.renew_window_days.is_some()
+            || change.domains.is_some();
+        if scope {
+            check_scope(
+                &after.profiles,
+                &after.dual_control,
+                &after.subtrees,
+                &after.domains,
+                after.renew_window_days,
+            )?;
+        }
         if !write_ra_change(&mut tx, &before, &after).await? {
             return Err(Error::conflict(format!(
                 "RA `{name}` was changed by someone else meanwhile; nothing changed, read it again"
@@ -1150,5 +1160,16 @@ mod tests {
         let ra = store.ra_by_name("A").await.unwrap();
         assert_eq!(ra.profiles, ["official-sign", "official-km"]);
         assert_eq!(ra.renew_window_days, 30);
+        // A scope older versions let through does not hold up a suspension.
+        sqlx::query("UPDATE ras SET renew_window_days = 99999")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let suspend = RaChange {
+            status: Some("suspended".into()),
+            ..Default::default()
+        };
+        let ra = store.update_ra("A", &suspend, &event()).await.unwrap();
+        assert_eq!(ra.status, "suspended");
     }
 }

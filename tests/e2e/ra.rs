@@ -1803,7 +1803,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     env.ok(&["audit", "verify"]);
 
     // A signer is renewed only within signer_renewal_days of its end: with a
-    // window of one day, the root's responder certificate (a year to run) is
+    // window of one day, the root's responder certificate (30 days to run) is
     // refused, though its request (a new key, the same subject, proven by the
     // current key) is otherwise one the CA would sign.
     let ca_toml = std::fs::read_to_string(d.env.path("ca.toml")).unwrap();
