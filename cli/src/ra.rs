@@ -487,16 +487,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
         } => {
             let store = g.store().await?;
             store.authority_by_name(&ca).await?;
-            let known = g.profiles()?;
-            for p in profiles.iter().chain(&dual_control) {
-                known.get(p)?;
-            }
-            for s in &subtrees {
-                gpki_pki::name::parse(s)?;
-            }
-            if renew_window_days < 0 {
-                return Err(Error::malformed("--renew-window-days must be 0 or more"));
-            }
+            check_names(g, profiles.iter().chain(&dual_control), &subtrees)?;
             let ra = store
                 .create_ra(
                     &NewRa {
@@ -529,7 +520,6 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             activate,
         } => {
             let store = g.store().await?;
-            let known = g.profiles()?;
             // `--domains ''` clears the domains; an empty profile name is an error
             // (dual control is lifted only by --no-dual-control).
             let domains =
@@ -539,12 +529,11 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             } else {
                 dual_control
             };
-            for p in profiles.iter().chain(&dual_control).flatten() {
-                known.get(p)?;
-            }
-            for s in subtrees.iter().flatten() {
-                gpki_pki::name::parse(s)?;
-            }
+            check_names(
+                g,
+                profiles.iter().chain(&dual_control).flatten(),
+                subtrees.as_deref().unwrap_or_default(),
+            )?;
             let change = RaChange {
                 subtrees,
                 profiles,
@@ -1022,4 +1011,21 @@ async fn certificate(
                 format!("no issued certificate {serial} from CA `{ca}`"),
             )
         })
+}
+
+/// What the store cannot check of an RA's scope: its profiles are known ones and
+/// its subtrees are DNs. (The store checks the rest, for create and update alike.)
+fn check_names<'a>(
+    g: &Global,
+    profiles: impl Iterator<Item = &'a String>,
+    subtrees: &[String],
+) -> Result<()> {
+    let known = g.profiles()?;
+    for p in profiles {
+        known.get(p)?;
+    }
+    for s in subtrees {
+        gpki_pki::name::parse(s)?;
+    }
+    Ok(())
 }

@@ -354,21 +354,13 @@ impl Refusals {
                 self.audit_refusals(&actor, what, e.kind, &e.detail, n)
                     .await
             }
-            Some(Throttled::Schedule(after)) => {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    let held = me
-                        .unknown
-                        .lock()
-                        .expect("refusal counter")
-                        .get_mut(&fingerprint)
-                        .and_then(|t| t.flush(Instant::now()));
-                    if let Some((n, (what, kind, detail))) = held {
-                        me.audit_refusals(&actor, &what, kind, &detail, n).await;
-                    }
-                });
-            }
+            Some(Throttled::Schedule(after)) => self.flush_later(after, actor, move |me| {
+                me.unknown
+                    .lock()
+                    .expect("refusal counter")
+                    .get_mut(&fingerprint)
+                    .and_then(|t| t.flush(Instant::now()))
+            }),
         }
     }
 
@@ -400,22 +392,30 @@ impl Refusals {
                 self.audit_refusals("unauthenticated", from, ErrorKind::Unauthorized, why, n)
                     .await
             }
-            Throttled::Schedule(after) => {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    let held = me
-                        .anonymous
-                        .lock()
-                        .expect("refusal counter")
-                        .flush(Instant::now());
-                    if let Some((n, (from, kind, why))) = held {
-                        me.audit_refusals("unauthenticated", &from, kind, &why, n)
-                            .await;
-                    }
-                });
-            }
+            Throttled::Schedule(after) => self.flush_later(after, "unauthenticated".into(), |me| {
+                me.anonymous
+                    .lock()
+                    .expect("refusal counter")
+                    .flush(Instant::now())
+            }),
         }
+    }
+
+    /// At the end of the second (`after`), audits the refusals of `actor` that
+    /// `take` finds held back, in one record.
+    fn flush_later(
+        &self,
+        after: Duration,
+        actor: String,
+        take: impl FnOnce(&Refusals) -> Option<(u64, (String, ErrorKind, String))> + Send + 'static,
+    ) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Some((n, (what, kind, detail))) = take(&me) {
+                me.audit_refusals(&actor, &what, kind, &detail, n).await;
+            }
+        });
     }
 
     /// One audit record of `n` refusals of `actor`, the last for `what`.

@@ -419,21 +419,17 @@ mod tests {
         public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
         days: u32,
     ) -> openssl::x509::X509 {
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "signer").unwrap();
-        let name = name.build();
-        let mut b = openssl::x509::X509Builder::new().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(public).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(days).unwrap())
-            .unwrap();
-        b.sign(&p256(), openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        b.build()
+        let sha256 = openssl::hash::MessageDigest::sha256();
+        let der = signed_for(
+            "signer",
+            "signer",
+            public,
+            &p256(),
+            sha256,
+            0,
+            i64::from(days) * 86_400,
+        );
+        openssl::x509::X509::from_der(&der).unwrap()
     }
 
     /// A certificate valid from now for `days`.

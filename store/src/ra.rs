@@ -369,6 +369,38 @@ fn check_scope(
     Ok(())
 }
 
+/// `new`, when given, into `slot`, noting in `changed` the field's value from and
+/// to when it differs.
+fn apply<T: Clone + serde::Serialize>(
+    changed: &mut serde_json::Map<String, serde_json::Value>,
+    field: &str,
+    new: &Option<T>,
+    slot: &mut T,
+) {
+    if let Some(v) = new {
+        let (from, to) = (serde_json::json!(slot), serde_json::json!(v));
+        if from != to {
+            changed.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
+        }
+        *slot = v.clone();
+    }
+}
+
+/// Binds an RA's scope and standing, in the columns' order: subtrees, profiles,
+/// dual_control, renew_window_days, domains, host, status.
+fn bind_ra<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    r: &RaRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(list(&r.subtrees))
+        .bind(list(&r.profiles))
+        .bind(list(&r.dual_control))
+        .bind(r.renew_window_days)
+        .bind(list(&r.domains))
+        .bind(r.host.clone())
+        .bind(r.status.clone())
+}
+
 /// Writes `after` over the RA row only if it still holds `before`: an update
 /// made meanwhile by another administrator (PostgreSQL reads committed rows
 /// without locking them) makes this one write nothing, instead of writing over
@@ -378,29 +410,16 @@ async fn write_ra_change(
     before: &RaRecord,
     after: &RaRecord,
 ) -> Result<bool> {
-    let updated = sqlx::query(
+    let query = sqlx::query(
         "UPDATE ras SET subtrees = $1, profiles = $2, dual_control = $3, renew_window_days = $4, \
-         domains = $5, host = $6, status = $7 WHERE id = $8 AND subtrees = $9 AND profiles = $10 \
-         AND dual_control = $11 AND renew_window_days = $12 AND domains = $13 AND host = $14 AND status = $15",
-    )
-    .bind(list(&after.subtrees))
-    .bind(list(&after.profiles))
-    .bind(list(&after.dual_control))
-    .bind(after.renew_window_days)
-    .bind(list(&after.domains))
-    .bind(&after.host)
-    .bind(&after.status)
-    .bind(before.id)
-    .bind(list(&before.subtrees))
-    .bind(list(&before.profiles))
-    .bind(list(&before.dual_control))
-    .bind(before.renew_window_days)
-    .bind(list(&before.domains))
-    .bind(&before.host)
-    .bind(&before.status)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
+         domains = $5, host = $6, status = $7 WHERE id = $15 AND subtrees = $8 AND profiles = $9 \
+         AND dual_control = $10 AND renew_window_days = $11 AND domains = $12 AND host = $13 AND status = $14",
+    );
+    let updated = bind_ra(bind_ra(query, after), before)
+        .bind(before.id)
+        .execute(conn)
+        .await
+        .map_err(db_err)?;
     Ok(updated.rows_affected() == 1)
 }
 
@@ -499,44 +518,33 @@ impl Store {
             .ok_or_else(|| Error::not_found(format!("no RA named `{name}`")))?;
         let mut after = before.clone();
         let mut changed = serde_json::Map::new();
-        let mut set = |field: &str, from: serde_json::Value, to: serde_json::Value| {
-            if from != to {
-                changed.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
-            }
-        };
-        use serde_json::json;
-        if let Some(v) = &change.subtrees {
-            set("subtrees", json!(before.subtrees), json!(v));
-            after.subtrees = v.clone();
-        }
-        if let Some(v) = &change.profiles {
-            set("profiles", json!(before.profiles), json!(v));
-            after.profiles = v.clone();
-        }
-        if let Some(v) = &change.dual_control {
-            set("dual_control", json!(before.dual_control), json!(v));
-            after.dual_control = v.clone();
-        }
-        if let Some(v) = change.renew_window_days {
-            set(
-                "renew_window_days",
-                json!(before.renew_window_days),
-                json!(v),
-            );
-            after.renew_window_days = v;
-        }
-        if let Some(v) = &change.domains {
-            set("domains", json!(before.domains), json!(v));
-            after.domains = v.clone();
-        }
-        if let Some(v) = &change.host {
-            set("host", json!(before.host), json!(v));
-            after.host = v.clone();
-        }
-        if let Some(v) = &change.status {
-            set("status", json!(before.status), json!(v));
-            after.status = v.clone();
-        }
+        apply(
+            &mut changed,
+            "subtrees",
+            &change.subtrees,
+            &mut after.subtrees,
+        );
+        apply(
+            &mut changed,
+            "profiles",
+            &change.profiles,
+            &mut after.profiles,
+        );
+        apply(
+            &mut changed,
+            "dual_control",
+            &change.dual_control,
+            &mut after.dual_control,
+        );
+        apply(
+            &mut changed,
+            "renew_window_days",
+            &change.renew_window_days,
+            &mut after.renew_window_days,
+        );
+        apply(&mut changed, "domains", &change.domains, &mut after.domains);
+        apply(&mut changed, "host", &change.host, &mut after.host);
+        apply(&mut changed, "status", &change.status, &mut after.status);
         if changed.is_empty() {
             return Err(Error::conflict(format!(
                 "RA `{name}` is already as asked; nothing changed"
