@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Where the time of issuance through RA -> CA goes (docs/benchmarks.md, issue 10):
-# one `gpki ra import` against `gpki dev up` on PostgreSQL, with the CPU seconds the
+# one `gpki ra import` against `gpki dev up` on PostgreSQL (or SQLite), with the CPU seconds the
 # `dev up` process and the PostgreSQL backends spent during it.
 #
 #   benches/ra_profile.sh [N] [CONCURRENCY]
 #
 # Environment:
+#   STORE_KIND=sqlite a SQLite store instead (its CPU is the dev up process's)
+#   CLIENT_WRAP=...   a command the import runs under, e.g. "/usr/bin/time -f %U+%S"
 #   PERF=1            also `perf record` the dev up process (perf.data in the work dir;
 #                     PERF_ARGS="--call-graph dwarf,32768" for stacks)
 #   GPKI_LOG=...      passed to dev up, e.g. gpki_store::writer=debug for each group's
@@ -16,9 +18,13 @@ N=${1:-2000}
 C=${2:-64}
 # shellcheck source=benches/ra_fixtures.sh
 source "$(dirname "$0")/ra_fixtures.sh"
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS gpki_ra_profile" \
-  -qc "CREATE DATABASE gpki_ra_profile" >/dev/null
-STORE=$PG/gpki_ra_profile
+if [ "${STORE_KIND:-postgres}" = sqlite ]; then
+  STORE=sqlite://$W/store/gpki.db
+else
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS gpki_ra_profile" \
+    -qc "CREATE DATABASE gpki_ra_profile" >/dev/null
+  STORE=$PG/gpki_ra_profile
+fi
 
 GPKI_STORE=$STORE GPKI_DATA_DIR=$W/data "$GPKI" dev up --ca-key-type "$CA_KEY" --listen 127.0.0.1:19080 \
   --tsa-listen 127.0.0.1:19081 --ca-listen 127.0.0.1:19443 \
@@ -55,7 +61,7 @@ if [ -n "${PERF:-}" ]; then
   perf record -F 2000 ${PERF_ARGS:-} -p $UP -o "$W/perf.data" 2>/dev/null &
   PP=$!
 fi
-GPKI_STORE=$STORE "$GPKI" ra import --csv csr/ra.csv --profile official-sign \
+GPKI_STORE=$STORE ${CLIENT_WRAP:-} "$GPKI" ra import --csv csr/ra.csv --profile official-sign \
   --concurrency "$C" --output json > "$W/ra.json"
 if [ -n "${PERF:-}" ]; then kill -INT $PP; wait $PP || true; fi
 g1=$(cpu $UP); p1=$(cpu pg)

@@ -162,7 +162,13 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(d) => {
             let msg = d.message();
-            if msg.contains("database is locked") || msg.contains("database is busy") {
+            // PostgreSQL: 55P03 is a lock_timeout run out, 40P01 a deadlock
+            // broken; like SQLite's busy, both leave nothing changed.
+            let code = d.code();
+            if msg.contains("database is locked")
+                || msg.contains("database is busy")
+                || matches!(code.as_deref(), Some("55P03" | "40P01"))
+            {
                 Error::new(
                     ErrorKind::Unavailable,
                     format!("store is locked by another process: {msg}"),
@@ -184,6 +190,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     }
 }
 
+/// How long a write waits for a lock held elsewhere before it fails
+/// Unavailable: SQLite's busy timeout, and PostgreSQL's `lock_timeout` on the
+/// writer's connections (`GPKI_STORE_BUSY_TIMEOUT_MS`, 5 s by default).
 fn busy_timeout_ms() -> u64 {
     std::env::var("GPKI_STORE_BUSY_TIMEOUT_MS")
         .ok()
@@ -199,6 +208,44 @@ fn writer_lanes() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .clamp(1, 6)
+}
+
+/// The options of every pool of a store: `max` connections, a PostgreSQL one
+/// idle for a second pinged before use, a SQLite one set up for WAL and FULL sync.
+fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+    let busy = busy_timeout_ms();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        // sqlx pings every connection as it goes back to the pool, so one
+        // handed out again at once was live a moment ago. A PostgreSQL
+        // connection idle for longer may have been dropped by the server or the
+        // network: that one is pinged before use (a server restart then costs
+        // no failed statement). A SQLite connection is a file handle that does
+        // not go stale, and pinging its worker thread only costs two handoffs.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if backend != Backend::Sqlite && meta.idle_for >= IDLE_PING_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    conn.execute(format!("PRAGMA busy_timeout = {busy}").as_str())
+                        .await?;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    // FULL: a commit is on disk before the caller hands out what it records
+                    // (a certificate, a token); NORMAL in WAL mode can lose the last
+                    // commits on power loss (docs/benchmarks.md has the cost).
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 impl Store {
@@ -248,52 +295,35 @@ impl Store {
             )));
         };
         let options = AnyConnectOptions::from_str(&url).map_err(db_err)?;
-        let busy = busy_timeout_ms();
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        let pool = pool_options(backend, if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(acquire_timeout)
-            // sqlx pings every connection as it goes back to the pool, so one
-            // handed out again at once was live a moment ago. A PostgreSQL
-            // connection idle for longer may have been dropped by the server or the
-            // network: that one is pinged before use (a server restart then costs
-            // no failed statement). A SQLite connection is a file handle that does
-            // not go stale, and pinging its worker thread only costs two handoffs.
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                Box::pin(async move {
-                    if backend != Backend::Sqlite && meta.idle_for >= IDLE_PING_AFTER {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-                        conn.execute(format!("PRAGMA busy_timeout = {busy}").as_str())
-                            .await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        // FULL: a commit is on disk before the caller hands out what it records
-                        // (a certificate, a token); NORMAL in WAL mode can lose the last
-                        // commits on power loss (docs/benchmarks.md has the cost).
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
             .connect_with(options)
             .await
             .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
+        let lanes = match backend {
+            // One writer at a time holds a SQLite database's lock.
+            Backend::Sqlite => 1,
+            Backend::Postgres => writer_lanes(),
+        };
+        // On PostgreSQL the writer has connections of its own, opened when first
+        // used, whose sessions wait at most the busy timeout for a lock held
+        // elsewhere (a paused batch, an idle transaction): a group fails
+        // Unavailable instead of stalling every write of the process behind it.
+        // Set when the connection opens, it costs a group no round trip (a
+        // `SET LOCAL` was one statement in five of a group's own). The
+        // writer's connections are no longer taken by reads under load either.
+        let writer_pool = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let writer_url = format!("{url}{sep}options[lock_timeout]={}", busy_timeout_ms());
+                pool_options(backend, lanes as u32 + 1)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_lazy_with(AnyConnectOptions::from_str(&writer_url).map_err(db_err)?)
+            }
+        };
         Ok(Store {
-            writer: Arc::new(writer::Writer::start(
-                pool.clone(),
-                match backend {
-                    // One writer at a time holds a SQLite database's lock.
-                    Backend::Sqlite => 1,
-                    Backend::Postgres => writer_lanes(),
-                },
-            )),
+            writer: Arc::new(writer::Writer::start(writer_pool, lanes)),
             pool,
             backend,
             url,

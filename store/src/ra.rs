@@ -784,13 +784,9 @@ impl Store {
                 Box::pin(async move {
                     // A key recorded before (or earlier in this very group)
                     // inserts nothing: the caller answers it as a replay.
-                    let Some(mut r) = insert_request(conn, &new).await? else {
+                    let Some(r) = insert_request(conn, &new, identity.as_ref()).await? else {
                         return Ok(Done::new(None::<RaRequest>, Vec::new()));
                     };
-                    if let Some(v) = identity {
-                        insert_identity(conn, r.id, &v).await?;
-                        r.identity = Some(v);
-                    }
                     audit.target = format!("ra-request:{}", r.id);
                     Ok(Done::new(Some(r), vec![audit]))
                 })
@@ -1005,17 +1001,30 @@ impl Store {
 }
 
 /// Inserts request `new`, or nothing when its idempotency key is taken.
+/// Records `new` with its identity verification, if any; None when its
+/// idempotency key is recorded already (nothing is written then). On
+/// PostgreSQL both rows go in one statement, so a submission costs the
+/// writer's group one round trip.
 async fn insert_request(
     conn: &mut sqlx::AnyConnection,
     new: &NewRequest,
+    identity: Option<&IdentityRecord>,
 ) -> Result<Option<RaRequest>> {
-    let sql = format!(
-        "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let insert = "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
          target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) \
-         ON CONFLICT (ra_id, idempotency_key) DO NOTHING RETURNING {REQUEST_ROW}"
-    );
-    let row = sqlx::query(&sql)
+         ON CONFLICT (ra_id, idempotency_key) DO NOTHING";
+    let sql = match (postgres, identity) {
+        (true, Some(_)) => format!(
+            "WITH r AS ({insert} RETURNING {REQUEST_ROW}), \
+             v AS (INSERT INTO identity_verifications (request_id, method, document, operator_id, verified_at) \
+                   SELECT id, $17, $18, $19, $20 FROM r) \
+             SELECT * FROM r"
+        ),
+        _ => format!("{insert} RETURNING {REQUEST_ROW}"),
+    };
+    let mut q = sqlx::query(&sql)
         .bind(new.ra_id)
         .bind(&new.idempotency_key)
         .bind(&new.body_sha256)
@@ -1035,11 +1044,22 @@ async fn insert_request(
         } else {
             "submitted"
         })
-        .bind(new.approved_by)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    row.map(|row| request_with(&row, None)).transpose()
+        .bind(new.approved_by);
+    if let (true, Some(v)) = (postgres, identity) {
+        q = q
+            .bind(&v.method)
+            .bind(&v.document)
+            .bind(v.operator_id)
+            .bind(v.verified_at);
+    }
+    let Some(row) = q.fetch_optional(&mut *conn).await.map_err(db_err)? else {
+        return Ok(None);
+    };
+    let r = request_with(&row, identity.cloned())?;
+    if let (false, Some(v)) = (postgres, identity) {
+        insert_identity(conn, r.id, v).await?;
+    }
+    Ok(Some(r))
 }
 
 fn replay(existing: RaRequest, new: &NewRequest) -> Result<(RaRequest, bool)> {

@@ -33,3 +33,37 @@ pub(crate) async fn ca(store: &Store) -> AuthorityRecord {
         .await
         .unwrap()
 }
+
+/// A store on a fresh database of the PostgreSQL server `GPKI_TEST_POSTGRES_URL`
+/// names, with that database's URL; None (the test is skipped) when it is
+/// unset, which CI refuses.
+pub(crate) async fn pg_store() -> Option<(Store, String)> {
+    let admin = match std::env::var("GPKI_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false"),
+                "GPKI_TEST_POSTGRES_URL is not set, and CI is set: the PostgreSQL tests must run"
+            );
+            eprintln!("skipping PostgreSQL test: GPKI_TEST_POSTGRES_URL is not set");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("gpki_u_{}", hex::encode(rand_bytes()));
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {db}").as_str())
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("postgres URL has a database");
+    let url = format!("{base}/{db}");
+    Some((Store::open(&url).await.unwrap(), url))
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    b
+}

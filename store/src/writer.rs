@@ -288,17 +288,8 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
         // A dead connection fails its release ping and is closed by the pool.
         Err(e) => return Outcome::NotBegun(group, db_err(e)),
     };
+    // On PostgreSQL the writer's sessions carry a `lock_timeout` (Store::connect).
     if postgres {
-        // A lock held elsewhere (a paused batch, an idle transaction) fails the
-        // group instead of stalling every write of the process behind it. (Not
-        // in BEGIN's round trip: a failed SET would leave the connection in a
-        // transaction sqlx does not know to roll back.)
-        if let Err(e) = sqlx::query("SET LOCAL lock_timeout = '10s'")
-            .execute(&mut *tx)
-            .await
-        {
-            return fail_all(group, db_err(e));
-        }
         if let Err(e) = take_locks(&mut tx, &group).await {
             return fail_all(group, e);
         }
@@ -403,7 +394,7 @@ mod tests {
     use crate::{NewCertificate, NewRa, NewRequest, Store, Transition};
     use gpki_pki::ErrorKind;
 
-    use crate::test_support::{ca, event, store};
+    use crate::test_support::{ca, event, pg_store, store};
 
     async fn ra(store: &Store) -> crate::RaRecord {
         store
@@ -567,6 +558,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((done.status.as_str(), done.cert_id), ("issued", Some(id)));
+        assert!(store.audit_verify().await.unwrap().intact());
+    }
+
+    /// On PostgreSQL a group that meets a lock held elsewhere (here the audit
+    /// head, in another session's open transaction) fails after the busy
+    /// timeout with Unavailable, and changes nothing; every caller of the group
+    /// hears it at once, and the next group, with the lock gone, commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_held_elsewhere_fails_the_group_unavailable_postgres() {
+        use sqlx::{Connection, Executor};
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        let ra = ra(&store).await;
+        let before = store.counts().await.unwrap();
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        holder.execute("BEGIN").await.unwrap();
+        holder
+            .execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            .await
+            .unwrap();
+        let submit = |key: &'static str| {
+            let store = store.clone();
+            let new = request(ra.id, key, false);
+            async move { store.submit_request(&new, None, &event()).await }
+        };
+        let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            tokio::join!(submit("a"), submit("b"))
+        })
+        .await
+        .expect("the writer waits for the lock no longer than its timeout");
+        for e in [a.unwrap_err(), b.unwrap_err()] {
+            assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+            assert!(e.detail.contains("lock timeout"), "{}", e.detail);
+        }
+        assert_eq!(store.counts().await.unwrap(), before);
+        assert!(store.request_by_key(ra.id, "a").await.unwrap().is_none());
+        holder.execute("ROLLBACK").await.unwrap();
+        let (r, fresh) = submit("a").await.unwrap();
+        assert!(fresh && r.idempotency_key == "a");
+        assert_eq!(store.counts().await.unwrap().audit, before.audit + 1);
         assert!(store.audit_verify().await.unwrap().intact());
     }
 }
