@@ -123,11 +123,18 @@ pub struct State {
 
 /// Opens the store and the CA keys' passphrase, and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
+    let store = Store::open(&config.store).await?;
+    start_on(config, store).await
+}
+
+/// [`start`] on a store already open (on `config.store`), shared with other
+/// services of the process (`gpki dev up`): one pool and one writer, so their
+/// writes group together instead of queueing for SQLite's one write lock.
+pub async fn start_on(config: Config, store: Store) -> Result<Running> {
     let (callers, ras) = (
         AuthCache::new(config.auth_cache_ms)?,
         AuthCache::new(config.auth_cache_ms)?,
     );
-    let store = Store::open(&config.store).await?;
     let profiles = match &config.policies {
         Some(dir) => Profiles::load_dir(dir)?,
         None => Profiles::builtin()?,

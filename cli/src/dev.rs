@@ -288,8 +288,12 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
         let (ca_config, ra_config) = services;
         let running = gpki_ocsp::start(ocsp_config).await?;
         let tsa = gpki_tsa::start(tsa_config).await?;
-        let ca_service = gpki_ca::service::start(ca_config).await?;
-        let ra_service = gpki_ra::start(ra_config).await?;
+        // The CA and RA services share this process's store: one pool and one
+        // writer, whose groups take both services' writes (on SQLite, two
+        // writers would take turns at its one write lock, each sleeping in
+        // SQLite's busy handler while the other commits).
+        let ca_service = gpki_ca::service::start_on(ca_config, store.clone()).await?;
+        let ra_service = gpki_ra::start_on(ra_config, store.clone()).await?;
         eprintln!(
             "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml)\nTSA on http://{}/ (config {d}/tsa.toml)\n\
              CA service on https://{}/ (mutual TLS as {CA_SERVER_NAME}; config {d}/ca.toml)\n\

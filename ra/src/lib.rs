@@ -178,9 +178,16 @@ struct State {
     operators: AuthCache<[u8; 32], Operator>,
 }
 
+/// Opens the store and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
-    let operators = AuthCache::new(config.auth_cache_ms)?;
     let store = Store::open(&config.store).await?;
+    start_on(config, store).await
+}
+
+/// [`start`] on a store already open (on `config.store`), shared with other
+/// services of the process (`gpki dev up`).
+pub async fn start_on(config: Config, store: Store) -> Result<Running> {
+    let operators = AuthCache::new(config.auth_cache_ms)?;
     let profiles = match &config.policies {
         Some(dir) => Profiles::load_dir(dir)?,
         None => Profiles::builtin()?,
