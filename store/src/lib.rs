@@ -64,6 +64,8 @@ pub struct Store {
     active_cas: Arc<RwLock<ActiveCas>>,
     /// Group commit for the services' hot writes.
     writer: Arc<writer::Writer>,
+    /// The writer's connections: `pool` itself on SQLite.
+    writer_pool: AnyPool,
     /// The standing reads under way, by CA ([`standing::current`]).
     standing_reads: standing::Reads,
 }
@@ -162,16 +164,26 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(d) => {
             let msg = d.message();
-            // PostgreSQL: 55P03 is a lock_timeout run out, 40P01 a deadlock
-            // broken; like SQLite's busy, both leave nothing changed.
-            let code = d.code();
+            let code = d.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL's 55P03 is a lock_timeout run out: like SQLite's busy,
+            // the statement waited for a lock held elsewhere and changed nothing.
             if msg.contains("database is locked")
                 || msg.contains("database is busy")
-                || matches!(code.as_deref(), Some("55P03" | "40P01"))
+                || code == "55P03"
             {
                 Error::new(
                     ErrorKind::Unavailable,
                     format!("store is locked by another process: {msg}"),
+                )
+            } else if code.starts_with("53")
+                || code.starts_with("08")
+                || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+            {
+                // Out of connections or resources, a broken connection, a
+                // server shutting down or starting: try again later.
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("store is unavailable: {msg}"),
                 )
             } else if d.is_unique_violation() {
                 Error::new(ErrorKind::AlreadyExists, format!("store: {msg}"))
@@ -211,8 +223,9 @@ fn writer_lanes() -> usize {
 }
 
 /// The options of every pool of a store: `max` connections, a PostgreSQL one
-/// idle for a second pinged before use, a SQLite one set up for WAL and FULL sync.
-fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+/// idle for a second pinged before use, a SQLite one set up for WAL and FULL sync;
+/// a `writer`'s PostgreSQL connections must carry a `lock_timeout`.
+fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
     let busy = busy_timeout_ms();
     AnyPoolOptions::new()
         .max_connections(max)
@@ -233,6 +246,18 @@ fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
         })
         .after_connect(move |conn, _| {
             Box::pin(async move {
+                if writer && conn.backend_name().eq_ignore_ascii_case("postgresql") {
+                    // A pooler that drops the startup's `options` would leave
+                    // the writer to wait on a lock for ever: refused instead.
+                    let set: String = sqlx::query_scalar("SHOW lock_timeout")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if set == "0" {
+                        return Err(sqlx::Error::Configuration(
+                            "the server did not apply the writer's lock_timeout (a connection pooler that drops the `options` startup parameter?)".into(),
+                        ));
+                    }
+                }
                 if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                     conn.execute(format!("PRAGMA busy_timeout = {busy}").as_str())
                         .await?;
@@ -295,11 +320,15 @@ impl Store {
             )));
         };
         let options = AnyConnectOptions::from_str(&url).map_err(db_err)?;
-        let pool = pool_options(backend, if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
+        let pool = pool_options(
+            backend,
+            if backend == Backend::Sqlite { 4 } else { 8 },
+            false,
+        )
+        .acquire_timeout(acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| db_err(e).context(format!("store {}", redact_url(&url))))?;
         let lanes = match backend {
             // One writer at a time holds a SQLite database's lock.
             Backend::Sqlite => 1,
@@ -315,15 +344,23 @@ impl Store {
         let writer_pool = match backend {
             Backend::Sqlite => pool.clone(),
             Backend::Postgres => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let writer_url = format!("{url}{sep}options[lock_timeout]={}", busy_timeout_ms());
-                pool_options(backend, lanes as u32 + 1)
+                // PostgreSQL's lock_timeout is milliseconds in an int, and 0 turns it
+                // off: the busy timeout is held to 1 ms ..= i32::MAX here.
+                let ms = busy_timeout_ms().clamp(1, i32::MAX as u64);
+                let (base, fragment) = match url.split_once('#') {
+                    Some((b, f)) => (b, format!("#{f}")),
+                    None => (url.as_str(), String::new()),
+                };
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let writer_url = format!("{base}{sep}options[lock_timeout]={ms}{fragment}");
+                pool_options(backend, lanes as u32 + 1, true)
                     .acquire_timeout(acquire_timeout)
                     .connect_lazy_with(AnyConnectOptions::from_str(&writer_url).map_err(db_err)?)
             }
         };
         Ok(Store {
-            writer: Arc::new(writer::Writer::start(writer_pool, lanes)),
+            writer: Arc::new(writer::Writer::start(writer_pool.clone(), lanes)),
+            writer_pool,
             pool,
             backend,
             url,
@@ -371,6 +408,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer_pool.close().await;
     }
 
     // ---- authorities -------------------------------------------------------
@@ -595,5 +633,12 @@ pub fn redact_url(url: &str) -> String {
 /// Checks a connection is alive (for `/healthz` and `gpki store migrate`).
 pub async fn ping(store: &Store) -> Result<()> {
     let mut conn = store.pool.acquire().await.map_err(db_err)?;
-    conn.ping().await.map_err(db_err)
+    conn.ping().await.map_err(db_err)?;
+    // The writer's own connections (PostgreSQL), once it has opened any: a
+    // process that never writes through it opens none for a health check.
+    if store.backend == Backend::Postgres && store.writer_pool.size() > 0 {
+        let mut conn = store.writer_pool.acquire().await.map_err(db_err)?;
+        conn.ping().await.map_err(db_err)?;
+    }
+    Ok(())
 }

@@ -1000,7 +1000,6 @@ impl Store {
     }
 }
 
-/// Inserts request `new`, or nothing when its idempotency key is taken.
 /// Records `new` with its identity verification, if any; None when its
 /// idempotency key is recorded already (nothing is written then). On
 /// PostgreSQL both rows go in one statement, so a submission costs the

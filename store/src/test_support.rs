@@ -57,9 +57,33 @@ pub(crate) async fn pg_store() -> Option<(Store, String)> {
     sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {db}").as_str())
         .await
         .unwrap();
-    let (base, _) = admin.rsplit_once('/').expect("postgres URL has a database");
-    let url = format!("{base}/{db}");
+    let url = with_database(&admin, &db);
     Some((Store::open(&url).await.unwrap(), url))
+}
+
+/// `url` naming database `db` instead (its query, if any, kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let (base, _) = path.rsplit_once('/').expect("postgres URL has a database");
+    format!("{base}/{db}{query}")
+}
+
+/// Drops the database of `url`, made by [`pg_store`] (its store closed first).
+pub(crate) async fn drop_pg(url: &str) {
+    let admin = std::env::var("GPKI_TEST_POSTGRES_URL").expect("set for a PostgreSQL test");
+    let db = url.split('?').next().unwrap().rsplit('/').next().unwrap();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        format!("DROP DATABASE {db} WITH (FORCE)").as_str(),
+    )
+    .await
+    .unwrap();
 }
 
 fn rand_bytes() -> [u8; 8] {

@@ -394,7 +394,7 @@ mod tests {
     use crate::{NewCertificate, NewRa, NewRequest, Store, Transition};
     use gpki_pki::ErrorKind;
 
-    use crate::test_support::{ca, event, pg_store, store};
+    use crate::test_support::{ca, drop_pg, event, pg_store, store};
 
     async fn ra(store: &Store) -> crate::RaRecord {
         store
@@ -594,12 +594,16 @@ mod tests {
             assert!(e.detail.contains("lock timeout"), "{}", e.detail);
         }
         assert_eq!(store.counts().await.unwrap(), before);
-        assert!(store.request_by_key(ra.id, "a").await.unwrap().is_none());
+        for key in ["a", "b"] {
+            assert!(store.request_by_key(ra.id, key).await.unwrap().is_none());
+        }
         holder.execute("ROLLBACK").await.unwrap();
         let (r, fresh) = submit("a").await.unwrap();
         assert!(fresh && r.idempotency_key == "a");
         assert_eq!(store.counts().await.unwrap().audit, before.audit + 1);
         assert!(store.audit_verify().await.unwrap().intact());
+        store.close().await;
+        drop_pg(&url).await;
     }
 }
 
