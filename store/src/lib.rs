@@ -175,12 +175,10 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
                     ErrorKind::Unavailable,
                     format!("store is locked by another process: {msg}"),
                 )
-            } else if code.starts_with("53")
-                || code.starts_with("08")
-                || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
-            {
-                // Out of connections or resources, a broken connection, a
-                // server shutting down or starting: try again later.
+            } else if code.starts_with("53") {
+                // Out of connections, memory or disk: try again later. (A
+                // connection the server ended is left as it was: the writer runs
+                // its group again on another.)
                 Error::new(
                     ErrorKind::Unavailable,
                     format!("store is unavailable: {msg}"),
