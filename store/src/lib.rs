@@ -175,14 +175,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
                     ErrorKind::Unavailable,
                     format!("store is locked by another process: {msg}"),
                 )
-            } else if code.starts_with("53") {
-                // Out of connections, memory or disk: try again later. (A
-                // connection the server ended is left as it was: the writer runs
-                // its group again on another.)
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("store is unavailable: {msg}"),
-                )
             } else if d.is_unique_violation() {
                 Error::new(ErrorKind::AlreadyExists, format!("store: {msg}"))
             } else {
