@@ -2,7 +2,7 @@
 # Issuance through RA -> CA over mutual TLS beside in-process issuance, on the same
 # store in the same run (docs/benchmarks.md, issue 10).
 #
-#   benches/ra.sh [N] [CONCURRENCY]
+#   benches/ra.sh [N] [CONCURRENCY]      (10000 and 64 unless given)
 #
 # For SQLite and then PostgreSQL: `gpki dev up` (release build) makes the hierarchy,
 # the RA dev-mois and its administrator, and serves the CA and RA services. Then
@@ -15,7 +15,7 @@
 # Both use the same CSRs (benches/gen.py, P-256) and the same CA key: P-256 as in the
 # foundation issue's issuance benchmark, or CA_KEY=p384 (dev up's default).
 set -euo pipefail
-N=${1:-2000}
+N=${1:-10000}
 C=${2:-64}
 # shellcheck source=benches/ra_fixtures.sh
 source "$(dirname "$0")/ra_fixtures.sh"
@@ -32,25 +32,41 @@ run() { # label store
     GPKI_STORE=$store "$GPKI" ra whoami >/dev/null 2>&1 && break
     sleep 0.2
   done
-  GPKI_STORE=$store "$GPKI" ra import --csv csr/ra.csv --profile official-sign \
-    --concurrency "$C" --output json > "$W/$label.ra.json"
+  local g0 g1 p0 p1
+  g0=$(cpu $up); p0=$(cpu pg)
+  GPKI_STORE=$store cpu_of "$W/$label.ra.cpu" "$GPKI" ra import --csv csr/ra.csv \
+    --profile official-sign --concurrency "$C" --output json > "$W/$label.ra.json"
+  g1=$(cpu $up); p1=$(cpu pg)
   kill "$up"; wait "$up" || true
+  local q0 q1
+  q0=$(cpu pg)
   GPKI_STORE=$store GPKI_DATA_DIR=$data GPKI_KEY_PASS_FILE=$data/dev-passphrase \
   GPKI_OUT_PASS_FILE=$data/dev-signer-passphrase \
-    "$GPKI" cert issue-batch --ca mois --profile official-sign --csv csr/officials.csv \
-    --out-dir "$W/$label.batch" --output json > "$W/$label.batch.json" &
-  local t0 t1
-  t0=$(date +%s.%N); wait $!; t1=$(date +%s.%N)
-  python3 - "$label" "$W/$label.ra.json" "$W/$label.batch.json" "$t0" "$t1" "$N" "$C" <<'PY'
+    cpu_of "$W/$label.batch.cpu" "$GPKI" cert issue-batch --ca mois --profile official-sign \
+    --csv csr/officials.csv --out-dir "$W/$label.batch" --output json > "$W/$label.batch.json"
+  q1=$(cpu pg)
+  python3 - "$label" "$W/$label" "$N" "$C" "$g0" "$g1" "$p0" "$p1" "$q0" "$q1" <<'PY'
 import json, sys
-label, ra, batch, t0, t1, n, c = sys.argv[1:]
-r = json.load(open(ra)); b = json.load(open(batch))
-assert not r["failed"] and r["issued"] == int(n), r
-assert b["issued"] == int(n), b
-inproc = int(n) / (float(t1) - float(t0))
+label, base, n, c = sys.argv[1:5]
+g0, g1, p0, p1, q0, q1 = map(float, sys.argv[5:])
+n = int(n)
+r = json.load(open(base + ".ra.json")); b = json.load(open(base + ".batch.json"))
+assert not r["failed"] and r["issued"] == n, r
+assert b["issued"] == n, b
+client_cpu = float(open(base + ".ra.cpu").read().split()[0])
+batch_cpu, batch_wall = map(float, open(base + ".batch.cpu").read().split())
+inproc = n / batch_wall
+# CPU per certificate, milliseconds: the services (+ PostgreSQL) and the load generator for
+# RA -> CA; the issue-batch process (+ PostgreSQL) in process. Both runs share two cores.
+split_ms = 1000 * (g1 - g0 + p1 - p0 + client_cpu) / n
+inproc_ms = 1000 * (batch_cpu + q1 - q0) / n
 print(f"{label}: RA->CA {r['per_second']:.0f}/s (p50 {r['latency_ms']['p50']:.1f} ms, "
       f"p99 {r['latency_ms']['p99']:.1f} ms, max {r['latency_ms']['max']:.1f} ms, {c} in flight); "
       f"in-process issue-batch {inproc:.0f}/s; ratio {r['per_second'] / inproc:.2f}")
+print(f"{label}: CPU per certificate: RA->CA {split_ms:.2f} ms (services {1000 * (g1 - g0) / n:.2f}, "
+      f"postgres {1000 * (p1 - p0) / n:.2f}, client {1000 * client_cpu / n:.2f}); "
+      f"in process {inproc_ms:.2f} ms (postgres {1000 * (q1 - q0) / n:.2f}); "
+      f"ratio {inproc_ms / split_ms:.2f}")
 PY
 }
 

@@ -37,24 +37,6 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 
-# CPU seconds (user + system) of process $1, or of every postgres process for `pg`
-# (a backend that exits meanwhile is not counted).
-cpu() {
-  python3 - "$1" <<'PY'
-import os, sys
-total = 0
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        comm = open(f"/proc/{pid}/comm").read().strip()
-    except OSError:
-        continue
-    if (sys.argv[1] == "pg" and comm.startswith("postgres")) or pid == sys.argv[1]:
-        total += int(fields[11]) + int(fields[12])
-print(total / os.sysconf("SC_CLK_TCK"))
-PY
-}
-
 g0=$(cpu $UP); p0=$(cpu pg)
 if [ -n "${PERF:-}" ]; then
   # shellcheck disable=SC2086
