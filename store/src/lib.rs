@@ -349,7 +349,14 @@ impl Store {
             }
         };
         Ok(Store {
-            writer: Arc::new(writer::Writer::start(writer_pool.clone(), lanes)),
+            writer: Arc::new(writer::Writer::start(
+                writer_pool.clone(),
+                lanes,
+                match backend {
+                    Backend::Sqlite => writer::Runs::OnCaller,
+                    Backend::Postgres => writer::Runs::OwnThread,
+                },
+            )?),
             writer_pool,
             pool,
             backend,
