@@ -633,9 +633,17 @@ pub async fn ping(store: &Store) -> Result<()> {
     conn.ping().await.map_err(db_err)?;
     // The writer's own connections (PostgreSQL), once it has opened any: a
     // process that never writes through it opens none for a health check.
+    // On the writer's thread, so a connection opened for the ping is the writer's
+    // runtime's, like the others.
     if store.backend == Backend::Postgres && store.writer_pool.size() > 0 {
-        let mut conn = store.writer_pool.acquire().await.map_err(db_err)?;
-        conn.ping().await.map_err(db_err)?;
+        let pool = store.writer_pool.clone();
+        store
+            .writer
+            .on_home(async move {
+                let mut conn = pool.acquire().await.map_err(db_err)?;
+                conn.ping().await.map_err(db_err)
+            })
+            .await?;
     }
     Ok(())
 }
