@@ -702,24 +702,37 @@ mod queue_tests {
         }
     }
 
+    /// A SQLite store with the table `queued`, and another connection holding its
+    /// write lock (`BEGIN IMMEDIATE`), so a group stalls in its first insert until
+    /// that connection commits.
+    async fn stalled(
+        dir: &tempfile::TempDir,
+    ) -> (
+        crate::Store,
+        sqlx::AnyPool,
+        sqlx::pool::PoolConnection<sqlx::Any>,
+    ) {
+        let store = crate::test_support::store(dir).await;
+        let pool = store.pool().clone();
+        sqlx::query("CREATE TABLE queued (n BIGINT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        (store, pool, holder)
+    }
+
     /// A writer on a thread of its own whose last handle goes while a group is
     /// still running (its caller gone too) lets that group settle before its
     /// runtime ends: the write is committed, not cut off mid-transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_on_its_own_thread_settles_its_groups_before_it_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::test_support::store(&dir).await;
-        let pool = store.pool().clone();
-        sqlx::query("CREATE TABLE queued (n BIGINT)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        // Another connection holds the write lock, so the group stalls in its insert.
-        let mut holder = pool.acquire().await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *holder)
-            .await
-            .unwrap();
+        let (_store, pool, mut holder) = stalled(&dir).await;
         let writer =
             std::sync::Arc::new(Writer::start_with(pool.clone(), 1, 8, Runs::OwnThread).unwrap());
         let w = writer.clone();
@@ -756,17 +769,7 @@ mod queue_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::test_support::store(&dir).await;
-        let pool = store.pool().clone();
-        sqlx::query("CREATE TABLE queued (n BIGINT)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let mut holder = pool.acquire().await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *holder)
-            .await
-            .unwrap();
+        let (_store, pool, mut holder) = stalled(&dir).await;
         let writer =
             std::sync::Arc::new(Writer::start_with(pool.clone(), 1, 2, Runs::OnCaller).unwrap());
         // One job in the stalled group, one in the writer's hand waiting for a
