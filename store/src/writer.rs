@@ -679,6 +679,33 @@ mod tests {
         store.close().await;
         drop_pg(&url).await;
     }
+
+    /// On PostgreSQL the writer runs on its own thread, and the health check
+    /// reaches the writer's connections from there once it has any.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_postgres_writer_runs_and_is_pinged_on_its_own_thread_postgres() {
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        let ra = ra(&store).await;
+        store
+            .submit_request(&request(ra.id, "a", false), None, &event())
+            .await
+            .unwrap();
+        assert!(
+            store.writer_pool.size() > 0,
+            "the write opened the writer's pool"
+        );
+        let thread = store
+            .writer
+            .on_home(async { Ok(std::thread::current().name().map(String::from)) })
+            .await
+            .unwrap();
+        assert_eq!(thread.as_deref(), Some("gpki-store-writer"));
+        crate::ping(&store).await.unwrap();
+        store.close().await;
+        drop_pg(&url).await;
+    }
 }
 
 #[cfg(test)]
