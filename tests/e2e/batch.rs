@@ -56,6 +56,16 @@ both_backends!(
         assert_eq!(report["issued"], 30, "{report}");
         assert_eq!(report["resumed"], 10, "{report}");
         assert_eq!(report["already_issued"], 0, "{report}");
+        // Its own clock (benches/ra.sh): seconds from the key in hand, rows per second over them.
+        let (secs, rate) = (
+            report["seconds"].as_f64().unwrap(),
+            report["per_second"].as_f64().unwrap(),
+        );
+        assert!(secs > 0.0, "{report}");
+        assert!(
+            (rate * secs - report["rows"].as_f64().unwrap()).abs() < 1e-6,
+            "{report}"
+        );
         let again: serde_json::Value = serde_json::from_str(&env.ok(&a)).unwrap();
         assert_eq!(again["issued"], 0, "{again}");
         assert_eq!(again["already_issued"], 30, "{again}");
