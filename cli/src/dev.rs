@@ -12,6 +12,14 @@ use crate::{emit, write_file, Global};
 
 pub const ROOT: &str = "gpki-root";
 pub const SUB: &str = "mois";
+/// The credential CA: it issues only the signers of mobile credentials (profiles
+/// credential-signer and status-list-signer) and its OCSP responder's certificate.
+pub const CREDENTIAL_CA: &str = "mobile-id";
+/// The mobile ID issuer's identifier: the URI SAN of its signer certificates, an
+/// SD-JWT VC's `iss`, and the host of its `did:web` DID.
+pub const CREDENTIAL_ISSUER: &str = "https://id.gpki.go.kr";
+/// The dev status list of mobile IDs, served by the OCSP responder.
+pub const STATUS_LIST: &str = "mpoid-1";
 /// The dev RA, its host's CA-service client name and its first administrator.
 pub const DEV_RA: &str = "dev-mois";
 const RA_HOST: &str = "dev-ra-host";
@@ -47,7 +55,13 @@ const END_ENTITIES: &[(&str, KeyType, &str, &[&str])] = &[
     ("tsa", KeyType::EcP256, "CN=GPKI Time Stamping Authority, OU=GPKI, O=Government of Korea, C=KR", &[]),
     ("ra-operator", KeyType::EcP256, "CN=Kim Minji(007654321), OU=RA, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
     ("service-client", KeyType::EcP256, "CN=dev-ra-host, OU=GPKI services, O=Government of Korea, C=KR", &[]),
-    ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &[]),
+];
+
+/// The credential CA's certificates, one per profile: the mobile ID's document
+/// signer and its status-list signer, both naming the issuer's identifier.
+const CREDENTIAL_SIGNERS: &[(&str, KeyType, &str, &[&str])] = &[
+    ("credential-signer", KeyType::EcP256, "CN=Mobile Public Official ID Signer 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["uri:https://id.gpki.go.kr"]),
+    ("status-list-signer", KeyType::EcP256, "CN=Mobile Public Official ID Status List 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR", &["uri:https://id.gpki.go.kr"]),
 ];
 
 /// Where the dev services listen.
@@ -152,7 +166,30 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             found.push(format!("subordinate CA {SUB}"));
         }
     }
-    for name in [ROOT, SUB] {
+    if store.find_authority(CREDENTIAL_CA).await?.is_none() {
+        ca.create_subordinate(
+            &NewCa {
+                name: CREDENTIAL_CA.into(),
+                subject: "CN=GPKI Mobile Credential CA 1, OU=GPKI, O=Government of Korea, C=KR"
+                    .into(),
+                // ISO/IEC 18013-5 Annex B: the document signer's issuer signs with ECDSA.
+                key_type: KeyType::EcP384,
+                signature_algorithm: None,
+                validity_days: None,
+                path_len: Some(0),
+                name_constraints: None,
+                url_base: url_base(listen),
+            },
+            ROOT,
+        )
+        .await?;
+        made.push(format!(
+            "credential CA {CREDENTIAL_CA} (mobile credentials)"
+        ));
+    } else {
+        found.push(format!("credential CA {CREDENTIAL_CA}"));
+    }
+    for name in [ROOT, SUB, CREDENTIAL_CA] {
         let a = store.authority_by_name(name).await?;
         if let Some(der) = &a.cert_der {
             write_file(
@@ -175,7 +212,8 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     let dev_certs = DevCerts {
         ca: &ca,
         store: &store,
-        sub_id: sub.id,
+        ca_name: SUB,
+        ca_id: sub.id,
         dir: &certs_dir,
         pass: &signer_pass,
     };
@@ -185,6 +223,52 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
                 profile, profile, *key_type, subject, sans, &mut made, &mut found,
             )
             .await?;
+    }
+    let credential_ca = store.authority_by_name(CREDENTIAL_CA).await?;
+    let credential_certs = DevCerts {
+        ca_name: CREDENTIAL_CA,
+        ca_id: credential_ca.id,
+        ..dev_certs
+    };
+    for (profile, key_type, subject, sans) in CREDENTIAL_SIGNERS {
+        credential_certs
+            .ensure(
+                profile, profile, *key_type, subject, sans, &mut made, &mut found,
+            )
+            .await?;
+    }
+    write_file(
+        &certs_dir.join(format!("{CREDENTIAL_CA}-chain.pem")),
+        ca.chain(CREDENTIAL_CA)
+            .await?
+            .iter()
+            .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
+            .collect::<String>()
+            .as_bytes(),
+    )?;
+    if store
+        .status_lists()
+        .await?
+        .iter()
+        .all(|l| l.name != STATUS_LIST)
+    {
+        store
+            .create_status_list(
+                STATUS_LIST,
+                &format!("http://{listen}/statuslists/{STATUS_LIST}"),
+                1,
+                1 << 20,
+                &AuditEvent::new(
+                    &g.actor(),
+                    "status-list.create",
+                    format!("status-list:{STATUS_LIST}"),
+                    json!({ "size": 1 << 20, "bits": 1 }),
+                ),
+            )
+            .await?;
+        made.push(format!("status list {STATUS_LIST} (1,048,576 credentials)"));
+    } else {
+        found.push(format!("status list {STATUS_LIST}"));
     }
     for (name, subject, sans) in SERVICE_TLS {
         dev_certs
@@ -200,7 +284,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             .await?;
     }
     let crl_dir = dir.join("crl");
-    for name in [ROOT, SUB] {
+    for name in [ROOT, SUB, CREDENTIAL_CA] {
         let crl = match store
             .latest_crl(store.authority_by_name(name).await?.id, true)
             .await?
@@ -313,12 +397,14 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     Ok(())
 }
 
-/// Issues the dev certificates of the subordinate CA, each once (request key
+/// Issues the dev certificates of one CA, each once (request key
 /// `dev:NAME`): `certs/NAME.crt.pem` and its encrypted key `certs/NAME.key.pem`.
+#[derive(Clone, Copy)]
 struct DevCerts<'a> {
     ca: &'a Ca,
     store: &'a Store,
-    sub_id: i64,
+    ca_name: &'static str,
+    ca_id: i64,
     dir: &'a std::path::Path,
     pass: &'a Passphrase,
 }
@@ -339,7 +425,7 @@ impl DevCerts<'_> {
         let cert_path = self.dir.join(format!("{name}.crt.pem"));
         if let Some(existing) = self
             .store
-            .certificate_by_request_key(self.sub_id, &request_key)
+            .certificate_by_request_key(self.ca_id, &request_key)
             .await?
         {
             if let Some(der) = &existing.der {
@@ -362,7 +448,7 @@ impl DevCerts<'_> {
         let issued = self
             .ca
             .issue(&IssueRequest {
-                ca: SUB.into(),
+                ca: self.ca_name.into(),
                 profile: profile.to_string(),
                 subject: Some(subject.to_string()),
                 key: KeySource::PublicKey(key.public_key_der().to_vec()),
@@ -646,7 +732,7 @@ async fn ocsp_setup(
         q(listen.to_string()),
         q(abs(pass_file).display().to_string())
     );
-    for name in [ROOT, SUB] {
+    for name in [ROOT, SUB, CREDENTIAL_CA] {
         let cert = ocsp_dir.join(format!("{name}.crt.pem"));
         let key = ocsp_dir.join(format!("{name}.key.pem"));
         let current = std::fs::read(&cert)

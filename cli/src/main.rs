@@ -4,6 +4,7 @@
 mod audit;
 mod ca;
 mod cert;
+mod credential;
 mod crl;
 mod dev;
 mod key;
@@ -108,6 +109,9 @@ enum Command {
     /// Keys: generate one and its PKCS#10 request
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// Mobile credentials (mobile public-official ID): issue, revoke, status lists
+    #[command(subcommand)]
+    Credential(credential::CredentialCmd),
 }
 
 #[derive(Subcommand)]
@@ -283,6 +287,7 @@ async fn run(cli: Cli) -> Result<()> {
             dev::up(&g, !no_serve, &at).await?
         }
         Command::Key(cmd) => key::run(&g, cmd)?,
+        Command::Credential(cmd) => credential::run(&g, cmd).await?,
     }
     Ok(())
 }

@@ -50,6 +50,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "credential-signer.toml",
         include_str!("../../policies/credential-signer.toml"),
     ),
+    (
+        "status-list-signer.toml",
+        include_str!("../../policies/status-list-signer.toml"),
+    ),
 ];
 
 /// What a certificate of this profile is.
@@ -209,6 +213,9 @@ pub fn eku_oid(name: &str) -> Option<ObjectIdentifier> {
         "OCSPSigning" => "1.3.6.1.5.5.7.3.9",
         // ISO/IEC 18013-5 §B.1.4: id-mdl-kp-mdlDS, the mDL document signer.
         "mdlDS" => "1.0.18013.5.1.2",
+        // Stand-in for id-kp-oauthStatusSigning (draft-ietf-oauth-status-list: `{ id-kp
+        // TBD }`, no number assigned yet), on the GPKI arc; policies/status-list-signer.toml.
+        "statusListSigning" => "1.2.410.100001.2.3.1",
         _ => return ObjectIdentifier::new(name).ok(),
     };
     Some(ObjectIdentifier::new_unwrap(dotted))
@@ -219,6 +226,11 @@ pub const EKU_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.
 pub const EKU_EMAIL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
 pub const EKU_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 pub const EKU_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// ISO/IEC 18013-5 id-mdl-kp-mdlDS: a mobile document signer.
+pub const EKU_MDL_DS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.0.18013.5.1.2");
+/// The stand-in for id-kp-oauthStatusSigning (see `eku_oid`).
+pub const EKU_STATUS_LIST_SIGNING: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.410.100001.2.3.1");
 pub const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 
 impl Profile {
@@ -507,6 +519,7 @@ mod tests {
             "tsa",
             "ra-operator",
             "credential-signer",
+            "status-list-signer",
         ] {
             p.get(name).unwrap();
         }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod certificates;
+mod credentials;
 mod peers;
 mod ra;
 pub mod standing;
@@ -30,6 +31,7 @@ pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,
 };
+pub use credentials::{CredentialRecord, NewCredential, StatusListRecord, REVOCATION_REASONS};
 pub use ra::{
     check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,
     RaRecord, RaRequest, ServiceClient, Transition,

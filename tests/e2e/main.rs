@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod batch;
+mod credentials;
 mod dev_ra;
 mod fuzz_corpus;
 mod hardening;

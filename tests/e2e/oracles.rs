@@ -2,17 +2,20 @@
 
 use crate::support::{nss_db, pkilint, require, vfychain, Backend, Env, NSS_USAGES};
 
-const PROFILES: &[&str] = &[
-    "official-sign",
-    "official-km",
-    "institution-sign",
-    "server",
-    "g-ssl",
-    "ocsp-signer",
-    "tsa",
-    "ra-operator",
-    "service-client",
-    "credential-signer",
+/// Every end-entity profile dev up issues, with the CA that issues it: the
+/// institution CA, or the credential CA for the signers of mobile credentials.
+const PROFILES: &[(&str, &str)] = &[
+    ("official-sign", "mois"),
+    ("official-km", "mois"),
+    ("institution-sign", "mois"),
+    ("server", "mois"),
+    ("g-ssl", "mois"),
+    ("ocsp-signer", "mois"),
+    ("tsa", "mois"),
+    ("ra-operator", "mois"),
+    ("service-client", "mois"),
+    ("credential-signer", "mobile-id"),
+    ("status-list-signer", "mobile-id"),
 ];
 
 /// Profiles that can authenticate a TLS server: the Baseline Requirements apply.
@@ -39,20 +42,19 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     let f = |n: &str| certs.join(n).display().to_string();
     if require("openssl") {
         let root = f("gpki-root.crt.pem");
-        let sub = f("mois.crt.pem");
-        for p in PROFILES {
+        for (p, ca) in PROFILES {
             let out = env.openssl_ok(&[
                 "verify",
                 "-x509_strict",
                 "-CAfile",
                 &root,
                 "-untrusted",
-                &sub,
+                &f(&format!("{ca}.crt.pem")),
                 &f(&format!("{p}.crt.pem")),
             ]);
             assert!(out.contains(": OK"), "{p}: {out}");
         }
-        for ca in ["gpki-root", "mois"] {
+        for ca in ["gpki-root", "mois", "mobile-id"] {
             let crl = env
                 .path(&format!("data/crl/{ca}.crl.pem"))
                 .display()
@@ -64,19 +66,22 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
                 "-noout",
                 "-verify",
                 "-CAfile",
-                &f("chain.pem"),
+                &f(&format!(
+                    "{}chain.pem",
+                    if ca == "mobile-id" { "mobile-id-" } else { "" }
+                )),
             ]);
             assert!(out.contains("verify OK"), "{ca}: {out}");
         }
     }
     // GnuTLS: every profile's chain verifies under certtool's default profile.
     if require("certtool") {
-        for p in PROFILES {
+        for (p, ca) in PROFILES {
             let chain = env.path(&format!("{p}-chain.pem"));
             std::fs::write(
                 &chain,
                 std::fs::read_to_string(f(&format!("{p}.crt.pem"))).unwrap()
-                    + &std::fs::read_to_string(f("mois.crt.pem")).unwrap(),
+                    + &std::fs::read_to_string(f(&format!("{ca}.crt.pem"))).unwrap(),
             )
             .unwrap();
             let out = std::process::Command::new("certtool")
@@ -120,8 +125,9 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     if require("lint_pkix_cert") {
         for p in PROFILES
             .iter()
+            .map(|(p, _)| p)
             .filter(|p| !SERVER_AUTH.contains(*p))
-            .chain(["gpki-root", "mois"].iter())
+            .chain(["gpki-root", "mois", "mobile-id"].iter())
         {
             let findings = pkilint("lint_pkix_cert", &[], &certs.join(format!("{p}.crt.pem")));
             assert!(
@@ -143,12 +149,17 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
                 "pkilint CABF findings for {p}:\n{findings}"
             );
         }
-        let findings = pkilint(
-            "lint_crl",
-            &["-t", "CRL", "-p", "PKIX"],
-            &env.path("data/crl/mois.crl.pem"),
-        );
-        assert!(findings.is_empty(), "pkilint CRL findings:\n{findings}");
+        for ca in ["mois", "mobile-id"] {
+            let findings = pkilint(
+                "lint_crl",
+                &["-t", "CRL", "-p", "PKIX"],
+                &env.path(&format!("data/crl/{ca}.crl.pem")),
+            );
+            assert!(
+                findings.is_empty(),
+                "pkilint CRL findings of {ca}:\n{findings}"
+            );
+        }
         // The root's CRL covers its subordinate CAs and its responder certificates.
         let findings = pkilint(
             "lint_crl",

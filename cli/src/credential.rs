@@ -1,0 +1,371 @@
+//! `gpki credential …`: mobile credentials (the mobile public-official ID) as mdoc and
+//! SD-JWT VC, signed by a credential-signer certificate, their status on a status
+//! list in the store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+use gpki_credentials::{mdoc, model, sdjwt, IssuerKey, OfficialId, PublicKey, StatusRef, Validity};
+use gpki_pki::signer::Passphrase;
+use gpki_pki::{Error, Result, SoftwareKey};
+use gpki_store::{AuditEvent, NewCredential};
+use serde_json::json;
+
+use crate::{emit, read_file, write_file, Global};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// ISO/IEC 18013-5 mdoc (IssuerSigned, CBOR)
+    Mdoc,
+    /// IETF SD-JWT VC
+    SdJwt,
+}
+
+impl Format {
+    fn as_str(self) -> &'static str {
+        match self {
+            Format::Mdoc => "mdoc",
+            Format::SdJwt => "sd-jwt",
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCmd {
+    /// Issue a mobile public-official ID to a holder's key
+    Issue {
+        #[arg(long, value_enum)]
+        format: Format,
+        /// The official's attributes (JSON: name, employee_number, institution,
+        /// department, position, issue_date, expiry_date)
+        #[arg(long)]
+        attributes: PathBuf,
+        /// The official's photograph (JPEG, at most 64 KiB)
+        #[arg(long)]
+        portrait: Option<PathBuf>,
+        /// The holder's public key (PEM or DER SubjectPublicKeyInfo, P-256 or P-384)
+        #[arg(long)]
+        holder_key: PathBuf,
+        /// The credential-signer key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        signer_key: PathBuf,
+        /// Passphrase file of the signer key
+        #[arg(long, env = "GPKI_SIGNER_PASS_FILE")]
+        signer_pass_file: PathBuf,
+        /// The credential-signer certificate, then its CA certificates up to (not
+        /// including) the trust anchor (PEM)
+        #[arg(long)]
+        signer_chain: PathBuf,
+        /// The status list the credential's status goes on
+        #[arg(long)]
+        status_list: String,
+        /// The issuer's identifier (SD-JWT VC `iss`; a URI SAN of the signer certificate)
+        #[arg(long, default_value = crate::dev::CREDENTIAL_ISSUER)]
+        issuer: String,
+        /// Days the credential is valid (at most to the signer certificate's end and
+        /// the ID's expiry date)
+        #[arg(long, default_value_t = 365)]
+        valid_days: i64,
+        /// Credentials of this official this one replaces (a new phone): revoked
+        /// `replaced` when this one is issued
+        #[arg(long)]
+        replaces: Vec<i64>,
+        /// Where to write the credential
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a credential: its bit on the status list is set
+    Revoke {
+        #[arg(long)]
+        id: i64,
+        /// lost-device, left-service, replaced, key-compromise, attributes-changed, unspecified
+        #[arg(long)]
+        reason: String,
+    },
+    /// List issued credentials, newest first
+    List {
+        /// Only this official's (employee number)
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Status lists: create, list
+    #[command(subcommand)]
+    StatusList(StatusListCmd),
+}
+
+#[derive(Subcommand)]
+pub enum StatusListCmd {
+    /// Create a status list
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The URL verifiers fetch it from (the OCSP responder's /statuslists/NAME)
+        #[arg(long)]
+        uri: String,
+        /// Entries (credentials) the list holds
+        #[arg(long, default_value_t = 1 << 20)]
+        size: i64,
+        /// Bits per entry: 1 (valid, invalid) or 2 (also suspended)
+        #[arg(long, default_value_t = 1)]
+        bits: u8,
+    },
+    /// List the status lists
+    List,
+}
+
+pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
+    match cmd {
+        CredentialCmd::Issue {
+            format,
+            attributes,
+            portrait,
+            holder_key,
+            signer_key,
+            signer_pass_file,
+            signer_chain,
+            status_list,
+            issuer,
+            valid_days,
+            replaces,
+            out,
+        } => {
+            let portrait = portrait.map(|p| read_file(&p, "portrait")).transpose()?;
+            let id = OfficialId::from_json(&read_file(&attributes, "attributes")?, portrait)?;
+            let holder = PublicKey::from_pem_or_der(&read_file(&holder_key, "holder key")?)
+                .map_err(|e| e.context("holder key"))?;
+            let pass = Passphrase::from_file(&signer_pass_file)?;
+            let key = SoftwareKey::read_encrypted(&signer_key, &pass)?;
+            let chain = gpki_pki::pem::decode_all(
+                &read_file(&signer_chain, "signer chain")?,
+                "CERTIFICATE",
+            )?;
+            let key = IssuerKey::new(
+                Arc::new(key),
+                chain,
+                gpki_pki::profile::EKU_MDL_DS,
+                "credential signer",
+            )?;
+            let store = g.store().await?;
+            let now = gpki_pki::time::now();
+            // The signer must be in force in the store (not revoked, not on hold,
+            // its CAs too): a credential signed now must verify now.
+            let (signer_row, _) = store
+                .certificate_in_force(&key.chain()[0], now)
+                .await
+                .map_err(|e| {
+                    Error::policy(format!(
+                        "the credential signer certificate is not in force: {}",
+                        e.detail
+                    ))
+                })?;
+            let list = store.status_list_by_name(&status_list).await?;
+            if valid_days < 1 {
+                return Err(Error::malformed("--valid-days must be at least 1"));
+            }
+            let end_of_expiry = id
+                .expiry_date
+                .with_hms(23, 59, 59)
+                .map(|t| t.assume_utc().unix_timestamp())
+                .map_err(|e| Error::malformed(format!("expiry_date: {e}")))?;
+            let valid_until = (now + valid_days * 86_400)
+                .min(key.not_after()?)
+                .min(end_of_expiry);
+            if valid_until <= now {
+                return Err(Error::policy(
+                    "the credential would not be valid: the ID has expired or the signer certificate ends now",
+                ));
+            }
+            let validity = Validity {
+                signed: now,
+                valid_from: now,
+                valid_until,
+            };
+            let record = store
+                .allocate_credential(
+                    &NewCredential {
+                        list_id: list.id,
+                        format: format.as_str().into(),
+                        doc_type: model::DOC_TYPE.into(),
+                        subject: id.employee_number.clone(),
+                        holder_jkt: holder.thumbprint(),
+                        signer_serial: signer_row.serial.clone(),
+                        valid_until,
+                    },
+                    random_index,
+                )
+                .await?;
+            let status = StatusRef {
+                uri: list.uri.clone(),
+                idx: record.idx as u64,
+            };
+            let bytes = match format {
+                Format::Mdoc => mdoc::issue(&id, &holder, &status, validity, &key)?,
+                Format::SdJwt => {
+                    sdjwt::issue(&id, &holder, &status, validity, &issuer, &key)?.into_bytes()
+                }
+            };
+            let digest = hex::encode(openssl::sha::sha256(&bytes));
+            let detail = json!({
+                "format": format.as_str(),
+                "doc_type": model::DOC_TYPE,
+                "subject": id.employee_number,
+                "status_list": list.name,
+                "idx": record.idx,
+                "holder_jkt": record.holder_jkt,
+                "signer_serial": record.signer_serial,
+                "valid_until": valid_until,
+                "digest": digest,
+                "replaces": replaces,
+            });
+            let record = store
+                .mark_credential_issued(
+                    record.id,
+                    &digest,
+                    &replaces,
+                    &AuditEvent::new(
+                        &g.actor(),
+                        "credential.issue",
+                        format!("credential:{}", record.id),
+                        detail,
+                    ),
+                )
+                .await?;
+            write_file(&out, &bytes)?;
+            emit(
+                g.output,
+                json!({
+                    "id": record.id,
+                    "format": format.as_str(),
+                    "status_list": list.name,
+                    "status_uri": list.uri,
+                    "idx": record.idx,
+                    "valid_until": gpki_pki::time::rfc3339(valid_until),
+                    "replaced": replaces,
+                    "out": out.display().to_string(),
+                }),
+                || {
+                    format!(
+                        "issued credential {} ({}) to {}, index {} on {}, valid until {}: {}",
+                        record.id,
+                        format.as_str(),
+                        record.subject,
+                        record.idx,
+                        list.name,
+                        gpki_pki::time::rfc3339(valid_until),
+                        out.display()
+                    )
+                },
+            );
+        }
+        CredentialCmd::Revoke { id, reason } => {
+            let store = g.store().await?;
+            let r = store
+                .revoke_credential(
+                    id,
+                    &reason,
+                    &AuditEvent::new(
+                        &g.actor(),
+                        "credential.revoke",
+                        format!("credential:{id}"),
+                        json!({ "reason": reason }),
+                    ),
+                )
+                .await?;
+            emit(g.output, json!(r), || {
+                format!(
+                    "revoked credential {} ({}) of {}: {reason}",
+                    r.id, r.format, r.subject
+                )
+            });
+        }
+        CredentialCmd::List { subject, limit } => {
+            let store = g.store().await?;
+            let rows = store.credentials(subject.as_deref(), limit).await?;
+            emit(g.output, json!(rows), || {
+                let mut t = format!(
+                    "{:>6}  {:<7} {:<16} {:<9} {:>8}  {}\n",
+                    "id", "format", "subject", "status", "idx", "valid until"
+                );
+                for r in &rows {
+                    t += &format!(
+                        "{:>6}  {:<7} {:<16} {:<9} {:>8}  {}\n",
+                        r.id,
+                        r.format,
+                        r.subject,
+                        r.status,
+                        r.idx,
+                        gpki_pki::time::rfc3339(r.valid_until)
+                    );
+                }
+                t
+            });
+        }
+        CredentialCmd::StatusList(StatusListCmd::Create {
+            name,
+            uri,
+            size,
+            bits,
+        }) => {
+            let store = g.store().await?;
+            let l = store
+                .create_status_list(
+                    &name,
+                    &uri,
+                    bits,
+                    size,
+                    &AuditEvent::new(
+                        &g.actor(),
+                        "status-list.create",
+                        format!("status-list:{name}"),
+                        json!({ "uri": uri, "size": size, "bits": bits }),
+                    ),
+                )
+                .await?;
+            emit(g.output, json!(l), || {
+                format!(
+                    "created status list {} ({} entries of {} bit(s)) at {}",
+                    l.name, l.size, l.bits, l.uri
+                )
+            });
+        }
+        CredentialCmd::StatusList(StatusListCmd::List) => {
+            let store = g.store().await?;
+            let lists = store.status_lists().await?;
+            emit(g.output, json!(lists), || {
+                let mut t = format!(
+                    "{:<16} {:>9} {:>9} {:>4}  {}\n",
+                    "name", "size", "used", "bits", "uri"
+                );
+                for l in &lists {
+                    t += &format!(
+                        "{:<16} {:>9} {:>9} {:>4}  {}\n",
+                        l.name, l.size, l.used, l.bits, l.uri
+                    );
+                }
+                t
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A uniformly random index in `0..size`, from OpenSSL's CSPRNG (rejection
+/// sampling, so no index is likelier than another).
+fn random_index(size: i64) -> i64 {
+    let size = size.max(1) as u64;
+    let zone = u64::MAX - (u64::MAX % size);
+    loop {
+        let mut b = [0u8; 8];
+        if openssl::rand::rand_bytes(&mut b).is_err() {
+            // The store rejects an out-of-range draw by name.
+            return -1;
+        }
+        let x = u64::from_le_bytes(b);
+        if x < zone {
+            return (x % size) as i64;
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Mobile credentials' records: status lists and the credentials issued on them.
+//!
+//! A credential is recorded in two steps, as a certificate is: `allocate_credential`
+//! takes a free index on a list (row `pending`, before anything is signed), and
+//! `mark_credential_issued` records the signed credential's digest, makes it `valid`
+//! and audits it. A crash between the two leaves a pending row whose index no valid
+//! credential carries. Revocation sets the row `revoked` and moves the list's
+//! `status_seq`, which a served list follows.
+
+use gpki_pki::{Error, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::append;
+use crate::{db_err, AuditEvent, Store};
+
+/// A list may be filled to this share before new credentials are refused: random
+/// indexes keep a credential's place in the list from saying when it was issued, and
+/// a fuller list would need many draws to find a free one.
+const MAX_FILL_PERCENT: i64 = 75;
+/// Draws of a random index before giving up (at 75% fill, 64 draws all taken has a
+/// chance of 1e-8).
+const DRAWS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusListRecord {
+    pub id: i64,
+    pub name: String,
+    pub uri: String,
+    pub bits: i64,
+    pub size: i64,
+    pub used: i64,
+    pub status_seq: i64,
+    pub created_at: i64,
+}
+
+fn list_from_row(r: &AnyRow) -> Result<StatusListRecord> {
+    Ok(StatusListRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        name: r.try_get("name").map_err(db_err)?,
+        uri: r.try_get("uri").map_err(db_err)?,
+        bits: r.try_get("bits").map_err(db_err)?,
+        size: r.try_get("size").map_err(db_err)?,
+        used: r.try_get("used").map_err(db_err)?,
+        status_seq: r.try_get("status_seq").map_err(db_err)?,
+        created_at: r.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+const LIST_COLUMNS: &str = "id, name, uri, bits, size, used, status_seq, created_at";
+
+/// What is known of a credential before it is signed.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub list_id: i64,
+    /// `mdoc` or `sd-jwt`.
+    pub format: String,
+    pub doc_type: String,
+    /// The official it is issued to (employee number).
+    pub subject: String,
+    /// RFC 7638 thumbprint of the holder's public key.
+    pub holder_jkt: String,
+    /// The signer certificate's serial.
+    pub signer_serial: String,
+    pub valid_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialRecord {
+    pub id: i64,
+    pub list_id: i64,
+    pub idx: i64,
+    pub format: String,
+    pub doc_type: String,
+    pub subject: String,
+    pub holder_jkt: String,
+    pub signer_serial: String,
+    /// SHA-256 (hex) of the credential as issued; none while pending.
+    pub digest: Option<String>,
+    pub issued_at: i64,
+    pub valid_until: i64,
+    /// `pending`, `valid` or `revoked`.
+    pub status: String,
+    pub revoked_at: Option<i64>,
+    pub reason: Option<String>,
+    pub replaced_by: Option<i64>,
+}
+
+const CREDENTIAL_COLUMNS: &str = "id, list_id, idx, format, doc_type, subject, holder_jkt, \
+     signer_serial, digest, issued_at, valid_until, status, revoked_at, reason, replaced_by";
+
+fn credential_from_row(r: &AnyRow) -> Result<CredentialRecord> {
+    Ok(CredentialRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        list_id: r.try_get("list_id").map_err(db_err)?,
+        idx: r.try_get("idx").map_err(db_err)?,
+        format: r.try_get("format").map_err(db_err)?,
+        doc_type: r.try_get("doc_type").map_err(db_err)?,
+        subject: r.try_get("subject").map_err(db_err)?,
+        holder_jkt: r.try_get("holder_jkt").map_err(db_err)?,
+        signer_serial: r.try_get("signer_serial").map_err(db_err)?,
+        digest: r.try_get("digest").map_err(db_err)?,
+        issued_at: r.try_get("issued_at").map_err(db_err)?,
+        valid_until: r.try_get("valid_until").map_err(db_err)?,
+        status: r.try_get("status").map_err(db_err)?,
+        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
+        reason: r.try_get("reason").map_err(db_err)?,
+        replaced_by: r.try_get("replaced_by").map_err(db_err)?,
+    })
+}
+
+/// Why a credential was revoked.
+pub const REVOCATION_REASONS: &[&str] = &[
+    "lost-device",
+    "left-service",
+    "replaced",
+    "key-compromise",
+    "attributes-changed",
+    "unspecified",
+];
+
+impl Store {
+    /// Creates a status list of `size` entries of `bits` bits, served at `uri`.
+    pub async fn create_status_list(
+        &self,
+        name: &str,
+        uri: &str,
+        bits: u8,
+        size: i64,
+        audit: &AuditEvent,
+    ) -> Result<StatusListRecord> {
+        if !matches!(bits, 1 | 2 | 4 | 8) {
+            return Err(Error::malformed(format!(
+                "status list bits is {bits}; it must be 1, 2, 4 or 8"
+            )));
+        }
+        if !(8..=1 << 27).contains(&size) {
+            return Err(Error::malformed(format!(
+                "status list size {size} is outside 8 ..= 134217728"
+            )));
+        }
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let exists = sqlx::query("SELECT name FROM status_lists WHERE name = $1 OR uri = $2")
+            .bind(name)
+            .bind(uri)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_some() {
+            return Err(Error::conflict(format!(
+                "a status list named {name} or served at {uri} exists"
+            )));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO status_lists (name, uri, bits, size, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {LIST_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(uri)
+        .bind(i64::from(bits))
+        .bind(size)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let list = list_from_row(&row)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(list)
+    }
+
+    pub async fn status_list_by_name(&self, name: &str) -> Result<StatusListRecord> {
+        sqlx::query(&format!(
+            "SELECT {LIST_COLUMNS} FROM status_lists WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| list_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(format!("no status list named {name}")))
+    }
+
+    pub async fn status_lists(&self) -> Result<Vec<StatusListRecord>> {
+        sqlx::query(&format!(
+            "SELECT {LIST_COLUMNS} FROM status_lists ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(list_from_row)
+        .collect()
+    }
+
+    /// Takes a free random index on the list (`draw` gives candidates in
+    /// `0..size`) and records the credential `pending` there.
+    pub async fn allocate_credential(
+        &self,
+        new: &NewCredential,
+        mut draw: impl FnMut(i64) -> i64,
+    ) -> Result<CredentialRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Taking the list's row first serialises allocations on one list, so `used`
+        // is exact.
+        let list = sqlx::query(&format!(
+            "UPDATE status_lists SET used = used + 1 WHERE id = $1 RETURNING {LIST_COLUMNS}"
+        ))
+        .bind(new.list_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| list_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(format!("no status list with id {}", new.list_id)))?;
+        if (list.used - 1) * 100 >= list.size * MAX_FILL_PERCENT {
+            return Err(Error::policy(format!(
+                "status list {} is {MAX_FILL_PERCENT}% full ({} of {}): create a new list",
+                list.name,
+                list.used - 1,
+                list.size
+            )));
+        }
+        for _ in 0..DRAWS {
+            let idx = draw(list.size);
+            if !(0..list.size).contains(&idx) {
+                return Err(Error::internal(format!(
+                    "index {idx} drawn outside 0..{}",
+                    list.size
+                )));
+            }
+            let row = sqlx::query(&format!(
+                "INSERT INTO credentials (list_id, idx, format, doc_type, subject, holder_jkt, \
+                 signer_serial, issued_at, valid_until, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending') \
+                 ON CONFLICT (list_id, idx) DO NOTHING RETURNING {CREDENTIAL_COLUMNS}"
+            ))
+            .bind(list.id)
+            .bind(idx)
+            .bind(&new.format)
+            .bind(&new.doc_type)
+            .bind(&new.subject)
+            .bind(&new.holder_jkt)
+            .bind(&new.signer_serial)
+            .bind(now)
+            .bind(new.valid_until)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if let Some(r) = row {
+                let c = credential_from_row(&r)?;
+                tx.commit().await.map_err(db_err)?;
+                return Ok(c);
+            }
+        }
+        Err(Error::new(
+            gpki_pki::ErrorKind::Unavailable,
+            format!(
+                "no free index found on status list {} in {DRAWS} draws",
+                list.name
+            ),
+        ))
+    }
+
+    /// Marks a pending credential issued with its digest, audited. With `replaces`,
+    /// the credentials it replaces (the official's older ones on another phone) are
+    /// revoked `replaced` in the same transaction.
+    pub async fn mark_credential_issued(
+        &self,
+        id: i64,
+        digest: &str,
+        replaces: &[i64],
+        audit: &AuditEvent,
+    ) -> Result<CredentialRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "UPDATE credentials SET status = 'valid', digest = $1 WHERE id = $2 AND status = 'pending' \
+             RETURNING {CREDENTIAL_COLUMNS}"
+        ))
+        .bind(digest)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::conflict(format!("credential {id} is not pending")))?;
+        let record = credential_from_row(&row)?;
+        for old in replaces {
+            revoke_on(&mut tx, *old, "replaced", Some(id), now).await?;
+        }
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    /// Revokes a valid credential for `reason` (one of [`REVOCATION_REASONS`]), audited.
+    pub async fn revoke_credential(
+        &self,
+        id: i64,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<CredentialRecord> {
+        if !REVOCATION_REASONS.contains(&reason) {
+            return Err(Error::malformed(format!(
+                "unknown revocation reason `{reason}` (one of {})",
+                REVOCATION_REASONS.join(", ")
+            )));
+        }
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let record = revoke_on(&mut tx, id, reason, None, now).await?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    pub async fn credential(&self, id: i64) -> Result<CredentialRecord> {
+        sqlx::query(&format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| credential_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(format!("no credential {id}")))
+    }
+
+    /// Credentials, newest first: all, or an official's (`subject`).
+    pub async fn credentials(
+        &self,
+        subject: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CredentialRecord>> {
+        let rows = match subject {
+            Some(s) => sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE subject = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(s)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await,
+            None => sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await,
+        }
+        .map_err(db_err)?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    /// The indexes of a list's revoked credentials and the list's `status_seq` they
+    /// are current to, read together.
+    pub async fn status_list_revoked(&self, list_id: i64) -> Result<(i64, Vec<i64>)> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let seq: i64 = sqlx::query("SELECT status_seq FROM status_lists WHERE id = $1")
+            .bind(list_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found(format!("no status list with id {list_id}")))?
+            .try_get("status_seq")
+            .map_err(db_err)?;
+        let idx = sqlx::query(
+            "SELECT idx FROM credentials WHERE list_id = $1 AND status = 'revoked' ORDER BY idx",
+        )
+        .bind(list_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("idx").map_err(db_err))
+        .collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((seq, idx))
+    }
+}
+
+/// Revokes credential `id` if valid, moving its list's `status_seq`.
+async fn revoke_on(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    reason: &str,
+    replaced_by: Option<i64>,
+    now: i64,
+) -> Result<CredentialRecord> {
+    let seq: i64 = sqlx::query(
+        "UPDATE status_lists SET status_seq = status_seq + 1 \
+         WHERE id = (SELECT list_id FROM credentials WHERE id = $1 AND status = 'valid') \
+         RETURNING status_seq",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| {
+        Error::conflict(format!(
+            "credential {id} is not valid (unknown, pending or revoked)"
+        ))
+    })?
+    .try_get("status_seq")
+    .map_err(db_err)?;
+    let row = sqlx::query(&format!(
+        "UPDATE credentials SET status = 'revoked', revoked_at = $1, reason = $2, replaced_by = $3, \
+         status_seq = $4 WHERE id = $5 AND status = 'valid' RETURNING {CREDENTIAL_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(reason)
+    .bind(replaced_by)
+    .bind(seq)
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    credential_from_row(&row)
+}
