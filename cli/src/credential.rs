@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use gpki_credentials::{mdoc, model, sdjwt, IssuerKey, OfficialId, PublicKey, StatusRef, Validity};
+use gpki_credentials::{
+    mdoc, model, sdjwt, HolderKey, IssuerKey, OfficialId, PublicKey, StatusRef, Validity,
+};
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, Result, SoftwareKey};
 use gpki_store::{AuditEvent, NewCredential};
@@ -72,6 +74,31 @@ pub enum CredentialCmd {
         #[arg(long)]
         replaces: Vec<i64>,
         /// Where to write the credential
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Present a credential: disclose only the chosen attributes, bound to the
+    /// holder's key and to the verifier's nonce
+    Present {
+        /// The credential as issued (mdoc IssuerSigned CBOR, or SD-JWT text)
+        #[arg(long)]
+        credential: PathBuf,
+        /// Attributes to disclose, comma-separated (e.g. name,institution)
+        #[arg(long, value_delimiter = ',', required = true)]
+        disclose: Vec<String>,
+        /// The holder's key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        holder_key: PathBuf,
+        /// Passphrase file of the holder key
+        #[arg(long, env = "GPKI_OUT_PASS_FILE")]
+        holder_pass_file: PathBuf,
+        /// The verifier's identifier (SD-JWT `aud`; in the mdoc session transcript)
+        #[arg(long)]
+        verifier: String,
+        /// The verifier's nonce
+        #[arg(long)]
+        nonce: String,
+        /// Where to write the presentation
         #[arg(long)]
         out: PathBuf,
     },
@@ -260,6 +287,63 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                 },
             );
         }
+        CredentialCmd::Present {
+            credential,
+            disclose,
+            holder_key,
+            holder_pass_file,
+            verifier,
+            nonce,
+            out,
+        } => {
+            let bytes = read_file(&credential, "credential")?;
+            let pass = Passphrase::from_file(&holder_pass_file)?;
+            let holder =
+                HolderKey::new(Arc::new(SoftwareKey::read_encrypted(&holder_key, &pass)?))?;
+            if nonce.len() < 16 {
+                return Err(Error::malformed(
+                    "--nonce must be at least 16 characters (a fresh random value of the verifier's)",
+                ));
+            }
+            let (format, presentation) = if is_sd_jwt(&bytes) {
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| Error::malformed("the SD-JWT is not UTF-8"))?;
+                let p = sdjwt::present(
+                    text,
+                    &disclose,
+                    &holder,
+                    &verifier,
+                    &nonce,
+                    gpki_pki::time::now(),
+                )?;
+                (Format::SdJwt, p.into_bytes())
+            } else {
+                (
+                    Format::Mdoc,
+                    mdoc::present(&bytes, &disclose, &holder, &verifier, &nonce)?,
+                )
+            };
+            write_file(&out, &presentation)?;
+            emit(
+                g.output,
+                json!({
+                    "format": format.as_str(),
+                    "disclosed": disclose,
+                    "verifier": verifier,
+                    "bytes": presentation.len(),
+                    "out": out.display().to_string(),
+                }),
+                || {
+                    format!(
+                        "{} presentation disclosing {} for {verifier} ({} bytes): {}",
+                        format.as_str(),
+                        disclose.join(", "),
+                        presentation.len(),
+                        out.display()
+                    )
+                },
+            );
+        }
         CredentialCmd::Revoke { id, reason } => {
             let store = g.store().await?;
             let r = store
@@ -350,6 +434,11 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An SD-JWT is base64url text starting with a JWS header (`ey…`); an mdoc is CBOR.
+fn is_sd_jwt(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"ey")
 }
 
 /// A uniformly random index in `0..size`, from OpenSSL's CSPRNG (rejection

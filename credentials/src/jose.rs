@@ -1,29 +1,34 @@
 //! JWS compact serialization through josekit, signed by gpki's own key (the same
 //! signer the CA uses: OpenSSL's direct ECDSA, not the EVP layer's per-call set-up).
 
-use gpki_pki::{Error, Result};
+use std::sync::Arc;
+
+use gpki_pki::{Error, Result, Signer};
 use josekit::jws::alg::ecdsa::EcdsaJwsAlgorithm;
 use josekit::jws::{JwsAlgorithm, JwsHeader, JwsSigner};
 use josekit::JoseError;
 
-use crate::keys::{Alg, IssuerKey};
+use crate::keys::{sign_raw, Alg, HolderKey, IssuerKey};
 
-/// An [`IssuerKey`] as josekit's signer.
+/// A gpki signer as josekit's.
 #[derive(Clone)]
 struct KeySigner {
-    key: IssuerKey,
-    alg: EcdsaJwsAlgorithm,
+    signer: Arc<dyn Signer>,
+    alg: Alg,
+    jws_alg: EcdsaJwsAlgorithm,
 }
 
 impl std::fmt::Debug for KeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySigner").field("alg", &self.alg).finish()
+        f.debug_struct("KeySigner")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
 impl JwsSigner for KeySigner {
     fn algorithm(&self) -> &dyn JwsAlgorithm {
-        &self.alg
+        &self.jws_alg
     }
 
     fn key_id(&self) -> Option<&str> {
@@ -31,12 +36,11 @@ impl JwsSigner for KeySigner {
     }
 
     fn signature_len(&self) -> usize {
-        2 * self.key.alg().field_len()
+        2 * self.alg.field_len()
     }
 
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, JoseError> {
-        self.key
-            .sign(message)
+        sign_raw(self.signer.as_ref(), self.alg, message)
             .map_err(|e| JoseError::InvalidSignature(anyhow::anyhow!("{e}")))
     }
 
@@ -57,14 +61,31 @@ pub fn sign(payload: &serde_json::Value, typ: &str, key: &IssuerKey) -> Result<S
     let mut header = JwsHeader::new();
     header.set_token_type(typ);
     header.set_x509_certificate_chain(&key.chain().to_vec());
+    sign_with(payload, &header, key.signer().clone(), key.alg())
+}
+
+/// A compact JWS of `payload` by the holder's key, header `typ` (a key binding JWT).
+pub fn sign_holder(payload: &serde_json::Value, typ: &str, key: &HolderKey) -> Result<String> {
+    let mut header = JwsHeader::new();
+    header.set_token_type(typ);
+    sign_with(payload, &header, key.signer().clone(), key.alg())
+}
+
+fn sign_with(
+    payload: &serde_json::Value,
+    header: &JwsHeader,
+    signer: Arc<dyn Signer>,
+    alg: Alg,
+) -> Result<String> {
     let bytes =
         serde_json::to_vec(payload).map_err(|e| Error::internal(format!("JSON payload: {e}")))?;
     josekit::jws::serialize_compact(
         &bytes,
-        &header,
+        header,
         &KeySigner {
-            key: key.clone(),
-            alg: algorithm(key.alg()),
+            signer,
+            alg,
+            jws_alg: algorithm(alg),
         },
     )
     .map_err(|e| Error::internal(format!("JWS: {e}")))

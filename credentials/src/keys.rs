@@ -435,6 +435,10 @@ impl IssuerKey {
         self.alg
     }
 
+    pub(crate) fn signer(&self) -> &std::sync::Arc<dyn Signer> {
+        &self.signer
+    }
+
     /// DER certificates, leaf first.
     pub fn chain(&self) -> &[Vec<u8>] {
         &self.chain
@@ -450,6 +454,52 @@ impl IssuerKey {
 
     pub fn public_key(&self) -> Result<PublicKey> {
         PublicKey::from_spki(self.signer.public_key_der())
+    }
+
+    /// A JOSE/COSE signature (r‖s) over `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        sign_raw(self.signer.as_ref(), self.alg, message)
+    }
+}
+
+/// The holder's device key, which proves possession in a presentation (the SD-JWT
+/// key binding JWT, the mdoc's DeviceAuth signature). It stays with the holder: gpki
+/// records only its public key's thumbprint.
+#[derive(Clone)]
+pub struct HolderKey {
+    signer: std::sync::Arc<dyn Signer>,
+    alg: Alg,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for HolderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HolderKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HolderKey {
+    pub fn new(signer: std::sync::Arc<dyn Signer>) -> Result<HolderKey> {
+        let public = PublicKey::from_spki(signer.public_key_der())?;
+        Ok(HolderKey {
+            alg: public.alg(),
+            signer,
+            public,
+        })
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    pub(crate) fn signer(&self) -> &std::sync::Arc<dyn Signer> {
+        &self.signer
     }
 
     /// A JOSE/COSE signature (r‖s) over `message`.

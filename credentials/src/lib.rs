@@ -13,5 +13,5 @@ pub mod model;
 pub mod sdjwt;
 pub mod status;
 
-pub use keys::{Alg, IssuerKey, PublicKey};
+pub use keys::{Alg, HolderKey, IssuerKey, PublicKey};
 pub use model::{OfficialId, StatusRef, Validity, Value};

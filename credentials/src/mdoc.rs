@@ -20,7 +20,7 @@ use coset::cbor::value::Value as Cbor;
 use coset::{AsCborValue, CoseSign1, CoseSign1Builder, HeaderBuilder};
 use gpki_pki::{Error, Result};
 
-use crate::keys::{IssuerKey, PublicKey};
+use crate::keys::{HolderKey, IssuerKey, PublicKey};
 use crate::model::{OfficialId, StatusRef, Validity, Value, DOC_TYPE, NAMESPACE};
 
 /// COSE header parameter x5chain (RFC 9360).
@@ -177,4 +177,191 @@ pub(crate) fn x5chain(chain: &[Vec<u8>]) -> Cbor {
         [one] => Cbor::Bytes(one.clone()),
         many => Cbor::Array(many.iter().map(|c| Cbor::Bytes(c.clone())).collect()),
     }
+}
+
+/// The largest mdoc structure gpki decodes.
+pub const MAX_MDOC: usize = 1024 * 1024;
+
+pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Cbor> {
+    if bytes.len() > MAX_MDOC {
+        return Err(Error::malformed(format!(
+            "{what} is {} bytes; at most {MAX_MDOC}",
+            bytes.len()
+        )));
+    }
+    let mut reader = bytes;
+    let v: Cbor = ciborium::de::from_reader_with_recursion_limit(&mut reader, 32)
+        .map_err(|e| Error::malformed(format!("truncated or malformed CBOR in {what}: {e}")))?;
+    if !reader.is_empty() {
+        return Err(Error::malformed(format!(
+            "malformed CBOR in {what}: {} bytes after its data item",
+            reader.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// Map lookup by text key.
+pub(crate) fn get<'a>(map: &'a Cbor, key: &str) -> Option<&'a Cbor> {
+    match map {
+        Cbor::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| matches!(k, Cbor::Text(t) if t == key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+pub(crate) fn need<'a>(map: &'a Cbor, key: &str, what: &str) -> Result<&'a Cbor> {
+    get(map, key).ok_or_else(|| Error::malformed(format!("{what} has no `{key}`")))
+}
+
+/// The embedded item of `#6.24(bstr)`, decoded.
+pub(crate) fn untag24(v: &Cbor, what: &str) -> Result<Cbor> {
+    match v {
+        Cbor::Tag(24, inner) => match inner.as_ref() {
+            Cbor::Bytes(b) => decode(b, what),
+            _ => Err(Error::malformed(format!(
+                "{what}: tag 24 holds no byte string"
+            ))),
+        },
+        _ => Err(Error::malformed(format!("{what} is not #6.24(bstr .cbor)"))),
+    }
+}
+
+/// The session transcript of a QR presentation: ISO/IEC 18013-5's
+/// `[DeviceEngagementBytes, EReaderKeyBytes, Handover]` with no engagement and no
+/// reader key (the holder shows a QR code, nothing is exchanged before), and a
+/// handover that binds the verifier's identifier and nonce, shaped as OpenID4VP's:
+/// `["GPKIQRHandover", SHA-256(CBOR [verifier, nonce])]`.
+pub fn session_transcript(verifier: &str, nonce: &str) -> Cbor {
+    let info = encode(&Cbor::Array(vec![text(verifier), text(nonce)]));
+    Cbor::Array(vec![
+        Cbor::Null,
+        Cbor::Null,
+        Cbor::Array(vec![
+            text("GPKIQRHandover"),
+            Cbor::Bytes(openssl::sha::sha256(&info).to_vec()),
+        ]),
+    ])
+}
+
+/// `#6.24(bstr .cbor DeviceAuthentication)`, what the device signs.
+pub fn device_authentication_bytes(transcript: &Cbor, doc_type: &str, device_ns: &Cbor) -> Vec<u8> {
+    encode(&tag24(encode(&Cbor::Array(vec![
+        text("DeviceAuthentication"),
+        transcript.clone(),
+        text(doc_type),
+        device_ns.clone(),
+    ]))))
+}
+
+/// The MSO of an IssuerSigned's issuerAuth, unverified.
+pub(crate) fn mso_of(issuer_auth: &CoseSign1) -> Result<Cbor> {
+    let payload = issuer_auth
+        .payload
+        .as_deref()
+        .ok_or_else(|| Error::malformed("issuerAuth has no payload"))?;
+    untag24(&decode(payload, "the MSO")?, "the MSO")
+}
+
+/// A DeviceResponse (ISO/IEC 18013-5 §8.3.2.1.2.2) that discloses only `disclose` of
+/// the mdoc, signed by the holder's device key over the QR session transcript.
+pub fn present(
+    issuer_signed: &[u8],
+    disclose: &[String],
+    holder: &HolderKey,
+    verifier: &str,
+    nonce: &str,
+) -> Result<Vec<u8>> {
+    let is = decode(issuer_signed, "the mdoc")?;
+    let auth_value = need(&is, "issuerAuth", "IssuerSigned")?.clone();
+    let auth = CoseSign1::from_cbor_value(auth_value.clone())
+        .map_err(|e| Error::malformed(format!("issuerAuth is not a COSE_Sign1: {e}")))?;
+    let mso = mso_of(&auth)?;
+    let doc_type = match need(&mso, "docType", "the MSO")? {
+        Cbor::Text(t) => t.clone(),
+        _ => return Err(Error::malformed("the MSO's docType is not text")),
+    };
+    let device_key = coset::CoseKey::from_cbor_value(
+        need(
+            need(&mso, "deviceKeyInfo", "the MSO")?,
+            "deviceKey",
+            "deviceKeyInfo",
+        )?
+        .clone(),
+    )
+    .map_err(|e| Error::malformed(format!("deviceKey is not a COSE_Key: {e}")))?;
+    if &PublicKey::from_cose_key(&device_key)? != holder.public() {
+        return Err(Error::policy("the holder key is not the mdoc's device key"));
+    }
+    let Cbor::Map(namespaces) = need(&is, "nameSpaces", "IssuerSigned")? else {
+        return Err(Error::malformed("IssuerSigned nameSpaces is not a map"));
+    };
+    let mut kept_ns = Vec::new();
+    let mut found = vec![false; disclose.len()];
+    for (ns, items) in namespaces {
+        let Cbor::Array(items) = items else {
+            return Err(Error::malformed("a namespace's items are not an array"));
+        };
+        let mut kept = Vec::new();
+        for tagged in items {
+            let item = untag24(tagged, "an IssuerSignedItem")?;
+            let Some(Cbor::Text(id)) = get(&item, "elementIdentifier") else {
+                return Err(Error::malformed(
+                    "an IssuerSignedItem has no elementIdentifier",
+                ));
+            };
+            if let Some(i) = disclose.iter().position(|d| d == id) {
+                found[i] = true;
+                kept.push(tagged.clone());
+            }
+        }
+        if !kept.is_empty() {
+            kept_ns.push((ns.clone(), Cbor::Array(kept)));
+        }
+    }
+    if let Some(i) = found.iter().position(|f| !f) {
+        return Err(Error::malformed(format!(
+            "attribute `{}` is not in the credential",
+            disclose[i]
+        )));
+    }
+    let device_ns = tag24(encode(&Cbor::Map(vec![])));
+    let transcript = session_transcript(verifier, nonce);
+    let detached = device_authentication_bytes(&transcript, &doc_type, &device_ns);
+    let mut device_sig = CoseSign1Builder::new()
+        .protected(HeaderBuilder::new().algorithm(holder.alg().cose()).build())
+        .build();
+    device_sig.signature = holder.sign(&device_sig.tbs_detached_data(&detached, b""))?;
+    let document = Cbor::Map(vec![
+        (text("docType"), text(&doc_type)),
+        (
+            text("issuerSigned"),
+            Cbor::Map(vec![
+                (text("nameSpaces"), Cbor::Map(kept_ns)),
+                (text("issuerAuth"), auth_value),
+            ]),
+        ),
+        (
+            text("deviceSigned"),
+            Cbor::Map(vec![
+                (text("nameSpaces"), device_ns),
+                (
+                    text("deviceAuth"),
+                    Cbor::Map(vec![(
+                        text("deviceSignature"),
+                        device_sig
+                            .to_cbor_value()
+                            .map_err(|e| Error::internal(format!("COSE_Sign1: {e}")))?,
+                    )]),
+                ),
+            ]),
+        ),
+    ]);
+    Ok(encode(&Cbor::Map(vec![
+        (text("version"), text("1.0")),
+        (text("documents"), Cbor::Array(vec![document])),
+        (text("status"), Cbor::Integer(0.into())),
+    ])))
 }

@@ -11,7 +11,7 @@ use gpki_pki::{Error, Result};
 use serde_json::{json, Value as Json};
 
 use crate::b64;
-use crate::keys::{IssuerKey, PublicKey};
+use crate::keys::{HolderKey, IssuerKey, PublicKey};
 use crate::model::{OfficialId, StatusRef, Validity, VCT};
 
 /// The SD-JWT VC media type's `typ` (draft-ietf-oauth-sd-jwt-vc §3.2.1).
@@ -72,5 +72,123 @@ pub fn issue(
         out.push_str(d);
     }
     out.push('~');
+    Ok(out)
+}
+
+/// The largest SD-JWT gpki reads.
+pub const MAX_SD_JWT: usize = 1024 * 1024;
+/// The key binding JWT's `typ` (RFC 9901 §4.3).
+pub const KB_TYP: &str = "kb+jwt";
+
+/// An SD-JWT split at its `~`s; nothing is verified yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts<'a> {
+    pub jws: &'a str,
+    pub disclosures: Vec<&'a str>,
+    /// The key binding JWT, in a presentation.
+    pub kb: Option<&'a str>,
+}
+
+pub fn split(text: &str) -> Result<Parts<'_>> {
+    if text.len() > MAX_SD_JWT {
+        return Err(Error::malformed(format!(
+            "the SD-JWT is {} bytes; at most {MAX_SD_JWT}",
+            text.len()
+        )));
+    }
+    let mut parts: Vec<&str> = text.trim_end().split('~').collect();
+    if parts.len() < 2 {
+        return Err(Error::malformed(
+            "malformed SD-JWT: no `~` after the issuer-signed JWT",
+        ));
+    }
+    let last = parts.pop().expect("two or more");
+    let kb = (!last.is_empty()).then_some(last);
+    let jws = parts.remove(0);
+    if jws.split('.').count() != 3 {
+        return Err(Error::malformed(
+            "malformed JWT: the issuer-signed part is not three base64url parts",
+        ));
+    }
+    if parts.iter().any(|d| d.is_empty()) {
+        return Err(Error::malformed("malformed SD-JWT: an empty disclosure"));
+    }
+    Ok(Parts {
+        jws,
+        disclosures: parts,
+        kb,
+    })
+}
+
+/// A JWS's header and payload as JSON, unverified.
+pub fn unverified(jws: &str) -> Result<(Json, Json)> {
+    let mut it = jws.split('.');
+    let mut part = |what: &str| -> Result<Json> {
+        let text = it
+            .next()
+            .ok_or_else(|| Error::malformed(format!("malformed JWT: no {what}")))?;
+        let bytes = b64::decode(text).map_err(|e| e.context(format!("malformed JWT {what}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::malformed(format!("malformed JWT {what}: {e}")))
+    };
+    let header = part("header")?;
+    let payload = part("payload")?;
+    Ok((header, payload))
+}
+
+/// A disclosure's claim name and value (its salt is only hashed).
+pub fn disclosure_claim(d: &str) -> Result<(String, Json)> {
+    let bytes = b64::decode(d).map_err(|e| e.context("malformed disclosure"))?;
+    let v: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::malformed(format!("malformed disclosure: {e}")))?;
+    match v.as_array().map(Vec::as_slice) {
+        Some([Json::String(_salt), Json::String(name), value]) => Ok((name.clone(), value.clone())),
+        _ => Err(Error::malformed(
+            "malformed disclosure: not [salt, claim name, value]",
+        )),
+    }
+}
+
+/// A presentation of the SD-JWT VC that discloses only `disclose`, bound to the
+/// holder's key and to the verifier (`aud`) and its `nonce` by a key binding JWT.
+pub fn present(
+    sd_jwt: &str,
+    disclose: &[String],
+    holder: &HolderKey,
+    aud: &str,
+    nonce: &str,
+    iat: i64,
+) -> Result<String> {
+    let parts = split(sd_jwt)?;
+    if parts.kb.is_some() {
+        return Err(Error::malformed(
+            "this is a presentation already (it ends with a key binding JWT), not an issued SD-JWT",
+        ));
+    }
+    let (_, payload) = unverified(parts.jws)?;
+    let cnf = PublicKey::from_jwk(&payload["cnf"]["jwk"]).map_err(|e| e.context("cnf"))?;
+    if &cnf != holder.public() {
+        return Err(Error::policy(
+            "the holder key is not the key the credential was issued to (cnf)",
+        ));
+    }
+    let mut out = format!("{}~", parts.jws);
+    for want in disclose {
+        let mut found = false;
+        for d in &parts.disclosures {
+            if disclosure_claim(d)?.0 == *want {
+                out.push_str(d);
+                out.push('~');
+                found = true;
+            }
+        }
+        if !found {
+            return Err(Error::malformed(format!(
+                "attribute `{want}` is not in the credential"
+            )));
+        }
+    }
+    let kb = json!({ "iat": iat, "aud": aud, "nonce": nonce, "sd_hash": digest(&out) });
+    out.push_str(&crate::jose::sign_holder(&kb, KB_TYP, holder)?);
     Ok(out)
 }

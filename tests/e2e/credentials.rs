@@ -79,22 +79,30 @@ fn setup(env: &Env) {
         "--size",
         "4096",
     ]);
-    env.openssl_ok(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        "holder.key",
-    ]);
-    env.openssl_ok(&["pkey", "-in", "holder.key", "-pubout", "-out", "holder.pub"]);
+    holder_key(env, "holder");
     std::fs::write(env.path("attrs.json"), ATTRIBUTES).unwrap();
     // A JPEG's markers around filler: the credential carries the bytes as they are.
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     jpeg.extend(b"portrait of Hong Gildong ".repeat(40));
     jpeg.extend([0xFF, 0xD9]);
     std::fs::write(env.path("photo.jpg"), jpeg).unwrap();
+}
+
+/// A holder's P-256 key made by `gpki key new` (`NAME.key`, encrypted under
+/// `outpass`) and its public key written by OpenSSL (`NAME.pub`).
+fn holder_key(env: &Env, name: &str) {
+    let key = format!("{name}.key");
+    env.ok(&["key", "new", "--key-type", "p256", "--key-out", &key]);
+    env.openssl_ok(&[
+        "pkey",
+        "-in",
+        &key,
+        "-passin",
+        "file:outpass",
+        "-pubout",
+        "-out",
+        &format!("{name}.pub"),
+    ]);
 }
 
 fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
@@ -521,4 +529,108 @@ fn revocation_and_replacement_are_recorded_and_audited() {
     assert_eq!(log.matches("credential.revoke").count(), 1, "{log}");
     assert_eq!(log.matches("credential.issue").count(), 2, "{log}");
     env.ok(&["audit", "verify"]);
+}
+
+/// Runs the presentation oracle; `None` when it refuses (its reason on stderr).
+fn judge_presentation(
+    env: &Env,
+    format: &str,
+    file: &str,
+    verifier: &str,
+    nonce: &str,
+) -> Option<Value> {
+    let out = std::process::Command::new("python3")
+        .arg(format!("{ORACLES}/presentation_oracle.py"))
+        .args([format, file, "mobile-id.pem", verifier, nonce])
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Some(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        None
+    }
+}
+
+#[test]
+fn presentations_disclose_only_what_is_asked_and_are_bound_to_the_verifiers_nonce() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    setup(&env);
+    let verifier = "https://gate.mois.go.kr";
+    let nonce = "7f3a9c0e5b2d4a6f8e1c";
+    for (format, file) in [("mdoc", "id.mdoc"), ("sd-jwt", "id.sd-jwt")] {
+        issue(&env, format, file, &[]);
+        let out = format!("{file}.presentation");
+        let p = env.json(&[
+            "credential",
+            "present",
+            "--credential",
+            file,
+            "--disclose",
+            "name,institution",
+            "--holder-key",
+            "holder.key",
+            "--verifier",
+            verifier,
+            "--nonce",
+            nonce,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(p["format"], format);
+        if require("python3") {
+            let v = judge_presentation(&env, format, &out, verifier, nonce)
+                .unwrap_or_else(|| panic!("{format}: the oracle refuses a good presentation"));
+            let disclosed = v["disclosed"].as_object().unwrap();
+            let mut names: Vec<&String> = disclosed.keys().collect();
+            names.sort();
+            assert_eq!(
+                names,
+                ["institution", "name"],
+                "{format}: only what was asked"
+            );
+            assert_eq!(disclosed["name"], "Hong Gildong");
+            // The binding is real: another nonce or another verifier is refused.
+            assert!(
+                judge_presentation(&env, format, &out, verifier, "00000000000000000000").is_none(),
+                "{format}: wrong nonce accepted"
+            );
+            assert!(
+                judge_presentation(&env, format, &out, "https://elsewhere.go.kr", nonce).is_none(),
+                "{format}: wrong verifier accepted"
+            );
+        }
+        // An attribute the credential does not carry, another holder's key, a
+        // nonce too short to be fresh: refused by name.
+        let base = [
+            "credential",
+            "present",
+            "--credential",
+            file,
+            "--disclose",
+            "name",
+            "--holder-key",
+            "holder.key",
+            "--verifier",
+            verifier,
+            "--nonce",
+            nonce,
+            "--out",
+            "x.out",
+        ];
+        let with = |at: usize, v: &'static str| {
+            let mut a = base.to_vec();
+            a[at] = v;
+            env.fails(&a).stderr
+        };
+        assert!(with(5, "name,rank").contains("attribute `rank` is not in the credential"));
+        if !env.path("other.key").exists() {
+            holder_key(&env, "other");
+        }
+        let e = with(7, "other.key");
+        assert!(e.contains("holder key is not"), "{e}");
+        assert!(with(11, "short").contains("--nonce must be at least 16"));
+        assert!(!env.path("x.out").exists());
+    }
 }
