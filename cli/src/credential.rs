@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use gpki_credentials::{
-    mdoc, model, sdjwt, HolderKey, IssuerKey, OfficialId, PublicKey, StatusRef, Validity,
+    mdoc, model, sdjwt, status, HolderKey, IssuerKey, OfficialId, PublicKey, StatusRef, Validity,
 };
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, Result, SoftwareKey};
@@ -141,6 +141,32 @@ pub enum StatusListCmd {
     },
     /// List the status lists
     List,
+    /// Sign a status list's current state as a Status List Token (JWT and CWT)
+    Publish {
+        #[arg(long)]
+        name: String,
+        /// The status-list-signer key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        signer_key: PathBuf,
+        /// Passphrase file of the signer key
+        #[arg(long, env = "GPKI_SIGNER_PASS_FILE")]
+        signer_pass_file: PathBuf,
+        /// The status-list-signer certificate, then its CA certificates (PEM)
+        #[arg(long)]
+        signer_chain: PathBuf,
+        /// Seconds a verifier may keep the list before fetching it again (`ttl`)
+        #[arg(long, default_value_t = 300)]
+        ttl: i64,
+        /// Seconds the token is valid (`exp` - `iat`)
+        #[arg(long, default_value_t = 86_400)]
+        valid: i64,
+        /// Write the JWT (application/statuslist+jwt) here
+        #[arg(long)]
+        jwt_out: Option<PathBuf>,
+        /// Write the CWT (application/statuslist+cwt) here
+        #[arg(long)]
+        cwt_out: Option<PathBuf>,
+    },
 }
 
 pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
@@ -414,6 +440,88 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                     l.name, l.size, l.bits, l.uri
                 )
             });
+        }
+        CredentialCmd::StatusList(StatusListCmd::Publish {
+            name,
+            signer_key,
+            signer_pass_file,
+            signer_chain,
+            ttl,
+            valid,
+            jwt_out,
+            cwt_out,
+        }) => {
+            if jwt_out.is_none() && cwt_out.is_none() {
+                return Err(Error::malformed("give --jwt-out, --cwt-out or both"));
+            }
+            if ttl < 1 || valid < ttl {
+                return Err(Error::malformed(
+                    "--ttl must be at least 1 and --valid at least --ttl",
+                ));
+            }
+            let pass = Passphrase::from_file(&signer_pass_file)?;
+            let key = IssuerKey::new(
+                Arc::new(SoftwareKey::read_encrypted(&signer_key, &pass)?),
+                gpki_pki::pem::decode_all(
+                    &read_file(&signer_chain, "signer chain")?,
+                    "CERTIFICATE",
+                )?,
+                gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
+                "status list signer",
+            )?;
+            let store = g.store().await?;
+            let now = gpki_pki::time::now();
+            store
+                .certificate_in_force(&key.chain()[0], now)
+                .await
+                .map_err(|e| {
+                    Error::policy(format!(
+                        "the status list signer certificate is not in force: {}",
+                        e.detail
+                    ))
+                })?;
+            let record = store.status_list_by_name(&name).await?;
+            let (seq, revoked) = store.status_list_revoked(record.id).await?;
+            let mut list = status::StatusList::new(record.size as u64, record.bits as u8)?;
+            for idx in &revoked {
+                list.set(*idx as u64, status::INVALID)?;
+            }
+            let at = status::Issued {
+                iat: now,
+                exp: (now + valid).min(key.not_after()?),
+                ttl,
+            };
+            let mut written = Vec::new();
+            if let Some(p) = &jwt_out {
+                write_file(p, status::jwt(&list, &record.uri, at, &key)?.as_bytes())?;
+                written.push(p.display().to_string());
+            }
+            if let Some(p) = &cwt_out {
+                write_file(p, &status::cwt(&list, &record.uri, at, &key)?)?;
+                written.push(p.display().to_string());
+            }
+            let compressed = list.compressed().len();
+            emit(
+                g.output,
+                json!({
+                    "name": record.name,
+                    "uri": record.uri,
+                    "status_seq": seq,
+                    "revoked": revoked.len(),
+                    "size": record.size,
+                    "compressed_bytes": compressed,
+                    "written": written,
+                }),
+                || {
+                    format!(
+                        "status list {} ({} entries, {} revoked, {compressed} bytes compressed): {}",
+                        record.name,
+                        record.size,
+                        revoked.len(),
+                        written.join(", ")
+                    )
+                },
+            );
         }
         CredentialCmd::StatusList(StatusListCmd::List) => {
             let store = g.store().await?;

@@ -80,6 +80,11 @@ fn setup(env: &Env) {
         "4096",
     ]);
     holder_key(env, "holder");
+    env.ok(&[
+        "cert", "issue", "--ca", "mobile-id", "--profile", "status-list-signer", "--subject",
+        "CN=Mobile Public Official ID Status List 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",
+        "--generate-key", "--key-out", "status.key", "--out", "status.pem",
+    ]);
     std::fs::write(env.path("attrs.json"), ATTRIBUTES).unwrap();
     // A JPEG's markers around filler: the credential carries the bytes as they are.
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
@@ -633,4 +638,83 @@ fn presentations_disclose_only_what_is_asked_and_are_bound_to_the_verifiers_nonc
         assert!(with(11, "short").contains("--nonce must be at least 16"));
         assert!(!env.path("x.out").exists());
     }
+}
+
+#[test]
+fn a_revoked_credentials_bit_is_set_in_the_signed_status_list_jwt_and_cwt() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    setup(&env);
+    let kept = issue(&env, "mdoc", "kept.mdoc", &[]);
+    let lost = issue(&env, "sd-jwt", "lost.sd-jwt", &[]);
+    let lost_id = lost["id"].as_i64().unwrap().to_string();
+    env.ok(&[
+        "credential",
+        "revoke",
+        "--id",
+        &lost_id,
+        "--reason",
+        "lost-device",
+    ]);
+    let publish = |signer: &str, key: &str| {
+        let mut c = env.command();
+        c.args([
+            "credential",
+            "status-list",
+            "publish",
+            "--name",
+            "mpoid-1",
+            "--signer-key",
+            key,
+            "--signer-pass-file",
+            "outpass",
+            "--signer-chain",
+            signer,
+            "--ttl",
+            "60",
+            "--jwt-out",
+            "list.jwt",
+            "--cwt-out",
+            "list.cwt",
+            "--output",
+            "json",
+        ]);
+        c.output().unwrap()
+    };
+    let out = publish("status.pem", "status.key");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["revoked"], 1);
+    if require("python3") {
+        let (k, l) = (kept["idx"].to_string(), lost["idx"].to_string());
+        let v = python(
+            "status_list_oracle.py",
+            &[
+                &env.path("list.jwt"),
+                &env.path("list.cwt"),
+                &env.path("mobile-id.pem"),
+                std::path::Path::new(&k),
+                std::path::Path::new(&l),
+            ],
+        );
+        assert_eq!(v["statuses"][&k], 0, "the kept credential is valid");
+        assert_eq!(v["statuses"][&l], 1, "the lost one is invalid");
+        assert_eq!(v["set_bits"], 1, "nothing else is set");
+        assert_eq!(v["entries"], 4096);
+        assert_eq!(v["ttl"], 60);
+        assert_eq!(v["sub"], "http://127.0.0.1:1/statuslists/mpoid-1");
+    }
+    // The credential signer may not sign status lists: its certificate lacks the
+    // status-list purpose.
+    let out = publish("signer.pem", "signer.key");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("does not carry the extended key usage 1.2.410.100001.2.3.1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
