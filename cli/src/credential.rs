@@ -67,7 +67,7 @@ pub enum CredentialCmd {
         issuer: String,
         /// Days the credential is valid (at most to the signer certificate's end and
         /// the ID's expiry date)
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
         valid_days: i64,
         /// Credentials of this official this one replaces (a new phone): revoked
         /// `replaced` when this one is issued
@@ -155,10 +155,10 @@ pub enum StatusListCmd {
         #[arg(long)]
         signer_chain: PathBuf,
         /// Seconds a verifier may keep the list before fetching it again (`ttl`)
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=86_400))]
         ttl: i64,
         /// Seconds the token is valid (`exp` - `iat`)
-        #[arg(long, default_value_t = 86_400)]
+        #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(1..=2_592_000))]
         valid: i64,
         /// Write the JWT (application/statuslist+jwt) here
         #[arg(long)]
@@ -214,16 +214,25 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                         e.detail
                     ))
                 })?;
-            let list = store.status_list_by_name(&status_list).await?;
-            if valid_days < 1 {
-                return Err(Error::malformed("--valid-days must be at least 1"));
+            // SD-JWT VC: with x5c, `iss` must be a URI SAN of the signer certificate.
+            if format == Format::SdJwt && !key.uri_sans()?.contains(&issuer) {
+                return Err(Error::policy(format!(
+                    "--issuer {issuer} is not a URI subjectAltName of the signer certificate"
+                )));
             }
+            let list = store.status_list_by_name(&status_list).await?;
+            store
+                .check_replaceable(&id.employee_number, model::DOC_TYPE, &replaces)
+                .await?;
+            // The ID expires at the end of its expiry date in Korea (UTC+9).
+            let kst = time::UtcOffset::from_hms(9, 0, 0).expect("UTC+9");
             let end_of_expiry = id
                 .expiry_date
                 .with_hms(23, 59, 59)
-                .map(|t| t.assume_utc().unix_timestamp())
+                .map(|t| t.assume_offset(kst).unix_timestamp())
                 .map_err(|e| Error::malformed(format!("expiry_date: {e}")))?;
-            let valid_until = (now + valid_days * 86_400)
+            let valid_until = now
+                .saturating_add(valid_days.saturating_mul(86_400))
                 .min(key.not_after()?)
                 .min(end_of_expiry);
             if valid_until <= now {
@@ -323,6 +332,10 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
             out,
         } => {
             let bytes = read_file(&credential, "credential")?;
+            let mut disclose = disclose;
+            disclose.dedup();
+            let mut seen = std::collections::HashSet::new();
+            disclose.retain(|d| seen.insert(d.clone()));
             let pass = Passphrase::from_file(&holder_pass_file)?;
             let holder =
                 HolderKey::new(Arc::new(SoftwareKey::read_encrypted(&holder_key, &pass)?))?;
@@ -488,16 +501,16 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
             }
             let at = status::Issued {
                 iat: now,
-                exp: (now + valid).min(key.not_after()?),
+                exp: now.saturating_add(valid).min(key.not_after()?),
                 ttl,
             };
             let mut written = Vec::new();
             if let Some(p) = &jwt_out {
-                write_file(p, status::jwt(&list, &record.uri, at, &key)?.as_bytes())?;
+                replace_file(p, status::jwt(&list, &record.uri, at, &key)?.as_bytes())?;
                 written.push(p.display().to_string());
             }
             if let Some(p) = &cwt_out {
-                write_file(p, &status::cwt(&list, &record.uri, at, &key)?)?;
+                replace_file(p, &status::cwt(&list, &record.uri, at, &key)?)?;
                 written.push(p.display().to_string());
             }
             let compressed = list.compressed().len();
@@ -542,6 +555,15 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a
+/// server reading the file never sees half a list.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    write_file(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::internal(format!("cannot replace {}: {e}", path.display())))
 }
 
 /// An SD-JWT is base64url text starting with a JWS header (`ey…`); an mdoc is CBOR.

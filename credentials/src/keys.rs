@@ -355,6 +355,18 @@ fn ossl(e: openssl::error::ErrorStack) -> Error {
 /// Signs `message` with `signer` and returns the JOSE/COSE form of the signature:
 /// r and s, each left-padded to the curve's field length.
 pub fn sign_raw(signer: &dyn Signer, alg: Alg, message: &[u8]) -> Result<Vec<u8>> {
+    let hashed_as = match alg {
+        Alg::Es256 => gpki_pki::SignatureAlgorithm::EcdsaSha256,
+        Alg::Es384 => gpki_pki::SignatureAlgorithm::EcdsaSha384,
+    };
+    if signer.algorithm() != hashed_as {
+        return Err(Error::policy(format!(
+            "the key signs with {}, not the {} a {} signature needs",
+            signer.algorithm(),
+            hashed_as,
+            alg.jose()
+        )));
+    }
     let der = signer.sign(message)?;
     let sig = EcdsaSig::from_der(&der).map_err(ossl)?;
     let n = alg.field_len() as i32;
@@ -442,6 +454,18 @@ impl IssuerKey {
     /// DER certificates, leaf first.
     pub fn chain(&self) -> &[Vec<u8>] {
         &self.chain
+    }
+
+    /// The leaf certificate's URI subjectAltNames (an issuer's identifiers).
+    pub fn uri_sans(&self) -> Result<Vec<String>> {
+        let cert = gpki_pki::cert::decode(&self.chain[0])?;
+        Ok(gpki_pki::cert::san_entries(&cert.tbs_certificate)?
+            .into_iter()
+            .filter_map(|s| match s {
+                gpki_pki::cert::SanEntry::Uri(u) => Some(u),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The leaf certificate's notAfter, in Unix seconds.

@@ -312,8 +312,14 @@ pub fn present(
                     "an IssuerSignedItem has no elementIdentifier",
                 ));
             };
-            if let Some(i) = disclose.iter().position(|d| d == id) {
-                found[i] = true;
+            let mut wanted = false;
+            for (i, d) in disclose.iter().enumerate() {
+                if d == id {
+                    found[i] = true;
+                    wanted = true;
+                }
+            }
+            if wanted {
                 kept.push(tagged.clone());
             }
         }

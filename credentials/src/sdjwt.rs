@@ -173,7 +173,8 @@ pub fn present(
         ));
     }
     let mut out = format!("{}~", parts.jws);
-    for want in disclose {
+    let mut seen = std::collections::HashSet::new();
+    for want in disclose.iter().filter(|d| seen.insert(d.as_str())) {
         let mut found = false;
         for d in &parts.disclosures {
             if disclosure_claim(d)?.0 == *want {

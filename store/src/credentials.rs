@@ -21,6 +21,9 @@ const MAX_FILL_PERCENT: i64 = 75;
 /// Draws of a random index before giving up (at 75% fill, 64 draws all taken has a
 /// chance of 1e-8).
 const DRAWS: usize = 64;
+/// The most bytes a status list's bit string may have (the bound its encoder and
+/// every gpki verifier keep, `gpki_credentials::status::MAX_LIST_BYTES`).
+pub const MAX_LIST_BYTES: i64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StatusListRecord {
@@ -137,6 +140,12 @@ impl Store {
         if !(8..=1 << 27).contains(&size) {
             return Err(Error::malformed(format!(
                 "status list size {size} is outside 8 ..= 134217728"
+            )));
+        }
+        // What a verifier will inflate: the same bound the list's encoder keeps.
+        if (size * i64::from(bits) + 7) / 8 > MAX_LIST_BYTES {
+            return Err(Error::malformed(format!(
+                "a status list of {size} entries of {bits} bits is larger than {MAX_LIST_BYTES} bytes"
             )));
         }
         let now = gpki_pki::time::now();
@@ -265,9 +274,35 @@ impl Store {
         ))
     }
 
+    /// Checks, before anything is signed, that each credential in `replaces` is valid
+    /// and is the same official's credential of the same type.
+    pub async fn check_replaceable(
+        &self,
+        subject: &str,
+        doc_type: &str,
+        replaces: &[i64],
+    ) -> Result<()> {
+        for old in replaces {
+            let c = self.credential(*old).await?;
+            if c.subject != subject || c.doc_type != doc_type {
+                return Err(Error::policy(format!(
+                    "credential {old} is not this official's {doc_type}: it cannot be replaced by this one"
+                )));
+            }
+            if c.status != "valid" {
+                return Err(Error::conflict(format!(
+                    "credential {old} is not valid ({})",
+                    c.status
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Marks a pending credential issued with its digest, audited. With `replaces`,
-    /// the credentials it replaces (the official's older ones on another phone) are
-    /// revoked `replaced` in the same transaction.
+    /// the credentials it replaces (the same official's older ones of the same type,
+    /// on another phone) are revoked `replaced` in the same transaction, each with its
+    /// own `credential.revoke` record (`replaced_audit` gives its actor).
     pub async fn mark_credential_issued(
         &self,
         id: i64,
@@ -288,8 +323,32 @@ impl Store {
         .map_err(db_err)?
         .ok_or_else(|| Error::conflict(format!("credential {id} is not pending")))?;
         let record = credential_from_row(&row)?;
-        for old in replaces {
-            revoke_on(&mut tx, *old, "replaced", Some(id), now).await?;
+        let mut sorted = replaces.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for old in sorted {
+            if old == id {
+                return Err(Error::policy("a credential cannot replace itself"));
+            }
+            let revoked = revoke_on(
+                &mut tx,
+                old,
+                "replaced",
+                Some((id, &record.subject, &record.doc_type)),
+                now,
+            )
+            .await?;
+            append(
+                &mut tx,
+                &AuditEvent::new(
+                    &audit.actor,
+                    "credential.revoke",
+                    format!("credential:{old}"),
+                    serde_json::json!({ "reason": "replaced", "replaced_by": id, "idx": revoked.idx }),
+                ),
+                now,
+            )
+            .await?;
         }
         append(&mut tx, audit, now).await?;
         tx.commit().await.map_err(db_err)?;
@@ -382,20 +441,29 @@ impl Store {
     }
 }
 
-/// Revokes credential `id` if valid, moving its list's `status_seq`.
+/// Revokes credential `id` if valid, moving its list's `status_seq`. A replacement
+/// (`by`: the new credential, its subject and docType) revokes only the same
+/// official's credential of the same type.
 async fn revoke_on(
     conn: &mut sqlx::AnyConnection,
     id: i64,
     reason: &str,
-    replaced_by: Option<i64>,
+    by: Option<(i64, &str, &str)>,
     now: i64,
 ) -> Result<CredentialRecord> {
+    let (replaced_by, subject, doc_type) = match by {
+        Some((n, s, d)) => (Some(n), Some(s), Some(d)),
+        None => (None, None, None),
+    };
     let seq: i64 = sqlx::query(
         "UPDATE status_lists SET status_seq = status_seq + 1 \
-         WHERE id = (SELECT list_id FROM credentials WHERE id = $1 AND status = 'valid') \
+         WHERE id = (SELECT list_id FROM credentials WHERE id = $1 AND status = 'valid' \
+           AND ($2 IS NULL OR subject = $2) AND ($3 IS NULL OR doc_type = $3)) \
          RETURNING status_seq",
     )
     .bind(id)
+    .bind(subject)
+    .bind(doc_type)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_err)?
@@ -415,8 +483,10 @@ async fn revoke_on(
     .bind(replaced_by)
     .bind(seq)
     .bind(id)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(db_err)?;
+    .map_err(db_err)?
+    // Revoked by another transaction between the two statements: nothing is kept.
+    .ok_or_else(|| Error::conflict(format!("credential {id} was revoked meanwhile")))?;
     credential_from_row(&row)
 }

@@ -531,19 +531,20 @@ fn revocation_and_replacement_are_recorded_and_audited() {
     assert_eq!(r["status"], "revoked");
     assert_eq!(r["reason"], "lost-device");
     let log = env.ok(&["audit", "log", "--output", "json"]);
-    assert_eq!(log.matches("credential.revoke").count(), 1, "{log}");
+    // One for the replaced credential, one for the lost phone.
+    assert_eq!(log.matches("credential.revoke").count(), 2, "{log}");
     assert_eq!(log.matches("credential.issue").count(), 2, "{log}");
     env.ok(&["audit", "verify"]);
 }
 
-/// Runs the presentation oracle; `None` when it refuses (its reason on stderr).
+/// Runs the presentation oracle: its JSON, or its reason for refusing.
 fn judge_presentation(
     env: &Env,
     format: &str,
     file: &str,
     verifier: &str,
     nonce: &str,
-) -> Option<Value> {
+) -> Result<Value, String> {
     let out = std::process::Command::new("python3")
         .arg(format!("{ORACLES}/presentation_oracle.py"))
         .args([format, file, "mobile-id.pem", verifier, nonce])
@@ -551,10 +552,9 @@ fn judge_presentation(
         .output()
         .unwrap();
     if out.status.success() {
-        Some(serde_json::from_slice(&out.stdout).unwrap())
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
     } else {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        None
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 
@@ -585,8 +585,9 @@ fn presentations_disclose_only_what_is_asked_and_are_bound_to_the_verifiers_nonc
         ]);
         assert_eq!(p["format"], format);
         if require("python3") {
-            let v = judge_presentation(&env, format, &out, verifier, nonce)
-                .unwrap_or_else(|| panic!("{format}: the oracle refuses a good presentation"));
+            let v = judge_presentation(&env, format, &out, verifier, nonce).unwrap_or_else(|e| {
+                panic!("{format}: the oracle refuses a good presentation: {e}")
+            });
             let disclosed = v["disclosed"].as_object().unwrap();
             let mut names: Vec<&String> = disclosed.keys().collect();
             names.sort();
@@ -596,15 +597,21 @@ fn presentations_disclose_only_what_is_asked_and_are_bound_to_the_verifiers_nonc
                 "{format}: only what was asked"
             );
             assert_eq!(disclosed["name"], "Hong Gildong");
-            // The binding is real: another nonce or another verifier is refused.
-            assert!(
-                judge_presentation(&env, format, &out, verifier, "00000000000000000000").is_none(),
-                "{format}: wrong nonce accepted"
-            );
-            assert!(
-                judge_presentation(&env, format, &out, "https://elsewhere.go.kr", nonce).is_none(),
-                "{format}: wrong verifier accepted"
-            );
+            // The binding is real: another nonce or another verifier is refused, for
+            // that reason (the device signature, the key binding JWT's nonce or aud).
+            let (bad_nonce, bad_aud) = match format {
+                "mdoc" => (
+                    "device signature does not verify",
+                    "device signature does not verify",
+                ),
+                _ => ("Invalid nonce in KB-JWT", "Invalid audience in KB-JWT"),
+            };
+            let e = judge_presentation(&env, format, &out, verifier, "00000000000000000000")
+                .expect_err("wrong nonce accepted");
+            assert!(e.contains(bad_nonce), "{format}: {e}");
+            let e = judge_presentation(&env, format, &out, "https://elsewhere.go.kr", nonce)
+                .expect_err("wrong verifier accepted");
+            assert!(e.contains(bad_aud), "{format}: {e}");
         }
         // An attribute the credential does not carry, another holder's key, a
         // nonce too short to be fresh: refused by name.
@@ -716,5 +723,103 @@ fn a_revoked_credentials_bit_is_set_in_the_signed_status_list_jwt_and_cwt() {
             .contains("does not carry the extended key usage 1.2.410.100001.2.3.1"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_replacement_revokes_only_the_same_officials_credential_and_iss_must_name_the_signer() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    setup(&env);
+    // Another official's credential.
+    std::fs::write(
+        env.path("kim.json"),
+        ATTRIBUTES
+            .replace("001234567", "007654321")
+            .replace("Hong Gildong", "Kim Minji"),
+    )
+    .unwrap();
+    let kim = env.json(&[
+        "credential",
+        "issue",
+        "--format",
+        "mdoc",
+        "--attributes",
+        "kim.json",
+        "--holder-key",
+        "holder.pub",
+        "--signer-key",
+        "signer.key",
+        "--signer-pass-file",
+        "outpass",
+        "--signer-chain",
+        "signer-chain.pem",
+        "--status-list",
+        "mpoid-1",
+        "--out",
+        "kim.mdoc",
+    ]);
+    let kim_id = kim["id"].as_i64().unwrap().to_string();
+    // Hong's new credential may not revoke Kim's: refused before anything is signed.
+    let mut args = vec![
+        "credential",
+        "issue",
+        "--format",
+        "mdoc",
+        "--attributes",
+        "attrs.json",
+        "--holder-key",
+        "holder.pub",
+        "--signer-key",
+        "signer.key",
+        "--signer-pass-file",
+        "outpass",
+        "--signer-chain",
+        "signer-chain.pem",
+        "--status-list",
+        "mpoid-1",
+        "--out",
+        "hong.mdoc",
+        "--replaces",
+        &kim_id,
+    ];
+    let r = env.fails(&args);
+    assert!(r.stderr.contains("is not this official's"), "{}", r.stderr);
+    assert!(!env.path("hong.mdoc").exists());
+    let rows = env.json(&["credential", "list"]);
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        1,
+        "nothing recorded: {rows}"
+    );
+    assert_eq!(rows[0]["status"], "valid");
+    // An SD-JWT's iss must be a URI SAN of the signer certificate.
+    args.truncate(args.len() - 2);
+    args[3] = "sd-jwt";
+    args.extend(["--issuer", "https://other.ministry.go.kr"]);
+    let r = env.fails(&args);
+    assert!(
+        r.stderr
+            .contains("is not a URI subjectAltName of the signer certificate"),
+        "{}",
+        r.stderr
+    );
+    // A list larger than a verifier will inflate is refused when it is created.
+    let r = env.fails(&[
+        "credential",
+        "status-list",
+        "create",
+        "--name",
+        "huge",
+        "--uri",
+        "http://127.0.0.1:1/statuslists/huge",
+        "--size",
+        "134217728",
+        "--bits",
+        "2",
+    ]);
+    assert!(
+        r.stderr.contains("larger than 16777216 bytes"),
+        "{}",
+        r.stderr
     );
 }
