@@ -49,16 +49,8 @@ pub enum CredentialCmd {
         /// The holder's public key (PEM or DER SubjectPublicKeyInfo, P-256 or P-384)
         #[arg(long)]
         holder_key: PathBuf,
-        /// The credential-signer key (encrypted PKCS#8 PEM)
-        #[arg(long)]
-        signer_key: PathBuf,
-        /// Passphrase file of the signer key
-        #[arg(long, env = "GPKI_SIGNER_PASS_FILE")]
-        signer_pass_file: PathBuf,
-        /// The credential-signer certificate, then its CA certificates up to (not
-        /// including) the trust anchor (PEM)
-        #[arg(long)]
-        signer_chain: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
         /// The status list the credential's status goes on
         #[arg(long)]
         status_list: String,
@@ -145,15 +137,8 @@ pub enum StatusListCmd {
     Publish {
         #[arg(long)]
         name: String,
-        /// The status-list-signer key (encrypted PKCS#8 PEM)
-        #[arg(long)]
-        signer_key: PathBuf,
-        /// Passphrase file of the signer key
-        #[arg(long, env = "GPKI_SIGNER_PASS_FILE")]
-        signer_pass_file: PathBuf,
-        /// The status-list-signer certificate, then its CA certificates (PEM)
-        #[arg(long)]
-        signer_chain: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
         /// Seconds a verifier may keep the list before fetching it again (`ttl`)
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=86_400))]
         ttl: i64,
@@ -169,6 +154,55 @@ pub enum StatusListCmd {
     },
 }
 
+/// A signing key of the issuer (credential-signer or status-list-signer) and its chain.
+#[derive(clap::Args)]
+pub struct SignerArgs {
+    /// The signer's key (encrypted PKCS#8 PEM)
+    #[arg(long)]
+    signer_key: PathBuf,
+    /// Passphrase file of the signer key
+    #[arg(long, env = "GPKI_SIGNER_PASS_FILE")]
+    signer_pass_file: PathBuf,
+    /// The signer's certificate, then its CA certificates up to (not including) the
+    /// trust anchor (PEM)
+    #[arg(long)]
+    signer_chain: PathBuf,
+}
+
+impl SignerArgs {
+    /// The key paired with its chain (the leaf holds the key, carries `purpose`, is
+    /// within validity), and the store's row for the leaf, which must be in force
+    /// with every CA above it: what is signed now must verify now.
+    async fn load(
+        &self,
+        store: &gpki_store::Store,
+        purpose: const_oid::ObjectIdentifier,
+        what: &str,
+        now: i64,
+    ) -> Result<(IssuerKey, gpki_store::CertificateRecord)> {
+        let pass = Passphrase::from_file(&self.signer_pass_file)?;
+        let key = IssuerKey::new(
+            Arc::new(SoftwareKey::read_encrypted(&self.signer_key, &pass)?),
+            gpki_pki::pem::decode_all(
+                &read_file(&self.signer_chain, "signer chain")?,
+                "CERTIFICATE",
+            )?,
+            purpose,
+            what,
+        )?;
+        let (row, _) = store
+            .certificate_in_force(&key.chain()[0], now)
+            .await
+            .map_err(|e| {
+                Error::policy(format!(
+                    "the {what} certificate is not in force: {}",
+                    e.detail
+                ))
+            })?;
+        Ok((key, row))
+    }
+}
+
 pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
     match cmd {
         CredentialCmd::Issue {
@@ -176,9 +210,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
             attributes,
             portrait,
             holder_key,
-            signer_key,
-            signer_pass_file,
-            signer_chain,
+            signer,
             status_list,
             issuer,
             valid_days,
@@ -189,31 +221,16 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
             let id = OfficialId::from_json(&read_file(&attributes, "attributes")?, portrait)?;
             let holder = PublicKey::from_pem_or_der(&read_file(&holder_key, "holder key")?)
                 .map_err(|e| e.context("holder key"))?;
-            let pass = Passphrase::from_file(&signer_pass_file)?;
-            let key = SoftwareKey::read_encrypted(&signer_key, &pass)?;
-            let chain = gpki_pki::pem::decode_all(
-                &read_file(&signer_chain, "signer chain")?,
-                "CERTIFICATE",
-            )?;
-            let key = IssuerKey::new(
-                Arc::new(key),
-                chain,
-                gpki_pki::profile::EKU_MDL_DS,
-                "credential signer",
-            )?;
             let store = g.store().await?;
             let now = gpki_pki::time::now();
-            // The signer must be in force in the store (not revoked, not on hold,
-            // its CAs too): a credential signed now must verify now.
-            let (signer_row, _) = store
-                .certificate_in_force(&key.chain()[0], now)
-                .await
-                .map_err(|e| {
-                    Error::policy(format!(
-                        "the credential signer certificate is not in force: {}",
-                        e.detail
-                    ))
-                })?;
+            let (key, signer_row) = signer
+                .load(
+                    &store,
+                    gpki_pki::profile::EKU_MDL_DS,
+                    "credential signer",
+                    now,
+                )
+                .await?;
             // SD-JWT VC: with x5c, `iss` must be a URI SAN of the signer certificate.
             if format == Format::SdJwt && !key.uri_sans()?.contains(&issuer) {
                 return Err(Error::policy(format!(
@@ -456,9 +473,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
         }
         CredentialCmd::StatusList(StatusListCmd::Publish {
             name,
-            signer_key,
-            signer_pass_file,
-            signer_chain,
+            signer,
             ttl,
             valid,
             jwt_out,
@@ -472,27 +487,16 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                     "--ttl must be at least 1 and --valid at least --ttl",
                 ));
             }
-            let pass = Passphrase::from_file(&signer_pass_file)?;
-            let key = IssuerKey::new(
-                Arc::new(SoftwareKey::read_encrypted(&signer_key, &pass)?),
-                gpki_pki::pem::decode_all(
-                    &read_file(&signer_chain, "signer chain")?,
-                    "CERTIFICATE",
-                )?,
-                gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
-                "status list signer",
-            )?;
             let store = g.store().await?;
             let now = gpki_pki::time::now();
-            store
-                .certificate_in_force(&key.chain()[0], now)
-                .await
-                .map_err(|e| {
-                    Error::policy(format!(
-                        "the status list signer certificate is not in force: {}",
-                        e.detail
-                    ))
-                })?;
+            let (key, _) = signer
+                .load(
+                    &store,
+                    gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
+                    "status list signer",
+                    now,
+                )
+                .await?;
             let record = store.status_list_by_name(&name).await?;
             let (seq, revoked) = store.status_list_revoked(record.id).await?;
             let mut list = status::StatusList::new(record.size as u64, record.bits as u8)?;

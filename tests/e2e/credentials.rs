@@ -110,16 +110,15 @@ fn holder_key(env: &Env, name: &str) {
     ]);
 }
 
-fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
+/// `gpki credential issue` with the set-up's holder key, signer and status list.
+fn issue_args<'a>(format: &'a str, attributes: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
         "credential",
         "issue",
         "--format",
         format,
         "--attributes",
-        "attrs.json",
-        "--portrait",
-        "photo.jpg",
+        attributes,
         "--holder-key",
         "holder.pub",
         "--signer-key",
@@ -132,7 +131,12 @@ fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
         "mpoid-1",
         "--out",
         out,
-    ];
+    ]
+}
+
+fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
+    let mut args = issue_args(format, "attrs.json", out);
+    args.splice(6..6, ["--portrait", "photo.jpg"]);
     args.extend(extra);
     env.json(&args)
 }
@@ -322,26 +326,7 @@ fn bad_issuance_input_is_refused_by_name_and_records_nothing() {
         for (name, bytes) in files {
             std::fs::write(env.path(name), bytes).unwrap();
         }
-        let mut args = vec![
-            "credential",
-            "issue",
-            "--format",
-            "mdoc",
-            "--attributes",
-            "attrs.json",
-            "--holder-key",
-            "holder.pub",
-            "--signer-key",
-            "signer.key",
-            "--signer-pass-file",
-            "outpass",
-            "--signer-chain",
-            "signer-chain.pem",
-            "--status-list",
-            "mpoid-1",
-            "--out",
-            "x.mdoc",
-        ];
+        let mut args = issue_args("mdoc", "attrs.json", "x.mdoc");
         // Each case is the good set of flags with one value changed.
         for pair in extra.chunks(2) {
             let at = args.iter().position(|a| *a == pair[0]).unwrap();
@@ -408,28 +393,8 @@ fn bad_issuance_input_is_refused_by_name_and_records_nothing() {
     // An unknown status list.
     refused(&["--status-list", "nope"], &[], "no status list named nope");
     // A portrait that is not a JPEG.
-    let mut args = vec![
-        "credential",
-        "issue",
-        "--format",
-        "sd-jwt",
-        "--attributes",
-        "attrs.json",
-        "--portrait",
-        "notjpeg.png",
-        "--holder-key",
-        "holder.pub",
-        "--signer-key",
-        "signer.key",
-        "--signer-pass-file",
-        "outpass",
-        "--signer-chain",
-        "signer-chain.pem",
-        "--status-list",
-        "mpoid-1",
-        "--out",
-        "x.mdoc",
-    ];
+    let mut args = issue_args("sd-jwt", "attrs.json", "x.mdoc");
+    args.splice(6..6, ["--portrait", "notjpeg.png"]);
     std::fs::write(env.path("notjpeg.png"), b"\x89PNG\r\n\x1a\n....").unwrap();
     let r = env.fails(&args);
     assert!(
@@ -738,50 +703,11 @@ fn a_replacement_revokes_only_the_same_officials_credential_and_iss_must_name_th
             .replace("Hong Gildong", "Kim Minji"),
     )
     .unwrap();
-    let kim = env.json(&[
-        "credential",
-        "issue",
-        "--format",
-        "mdoc",
-        "--attributes",
-        "kim.json",
-        "--holder-key",
-        "holder.pub",
-        "--signer-key",
-        "signer.key",
-        "--signer-pass-file",
-        "outpass",
-        "--signer-chain",
-        "signer-chain.pem",
-        "--status-list",
-        "mpoid-1",
-        "--out",
-        "kim.mdoc",
-    ]);
+    let kim = env.json(&issue_args("mdoc", "kim.json", "kim.mdoc"));
     let kim_id = kim["id"].as_i64().unwrap().to_string();
     // Hong's new credential may not revoke Kim's: refused before anything is signed.
-    let mut args = vec![
-        "credential",
-        "issue",
-        "--format",
-        "mdoc",
-        "--attributes",
-        "attrs.json",
-        "--holder-key",
-        "holder.pub",
-        "--signer-key",
-        "signer.key",
-        "--signer-pass-file",
-        "outpass",
-        "--signer-chain",
-        "signer-chain.pem",
-        "--status-list",
-        "mpoid-1",
-        "--out",
-        "hong.mdoc",
-        "--replaces",
-        &kim_id,
-    ];
+    let mut args = issue_args("mdoc", "attrs.json", "hong.mdoc");
+    args.extend(["--replaces", &kim_id]);
     let r = env.fails(&args);
     assert!(r.stderr.contains("is not this official's"), "{}", r.stderr);
     assert!(!env.path("hong.mdoc").exists());
