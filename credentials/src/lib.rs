@@ -10,8 +10,10 @@ pub mod jose;
 pub mod keys;
 pub mod mdoc;
 pub mod model;
+pub mod qr;
 pub mod sdjwt;
 pub mod status;
+pub mod verify;
 
 pub use keys::{Alg, HolderKey, IssuerKey, PublicKey};
 pub use model::{OfficialId, StatusRef, Validity, Value};

@@ -231,16 +231,24 @@ pub(crate) fn untag24(v: &Cbor, what: &str) -> Result<Cbor> {
 
 /// The session transcript of a QR presentation: ISO/IEC 18013-5's
 /// `[DeviceEngagementBytes, EReaderKeyBytes, Handover]` with no engagement and no
-/// reader key (the holder shows a QR code, nothing is exchanged before), and a
-/// handover that binds the verifier's identifier and nonce, shaped as OpenID4VP's:
-/// `["GPKIQRHandover", SHA-256(CBOR [verifier, nonce])]`.
+/// reader key (the holder shows a QR code, nothing is exchanged before), and
+/// OpenID4VP 1.0's handover (Appendix B.2.6.1):
+/// `["OpenID4VPHandover", SHA-256(CBOR [clientId, nonce, jwkThumbprint, responseUri])]`
+/// with the verifier's identifier as clientId, no response encryption key (null),
+/// and, since a QR presentation is handed over rather than posted, the verifier's
+/// identifier again as responseUri.
 pub fn session_transcript(verifier: &str, nonce: &str) -> Cbor {
-    let info = encode(&Cbor::Array(vec![text(verifier), text(nonce)]));
+    let info = encode(&Cbor::Array(vec![
+        text(verifier),
+        text(nonce),
+        Cbor::Null,
+        text(verifier),
+    ]));
     Cbor::Array(vec![
         Cbor::Null,
         Cbor::Null,
         Cbor::Array(vec![
-            text("GPKIQRHandover"),
+            text("OpenID4VPHandover"),
             Cbor::Bytes(openssl::sha::sha256(&info).to_vec()),
         ]),
     ])

@@ -25,13 +25,13 @@ pub const SUSPENDED: u8 = 0x02;
 pub const JWT_TYP: &str = "statuslist+jwt";
 pub const CWT_TYP: &str = "application/statuslist+cwt";
 /// CWT claim keys (draft §6.2): sub, exp, iat, ttl, status_list.
-const CWT_SUB: i64 = 2;
-const CWT_EXP: i64 = 4;
-const CWT_IAT: i64 = 6;
+pub(crate) const CWT_SUB: i64 = 2;
+pub(crate) const CWT_EXP: i64 = 4;
+pub(crate) const CWT_IAT: i64 = 6;
 const CWT_TTL: i64 = 65534;
-const CWT_STATUS_LIST: i64 = 65533;
+pub(crate) const CWT_STATUS_LIST: i64 = 65533;
 /// COSE header parameter typ (RFC 9596).
-const COSE_TYP: i64 = 16;
+pub(crate) const COSE_TYP: i64 = 16;
 
 /// The most bytes a decompressed list may have (2^27 one-bit entries): a bound on
 /// what a hostile `lst` can make a verifier allocate.

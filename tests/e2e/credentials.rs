@@ -20,7 +20,7 @@ const ATTRIBUTES: &str = r#"{"name": "Hong Gildong", "employee_number": "0012345
 /// (`signer.pem`, key `signer.key`, chain with the root `signer-chain.pem`), a status
 /// list `mpoid-1`, the holder's P-256 key (`holder.key`, `holder.pub`), the
 /// attributes and a portrait.
-fn setup(env: &Env) {
+pub(crate) fn setup(env: &Env) {
     env.ok(&[
         "ca",
         "init-root",
@@ -83,7 +83,7 @@ fn setup(env: &Env) {
     env.ok(&[
         "cert", "issue", "--ca", "mobile-id", "--profile", "status-list-signer", "--subject",
         "CN=Mobile Public Official ID Status List 1, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",
-        "--generate-key", "--key-out", "status.key", "--out", "status.pem",
+        "--generate-key", "--key-out", "status.key", "--out", "status.pem", "--chain",
     ]);
     std::fs::write(env.path("attrs.json"), ATTRIBUTES).unwrap();
     // A JPEG's markers around filler: the credential carries the bytes as they are.
@@ -95,7 +95,7 @@ fn setup(env: &Env) {
 
 /// A holder's P-256 key made by `gpki key new` (`NAME.key`, encrypted under
 /// `outpass`) and its public key written by OpenSSL (`NAME.pub`).
-fn holder_key(env: &Env, name: &str) {
+pub(crate) fn holder_key(env: &Env, name: &str) {
     let key = format!("{name}.key");
     env.ok(&["key", "new", "--key-type", "p256", "--key-out", &key]);
     env.openssl_ok(&[
@@ -111,7 +111,7 @@ fn holder_key(env: &Env, name: &str) {
 }
 
 /// `gpki credential issue` with the set-up's holder key, signer and status list.
-fn issue_args<'a>(format: &'a str, attributes: &'a str, out: &'a str) -> Vec<&'a str> {
+pub(crate) fn issue_args<'a>(format: &'a str, attributes: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
         "credential",
         "issue",
@@ -134,7 +134,7 @@ fn issue_args<'a>(format: &'a str, attributes: &'a str, out: &'a str) -> Vec<&'a
     ]
 }
 
-fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
+pub(crate) fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value {
     let mut args = issue_args(format, "attrs.json", out);
     args.splice(6..6, ["--portrait", "photo.jpg"]);
     args.extend(extra);

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod batch;
+mod credential_verify;
 mod credentials;
 mod dev_ra;
 mod fuzz_corpus;

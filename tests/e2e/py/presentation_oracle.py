@@ -5,8 +5,8 @@ usage: presentation_oracle.py mdoc|sd-jwt PRESENTATION IACA.pem VERIFIER NONCE
 mdoc (a DeviceResponse): pymdoccbor verifies the issuer's MSO signature, the chain
 to the issuing CA and every disclosed item's digest; pycose verifies the device
 signature over DeviceAuthenticationBytes that this script rebuilds itself from the
-verifier and nonce (session transcript [null, null, ["GPKIQRHandover",
-SHA-256(CBOR [verifier, nonce])]]) with the MSO's device key.
+verifier and nonce (session transcript [null, null, ["OpenID4VPHandover",
+SHA-256(CBOR [verifier, nonce, null, verifier])]]) with the MSO's device key.
 
 sd-jwt: the sd-jwt reference library verifies the issuer JWS (key of the x5c leaf,
 which must chain to the issuing CA), every disclosure, and the key binding JWT's
@@ -60,8 +60,9 @@ if fmt == "mdoc":
     dk = mso["deviceKeyInfo"]["deviceKey"]
     crv = {1: P256, 2: P384}[dk[-1]]
     ds = doc["deviceSigned"]
-    handover_info = hashlib.sha256(cbor2.dumps([verifier, nonce])).digest()
-    transcript = [None, None, ["GPKIQRHandover", handover_info]]
+    # OpenID4VP 1.0 Appendix B.2.6.1, with the verifier as clientId and responseUri.
+    handover_info = hashlib.sha256(cbor2.dumps([verifier, nonce, None, verifier])).digest()
+    transcript = [None, None, ["OpenID4VPHandover", handover_info]]
     da = ["DeviceAuthentication", transcript, doc["docType"], ds["nameSpaces"]]
     da_bytes = cbor2.dumps(cbor2.CBORTag(24, cbor2.dumps(da)))
     sig = Sign1Message.from_cose_obj(list(ds["deviceAuth"]["deviceSignature"]), True)

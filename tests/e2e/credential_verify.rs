@@ -1,0 +1,441 @@
+//! `gpki credential verify`: presentations read from a file and from a QR image
+//! (zbarimg decodes the same image to the same bytes), checked against a real OCSP
+//! responder for the signer, and every kind of tampering refused by its name.
+
+use serde_json::Value;
+
+use crate::credentials::{issue, setup};
+use crate::support::{require, Env, Responder};
+
+const VERIFIER: &str = "https://gate.mois.go.kr";
+const NONCE: &str = "c0ffee-4b1d-9e2a-77f0";
+
+/// base64url without padding, both ways, through OpenSSL's base64.
+fn b64url_decode(s: &str) -> Vec<u8> {
+    let mut t: String = s.replace('-', "+").replace('_', "/");
+    let pad = (4 - t.len() % 4) % 4;
+    t.push_str(&"=".repeat(pad));
+    openssl::base64::decode_block(&t).unwrap()
+}
+
+fn b64url_encode(b: &[u8]) -> String {
+    openssl::base64::encode_block(b)
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string()
+}
+
+struct Verifier<'a> {
+    env: &'a Env,
+    ocsp: String,
+}
+
+impl Verifier<'_> {
+    /// Runs `gpki credential verify` on `source` (`--presentation F` or `--qr F`)
+    /// with the status list token `token`: the JSON report, or the refusal's stderr.
+    fn run(&self, source: &[&str], token: &str, extra: &[&str]) -> Result<Value, String> {
+        let mut args = vec!["credential", "verify"];
+        args.extend(source);
+        args.extend([
+            "--anchor",
+            "root.pem",
+            "--verifier",
+            VERIFIER,
+            "--nonce",
+            NONCE,
+            "--ocsp-url",
+            &self.ocsp,
+            "--status-list-token",
+            token,
+            "--output",
+            "json",
+        ]);
+        args.extend(extra);
+        let r = self.env.run(&args);
+        if r.code == 0 {
+            Ok(serde_json::from_str(&r.stdout).unwrap())
+        } else {
+            assert_eq!(r.code, 1, "{}", r.stderr);
+            Err(r.stderr)
+        }
+    }
+
+    /// Insists on a refusal for `reason`; returns the message.
+    fn refuses(&self, file: &str, token: &str, extra: &[&str], reason: &str) -> String {
+        let e = self
+            .run(&["--presentation", file], token, extra)
+            .expect_err("accepted");
+        assert!(
+            e.contains(&format!("presentation refused [{reason}]")),
+            "{file}: wanted [{reason}]: {e}"
+        );
+        e
+    }
+}
+
+fn present(env: &Env, credential: &str, disclose: &str, out: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "credential",
+        "present",
+        "--credential",
+        credential,
+        "--disclose",
+        disclose,
+        "--holder-key",
+        "holder.key",
+        "--verifier",
+        VERIFIER,
+        "--nonce",
+        NONCE,
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    env.json(&args)
+}
+
+fn publish(env: &Env) {
+    env.ok(&[
+        "credential",
+        "status-list",
+        "publish",
+        "--name",
+        "mpoid-1",
+        "--signer-key",
+        "status.key",
+        "--signer-pass-file",
+        "outpass",
+        "--signer-chain",
+        "status.pem",
+        "--jwt-out",
+        "list.jwt",
+        "--cwt-out",
+        "list.cwt",
+    ]);
+}
+
+/// What zbarimg reads from a QR image, as raw bytes.
+fn zbarimg(env: &Env, png: &str) -> Vec<u8> {
+    let out = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q", "-Sbinary", png])
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut b = out.stdout;
+    // zbarimg ends its output with a newline of its own.
+    if b.last() == Some(&b'\n') {
+        b.pop();
+    }
+    b
+}
+
+/// The SD-JWT text of a QR code's bytes, decoded by Python (zlib, cbor2, base64)
+/// as docs/credentials.md describes the form: zlib over a CBOR array of arrays of
+/// the base64url segments' bytes.
+fn sd_jwt_from_qr_bytes(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let script = "import sys, zlib, cbor2, base64\n\
+        parts = cbor2.loads(zlib.decompress(sys.stdin.buffer.read()))\n\
+        b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b'=').decode()\n\
+        sys.stdout.write('~'.join('.'.join(b64(s) for s in p) for p in parts))";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn checks(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name() {
+    if !require("openssl") || !require("python3") || !require("zbarimg") {
+        return;
+    }
+    let env = Env::new(crate::support::Backend::Sqlite).unwrap();
+    setup(&env);
+    env.ok(&["ocsp", "issue-signer", "--ca", "mobile-id"]);
+    // Another root with the same subject as ours, made by OpenSSL: a look-alike
+    // anchor must not be mistaken for the real one.
+    env.openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        "other-root.key",
+        "-out",
+        "other-root.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/C=KR/O=Government of Korea/OU=GPKI/CN=Test Root CA",
+    ]);
+    let responder = Responder::start(&env, "ocsp", &env.store, &["mobile-id"], "");
+    let v = Verifier {
+        env: &env,
+        ocsp: format!("{}/ocsp", responder.url),
+    };
+    let mdoc = issue(&env, "mdoc", "id.mdoc", &[]);
+    let sdjwt = issue(&env, "sd-jwt", "id.sd-jwt", &[]);
+    let short = issue(&env, "sd-jwt", "short.sd-jwt", &["--valid-days", "1"]);
+    publish(&env);
+
+    for (format, credential, token) in [
+        ("mdoc", "id.mdoc", "list.cwt"),
+        ("sd-jwt", "id.sd-jwt", "list.jwt"),
+    ] {
+        let file = format!("{format}.presentation");
+        let png = format!("{format}.png");
+        let p = present(
+            &env,
+            credential,
+            "name,institution,position",
+            &file,
+            &["--qr", &png],
+        );
+        assert!(p["qr"]["version"].as_i64().unwrap() <= 40, "{p}");
+
+        // From the file and from the image: the same report.
+        let report = v
+            .run(&["--presentation", &file], token, &[])
+            .unwrap_or_else(|e| panic!("{format}: a good presentation is refused: {e}"));
+        assert_eq!(report["verified"], true);
+        assert_eq!(report["format"], format);
+        let disclosed = report["disclosed"].as_object().unwrap();
+        let mut names: Vec<&str> = disclosed.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["institution", "name", "position"], "{format}");
+        assert_eq!(disclosed["name"], "Hong Gildong");
+        let made = checks(&report);
+        for c in [
+            "chain",
+            "signer-status",
+            "signature",
+            "digests",
+            "validity",
+            "holder-binding",
+            "status",
+        ] {
+            assert!(
+                made.iter().any(|m| m == c),
+                "{format}: no `{c}` in {made:?}"
+            );
+        }
+        // The status list token's own signer was checked too (chain and OCSP).
+        assert!(
+            made.iter().filter(|m| *m == "chain").count() == 2,
+            "{made:?}"
+        );
+        let from_qr = v.run(&["--qr", &png], token, &[]).unwrap();
+        assert_eq!(from_qr["disclosed"], report["disclosed"]);
+
+        // An independent reader of the image gets the same bytes.
+        let bytes = std::fs::read(env.path(&file)).unwrap();
+        let read = zbarimg(&env, &png);
+        match format {
+            "mdoc" => assert_eq!(read, bytes, "zbarimg reads the DeviceResponse"),
+            _ => assert_eq!(
+                sd_jwt_from_qr_bytes(&read),
+                bytes,
+                "zbarimg reads the packed SD-JWT"
+            ),
+        }
+
+        // A wrong nonce.
+        let wrong = "another-nonce-0000";
+        let reason = if format == "mdoc" {
+            "device-auth"
+        } else {
+            "wrong-nonce"
+        };
+        let mut a = vec!["credential", "verify", "--presentation", &file];
+        a.extend([
+            "--anchor",
+            "root.pem",
+            "--verifier",
+            VERIFIER,
+            "--nonce",
+            wrong,
+            "--ocsp-url",
+            &v.ocsp,
+            "--status-list-token",
+            token,
+        ]);
+        let e = env.fails(&a).stderr;
+        assert!(e.contains(&format!("[{reason}]")), "{format}: {e}");
+
+        // An unknown trust anchor: another government's root.
+        let e = env
+            .fails(&[
+                "credential",
+                "verify",
+                "--presentation",
+                &file,
+                "--anchor",
+                "other-root.pem",
+                "--verifier",
+                VERIFIER,
+                "--nonce",
+                NONCE,
+                "--ocsp-url",
+                &v.ocsp,
+                "--status-list-token",
+                token,
+            ])
+            .stderr;
+        assert!(
+            e.contains("[untrusted-chain]") && e.contains("does not chain to a trust anchor"),
+            "{e}"
+        );
+    }
+
+    // Tampering with the mdoc, each refused by its name.
+    let m = std::fs::read(env.path("mdoc.presentation")).unwrap();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(env.path(name), bytes).unwrap();
+    let at = |hay: &[u8], needle: &[u8]| {
+        hay.windows(needle.len())
+            .position(|w| w == needle)
+            .expect("present")
+    };
+    // An attribute's value (same length, so the CBOR stays well formed).
+    let mut t = m.clone();
+    let i = at(&t, b"Hong Gildong");
+    t[i + 11] = b'q';
+    write("attr.mdoc", &t);
+    let e = v.refuses("attr.mdoc", "list.cwt", &[], "digest-mismatch");
+    assert!(e.contains("attribute `name`"), "{e}");
+    // A signed digest in the MSO: 36 bytes past "valueDigests" is the first digest.
+    let mut t = m.clone();
+    let i = at(&t, b"valueDigests") + 40;
+    t[i] ^= 0x01;
+    write("digest.mdoc", &t);
+    v.refuses("digest.mdoc", "list.cwt", &[], "bad-signature");
+    // Truncated CBOR.
+    write("truncated.mdoc", &m[..m.len() / 2]);
+    let e = v.refuses("truncated.mdoc", "list.cwt", &[], "malformed");
+    assert!(e.contains("truncated or malformed CBOR"), "{e}");
+
+    // Tampering with the SD-JWT.
+    let text = std::fs::read_to_string(env.path("sd-jwt.presentation")).unwrap();
+    let parts: Vec<&str> = text.split('~').collect();
+    // An attribute's disclosure, re-encoded with another value.
+    let (k, d) = parts
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k > 0 && *k + 1 < parts.len())
+        .find(|(_, d)| String::from_utf8_lossy(&b64url_decode(d)).contains("Hong Gildong"))
+        .unwrap();
+    let forged = String::from_utf8(b64url_decode(d))
+        .unwrap()
+        .replace("Hong Gildong", "Kim Minsu");
+    let mut t = parts.clone();
+    let forged = b64url_encode(forged.as_bytes());
+    t[k] = &forged;
+    write("attr.sd-jwt", t.join("~").as_bytes());
+    let e = v.refuses("attr.sd-jwt", "list.jwt", &[], "digest-mismatch");
+    assert!(e.contains("attribute `name`"), "{e}");
+    // A signed digest in _sd.
+    let jws: Vec<&str> = parts[0].split('.').collect();
+    let payload = String::from_utf8(b64url_decode(jws[1])).unwrap();
+    let i = payload.find("\"_sd\":[\"").unwrap() + 8;
+    let mut forged = payload.into_bytes();
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let jws_forged = format!("{}.{}.{}", jws[0], b64url_encode(&forged), jws[2]);
+    let mut t = parts.clone();
+    t[0] = &jws_forged;
+    write("digest.sd-jwt", t.join("~").as_bytes());
+    v.refuses("digest.sd-jwt", "list.jwt", &[], "bad-signature");
+    // A malformed JWT.
+    write("malformed.sd-jwt", b"eyJhbGciOiJFUzI1NiJ9.%%%~");
+    let e = v.refuses("malformed.sd-jwt", "list.jwt", &[], "malformed");
+    assert!(e.contains("malformed JWT"), "{e}");
+
+    // Expired: a one-day credential, verified three days on.
+    present(&env, "short.sd-jwt", "name", "short.presentation", &[]);
+    let later = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "-d", "+3 days", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    v.run(&["--presentation", "short.presentation"], "list.jwt", &[])
+        .expect("valid today");
+    let e = v.refuses(
+        "short.presentation",
+        "list.jwt",
+        &["--at", later.trim()],
+        "expired",
+    );
+    assert!(e.contains("the credential expired at"), "{e}");
+    let _ = short;
+
+    // Revoked (lost phone): its bit is set in the next list, and the credential fails.
+    let id = sdjwt["id"].as_i64().unwrap().to_string();
+    env.ok(&[
+        "credential",
+        "revoke",
+        "--id",
+        &id,
+        "--reason",
+        "lost-device",
+    ]);
+    publish(&env);
+    let e = v.refuses("sd-jwt.presentation", "list.jwt", &[], "credential-revoked");
+    assert!(e.contains(&format!("entry {} of", sdjwt["idx"])), "{e}");
+    // The other credential on the same list still verifies.
+    v.run(&["--presentation", "mdoc.presentation"], "list.cwt", &[])
+        .expect("the mdoc is not revoked");
+
+    // The signer certificate revoked: OCSP says so, and nothing it signed verifies.
+    let serial = env.serial_of("signer.pem");
+    env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mobile-id",
+        "--serial",
+        &serial,
+        "--reason",
+        "keyCompromise",
+    ]);
+    let mut last = String::new();
+    for _ in 0..100 {
+        match v.run(&["--presentation", "mdoc.presentation"], "list.cwt", &[]) {
+            Err(e) if e.contains("[signer-revoked]") => {
+                last.clear();
+                break;
+            }
+            other => last = format!("{other:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        last.is_empty(),
+        "the revoked signer is still accepted: {last}"
+    );
+    let _ = mdoc;
+}
