@@ -761,6 +761,15 @@ impl verify::Online for Network {
         }
     }
 
+    fn issuer_certificate(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err("the caIssuers URL is not http(s)".into());
+        }
+        crate::ts::fetch_certificate(url)
+            .and_then(|x| x.to_der().map_err(|e| Error::malformed(e.to_string())))
+            .map_err(|e| e.to_string())
+    }
+
     fn status_list(&self, uri: &str, cwt: bool) -> std::result::Result<Vec<u8>, String> {
         if let Some(t) = &self.token {
             return Ok(t.clone());

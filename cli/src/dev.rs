@@ -237,15 +237,27 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             )
             .await?;
     }
+    let credential_chain = ca
+        .chain(CREDENTIAL_CA)
+        .await?
+        .iter()
+        .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
+        .collect::<String>();
     write_file(
         &certs_dir.join(format!("{CREDENTIAL_CA}-chain.pem")),
-        ca.chain(CREDENTIAL_CA)
-            .await?
-            .iter()
-            .map(|c| gpki_pki::pem::encode("CERTIFICATE", c))
-            .collect::<String>()
-            .as_bytes(),
+        credential_chain.as_bytes(),
     )?;
+    // Each signer with its chain, leaf first: what goes in x5c / x5chain.
+    for (profile, ..) in CREDENTIAL_SIGNERS {
+        let leaf =
+            std::fs::read_to_string(certs_dir.join(format!("{profile}.crt.pem"))).map_err(|e| {
+                gpki_pki::Error::internal(format!("cannot read the {profile} certificate: {e}"))
+            })?;
+        write_file(
+            &certs_dir.join(format!("{profile}-chain.pem")),
+            format!("{leaf}{credential_chain}").as_bytes(),
+        )?;
+    }
     if store
         .status_lists()
         .await?
@@ -762,6 +774,20 @@ key = {}
             q(key.display().to_string())
         );
     }
+    let certs = abs(&dir.join("certs"));
+    text += &format!(
+        "# The credential status lists, signed by the status-list signer, at\n\
+         # http://{listen}/statuslists/NAME (JWT, or CWT for Accept: application/statuslist+cwt).\n\
+         [status_lists]\ncert = {}\nkey = {}\nttl_seconds = 300\nvalid_seconds = 86400\n\n",
+        q(certs
+            .join("status-list-signer-chain.pem")
+            .display()
+            .to_string()),
+        q(certs
+            .join("status-list-signer.key.pem")
+            .display()
+            .to_string())
+    );
     text += "# The responder never opens a CA key. Renew its certificates on the CA side,\n\
              # e.g. daily from a timer: gpki ocsp renew-signers --config THIS\n\
              # It picks up the new files by itself (or on SIGHUP).\n";

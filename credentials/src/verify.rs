@@ -136,6 +136,10 @@ pub trait Online {
     ) -> std::result::Result<CertStatus, String>;
     /// The Status List Token at `uri`: a CWT if `cwt`, else a JWT.
     fn status_list(&self, uri: &str, cwt: bool) -> std::result::Result<Vec<u8>, String>;
+    /// The certificate (DER) at a caIssuers URL: the issuer of a chain's last
+    /// certificate, when the presentation carries only the signer's (as ISO/IEC
+    /// 18013-5 has it). Only a candidate: the chain is verified afterwards.
+    fn issuer_certificate(&self, url: &str) -> std::result::Result<Vec<u8>, String>;
 }
 
 /// What a verifier accepts.
@@ -238,9 +242,12 @@ fn validate_chain(
         .map(|d| X509::from_der(d))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Fail(Reason::Malformed, format!("{what}'s chain: {e}")))?;
-    let Some(leaf) = certs.first() else {
+    let mut certs = certs;
+    if certs.is_empty() {
         return fail(Reason::Malformed, format!("{what} carries no certificate"));
-    };
+    }
+    let fetch_failed = complete_chain(run, &mut certs, what)?;
+    let leaf = &certs[0];
     let built =
         (|| -> std::result::Result<(bool, String, Vec<X509>), openssl::error::ErrorStack> {
             let mut store = X509StoreBuilder::new()?;
@@ -274,8 +281,9 @@ fn validate_chain(
         return fail(
             Reason::UntrustedChain,
             format!(
-                "{what}'s certificate `{}` does not chain to a trust anchor: {error}",
-                subject(leaf)
+                "{what}'s certificate `{}` does not chain to a trust anchor: {error}{}",
+                subject(leaf),
+                fetch_failed.map(|f| format!(" ({f})")).unwrap_or_default()
             ),
         );
     }
@@ -317,6 +325,63 @@ fn validate_chain(
         ),
     );
     Ok((leaf.clone(), issuer))
+}
+
+/// Adds to `certs` the issuers it lacks, from their caIssuers URLs, until one is
+/// issued by an anchor (at most four fetched).
+fn complete_chain(run: &mut Run, certs: &mut Vec<X509>, what: &str) -> R<Option<String>> {
+    use openssl::x509::X509VerifyResult;
+    let anchored = |c: &X509| {
+        run.policy
+            .anchors
+            .iter()
+            .any(|a| a.issued(c) == X509VerifyResult::OK || a.to_der().ok() == c.to_der().ok())
+    };
+    let mut fetched = Vec::new();
+    for _ in 0..4 {
+        let last = certs.last().expect("non-empty");
+        if anchored(last) || last.issued(last) == X509VerifyResult::OK {
+            break;
+        }
+        let Some(url) = last.authority_info().and_then(|aia| {
+            aia.iter()
+                .filter(|d| d.method().nid() == openssl::nid::Nid::AD_CA_ISSUERS)
+                .find_map(|d| d.location().uri().map(str::to_string))
+        }) else {
+            break;
+        };
+        let der = match run.online.issuer_certificate(&url) {
+            Ok(der) => der,
+            // Not fatal here: the chain may still reach an anchor (a root that is
+            // itself an anchor need not be fetched), and if not, says why.
+            Err(e) => {
+                return Ok(Some(format!(
+                    "its issuer at {url} could not be fetched: {e}"
+                )))
+            }
+        };
+        let issuer = X509::from_der(&der).map_err(|e| {
+            Fail(
+                Reason::UntrustedChain,
+                format!("{what}'s chain: {url}: {e}"),
+            )
+        })?;
+        if issuer.issued(last) != X509VerifyResult::OK {
+            return fail(
+                Reason::UntrustedChain,
+                format!(
+                    "{what}'s chain: {url} does not hold the issuer of `{}`",
+                    subject(last)
+                ),
+            );
+        }
+        fetched.push(url);
+        certs.push(issuer);
+    }
+    if !fetched.is_empty() {
+        run.pass("issuer-fetched", format!("{what}: {}", fetched.join(", ")));
+    }
+    Ok(None)
 }
 
 /// The signer's status by OCSP: good passes; revoked or unknown refuses.

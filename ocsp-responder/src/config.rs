@@ -46,6 +46,10 @@ pub struct Config {
     /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
     #[serde(default)]
     pub http: gpki_service::HttpLimits,
+    /// Serve the store's credential status lists at `/statuslists/NAME`, signed by
+    /// this status-list signer.
+    #[serde(default)]
+    pub status_lists: Option<crate::status_lists::StatusListsConfig>,
 }
 
 /// One CA the responder answers for, with its delegated responder certificate.
@@ -117,6 +121,10 @@ impl Config {
         if let Some(r) = self.renewal.as_mut() {
             r.ca.resolve(base);
         }
+        if let Some(l) = self.status_lists.as_mut() {
+            fix(&mut l.cert);
+            fix(&mut l.key);
+        }
         if let Some(path) = self.store.strip_prefix("sqlite://") {
             if Path::new(path).is_relative() && !path.starts_with(":memory:") {
                 self.store = format!("sqlite://{}", base.join(path).display());
@@ -127,6 +135,9 @@ impl Config {
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
         self.http.check()?;
+        if let Some(l) = &self.status_lists {
+            l.check()?;
+        }
         if self.cas.is_empty() {
             return Err(Error::malformed("no [[ca]] to answer for"));
         }

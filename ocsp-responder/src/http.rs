@@ -41,6 +41,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             );
             r
         }
+        (&Method::GET, p) if p.starts_with("/statuslists/") => {
+            crate::status_lists::serve(state, &p["/statuslists/".len()..], req.headers()).await
+        }
         (&Method::GET, p) if p.starts_with("/crl/") || p.starts_with("/ca/") => {
             crate::distribution::serve(state, p, req.headers()).await
         }

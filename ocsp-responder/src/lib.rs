@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod renewal;
 pub mod request;
 pub mod response;
+pub mod status_lists;
 mod worker;
 
 use std::net::SocketAddr;
@@ -63,6 +64,8 @@ pub struct State {
     /// loaded (same order as `authorities`): a change means a new pair to pick up.
     files: Vec<Mutex<worker::FileStamp>>,
     key_pass: Passphrase,
+    /// The credential status lists served, when `[status_lists]` is configured.
+    status_lists: Option<status_lists::Lists>,
 }
 
 /// How a request was answered.
@@ -328,6 +331,23 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
             responder,
         )?));
     }
+    let status_lists = match &config.status_lists {
+        Some(c) => {
+            let lists = status_lists::Lists::load(c, &key_pass)?;
+            // What is signed now must verify now: the signer in force in the store.
+            store
+                .certificate_in_force(lists.signer_certificate(), gpki_pki::time::now())
+                .await
+                .map_err(|e| {
+                    Error::policy(format!(
+                        "the status-list signer certificate is not in force: {}",
+                        e.detail
+                    ))
+                })?;
+            Some(lists)
+        }
+        None => None,
+    };
     let marks = authorities
         .iter()
         .map(|_| Mutex::new(StatusMark::default()))
@@ -351,6 +371,7 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
         documents: distribution::Documents::default(),
         files,
         key_pass,
+        status_lists,
     });
     let first = worker::sync(&state).await;
     state.set_store(&first);

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub oldest_presigned: IntGaugeVec,
     pub store_up: IntGauge,
     pub crl_loads: IntCounterVec,
+    pub status_list_signs: IntCounterVec,
 }
 
 impl Metrics {
@@ -99,6 +100,17 @@ impl Metrics {
         registry
             .register(Box::new(crl_loads.clone()))
             .expect("register");
+        let status_list_signs = IntCounterVec::new(
+            Opts::new(
+                "gpki_ocsp_status_list_signs_total",
+                "Status List Tokens built and signed (JWT and CWT), by list",
+            ),
+            &["list"],
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(status_list_signs.clone()))
+            .expect("register");
         let c = |s: &str, p: &str| responses.with_label_values(&[s, p]);
         Metrics {
             good_presigned: c("good", "presigned"),
@@ -117,6 +129,7 @@ impl Metrics {
             oldest_presigned,
             store_up,
             crl_loads,
+            status_list_signs,
             registry,
         }
     }

@@ -439,3 +439,284 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
     );
     let _ = mdoc;
 }
+
+/// A TCP relay to `target` that keeps every byte clients send: what a verifier's
+/// status list fetch tells the server.
+struct Recorder {
+    port: u16,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recorder {
+    fn start(target: String) -> Recorder {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut from, mut to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                    }
+                    log.lock().unwrap().push(seen);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut back, mut out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut back, &mut out);
+                    let _ = out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Recorder { port, sent }
+    }
+
+    fn take(&self) -> Vec<String> {
+        // The relay records a connection when the client closes it.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        self.sent
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    }
+}
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let head = tempfile::NamedTempFile::new().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", head.path().to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}");
+    (std::fs::read_to_string(head.path()).unwrap(), out.stdout)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+}
+
+#[test]
+fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential() {
+    if !require("openssl") || !require("python3") || !require("curl") {
+        return;
+    }
+    let env = Env::new(crate::support::Backend::Sqlite).unwrap();
+    setup(&env);
+    env.ok(&["ocsp", "issue-signer", "--ca", "mobile-id"]);
+    // The responder opens its keys with one passphrase: the status-list signer's key
+    // re-encrypted under it.
+    env.openssl_ok(&[
+        "pkcs8",
+        "-topk8",
+        "-in",
+        "status.key",
+        "-passin",
+        "file:outpass",
+        "-v2",
+        "aes-256-cbc",
+        "-passout",
+        "file:pass",
+        "-out",
+        "status-responder.key",
+    ]);
+    let extra = format!(
+        "[status_lists]\ncert = \"{}\"\nkey = \"{}\"\nttl_seconds = 10\nvalid_seconds = 60\n",
+        env.path("status.pem").display(),
+        env.path("status-responder.key").display()
+    );
+    let responder = Responder::start(&env, "ocsp", &env.store, &["mobile-id"], &extra);
+    let recorder = Recorder::start(responder.url.trim_start_matches("http://").to_string());
+    let uri = format!("http://127.0.0.1:{}/statuslists/mpoid-2", recorder.port);
+    env.ok(&[
+        "credential",
+        "status-list",
+        "create",
+        "--name",
+        "mpoid-2",
+        "--uri",
+        &uri,
+        "--size",
+        "65536",
+    ]);
+    let v = Verifier {
+        env: &env,
+        ocsp: format!("{}/ocsp", responder.url),
+    };
+    let on_list_2 = |format: &str, out: &str| {
+        let mut args = crate::credentials::issue_args(format, "attrs.json", out);
+        let at = args.iter().position(|a| *a == "mpoid-1").unwrap();
+        args[at] = "mpoid-2";
+        env.json(&args)
+    };
+    let a = on_list_2("sd-jwt", "a.sd-jwt");
+    let b = on_list_2("sd-jwt", "b.sd-jwt");
+    let m = on_list_2("mdoc", "m.mdoc");
+    present(&env, "a.sd-jwt", "name", "a.presentation", &[]);
+    present(&env, "b.sd-jwt", "name", "b.presentation", &[]);
+    present(&env, "m.mdoc", "name", "m.presentation", &[]);
+
+    // Fetched live (no token given): verified, and the list's own check shows it.
+    let fetch = |file: &str| {
+        let mut args = vec!["credential", "verify", "--presentation", file];
+        args.extend([
+            "--anchor",
+            "root.pem",
+            "--verifier",
+            VERIFIER,
+            "--nonce",
+            NONCE,
+            "--ocsp-url",
+            &v.ocsp,
+            "--output",
+            "json",
+        ]);
+        let r = env.run(&args);
+        if r.code == 0 {
+            Ok(serde_json::from_str::<Value>(&r.stdout).unwrap())
+        } else {
+            Err(r.stderr)
+        }
+    };
+    recorder.take();
+    let report = fetch("a.presentation").unwrap_or_else(|e| panic!("{e}"));
+    assert!(checks(&report).contains(&"status".to_string()));
+    let for_a = recorder.take();
+    fetch("b.presentation").unwrap_or_else(|e| panic!("{e}"));
+    let for_b = recorder.take();
+    fetch("m.presentation").unwrap_or_else(|e| panic!("{e}"));
+    let for_m = recorder.take();
+
+    // What the issuer's server saw: the list's path, the media type, nothing else.
+    // Two different credentials' checks are the same bytes.
+    assert_eq!(for_a.len(), 1, "{for_a:?}");
+    assert_eq!(for_a, for_b, "the fetch differs by credential");
+    let request = &for_a[0];
+    let mut lines = request.split("\r\n");
+    assert_eq!(lines.next(), Some("GET /statuslists/mpoid-2 HTTP/1.1"));
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "host" => assert_eq!(value.trim(), format!("127.0.0.1:{}", recorder.port)),
+            "accept" => assert_eq!(value.trim(), "application/statuslist+jwt"),
+            "user-agent" => assert!(value.trim().starts_with("ureq/"), "{line}"),
+            "accept-encoding" => {}
+            other => panic!("the fetch sends `{other}`: {request}"),
+        }
+    }
+    assert!(
+        !request.contains('?') && !request.contains("Cookie"),
+        "{request}"
+    );
+    // The mdoc's fetch asks for the CWT of the same list.
+    assert!(
+        for_m[0].starts_with("GET /statuslists/mpoid-2 HTTP/1.1\r\n")
+            && for_m[0].contains("Accept: application/statuslist+cwt"),
+        "{for_m:?}"
+    );
+
+    // The tokens as served: caching headers, 304 on a matching ETag, and the
+    // independent oracle reads them.
+    let url = format!("{}/statuslists/mpoid-2", responder.url);
+    let (head, jwt) = curl(&[&url]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-type"), "application/statuslist+jwt");
+    assert_eq!(
+        header(&head, "cache-control"),
+        "max-age=10, public, no-transform"
+    );
+    let etag = header(&head, "etag").to_string();
+    header(&head, "last-modified");
+    header(&head, "expires");
+    let (head, _) = curl(&[&url, "-H", &format!("If-None-Match: {etag}")]);
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    let (head, cwt) = curl(&[&url, "-H", "Accept: application/statuslist+cwt"]);
+    assert_eq!(header(&head, "content-type"), "application/statuslist+cwt");
+    assert_ne!(
+        header(&head, "etag"),
+        etag,
+        "the CWT has an ETag of its own"
+    );
+    std::fs::write(env.path("served.jwt"), &jwt).unwrap();
+    std::fs::write(env.path("served.cwt"), &cwt).unwrap();
+    let (ia, ib) = (a["idx"].to_string(), b["idx"].to_string());
+    let oracle = |ia: &str, ib: &str| {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/e2e/py/status_list_oracle.py"
+            ))
+            .args(["served.jwt", "served.cwt", "mobile-id.pem", ia, ib])
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let before = oracle(&ia, &ib);
+    assert_eq!(before["sub"], uri);
+    assert_eq!(before["ttl"], 10);
+    assert_eq!(before["set_bits"], 0);
+    // An unknown list, and a name that is no name.
+    let (head, _) = curl(&[&format!("{}/statuslists/nope", responder.url)]);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (head, _) = curl(&[&format!("{}/statuslists/..%2f..%2fetc", responder.url)]);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // Lost phone: revoked, and the next fetch (the responder rereads the list's
+    // sequence at most once a second) makes verification fail; the other stays good.
+    let id = a["id"].as_i64().unwrap().to_string();
+    env.ok(&[
+        "credential",
+        "revoke",
+        "--id",
+        &id,
+        "--reason",
+        "lost-device",
+    ]);
+    let mut last = String::new();
+    for _ in 0..50 {
+        match fetch("a.presentation") {
+            Err(e) if e.contains("[credential-revoked]") => {
+                last.clear();
+                break;
+            }
+            other => last = format!("{other:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(last.is_empty(), "still accepted after revocation: {last}");
+    fetch("b.presentation").expect("the other credential is still good");
+    let (_, jwt) = curl(&[&url]);
+    let (_, cwt) = curl(&[&url, "-H", "Accept: application/statuslist+cwt"]);
+    std::fs::write(env.path("served.jwt"), &jwt).unwrap();
+    std::fs::write(env.path("served.cwt"), &cwt).unwrap();
+    let after = oracle(&ia, &ib);
+    assert_eq!(after["statuses"][&ia], 1);
+    assert_eq!(after["statuses"][&ib], 0);
+    assert_eq!(after["set_bits"], 1);
+    let _ = m;
+}
