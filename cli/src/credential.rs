@@ -504,6 +504,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                 now,
                 skew: 300,
                 max_presentation_age: max_age,
+                offline_status: status_list_token.is_some(),
             };
             let online = Network {
                 ocsp_url,
@@ -520,21 +521,21 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                             Some(s) if s.starts_with("data:image/jpeg") => {
                                 format!("(JPEG, {} characters as a data URL)", s.len())
                             }
-                            Some(s) => s.to_string(),
-                            None => value.to_string(),
+                            Some(s) => printable(s),
+                            None => printable(&value.to_string()),
                         };
-                        t += &format!("  {name}: {shown}\n");
+                        t += &format!("  {}: {shown}\n", printable(name));
                     }
                     t += "checks:\n";
                     for c in &v.checks {
-                        t += &format!("  ok  {:<15} {}\n", c.name, c.detail);
+                        t += &format!("  ok  {:<15} {}\n", c.name, printable(&c.detail));
                     }
                     t.trim_end().to_string()
                 }),
                 Err(refused) => {
                     if g.output == crate::Output::Text {
                         for c in &refused.checks {
-                            eprintln!("  ok  {:<15} {}", c.name, c.detail);
+                            eprintln!("  ok  {:<15} {}", c.name, printable(&c.detail));
                         }
                     }
                     let kind = match refused.reason {
@@ -542,6 +543,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                         verify::Reason::BadSignature | verify::Reason::DigestMismatch => {
                             gpki_pki::ErrorKind::BadSignature
                         }
+                        verify::Reason::StatusUntrusted => gpki_pki::ErrorKind::BadSignature,
                         verify::Reason::SignerStatusUnknown | verify::Reason::StatusUnavailable => {
                             gpki_pki::ErrorKind::Unavailable
                         }
@@ -552,7 +554,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                         format!(
                             "presentation refused [{}]: {}",
                             refused.reason.name(),
-                            refused.detail
+                            printable(&refused.detail)
                         ),
                     ));
                 }
@@ -719,6 +721,20 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
     Ok(())
 }
 
+/// Text from a presentation, safe for a terminal: control characters (escape
+/// sequences that could paint a false "VERIFIED") shown escaped.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// The verifier's network: OCSP for signer certificates, HTTP for status lists.
 struct Network {
     ocsp_url: Option<String>,
@@ -759,15 +775,6 @@ impl verify::Online for Network {
                 other.unwrap_or("nothing")
             )),
         }
-    }
-
-    fn issuer_certificate(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err("the caIssuers URL is not http(s)".into());
-        }
-        crate::ts::fetch_certificate(url)
-            .and_then(|x| x.to_der().map_err(|e| Error::malformed(e.to_string())))
-            .map_err(|e| e.to_string())
     }
 
     fn status_list(&self, uri: &str, cwt: bool) -> std::result::Result<Vec<u8>, String> {

@@ -588,7 +588,7 @@ fn ca_issuers_url(cert: &X509) -> Option<String> {
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
 }
 
-pub(crate) fn fetch_certificate(url: &str) -> Result<X509> {
+fn fetch_certificate(url: &str) -> Result<X509> {
     let unavailable = |e: String| {
         Error::new(
             ErrorKind::Unavailable,

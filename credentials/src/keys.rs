@@ -74,13 +74,6 @@ impl Alg {
         }
     }
 
-    fn digest(self) -> openssl::hash::MessageDigest {
-        match self {
-            Alg::Es256 => openssl::hash::MessageDigest::sha256(),
-            Alg::Es384 => openssl::hash::MessageDigest::sha384(),
-        }
-    }
-
     fn curve(self) -> Nid {
         match self {
             Alg::Es256 => Nid::X9_62_PRIME256V1,
@@ -102,7 +95,8 @@ pub struct PublicKey {
     alg: Alg,
     x: Vec<u8>,
     y: Vec<u8>,
-    spki: Vec<u8>,
+    /// Decoded once: OpenSSL 3's DER decoders cost more than a signature check.
+    ec: EcKey<Public>,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -133,12 +127,27 @@ impl PublicKey {
         ec.check_key()
             .map_err(|_| Error::malformed("public key is not a point on its curve"))?;
         let (x, y) = coordinates(&ec, alg)?;
-        Ok(PublicKey {
-            alg,
-            x,
-            y,
-            spki: spki.to_vec(),
-        })
+        Ok(PublicKey { alg, x, y, ec })
+    }
+
+    /// The key of a parsed certificate, without decoding DER again (P-256 or P-384;
+    /// the point is checked to be on its curve).
+    pub fn from_x509(cert: &openssl::x509::X509Ref) -> Result<PublicKey> {
+        let pkey = cert
+            .public_key()
+            .map_err(|_| Error::malformed("certificate public key is not readable"))?;
+        let ec = pkey
+            .ec_key()
+            .map_err(|_| Error::malformed("certificate public key is not an EC key"))?;
+        let alg = match ec.group().curve_name() {
+            Some(Nid::X9_62_PRIME256V1) => Alg::Es256,
+            Some(Nid::SECP384R1) => Alg::Es384,
+            _ => return Err(Error::malformed("certificate key is not P-256 or P-384")),
+        };
+        ec.check_key()
+            .map_err(|_| Error::malformed("public key is not a point on its curve"))?;
+        let (x, y) = coordinates(&ec, alg)?;
+        Ok(PublicKey { alg, x, y, ec })
     }
 
     /// From a PEM or DER public key file's bytes (`PUBLIC KEY`), or a certificate's.
@@ -179,14 +188,11 @@ impl PublicKey {
             .map_err(|_| Error::malformed("key coordinates are not a point on the curve"))?;
         ec.check_key()
             .map_err(|_| Error::malformed("key coordinates are not a point on the curve"))?;
-        let spki = PKey::from_ec_key(ec)
-            .and_then(|p| p.public_key_to_der())
-            .map_err(ossl)?;
         Ok(PublicKey {
             alg,
             x: x.to_vec(),
             y: y.to_vec(),
-            spki,
+            ec,
         })
     }
 
@@ -264,8 +270,11 @@ impl PublicKey {
         self.alg
     }
 
-    pub fn spki(&self) -> &[u8] {
-        &self.spki
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki(&self) -> Result<Vec<u8>> {
+        PKey::from_ec_key(self.ec.clone())
+            .and_then(|p| p.public_key_to_der())
+            .map_err(ossl)
     }
 
     /// The JWK: kty, crv, x, y.
@@ -313,10 +322,11 @@ impl PublicKey {
             BigNum::from_slice(&signature[n..]).map_err(ossl)?,
         )
         .map_err(ossl)?;
-        let digest = openssl::hash::hash(alg.digest(), message).map_err(ossl)?;
-        let pkey: PKey<Public> = PKey::public_key_from_der(&self.spki).map_err(ossl)?;
-        let ec = pkey.ec_key().map_err(ossl)?;
-        Ok(sig.verify(&digest, &ec).unwrap_or(false))
+        let digest = match alg {
+            Alg::Es256 => openssl::sha::sha256(message).to_vec(),
+            Alg::Es384 => openssl::sha::sha384(message).to_vec(),
+        };
+        Ok(sig.verify(&digest, &self.ec).unwrap_or(false))
     }
 }
 

@@ -86,10 +86,11 @@ pub fn issue(
     let ids = shuffled(claims.len())?;
     let mut items = Vec::with_capacity(claims.len());
     let mut digests = Vec::with_capacity(claims.len());
-    for ((name, value), digest_id) in claims.iter().zip(ids) {
-        let mut random = [0u8; SALT];
-        openssl::rand::rand_bytes(&mut random)
-            .map_err(|e| Error::internal(format!("OpenSSL: {e}")))?;
+    // Every item's salt from one draw: each call into the CSPRNG costs a lock and
+    // a fork check, more than the bytes.
+    let mut salts = vec![0u8; SALT * claims.len()];
+    openssl::rand::rand_bytes(&mut salts).map_err(|e| Error::internal(format!("OpenSSL: {e}")))?;
+    for (((name, value), digest_id), random) in claims.iter().zip(ids).zip(salts.chunks(SALT)) {
         let item = Cbor::Map(vec![
             (text("digestID"), Cbor::Integer(digest_id.into())),
             (text("random"), Cbor::Bytes(random.to_vec())),
@@ -183,9 +184,14 @@ pub(crate) fn x5chain(chain: &[Vec<u8>]) -> Cbor {
 pub const MAX_MDOC: usize = 1024 * 1024;
 
 pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Cbor> {
-    if bytes.len() > MAX_MDOC {
+    decode_bounded(bytes, MAX_MDOC, what)
+}
+
+/// [`decode`] of at most `max` bytes.
+pub(crate) fn decode_bounded(bytes: &[u8], max: usize, what: &str) -> Result<Cbor> {
+    if bytes.len() > max {
         return Err(Error::malformed(format!(
-            "{what} is {} bytes; at most {MAX_MDOC}",
+            "{what} is {} bytes; at most {max}",
             bytes.len()
         )));
     }

@@ -26,7 +26,7 @@ use crate::sdjwt::MAX_SD_JWT;
 const SCALE: usize = 4;
 const QUIET: usize = 4;
 /// The largest image gpki reads a code from, in pixels per side.
-const MAX_SIDE: u32 = 8192;
+const MAX_SIDE: u32 = 4096;
 
 fn zlib(bytes: &[u8]) -> Vec<u8> {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());

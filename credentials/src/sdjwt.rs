@@ -19,11 +19,9 @@ pub const TYP: &str = "dc+sd-jwt";
 /// Octets of random salt per disclosure (RFC 9901 §4.2.1 recommends 128 bits).
 const SALT: usize = 16;
 
-/// One disclosure: its encoded form and its digest.
-fn disclosure(name: &str, value: Json) -> Result<(String, String)> {
-    let mut salt = [0u8; SALT];
-    openssl::rand::rand_bytes(&mut salt).map_err(|e| Error::internal(format!("OpenSSL: {e}")))?;
-    let array = json!([b64::encode(&salt), name, value]);
+/// One disclosure with its salt: its encoded form and its digest.
+fn disclosure(salt: &[u8], name: &str, value: Json) -> Result<(String, String)> {
+    let array = json!([b64::encode(salt), name, value]);
     let encoded = b64::encode(array.to_string().as_bytes());
     let digest = digest(&encoded);
     Ok((encoded, digest))
@@ -46,8 +44,12 @@ pub fn issue(
 ) -> Result<String> {
     let mut disclosures = Vec::new();
     let mut digests = Vec::new();
-    for (name, value) in id.claims() {
-        let (d, h) = disclosure(name, value.to_json())?;
+    let claims = id.claims();
+    // Every salt from one draw of the CSPRNG.
+    let mut salts = vec![0u8; SALT * claims.len()];
+    openssl::rand::rand_bytes(&mut salts).map_err(|e| Error::internal(format!("OpenSSL: {e}")))?;
+    for ((name, value), salt) in claims.into_iter().zip(salts.chunks(SALT)) {
+        let (d, h) = disclosure(salt, name, value.to_json())?;
         disclosures.push(d);
         digests.push(h);
     }

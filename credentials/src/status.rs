@@ -28,7 +28,7 @@ pub const CWT_TYP: &str = "application/statuslist+cwt";
 pub(crate) const CWT_SUB: i64 = 2;
 pub(crate) const CWT_EXP: i64 = 4;
 pub(crate) const CWT_IAT: i64 = 6;
-const CWT_TTL: i64 = 65534;
+pub(crate) const CWT_TTL: i64 = 65534;
 pub(crate) const CWT_STATUS_LIST: i64 = 65533;
 /// COSE header parameter typ (RFC 9596).
 pub(crate) const COSE_TYP: i64 = 16;

@@ -46,8 +46,9 @@ pub enum Reason {
     DigestMismatch,
     NotYetValid,
     Expired,
-    /// The presentation is not bound to the credential's holder key (no key
-    /// binding, or its signature does not verify).
+    /// The presentation is not bound to the credential's holder key: no key
+    /// binding, a signature that does not verify, an `sd_hash` over other text, or
+    /// one made too long ago.
     HolderBinding,
     /// mdoc: the device signature does not verify over this verifier's and nonce's
     /// session transcript (a wrong nonce or verifier, or not the device key).
@@ -58,8 +59,10 @@ pub enum Reason {
     WrongVerifier,
     /// The credential's status list entry says revoked (or suspended).
     CredentialRevoked,
-    /// The status list could not be fetched or does not verify.
+    /// The status list could not be fetched, or the token is stale or expired.
     StatusUnavailable,
+    /// The status list token does not verify, or is not the credential CA's.
+    StatusUntrusted,
 }
 
 impl Reason {
@@ -82,6 +85,7 @@ impl Reason {
             Reason::WrongVerifier => "wrong-verifier",
             Reason::CredentialRevoked => "credential-revoked",
             Reason::StatusUnavailable => "status-unavailable",
+            Reason::StatusUntrusted => "status-untrusted",
         }
     }
 }
@@ -136,10 +140,6 @@ pub trait Online {
     ) -> std::result::Result<CertStatus, String>;
     /// The Status List Token at `uri`: a CWT if `cwt`, else a JWT.
     fn status_list(&self, uri: &str, cwt: bool) -> std::result::Result<Vec<u8>, String>;
-    /// The certificate (DER) at a caIssuers URL: the issuer of a chain's last
-    /// certificate, when the presentation carries only the signer's (as ISO/IEC
-    /// 18013-5 has it). Only a candidate: the chain is verified afterwards.
-    fn issuer_certificate(&self, url: &str) -> std::result::Result<Vec<u8>, String>;
 }
 
 /// What a verifier accepts.
@@ -156,6 +156,9 @@ pub struct Policy<'a> {
     pub skew: i64,
     /// How old a key binding JWT (its `iat`) may be, seconds.
     pub max_presentation_age: i64,
+    /// The status list token was given (an offline verifier): good until its `exp`,
+    /// not only its `ttl`.
+    pub offline_status: bool,
 }
 
 struct Fail(Reason, String);
@@ -242,11 +245,9 @@ fn validate_chain(
         .map(|d| X509::from_der(d))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Fail(Reason::Malformed, format!("{what}'s chain: {e}")))?;
-    let mut certs = certs;
     if certs.is_empty() {
         return fail(Reason::Malformed, format!("{what} carries no certificate"));
     }
-    let fetch_failed = complete_chain(run, &mut certs, what)?;
     let leaf = &certs[0];
     let built =
         (|| -> std::result::Result<(bool, String, Vec<X509>), openssl::error::ErrorStack> {
@@ -281,9 +282,8 @@ fn validate_chain(
         return fail(
             Reason::UntrustedChain,
             format!(
-                "{what}'s certificate `{}` does not chain to a trust anchor: {error}{}",
-                subject(leaf),
-                fetch_failed.map(|f| format!(" ({f})")).unwrap_or_default()
+                "{what}'s certificate `{}` does not chain to a trust anchor: {error}",
+                subject(leaf)
             ),
         );
     }
@@ -293,6 +293,24 @@ fn validate_chain(
             format!("{what}'s certificate is itself a trust anchor; configure its CA instead"),
         );
     };
+    // ISO/IEC 18013-5's model: the signer's own CA (the IACA role) is the anchor. A
+    // root above several CAs would let any of them mint credentials.
+    let issuer_der = issuer.to_der().unwrap_or_default();
+    if !run
+        .policy
+        .anchors
+        .iter()
+        .any(|a| a.to_der().ok().as_deref() == Some(issuer_der.as_slice()))
+    {
+        return fail(
+            Reason::UntrustedChain,
+            format!(
+                "{what}'s certificate `{}` is issued by `{}`, which is not a configured trust anchor: anchor the credential CA itself, not a root above it",
+                subject(leaf),
+                subject(&issuer)
+            ),
+        );
+    }
     let decoded = gpki_pki::cert::decode(&chain[0]).map_err(malformed)?;
     let ekus = extended_key_usages(&decoded).map_err(malformed)?;
     if !ekus.contains(&purpose) {
@@ -325,63 +343,6 @@ fn validate_chain(
         ),
     );
     Ok((leaf.clone(), issuer))
-}
-
-/// Adds to `certs` the issuers it lacks, from their caIssuers URLs, until one is
-/// issued by an anchor (at most four fetched).
-fn complete_chain(run: &mut Run, certs: &mut Vec<X509>, what: &str) -> R<Option<String>> {
-    use openssl::x509::X509VerifyResult;
-    let anchored = |c: &X509| {
-        run.policy
-            .anchors
-            .iter()
-            .any(|a| a.issued(c) == X509VerifyResult::OK || a.to_der().ok() == c.to_der().ok())
-    };
-    let mut fetched = Vec::new();
-    for _ in 0..4 {
-        let last = certs.last().expect("non-empty");
-        if anchored(last) || last.issued(last) == X509VerifyResult::OK {
-            break;
-        }
-        let Some(url) = last.authority_info().and_then(|aia| {
-            aia.iter()
-                .filter(|d| d.method().nid() == openssl::nid::Nid::AD_CA_ISSUERS)
-                .find_map(|d| d.location().uri().map(str::to_string))
-        }) else {
-            break;
-        };
-        let der = match run.online.issuer_certificate(&url) {
-            Ok(der) => der,
-            // Not fatal here: the chain may still reach an anchor (a root that is
-            // itself an anchor need not be fetched), and if not, says why.
-            Err(e) => {
-                return Ok(Some(format!(
-                    "its issuer at {url} could not be fetched: {e}"
-                )))
-            }
-        };
-        let issuer = X509::from_der(&der).map_err(|e| {
-            Fail(
-                Reason::UntrustedChain,
-                format!("{what}'s chain: {url}: {e}"),
-            )
-        })?;
-        if issuer.issued(last) != X509VerifyResult::OK {
-            return fail(
-                Reason::UntrustedChain,
-                format!(
-                    "{what}'s chain: {url} does not hold the issuer of `{}`",
-                    subject(last)
-                ),
-            );
-        }
-        fetched.push(url);
-        certs.push(issuer);
-    }
-    if !fetched.is_empty() {
-        run.pass("issuer-fetched", format!("{what}: {}", fetched.join(", ")));
-    }
-    Ok(None)
 }
 
 /// The signer's status by OCSP: good passes; revoked or unknown refuses.
@@ -490,12 +451,7 @@ fn cose_alg(sign1: &CoseSign1, what: &str) -> R<Alg> {
 /// Checks a COSE_Sign1's signature (attached payload) with the leaf's key.
 fn cose_signature(run: &mut Run, sign1: &CoseSign1, leaf: &X509, what: &str) -> R<()> {
     let alg = cose_alg(sign1, what)?;
-    let key = PublicKey::from_certificate(
-        &leaf
-            .to_der()
-            .map_err(|e| Fail(Reason::Malformed, format!("{what}'s certificate: {e}")))?,
-    )
-    .map_err(malformed)?;
+    let key = PublicKey::from_x509(leaf).map_err(malformed)?;
     let ok = key
         .verify(alg, &sign1.tbs_data(b""), &sign1.signature)
         .map_err(malformed)?;
@@ -702,7 +658,7 @@ fn verify_mdoc(run: &mut Run, bytes: &[u8]) -> R<(String, Vec<(String, Json)>)> 
             .map_err(|_| Fail(Reason::Malformed, "status_list idx is negative".into()))?,
         _ => return fail(Reason::Malformed, "status_list idx is not an integer"),
     };
-    check_status(run, &uri, idx, true)?;
+    check_status(run, &uri, idx, true, &issuer)?;
     Ok((doc_type, disclosed))
 }
 
@@ -816,7 +772,7 @@ fn verify_sd_jwt(run: &mut Run, bytes: &[u8]) -> R<(String, Vec<(String, Json)>)
     }
     run.pass("issuer", format!("iss `{iss}` is the signer's URI SAN"));
     signer_status(run, &leaf, &issuer, "the issuer JWT signer")?;
-    let key = PublicKey::from_certificate(&chain[0]).map_err(malformed)?;
+    let key = PublicKey::from_x509(&leaf).map_err(malformed)?;
     if !jws_signature(parts.jws, alg, &key)? {
         return fail(
             Reason::BadSignature,
@@ -858,8 +814,11 @@ fn verify_sd_jwt(run: &mut Run, bytes: &[u8]) -> R<(String, Vec<(String, Json)>)
     );
     check_validity(
         run,
-        int_claim(&payload, "nbf", "the issuer JWT")
-            .or_else(|_| int_claim(&payload, "iat", "the issuer JWT"))?,
+        if payload.get("nbf").is_some() {
+            int_claim(&payload, "nbf", "the issuer JWT")?
+        } else {
+            int_claim(&payload, "iat", "the issuer JWT")?
+        },
         int_claim(&payload, "exp", "the issuer JWT")?,
     )?;
 
@@ -956,7 +915,7 @@ fn verify_sd_jwt(run: &mut Run, bytes: &[u8]) -> R<(String, Vec<(String, Json)>)
                 "status_list idx is not a non-negative integer".into(),
             )
         })?;
-    check_status(run, &uri, idx, false)?;
+    check_status(run, &uri, idx, false, &issuer)?;
     Ok((vct.to_string(), disclosed))
 }
 
@@ -988,11 +947,12 @@ struct Token {
     sub: String,
     iat: i64,
     exp: i64,
+    ttl: i64,
     list: StatusList,
 }
 
 /// Fetches and verifies the status list at `uri`, and checks entry `idx`.
-fn check_status(run: &mut Run, uri: &str, idx: u64, cwt: bool) -> R<()> {
+fn check_status(run: &mut Run, uri: &str, idx: u64, cwt: bool, ca: &X509) -> R<()> {
     let unavailable = |e: String| Fail(Reason::StatusUnavailable, e);
     let bytes = run
         .online
@@ -1000,16 +960,26 @@ fn check_status(run: &mut Run, uri: &str, idx: u64, cwt: bool) -> R<()> {
         .map_err(|e| unavailable(format!("status list {uri}: {e}")))?;
     // A token given offline may be either form; a fetched one is what was asked for.
     let token = if !bytes.starts_with(b"ey") {
-        status_cwt(run, &bytes)
+        status_cwt(run, &bytes, ca)
     } else {
-        status_jwt(run, &bytes)
+        status_jwt(run, &bytes, ca)
     }
-    .map_err(|Fail(_, e)| unavailable(format!("status list {uri}: {e}")))?;
+    .map_err(|Fail(_, e)| Fail(Reason::StatusUntrusted, format!("status list {uri}: {e}")))?;
     let p = run.policy;
     if token.sub != uri {
         return fail(
             Reason::StatusUnavailable,
             format!("the token fetched from {uri} is for {}", token.sub),
+        );
+    }
+    if !p.offline_status && token.iat + token.ttl + p.skew < p.now {
+        return fail(
+            Reason::StatusUnavailable,
+            format!(
+                "the status list token of {uri} was issued at {} and is stale after its ttl of {} s",
+                gpki_pki::time::rfc3339(token.iat),
+                token.ttl
+            ),
         );
     }
     if token.exp <= p.now {
@@ -1061,7 +1031,23 @@ fn check_status(run: &mut Run, uri: &str, idx: u64, cwt: bool) -> R<()> {
     }
 }
 
-fn status_jwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
+/// The status list signer must come from the credential signer's own CA: a
+/// status-list signer of another CA could otherwise clear anyone's revocation.
+fn same_ca(token_ca: &X509, ca: &X509) -> R<()> {
+    if token_ca.to_der().ok() != ca.to_der().ok() {
+        return fail(
+            Reason::StatusUntrusted,
+            format!(
+                "the token is signed under `{}`, not the credential's CA `{}`",
+                subject(token_ca),
+                subject(ca)
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn status_jwt(run: &mut Run, bytes: &[u8], ca: &X509) -> R<Token> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Fail(Reason::Malformed, "the token is not UTF-8".into()))?
         .trim();
@@ -1084,8 +1070,9 @@ fn status_jwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
         "statusListSigning",
         "the status list token",
     )?;
+    same_ca(&issuer, ca)?;
     signer_status(run, &leaf, &issuer, "the status list signer")?;
-    let key = PublicKey::from_certificate(&chain[0]).map_err(malformed)?;
+    let key = PublicKey::from_x509(&leaf).map_err(malformed)?;
     if !jws_signature(text, alg, &key)? {
         return fail(
             Reason::BadSignature,
@@ -1104,11 +1091,12 @@ fn status_jwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
         sub: payload["sub"].as_str().unwrap_or_default().to_string(),
         iat: int_claim(&payload, "iat", "the status list token")?,
         exp: int_claim(&payload, "exp", "the status list token")?,
+        ttl: int_claim(&payload, "ttl", "the status list token")?,
         list: StatusList::from_compressed(&lst, bits).map_err(malformed)?,
     })
 }
 
-fn status_cwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
+fn status_cwt(run: &mut Run, bytes: &[u8], ca: &X509) -> R<Token> {
     if bytes.len() > status::MAX_LIST_BYTES {
         return fail(Reason::Malformed, "the token is too large");
     }
@@ -1136,10 +1124,12 @@ fn status_cwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
         "statusListSigning",
         "the status list token",
     )?;
+    same_ca(&issuer, ca)?;
     signer_status(run, &leaf, &issuer, "the status list signer")?;
     cose_signature(run, &sign1, &leaf, "the status list token")?;
-    let claims = mdoc::decode(
+    let claims = mdoc::decode_bounded(
         sign1.payload.as_deref().unwrap_or_default(),
+        status::MAX_LIST_BYTES,
         "the status list claims",
     )
     .map_err(malformed)?;
@@ -1174,6 +1164,7 @@ fn status_cwt(run: &mut Run, bytes: &[u8]) -> R<Token> {
         },
         iat: int(status::CWT_IAT, "iat")?,
         exp: int(status::CWT_EXP, "exp")?,
+        ttl: int(status::CWT_TTL, "ttl")?,
         list: StatusList::from_compressed(lst, bits).map_err(malformed)?,
     })
 }

@@ -83,7 +83,12 @@ pub struct Lists {
     signer: IssuerKey,
     held: DashMap<String, Arc<Token>>,
     refresh: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Names found to be no list, with when: a flood of made-up names costs one
+    /// store read per name per RECHECK_UNKNOWN and leaves no lock behind.
+    unknown: DashMap<String, Instant>,
 }
+
+const RECHECK_UNKNOWN: Duration = Duration::from_secs(5);
 
 struct Token {
     seq: i64,
@@ -121,6 +126,7 @@ impl Lists {
             signer,
             held: DashMap::new(),
             refresh: DashMap::new(),
+            unknown: DashMap::new(),
         })
     }
 
@@ -133,9 +139,10 @@ impl Lists {
         t.checked.lock().expect("lock").elapsed() < RECHECK && !self.aging(t, now)
     }
 
-    /// Past half its lifetime: signed again even if nothing changed.
+    /// Past half its ttl: signed again even if nothing changed, so that what a
+    /// verifier fetches is always within the ttl it will hold the token to.
     fn aging(&self, t: &Token, now: i64) -> bool {
-        now >= t.iat + (t.exp - t.iat) / 2
+        now >= t.iat + self.config.ttl_seconds / 2
     }
 }
 
@@ -180,13 +187,21 @@ pub async fn serve(state: &State, name: &str, headers: &HeaderMap) -> Response<B
 
 async fn token(state: &State, lists: &Lists, name: &str) -> Result<Option<Arc<Token>>> {
     let now = gpki_pki::time::now();
-    let held = lists.held.get(name).map(|t| t.clone());
-    if let Some(t) = held.as_ref().filter(|t| lists.fresh(t, now)) {
+    if let Some(t) = lists.held.get(name).filter(|t| lists.fresh(t, now)) {
         return Ok(Some(t.clone()));
+    }
+    if lists
+        .unknown
+        .get(name)
+        .is_some_and(|t| t.elapsed() < RECHECK_UNKNOWN)
+    {
+        return Ok(None);
     }
     let lock = lists.refresh.entry(name.to_string()).or_default().clone();
     let _one = lock.lock().await;
-    if let Some(t) = lists.held.get(name).filter(|t| lists.fresh(t, now)) {
+    // Read under the lock: another request may have signed a newer token meanwhile.
+    let held = lists.held.get(name).map(|t| t.clone());
+    if let Some(t) = held.as_ref().filter(|t| lists.fresh(t, now)) {
         return Ok(Some(t.clone()));
     }
     let wait = Duration::from_millis(state.config.store_timeout_ms);
@@ -195,11 +210,19 @@ async fn token(state: &State, lists: &Lists, name: &str) -> Result<Option<Arc<To
         Ok(Ok(r)) => r,
         Ok(Err(e)) if e.kind == ErrorKind::NotFound => {
             lists.held.remove(name);
+            lists.refresh.remove(name);
+            if lists.unknown.len() >= 10_000 {
+                lists.unknown.clear();
+            }
+            lists.unknown.insert(name.to_string(), Instant::now());
             return Ok(None);
         }
         other => {
-            // The store is out of reach: the token held stays good until it expires.
-            return match held.filter(|t| t.exp > now) {
+            // The store is out of reach: the token held is served while verifiers
+            // still take it (within its ttl), then 503: a revocation the store holds
+            // must not stay hidden for a day behind an outage.
+            let ttl = lists.config.ttl_seconds;
+            return match held.filter(|t| now < t.iat + ttl) {
                 Some(t) => {
                     *t.checked.lock().expect("lock") = Instant::now();
                     Ok(Some(t))

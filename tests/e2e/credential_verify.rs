@@ -39,7 +39,7 @@ impl Verifier<'_> {
         args.extend(source);
         args.extend([
             "--anchor",
-            "root.pem",
+            "mobile-id.pem",
             "--verifier",
             VERIFIER,
             "--nonce",
@@ -136,7 +136,7 @@ fn zbarimg(env: &Env, png: &str) -> Vec<u8> {
 }
 
 /// The SD-JWT text of a QR code's bytes, decoded by Python (zlib, cbor2, base64)
-/// as docs/credentials.md describes the form: zlib over a CBOR array of arrays of
+/// as docs/ARCHITECTURE.md ("QR codes") describes the form: zlib over a CBOR array of arrays of
 /// the base64url segments' bytes.
 fn sd_jwt_from_qr_bytes(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -197,9 +197,9 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         env: &env,
         ocsp: format!("{}/ocsp", responder.url),
     };
-    let mdoc = issue(&env, "mdoc", "id.mdoc", &[]);
+    issue(&env, "mdoc", "id.mdoc", &[]);
     let sdjwt = issue(&env, "sd-jwt", "id.sd-jwt", &[]);
-    let short = issue(&env, "sd-jwt", "short.sd-jwt", &["--valid-days", "1"]);
+    issue(&env, "sd-jwt", "short.sd-jwt", &["--valid-days", "1"]);
     publish(&env);
 
     for (format, credential, token) in [
@@ -273,7 +273,7 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         let mut a = vec!["credential", "verify", "--presentation", &file];
         a.extend([
             "--anchor",
-            "root.pem",
+            "mobile-id.pem",
             "--verifier",
             VERIFIER,
             "--nonce",
@@ -309,7 +309,110 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
             e.contains("[untrusted-chain]") && e.contains("does not chain to a trust anchor"),
             "{e}"
         );
+        // The root above the credential CA is not enough: any CA under it could mint IDs.
+        let mut a = vec!["credential", "verify", "--presentation", &file];
+        a.extend([
+            "--anchor",
+            "root.pem",
+            "--verifier",
+            VERIFIER,
+            "--nonce",
+            NONCE,
+            "--ocsp-url",
+            &v.ocsp,
+            "--status-list-token",
+            token,
+        ]);
+        let e = env.fails(&a).stderr;
+        assert!(
+            e.contains("[untrusted-chain]") && e.contains("which is not a configured trust anchor"),
+            "{e}"
+        );
+        // Another verifier presenting what was made for this one.
+        let mut a = vec!["credential", "verify", "--presentation", &file];
+        a.extend([
+            "--anchor",
+            "mobile-id.pem",
+            "--verifier",
+            "https://elsewhere.go.kr",
+            "--nonce",
+            NONCE,
+            "--ocsp-url",
+            &v.ocsp,
+            "--status-list-token",
+            token,
+        ]);
+        let reason = if format == "mdoc" {
+            "device-auth"
+        } else {
+            "wrong-verifier"
+        };
+        let e = env.fails(&a).stderr;
+        assert!(e.contains(&format!("[{reason}]")), "{format}: {e}");
     }
+
+    // A status list signed under another CA of the same root: refused, even though it
+    // chains and carries the purpose (it could clear anyone's revocation).
+    env.ok(&[
+        "ca",
+        "create",
+        "--parent",
+        "root",
+        "--name",
+        "other-ca",
+        "--subject",
+        "CN=Test Other CA, OU=GPKI, O=Government of Korea, C=KR",
+        "--key-type",
+        "p256",
+        "--out",
+        "other-ca.pem",
+    ]);
+    env.ok(&[
+        "cert", "issue", "--ca", "other-ca", "--profile", "status-list-signer", "--subject",
+        "CN=Other Status List, OU=credentials, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",
+        "--generate-key", "--key-out", "other-status.key", "--out", "other-status.pem", "--chain",
+    ]);
+    env.ok(&[
+        "credential",
+        "status-list",
+        "publish",
+        "--name",
+        "mpoid-1",
+        "--signer-key",
+        "other-status.key",
+        "--signer-pass-file",
+        "outpass",
+        "--signer-chain",
+        "other-status.pem",
+        "--jwt-out",
+        "other.jwt",
+        "--cwt-out",
+        "other.cwt",
+    ]);
+    let e = env
+        .fails(&[
+            "credential",
+            "verify",
+            "--presentation",
+            "mdoc.presentation",
+            "--anchor",
+            "mobile-id.pem",
+            "--anchor",
+            "other-ca.pem",
+            "--verifier",
+            VERIFIER,
+            "--nonce",
+            NONCE,
+            "--ocsp-url",
+            &v.ocsp,
+            "--status-list-token",
+            "other.cwt",
+        ])
+        .stderr;
+    assert!(
+        e.contains("[status-untrusted]") && e.contains("not the credential's CA"),
+        "{e}"
+    );
 
     // Tampering with the mdoc, each refused by its name.
     let m = std::fs::read(env.path("mdoc.presentation")).unwrap();
@@ -326,7 +429,8 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
     write("attr.mdoc", &t);
     let e = v.refuses("attr.mdoc", "list.cwt", &[], "digest-mismatch");
     assert!(e.contains("attribute `name`"), "{e}");
-    // A signed digest in the MSO: 36 bytes past "valueDigests" is the first digest.
+    // A signed digest in the MSO (the first digest runs from 36 to 67 bytes past
+    // "valueDigests"): the issuer's signature no longer covers it.
     let mut t = m.clone();
     let i = at(&t, b"valueDigests") + 40;
     t[i] ^= 0x01;
@@ -391,7 +495,6 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         "expired",
     );
     assert!(e.contains("the credential expired at"), "{e}");
-    let _ = short;
 
     // Revoked (lost phone): its bit is set in the next list, and the credential fails.
     let id = sdjwt["id"].as_i64().unwrap().to_string();
@@ -437,7 +540,6 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         last.is_empty(),
         "the revoked signer is still accepted: {last}"
     );
-    let _ = mdoc;
 }
 
 /// A TCP relay to `target` that keeps every byte clients send: what a verifier's
@@ -570,7 +672,7 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
     };
     let a = on_list_2("sd-jwt", "a.sd-jwt");
     let b = on_list_2("sd-jwt", "b.sd-jwt");
-    let m = on_list_2("mdoc", "m.mdoc");
+    on_list_2("mdoc", "m.mdoc");
     present(&env, "a.sd-jwt", "name", "a.presentation", &[]);
     present(&env, "b.sd-jwt", "name", "b.presentation", &[]);
     present(&env, "m.mdoc", "name", "m.presentation", &[]);
@@ -580,7 +682,7 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
         let mut args = vec!["credential", "verify", "--presentation", file];
         args.extend([
             "--anchor",
-            "root.pem",
+            "mobile-id.pem",
             "--verifier",
             VERIFIER,
             "--nonce",
@@ -683,8 +785,13 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
     // An unknown list, and a name that is no name.
     let (head, _) = curl(&[&format!("{}/statuslists/nope", responder.url)]);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
-    let (head, _) = curl(&[&format!("{}/statuslists/..%2f..%2fetc", responder.url)]);
+    let (head, body) = curl(&[&format!("{}/statuslists/..%2f..%2fetc", responder.url)]);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body).trim(),
+        "no such status list",
+        "refused before the store"
+    );
 
     // Lost phone: revoked, and the next fetch (the responder rereads the list's
     // sequence at most once a second) makes verification fail; the other stays good.
@@ -718,5 +825,4 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
     assert_eq!(after["statuses"][&ia], 1);
     assert_eq!(after["statuses"][&ib], 0);
     assert_eq!(after["set_bits"], 1);
-    let _ = m;
 }

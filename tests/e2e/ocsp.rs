@@ -1221,7 +1221,7 @@ fn dev_credential_round_trip(env: &Env) {
             "--qr",
             "hong.png",
             "--anchor",
-            "data/certs/gpki-root.crt.pem",
+            "data/certs/mobile-id.crt.pem",
             "--verifier",
             "https://gate.mois.go.kr",
             "--nonce",
