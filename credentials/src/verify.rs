@@ -1031,20 +1031,29 @@ fn check_status(run: &mut Run, uri: &str, idx: u64, cwt: bool, ca: &X509) -> R<(
     }
 }
 
-/// The status list signer must come from the credential signer's own CA: a
-/// status-list signer of another CA could otherwise clear anyone's revocation.
-fn same_ca(token_ca: &X509, ca: &X509) -> R<()> {
-    if token_ca.to_der().ok() != ca.to_der().ok() {
+/// The status list token's signer: chained to an anchor with the status-list
+/// purpose, issued by the credential signer's own CA (a status-list signer of
+/// another CA could otherwise clear anyone's revocation), and good by OCSP.
+fn status_signer(run: &mut Run, chain: &[Vec<u8>], ca: &X509) -> R<X509> {
+    let (leaf, issuer) = validate_chain(
+        run,
+        chain,
+        gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
+        "statusListSigning",
+        "the status list token",
+    )?;
+    if issuer.to_der().ok() != ca.to_der().ok() {
         return fail(
             Reason::StatusUntrusted,
             format!(
                 "the token is signed under `{}`, not the credential's CA `{}`",
-                subject(token_ca),
+                subject(&issuer),
                 subject(ca)
             ),
         );
     }
-    Ok(())
+    signer_status(run, &leaf, &issuer, "the status list signer")?;
+    Ok(leaf)
 }
 
 fn status_jwt(run: &mut Run, bytes: &[u8], ca: &X509) -> R<Token> {
@@ -1063,15 +1072,7 @@ fn status_jwt(run: &mut Run, bytes: &[u8], ca: &X509) -> R<Token> {
     }
     let alg = jws_alg(&header, "the status list token")?;
     let chain = jws_chain(&header, "the status list token")?;
-    let (leaf, issuer) = validate_chain(
-        run,
-        &chain,
-        gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
-        "statusListSigning",
-        "the status list token",
-    )?;
-    same_ca(&issuer, ca)?;
-    signer_status(run, &leaf, &issuer, "the status list signer")?;
+    let leaf = status_signer(run, &chain, ca)?;
     let key = PublicKey::from_x509(&leaf).map_err(malformed)?;
     if !jws_signature(text, alg, &key)? {
         return fail(
@@ -1117,15 +1118,7 @@ fn status_cwt(run: &mut Run, bytes: &[u8], ca: &X509) -> R<Token> {
         );
     }
     let chain = x5chain(&sign1, "the status list token")?;
-    let (leaf, issuer) = validate_chain(
-        run,
-        &chain,
-        gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
-        "statusListSigning",
-        "the status list token",
-    )?;
-    same_ca(&issuer, ca)?;
-    signer_status(run, &leaf, &issuer, "the status list signer")?;
+    let leaf = status_signer(run, &chain, ca)?;
     cose_signature(run, &sign1, &leaf, "the status list token")?;
     let claims = mdoc::decode_bounded(
         sign1.payload.as_deref().unwrap_or_default(),

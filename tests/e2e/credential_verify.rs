@@ -26,6 +26,26 @@ fn b64url_encode(b: &[u8]) -> String {
         .to_string()
 }
 
+/// What a verification is asked with; [`Ask::new`] is this test verifier's own.
+struct Ask<'a> {
+    anchor: &'a str,
+    verifier: &'a str,
+    nonce: &'a str,
+    /// A token file, or None to fetch the list.
+    token: Option<&'a str>,
+}
+
+impl<'a> Ask<'a> {
+    fn new(token: Option<&'a str>) -> Ask<'a> {
+        Ask {
+            anchor: "mobile-id.pem",
+            verifier: VERIFIER,
+            nonce: NONCE,
+            token,
+        }
+    }
+}
+
 struct Verifier<'a> {
     env: &'a Env,
     ocsp: String,
@@ -35,22 +55,28 @@ impl Verifier<'_> {
     /// Runs `gpki credential verify` on `source` (`--presentation F` or `--qr F`)
     /// with the status list token `token`: the JSON report, or the refusal's stderr.
     fn run(&self, source: &[&str], token: &str, extra: &[&str]) -> Result<Value, String> {
+        self.ask(&Ask::new(Some(token)), source, extra)
+    }
+
+    /// `gpki credential verify` as `ask` says (anchor, verifier, nonce, token).
+    fn ask(&self, ask: &Ask, source: &[&str], extra: &[&str]) -> Result<Value, String> {
         let mut args = vec!["credential", "verify"];
         args.extend(source);
         args.extend([
             "--anchor",
-            "mobile-id.pem",
+            ask.anchor,
             "--verifier",
-            VERIFIER,
+            ask.verifier,
             "--nonce",
-            NONCE,
+            ask.nonce,
             "--ocsp-url",
             &self.ocsp,
-            "--status-list-token",
-            token,
             "--output",
             "json",
         ]);
+        if let Some(t) = ask.token {
+            args.extend(["--status-list-token", t]);
+        }
         args.extend(extra);
         let r = self.env.run(&args);
         if r.code == 0 {
@@ -270,84 +296,64 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         } else {
             "wrong-nonce"
         };
-        let mut a = vec!["credential", "verify", "--presentation", &file];
-        a.extend([
-            "--anchor",
-            "mobile-id.pem",
-            "--verifier",
-            VERIFIER,
-            "--nonce",
-            wrong,
-            "--ocsp-url",
-            &v.ocsp,
-            "--status-list-token",
-            token,
-        ]);
-        let e = env.fails(&a).stderr;
+        let e = v
+            .ask(
+                &Ask {
+                    nonce: wrong,
+                    ..Ask::new(Some(token))
+                },
+                &["--presentation", &file],
+                &[],
+            )
+            .expect_err("a wrong nonce accepted");
         assert!(e.contains(&format!("[{reason}]")), "{format}: {e}");
 
         // An unknown trust anchor: another government's root.
-        let e = env
-            .fails(&[
-                "credential",
-                "verify",
-                "--presentation",
-                &file,
-                "--anchor",
-                "other-root.pem",
-                "--verifier",
-                VERIFIER,
-                "--nonce",
-                NONCE,
-                "--ocsp-url",
-                &v.ocsp,
-                "--status-list-token",
-                token,
-            ])
-            .stderr;
+        let e = v
+            .ask(
+                &Ask {
+                    anchor: "other-root.pem",
+                    ..Ask::new(Some(token))
+                },
+                &["--presentation", &file],
+                &[],
+            )
+            .expect_err("an unknown anchor accepted");
         assert!(
             e.contains("[untrusted-chain]") && e.contains("does not chain to a trust anchor"),
             "{e}"
         );
         // The root above the credential CA is not enough: any CA under it could mint IDs.
-        let mut a = vec!["credential", "verify", "--presentation", &file];
-        a.extend([
-            "--anchor",
-            "root.pem",
-            "--verifier",
-            VERIFIER,
-            "--nonce",
-            NONCE,
-            "--ocsp-url",
-            &v.ocsp,
-            "--status-list-token",
-            token,
-        ]);
-        let e = env.fails(&a).stderr;
+        let e = v
+            .ask(
+                &Ask {
+                    anchor: "root.pem",
+                    ..Ask::new(Some(token))
+                },
+                &["--presentation", &file],
+                &[],
+            )
+            .expect_err("a root-only anchor accepted");
         assert!(
             e.contains("[untrusted-chain]") && e.contains("which is not a configured trust anchor"),
             "{e}"
         );
         // Another verifier presenting what was made for this one.
-        let mut a = vec!["credential", "verify", "--presentation", &file];
-        a.extend([
-            "--anchor",
-            "mobile-id.pem",
-            "--verifier",
-            "https://elsewhere.go.kr",
-            "--nonce",
-            NONCE,
-            "--ocsp-url",
-            &v.ocsp,
-            "--status-list-token",
-            token,
-        ]);
         let reason = if format == "mdoc" {
             "device-auth"
         } else {
             "wrong-verifier"
         };
-        let e = env.fails(&a).stderr;
+        let e = v
+            .ask(
+                &Ask {
+                    verifier: "https://elsewhere.go.kr",
+                    ..Ask::new(Some(token))
+                },
+                &["--presentation", &file],
+                &[],
+            )
+            .expect_err("another verifier accepted");
         assert!(e.contains(&format!("[{reason}]")), "{format}: {e}");
     }
 
@@ -389,26 +395,13 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         "--cwt-out",
         "other.cwt",
     ]);
-    let e = env
-        .fails(&[
-            "credential",
-            "verify",
-            "--presentation",
-            "mdoc.presentation",
-            "--anchor",
-            "mobile-id.pem",
-            "--anchor",
-            "other-ca.pem",
-            "--verifier",
-            VERIFIER,
-            "--nonce",
-            NONCE,
-            "--ocsp-url",
-            &v.ocsp,
-            "--status-list-token",
+    let e = v
+        .run(
+            &["--presentation", "mdoc.presentation"],
             "other.cwt",
-        ])
-        .stderr;
+            &["--anchor", "other-ca.pem"],
+        )
+        .expect_err("another CA's status list accepted");
     assert!(
         e.contains("[status-untrusted]") && e.contains("not the credential's CA"),
         "{e}"
@@ -525,21 +518,12 @@ fn presentations_verify_from_file_and_qr_and_every_tampering_is_refused_by_name(
         "--reason",
         "keyCompromise",
     ]);
-    let mut last = String::new();
-    for _ in 0..100 {
+    crate::support::eventually("the revoked signer refused", 10, || {
         match v.run(&["--presentation", "mdoc.presentation"], "list.cwt", &[]) {
-            Err(e) if e.contains("[signer-revoked]") => {
-                last.clear();
-                break;
-            }
-            other => last = format!("{other:?}"),
+            Err(e) if e.contains("[signer-revoked]") => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        last.is_empty(),
-        "the revoked signer is still accepted: {last}"
-    );
+    });
 }
 
 /// A TCP relay to `target` that keeps every byte clients send: what a verifier's
@@ -678,27 +662,7 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
     present(&env, "m.mdoc", "name", "m.presentation", &[]);
 
     // Fetched live (no token given): verified, and the list's own check shows it.
-    let fetch = |file: &str| {
-        let mut args = vec!["credential", "verify", "--presentation", file];
-        args.extend([
-            "--anchor",
-            "mobile-id.pem",
-            "--verifier",
-            VERIFIER,
-            "--nonce",
-            NONCE,
-            "--ocsp-url",
-            &v.ocsp,
-            "--output",
-            "json",
-        ]);
-        let r = env.run(&args);
-        if r.code == 0 {
-            Ok(serde_json::from_str::<Value>(&r.stdout).unwrap())
-        } else {
-            Err(r.stderr)
-        }
-    };
+    let fetch = |file: &str| v.ask(&Ask::new(None), &["--presentation", file], &[]);
     recorder.take();
     let report = fetch("a.presentation").unwrap_or_else(|e| panic!("{e}"));
     assert!(checks(&report).contains(&"status".to_string()));
@@ -804,18 +768,12 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
         "--reason",
         "lost-device",
     ]);
-    let mut last = String::new();
-    for _ in 0..50 {
+    crate::support::eventually("the lost credential refused", 5, || {
         match fetch("a.presentation") {
-            Err(e) if e.contains("[credential-revoked]") => {
-                last.clear();
-                break;
-            }
-            other => last = format!("{other:?}"),
+            Err(e) if e.contains("[credential-revoked]") => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(last.is_empty(), "still accepted after revocation: {last}");
+    });
     fetch("b.presentation").expect("the other credential is still good");
     let (_, jwt) = curl(&[&url]);
     let (_, cwt) = curl(&[&url, "-H", "Accept: application/statuslist+cwt"]);

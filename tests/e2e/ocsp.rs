@@ -1243,14 +1243,8 @@ fn dev_credential_round_trip(env: &Env) {
         "--reason",
         "lost-device",
     ]);
-    let mut last = String::new();
-    for _ in 0..50 {
-        let (code, _, err) = verify();
-        if code == Some(1) && err.contains("[credential-revoked]") {
-            return;
-        }
-        last = err;
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("the lost phone's ID still verifies: {last}");
+    crate::support::eventually("the lost phone's ID refused", 5, || match verify() {
+        (Some(1), _, err) if err.contains("[credential-revoked]") => Ok(()),
+        (_, out, err) => Err(format!("{out}{err}")),
+    });
 }

@@ -659,3 +659,18 @@ pub fn vfychain(db: &str, usage: &str, cert: &Path, extra: &[&str]) -> String {
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
+
+/// Calls `attempt` every 100 ms until it returns `Ok`, for at most `secs` seconds;
+/// panics with `what` and the last `Err` otherwise. For a change another process
+/// makes visible within a bound (a revocation reaching a responder or a list).
+pub fn eventually(what: &str, secs: u64, mut attempt: impl FnMut() -> Result<(), String>) {
+    let mut last = String::new();
+    for _ in 0..secs * 10 {
+        match attempt() {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what} within {secs} s: {last}");
+}
