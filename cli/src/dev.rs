@@ -788,6 +788,21 @@ key = {}
             .display()
             .to_string())
     );
+    text += &format!(
+        "# The mobile ID issuer's keys (its credential signers in force), as SD-JWT VC\n\
+         # issuer metadata at http://{listen}/.well-known/jwt-vc-issuer and as the DID\n\
+         # document of {} at http://{listen}/.well-known/did.json.\n\
+         [credential_issuer]\nid = {}\nca = {}\nmax_age_seconds = 300\n\n",
+        gpki_ocsp::issuer::IssuerConfig {
+            id: CREDENTIAL_ISSUER.into(),
+            ca: CREDENTIAL_CA.into(),
+            max_age_seconds: 300,
+        }
+        .paths()?
+        .did,
+        q(CREDENTIAL_ISSUER.to_string()),
+        q(CREDENTIAL_CA.to_string())
+    );
     text += "# The responder never opens a CA key. Renew its certificates on the CA side,\n\
              # e.g. daily from a timer: gpki ocsp renew-signers --config THIS\n\
              # It picks up the new files by itself (or on SIGHUP).\n";

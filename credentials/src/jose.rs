@@ -56,10 +56,12 @@ fn algorithm(alg: Alg) -> EcdsaJwsAlgorithm {
     }
 }
 
-/// A compact JWS of `payload` with header `typ` and the key's chain in `x5c`.
+/// A compact JWS of `payload` with header `typ`, the key's chain in `x5c` and its
+/// thumbprint as `kid` (what selects it in the issuer's JWKS and DID document).
 pub fn sign(payload: &serde_json::Value, typ: &str, key: &IssuerKey) -> Result<String> {
     let mut header = JwsHeader::new();
     header.set_token_type(typ);
+    header.set_key_id(key.kid());
     header.set_x509_certificate_chain(&key.chain().to_vec());
     sign_with(payload, &header, key.signer().clone(), key.alg())
 }

@@ -392,6 +392,7 @@ pub struct IssuerKey {
     signer: std::sync::Arc<dyn Signer>,
     alg: Alg,
     chain: Vec<Vec<u8>>,
+    kid: String,
 }
 
 impl std::fmt::Debug for IssuerKey {
@@ -450,11 +451,23 @@ impl IssuerKey {
                 "the {what} certificate is not within its validity now"
             )));
         }
-        Ok(IssuerKey { signer, alg, chain })
+        let kid = PublicKey::from_spki(&spki)?.thumbprint();
+        Ok(IssuerKey {
+            signer,
+            alg,
+            chain,
+            kid,
+        })
     }
 
     pub fn alg(&self) -> Alg {
         self.alg
+    }
+
+    /// The key's RFC 7638 thumbprint: the `kid` of its JWS headers and of its JWK in
+    /// the issuer's metadata and DID document.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     pub(crate) fn signer(&self) -> &std::sync::Arc<dyn Signer> {

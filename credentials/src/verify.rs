@@ -773,6 +773,16 @@ fn verify_sd_jwt(run: &mut Run, bytes: &[u8]) -> R<(String, Vec<(String, Json)>)
     run.pass("issuer", format!("iss `{iss}` is the signer's URI SAN"));
     signer_status(run, &leaf, &issuer, "the issuer JWT signer")?;
     let key = PublicKey::from_x509(&leaf).map_err(malformed)?;
+    // A verifier that selects the key by `kid` from the issuer's metadata or DID
+    // document must reach the key x5c names, or the two would judge different keys.
+    if let Some(kid) = header.get("kid") {
+        if kid.as_str() != Some(key.thumbprint().as_str()) {
+            return fail(
+                Reason::IssuerMismatch,
+                format!("kid {kid} is not the thumbprint of the x5c signer's key"),
+            );
+        }
+    }
     if !jws_signature(parts.jws, alg, &key)? {
         return fail(
             Reason::BadSignature,

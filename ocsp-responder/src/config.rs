@@ -50,6 +50,10 @@ pub struct Config {
     /// this status-list signer.
     #[serde(default)]
     pub status_lists: Option<crate::status_lists::StatusListsConfig>,
+    /// Serve the credential issuer's metadata (`/.well-known/jwt-vc-issuer`) and
+    /// `did:web` DID document, naming its credential-signer keys in force.
+    #[serde(default)]
+    pub credential_issuer: Option<crate::issuer::IssuerConfig>,
 }
 
 /// One CA the responder answers for, with its delegated responder certificate.
@@ -137,6 +141,9 @@ impl Config {
         self.http.check()?;
         if let Some(l) = &self.status_lists {
             l.check()?;
+        }
+        if let Some(i) = &self.credential_issuer {
+            i.check()?;
         }
         if self.cas.is_empty() {
             return Err(Error::malformed("no [[ca]] to answer for"));

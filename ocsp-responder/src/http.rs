@@ -44,6 +44,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, p) if p.starts_with("/statuslists/") => {
             crate::status_lists::serve(state, &p["/statuslists/".len()..], req.headers()).await
         }
+        (&Method::GET, p) if state.issuer_document(p).is_some() => {
+            let which = state.issuer_document(p).expect("matched");
+            crate::issuer::serve(state, which, req.headers()).await
+        }
         (&Method::GET, p) if p.starts_with("/crl/") || p.starts_with("/ca/") => {
             crate::distribution::serve(state, p, req.headers()).await
         }

@@ -15,6 +15,7 @@ pub mod authority;
 pub mod config;
 mod distribution;
 mod http;
+pub mod issuer;
 pub mod metrics;
 pub mod renewal;
 pub mod request;
@@ -66,6 +67,8 @@ pub struct State {
     key_pass: Passphrase,
     /// The credential status lists served, when `[status_lists]` is configured.
     status_lists: Option<status_lists::Lists>,
+    /// The credential issuer's metadata and DID document, when configured.
+    issuer: Option<issuer::Issuer>,
 }
 
 /// How a request was answered.
@@ -99,6 +102,11 @@ impl State {
     /// Completed reads of the store since start.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// The issuer document `path` names, when `[credential_issuer]` is configured.
+    pub fn issuer_document(&self, path: &str) -> Option<issuer::Document> {
+        self.issuer.as_ref().and_then(|i| i.route(path))
     }
 
     pub fn ready(&self) -> bool {
@@ -348,6 +356,14 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
         }
         None => None,
     };
+    let issuer = match &config.credential_issuer {
+        Some(c) => {
+            // An unknown CA is found now, not at the first request.
+            store.authority_by_name(&c.ca).await?;
+            Some(issuer::Issuer::new(c)?)
+        }
+        None => None,
+    };
     let marks = authorities
         .iter()
         .map(|_| Mutex::new(StatusMark::default()))
@@ -372,6 +388,7 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
         files,
         key_pass,
         status_lists,
+        issuer,
     });
     let first = worker::sync(&state).await;
     state.set_store(&first);

@@ -771,6 +771,26 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     assert_eq!(v["status"], "good", "{v}");
     assert_eq!(v["url"], format!("http://127.0.0.1:{port}/ocsp"), "{v}");
     dev_credential_round_trip(&env);
+    // The issuer's keys as dev up serves them: the DID of the identifier, one key,
+    // the same in the metadata.
+    let did: serde_json::Value = serde_json::from_slice(&curl(&[
+        "-s",
+        &format!("http://127.0.0.1:{port}/.well-known/did.json"),
+    ]))
+    .unwrap();
+    assert_eq!(did["id"], "did:web:id.gpki.go.kr", "{did}");
+    let metadata: serde_json::Value = serde_json::from_slice(&curl(&[
+        "-s",
+        &format!("http://127.0.0.1:{port}/.well-known/jwt-vc-issuer"),
+    ]))
+    .unwrap();
+    assert_eq!(metadata["issuer"], "https://id.gpki.go.kr", "{metadata}");
+    let keys = metadata["jwks"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{metadata}");
+    assert_eq!(
+        did["verificationMethod"][0]["publicKeyJwk"], keys[0],
+        "the DID document and the metadata name the same key"
+    );
     // NSS with revocation checking required: every certificate with an OCSP URL is
     // checked live at the dev responder and found good. GnuTLS's ocsptool asks the
     // responder and verifies the delegated signer chains to the issuer.
