@@ -16,6 +16,7 @@
 
 pub mod anchor;
 pub mod batch;
+pub mod credential;
 mod delegated;
 pub mod service;
 

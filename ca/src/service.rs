@@ -19,6 +19,9 @@ use gpki_service::ca_api::{
     check_csr_sans, check_sans, check_scope, CertificateReply, IssueBody, RenewBody, RevokeBody,
     SignerRenewBody,
 };
+use gpki_service::credential_api::{
+    known_official, official_id, CredentialBody, CredentialReply, OfferedAttributes,
+};
 use gpki_service::mtls::{
     caller, peer_key, ApiMetrics, AuthCache, Caller, Refusals, Running, ServerTls,
 };
@@ -64,6 +67,38 @@ pub struct Config {
     /// 0 reads the store on every request.
     #[serde(default = "default_auth_cache_ms")]
     pub auth_cache_ms: u64,
+    /// Mobile IDs for the RAs named here (`POST /v1/credentials`), signed by this
+    /// credential signer.
+    #[serde(default)]
+    pub credentials: Option<CredentialsConfig>,
+}
+
+/// `[credentials]` in ca.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// The credential-signer key (encrypted PKCS#8).
+    pub signer_key: PathBuf,
+    /// Its passphrase; else the CA keys' (`key_pass_file` or `GPKI_KEY_PASS`).
+    #[serde(default)]
+    pub signer_pass_file: Option<PathBuf>,
+    /// The signer's certificate, then its CA's (PEM).
+    pub signer_chain: PathBuf,
+    /// The issuer identifier: the SD-JWT VC `iss` (a URI SAN of the signer) and the
+    /// `aud` a holder's proof must name.
+    pub issuer: String,
+    /// The status list the credentials go on.
+    pub status_list: String,
+    /// The RAs whose offers this service issues.
+    pub ras: Vec<String>,
+    /// Days a credential is valid, at most (and never past the signer's end or the
+    /// ID's expiry date).
+    #[serde(default = "default_credential_days")]
+    pub valid_days: i64,
+}
+
+fn default_credential_days() -> i64 {
+    365
 }
 
 fn default_listen() -> String {
@@ -98,6 +133,19 @@ impl Config {
         }
         c.tls.resolve(base);
         c.http.check()?;
+        if let Some(cr) = &mut c.credentials {
+            cr.signer_key = base.join(&cr.signer_key);
+            cr.signer_chain = base.join(&cr.signer_chain);
+            if let Some(p) = &mut cr.signer_pass_file {
+                *p = base.join(&*p);
+            }
+            if !(1..=3650).contains(&cr.valid_days) {
+                return Err(Error::malformed(format!(
+                    "{}: [credentials] valid_days must be 1 to 3650",
+                    path.display()
+                )));
+            }
+        }
         if c.stale_pending_secs < 1 || c.signer_renewal_days < 0 {
             return Err(Error::malformed(format!(
                 "{}: stale_pending_secs must be 1 or more and signer_renewal_days 0 or more",
@@ -119,6 +167,8 @@ pub struct State {
     callers: AuthCache<[u8; 32], Caller>,
     /// The RAs a caller (by certificate row) may act for, by name.
     ras: AuthCache<(i64, String), RaRecord>,
+    /// The credential signer of `[credentials]`.
+    credential_signer: Option<gpki_credentials::IssuerKey>,
 }
 
 /// Opens the store and the CA keys' passphrase, and starts serving.
@@ -144,7 +194,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         store.clone(),
         profiles,
         config.key_dir.clone(),
-        pass,
+        pass.clone(),
         "gpki-ca".into(),
     );
     ca.record_profiles().await?;
@@ -163,6 +213,38 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
             tracing::warn!(ca = %name, error = %e, "CA key not loaded at start");
         }
     }
+    let credential_signer = match &config.credentials {
+        Some(c) => {
+            let pass = match &c.signer_pass_file {
+                Some(f) => gpki_pki::signer::Passphrase::from_file(f)?,
+                None => pass.clone(),
+            };
+            let chain = gpki_pki::pem::decode_all(
+                &std::fs::read(&c.signer_chain).map_err(|e| {
+                    Error::not_found(format!("cannot read {}: {e}", c.signer_chain.display()))
+                })?,
+                "CERTIFICATE",
+            )?;
+            let key = gpki_credentials::IssuerKey::new(
+                Arc::new(gpki_pki::SoftwareKey::read_encrypted(&c.signer_key, &pass)?),
+                chain,
+                gpki_pki::profile::EKU_MDL_DS,
+                "credential signer",
+            )?;
+            // What is signed must verify: refused now, not at the first offer.
+            store
+                .certificate_in_force(&key.chain()[0], gpki_pki::time::now())
+                .await
+                .map_err(|e| {
+                    Error::policy(format!(
+                        "the credential signer certificate is not in force: {}",
+                        e.detail
+                    ))
+                })?;
+            Some(key)
+        }
+        None => None,
+    };
     let metrics = ApiMetrics::new("ca");
     let refusals = Refusals::new(store.clone(), "ca");
     let acceptor = config
@@ -177,6 +259,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         refusals,
         callers,
         ras,
+        credential_signer,
     });
     gpki_service::mtls::start("CA service", &listen, limits, acceptor, move |req| {
         let state = state.clone();
@@ -200,6 +283,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/certificates/renew") => "renew",
         (&Method::POST, "/v1/certificates/revoke") => "revoke",
         (&Method::POST, "/v1/signers/renew") => "signer-renew",
+        (&Method::POST, "/v1/credentials") => "credential",
         _ => "other",
     };
     let reply = match route {
@@ -278,14 +362,15 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
         Err(r) => return r,
     };
     let result = match route {
-        "issue" => issue(state, &who, &body).await,
-        "renew" => renew(state, &who, &body).await,
-        "signer-renew" => renew_signer(state, &who, &body).await,
-        "revoke" => revoke(state, &who, &body).await,
+        "issue" => issue(state, &who, &body).await.map(reply),
+        "renew" => renew(state, &who, &body).await.map(reply),
+        "signer-renew" => renew_signer(state, &who, &body).await.map(reply),
+        "revoke" => revoke(state, &who, &body).await.map(reply),
+        "credential" => credential(state, &who, &body).await.map(reply),
         _ => unreachable!("routed above"),
     };
     match result {
-        Ok((status, reply)) => json_reply(status, &reply),
+        Ok(r) => r,
         Err(e) => {
             if matches!(e.kind, ErrorKind::Unauthorized) {
                 state.metrics.refused("scope");
@@ -299,8 +384,170 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     }
 }
 
+fn reply(answer: (StatusCode, impl serde::Serialize)) -> Response<Body> {
+    json_reply(answer.0, &answer.1)
+}
+
 fn unauthorized(detail: impl Into<String>) -> Error {
     Error::new(ErrorKind::Unauthorized, detail)
+}
+
+/// `POST /v1/credentials`: a mobile ID for an offer the RA recorded and whose
+/// holder proof it checked. Nothing is taken from the RA on trust: the offer is
+/// read from the store and must be this RA's and `proven`; the proof is checked
+/// again against the offer's nonce and must be by the key the RA recorded; the
+/// official must be one this RA knows, in force, in its scope, and the name and
+/// institution come from their certificate. The offer becomes `issuing` before
+/// anything is signed, so it makes one credential at most; the official's
+/// earlier IDs are revoked `replaced` (a new phone).
+async fn credential(
+    state: &State,
+    who: &Caller,
+    body: &[u8],
+) -> Result<(StatusCode, CredentialReply)> {
+    let b: CredentialBody = parse(body)?;
+    let ra = authorize_ra(state, who, &b.ra).await?;
+    let (Some(config), Some(key)) = (&state.config.credentials, &state.credential_signer) else {
+        return Err(Error::policy(
+            "this CA service issues no credentials ([credentials] is not configured)",
+        ));
+    };
+    if !config.ras.contains(&ra.name) {
+        return Err(unauthorized(format!(
+            "RA `{}` is not one this CA service issues credentials for",
+            ra.name
+        )));
+    }
+    let offer = state.store.offer(b.offer).await?;
+    if offer.ra_id != ra.id {
+        return Err(unauthorized(format!(
+            "credential offer {} is not RA `{}`'s",
+            offer.id, ra.name
+        )));
+    }
+    if offer.status != "proven" {
+        return Err(Error::conflict(format!(
+            "credential offer {} is {}{}",
+            offer.id,
+            offer.status,
+            offer
+                .credential_id
+                .map(|c| format!(" (credential {c})"))
+                .unwrap_or_default()
+        )));
+    }
+    let now = gpki_pki::time::now();
+    let holder = gpki_credentials::proof::verify(&b.proof, &config.issuer, &offer.nonce, now)?;
+    if offer.holder_jkt.as_deref() != Some(holder.thumbprint().as_str()) {
+        return Err(Error::policy(
+            "holder proof refused: its key is not the one the RA checked for this offer",
+        ));
+    }
+    let (official, name, institution) =
+        known_official(&state.store, &ra, offer.official_cert_id, now).await?;
+    let attributes: OfferedAttributes = serde_json::from_str(&offer.attributes)
+        .map_err(|e| Error::internal(format!("offer {} attributes: {e}", offer.id)))?;
+    let id = official_id(&attributes, &name, &institution)?;
+    let format = crate::credential::Format::parse(&offer.format)?;
+    let replaces: Vec<i64> = state
+        .store
+        .credentials(Some(&id.employee_number), 1000)
+        .await?
+        .into_iter()
+        .filter(|c| c.status == "valid" && c.doc_type == gpki_credentials::model::DOC_TYPE)
+        .map(|c| c.id)
+        .collect();
+    let actor = format!("ra:{}", ra.name);
+    let target = format!("credential-offer:{}", offer.id);
+    state
+        .store
+        .move_offer(
+            offer.id,
+            "proven",
+            "issuing",
+            None,
+            None,
+            &AuditEvent::new(
+                &actor,
+                "credential.offer.issuing",
+                &target,
+                serde_json::json!({ "client": who.label() }),
+            ),
+        )
+        .await?;
+    let issued = crate::credential::issue(
+        &state.store,
+        key,
+        &crate::credential::Order {
+            id: &id,
+            holder: &holder,
+            format,
+            status_list: &config.status_list,
+            issuer: &config.issuer,
+            valid_days: config.valid_days,
+            replaces: &replaces,
+            actor: &actor,
+            context: serde_json::json!({ "offer": offer.id, "official": format!("cert:{}/{}", official.issuer_id, official.serial) }),
+        },
+    )
+    .await;
+    let issued = match issued {
+        Ok(i) => i,
+        Err(e) => {
+            // Nothing valid was made (a credential row is valid only once recorded
+            // with its digest): the offer may be tried again.
+            let back = AuditEvent::new(
+                &actor,
+                "credential.offer.retry",
+                &target,
+                serde_json::json!({ "error": e.detail }),
+            );
+            if let Err(e2) = state
+                .store
+                .move_offer(offer.id, "issuing", "proven", None, None, &back)
+                .await
+            {
+                tracing::warn!(offer = offer.id, error = %e2, "offer left issuing");
+            }
+            return Err(e);
+        }
+    };
+    state
+        .store
+        .move_offer(
+            offer.id,
+            "issuing",
+            "issued",
+            None,
+            Some(issued.record.id),
+            &AuditEvent::new(
+                &actor,
+                "credential.offer.issued",
+                &target,
+                serde_json::json!({ "credential": issued.record.id }),
+            ),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        CredentialReply {
+            id: issued.record.id,
+            offer: offer.id,
+            format: format.as_str().into(),
+            credential: match format {
+                crate::credential::Format::SdJwt => String::from_utf8(issued.bytes)
+                    .map_err(|_| Error::internal("SD-JWT is not UTF-8"))?,
+                crate::credential::Format::Mdoc => base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &issued.bytes,
+                ),
+            },
+            status_list: issued.list.name,
+            idx: issued.record.idx,
+            holder_jkt: issued.record.holder_jkt,
+            valid_until: issued.valid_until,
+        },
+    ))
 }
 
 /// The service client the caller's certificate is registered as.

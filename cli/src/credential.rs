@@ -6,13 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use gpki_credentials::{
-    mdoc, model, sdjwt, status, verify, HolderKey, IssuerKey, OfficialId, PublicKey, StatusRef,
-    Validity,
-};
+use gpki_credentials::{mdoc, sdjwt, status, verify, HolderKey, IssuerKey, OfficialId, PublicKey};
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, Result, SoftwareKey};
-use gpki_store::{AuditEvent, NewCredential};
+use gpki_store::AuditEvent;
 use serde_json::json;
 
 use crate::{emit, read_file, write_file, Global};
@@ -27,9 +24,15 @@ pub enum Format {
 
 impl Format {
     fn as_str(self) -> &'static str {
-        match self {
-            Format::Mdoc => "mdoc",
-            Format::SdJwt => "sd-jwt",
+        gpki_ca::credential::Format::from(self).as_str()
+    }
+}
+
+impl From<Format> for gpki_ca::credential::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Mdoc => gpki_ca::credential::Format::Mdoc,
+            Format::SdJwt => gpki_ca::credential::Format::SdJwt,
         }
     }
 }
@@ -100,6 +103,26 @@ pub enum CredentialCmd {
         /// Also print the QR code on the terminal
         #[arg(long)]
         qr_terminal: bool,
+    },
+    /// The holder's proof of possession for an RA's credential offer: a JWT by the
+    /// holder key (in its header) over the offer's nonce, for the issuer
+    /// (OpenID4VCI proof type `jwt`)
+    Proof {
+        /// The holder's key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        holder_key: PathBuf,
+        /// Passphrase file of the holder key
+        #[arg(long, env = "GPKI_OUT_PASS_FILE")]
+        holder_pass_file: PathBuf,
+        /// The offer's nonce
+        #[arg(long)]
+        nonce: String,
+        /// The offer's audience (the issuer's identifier)
+        #[arg(long)]
+        audience: String,
+        /// Where to write the proof JWT
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Verify a presentation as a verifier does: the signer's chain to a trust
     /// anchor, its OCSP status, the signature, the disclosed digests, validity, the
@@ -263,7 +286,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                 .map_err(|e| e.context("holder key"))?;
             let store = g.store().await?;
             let now = gpki_pki::time::now();
-            let (key, signer_row) = signer
+            let (key, _) = signer
                 .load(
                     &store,
                     gpki_pki::profile::EKU_MDL_DS,
@@ -271,87 +294,27 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                     now,
                 )
                 .await?;
-            // SD-JWT VC: with x5c, `iss` must be a URI SAN of the signer certificate.
-            if format == Format::SdJwt && !key.uri_sans()?.contains(&issuer) {
-                return Err(Error::policy(format!(
-                    "--issuer {issuer} is not a URI subjectAltName of the signer certificate"
-                )));
-            }
-            let list = store.status_list_by_name(&status_list).await?;
-            store
-                .check_replaceable(&id.employee_number, model::DOC_TYPE, &replaces)
-                .await?;
-            // The ID expires at the end of its expiry date in Korea (UTC+9).
-            let kst = time::UtcOffset::from_hms(9, 0, 0).expect("UTC+9");
-            let end_of_expiry = id
-                .expiry_date
-                .with_hms(23, 59, 59)
-                .map(|t| t.assume_offset(kst).unix_timestamp())
-                .map_err(|e| Error::malformed(format!("expiry_date: {e}")))?;
-            let valid_until = now
-                .saturating_add(valid_days.saturating_mul(86_400))
-                .min(key.not_after()?)
-                .min(end_of_expiry);
-            if valid_until <= now {
-                return Err(Error::policy(
-                    "the credential would not be valid: the ID has expired or the signer certificate ends now",
-                ));
-            }
-            let validity = Validity {
-                signed: now,
-                valid_from: now,
+            let gpki_ca::credential::Issued {
+                record,
+                list,
+                bytes,
                 valid_until,
-            };
-            let record = store
-                .allocate_credential(
-                    &NewCredential {
-                        list_id: list.id,
-                        format: format.as_str().into(),
-                        doc_type: model::DOC_TYPE.into(),
-                        subject: id.employee_number.clone(),
-                        holder_jkt: holder.thumbprint(),
-                        signer_serial: signer_row.serial.clone(),
-                        valid_until,
-                    },
-                    random_index,
-                )
-                .await?;
-            let status = StatusRef {
-                uri: list.uri.clone(),
-                idx: record.idx as u64,
-            };
-            let bytes = match format {
-                Format::Mdoc => mdoc::issue(&id, &holder, &status, validity, &key)?,
-                Format::SdJwt => {
-                    sdjwt::issue(&id, &holder, &status, validity, &issuer, &key)?.into_bytes()
-                }
-            };
-            let digest = hex::encode(openssl::sha::sha256(&bytes));
-            let detail = json!({
-                "format": format.as_str(),
-                "doc_type": model::DOC_TYPE,
-                "subject": id.employee_number,
-                "status_list": list.name,
-                "idx": record.idx,
-                "holder_jkt": record.holder_jkt,
-                "signer_serial": record.signer_serial,
-                "valid_until": valid_until,
-                "digest": digest,
-                "replaces": replaces,
-            });
-            let record = store
-                .mark_credential_issued(
-                    record.id,
-                    &digest,
-                    &replaces,
-                    &AuditEvent::new(
-                        &g.actor(),
-                        "credential.issue",
-                        format!("credential:{}", record.id),
-                        detail,
-                    ),
-                )
-                .await?;
+            } = gpki_ca::credential::issue(
+                &store,
+                &key,
+                &gpki_ca::credential::Order {
+                    id: &id,
+                    holder: &holder,
+                    format: format.into(),
+                    status_list: &status_list,
+                    issuer: &issuer,
+                    valid_days,
+                    replaces: &replaces,
+                    actor: &g.actor(),
+                    context: json!({}),
+                },
+            )
+            .await?;
             write_file(&out, &bytes)?;
             emit(
                 g.output,
@@ -374,6 +337,31 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                         record.idx,
                         list.name,
                         gpki_pki::time::rfc3339(valid_until),
+                        out.display()
+                    )
+                },
+            );
+        }
+        CredentialCmd::Proof {
+            holder_key,
+            holder_pass_file,
+            nonce,
+            audience,
+            out,
+        } => {
+            let pass = Passphrase::from_file(&holder_pass_file)?;
+            let holder =
+                HolderKey::new(Arc::new(SoftwareKey::read_encrypted(&holder_key, &pass)?))?;
+            let jwt =
+                gpki_credentials::proof::sign(&holder, &audience, &nonce, gpki_pki::time::now())?;
+            write_file(&out, jwt.as_bytes())?;
+            emit(
+                g.output,
+                json!({ "holder_jkt": holder.public().thumbprint(), "out": out.display().to_string() }),
+                || {
+                    format!(
+                        "proof by key {} written to {}",
+                        holder.public().thumbprint(),
                         out.display()
                     )
                 },
@@ -821,22 +809,4 @@ fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 /// An SD-JWT is base64url text starting with a JWS header (`ey…`); an mdoc is CBOR.
 fn is_sd_jwt(bytes: &[u8]) -> bool {
     bytes.starts_with(b"ey")
-}
-
-/// A uniformly random index in `0..size`, from OpenSSL's CSPRNG (rejection
-/// sampling, so no index is likelier than another).
-fn random_index(size: i64) -> i64 {
-    let size = size.max(1) as u64;
-    let zone = u64::MAX - (u64::MAX % size);
-    loop {
-        let mut b = [0u8; 8];
-        if openssl::rand::rand_bytes(&mut b).is_err() {
-            // The store rejects an out-of-range draw by name.
-            return -1;
-        }
-        let x = u64::from_le_bytes(b);
-        if x < zone {
-            return (x % size) as i64;
-        }
-    }
 }

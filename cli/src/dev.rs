@@ -613,22 +613,32 @@ async fn services_setup(
         "# gpki dev: the online CA service (gpki-ca serve --config THIS), the one process\n\
          # that opens the subordinate CA keys. RA services reach it over mutual TLS.\n\
          store = {store_url}\nlisten = {}\nkey_dir = {}\nkey_pass_file = {}\n{policies}\n\
-         [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n",
+         [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n\n\
+         # Mobile IDs for the offers of RA {DEV_RA} (POST /v1/credentials).\n\
+         [credentials]\nsigner_key = {}\nsigner_pass_file = {signer_pass}\nsigner_chain = {}\n\
+         issuer = {}\nstatus_list = {}\nras = [{}]\n",
         q(at.ca.clone()),
         q(abs(&dir.join("keys")).display().to_string()),
         q(abs(ca_pass_file).display().to_string()),
         file("ca-tls.chain.pem"),
         file("ca-tls.key.pem"),
+        file("credential-signer.key.pem"),
+        file("credential-signer.crt.pem"),
+        q(CREDENTIAL_ISSUER.into()),
+        q(STATUS_LIST.into()),
+        q(DEV_RA.into()),
     );
     let ra_toml = format!(
         "# gpki dev: the RA service (gpki-ra serve --config THIS) hosting every RA whose\n\
          # host is {RA_HOST}; operators reach it over mutual TLS.\n\
-         store = {store_url}\nlisten = {}\nhost = {}\n{policies}\n\
+         store = {store_url}\nlisten = {}\nhost = {}\n{policies}\
+         credential_issuer = {}\n\n\
          [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n\n\
          # The CA service, as client {RA_HOST}.\n\
          [ca]\nurl = {}\nserver_name = {}\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nca_file = {root}\n",
         q(at.ra.clone()),
         q(RA_HOST.into()),
+        q(CREDENTIAL_ISSUER.into()),
         file("ra-tls.chain.pem"),
         file("ra-tls.key.pem"),
         q(format!("https://{}", at.ca)),

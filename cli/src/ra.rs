@@ -169,6 +169,38 @@ pub enum RaCmd {
         conn: Conn,
         id: i64,
     },
+    /// Offer a mobile public-official ID to an official the RA knows (by their
+    /// official-sign certificate from this RA): prints the nonce the official's
+    /// wallet signs (`gpki credential proof`)
+    Offer {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        idempotency_key: String,
+        /// The official's official-sign certificate (serial, from the RA's CA)
+        #[arg(long)]
+        serial: String,
+        /// mdoc or sd-jwt
+        #[arg(long)]
+        format: String,
+        /// JSON: employee_number, department, position, issue_date, expiry_date
+        /// (name and institution come from the certificate)
+        #[arg(long)]
+        attributes: PathBuf,
+    },
+    /// Issue an offered ID to the key that proved it (`gpki credential proof`)
+    OfferIssue {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        offer: i64,
+        /// The holder's proof JWT
+        #[arg(long)]
+        proof: PathBuf,
+        /// Where to write the credential (mdoc CBOR or SD-JWT text)
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Revoke a certificate of the RA's scope
     Revoke {
         #[command(flatten)]
@@ -933,6 +965,70 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
         RaCmd::Show { conn, id } => {
             let v: Value = conn.client()?.get(&format!("v1/requests/{id}")).await?;
             request_reply(out, &v, None)?;
+        }
+        RaCmd::Offer {
+            conn,
+            idempotency_key,
+            serial,
+            format,
+            attributes,
+        } => {
+            let attributes: Value = serde_json::from_slice(&read_file(&attributes, "attributes")?)
+                .map_err(|e| Error::malformed(format!("attributes: {e}")))?;
+            let body = json!({
+                "idempotency_key": idempotency_key,
+                "format": format,
+                "official": { "serial": serial },
+                "attributes": attributes,
+            });
+            let v: Value = conn.client()?.post("v1/credentials/offers", &body).await?;
+            emit(out, v.clone(), || {
+                format!(
+                    "credential offer {} ({}): nonce {} for {}, until {}",
+                    v["offer"],
+                    v["status"].as_str().unwrap_or(""),
+                    v["nonce"].as_str().unwrap_or(""),
+                    v["audience"].as_str().unwrap_or(""),
+                    gpki_pki::time::rfc3339(v["expires_at"].as_i64().unwrap_or(0))
+                )
+            });
+        }
+        RaCmd::OfferIssue {
+            conn,
+            offer,
+            proof,
+            out: file,
+        } => {
+            let proof = String::from_utf8(read_file(&proof, "proof")?)
+                .map_err(|_| Error::malformed("the proof is not UTF-8"))?;
+            let body = json!({ "proof": proof.trim() });
+            let v: gpki_service::credential_api::CredentialReply = conn
+                .client()?
+                .post(&format!("v1/credentials/offers/{offer}/issue"), &body)
+                .await?;
+            let bytes = match v.format.as_str() {
+                "mdoc" => base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &v.credential,
+                )
+                .map_err(|e| Error::malformed(format!("the CA's mdoc: {e}")))?,
+                _ => v.credential.clone().into_bytes(),
+            };
+            crate::write_file(&file, &bytes)?;
+            let mut shown = serde_json::to_value(&v).map_err(|e| Error::internal(e.to_string()))?;
+            shown["credential"] = json!(file.display().to_string());
+            emit(out, shown, || {
+                format!(
+                    "credential {} ({}) issued for offer {}: index {} on {}, valid until {}: {}",
+                    v.id,
+                    v.format,
+                    v.offer,
+                    v.idx,
+                    v.status_list,
+                    gpki_pki::time::rfc3339(v.valid_until),
+                    file.display()
+                )
+            });
         }
         RaCmd::Revoke {
             conn,

@@ -10,6 +10,7 @@ pub mod jose;
 pub mod keys;
 pub mod mdoc;
 pub mod model;
+pub mod proof;
 pub mod qr;
 pub mod sdjwt;
 pub mod status;

@@ -9,6 +9,8 @@
 //! is a compare-and-set in the store with its audit record.
 #![forbid(unsafe_code)]
 
+mod credentials;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +60,17 @@ pub struct Config {
     /// 0 reads the store on every request.
     #[serde(default = "default_auth_cache_ms")]
     pub auth_cache_ms: u64,
+    /// The mobile ID issuer's identifier (the `aud` of a holder's proof); unset,
+    /// this RA service makes no credential offers.
+    #[serde(default)]
+    pub credential_issuer: Option<String>,
+    /// Seconds a credential offer's nonce may be proven in.
+    #[serde(default = "default_offer_ttl")]
+    pub offer_ttl_seconds: i64,
+}
+
+fn default_offer_ttl() -> i64 {
+    600
 }
 
 fn default_listen() -> String {
@@ -83,6 +96,12 @@ impl Config {
         c.tls.resolve(base);
         c.ca.resolve(base);
         c.http.check()?;
+        if !(60..=86_400).contains(&c.offer_ttl_seconds) {
+            return Err(Error::malformed(format!(
+                "{}: offer_ttl_seconds must be 60 to 86400",
+                path.display()
+            )));
+        }
         Ok(c)
     }
 }
@@ -240,6 +259,10 @@ fn route(method: &Method, path: &str) -> (&'static str, Option<i64>) {
         (&Method::POST, ["v1", "revocations"]) => ("revoke", None),
         (&Method::POST, ["v1", "holder", "revocations"]) => ("holder-revoke", None),
         (&Method::POST, ["v1", "renewals"]) => ("renew", None),
+        (&Method::POST, ["v1", "credentials", "offers"]) => ("offer", None),
+        (&Method::POST, ["v1", "credentials", "offers", n, "issue"]) if id(n).is_some() => {
+            ("offer-issue", id(n))
+        }
         (&Method::GET, ["v1", "operators"]) => ("operators", None),
         (&Method::POST, ["v1", "operators"]) => ("enrol", None),
         (&Method::POST, ["v1", "operators", n, "suspend"]) if id(n).is_some() => ("suspend", id(n)),
@@ -429,6 +452,10 @@ async fn api(
             .await
             .map(|o| (StatusCode::OK, json!({ "operators": o }))),
         "enrol" => enrol(state, &op, &body).await,
+        "offer" => credentials::offer(state, &op, &body).await,
+        "offer-issue" => {
+            credentials::issue(state, &op, id.expect("routed with an id"), &body).await
+        }
         "suspend" | "activate" | "remove" => {
             operator_status(state, &op, id.expect("routed with an id"), name).await
         }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod ca_api;
+pub mod credential_api;
 pub mod failpoint;
 pub mod mtls;
 pub mod signer_renewal;

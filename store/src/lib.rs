@@ -9,6 +9,7 @@
 mod audit;
 mod certificates;
 mod credentials;
+mod offers;
 mod peers;
 mod ra;
 pub mod standing;
@@ -32,6 +33,7 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use credentials::{CredentialRecord, NewCredential, StatusListRecord, REVOCATION_REASONS};
+pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
     check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,
     RaRecord, RaRequest, ServiceClient, Transition,

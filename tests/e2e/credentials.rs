@@ -141,7 +141,7 @@ pub(crate) fn issue(env: &Env, format: &str, out: &str, extra: &[&str]) -> Value
     env.json(&args)
 }
 
-fn python(script: &str, args: &[&std::path::Path]) -> Value {
+pub(crate) fn python(script: &str, args: &[&std::path::Path]) -> Value {
     let out = std::process::Command::new("python3")
         .arg(format!("{ORACLES}/{script}"))
         .args(args)

@@ -228,6 +228,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         ])
     };
     verify("hong.pem");
+    credentials_through_the_ra(&env, &serial, &enrolled, &as_lee);
     // A subject of another institution is outside the dev RA's scope.
     let moe = "CN=Kim Cheolsu(001111111), OU=people, OU=Ministry of Education, O=Government of Korea, C=KR";
     let other = [
@@ -576,4 +577,228 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     let audit = user_ok(&env, &["audit", "verify"]);
     assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");
     assert!(audit["rows"].as_i64().unwrap() > 20, "{audit}");
+}
+
+/// Issue 11's RA part: an ID offered to an official the RA knows (Hong, whose
+/// official-sign certificate `serial` Lee requested), issued by the CA service to
+/// the phone key proven over the RA's nonce; judged by the independent SD-JWT
+/// oracle and by `gpki credential verify` from a QR code without the photo.
+fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &[&str]) {
+    let as_lee = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(lee_login)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    std::fs::write(
+        env.path("hong-id.json"),
+        r#"{"employee_number": "001234567", "department": "Digital Government Bureau",
+           "position": "Deputy Director", "issue_date": "2026-11-24", "expiry_date": "2031-11-23"}"#,
+    )
+    .unwrap();
+    for phone in ["phone", "phone2"] {
+        let key = format!("{phone}.key");
+        user_ok(
+            env,
+            &["key", "new", "--key-type", "p256", "--key-out", &key],
+        );
+        env.openssl_ok(&[
+            "pkey",
+            "-in",
+            &key,
+            "-passin",
+            "file:data/dev-signer-passphrase",
+            "-pubout",
+            "-out",
+            &format!("{phone}.pub"),
+        ]);
+    }
+    let offer = |key: &str, serial: &str, format: &str| {
+        let args = as_lee(&[
+            "ra",
+            "offer",
+            "--idempotency-key",
+            key,
+            "--serial",
+            serial,
+            "--format",
+            format,
+            "--attributes",
+            "hong-id.json",
+        ]);
+        user(env, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let proof = |key: &str, nonce: &str, audience: &str, out: &str| {
+        user_ok(
+            env,
+            &[
+                "credential",
+                "proof",
+                "--holder-key",
+                key,
+                "--nonce",
+                nonce,
+                "--audience",
+                audience,
+                "--out",
+                out,
+            ],
+        );
+    };
+    let issue = |offer: &str, proof: &str, out: &str| {
+        let args = as_lee(&[
+            "ra",
+            "offer-issue",
+            "--offer",
+            offer,
+            "--proof",
+            proof,
+            "--out",
+            out,
+        ]);
+        user(env, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let refused = |r: Run, kind: &str, words: &str| {
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+        assert!(
+            v["error"]["detail"].as_str().unwrap().contains(words),
+            "{v}"
+        );
+    };
+
+    let o = ok_json(offer("hong-id-1", serial, "sd-jwt"));
+    assert_eq!(o["status"], "offered", "{o}");
+    assert_eq!(o["audience"], "https://id.gpki.go.kr", "{o}");
+    let (id, nonce) = (
+        o["offer"].to_string(),
+        o["nonce"].as_str().unwrap().to_string(),
+    );
+    assert!(nonce.len() >= 43, "a 256-bit nonce: {o}");
+    let again = ok_json(offer("hong-id-1", serial, "sd-jwt"));
+    assert_eq!(
+        (&again["replayed"], &again["nonce"]),
+        (&Value::Bool(true), &o["nonce"])
+    );
+
+    // Officials the RA does not know: an operator's certificate, no certificate.
+    refused(
+        offer(
+            "lee-id-1",
+            lee["certificate"]["serial"].as_str().unwrap(),
+            "sd-jwt",
+        ),
+        "unauthorized",
+        "not an official RA `dev-mois` knows",
+    );
+    refused(
+        offer("nobody-1", "7f01", "sd-jwt"),
+        "not_found",
+        "no certificate",
+    );
+
+    // Proofs that prove nothing change nothing: another nonce, another audience.
+    proof(
+        "phone.key",
+        "not-the-offers-nonce",
+        "https://id.gpki.go.kr",
+        "bad-nonce.jwt",
+    );
+    refused(
+        issue(&id, "bad-nonce.jwt", "x"),
+        "policy_violation",
+        "nonce",
+    );
+    proof(
+        "phone.key",
+        &nonce,
+        "https://elsewhere.example",
+        "bad-aud.jwt",
+    );
+    refused(issue(&id, "bad-aud.jwt", "x"), "policy_violation", "aud");
+    assert!(!env.path("x").exists());
+
+    // The phone's proof: issued by the CA service, to that key.
+    proof("phone.key", &nonce, "https://id.gpki.go.kr", "proof.jwt");
+    let issued = ok_json(issue(&id, "proof.jwt", "hong.sd-jwt"));
+    assert_eq!(issued["format"], "sd-jwt", "{issued}");
+    let judged = crate::credentials::python(
+        "sdjwt_oracle.py",
+        &[&env.path("hong.sd-jwt"), &env.path("phone.pub")],
+    );
+    // Name and institution come from Hong's certificate, not from the request.
+    assert_eq!(judged["claims"]["name"], "Hong Gildong", "{judged}");
+    assert_eq!(
+        judged["claims"]["institution"],
+        "Ministry of the Interior and Safety"
+    );
+    assert_eq!(judged["claims"]["employee_number"], "001234567");
+    // The offer made one credential: the same proof again is refused.
+    refused(issue(&id, "proof.jwt", "y"), "conflict", "is issued");
+
+    // A new phone: an mdoc offered and proven by the second key; Hong's first ID is
+    // revoked `replaced`, and the new one is presented by QR without the photo.
+    let o2 = ok_json(offer("hong-id-2", serial, "mdoc"));
+    proof(
+        "phone2.key",
+        o2["nonce"].as_str().unwrap(),
+        "https://id.gpki.go.kr",
+        "proof2.jwt",
+    );
+    let second = ok_json(issue(&o2["offer"].to_string(), "proof2.jwt", "hong.mdoc"));
+    let listed = user_ok(env, &["credential", "list", "--subject", "001234567"]);
+    let status_of = |id: &Value| {
+        listed
+            .as_array()
+            .or(listed["credentials"].as_array())
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *id)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status_of(&issued["id"]), "revoked", "{listed}");
+    assert_eq!(status_of(&second["id"]), "valid", "{listed}");
+    let nonce = "0d6c1f8e2b7a94c3e5f1";
+    let p = user_ok(
+        env,
+        &[
+            "credential",
+            "present",
+            "--credential",
+            "hong.mdoc",
+            "--disclose",
+            "name,employee_number,institution,department,position,issue_date,expiry_date",
+            "--holder-key",
+            "phone2.key",
+            "--verifier",
+            "https://gate.mois.go.kr",
+            "--nonce",
+            nonce,
+            "--out",
+            "hong-mdoc.vp",
+            "--qr",
+            "hong-mdoc.png",
+        ],
+    );
+    // Every attribute but the photo, in one code (2,579 bytes, version 38-L).
+    assert_eq!(p["disclosed"].as_array().unwrap().len(), 7, "{p}");
+    let report = user_ok(
+        env,
+        &[
+            "credential",
+            "verify",
+            "--qr",
+            "hong-mdoc.png",
+            "--anchor",
+            "data/certs/mobile-id.crt.pem",
+            "--verifier",
+            "https://gate.mois.go.kr",
+            "--nonce",
+            nonce,
+        ],
+    );
+    assert_eq!(report["disclosed"]["name"], "Hong Gildong", "{report}");
+    assert_eq!(report["verified"], true, "{report}");
 }

@@ -1,0 +1,210 @@
+//! Credential offers: a mobile ID issued through an RA. The RA records an offer for
+//! an official it knows, with a fresh nonce; the holder's wallet signs the nonce with
+//! the key the credential will be bound to; the RA checks that proof and the offer
+//! moves `offered` → `proven`; the CA service takes it (`issuing`, before anything is
+//! signed, so an offer makes at most one credential) and marks it `issued` with the
+//! credential. Every move is a compare-and-set with its audit record.
+
+use gpki_pki::{Error, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::append;
+use crate::{db_err, AuditEvent, Store};
+
+/// An offer as the RA records it.
+#[derive(Debug, Clone)]
+pub struct NewOffer {
+    pub ra_id: i64,
+    pub idempotency_key: String,
+    /// SHA-256 (hex) of what was asked: a replay must ask the same.
+    pub body_sha256: String,
+    pub official_cert_id: i64,
+    /// `mdoc` or `sd-jwt`.
+    pub format: String,
+    /// The attributes the operator gave (JSON).
+    pub attributes: String,
+    pub nonce: String,
+    pub expires_at: i64,
+    pub submitted_by: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OfferRecord {
+    pub id: i64,
+    pub ra_id: i64,
+    pub idempotency_key: String,
+    #[serde(skip)]
+    pub body_sha256: String,
+    pub official_cert_id: i64,
+    pub format: String,
+    #[serde(skip)]
+    pub attributes: String,
+    pub nonce: String,
+    pub expires_at: i64,
+    /// `offered`, `proven`, `issuing` or `issued`.
+    pub status: String,
+    pub holder_jkt: Option<String>,
+    pub submitted_by: i64,
+    pub credential_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const OFFER_COLUMNS: &str = "id, ra_id, idempotency_key, body_sha256, official_cert_id, format, \
+     attributes, nonce, expires_at, status, holder_jkt, submitted_by, credential_id, created_at, \
+     updated_at";
+
+fn offer_from_row(r: &AnyRow) -> Result<OfferRecord> {
+    Ok(OfferRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        ra_id: r.try_get("ra_id").map_err(db_err)?,
+        idempotency_key: r.try_get("idempotency_key").map_err(db_err)?,
+        body_sha256: r.try_get("body_sha256").map_err(db_err)?,
+        official_cert_id: r.try_get("official_cert_id").map_err(db_err)?,
+        format: r.try_get("format").map_err(db_err)?,
+        attributes: r.try_get("attributes").map_err(db_err)?,
+        nonce: r.try_get("nonce").map_err(db_err)?,
+        expires_at: r.try_get("expires_at").map_err(db_err)?,
+        status: r.try_get("status").map_err(db_err)?,
+        holder_jkt: r.try_get("holder_jkt").map_err(db_err)?,
+        submitted_by: r.try_get("submitted_by").map_err(db_err)?,
+        credential_id: r.try_get("credential_id").map_err(db_err)?,
+        created_at: r.try_get("created_at").map_err(db_err)?,
+        updated_at: r.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+impl Store {
+    /// Records an offer, audited; `(offer, true)`. A key recorded before with the
+    /// same body answers `(first offer, false)`; with another body, a conflict.
+    pub async fn create_offer(
+        &self,
+        new: &NewOffer,
+        audit: &AuditEvent,
+    ) -> Result<(OfferRecord, bool)> {
+        if let Some(first) = self.offer_by_key(new.ra_id, &new.idempotency_key).await? {
+            return replayed(first, new);
+        }
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO credential_offers (ra_id, idempotency_key, body_sha256, official_cert_id, \
+             format, attributes, nonce, expires_at, status, submitted_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'offered', $9, $10, $10) \
+             ON CONFLICT DO NOTHING RETURNING {OFFER_COLUMNS}"
+        ))
+        .bind(new.ra_id)
+        .bind(&new.idempotency_key)
+        .bind(&new.body_sha256)
+        .bind(new.official_cert_id)
+        .bind(&new.format)
+        .bind(&new.attributes)
+        .bind(&new.nonce)
+        .bind(new.expires_at)
+        .bind(new.submitted_by)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = inserted else {
+            // A concurrent submission with the same key won.
+            drop(tx);
+            return match self.offer_by_key(new.ra_id, &new.idempotency_key).await? {
+                Some(first) => replayed(first, new),
+                None => Err(Error::conflict("the offer's nonce is taken; ask again")),
+            };
+        };
+        let offer = offer_from_row(&row)?;
+        let mut audit = audit.clone();
+        audit.target = format!("credential-offer:{}", offer.id);
+        append(&mut tx, &audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((offer, true))
+    }
+
+    pub async fn offer(&self, id: i64) -> Result<OfferRecord> {
+        sqlx::query(&format!(
+            "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| offer_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::not_found(format!("no credential offer {id}")))
+    }
+
+    async fn offer_by_key(&self, ra_id: i64, key: &str) -> Result<Option<OfferRecord>> {
+        sqlx::query(&format!(
+            "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE ra_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(ra_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| offer_from_row(&r))
+        .transpose()
+    }
+
+    /// Moves offer `id` from `from` to `to`, audited, in one transaction: a
+    /// compare-and-set, so of two racing moves one fails by name. Moving to `proven`
+    /// sets the holder key's thumbprint; leaving `offered` is refused past `expires_at`; moving to
+    /// `issued` sets the credential.
+    pub async fn move_offer(
+        &self,
+        id: i64,
+        from: &str,
+        to: &str,
+        holder_jkt: Option<&str>,
+        credential_id: Option<i64>,
+        audit: &AuditEvent,
+    ) -> Result<OfferRecord> {
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "UPDATE credential_offers SET status = $1, updated_at = $2, \
+             holder_jkt = COALESCE($3, holder_jkt), credential_id = COALESCE($4, credential_id) \
+             WHERE id = $5 AND status = $6 AND ($7 = 0 OR expires_at > $2) RETURNING {OFFER_COLUMNS}"
+        ))
+        .bind(to)
+        .bind(now)
+        .bind(holder_jkt)
+        .bind(credential_id)
+        .bind(id)
+        .bind(from)
+        .bind(i64::from(from == "offered"))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            drop(tx);
+            let now_is = self.offer(id).await?;
+            let why = if now_is.status == from {
+                "it has expired".to_string()
+            } else {
+                format!("it is {}", now_is.status)
+            };
+            return Err(Error::conflict(format!(
+                "credential offer {id} cannot become {to}: {why}"
+            )));
+        };
+        let offer = offer_from_row(&row)?;
+        append(&mut tx, audit, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(offer)
+    }
+}
+
+fn replayed(first: OfferRecord, new: &NewOffer) -> Result<(OfferRecord, bool)> {
+    if first.body_sha256 == new.body_sha256 {
+        Ok((first, false))
+    } else {
+        Err(Error::conflict(format!(
+            "idempotency key `{}` was used for another offer ({})",
+            new.idempotency_key, first.id
+        )))
+    }
+}
