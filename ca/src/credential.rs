@@ -45,6 +45,13 @@ pub struct Order<'a> {
     pub valid_days: i64,
     /// Credentials of the same official this one replaces, revoked `replaced`.
     pub replaces: &'a [i64],
+    /// Also revoke `replaced` every other valid ID of this official (one ID per
+    /// official: the RA's offers).
+    pub replace_earlier: bool,
+    /// The ID ends no later than this (the official's own certificate).
+    pub not_after: Option<i64>,
+    /// The RA's offer this issues: marked `issued` in the same transaction.
+    pub offer: Option<(i64, AuditEvent)>,
     /// Who issues, for the audit record.
     pub actor: &'a str,
     /// Added to the audit record (the RA's offer, say).
@@ -94,10 +101,11 @@ pub async fn issue(store: &Store, key: &IssuerKey, order: &Order<'_>) -> Result<
     let valid_until = now
         .saturating_add(order.valid_days.saturating_mul(86_400))
         .min(key.not_after()?)
-        .min(end_of_expiry);
+        .min(end_of_expiry)
+        .min(order.not_after.unwrap_or(i64::MAX));
     if valid_until <= now {
         return Err(Error::policy(
-            "the credential would not be valid: the ID has expired or the signer certificate ends now",
+            "the credential would not be valid: the ID, the signer certificate or the official's certificate ends now",
         ));
     }
     let validity = Validity {
@@ -150,6 +158,8 @@ pub async fn issue(store: &Store, key: &IssuerKey, order: &Order<'_>) -> Result<
             record.id,
             &digest,
             order.replaces,
+            order.replace_earlier,
+            order.offer.as_ref().map(|(id, a)| (*id, a)),
             &AuditEvent::new(
                 order.actor,
                 "credential.issue",

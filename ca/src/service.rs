@@ -397,9 +397,11 @@ fn unauthorized(detail: impl Into<String>) -> Error {
 /// read from the store and must be this RA's and `proven`; the proof is checked
 /// again against the offer's nonce and must be by the key the RA recorded; the
 /// official must be one this RA knows, in force, in its scope, and the name and
-/// institution come from their certificate. The offer becomes `issuing` before
-/// anything is signed, so it makes one credential at most; the official's
-/// earlier IDs are revoked `replaced` (a new phone).
+/// institution and employee number come from their certificate, and the ID ends
+/// no later than it. The offer becomes `issuing` before anything is signed, so it
+/// makes one credential at most, and `issued` in the transaction that records the
+/// credential valid and revokes the official's earlier IDs `replaced` (a new
+/// phone).
 async fn credential(
     state: &State,
     who: &Caller,
@@ -443,20 +445,12 @@ async fn credential(
             "holder proof refused: its key is not the one the RA checked for this offer",
         ));
     }
-    let (official, name, institution) =
-        known_official(&state.store, &ra, offer.official_cert_id, now).await?;
+    let official = known_official(&state.store, &ra, offer.official_cert_id, now).await?;
     let attributes: OfferedAttributes = serde_json::from_str(&offer.attributes)
         .map_err(|e| Error::internal(format!("offer {} attributes: {e}", offer.id)))?;
-    let id = official_id(&attributes, &name, &institution)?;
+    let id = official_id(&attributes, &official)?;
+    let official = official.cert;
     let format = crate::credential::Format::parse(&offer.format)?;
-    let replaces: Vec<i64> = state
-        .store
-        .credentials(Some(&id.employee_number), 1000)
-        .await?
-        .into_iter()
-        .filter(|c| c.status == "valid" && c.doc_type == gpki_credentials::model::DOC_TYPE)
-        .map(|c| c.id)
-        .collect();
     let actor = format!("ra:{}", ra.name);
     let target = format!("credential-offer:{}", offer.id);
     state
@@ -485,7 +479,18 @@ async fn credential(
             status_list: &config.status_list,
             issuer: &config.issuer,
             valid_days: config.valid_days,
-            replaces: &replaces,
+            replaces: &[],
+            replace_earlier: true,
+            not_after: Some(official.not_after),
+            offer: Some((
+                offer.id,
+                AuditEvent::new(
+                    &actor,
+                    "credential.offer.issued",
+                    &target,
+                    serde_json::json!({ "client": who.label() }),
+                ),
+            )),
             actor: &actor,
             context: serde_json::json!({ "offer": offer.id, "official": format!("cert:{}/{}", official.issuer_id, official.serial) }),
         },
@@ -495,7 +500,8 @@ async fn credential(
         Ok(i) => i,
         Err(e) => {
             // Nothing valid was made (a credential row is valid only once recorded
-            // with its digest): the offer may be tried again.
+            // with its digest, and the offer marked issued with it): the offer may
+            // be tried again while it has not expired.
             let back = AuditEvent::new(
                 &actor,
                 "credential.offer.retry",
@@ -512,22 +518,6 @@ async fn credential(
             return Err(e);
         }
     };
-    state
-        .store
-        .move_offer(
-            offer.id,
-            "issuing",
-            "issued",
-            None,
-            Some(issued.record.id),
-            &AuditEvent::new(
-                &actor,
-                "credential.offer.issued",
-                &target,
-                serde_json::json!({ "credential": issued.record.id }),
-            ),
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         CredentialReply {

@@ -183,10 +183,13 @@ pub enum RaCmd {
         /// mdoc or sd-jwt
         #[arg(long)]
         format: String,
-        /// JSON: employee_number, department, position, issue_date, expiry_date
-        /// (name and institution come from the certificate)
+        /// JSON: department, position, issue_date, expiry_date (name, employee
+        /// number and institution come from the certificate)
         #[arg(long)]
         attributes: PathBuf,
+        /// How the official was seen (required)
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Issue an offered ID to the key that proved it (`gpki credential proof`)
     OfferIssue {
@@ -972,7 +975,13 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             serial,
             format,
             attributes,
+            identity,
         } => {
+            let identity = identity.value().ok_or_else(|| {
+                Error::malformed(
+                    "--identity-method and --identity-document: how the official was seen",
+                )
+            })?;
             let attributes: Value = serde_json::from_slice(&read_file(&attributes, "attributes")?)
                 .map_err(|e| Error::malformed(format!("attributes: {e}")))?;
             let body = json!({
@@ -980,6 +989,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 "format": format,
                 "official": { "serial": serial },
                 "attributes": attributes,
+                "identity": identity,
             });
             let v: Value = conn.client()?.post("v1/credentials/offers", &body).await?;
             emit(out, v.clone(), || {

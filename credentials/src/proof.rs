@@ -79,10 +79,12 @@ pub fn verify(proof: &str, audience: &str, nonce: &str, now: i64) -> Result<Publ
     let iat = payload["iat"]
         .as_i64()
         .ok_or_else(|| bad("no numeric iat".into()))?;
-    if (iat - now).abs() > MAX_SKEW {
+    if iat
+        .checked_sub(now)
+        .is_none_or(|d| d.unsigned_abs() > MAX_SKEW as u64)
+    {
         return Err(bad(format!(
-            "iat is {}s from now (at most {MAX_SKEW})",
-            iat - now
+            "iat {iat} is more than {MAX_SKEW}s from now ({now})"
         )));
     }
     Ok(key)
@@ -133,6 +135,10 @@ mod tests {
             let e = verify(&proof, aud, nonce, at).unwrap_err();
             assert!(e.detail.contains(why), "{why}: {}", e.detail);
         }
+        // An iat that overflows the difference is refused, not wrapped.
+        let far = sign(&k, "https://id.gpki.go.kr", "n-1", i64::MIN + 10).unwrap();
+        let e = verify(&far, "https://id.gpki.go.kr", "n-1", now).unwrap_err();
+        assert!(e.detail.contains("iat"), "{}", e.detail);
         // Signed by another key than the header's jwk.
         let other = holder();
         let forged = sign(&other, "https://id.gpki.go.kr", "n-1", now).unwrap();

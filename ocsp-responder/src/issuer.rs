@@ -129,8 +129,16 @@ impl IssuerConfig {
 
 /// How long the documents held are taken as current without asking the store.
 const RECHECK: Duration = Duration::from_secs(1);
-/// Keys named at most: a CA with more signers in force than this is refused.
-const MAX_KEYS: i64 = 64;
+/// Keys named at most.
+const MAX_KEYS: usize = 64;
+/// Credential-signer rows of one status read at most (a CA with more is refused).
+const SCANNED: i64 = 10_000;
+
+fn too_many(ca: &str) -> Error {
+    Error::conflict(format!(
+        "CA `{ca}` has more credential-signer certificates than the issuer documents list"
+    ))
+}
 
 /// The issuer's two documents, built together from one read of the store.
 struct Documents {
@@ -146,6 +154,8 @@ pub struct Issuer {
     config: IssuerConfig,
     paths: Paths,
     held: Mutex<Option<std::sync::Arc<Documents>>>,
+    /// The last failed read, answered again for RECHECK without asking the store.
+    failed: Mutex<Option<(Instant, Error)>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -163,6 +173,7 @@ impl Issuer {
             paths: config.paths()?,
             config: config.clone(),
             held: Mutex::new(None),
+            failed: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
         })
     }
@@ -216,29 +227,43 @@ async fn documents(state: &State, issuer: &Issuer) -> Result<std::sync::Arc<Docu
     if let Some(d) = issuer.current() {
         return Ok(d);
     }
+    let recent = issuer.failed.lock().expect("lock").clone();
+    if let Some((_, e)) = recent.filter(|(at, _)| at.elapsed() < RECHECK) {
+        // A store that just failed is not asked again by every waiting request.
+        return served_while_down(issuer, e);
+    }
     let wait = Duration::from_millis(state.config.store_timeout_ms);
     let read = tokio::time::timeout(wait * 4, keys(state, issuer)).await;
     let now = gpki_pki::time::now();
     let keys = match read {
         Ok(Ok(keys)) => keys,
-        other => {
-            // The store is out of reach: the documents held are served while a
-            // verifier may still keep them, then 503, so an outage does not keep a
-            // revoked key listed for long.
-            let held = issuer.held.lock().expect("lock").clone();
-            return match held.filter(|d| now < d.built + issuer.config.max_age_seconds) {
-                Some(d) => Ok(d),
-                None => Err(match other {
-                    Ok(Err(e)) => e,
-                    Err(_) => Error::new(ErrorKind::Unavailable, "store timed out"),
-                    Ok(Ok(_)) => unreachable!("matched above"),
-                }),
-            };
+        Ok(Err(e)) => return failed(issuer, e),
+        Err(_) => {
+            return failed(
+                issuer,
+                Error::new(ErrorKind::Unavailable, "store timed out"),
+            )
         }
     };
     let d = std::sync::Arc::new(build(issuer, &keys, now)?);
     *issuer.held.lock().expect("lock") = Some(d.clone());
+    *issuer.failed.lock().expect("lock") = None;
     Ok(d)
+}
+
+fn failed(issuer: &Issuer, e: Error) -> Result<std::sync::Arc<Documents>> {
+    *issuer.failed.lock().expect("lock") = Some((Instant::now(), e.clone()));
+    served_while_down(issuer, e)
+}
+
+/// The store is out of reach: the documents held are served while a verifier may
+/// still keep them, then the error, so an outage does not keep a revoked key listed
+/// for long.
+fn served_while_down(issuer: &Issuer, e: Error) -> Result<std::sync::Arc<Documents>> {
+    let now = gpki_pki::time::now();
+    let held = issuer.held.lock().expect("lock").clone();
+    held.filter(|d| now < d.built + issuer.config.max_age_seconds)
+        .ok_or(e)
 }
 
 /// One signer key: its JWK (with kid, use, alg) and its x5c chain.
@@ -258,22 +283,35 @@ async fn keys(state: &State, issuer: &Issuer) -> Result<Vec<Key>> {
     {
         return Ok(Vec::new());
     }
-    let mut rows = store
-        .list_certificates(&CertFilter {
-            issuer_id: Some(ca.id),
-            status: Some(CertStatus::Issued),
-            profile: Some("credential-signer".into()),
-            limit: MAX_KEYS + 1,
-            ..CertFilter::default()
-        })
-        .await?;
-    if rows.len() as i64 > MAX_KEYS {
-        return Err(Error::conflict(format!(
-            "CA `{}` has more than {MAX_KEYS} credential signers in force",
-            issuer.config.ca
-        )));
+    let filter = |status| CertFilter {
+        issuer_id: Some(ca.id),
+        status: Some(status),
+        profile: Some("credential-signer".into()),
+        limit: SCANNED,
+        ..CertFilter::default()
+    };
+    let signers = |status| {
+        let f = filter(status);
+        async move { store.list_certificates(&f).await }
+    };
+    let mut rows = signers(CertStatus::Issued).await?;
+    // A key is named by its thumbprint, not by a certificate: a key that any
+    // certificate of the CA has revoked or put on hold is named by none, or a
+    // verifier selecting by kid would still trust what OCSP refuses.
+    let mut withdrawn = std::collections::HashSet::new();
+    for status in [CertStatus::Revoked, CertStatus::Hold] {
+        let found = signers(status).await?;
+        if found.len() as i64 >= SCANNED {
+            return Err(too_many(&issuer.config.ca));
+        }
+        withdrawn.extend(found.into_iter().map(|r| r.spki_sha256));
     }
-    rows.retain(|r| r.not_before <= now && now < r.not_after);
+    if rows.len() as i64 >= SCANNED {
+        return Err(too_many(&issuer.config.ca));
+    }
+    rows.retain(|r| {
+        r.not_before <= now && now < r.not_after && !withdrawn.contains(&r.spki_sha256)
+    });
     rows.reverse();
     // The CA's chain above the leaf, the self-signed root left out (as in x5c).
     let mut above = store.authority_chain(ca.id).await?;
@@ -289,17 +327,23 @@ async fn keys(state: &State, issuer: &Issuer) -> Result<Vec<Key>> {
         let Some(der) = row.der.as_deref() else {
             continue;
         };
-        let cert = gpki_pki::cert::decode(der)?;
-        let named = gpki_pki::cert::san_entries(&cert.tbs_certificate)?
-            .into_iter()
-            .any(|s| matches!(s, gpki_pki::cert::SanEntry::Uri(u) if u == issuer.config.id));
-        let purpose = gpki_credentials::keys::extended_key_usages(&cert)?
-            .contains(&gpki_pki::profile::EKU_MDL_DS);
-        if !named || !purpose {
+        let key = match signer_key(der, &issuer.config.id) {
+            Ok(Some(k)) => k,
+            Ok(None) => continue,
+            Err(e) => {
+                // One certificate gpki cannot read must not take every key down.
+                tracing::warn!(serial = %row.serial, error = %e, "credential signer left out of the issuer documents");
+                continue;
+            }
+        };
+        let kid = key.thumbprint();
+        if out.iter().any(|k: &Key| k.kid == kid) {
+            // Two certificates in force for one key (a renewal that kept it): one JWK.
             continue;
         }
-        let key = PublicKey::from_certificate(der)?;
-        let kid = key.thumbprint();
+        if out.len() == MAX_KEYS {
+            return Err(too_many(&issuer.config.ca));
+        }
         let mut jwk = key.to_jwk();
         jwk["kid"] = json!(kid);
         jwk["use"] = json!("sig");
@@ -310,6 +354,20 @@ async fn keys(state: &State, issuer: &Issuer) -> Result<Vec<Key>> {
         out.push(Key { jwk, kid });
     }
     Ok(out)
+}
+
+/// The key of a signer certificate that names `id` as a URI SAN and carries mdlDS.
+fn signer_key(der: &[u8], id: &str) -> Result<Option<PublicKey>> {
+    let cert = gpki_pki::cert::decode(der)?;
+    let named = gpki_pki::cert::san_entries(&cert.tbs_certificate)?
+        .into_iter()
+        .any(|s| matches!(s, gpki_pki::cert::SanEntry::Uri(u) if u == id));
+    let purpose = gpki_credentials::keys::extended_key_usages(&cert)?
+        .contains(&gpki_pki::profile::EKU_MDL_DS);
+    if !named || !purpose {
+        return Ok(None);
+    }
+    PublicKey::from_certificate(der).map(Some)
 }
 
 fn build(issuer: &Issuer, keys: &[Key], now: i64) -> Result<Documents> {

@@ -8,6 +8,7 @@ use gpki_pki::{Error, Result};
 use gpki_service::api::parse;
 use gpki_service::credential_api::{
     known_official, official_id, CredentialBody, CredentialReply, OfferBody, OfferReply, ProofBody,
+    OFFICIAL_PROFILE,
 };
 use gpki_store::NewOffer;
 use hyper::StatusCode;
@@ -60,9 +61,18 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
             ))
         })?;
     let now = gpki_pki::time::now();
-    let (official, name, institution) = known_official(&state.store, &op.ra, cert.id, now).await?;
+    let known = known_official(&state.store, &op.ra, cert.id, now).await?;
     // Refused now, by name, rather than at the CA.
-    official_id(&b.attributes, &name, &institution)?;
+    official_id(&b.attributes, &known)?;
+    let official = known.cert;
+    if !matches!(b.identity.method.as_str(), "face-to-face" | "contact-free")
+        || b.identity.document.trim().is_empty()
+        || b.identity.document.len() > 200
+    {
+        return Err(Error::malformed(
+            "identity: method face-to-face or contact-free, and the document seen (at most 200 bytes)",
+        ));
+    }
     let mut nonce = [0u8; 32];
     openssl::rand::rand_bytes(&mut nonce).map_err(|e| Error::internal(format!("OpenSSL: {e}")))?;
     let canonical = serde_json::to_vec(&b).map_err(|e| Error::internal(e.to_string()))?;
@@ -85,7 +95,11 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
             &op.event(
                 "credential.offer",
                 "",
-                json!({ "format": b.format, "official": format!("cert:{}/{}", op.ra.ca_name, official.serial) }),
+                json!({
+                    "format": b.format,
+                    "official": format!("cert:{}/{}", op.ra.ca_name, official.serial),
+                    "identity": b.identity,
+                }),
             ),
         )
         .await?;
@@ -109,15 +123,25 @@ pub(crate) async fn issue(state: &State, op: &Operator, id: i64, body: &[u8]) ->
         return Err(Error::not_found(format!("no credential offer {id}")));
     }
     let now = gpki_pki::time::now();
+    // Under dual control of official-sign, the operator who saw the official is not
+    // the one who binds the ID to a key.
+    if op.ra.dual_control.iter().any(|p| p == OFFICIAL_PROFILE)
+        && op.record.id == offer.submitted_by
+    {
+        return Err(Error::new(
+            gpki_pki::ErrorKind::Unauthorized,
+            format!("RA `{}` is under dual control: another operator than the one who made credential offer {id} issues it", op.ra.name),
+        ));
+    }
     let holder = gpki_credentials::proof::verify(&b.proof, audience, &offer.nonce, now)?;
     let jkt = holder.thumbprint();
+    if matches!(offer.status.as_str(), "offered" | "proven") && offer.expires_at <= now {
+        return Err(Error::conflict(format!(
+            "credential offer {id} has expired; make a new offer"
+        )));
+    }
     match offer.status.as_str() {
         "offered" => {
-            if offer.expires_at <= now {
-                return Err(Error::conflict(format!(
-                    "credential offer {id} has expired; make a new offer"
-                )));
-            }
             state
                 .store
                 .move_offer(

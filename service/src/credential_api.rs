@@ -22,11 +22,11 @@ pub struct Official {
     pub serial: String,
 }
 
-/// What the operator gives; name and institution come from the certificate.
+/// What the operator gives; name, employee number and institution come from the
+/// official's certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OfferedAttributes {
-    pub employee_number: String,
     pub department: String,
     pub position: String,
     /// `YYYY-MM-DD`.
@@ -44,6 +44,18 @@ pub struct OfferBody {
     pub format: String,
     pub official: Official,
     pub attributes: OfferedAttributes,
+    /// How the operator saw the official (face-to-face or contact-free, and the
+    /// document), as for an official-sign request: audited with the offer.
+    pub identity: IdentitySeen,
+}
+
+/// An identity verification as the operator reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySeen {
+    /// `face-to-face` or `contact-free`.
+    pub method: String,
+    pub document: String,
 }
 
 /// The RA's answer to an offer: the nonce the holder's wallet signs, for whom.
@@ -91,15 +103,27 @@ pub struct CredentialReply {
     pub valid_until: i64,
 }
 
+/// An official an RA knows, as their certificate names them.
+#[derive(Debug, Clone)]
+pub struct KnownOfficial {
+    pub cert: CertificateRecord,
+    /// The CN without the `(IDENTIFIER)` GPKI appends.
+    pub name: String,
+    /// The identifier in the CN's parentheses.
+    pub employee_number: String,
+    /// The last OU.
+    pub institution: String,
+}
+
 /// The official-sign certificate `cert_id`, when it is in force now, was requested
-/// through `ra` and falls in its scope; with the name (the CN, without the
-/// `(IDENTIFIER)` GPKI appends) and institution (the last OU) of its subject.
+/// through `ra` and falls in its scope, with what its subject says of the official:
+/// a GPKI official's CN is `NAME(IDENTIFIER)`, the institution the last OU.
 pub async fn known_official(
     store: &Store,
     ra: &RaRecord,
     cert_id: i64,
     now: i64,
-) -> Result<(CertificateRecord, String, String)> {
+) -> Result<KnownOfficial> {
     let unknown = |why: String| {
         Error::new(
             ErrorKind::Unauthorized,
@@ -135,37 +159,41 @@ pub async fn known_official(
     crate::ca_api::check_scope(ra, OFFICIAL_PROFILE, &row.subject)?;
     let cert = gpki_pki::cert::decode(der)?;
     let attrs = gpki_pki::name::attributes(&cert.tbs_certificate.subject);
-    // A GPKI official's CN is `NAME(IDENTIFIER)`: the name is what precedes it.
     let cn = attrs
         .iter()
         .find(|a| a.short == "CN")
-        .map(|a| match a.value.find('(') {
-            Some(i) if a.value.ends_with(')') => a.value[..i].trim().to_string(),
-            _ => a.value.clone(),
-        });
+        .map(|a| a.value.as_str());
+    let parts = cn.and_then(|cn| {
+        let (name, rest) = cn.split_once('(')?;
+        let number = rest.strip_suffix(')')?;
+        (!name.trim().is_empty() && !number.is_empty() && !number.contains(['(', ')']))
+            .then(|| (name.trim().to_string(), number.to_string()))
+    });
     let ou = attrs
         .iter()
         .rfind(|a| a.short == "OU")
         .map(|a| a.value.clone());
-    let (Some(name), Some(institution)) = (cn, ou) else {
+    let (Some((name, employee_number)), Some(institution)) = (parts, ou) else {
         return Err(unknown(format!(
-            "certificate {} has no CN and OU to name the official",
+            "certificate {} does not name the official as CN=NAME(IDENTIFIER) with an OU",
             row.serial
         )));
     };
-    Ok((row, name, institution))
+    Ok(KnownOfficial {
+        cert: row,
+        name,
+        employee_number,
+        institution,
+    })
 }
 
-/// The ID: name and institution from the certificate, the rest as offered.
-pub fn official_id(
-    attributes: &OfferedAttributes,
-    name: &str,
-    institution: &str,
-) -> Result<OfficialId> {
+/// The ID: name, employee number and institution from the certificate, the rest
+/// as offered.
+pub fn official_id(attributes: &OfferedAttributes, official: &KnownOfficial) -> Result<OfficialId> {
     let json = serde_json::json!({
-        "name": name,
-        "institution": institution,
-        "employee_number": attributes.employee_number,
+        "name": official.name,
+        "employee_number": official.employee_number,
+        "institution": official.institution,
         "department": attributes.department,
         "position": attributes.position,
         "issue_date": attributes.issue_date,

@@ -303,11 +303,19 @@ impl Store {
     /// the credentials it replaces (the same official's older ones of the same type,
     /// on another phone) are revoked `replaced` in the same transaction, each with its
     /// own `credential.revoke` record (`replaced_audit` gives its actor).
+    ///
+    /// With `replace_earlier`, every other valid credential of the same official and
+    /// type is revoked `replaced` too, found inside the transaction after the list's
+    /// row is locked, so two issuances to one official at once leave one valid. With
+    /// `offer`, that credential offer (`issuing`) becomes `issued` with this
+    /// credential in the same transaction, or nothing is recorded.
     pub async fn mark_credential_issued(
         &self,
         id: i64,
         digest: &str,
         replaces: &[i64],
+        replace_earlier: bool,
+        offer: Option<(i64, &AuditEvent)>,
         audit: &AuditEvent,
     ) -> Result<CredentialRecord> {
         let now = gpki_pki::time::now();
@@ -324,6 +332,47 @@ impl Store {
         .ok_or_else(|| Error::conflict(format!("credential {id} is not pending")))?;
         let record = credential_from_row(&row)?;
         let mut sorted = replaces.to_vec();
+        if replace_earlier {
+            // Waits for any other issuance on this list to commit; the next
+            // statement then sees what it made valid.
+            sqlx::query("UPDATE status_lists SET used = used WHERE id = $1")
+                .bind(record.list_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let rows = sqlx::query(
+                "SELECT id FROM credentials WHERE subject = $1 AND doc_type = $2 \
+                 AND status = 'valid' AND id <> $3",
+            )
+            .bind(&record.subject)
+            .bind(&record.doc_type)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for r in rows {
+                sorted.push(r.try_get("id").map_err(db_err)?);
+            }
+        }
+        if let Some((offer_id, offer_audit)) = offer {
+            let moved = sqlx::query(
+                "UPDATE credential_offers SET status = 'issued', credential_id = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'issuing'",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(offer_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if moved != 1 {
+                return Err(Error::conflict(format!(
+                    "credential offer {offer_id} is no longer being issued; credential {id} is not recorded"
+                )));
+            }
+            append(&mut tx, offer_audit, now).await?;
+        }
         sorted.sort_unstable();
         sorted.dedup();
         for old in sorted {

@@ -151,7 +151,7 @@ impl Store {
 
     /// Moves offer `id` from `from` to `to`, audited, in one transaction: a
     /// compare-and-set, so of two racing moves one fails by name. Moving to `proven`
-    /// sets the holder key's thumbprint; leaving `offered` is refused past `expires_at`; moving to
+    /// sets the holder key's thumbprint; leaving `offered` and taking an offer for issuance are refused past `expires_at`; moving to
     /// `issued` sets the credential.
     pub async fn move_offer(
         &self,
@@ -175,7 +175,7 @@ impl Store {
         .bind(credential_id)
         .bind(id)
         .bind(from)
-        .bind(i64::from(from == "offered"))
+        .bind(i64::from(from == "offered" || to == "issuing"))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -206,5 +206,139 @@ fn replayed(first: OfferRecord, new: &NewOffer) -> Result<(OfferRecord, bool)> {
             "idempotency key `{}` was used for another offer ({})",
             new.idempotency_key, first.id
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{ca, drop_pg, event, pg_store, store};
+    use crate::{NewCertificate, NewRa};
+
+    async fn exercise(store: &Store) {
+        let ca = ca(store).await;
+        let cert_id = store
+            .record_tbs(&NewCertificate {
+                issuer_id: ca.id,
+                serial: "01".into(),
+                subject: "CN=Hong Gildong, O=A, C=KR".into(),
+                profile: "official-sign".into(),
+                not_before: 0,
+                not_after: 4_000_000_000,
+                spki_sha256: "00".into(),
+                tbs: vec![0x30, 0x00],
+                renewed_from: None,
+                request_key: None,
+            })
+            .await
+            .unwrap();
+        let ra = store
+            .create_ra(
+                &NewRa {
+                    name: "A".into(),
+                    ca_name: "ca".into(),
+                    subtrees: vec!["O=A, C=KR".into()],
+                    profiles: vec!["official-sign".into()],
+                    dual_control: vec![],
+                    renew_window_days: 30,
+                    host: "ra-host-1".into(),
+                    domains: vec![],
+                },
+                &event(),
+            )
+            .await
+            .unwrap();
+        let op = store
+            .add_operator(ra.id, "op", cert_id, true, &event())
+            .await
+            .unwrap();
+        let now = gpki_pki::time::now();
+        let new = |key: &str, body: &str, nonce: &str, expires_at: i64| NewOffer {
+            ra_id: ra.id,
+            idempotency_key: key.into(),
+            body_sha256: body.into(),
+            official_cert_id: cert_id,
+            format: "mdoc".into(),
+            attributes: "{}".into(),
+            nonce: nonce.into(),
+            expires_at,
+            submitted_by: op.id,
+        };
+        let (offer, fresh) = store
+            .create_offer(&new("k1", "b1", "n1", now + 600), &event())
+            .await
+            .unwrap();
+        assert!(fresh);
+        assert_eq!(
+            (offer.status.as_str(), offer.holder_jkt.as_deref()),
+            ("offered", None)
+        );
+        // A replay answers the first offer (its nonce); another body is a conflict.
+        let (again, fresh) = store
+            .create_offer(&new("k1", "b1", "n-other", now + 600), &event())
+            .await
+            .unwrap();
+        assert!(!fresh);
+        assert_eq!(again, offer);
+        let e = store
+            .create_offer(&new("k1", "b2", "n2", now + 600), &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("another offer"), "{e}");
+
+        // An expired offer cannot be proven, and stays offered.
+        let (stale, _) = store
+            .create_offer(&new("k2", "b3", "n3", now - 1), &event())
+            .await
+            .unwrap();
+        let e = store
+            .move_offer(stale.id, "offered", "proven", Some("jkt"), None, &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("expired"), "{e}");
+        assert_eq!(store.offer(stale.id).await.unwrap().status, "offered");
+
+        // Proven once, with its key; a second move from offered fails by name.
+        let proven = store
+            .move_offer(offer.id, "offered", "proven", Some("jkt-1"), None, &event())
+            .await
+            .unwrap();
+        assert_eq!(proven.holder_jkt.as_deref(), Some("jkt-1"));
+        let e = store
+            .move_offer(offer.id, "offered", "proven", Some("jkt-2"), None, &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("it is proven"), "{e}");
+        // Taken for issuance once; a retry puts it back with its key kept.
+        store
+            .move_offer(offer.id, "proven", "issuing", None, None, &event())
+            .await
+            .unwrap();
+        let e = store
+            .move_offer(offer.id, "proven", "issuing", None, None, &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("it is issuing"), "{e}");
+        let back = store
+            .move_offer(offer.id, "issuing", "proven", None, None, &event())
+            .await
+            .unwrap();
+        assert_eq!(back.holder_jkt.as_deref(), Some("jkt-1"));
+    }
+
+    #[tokio::test]
+    async fn offers_move_once_each_way_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn offers_move_once_each_way_on_postgres() {
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        exercise(&store).await;
+        store.close().await;
+        drop_pg(&url).await;
     }
 }

@@ -979,6 +979,41 @@ fn issuer_metadata_and_did_web_name_the_signer_keys_in_force_and_agree_with_x509
     let e = v.refuses("kid.presentation", "list.jwt", &[], "issuer-mismatch");
     assert!(e.contains("kid"), "{e}");
 
+    // A renewal that keeps the key: one JWK for the key, however many certificates.
+    // Then the renewed certificate revoked: the key is withdrawn from both documents
+    // although its first certificate is in force, since a verifier selecting by kid
+    // cannot tell the two apart.
+    env.ok(&[
+        "cert",
+        "renew",
+        "--ca",
+        "mobile-id",
+        "--serial",
+        &env.serial_of("signer2.pem"),
+        "--out",
+        "signer2-renewed.pem",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let d = discovery(&env, &url, &["b.sd-jwt"]);
+    assert_eq!(d["keys"], json!([second]), "{d}");
+    assert_eq!(verdict(&d, "b.sd-jwt"), "accept");
+    env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mobile-id",
+        "--serial",
+        &env.serial_of("signer2-renewed.pem"),
+        "--reason",
+        "superseded",
+    ]);
+    crate::support::eventually("a key revoked in one certificate gone", 5, || {
+        let d = discovery(&env, &url, &["b.sd-jwt"]);
+        (d["keys"] == json!([]) && verdict(&d, "b.sd-jwt") == "no-key")
+            .then_some(())
+            .ok_or(format!("{d}"))
+    });
+
     // The last key revoked: both documents list none, and the X.509 verifier refuses.
     let serial = env.serial_of("signer2.pem");
     env.ok(&[

@@ -592,8 +592,8 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
     };
     std::fs::write(
         env.path("hong-id.json"),
-        r#"{"employee_number": "001234567", "department": "Digital Government Bureau",
-           "position": "Deputy Director", "issue_date": "2026-11-24", "expiry_date": "2031-11-23"}"#,
+        r#"{"department": "Digital Government Bureau", "position": "Deputy Director",
+           "issue_date": "2026-11-24", "expiry_date": "2031-11-23"}"#,
     )
     .unwrap();
     for phone in ["phone", "phone2"] {
@@ -625,6 +625,10 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
             format,
             "--attributes",
             "hong-id.json",
+            "--identity-method",
+            "face-to-face",
+            "--identity-document",
+            "public official ID card 1234",
         ]);
         user(env, &args.iter().map(String::as_str).collect::<Vec<_>>())
     };
@@ -727,7 +731,8 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
         "sdjwt_oracle.py",
         &[&env.path("hong.sd-jwt"), &env.path("phone.pub")],
     );
-    // Name and institution come from Hong's certificate, not from the request.
+    // Name, employee number and institution come from Hong's certificate
+    // (`CN=Hong Gildong(001234567)`), not from the request.
     assert_eq!(judged["claims"]["name"], "Hong Gildong", "{judged}");
     assert_eq!(
         judged["claims"]["institution"],

@@ -61,8 +61,8 @@ def checked_key(entry):
     """A JWK whose kid is its thumbprint and whose x5c leaf holds it."""
     public = {k: entry[k] for k in ("kty", "crv", "x", "y")}
     key = jwk.JWK(**public)
-    if entry.get("kid", key.thumbprint()) != key.thumbprint():
-        fail(f"kid {entry['kid']} is not the JWK's thumbprint")
+    if entry.get("kid") != key.thumbprint():
+        fail(f"kid {entry.get('kid')} is not the JWK's thumbprint")
     leaf = x509.load_der_x509_certificate(base64.b64decode(entry["x5c"][0]))
     if jwk.JWK.from_pyca(leaf.public_key()).thumbprint() != key.thumbprint():
         fail("an x5c leaf holds another key than its JWK")
@@ -72,6 +72,8 @@ def checked_key(entry):
 by_metadata = {}
 for entry in metadata["jwks"]["keys"]:
     key = checked_key(entry)
+    if key.thumbprint() in by_metadata:
+        fail(f"kid {key.thumbprint()} is listed twice in the metadata")
     by_metadata[key.thumbprint()] = key
 by_did = {}
 asserting = set(did_doc.get("assertionMethod", []))
@@ -81,6 +83,8 @@ for vm in did_doc.get("verificationMethod", []):
     key = checked_key(vm["publicKeyJwk"])
     if vm["id"] != f"{did}#{key.thumbprint()}":
         fail(f"verification method {vm['id']} is not named by its thumbprint")
+    if key.thumbprint() in by_did:
+        fail(f"verification method {vm['id']} is listed twice")
     if vm["id"] in asserting:
         by_did[key.thumbprint()] = key
 
