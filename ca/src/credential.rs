@@ -8,31 +8,7 @@ use gpki_pki::{Error, Result};
 use gpki_store::{AuditEvent, CredentialRecord, NewCredential, StatusListRecord, Store};
 use serde_json::json;
 
-/// The two formats of one data model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Mdoc,
-    SdJwt,
-}
-
-impl Format {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Mdoc => "mdoc",
-            Format::SdJwt => "sd-jwt",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Format> {
-        match s {
-            "mdoc" => Ok(Format::Mdoc),
-            "sd-jwt" => Ok(Format::SdJwt),
-            _ => Err(Error::malformed(format!(
-                "unknown credential format `{s}` (mdoc or sd-jwt)"
-            ))),
-        }
-    }
-}
+pub use gpki_credentials::model::Format;
 
 /// What to issue.
 pub struct Order<'a> {
@@ -70,15 +46,9 @@ pub struct Issued {
 /// every CA above it now: what is signed now must verify now.
 pub async fn issue(store: &Store, key: &IssuerKey, order: &Order<'_>) -> Result<Issued> {
     let now = gpki_pki::time::now();
-    let (signer_row, _) = store
-        .certificate_in_force(&key.chain()[0], now)
-        .await
-        .map_err(|e| {
-            Error::policy(format!(
-                "the credential signer certificate is not in force: {}",
-                e.detail
-            ))
-        })?;
+    let signer_row = store
+        .signer_in_force(&key.chain()[0], "credential signer")
+        .await?;
     let id = order.id;
     // SD-JWT VC: with x5c, `iss` must be a URI SAN of the signer certificate.
     if order.format == Format::SdJwt && !key.uri_sans()?.iter().any(|u| u == order.issuer) {

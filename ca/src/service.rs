@@ -233,14 +233,8 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
             )?;
             // What is signed must verify: refused now, not at the first offer.
             store
-                .certificate_in_force(&key.chain()[0], gpki_pki::time::now())
-                .await
-                .map_err(|e| {
-                    Error::policy(format!(
-                        "the credential signer certificate is not in force: {}",
-                        e.detail
-                    ))
-                })?;
+                .signer_in_force(&key.chain()[0], "credential signer")
+                .await?;
             Some(key)
         }
         None => None,
@@ -445,7 +439,16 @@ async fn credential(
             "holder proof refused: its key is not the one the RA checked for this offer",
         ));
     }
-    let official = known_official(&state.store, &ra, offer.official_cert_id, now).await?;
+    let official = known_official(
+        &state.store,
+        &ra,
+        state
+            .store
+            .certificate_by_id(offer.official_cert_id)
+            .await?,
+        now,
+    )
+    .await?;
     let attributes: OfferedAttributes = serde_json::from_str(&offer.attributes)
         .map_err(|e| Error::internal(format!("offer {} attributes: {e}", offer.id)))?;
     let id = official_id(&attributes, &official)?;

@@ -234,17 +234,10 @@ pub struct SignerArgs {
 
 impl SignerArgs {
     /// The key paired with its chain (the leaf holds the key, carries `purpose`, is
-    /// within validity), and the store's row for the leaf, which must be in force
-    /// with every CA above it: what is signed now must verify now.
-    async fn load(
-        &self,
-        store: &gpki_store::Store,
-        purpose: const_oid::ObjectIdentifier,
-        what: &str,
-        now: i64,
-    ) -> Result<(IssuerKey, gpki_store::CertificateRecord)> {
+    /// within validity); the store is not asked.
+    fn key(&self, purpose: const_oid::ObjectIdentifier, what: &str) -> Result<IssuerKey> {
         let pass = Passphrase::from_file(&self.signer_pass_file)?;
-        let key = IssuerKey::new(
+        IssuerKey::new(
             Arc::new(SoftwareKey::read_encrypted(&self.signer_key, &pass)?),
             gpki_pki::pem::decode_all(
                 &read_file(&self.signer_chain, "signer chain")?,
@@ -252,16 +245,20 @@ impl SignerArgs {
             )?,
             purpose,
             what,
-        )?;
-        let (row, _) = store
-            .certificate_in_force(&key.chain()[0], now)
-            .await
-            .map_err(|e| {
-                Error::policy(format!(
-                    "the {what} certificate is not in force: {}",
-                    e.detail
-                ))
-            })?;
+        )
+    }
+
+    /// The key paired with its chain (the leaf holds the key, carries `purpose`, is
+    /// within validity), and the store's row for the leaf, which must be in force
+    /// with every CA above it: what is signed now must verify now.
+    async fn load(
+        &self,
+        store: &gpki_store::Store,
+        purpose: const_oid::ObjectIdentifier,
+        what: &str,
+    ) -> Result<(IssuerKey, gpki_store::CertificateRecord)> {
+        let key = self.key(purpose, what)?;
+        let row = store.signer_in_force(&key.chain()[0], what).await?;
         Ok((key, row))
     }
 }
@@ -285,15 +282,8 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
             let holder = PublicKey::from_pem_or_der(&read_file(&holder_key, "holder key")?)
                 .map_err(|e| e.context("holder key"))?;
             let store = g.store().await?;
-            let now = gpki_pki::time::now();
-            let (key, _) = signer
-                .load(
-                    &store,
-                    gpki_pki::profile::EKU_MDL_DS,
-                    "credential signer",
-                    now,
-                )
-                .await?;
+            // Issuance checks the signer is in force in the store.
+            let key = signer.key(gpki_pki::profile::EKU_MDL_DS, "credential signer")?;
             let gpki_ca::credential::Issued {
                 record,
                 list,
@@ -645,7 +635,6 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                     &store,
                     gpki_pki::profile::EKU_STATUS_LIST_SIGNING,
                     "status list signer",
-                    now,
                 )
                 .await?;
             let record = store.status_list_by_name(&name).await?;

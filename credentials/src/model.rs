@@ -213,3 +213,29 @@ mod full_date {
         super::parse_date(&text).map_err(serde::de::Error::custom)
     }
 }
+
+/// The two formats of one data model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Mdoc,
+    SdJwt,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Mdoc => "mdoc",
+            Format::SdJwt => "sd-jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Format> {
+        match s {
+            "mdoc" => Ok(Format::Mdoc),
+            "sd-jwt" => Ok(Format::SdJwt),
+            _ => Err(Error::malformed(format!(
+                "unknown credential format `{s}` (mdoc or sd-jwt)"
+            ))),
+        }
+    }
+}

@@ -258,20 +258,7 @@ async fn crl(
 
 fn crl_response(c: &CachedCrl, request: &HeaderMap) -> Response<Body> {
     let max_age = (c.next_update - gpki_pki::time::now()).max(0);
-    let not_modified = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == c.etag.to_str().unwrap_or(""))
-        });
-    let mut r = if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        Response::new(Full::new(c.der.clone()))
-    };
+    let mut r = crate::http::conditional(c.etag.to_str().unwrap_or(""), c.der.clone(), request);
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -217,3 +217,19 @@ fn health(state: &State) -> Response<Body> {
     );
     r
 }
+
+/// 304 when the request's If-None-Match names `etag`, else 200 with `body`; the
+/// caller adds its headers.
+pub(crate) fn conditional(etag: &str, body: Bytes, request: &hyper::HeaderMap) -> Response<Body> {
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if not_modified {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(Full::new(body))
+    }
+}

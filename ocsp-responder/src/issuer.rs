@@ -20,7 +20,6 @@ use gpki_credentials::keys::PublicKey;
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::{plain, Body};
 use gpki_store::{CertFilter, CertStatus};
-use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
@@ -416,17 +415,7 @@ fn respond(issuer: &Issuer, d: &Documents, which: Document, request: &HeaderMap)
         Document::Did => (&d.did, "did", "application/did+json"),
     };
     let etag = format!("\"{}-{kind}\"", d.etag);
-    let not_modified = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|x| x.trim() == etag));
-    let mut r = if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        Response::new(Full::new(body.clone()))
-    };
+    let mut r = crate::http::conditional(&etag, body.clone(), request);
     let max_age = issuer.config.max_age_seconds;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));

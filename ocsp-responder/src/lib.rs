@@ -344,14 +344,8 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
             let lists = status_lists::Lists::load(c, &key_pass)?;
             // What is signed now must verify now: the signer in force in the store.
             store
-                .certificate_in_force(lists.signer_certificate(), gpki_pki::time::now())
-                .await
-                .map_err(|e| {
-                    Error::policy(format!(
-                        "the status-list signer certificate is not in force: {}",
-                        e.detail
-                    ))
-                })?;
+                .signer_in_force(lists.signer_certificate(), "status-list signer")
+                .await?;
             Some(lists)
         }
         None => None,

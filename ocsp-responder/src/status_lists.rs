@@ -25,7 +25,6 @@ use gpki_credentials::IssuerKey;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, Result, SoftwareKey};
 use gpki_service::{plain, Body};
-use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
@@ -287,17 +286,8 @@ fn respond(lists: &Lists, t: &Token, cwt: bool, request: &HeaderMap) -> Response
         t.etag.trim_end_matches('"'),
         if cwt { "cwt" } else { "jwt" }
     );
-    let not_modified = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|x| x.trim() == etag));
-    let mut r = if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        Response::new(Full::new(if cwt { t.cwt.clone() } else { t.jwt.clone() }))
-    };
+    let body = if cwt { t.cwt.clone() } else { t.jwt.clone() };
+    let mut r = crate::http::conditional(&etag, body, request);
     let now = gpki_pki::time::now();
     let max_age = lists.config.ttl_seconds.min(t.exp - now).max(0);
     let h = r.headers_mut();

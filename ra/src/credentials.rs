@@ -38,30 +38,10 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let b: OfferBody = parse(body)?;
     let audience = audience(state)?;
     check_key(&b.idempotency_key)?;
-    if !matches!(b.format.as_str(), "mdoc" | "sd-jwt") {
-        return Err(Error::malformed(format!(
-            "unknown credential format `{}` (mdoc or sd-jwt)",
-            b.format
-        )));
-    }
-    let serial = b
-        .official
-        .serial
-        .parse::<gpki_pki::serial::SerialNumber>()?
-        .to_hex();
-    let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
-    let cert = state
-        .store
-        .certificate(ca.id, &serial)
-        .await?
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "no certificate with serial {serial} from CA `{}`",
-                op.ra.ca_name
-            ))
-        })?;
+    gpki_credentials::model::Format::parse(&b.format)?;
+    let cert = crate::ra_certificate(state, op, &b.official.serial).await?;
     let now = gpki_pki::time::now();
-    let known = known_official(&state.store, &op.ra, cert.id, now).await?;
+    let known = known_official(&state.store, &op.ra, cert, now).await?;
     // Refused now, by name, rather than at the CA.
     official_id(&b.attributes, &known)?;
     let official = known.cert;

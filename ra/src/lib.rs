@@ -1072,6 +1072,17 @@ async fn scoped_certificate(
     op: &Operator,
     serial: &str,
 ) -> Result<gpki_store::CertificateRecord> {
+    let c = ra_certificate(state, op, serial).await?;
+    check_scope(&op.ra, &c.profile, &c.subject)?;
+    Ok(c)
+}
+
+/// The certificate `serial` of the RA's CA.
+async fn ra_certificate(
+    state: &State,
+    op: &Operator,
+    serial: &str,
+) -> Result<gpki_store::CertificateRecord> {
     let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
     let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
     let c = state
@@ -1084,7 +1095,6 @@ async fn scoped_certificate(
                 op.ra.ca_name
             ))
         })?;
-    check_scope(&op.ra, &c.profile, &c.subject)?;
     Ok(c)
 }
 

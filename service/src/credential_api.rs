@@ -115,13 +115,13 @@ pub struct KnownOfficial {
     pub institution: String,
 }
 
-/// The official-sign certificate `cert_id`, when it is in force now, was requested
+/// The official-sign certificate `row`, when it is in force now, was requested
 /// through `ra` and falls in its scope, with what its subject says of the official:
 /// a GPKI official's CN is `NAME(IDENTIFIER)`, the institution the last OU.
 pub async fn known_official(
     store: &Store,
     ra: &RaRecord,
-    cert_id: i64,
+    row: CertificateRecord,
     now: i64,
 ) -> Result<KnownOfficial> {
     let unknown = |why: String| {
@@ -130,7 +130,6 @@ pub async fn known_official(
             format!("not an official RA `{}` knows: {why}", ra.name),
         )
     };
-    let row = store.certificate_by_id(cert_id).await?;
     if row.profile != OFFICIAL_PROFILE {
         return Err(unknown(format!(
             "certificate {} is of profile {}, not {OFFICIAL_PROFILE}",

@@ -324,6 +324,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(back.holder_jkt.as_deref(), Some("jkt-1"));
+        // A proven offer past its time is not taken for issuance either.
+        sqlx::query("UPDATE credential_offers SET expires_at = $1 WHERE id = $2")
+            .bind(now - 1)
+            .bind(offer.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let e = store
+            .move_offer(offer.id, "proven", "issuing", None, None, &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("expired"), "{e}");
     }
 
     #[tokio::test]

@@ -13,6 +13,20 @@ fn refused(detail: impl Into<String>) -> Error {
 }
 
 impl Store {
+    /// [`Store::certificate_in_force`] now for a signer gpki is about to sign with
+    /// (`what`: "credential signer", …): what is signed now must verify now.
+    pub async fn signer_in_force(&self, der: &[u8], what: &str) -> Result<CertificateRecord> {
+        self.certificate_in_force(der, gpki_pki::time::now())
+            .await
+            .map(|(row, _)| row)
+            .map_err(|e| {
+                Error::policy(format!(
+                    "the {what} certificate is not in force: {}",
+                    e.detail
+                ))
+            })
+    }
+
     /// The store's row for `der`, when that exact certificate was issued by a CA
     /// of the store and it, and every CA certificate above it, is in force at
     /// `now`. Anything else is refused as `Unauthorized`, naming why.

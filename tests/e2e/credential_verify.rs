@@ -174,11 +174,18 @@ fn sd_jwt_from_qr_bytes(bytes: &[u8]) -> Vec<u8> {
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "Python cannot unpack the QR bytes ({} bytes, first {:02x?}): {}",
+        bytes.len(),
+        &bytes[..bytes.len().min(8)],
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
