@@ -18,6 +18,7 @@ pub mod anchor;
 pub mod batch;
 pub mod credential;
 mod delegated;
+pub mod km;
 pub mod service;
 
 pub use delegated::DelegatedSigner;
@@ -381,9 +382,28 @@ impl Ca {
         renewed_from: Option<i64>,
         request_key: Option<String>,
     ) -> Result<Issued> {
+        self.record_archive_sign_store(issuer, profile, plan, renewed_from, request_key, None)
+            .await
+    }
+
+    /// Steps 5–7, with a km key archived between 5 and 6: no km certificate is
+    /// signed whose key the archive does not hold.
+    async fn record_archive_sign_store(
+        &self,
+        issuer: &Issuer,
+        profile: &str,
+        plan: &Plan,
+        renewed_from: Option<i64>,
+        request_key: Option<String>,
+        archive: Option<(gpki_store::NewArchive, AuditEvent)>,
+    ) -> Result<Issued> {
         let new =
             Self::new_certificate(issuer.record.id, profile, plan, renewed_from, request_key)?;
         let id = self.store.record_tbs(&new).await?;
+        if let Some((mut a, event)) = archive {
+            a.cert_id = id;
+            self.store.archive_key(&a, &event).await?;
+        }
         failpoint("after-record");
         let signature = issuer.key.sign(&plan.tbs_der)?;
         let der = cert::assemble(plan, issuer.key.algorithm(), &signature)?;

@@ -88,6 +88,10 @@ pub enum CertCmd {
         /// When the key is known or suspected to have been compromised (RFC 3339)
         #[arg(long)]
         invalidity_date: Option<String>,
+        /// Revoke the other certificate of an official's pair (official-sign and
+        /// official-km) too, for the same reason
+        #[arg(long)]
+        with_pair: bool,
     },
     /// Release a certificate from certificateHold
     Release {
@@ -225,6 +229,7 @@ pub async fn run(g: &Global, cmd: CertCmd) -> Result<()> {
             serial,
             reason,
             invalidity_date,
+            with_pair,
         } => {
             let reason: RevocationReason = reason.parse()?;
             let inv = invalidity_date
@@ -232,12 +237,32 @@ pub async fn run(g: &Global, cmd: CertCmd) -> Result<()> {
                 .map(gpki_pki::time::parse_rfc3339)
                 .transpose()?;
             let ca = g.ca_without_key().await?;
-            let r = ca.revoke(&ca_name, &serial, reason, inv).await?;
-            emit(out, cert_json(&ca_name, &r), || {
-                format!(
+            let (r, pair) = ca
+                .revoke_with_pair(&ca_name, &serial, reason, inv, with_pair)
+                .await?;
+            let mut v = cert_json(&ca_name, &r);
+            v["pair"] = pair.as_ref().map(|p| cert_json(&ca_name, p)).into();
+            emit(out, v, || {
+                let mut t = format!(
                     "certificate {} of CA {ca_name} is now {} ({})",
                     r.serial, r.status, reason
-                )
+                );
+                match &pair {
+                    Some(p) if with_pair => {
+                        t += &format!(
+                            "\nits pair {} ({}) is now {}",
+                            p.serial, p.profile, p.status
+                        )
+                    }
+                    Some(p) if p.status == gpki_store::CertStatus::Issued => {
+                        t += &format!(
+                            "\nits pair {} ({}) is still valid; revoke it too with --with-pair",
+                            p.serial, p.profile
+                        )
+                    }
+                    _ => {}
+                }
+                t
             });
         }
         CertCmd::Release {

@@ -8,6 +8,7 @@ mod credential;
 mod crl;
 mod dev;
 mod key;
+mod km;
 mod ocsp;
 mod profile;
 mod ra;
@@ -112,6 +113,10 @@ enum Command {
     /// Mobile credentials (mobile public-official ID): issue, revoke, status lists
     #[command(subcommand)]
     Credential(credential::CredentialCmd),
+    /// Key management: officials' km keys, the Key Recovery Authority, recovery
+    /// with officers' approvals, PKCS#12 and Korean key files
+    #[command(subcommand)]
+    Km(km::KmCmd),
 }
 
 #[derive(Subcommand)]
@@ -288,6 +293,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Key(cmd) => key::run(&g, cmd)?,
         Command::Credential(cmd) => credential::run(&g, cmd).await?,
+        Command::Km(cmd) => km::run(&g, cmd).await?,
     }
     Ok(())
 }

@@ -54,6 +54,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "status-list-signer.toml",
         include_str!("../../policies/status-list-signer.toml"),
     ),
+    (
+        "key-recovery.toml",
+        include_str!("../../policies/key-recovery.toml"),
+    ),
 ];
 
 /// What a certificate of this profile is.
@@ -216,6 +220,9 @@ pub fn eku_oid(name: &str) -> Option<ObjectIdentifier> {
         // Stand-in for id-kp-oauthStatusSigning (draft-ietf-oauth-status-list: `{ id-kp
         // TBD }`, no number assigned yet), on the GPKI arc; policies/status-list-signer.toml.
         "statusListSigning" => "1.2.410.100001.2.3.1",
+        // The Key Recovery Authority's archive key, on the GPKI arc (no public purpose
+        // exists); policies/key-recovery.toml.
+        "keyRecovery" => "1.2.410.100001.2.3.2",
         _ => return ObjectIdentifier::new(name).ok(),
     };
     Some(ObjectIdentifier::new_unwrap(dotted))
@@ -231,6 +238,8 @@ pub const EKU_MDL_DS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.0.18013
 /// The stand-in for id-kp-oauthStatusSigning (see `eku_oid`).
 pub const EKU_STATUS_LIST_SIGNING: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.410.100001.2.3.1");
+/// The KRA's purpose (keyRecovery above).
+pub const EKU_KEY_RECOVERY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.410.100001.2.3.2");
 pub const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 
 impl Profile {
@@ -520,6 +529,7 @@ mod tests {
             "ra-operator",
             "credential-signer",
             "status-list-signer",
+            "key-recovery",
         ] {
             p.get(name).unwrap();
         }

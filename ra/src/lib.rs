@@ -695,6 +695,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: alone.then_some(op.record.id),
                 approved: false,
+                km_transport: None,
             },
             identity.as_ref(),
             &op.event(
@@ -1131,6 +1132,7 @@ async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: Some(op.record.id),
                 approved: false,
+                km_transport: None,
             },
             identity.as_ref(),
             &op.event(
@@ -1243,6 +1245,7 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: Some(op.record.id),
                 approved: false,
+                km_transport: None,
             },
             None,
             &op.event(
@@ -1359,6 +1362,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
                     && !profile.spec.requires_identity_verification)
                     .then_some(op.record.id),
                 approved: false,
+                km_transport: None,
             },
             None,
             &op.event(
@@ -1586,6 +1590,7 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: None,
                 approved: true,
+                km_transport: None,
             },
             None,
             &actor.event(

@@ -9,6 +9,7 @@
 mod audit;
 mod certificates;
 mod credentials;
+mod kmi;
 mod offers;
 mod peers;
 mod ra;
@@ -33,6 +34,7 @@ pub use certificates::{
     NewCertificate, NewCrl,
 };
 pub use credentials::{CredentialRecord, NewCredential, StatusListRecord, REVOCATION_REASONS};
+pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
     check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,

@@ -132,6 +132,10 @@ pub struct RaRequest {
     pub identity: Option<IdentityRecord>,
     /// An enrolment's operator: name and whether an administrator.
     pub enrol: Option<Enrolment>,
+    /// A dual enrolment's transport key (PEM PKCS#10 of the official's one-time
+    /// RSA key), to which the CA delivers the km key it makes.
+    #[serde(skip)]
+    pub km_transport: Option<String>,
 }
 
 /// The operator an enrolment request (kind `enrol`) makes once its certificate is
@@ -162,6 +166,8 @@ pub struct NewRequest {
     pub approved_by: Option<i64>,
     /// Recorded approved at once with no operator (a holder's signed request).
     pub approved: bool,
+    /// A dual enrolment's transport key (PEM PKCS#10).
+    pub km_transport: Option<String>,
 }
 
 /// A move of a request from one status to another, with what it sets.
@@ -223,7 +229,7 @@ fn operator_from_row(row: &AnyRow) -> Result<OperatorRecord> {
 const REQUEST_COLUMNS: &str = "r.id, r.ra_id, r.idempotency_key, r.body_sha256, r.kind, r.profile, \
      r.subject, r.csr, r.sans, r.target_cert_id, r.reason, r.status, r.submitted_by, r.approved_by, \
      r.decided_by, r.note, r.cert_id, r.created_at, r.updated_at, r.enrol_name, r.enrol_admin, \
-     v.method, v.document, v.operator_id, v.verified_at";
+     r.km_transport, v.method, v.document, v.operator_id, v.verified_at";
 
 const REQUEST_FROM: &str =
     "ra_requests r LEFT JOIN identity_verifications v ON v.request_id = r.id";
@@ -231,7 +237,7 @@ const REQUEST_FROM: &str =
 /// The columns of `ra_requests` alone, as an INSERT's RETURNING names them.
 const REQUEST_ROW: &str = "id, ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
      target_cert_id, reason, status, submitted_by, approved_by, decided_by, note, cert_id, created_at, \
-     updated_at, enrol_name, enrol_admin";
+     updated_at, enrol_name, enrol_admin, km_transport";
 
 /// A request selected with [`REQUEST_COLUMNS`] from [`REQUEST_FROM`].
 fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
@@ -271,6 +277,7 @@ fn request_with(row: &AnyRow, identity: Option<IdentityRecord>) -> Result<RaRequ
         cert_id: row.try_get("cert_id").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
+        km_transport: row.try_get("km_transport").map_err(db_err)?,
         identity,
         enrol: match row
             .try_get::<Option<String>, _>("enrol_name")
@@ -1011,14 +1018,15 @@ async fn insert_request(
 ) -> Result<Option<RaRequest>> {
     let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
     let insert = "INSERT INTO ra_requests (ra_id, idempotency_key, body_sha256, kind, profile, subject, csr, sans, \
-         target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16) \
+         target_cert_id, reason, status, submitted_by, created_at, updated_at, enrol_name, enrol_admin, approved_by, \
+         km_transport) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $11, $12, $12, $13, $14, $16, $17) \
          ON CONFLICT (ra_id, idempotency_key) DO NOTHING";
     let sql = match (postgres, identity) {
         (true, Some(_)) => format!(
             "WITH r AS ({insert} RETURNING {REQUEST_ROW}), \
              v AS (INSERT INTO identity_verifications (request_id, method, document, operator_id, verified_at) \
-                   SELECT id, $17, $18, $19, $20 FROM r) \
+                   SELECT id, $18, $19, $20, $21 FROM r) \
              SELECT * FROM r"
         ),
         _ => format!("{insert} RETURNING {REQUEST_ROW}"),
@@ -1043,7 +1051,8 @@ async fn insert_request(
         } else {
             "submitted"
         })
-        .bind(new.approved_by);
+        .bind(new.approved_by)
+        .bind(&new.km_transport);
     if let (true, Some(v)) = (postgres, identity) {
         q = q
             .bind(&v.method)

@@ -506,6 +506,7 @@ mod tests {
             enrol: None,
             approved_by: None,
             approved,
+            km_transport: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod fuzz_corpus;
 mod hardening;
 mod http_limits;
 mod invariants;
+mod kmi;
 mod lifecycle;
 mod ocsp;
 mod oracles;
