@@ -23,9 +23,7 @@ use serde_json::json;
 
 use crate::{Ca, IssueRequest, Issued, KeySource};
 
-/// The profile of the certificate a km certificate pairs with.
-pub const SIGN_PROFILE: &str = "official-sign";
-pub const KM_PROFILE: &str = "official-km";
+pub use gpki_service::ca_api::{KM_PROFILE, SIGN_PROFILE};
 /// The km key: RSA key transport, as official-km takes and Korean clients read.
 pub const KM_KEY_TYPE: KeyType = KeyType::Rsa2048;
 

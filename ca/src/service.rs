@@ -71,6 +71,18 @@ pub struct Config {
     /// credential signer.
     #[serde(default)]
     pub credentials: Option<CredentialsConfig>,
+    /// Dual enrolments: km certificates whose keys this service makes and
+    /// archives to this KRA.
+    #[serde(default)]
+    pub km: Option<KmConfig>,
+}
+
+/// `[km]` in ca.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmConfig {
+    /// The KRA (`gpki km kra create`) km keys are archived to.
+    pub kra: String,
 }
 
 /// `[credentials]` in ca.toml.
@@ -633,6 +645,8 @@ async fn reply_for(
         certificate: der.map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
         chain,
         replayed,
+        km: None,
+        pair: None,
     })
 }
 
@@ -747,12 +761,145 @@ fn san_set(sans: &[gpki_pki::cert::SanEntry]) -> Vec<String> {
     v
 }
 
+/// The km half of a dual request, checked before anything is issued: this
+/// service archives keys, the request is for an official-sign certificate, the
+/// km profile is in the RA's scope, and the transport key is an RSA key its holder
+/// signed with.
+fn km_asked(
+    state: &State,
+    ra: &RaRecord,
+    profile: &str,
+    subject: &str,
+    km: Option<&gpki_service::ca_api::KmAsk>,
+) -> Result<Option<(String, gpki_pki::csr::VerifiedCsr)>> {
+    let Some(km) = km else { return Ok(None) };
+    let kra = state.config.km.as_ref().ok_or_else(|| {
+        Error::policy(
+            "this CA service archives no km keys ([km] is not configured); ask without km",
+        )
+    })?;
+    if profile != crate::km::SIGN_PROFILE {
+        return Err(Error::policy(format!(
+            "a km certificate pairs with an {} certificate, not {profile}",
+            crate::km::SIGN_PROFILE
+        )));
+    }
+    check_scope(ra, crate::km::KM_PROFILE, subject)?;
+    let transport = gpki_service::ca_api::check_transport(&km.transport)?;
+    Ok(Some((kra.kra.clone(), transport)))
+}
+
+/// The km certificate paired with `sign` for request `key`: the one made before
+/// (a replay: no delivery, the key is only in the archive now), or a new one.
+async fn km_for(
+    state: &State,
+    ra: &RaRecord,
+    key: &str,
+    sign: &CertificateRecord,
+    (kra, transport): (String, gpki_pki::csr::VerifiedCsr),
+    renewed_from: Option<i64>,
+) -> Result<gpki_service::ca_api::KmReply> {
+    let km_key = format!("{key}/km");
+    let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+    let earlier = |r: CertificateRecord| async move {
+        if r.status == CertStatus::Pending {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "km certificate {} of request `{key}` was recorded but not signed; ask again, and if it stays so, revoke the pair and enrol again",
+                    r.serial
+                ),
+            ));
+        }
+        if state.store.pair_of(r.id).await? != Some(sign.id) {
+            return Err(Error::conflict(format!(
+                "request `{key}` made km certificate {} for another certificate",
+                r.serial
+            )));
+        }
+        let der = r.der.clone();
+        Ok(gpki_service::ca_api::KmReply {
+            certificate: reply_for(&state.ca, &ra.ca_name, &r, der.as_deref(), true).await?,
+            delivery: None,
+        })
+    };
+    if let Some(r) = state
+        .store
+        .certificate_by_request_key(issuer.id, &km_key)
+        .await?
+    {
+        return earlier(r).await;
+    }
+    let ca = state.ca.acting_as(format!("ra:{}", ra.name));
+    let made = ca
+        .issue_km(&crate::km::KmOrder {
+            ca: &ra.ca_name,
+            sign,
+            kra: &kra,
+            transport_spki: transport.spki_der(),
+            request_key: Some(km_key.clone()),
+            renewed_from,
+        })
+        .await;
+    match made {
+        Ok(m) => Ok(gpki_service::ca_api::KmReply {
+            certificate: reply_for(
+                &state.ca,
+                &ra.ca_name,
+                &m.issued.record,
+                Some(&m.issued.der),
+                false,
+            )
+            .await?,
+            delivery: Some(gpki_pki::pem::encode("CMS", &m.delivery)),
+        }),
+        // A concurrent call with the same key recorded first.
+        Err(e) if e.kind == ErrorKind::AlreadyExists => {
+            match state
+                .store
+                .certificate_by_request_key(issuer.id, &km_key)
+                .await?
+            {
+                Some(r) => earlier(r).await,
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, CertificateReply)> {
     let b: IssueBody = parse(body)?;
     let ra = authorize_ra(state, who, &b.ra).await?;
     check_scope(&ra, &b.profile, &b.subject)?;
     check_sans(&ra, &b.sans)?;
+    let km = km_asked(state, &ra, &b.profile, &b.subject, b.km.as_ref())?;
+    if let Some((kra, _)) = &km {
+        // The KRA must take the key before the signing certificate is made: a pair
+        // is not left half made for a KRA out of force.
+        crate::km::kra_certificate(&state.store, kra).await?;
+    }
     let key = request_key(&ra, &b.request_id)?;
+    let (status, mut reply) = issue_one(state, &ra, &key, b).await?;
+    if let Some(km) = km {
+        let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+        let sign = state
+            .store
+            .certificate(issuer.id, &reply.serial)
+            .await?
+            .ok_or_else(|| Error::internal("the certificate just answered is not in the store"))?;
+        reply.km = Some(Box::new(km_for(state, &ra, &key, &sign, km, None).await?));
+    }
+    Ok((status, reply))
+}
+
+async fn issue_one(
+    state: &State,
+    ra: &RaRecord,
+    key: &str,
+    b: IssueBody,
+) -> Result<(StatusCode, CertificateReply)> {
+    let (ra, key) = (ra.clone(), key.to_string());
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &b.sans)?;
     let spki_sha256 = hex::encode(openssl::sha::sha256(csr.spki_der()));
@@ -846,6 +993,55 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let key = request_key(&ra, &b.request_id)?;
     // Scope first: a replay answers only what the RA may see.
     let old = scoped_certificate(state, &ra, &b.serial).await?;
+    // A pair is renewed together, from its signing certificate, with a new km key.
+    let old_km = match state.store.pair_of(old.id).await? {
+        Some(_) if old.profile == crate::km::KM_PROFILE => {
+            return Err(Error::policy(format!(
+                "km certificate {} is renewed with its official-sign pair",
+                old.serial
+            )))
+        }
+        Some(id) => Some(id),
+        None => None,
+    };
+    let km = match (old_km, b.km.as_ref()) {
+        (Some(_), None) => return Err(Error::policy(format!(
+            "certificate {} has a km pair; a renewal renews both and needs a transport key (km)",
+            old.serial
+        ))),
+        (None, Some(_)) => {
+            return Err(Error::policy(format!(
+                "certificate {} has no km pair to renew",
+                old.serial
+            )))
+        }
+        (Some(_), km) => km_asked(state, &ra, &old.profile, &old.subject, km)?,
+        (None, None) => None,
+    };
+    if let Some((kra, _)) = &km {
+        crate::km::kra_certificate(&state.store, kra).await?;
+    }
+    let (status, mut reply) = renew_one(state, &ra, &key, &old, b).await?;
+    if let Some(km) = km {
+        let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+        let sign = state
+            .store
+            .certificate(issuer.id, &reply.serial)
+            .await?
+            .ok_or_else(|| Error::internal("the certificate just answered is not in the store"))?;
+        reply.km = Some(Box::new(km_for(state, &ra, &key, &sign, km, old_km).await?));
+    }
+    Ok((status, reply))
+}
+
+async fn renew_one(
+    state: &State,
+    ra: &RaRecord,
+    key: &str,
+    old: &CertificateRecord,
+    b: RenewBody,
+) -> Result<(StatusCode, CertificateReply)> {
+    let (ra, key, old) = (ra.clone(), key.to_string(), old.clone());
     let new_key = match &b.csr {
         Some(c) => Some(hex::encode(openssl::sha::sha256(
             gpki_pki::csr::parse_and_verify(c.as_bytes())?.spki_der(),
@@ -887,17 +1083,21 @@ async fn revoke(
     let reason: RevocationReason = b.reason.parse()?;
     let old = scoped_certificate(state, &ra, &b.serial).await?;
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
-    let record = ca
-        .revoke(&ra.ca_name, &old.serial, reason, b.invalidity_date)
+    let (record, pair) = ca
+        .revoke_with_pair(&ra.ca_name, &old.serial, reason, b.invalidity_date, false)
         .await?;
     // A client certificate revoked here is refused from the next request on.
     state.callers.clear();
     state.ras.clear();
     let der = record.der.clone();
-    Ok((
-        StatusCode::OK,
-        reply_for(&state.ca, &ra.ca_name, &record, der.as_deref(), false).await?,
-    ))
+    let mut reply = reply_for(&state.ca, &ra.ca_name, &record, der.as_deref(), false).await?;
+    // A revocation offers the pair: the RA names it, and revokes it on request.
+    reply.pair = pair.map(|p| gpki_service::ca_api::PairReply {
+        serial: p.serial,
+        profile: p.profile,
+        status: p.status.to_string(),
+    });
+    Ok((StatusCode::OK, reply))
 }
 
 /// `POST /v1/signers/renew`: the next certificate of a delegated signer, for a new

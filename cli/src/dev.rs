@@ -22,6 +22,8 @@ pub const CREDENTIAL_ISSUER: &str = "https://id.gpki.go.kr";
 pub const STATUS_LIST: &str = "mpoid-1";
 /// The dev RA, its host's CA-service client name and its first administrator.
 pub const DEV_RA: &str = "dev-mois";
+/// The dev Key Recovery Authority.
+pub const DEV_KRA: &str = "dev-kra";
 const RA_HOST: &str = "dev-ra-host";
 const RA_ADMIN: &str = "dev-admin";
 /// The institution the dev RA serves.
@@ -282,6 +284,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     } else {
         found.push(format!("status list {STATUS_LIST}"));
     }
+    kra_setup(g, &ca, dir, &signer_pass, &mut made, &mut found).await?;
     for (name, subject, sans) in SERVICE_TLS {
         dev_certs
             .ensure(
@@ -616,7 +619,9 @@ async fn services_setup(
          [tls]\ncert = {}\nkey = {}\nkey_pass_file = {signer_pass}\nclient_ca = {root}\n\n\
          # Mobile IDs for the offers of RA {DEV_RA} (POST /v1/credentials).\n\
          [credentials]\nsigner_key = {}\nsigner_pass_file = {signer_pass}\nsigner_chain = {}\n\
-         issuer = {}\nstatus_list = {}\nras = [{}]\n",
+         issuer = {}\nstatus_list = {}\nras = [{}]\n\n\
+         # Dual enrolments: officials' km keys, made here and archived to this KRA.\n\
+         [km]\nkra = {}\n",
         q(at.ca.clone()),
         q(abs(&dir.join("keys")).display().to_string()),
         q(abs(ca_pass_file).display().to_string()),
@@ -627,6 +632,7 @@ async fn services_setup(
         q(CREDENTIAL_ISSUER.into()),
         q(STATUS_LIST.into()),
         q(DEV_RA.into()),
+        q(DEV_KRA.into()),
     );
     let ra_toml = format!(
         "# gpki dev: the RA service (gpki-ra serve --config THIS) hosting every RA whose\n\
@@ -666,6 +672,75 @@ async fn services_setup(
         gpki_ca::service::Config::load(&dir.join("ca.toml"))?,
         gpki_ra::Config::load(&dir.join("ra.toml"))?,
     ))
+}
+
+/// The dev Key Recovery Authority `dev-kra` (2 of its officers release a key),
+/// where the CA service archives officials' km keys. Its key would be made on the
+/// KRA's own host; in dev that host is `DATA_DIR/kra/` (under the signer
+/// passphrase), and the CA sees only its request.
+async fn kra_setup(
+    g: &Global,
+    ca: &Ca,
+    dir: &std::path::Path,
+    pass: &Passphrase,
+    made: &mut Vec<String>,
+    found: &mut Vec<String>,
+) -> Result<()> {
+    if ca.store().kras().await?.iter().any(|k| k.name == DEV_KRA) {
+        found.push(format!("KRA {DEV_KRA}"));
+        return Ok(());
+    }
+    let key_path = dir.join("kra").join("kra.key.pem");
+    std::fs::create_dir_all(dir.join("kra"))
+        .map_err(|e| gpki_pki::Error::internal(format!("cannot create the KRA directory: {e}")))?;
+    // A key left by a run that stopped before registering the KRA is used again.
+    let key = if key_path.exists() {
+        gpki_pki::SoftwareKey::read_encrypted(&key_path, pass)?
+    } else {
+        let key = gpki_pki::SoftwareKey::generate(KeyType::Rsa3072)?;
+        key.write_encrypted(&key_path, pass)?;
+        key
+    };
+    let csr = gpki_pki::csr::build(
+        &key,
+        &gpki_pki::name::parse(
+            "CN=GPKI Key Recovery Authority, OU=GPKI, O=Government of Korea, C=KR",
+        )?,
+    )?;
+    let issued = ca
+        .issue(&gpki_ca::IssueRequest {
+            ca: SUB.into(),
+            profile: "key-recovery".into(),
+            subject: None,
+            key: gpki_ca::KeySource::Csr(csr),
+            sans: vec![],
+            validity_days: None,
+            request_key: Some(format!("dev:{DEV_KRA}")),
+            renewed_from: None,
+        })
+        .await?;
+    write_file(
+        &dir.join("certs").join("kra.crt.pem"),
+        gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
+    )?;
+    ca.store()
+        .create_kra(
+            DEV_KRA,
+            issued.record.id,
+            2,
+            &AuditEvent::new(
+                &g.actor(),
+                "km.kra.create",
+                format!("kra:{DEV_KRA}"),
+                json!({ "ca": SUB, "serial": issued.record.serial, "quorum": 2 }),
+            ),
+        )
+        .await?;
+    made.push(format!(
+        "KRA {DEV_KRA} (2 officers release a key; its key in {})",
+        key_path.display()
+    ));
+    Ok(())
 }
 
 /// How the printed next steps call gpki: `gpki` when that name on PATH is this very

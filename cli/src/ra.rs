@@ -108,6 +108,13 @@ pub enum RaCmd {
         /// Write the certificate here when it is issued
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A dual enrolment (official-sign): the official's transport key request
+        /// (PKCS#10, RSA); the CA also issues the km certificate, whose key it
+        /// makes, archives and seals to this key
+        #[arg(long)]
+        km_transport: Option<PathBuf>,
+        #[command(flatten)]
+        km_out: KmOut,
     },
     /// Submit every official of a CSV file (header request_id,subject,csr[,san]
     /// [,identity_method,identity_document]; csr names a PKCS#10 file beside it);
@@ -140,6 +147,8 @@ pub enum RaCmd {
         id: i64,
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        km_out: KmOut,
     },
     /// Reject a submitted request
     Reject {
@@ -250,7 +259,59 @@ pub enum RaCmd {
         csr: Option<PathBuf>,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// For a certificate with a km pair: the transport key request for the
+        /// pair's new km key
+        #[arg(long)]
+        km_transport: Option<PathBuf>,
+        #[command(flatten)]
+        km_out: KmOut,
     },
+}
+
+/// Where a dual request's km certificate and sealed key go.
+#[derive(Args, Clone)]
+pub struct KmOut {
+    /// Write the km certificate (PEM) here
+    #[arg(long)]
+    km_out: Option<PathBuf>,
+    /// Write the km key sealed to the transport key (DER CMS) here, for `gpki km open`
+    #[arg(long)]
+    km_envelope_out: Option<PathBuf>,
+}
+
+impl KmOut {
+    fn none() -> KmOut {
+        KmOut {
+            km_out: None,
+            km_envelope_out: None,
+        }
+    }
+
+    /// Writes what the reply carries; the file names written.
+    fn save(&self, reply: &Value) -> Result<Vec<String>> {
+        let km = &reply["certificate"]["km"];
+        let mut written = Vec::new();
+        if let (Some(p), Some(pem)) = (&self.km_out, km["certificate"]["certificate"].as_str()) {
+            crate::write_file(p, pem.as_bytes())?;
+            written.push(p.display().to_string());
+        }
+        if let Some(p) = &self.km_envelope_out {
+            match km["delivery"].as_str() {
+                Some(pem) => {
+                    let der = gpki_pki::pem::decode(pem.as_bytes(), "CMS")?;
+                    crate::write_file(p, &der)?;
+                    written.push(p.display().to_string());
+                }
+                None if km.is_object() => {
+                    return Err(Error::conflict(
+                        "the CA answered with the km certificate made before, without its key: the key is kept only in the archive now (gpki km request / recover)",
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(written)
+    }
 }
 
 #[derive(Subcommand)]
@@ -762,6 +823,8 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             sans,
             identity,
             out: file,
+            km_transport,
+            km_out,
         } => {
             let mut body = json!({
                 "idempotency_key": idempotency_key, "profile": profile, "subject": subject,
@@ -770,8 +833,13 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             if let Some(i) = identity.value() {
                 body["identity"] = i;
             }
+            if let Some(t) = &km_transport {
+                body["km_transport"] = Value::String(
+                    String::from_utf8_lossy(&read_file(t, "transport request")?).into(),
+                );
+            }
             let v: Value = conn.client()?.post("v1/requests", &body).await?;
-            request_reply(out, &v, file.as_ref())?;
+            request_reply(out, &v, file.as_ref(), &km_out)?;
         }
         RaCmd::Import {
             conn,
@@ -841,18 +909,19 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     &json!({ "method": method, "document": document }),
                 )
                 .await?;
-            request_reply(out, &v, None)?;
+            request_reply(out, &v, None, &KmOut::none())?;
         }
         RaCmd::Approve {
             conn,
             id,
             out: file,
+            km_out,
         } => {
             let v: Value = conn
                 .client()?
                 .post(&format!("v1/requests/{id}/approve"), &json!({}))
                 .await?;
-            request_reply(out, &v, file.as_ref())?;
+            request_reply(out, &v, file.as_ref(), &km_out)?;
         }
         RaCmd::Reject { conn, id, reason } => {
             let v: Value = conn
@@ -862,7 +931,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     &json!({ "reason": reason }),
                 )
                 .await?;
-            request_reply(out, &v, None)?;
+            request_reply(out, &v, None, &KmOut::none())?;
         }
         RaCmd::Requests {
             conn,
@@ -938,7 +1007,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 .anonymous_client()?
                 .post("v1/holder/revocations", &body)
                 .await?;
-            request_reply(out, &v, None)?;
+            request_reply(out, &v, None, &KmOut::none())?;
         }
         RaCmd::Whoami { conn } => {
             let v: Value = conn.client()?.get("v1/whoami").await?;
@@ -967,7 +1036,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
         }
         RaCmd::Show { conn, id } => {
             let v: Value = conn.client()?.get(&format!("v1/requests/{id}")).await?;
-            request_reply(out, &v, None)?;
+            request_reply(out, &v, None, &KmOut::none())?;
         }
         RaCmd::Offer {
             conn,
@@ -1053,7 +1122,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 body["identity"] = i;
             }
             let v: Value = conn.client()?.post("v1/revocations", &body).await?;
-            request_reply(out, &v, None)?;
+            request_reply(out, &v, None, &KmOut::none())?;
         }
         RaCmd::Renew {
             conn,
@@ -1061,24 +1130,46 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             serial,
             csr,
             out: file,
+            km_transport,
+            km_out,
         } => {
             let mut body = json!({ "idempotency_key": idempotency_key, "serial": serial });
             if let Some(c) = csr {
                 body["csr"] = Value::String(String::from_utf8_lossy(&read_file(&c, "CSR")?).into());
             }
+            if let Some(t) = &km_transport {
+                body["km_transport"] = Value::String(
+                    String::from_utf8_lossy(&read_file(t, "transport request")?).into(),
+                );
+            }
             let v: Value = conn.client()?.post("v1/renewals", &body).await?;
-            request_reply(out, &v, file.as_ref())?;
+            request_reply(out, &v, file.as_ref(), &km_out)?;
         }
     }
     Ok(())
 }
 
-fn request_reply(out: crate::Output, v: &Value, file: Option<&PathBuf>) -> Result<()> {
+fn request_reply(out: crate::Output, v: &Value, file: Option<&PathBuf>, km: &KmOut) -> Result<()> {
     let saved = save_certificate(v, file, false)?;
+    let km_saved = km.save(v)?;
     emit(out, v.clone(), || {
         let mut t = request_text(v);
         if let Some(s) = saved {
             t += &format!("\n  certificate written to {s}");
+        }
+        if let Some(serial) = v["certificate"]["km"]["certificate"]["serial"].as_str() {
+            t += &format!("\n  km certificate {serial}");
+        }
+        for s in km_saved {
+            t += &format!("\n  written to {s}");
+        }
+        if let Some(p) = v["certificate"]["pair"].as_object() {
+            t += &format!(
+                "\n  its pair {} ({}) is {}",
+                p["serial"].as_str().unwrap_or(""),
+                p["profile"].as_str().unwrap_or(""),
+                p["status"].as_str().unwrap_or("")
+            );
         }
         t
     });

@@ -20,7 +20,7 @@ use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse, ApiClient};
 use gpki_service::ca_api::{
     check_csr_sans, check_sans, check_scope, holder_revocation_message, CertificateReply,
-    HolderRevocationBody, IssueBody, RenewBody, RevokeBody,
+    HolderRevocationBody, IssueBody, KmAsk, PairReply, RenewBody, RevokeBody,
 };
 use gpki_service::mtls::{
     caller, peer_key, ApiMetrics, AuthCache, ClientTls, Refusals, Running, ServerTls,
@@ -131,6 +131,11 @@ pub struct SubmitBody {
     pub sans: Vec<String>,
     #[serde(default)]
     pub identity: Option<Identity>,
+    /// A dual enrolment (profile official-sign): PEM PKCS#10 of the official's
+    /// one-time RSA transport key; the CA also issues the official-km
+    /// certificate, whose key it makes, archives and seals to this key.
+    #[serde(default)]
+    pub km_transport: Option<String>,
 }
 
 /// `POST /v1/revocations`.
@@ -152,6 +157,10 @@ pub struct RenewalBody {
     pub serial: String,
     #[serde(default)]
     pub csr: Option<String>,
+    /// Required to renew a certificate with a km pair: the pair is renewed
+    /// together, the new km key sealed to this transport key (PEM PKCS#10).
+    #[serde(default)]
+    pub km_transport: Option<String>,
 }
 
 /// `POST /v1/requests/ID/reject`.
@@ -614,6 +623,21 @@ impl From<RaRequest> for Settled {
     }
 }
 
+/// The other certificate of `cert_id`'s pair, as it stands.
+async fn pair_reply(store: &Store, cert_id: i64) -> Result<Option<PairReply>> {
+    Ok(match store.pair_of(cert_id).await? {
+        Some(id) => {
+            let p = store.certificate_by_id(id).await?;
+            Some(PairReply {
+                serial: p.serial,
+                profile: p.profile,
+                status: p.status.to_string(),
+            })
+        }
+        None => None,
+    })
+}
+
 async fn reply(state: &State, s: &Settled, replayed: bool) -> Result<serde_json::Value> {
     let r = &s.request;
     let certificate = match (&s.certificate, r.cert_id) {
@@ -637,6 +661,8 @@ async fn reply(state: &State, s: &Settled, replayed: bool) -> Result<serde_json:
                     &state.store.authority_chain(c.issuer_id).await?,
                 ),
                 replayed: false,
+                km: None,
+                pair: pair_reply(&state.store, c.id).await?,
             })
         }
         (None, None) => None,
@@ -666,12 +692,31 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
     check_csr_sans(&csr, &b.sans)?;
     profile.allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
+    if let Some(t) = &b.km_transport {
+        // The km certificate is the RA's request too: its profile in scope.
+        if b.profile != gpki_service::ca_api::SIGN_PROFILE {
+            return Err(Error::policy(format!(
+                "a km certificate pairs with an {} certificate, not {}",
+                gpki_service::ca_api::SIGN_PROFILE,
+                b.profile
+            )));
+        }
+        check_scope(&op.ra, gpki_service::ca_api::KM_PROFILE, &b.subject)?;
+        gpki_service::ca_api::check_transport(t)?;
+    }
     let identity = b
         .identity
         .as_ref()
         .map(|i| identity_record(op, i))
         .transpose()?;
-    let body_sha256 = sha256_hex(&["issue", &b.profile, &b.subject, &b.csr, &b.sans.join("\n")]);
+    let body_sha256 = sha256_hex(&[
+        "issue",
+        &b.profile,
+        &b.subject,
+        &b.csr,
+        &b.sans.join("\n"),
+        b.km_transport.as_deref().unwrap_or(""),
+    ]);
     // One operator may decide alone (no dual control, no identity check missing):
     // the submission is the approval, recorded as one.
     let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
@@ -695,7 +740,7 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: alone.then_some(op.record.id),
                 approved: false,
-                km_transport: None,
+                km_transport: b.km_transport.clone(),
             },
             identity.as_ref(),
             &op.event(
@@ -897,6 +942,7 @@ async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Result<Settled> 
             .map_err(|_| Error::internal("stored CSR is not UTF-8"))?,
         sans: r.sans.clone(),
         validity_days: None,
+        km: r.km_transport.clone().map(|transport| KmAsk { transport }),
     };
     gpki_service::failpoint::pause("ra-before-forward").await;
     let answer: Result<CertificateReply> = state.ca.post("v1/certificates", &body).await;
@@ -1012,6 +1058,8 @@ async fn settle(
                             certificate: made,
                             chain: Vec::new(),
                             replayed: true,
+                            km: None,
+                            pair: None,
                         };
                         tracing::warn!(request = r.id, error = %e, serial = %c.serial, "the CA refused a retry of a request it had already signed; recording that certificate");
                         return Box::pin(settle(state, op, r, Ok(reply))).await;
@@ -1189,6 +1237,8 @@ async fn forward_revocation(
                 certificate: None,
                 chain: Vec::new(),
                 replayed: true,
+                km: None,
+                pair: None,
             })
         }
         other => other,
@@ -1227,13 +1277,44 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
         }
         gpki_pki::csr::parse_and_verify(csr.as_bytes())?;
     }
+    // A pair is renewed together, from its signing certificate.
+    if let Some(pair) = state.store.pair_of(cert.id).await? {
+        if cert.profile == gpki_service::ca_api::KM_PROFILE {
+            let sign = state.store.certificate_by_id(pair).await?;
+            return Err(Error::policy(format!(
+                "km certificate {} is renewed with its pair: renew official-sign certificate {}",
+                cert.serial, sign.serial
+            )));
+        }
+        match &b.km_transport {
+            Some(t) => {
+                gpki_service::ca_api::check_transport(t)?;
+            }
+            None => {
+                return Err(Error::policy(format!(
+                    "certificate {} has a km pair; its renewal renews the pair, with a new km key sealed to a transport key (km_transport)",
+                    cert.serial
+                )))
+            }
+        }
+    } else if b.km_transport.is_some() {
+        return Err(Error::policy(format!(
+            "certificate {} has no km pair to renew",
+            cert.serial
+        )));
+    }
     let (r, created) = state
         .store
         .submit_request(
             &NewRequest {
                 ra_id: op.ra.id,
                 idempotency_key: b.idempotency_key.clone(),
-                body_sha256: sha256_hex(&["renew", &cert.serial, b.csr.as_deref().unwrap_or("")]),
+                body_sha256: sha256_hex(&[
+                    "renew",
+                    &cert.serial,
+                    b.csr.as_deref().unwrap_or(""),
+                    b.km_transport.as_deref().unwrap_or(""),
+                ]),
                 kind: "renew".into(),
                 profile: Some(cert.profile.clone()),
                 subject: Some(cert.subject.clone()),
@@ -1245,7 +1326,7 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 enrol: None,
                 approved_by: Some(op.record.id),
                 approved: false,
-                km_transport: None,
+                km_transport: b.km_transport.clone(),
             },
             None,
             &op.event(
@@ -1281,6 +1362,7 @@ async fn forward_renewal(
                 request_id: gpki_service::ca_api::ra_request_id(r.id),
                 serial: serial.to_string(),
                 csr,
+                km: r.km_transport.clone().map(|transport| KmAsk { transport }),
             },
         )
         .await;

@@ -21,6 +21,19 @@ pub struct IssueBody {
     pub sans: Vec<String>,
     #[serde(default)]
     pub validity_days: Option<u32>,
+    /// A dual enrolment (official-sign): the km certificate too, its key made by
+    /// the CA, archived to the KRA, and sealed to this transport key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub km: Option<KmAsk>,
+}
+
+/// The km half of a dual enrolment or renewal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmAsk {
+    /// PEM PKCS#10 of the official's one-time RSA transport key: its signature
+    /// proves the official holds the key the km key is sealed to.
+    pub transport: String,
 }
 
 /// Renewal of certificate `serial` of the RA's CA, with a new key when `csr` is
@@ -33,6 +46,10 @@ pub struct RenewBody {
     pub serial: String,
     #[serde(default)]
     pub csr: Option<String>,
+    /// Required when the certificate has a km pair: the pair is renewed together,
+    /// with a new km key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub km: Option<KmAsk>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +81,50 @@ pub struct CertificateReply {
     /// True when this answers a replayed request with the certificate it made.
     #[serde(default)]
     pub replayed: bool,
+    /// The km certificate made with this one (a dual enrolment or renewal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub km: Option<Box<KmReply>>,
+    /// The other certificate of this one's pair (official-sign and official-km),
+    /// as it stands: a revocation names a pair it left valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairReply>,
+}
+
+/// The km certificate of a dual enrolment, and its key for the official.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KmReply {
+    pub certificate: CertificateReply,
+    /// PEM `CMS`: the km private key (PKCS#8) in EnvelopedData to the transport
+    /// key (`gpki km open`, `openssl cms -decrypt -inform PEM`). Only the call that
+    /// made it carries it: the CA keeps the key only sealed to the KRA, so a lost
+    /// answer is a recovery (`gpki km recover`), not a replay.
+    #[serde(default)]
+    pub delivery: Option<String>,
+}
+
+/// A certificate's pair as it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PairReply {
+    pub serial: String,
+    pub profile: String,
+    pub status: String,
+}
+
+/// The profile a km certificate pairs with, and the km certificate's.
+pub const SIGN_PROFILE: &str = "official-sign";
+pub const KM_PROFILE: &str = "official-km";
+
+/// Refused unless `pem` is a PKCS#10 request whose signature verifies, for an RSA
+/// key of 2048 bits or more: the km key is sealed to it with RSA-OAEP.
+pub fn check_transport(pem: &str) -> Result<gpki_pki::csr::VerifiedCsr> {
+    let csr = gpki_pki::csr::parse_and_verify(pem.as_bytes())
+        .map_err(|e| e.context("km transport request"))?;
+    match gpki_pki::KeyType::of_spki(csr.spki_der())? {
+        gpki_pki::KeyType::Rsa2048 | gpki_pki::KeyType::Rsa3072 | gpki_pki::KeyType::Rsa4096 => Ok(csr),
+        other => Err(Error::policy(format!(
+            "the km transport key is {other}; it must be RSA of 2048 bits or more (the km key is sealed to it with RSA-OAEP)"
+        ))),
+    }
 }
 
 /// A chain as a TLS peer or a relying party wants it beside a certificate: PEM,

@@ -493,6 +493,8 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         );
     }
 
+    dual_enrolment_through_the_ra(&env, &as_lee);
+
     // Each service also runs alone from its binary and the config dev up wrote.
     drop(dev);
     let spawn = |bin: &str, config: &str| {
@@ -806,4 +808,429 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
     );
     assert_eq!(report["disclosed"]["name"], "Hong Gildong", "{report}");
     assert_eq!(report["verified"], true, "{report}");
+}
+
+/// Issue 12's "done when" through the RA: an official enrolled with both
+/// certificates (the km key made by the CA, archived to dev up's KRA and sealed to
+/// the official's transport key), the pair renewed together and its revocation
+/// offered; the km key lost and recovered with two officers' approvals. OpenSSL
+/// opens every file.
+fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
+    let as_lee = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(lee_login)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| user(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let official = |who: &str, name: &str, transport: bool| -> Value {
+        let subject = format!("CN={name}, OU=people, {MOIS}");
+        user_ok(
+            env,
+            &[
+                "key",
+                "new",
+                "--key-out",
+                &format!("{who}.key.pem"),
+                "--subject",
+                &subject,
+                "--csr-out",
+                &format!("{who}.csr"),
+            ],
+        );
+        let mut args = vec![
+            "ra",
+            "submit",
+            "--idempotency-key",
+            who,
+            "--profile",
+            "official-sign",
+            "--subject",
+            &subject,
+            "--csr",
+            &format!("{who}.csr"),
+            "--identity-method",
+            "face-to-face",
+            "--identity-document",
+            "public official ID card",
+            "--out",
+            &format!("{who}.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if transport {
+            user_ok(
+                env,
+                &[
+                    "key",
+                    "new",
+                    "--key-type",
+                    "rsa2048",
+                    "--key-out",
+                    &format!("{who}-transport.key.pem"),
+                    "--subject",
+                    "CN=transport",
+                    "--csr-out",
+                    &format!("{who}-transport.csr"),
+                ],
+            );
+            args.extend(
+                [
+                    "--km-transport",
+                    &format!("{who}-transport.csr"),
+                    "--km-out",
+                    &format!("{who}-km.pem"),
+                    "--km-envelope-out",
+                    &format!("{who}-km.p7m"),
+                ]
+                .map(String::from),
+            );
+        }
+        ok_json(run(as_lee(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )))
+    };
+    let verify = |cert: &str, purpose: &str| {
+        let out = env.openssl_ok(&[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            purpose,
+            "-CAfile",
+            "data/certs/gpki-root.crt.pem",
+            "-untrusted",
+            "data/certs/mois.crt.pem",
+            cert,
+        ]);
+        assert!(out.contains(": OK"), "{out}");
+    };
+    let key_of = |args: &[&str]| -> String {
+        let text = env.openssl_ok(args);
+        let start = text
+            .find("-----BEGIN PRIVATE KEY-----")
+            .expect("a private key");
+        text[start..text.find("-----END PRIVATE KEY-----").unwrap()].to_string()
+    };
+
+    // One enrolment, two certificates.
+    let park = official("park", "Park Jimin(002345678)", true);
+    assert_eq!(park["request"]["status"], "issued", "{park}");
+    let sign_serial = park["certificate"]["serial"].as_str().unwrap().to_string();
+    let km = &park["certificate"]["km"];
+    let km_serial = km["certificate"]["serial"].as_str().unwrap().to_string();
+    assert_eq!(km["certificate"]["profile"], "official-km", "{park}");
+    assert!(
+        km["delivery"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CMS-----"),
+        "{park}"
+    );
+    verify("park.pem", "smimesign");
+    verify("park-km.pem", "smimeencrypt");
+    // OpenSSL opens the delivery with the transport key: the km certificate's key.
+    env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "park-transport.key.pem",
+        "-passin",
+        "file:data/dev-signer-passphrase",
+        "-out",
+        "park-transport.plain",
+    ]);
+    env.openssl_ok(&[
+        "cms",
+        "-decrypt",
+        "-inform",
+        "DER",
+        "-in",
+        "park-km.p7m",
+        "-inkey",
+        "park-transport.plain",
+        "-out",
+        "park-km.der",
+    ]);
+    let delivered = key_of(&["pkey", "-inform", "DER", "-in", "park-km.der"]);
+    assert_eq!(
+        env.openssl_ok(&["pkey", "-inform", "DER", "-in", "park-km.der", "-pubout"]),
+        env.openssl_ok(&["x509", "-in", "park-km.pem", "-noout", "-pubkey"])
+    );
+    // A replay answers the same pair, without the key: it is only in the archive now.
+    let again = user_ok(
+        env,
+        &as_lee(&[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "park",
+            "--profile",
+            "official-sign",
+            "--subject",
+            &format!("CN=Park Jimin(002345678), OU=people, {MOIS}"),
+            "--csr",
+            "park.csr",
+            "--identity-method",
+            "face-to-face",
+            "--identity-document",
+            "public official ID card",
+            "--km-transport",
+            "park-transport.csr",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        again["certificate"]["serial"],
+        sign_serial.as_str(),
+        "{again}"
+    );
+    assert!(
+        again["certificate"]["pair"]["serial"] == km_serial.as_str()
+            || again["certificate"]["km"]["certificate"]["serial"] == km_serial.as_str(),
+        "{again}"
+    );
+    // The official's key files, from the delivery.
+    user_ok(
+        env,
+        &[
+            "km",
+            "open",
+            "--envelope",
+            "park-km.p7m",
+            "--cert",
+            "park-km.pem",
+            "--transport-key",
+            "park-transport.key.pem",
+            "--transport-pass-file",
+            "data/dev-signer-passphrase",
+            "--npki-dir",
+            "park-npki",
+            "--out-pass-file",
+            "data/dev-signer-passphrase",
+        ],
+    );
+    let npki = key_of(&[
+        "pkcs8",
+        "-inform",
+        "DER",
+        "-in",
+        "park-npki/kmPri.key",
+        "-passin",
+        "file:data/dev-signer-passphrase",
+        "-provider",
+        "legacy",
+        "-provider",
+        "default",
+    ]);
+    assert_eq!(npki, delivered);
+
+    // Refusals, before anything is recorded: an EC transport key, a km pair for
+    // another profile.
+    user_ok(
+        env,
+        &[
+            "key",
+            "new",
+            "--key-type",
+            "p256",
+            "--key-out",
+            "ec-transport.key.pem",
+            "--subject",
+            "CN=transport",
+            "--csr-out",
+            "ec-transport.csr",
+        ],
+    );
+    let r = run(as_lee(&[
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "park-ec",
+        "--profile",
+        "official-sign",
+        "--subject",
+        &format!("CN=Park Jimin(002345678), OU=people, {MOIS}"),
+        "--csr",
+        "park.csr",
+        "--km-transport",
+        "ec-transport.csr",
+    ]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("must be RSA"), "{}", r.stdout);
+
+    // The pair is renewed together: the signing certificate with a transport key
+    // for a new km key; not without, and not from the km certificate.
+    let r = run(as_lee(&[
+        "ra",
+        "renew",
+        "--idempotency-key",
+        "park-renew-0",
+        "--serial",
+        &sign_serial,
+    ]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("has a km pair"), "{}", r.stdout);
+    let r = run(as_lee(&[
+        "ra",
+        "renew",
+        "--idempotency-key",
+        "park-renew-km",
+        "--serial",
+        &km_serial,
+    ]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("renewed with its pair"), "{}", r.stdout);
+    let renewed = ok_json(run(as_lee(&[
+        "ra",
+        "renew",
+        "--idempotency-key",
+        "park-renew-1",
+        "--serial",
+        &sign_serial,
+        "--km-transport",
+        "park-transport.csr",
+        "--out",
+        "park-2.pem",
+        "--km-out",
+        "park-km-2.pem",
+        "--km-envelope-out",
+        "park-km-2.p7m",
+    ])));
+    let new_km = renewed["certificate"]["km"]["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_km, km_serial, "{renewed}");
+    verify("park-km-2.pem", "smimeencrypt");
+    env.openssl_ok(&[
+        "cms",
+        "-decrypt",
+        "-inform",
+        "DER",
+        "-in",
+        "park-km-2.p7m",
+        "-inkey",
+        "park-transport.plain",
+        "-out",
+        "park-km-2.der",
+    ]);
+
+    // The first km key is lost; two officers (officials the RA enrolled, made
+    // officers of dev up's KRA) approve its recovery.
+    for (o, name) in [
+        ("officer-kim", "Kim Officer(000000011)"),
+        ("officer-choi", "Choi Officer(000000012)"),
+    ] {
+        official(o, name, false);
+        user_ok(
+            env,
+            &[
+                "km",
+                "officer",
+                "add",
+                "--kra",
+                "dev-kra",
+                "--name",
+                o,
+                "--cert",
+                &format!("{o}.pem"),
+            ],
+        );
+    }
+    std::fs::remove_dir_all(env.path("park-npki")).unwrap();
+    user_ok(
+        env,
+        &[
+            "km",
+            "request",
+            "--ca",
+            "mois",
+            "--serial",
+            &km_serial,
+            "--reason",
+            "laptop lost",
+            "--statement-out",
+            "park-recovery.json",
+        ],
+    );
+    for o in ["officer-kim", "officer-choi"] {
+        user_ok(
+            env,
+            &[
+                "km",
+                "approve",
+                "--statement",
+                "park-recovery.json",
+                "--cert",
+                &format!("{o}.pem"),
+                "--key",
+                &format!("{o}.key.pem"),
+                "--pass-file",
+                "data/dev-signer-passphrase",
+                "--out",
+                &format!("{o}-approval.json"),
+            ],
+        );
+    }
+    let released = user_ok(
+        env,
+        &[
+            "km",
+            "recover",
+            "--ca",
+            "mois",
+            "--serial",
+            &km_serial,
+            "--approval",
+            "officer-kim-approval.json",
+            "--approval",
+            "officer-choi-approval.json",
+            "--kra-key",
+            "data/kra/kra.key.pem",
+            "--kra-pass-file",
+            "data/dev-signer-passphrase",
+            "--pkcs12",
+            "park-recovered.p12",
+            "--out-pass-file",
+            "data/dev-signer-passphrase",
+        ],
+    );
+    assert_eq!(released["recovery"]["status"], "released", "{released}");
+    let recovered = key_of(&[
+        "pkcs12",
+        "-in",
+        "park-recovered.p12",
+        "-passin",
+        "file:data/dev-signer-passphrase",
+        "-nodes",
+        "-nocerts",
+    ]);
+    assert_eq!(
+        recovered, delivered,
+        "recovery must give back the key that was archived"
+    );
+
+    // Revoking the signing certificate offers its pair.
+    let revoked = ok_json(run(as_lee(&[
+        "ra",
+        "revoke",
+        "--idempotency-key",
+        "park-revoke",
+        "--serial",
+        &sign_serial,
+        "--reason",
+        "affiliationChanged",
+    ])));
+    assert_eq!(revoked["certificate"]["status"], "revoked", "{revoked}");
+    assert_eq!(
+        revoked["certificate"]["pair"]["serial"],
+        km_serial.as_str(),
+        "{revoked}"
+    );
+    assert_eq!(
+        revoked["certificate"]["pair"]["status"], "issued",
+        "{revoked}"
+    );
 }
