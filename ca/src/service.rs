@@ -1005,10 +1005,12 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
         None => None,
     };
     let km = match (old_km, b.km.as_ref()) {
-        (Some(_), None) => return Err(Error::policy(format!(
+        (Some(_), None) => {
+            return Err(Error::policy(format!(
             "certificate {} has a km pair; a renewal renews both and needs a transport key (km)",
             old.serial
-        ))),
+        )))
+        }
         (None, Some(_)) => {
             return Err(Error::policy(format!(
                 "certificate {} has no km pair to renew",

@@ -91,8 +91,8 @@ pub enum CredentialCmd {
         /// The verifier's identifier (SD-JWT `aud`; in the mdoc session transcript)
         #[arg(long)]
         verifier: String,
-        /// The verifier's nonce
-        #[arg(long)]
+        /// The verifier's nonce (base64url: it may begin with `-`)
+        #[arg(long, allow_hyphen_values = true)]
         nonce: String,
         /// Where to write the presentation
         #[arg(long)]
@@ -114,8 +114,8 @@ pub enum CredentialCmd {
         /// Passphrase file of the holder key
         #[arg(long, env = "GPKI_OUT_PASS_FILE")]
         holder_pass_file: PathBuf,
-        /// The offer's nonce
-        #[arg(long)]
+        /// The offer's nonce (base64url: it may begin with `-`)
+        #[arg(long, allow_hyphen_values = true)]
         nonce: String,
         /// The offer's audience (the issuer's identifier)
         #[arg(long)]
@@ -140,8 +140,8 @@ pub enum CredentialCmd {
         /// This verifier's identifier (as given to the holder)
         #[arg(long)]
         verifier: String,
-        /// The nonce this verifier gave the holder for this presentation
-        #[arg(long)]
+        /// The nonce this verifier gave the holder for this presentation (base64url: it may begin with `-`)
+        #[arg(long, allow_hyphen_values = true)]
         nonce: String,
         /// OCSP responder for the signer certificates (default: their AIA URL)
         #[arg(long)]

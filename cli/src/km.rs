@@ -544,6 +544,12 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
                     cert.serial
                 ))
             })?;
+            if cert.der.is_none() {
+                return Err(Error::conflict(format!(
+                    "certificate {} is not signed; there is no key to recover",
+                    cert.serial
+                )));
+            }
             let mut nonce = [0u8; 32];
             openssl::rand::rand_bytes(&mut nonce)
                 .map_err(|e| Error::internal(format!("random: {e}")))?;
@@ -573,10 +579,22 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
                 out,
                 json!({ "recovery": r, "statement": st, "quorum": kra.quorum }),
                 || {
-                    format!(
-                    "recovery request {} for km certificate {} opened; {} officers of KRA {} must approve it",
-                    r.id, cert.serial, kra.quorum, kra.name
-                )
+                    let mut t = format!(
+                        "recovery request {} for km certificate {} opened; {} officers of KRA {} must approve it",
+                        r.id, cert.serial, kra.quorum, kra.name
+                    );
+                    match &statement_out {
+                        Some(p) => {
+                            t += &format!("\nstatement for the officers written to {}", p.display())
+                        }
+                        None => {
+                            t += &format!(
+                            "\nstatement for the officers (gpki km approve --statement FILE):\n{}",
+                            serde_json::to_string_pretty(&st).expect("JSON")
+                        )
+                        }
+                    }
+                    t
                 },
             );
         }

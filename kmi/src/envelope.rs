@@ -292,6 +292,16 @@ fn digest_of(oid: ObjectIdentifier) -> Result<&'static MdRef> {
     })
 }
 
+/// Every way a message fails to open with a key is one error: which step failed
+/// (key transport, key length, content padding) is not told, so an opener is no
+/// padding oracle.
+fn does_not_open() -> Error {
+    Error::new(
+        ErrorKind::BadSignature,
+        "the message does not open with this key (another recipient's key, or a damaged message)",
+    )
+}
+
 /// Decrypts the content-encryption key of one KeyTransRecipientInfo with `key`.
 fn unwrap_cek<T: HasPrivate>(
     k: &KeyTransRecipientInfo,
@@ -356,12 +366,7 @@ fn unwrap_cek<T: HasPrivate>(
     }
     let mut out = Zeroizing::new(Vec::new());
     ctx.decrypt_to_vec(k.enc_key.as_bytes(), &mut out)
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::BadSignature,
-                "the private key does not open this message's key (another recipient's key, or a damaged message)",
-            )
-        })?;
+        .map_err(|_| does_not_open())?;
     Ok(out)
 }
 
@@ -472,22 +477,14 @@ pub fn open<T: HasPrivate>(
         .decode_as()
         .map_err(|e| malformed(format!("CBC IV ({e})")))?;
     if Some(iv.as_bytes().len()) != cipher.iv_len() || cek.len() != cipher.key_len() {
-        return Err(Error::new(
-            ErrorKind::BadSignature,
-            "the content key or IV has the wrong length (a damaged message or another recipient's key)",
-        ));
+        return Err(does_not_open());
     }
     let body = eci
         .encrypted_content
         .as_ref()
         .ok_or_else(|| malformed("the content is detached; gpki opens only enveloped content"))?;
     let plain = openssl::symm::decrypt(cipher, &cek, Some(iv.as_bytes()), body.as_bytes())
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::BadSignature,
-                "the content does not decrypt (a damaged message, or a key that opened by chance)",
-            )
-        })?;
+        .map_err(|_| does_not_open())?;
     Ok(Zeroizing::new(plain))
 }
 

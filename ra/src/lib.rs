@@ -1031,7 +1031,12 @@ async fn settle(
                 if let Some(c) = state.store.certificate_by_request_key(ca.id, &key).await? {
                     // Only this request's certificate (its profile and subject),
                     // and never an enrolment the CA now refuses.
+                    // A dual request is issued only with its pair: a signing
+                    // certificate alone fails it, to be enrolled again.
+                    let paired =
+                        r.km_transport.is_none() || state.store.pair_of(c.id).await?.is_some();
                     if c.status != gpki_store::CertStatus::Pending
+                        && paired
                         && r.kind != "enrol"
                         && r.profile.as_deref() == Some(c.profile.as_str())
                         && r.subject

@@ -384,6 +384,15 @@ impl Store {
                 "a recovery reason is one line of 1 to 512 characters",
             ));
         }
+        // Both go into the statement officers sign, one line each.
+        if requested_by.is_empty()
+            || requested_by.len() > 256
+            || requested_by.contains(['\n', '\r'])
+        {
+            return Err(Error::malformed(
+                "the requester's name is one line of 1 to 256 characters",
+            ));
+        }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(&format!(
@@ -479,9 +488,16 @@ impl Store {
             )));
         };
         for (a, _) in approvals {
-            sqlx::query(
+            // The officer is checked again here, in the transaction that counts the
+            // approval: one removed, or whose certificate was revoked or put on hold
+            // since the caller looked, counts for nothing.
+            let done = sqlx::query(
                 "INSERT INTO key_recovery_approvals (recovery_id, officer_id, approval_sha256, approval, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM kra_officers o \
+                   JOIN certificates c ON c.id = o.cert_id JOIN key_archive k ON k.kra_id = o.kra_id \
+                   JOIN key_recoveries r ON r.archive_id = k.id \
+                   WHERE o.id = $2 AND o.status = 'active' AND c.status = 'issued' AND c.not_after >= $5 \
+                   AND r.id = $1)",
             )
             .bind(id)
             .bind(a.officer_id)
@@ -496,6 +512,33 @@ impl Store {
                 ),
                 e => e,
             })?;
+            if done.rows_affected() != 1 {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "officer {} is no longer an active officer of this key's KRA with a certificate in force; nothing is released",
+                        a.officer_id
+                    ),
+                ));
+            }
+        }
+        // The quorum as the store holds it now, in this transaction: the approvals
+        // just counted (each of an active officer in force) must reach it.
+        let quorum: i64 = sqlx::query(
+            "SELECT k.quorum FROM key_recoveries r JOIN key_archive a ON a.id = r.archive_id \
+             JOIN kras k ON k.id = a.kra_id WHERE r.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .try_get("quorum")
+        .map_err(db_err)?;
+        if (approvals.len() as i64) < quorum {
+            return Err(Error::policy(format!(
+                "{quorum} officers' approvals release this key; {} given",
+                approvals.len()
+            )));
         }
         let mut events: Vec<&AuditEvent> = approvals.iter().map(|(_, e)| e).collect();
         events.push(release);
@@ -531,7 +574,7 @@ mod tests {
     use crate::NewCertificate;
 
     async fn cert(store: &Store, issuer: i64, serial: &str, profile: &str) -> i64 {
-        store
+        let id = store
             .record_tbs(&NewCertificate {
                 issuer_id: issuer,
                 serial: serial.into(),
@@ -545,7 +588,12 @@ mod tests {
                 request_key: None,
             })
             .await
-            .unwrap()
+            .unwrap();
+        store
+            .mark_issued(id, &[0x30, 0x00], &event())
+            .await
+            .unwrap();
+        id
     }
 
     async fn exercise(store: &Store) {
@@ -640,6 +688,18 @@ mod tests {
                 event(),
             )
         };
+        // Fewer than the quorum (none at all, or one): refused, still open.
+        let e = store
+            .release_recovery(r.id, &[], "op", &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("2 officers' approvals"), "{e}");
+        let e = store
+            .release_recovery(r.id, &[approval(kim.id, "a0")], "op", &event())
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("1 given"), "{e}");
+        assert_eq!(store.recovery(r.id).await.unwrap().status, "requested");
         // One officer twice: the whole refused, the request still open.
         let e = store
             .release_recovery(
@@ -689,6 +749,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(removed.status, "removed");
+        // A removed officer counts for nothing at release, whatever the caller read.
+        let e = store
+            .release_recovery(
+                r2.id,
+                &[approval(kim.id, "a4"), approval(lee.id, "a5")],
+                "op",
+                &event(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+        assert_eq!(store.recovery(r2.id).await.unwrap().status, "requested");
     }
 
     #[tokio::test]

@@ -986,9 +986,11 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
         sign_serial.as_str(),
         "{again}"
     );
-    assert!(
-        again["certificate"]["pair"]["serial"] == km_serial.as_str()
-            || again["certificate"]["km"]["certificate"]["serial"] == km_serial.as_str(),
+    // (The RA answers a replay from its own records: the pair as it stands.)
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(
+        again["certificate"]["pair"]["serial"],
+        km_serial.as_str(),
         "{again}"
     );
     // The official's key files, from the delivery.
@@ -1059,6 +1061,37 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
     ]));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("must be RSA"), "{}", r.stdout);
+    let r = run(as_lee(&[
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "park-inst",
+        "--profile",
+        "institution-sign",
+        "--subject",
+        &format!("CN=Park Jimin(002345678), OU=people, {MOIS}"),
+        "--csr",
+        "park.csr",
+        "--km-transport",
+        "park-transport.csr",
+    ]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("pairs with an official-sign certificate"),
+        "{}",
+        r.stdout
+    );
+    // Neither refusal recorded a request.
+    let listed = user_ok(env, &["ra", "requests"]);
+    assert!(
+        listed["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !["park-ec", "park-inst"]
+                .contains(&r["idempotency_key"].as_str().unwrap_or(""))),
+        "{listed}"
+    );
 
     // The pair is renewed together: the signing certificate with a transport key
     // for a new km key; not without, and not from the km certificate.

@@ -354,6 +354,47 @@ fn scenario(backend: Backend) {
     let kim: Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("kim-1.json")).unwrap()).unwrap();
     assert_eq!(kim["statement"]["recovery"], first);
+    let st = &kim["statement"];
+    let mut text = String::from("gpki key recovery approval v1\n");
+    for (name, field) in [
+        ("recovery", "recovery"),
+        ("nonce", "nonce"),
+        ("kra", "kra"),
+        ("ca", "ca"),
+        ("serial", "serial"),
+        ("certificate-sha256", "certificate_sha256"),
+        ("reason", "reason"),
+        ("requested-by", "requested_by"),
+        ("requested-at", "requested_at"),
+    ] {
+        let v = match &st[field] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text += &format!("{name}: {v}\n");
+    }
+    std::fs::write(env.path("kim-statement.txt"), text).unwrap();
+    use base64::Engine as _;
+    std::fs::write(
+        env.path("kim-sig.der"),
+        base64::engine::general_purpose::STANDARD
+            .decode(kim["signature"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    env.openssl_ok(&[
+        "x509", "-in", "kim.pem", "-noout", "-pubkey", "-out", "kim.pub",
+    ]);
+    let verified = env.openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "kim.pub",
+        "-signature",
+        "kim-sig.der",
+        "kim-statement.txt",
+    ]);
+    assert!(verified.contains("Verified OK"), "{verified}");
 
     let recover = |approvals: &[&str], out: &str| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -440,6 +481,13 @@ fn scenario(backend: Backend) {
     refused(&env, &args(&a), "is not KRA kra's key");
     // Nothing was written, and the request stays open.
     assert!(!env.path("r.p12").exists());
+    refused(
+        &env,
+        &[
+            "km", "request", "--ca", "mois", "--serial", &km_serial, "--reason", "again",
+        ],
+        &format!("recovery request {first} for this key is open already"),
+    );
 
     // Two officers in force: released, as PKCS#12 and Korean key files.
     let mut a = recover(&["kim-1.json", "park-1.json"], "recovered.p12");
@@ -619,19 +667,8 @@ fn scenario(backend: Backend) {
     );
     env.ok(&["audit", "verify"]);
 
-    // Revoking the signing certificate offers the pair; --with-pair revokes both.
-    let r = env.json(&[
-        "cert",
-        "revoke",
-        "--ca",
-        "mois",
-        "--serial",
-        &sign_serial,
-        "--reason",
-        "affiliationChanged",
-    ]);
-    assert_eq!(r["pair"]["serial"], km_serial.as_str());
-    assert_eq!(r["pair"]["status"], "issued");
+    // Revoking the km certificate alone would leave its pair valid (named in the
+    // answer); --with-pair revokes both, for the same reason.
     let r = env.run(&[
         "cert",
         "revoke",
@@ -642,8 +679,15 @@ fn scenario(backend: Backend) {
         "--reason",
         "affiliationChanged",
         "--with-pair",
+        "--output",
+        "json",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let both: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(both["status"], "revoked", "{both}");
+    assert_eq!(both["pair"]["serial"], sign_serial.as_str(), "{both}");
+    assert_eq!(both["pair"]["status"], "revoked", "{both}");
+    assert_eq!(both["pair"]["reason"], "affiliationChanged", "{both}");
 }
 
 #[test]
