@@ -762,10 +762,10 @@ fn san_set(sans: &[gpki_pki::cert::SanEntry]) -> Vec<String> {
 }
 
 /// The km half of a dual request, checked before anything is issued: this
-/// service archives keys, the request is for an official-sign certificate, the
-/// km profile is in the RA's scope, and the transport key is an RSA key its holder
-/// signed with.
-fn km_asked(
+/// service archives keys to a KRA in force, the request is for an official-sign
+/// certificate, the km profile is in the RA's scope, and the transport key is an
+/// RSA key its holder signed with.
+async fn km_asked(
     state: &State,
     ra: &RaRecord,
     profile: &str,
@@ -786,6 +786,9 @@ fn km_asked(
     }
     check_scope(ra, crate::km::KM_PROFILE, subject)?;
     let transport = gpki_service::ca_api::check_transport(&km.transport)?;
+    // The KRA must take the key before the signing certificate is made: a pair is
+    // not left half made for a KRA out of force.
+    crate::km::kra_certificate(&state.store, &kra.kra).await?;
     Ok(Some((kra.kra.clone(), transport)))
 }
 
@@ -795,12 +798,17 @@ async fn km_for(
     state: &State,
     ra: &RaRecord,
     key: &str,
-    sign: &CertificateRecord,
+    sign_serial: &str,
     (kra, transport): (String, gpki_pki::csr::VerifiedCsr),
     renewed_from: Option<i64>,
 ) -> Result<gpki_service::ca_api::KmReply> {
     let km_key = format!("{key}/km");
     let issuer = state.store.authority_by_name(&ra.ca_name).await?;
+    let sign = &state
+        .store
+        .certificate(issuer.id, sign_serial)
+        .await?
+        .ok_or_else(|| Error::internal("the certificate just answered is not in the store"))?;
     let earlier = |r: CertificateRecord| async move {
         if r.status == CertStatus::Pending {
             return Err(Error::new(
@@ -873,22 +881,13 @@ async fn issue(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let ra = authorize_ra(state, who, &b.ra).await?;
     check_scope(&ra, &b.profile, &b.subject)?;
     check_sans(&ra, &b.sans)?;
-    let km = km_asked(state, &ra, &b.profile, &b.subject, b.km.as_ref())?;
-    if let Some((kra, _)) = &km {
-        // The KRA must take the key before the signing certificate is made: a pair
-        // is not left half made for a KRA out of force.
-        crate::km::kra_certificate(&state.store, kra).await?;
-    }
+    let km = km_asked(state, &ra, &b.profile, &b.subject, b.km.as_ref()).await?;
     let key = request_key(&ra, &b.request_id)?;
     let (status, mut reply) = issue_one(state, &ra, &key, b).await?;
     if let Some(km) = km {
-        let issuer = state.store.authority_by_name(&ra.ca_name).await?;
-        let sign = state
-            .store
-            .certificate(issuer.id, &reply.serial)
-            .await?
-            .ok_or_else(|| Error::internal("the certificate just answered is not in the store"))?;
-        reply.km = Some(Box::new(km_for(state, &ra, &key, &sign, km, None).await?));
+        reply.km = Some(Box::new(
+            km_for(state, &ra, &key, &reply.serial, km, None).await?,
+        ));
     }
     Ok((status, reply))
 }
@@ -1017,21 +1016,14 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
                 old.serial
             )))
         }
-        (Some(_), km) => km_asked(state, &ra, &old.profile, &old.subject, km)?,
+        (Some(_), km) => km_asked(state, &ra, &old.profile, &old.subject, km).await?,
         (None, None) => None,
     };
-    if let Some((kra, _)) = &km {
-        crate::km::kra_certificate(&state.store, kra).await?;
-    }
     let (status, mut reply) = renew_one(state, &ra, &key, &old, b).await?;
     if let Some(km) = km {
-        let issuer = state.store.authority_by_name(&ra.ca_name).await?;
-        let sign = state
-            .store
-            .certificate(issuer.id, &reply.serial)
-            .await?
-            .ok_or_else(|| Error::internal("the certificate just answered is not in the store"))?;
-        reply.km = Some(Box::new(km_for(state, &ra, &key, &sign, km, old_km).await?));
+        reply.km = Some(Box::new(
+            km_for(state, &ra, &key, &reply.serial, km, old_km).await?,
+        ));
     }
     Ok((status, reply))
 }

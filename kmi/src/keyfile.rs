@@ -209,11 +209,13 @@ pub fn from_encrypted_pkcs8(
             info.algorithm.oid
         )));
     }
-    let params: Pbes2Params = info
-        .algorithm
-        .parameters
-        .as_ref()
-        .ok_or_else(|| bad(&"PBES2 without parameters"))?
+    // An algorithm's parameters, which each of these must have.
+    let params_of = |alg: &AlgorithmIdentifierOwned, name: &str| -> Result<Any> {
+        alg.parameters
+            .clone()
+            .ok_or_else(|| bad(&format!("{name} without parameters")))
+    };
+    let params: Pbes2Params = params_of(&info.algorithm, "PBES2")?
         .decode_as()
         .map_err(|e| bad(&e))?;
     if params.kdf.oid != PBKDF2 {
@@ -222,11 +224,7 @@ pub fn from_encrypted_pkcs8(
             params.kdf.oid
         )));
     }
-    let kdf: Pbkdf2Params = params
-        .kdf
-        .parameters
-        .as_ref()
-        .ok_or_else(|| bad(&"PBKDF2 without parameters"))?
+    let kdf: Pbkdf2Params = params_of(&params.kdf, "PBKDF2")?
         .decode_as()
         .map_err(|e| bad(&e))?;
     if kdf.iterations == 0 || kdf.iterations > MAX_ITERATIONS {
@@ -251,11 +249,7 @@ pub fn from_encrypted_pkcs8(
     {
         return Err(bad(&"PBKDF2 key length does not fit the cipher"));
     }
-    let iv: OctetString = params
-        .scheme
-        .parameters
-        .as_ref()
-        .ok_or_else(|| bad(&"cipher without IV"))?
+    let iv: OctetString = params_of(&params.scheme, "the cipher")?
         .decode_as()
         .map_err(|e| bad(&e))?;
     if iv.as_bytes().len() != 16 {

@@ -1266,4 +1266,74 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
         revoked["certificate"]["pair"]["status"], "issued",
         "{revoked}"
     );
+
+    // A KRA out of force takes no key: the enrolment is refused before the signing
+    // certificate is made.
+    let kra_serial = env
+        .openssl_ok(&["x509", "-in", "data/certs/kra.crt.pem", "-noout", "-serial"])
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    user_ok(
+        env,
+        &[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &kra_serial,
+            "--reason",
+            "cessationOfOperation",
+        ],
+    );
+    user_ok(
+        env,
+        &[
+            "key",
+            "new",
+            "--key-out",
+            "yoon.key.pem",
+            "--subject",
+            &format!("CN=Yoon Seo(002345679), OU=people, {MOIS}"),
+            "--csr-out",
+            "yoon.csr",
+        ],
+    );
+    let r = run(as_lee(&[
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "yoon",
+        "--profile",
+        "official-sign",
+        "--subject",
+        &format!("CN=Yoon Seo(002345679), OU=people, {MOIS}"),
+        "--csr",
+        "yoon.csr",
+        "--identity-method",
+        "face-to-face",
+        "--identity-document",
+        "ID card 9",
+        "--km-transport",
+        "park-transport.csr",
+    ]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("the KRA certificate is not in force"),
+        "{}",
+        r.stdout
+    );
+    let listed = user_ok(
+        env,
+        &["cert", "list", "--ca", "mois", "--subject", "Yoon Seo"],
+    );
+    assert_eq!(
+        listed
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or_else(|| listed["certificates"].as_array().unwrap().len()),
+        0,
+        "{listed}"
+    );
 }
