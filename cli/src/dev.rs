@@ -72,6 +72,7 @@ pub struct Listen {
     pub tsa: String,
     pub ca: String,
     pub ra: String,
+    pub api: String,
     /// The subordinate CA's key type, when it is made.
     pub ca_key_type: KeyType,
 }
@@ -329,6 +330,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     made.extend(ocsp_made);
     found.extend(ocsp_found);
     let tsa_config = tsa_setup(dir, &g.store_url(), &signer_pass_file, &at.tsa)?;
+    let api_config = api_setup(dir, &at.api)?;
     let services = services_setup(
         g,
         &store,
@@ -366,6 +368,8 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
              {gpki} ocsp query --cert {d}/certs/g-ssl.crt.pem --issuer {d}/certs/{SUB}.crt.pem --ca-file {d}/certs/{ROOT}.crt.pem\n  \
              {gpki} ts stamp --file README.md --url http://{tsa_listen}/ --out README.tsr\n  \
              {gpki} ts verify --file README.md --token README.tsr --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
+             {gpki} cms sign --in README.md --out README.p7s --key {d}/certs/official-sign.key.pem --cert {d}/certs/official-sign.crt.pem --pass-file {d}/dev-signer-passphrase --tsa http://{tsa_listen}/\n  \
+             {gpki} cms verify --in README.p7s --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
              {gpki} cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
              {gpki} crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
              {gpki} ocsp renew-signers --config {d}/ocsp.toml\n  \
@@ -393,16 +397,20 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
         // SQLite's busy handler while the other commits).
         let ca_service = gpki_ca::service::start_on(ca_config, store.clone()).await?;
         let ra_service = gpki_ra::start_on(ra_config, store.clone()).await?;
+        let api = gpki_api::server::start(api_config).await?;
         eprintln!(
             "\nOCSP responder on http://{}/ocsp (config {d}/ocsp.toml)\nTSA on http://{}/ (config {d}/tsa.toml)\n\
              CA service on https://{}/ (mutual TLS as {CA_SERVER_NAME}; config {d}/ca.toml)\n\
-             RA service on https://{}/ (mutual TLS as {RA_SERVER_NAME}; config {d}/ra.toml)\nCtrl-C stops all four",
+             RA service on https://{}/ (mutual TLS as {RA_SERVER_NAME}; config {d}/ra.toml)\n\
+             Standard API on http://{}/v1/ (certificate login, document verification; config {d}/api.toml)\nCtrl-C stops all five",
             running.local_addr(),
             tsa.local_addr(),
             ca_service.local_addr(),
             ra_service.local_addr(),
+            api.local_addr(),
         );
         signals.recv().await;
+        api.stop().await;
         // The RA first: its requests in flight still reach the CA service.
         ra_service.stop().await;
         ca_service.stop().await;
@@ -781,6 +789,24 @@ fn absolute_store_url(store_url: &str) -> String {
         Some(path) => format!("sqlite://{}", abs(std::path::Path::new(path)).display()),
         None => store_url.to_string(),
     }
+}
+
+/// Writes `api.toml`: the standard API trusting the dev root, with the dev CA
+/// as a known intermediate, for logins at the audience `http://LISTEN/`.
+fn api_setup(dir: &std::path::Path, listen: &str) -> Result<gpki_api::server::Config> {
+    let certs = abs(&dir.join("certs"));
+    let text = format!(
+        "# gpki dev: the standard API (gpki-api serve --config THIS): certificate login\n\
+         # and signed-document verification over HTTP for agency systems.\n\
+         listen = {}\naudience = {}\nanchors = {}\nintermediates = {}\n",
+        q(listen.to_string()),
+        q(format!("http://{listen}/")),
+        q(certs.join(format!("{ROOT}.crt.pem")).display().to_string()),
+        q(certs.join(format!("{SUB}.crt.pem")).display().to_string()),
+    );
+    let path = dir.join("api.toml");
+    write_file(&path, text.as_bytes())?;
+    gpki_api::server::Config::load(&path)
 }
 
 /// Writes `tsa.toml` for the dev TSA certificate (profile tsa, made above).

@@ -4,6 +4,7 @@
 mod audit;
 mod ca;
 mod cert;
+mod cms;
 mod credential;
 mod crl;
 mod dev;
@@ -117,6 +118,10 @@ enum Command {
     /// with officers' approvals, PKCS#12 and Korean key files
     #[command(subcommand)]
     Km(km::KmCmd),
+    /// Documents: sign, verify, encrypt, decrypt (CMS, with RFC 3161 timestamps);
+    /// the standard API's operations
+    #[command(subcommand)]
+    Cms(cms::CmsCmd),
 }
 
 #[derive(Subcommand)]
@@ -139,6 +144,9 @@ enum DevCmd {
         /// Where the RA service listens (mutual TLS)
         #[arg(long, env = "GPKI_DEV_RA_LISTEN", default_value = "127.0.0.1:8444")]
         ra_listen: String,
+        /// Where the standard API (certificate login, document verification) listens
+        #[arg(long, env = "GPKI_DEV_API_LISTEN", default_value = "127.0.0.1:8090")]
+        api_listen: String,
         /// Key type of the subordinate CA `mois` when it is made (p256, p384,
         /// rsa2048, rsa3072, rsa4096); an existing CA keeps its key
         #[arg(long, default_value = "p384")]
@@ -280,6 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
             tsa_listen,
             ca_listen,
             ra_listen,
+            api_listen,
             ca_key_type,
         }) => {
             let at = dev::Listen {
@@ -287,6 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
                 tsa: tsa_listen,
                 ca: ca_listen,
                 ra: ra_listen,
+                api: api_listen,
                 ca_key_type: ca_key_type.parse()?,
             };
             dev::up(&g, !no_serve, &at).await?
@@ -294,6 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Key(cmd) => key::run(&g, cmd)?,
         Command::Credential(cmd) => credential::run(&g, cmd).await?,
         Command::Km(cmd) => km::run(&g, cmd).await?,
+        Command::Cms(cmd) => cms::run(&g, cmd).await?,
     }
     Ok(())
 }

@@ -486,7 +486,8 @@ impl SoftwareKey {
         Self::from_pkey(pkey)
     }
 
-    fn from_pkey(pkey: PKey<Private>) -> Result<SoftwareKey> {
+    /// A key already in memory (read from PKCS#12 or a Korean key file).
+    pub fn from_pkey(pkey: PKey<Private>) -> Result<SoftwareKey> {
         let key_type = KeyType::of_pkey(&pkey)?;
         let spki = pkey
             .public_key_to_der()

@@ -1,0 +1,263 @@
+//! Certificate login: the relying system hands out a challenge, the official
+//! signs it with the key of their certificate, and the system checks the
+//! signature, the certificate's path to an anchor, its purpose (digitalSignature,
+//! clientAuth) and the status of every certificate on the path.
+//!
+//! A challenge is stateless until used: `v1.` + base64url(16 random octets, the
+//! expiry as 8 octets) + `.` + base64url(the first 16 octets of HMAC-SHA-256 of
+//! the audience and those 24 octets under a key of this process). What is signed
+//! is [`message`]: the audience and the challenge in three lines, so a login
+//! signature can never be taken for a document or another system's login. A
+//! challenge is spent by its first successful signature check: replayed, it is
+//! refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use gpki_pki::{Error, Result, SignatureAlgorithm};
+use openssl::hash::MessageDigest;
+use openssl::memcmp;
+use openssl::pkey::{PKey, Private};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::trust::Purpose;
+use crate::verifier::{CertificateReport, Verifier};
+use crate::{Reason, Refusal};
+
+/// Spent challenges remembered at most (until they expire): past this, logins
+/// are refused rather than a replay let through.
+const MAX_SPENT: usize = 1 << 20;
+
+/// A challenge handed out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Challenge {
+    pub challenge: String,
+    pub audience: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The exact text to sign.
+    pub message: String,
+}
+
+/// What a login carries.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    pub challenge: String,
+    /// The official's certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Certificates toward the anchor the client offers (may be empty).
+    pub chain: Vec<Vec<u8>>,
+    pub signature: Vec<u8>,
+    /// The signature algorithm; the key's usual one when absent (ECDSA with the
+    /// curve's hash, RSA PKCS#1 v1.5 with SHA-256).
+    pub algorithm: Option<SignatureAlgorithm>,
+}
+
+/// A login accepted.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginReport {
+    pub result: &'static str,
+    pub audience: String,
+    pub algorithm: &'static str,
+    #[serde(flatten)]
+    pub certificate: CertificateReport,
+}
+
+/// The text an official signs to log in with `challenge` at `audience`.
+pub fn message(audience: &str, challenge: &str) -> String {
+    format!("gpki login v1\naudience: {audience}\nchallenge: {challenge}\n")
+}
+
+/// Hands out and checks challenges for one audience, and logs officials in.
+pub struct Login {
+    verifier: Arc<Verifier>,
+    audience: String,
+    ttl: i64,
+    key: PKey<Private>,
+    spent: Mutex<HashMap<[u8; 16], i64>>,
+}
+
+impl Login {
+    /// `audience` names the relying system (its URL); challenges live `ttl`
+    /// seconds. `key` is the MAC key (32 octets; random when None: challenges
+    /// then do not survive a restart, and are not shared between processes).
+    pub fn new(
+        verifier: Arc<Verifier>,
+        audience: &str,
+        ttl: i64,
+        key: Option<&[u8]>,
+    ) -> Result<Login> {
+        if audience.is_empty() || audience.contains(['\n', '\r']) {
+            return Err(Error::malformed(
+                "the login audience must be one non-empty line",
+            ));
+        }
+        if !(10..=3600).contains(&ttl) {
+            return Err(Error::malformed(
+                "the challenge lifetime must be 10 to 3600 seconds",
+            ));
+        }
+        let mut random = Zeroizing::new([0u8; 32]);
+        let key = match key {
+            Some(k) if k.len() >= 32 => k,
+            Some(_) => {
+                return Err(Error::malformed(
+                    "the challenge key must be 32 octets or more",
+                ))
+            }
+            None => {
+                openssl::rand::rand_bytes(&mut random[..])
+                    .map_err(|e| Error::internal(format!("CSPRNG: {e}")))?;
+                &random[..]
+            }
+        };
+        Ok(Login {
+            verifier,
+            audience: audience.to_string(),
+            ttl,
+            key: PKey::hmac(key).map_err(|e| Error::internal(format!("HMAC key: {e}")))?,
+            spent: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    fn mac(&self, payload: &[u8]) -> Result<[u8; 16]> {
+        let ossl = |e: openssl::error::ErrorStack| Error::internal(format!("HMAC: {e}"));
+        let mut s = openssl::sign::Signer::new(MessageDigest::sha256(), &self.key).map_err(ossl)?;
+        s.update(b"gpki login challenge v1\n").map_err(ossl)?;
+        s.update(self.audience.as_bytes()).map_err(ossl)?;
+        s.update(b"\n").map_err(ossl)?;
+        s.update(payload).map_err(ossl)?;
+        let full = s.sign_to_vec().map_err(ossl)?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        Ok(out)
+    }
+
+    /// A fresh challenge.
+    pub fn challenge(&self) -> Result<Challenge> {
+        let expires_at = gpki_pki::time::now() + self.ttl;
+        let mut payload = [0u8; 24];
+        openssl::rand::rand_bytes(&mut payload[..16])
+            .map_err(|e| Error::internal(format!("CSPRNG: {e}")))?;
+        payload[16..].copy_from_slice(&expires_at.to_be_bytes());
+        let challenge = format!(
+            "v1.{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(self.mac(&payload)?)
+        );
+        Ok(Challenge {
+            message: message(&self.audience, &challenge),
+            challenge,
+            audience: self.audience.clone(),
+            expires_at,
+        })
+    }
+
+    /// The nonce and expiry of a challenge this process handed out.
+    fn open(&self, challenge: &str, now: i64) -> std::result::Result<([u8; 16], i64), Refusal> {
+        let invalid = || {
+            Refusal::new(
+                Reason::ChallengeInvalid,
+                "the challenge was not handed out here (or is for another audience)",
+            )
+        };
+        let mut parts = challenge.split('.');
+        let (Some("v1"), Some(p), Some(m), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| invalid())?;
+        let mac = URL_SAFE_NO_PAD.decode(m).map_err(|_| invalid())?;
+        if payload.len() != 24 || mac.len() != 16 {
+            return Err(invalid());
+        }
+        let want = self
+            .mac(&payload)
+            .map_err(|e| Refusal::new(Reason::Malformed, e.detail))?;
+        if !memcmp::eq(&want, &mac) {
+            return Err(invalid());
+        }
+        let expires_at = i64::from_be_bytes(payload[16..].try_into().expect("8 octets"));
+        if now > expires_at {
+            return Err(Refusal::new(
+                Reason::ChallengeExpired,
+                format!(
+                    "the challenge expired at {}; ask for a new one",
+                    gpki_pki::time::rfc3339(expires_at)
+                ),
+            ));
+        }
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(&payload[..16]);
+        Ok((nonce, expires_at))
+    }
+
+    /// Marks a challenge used; refuses one used before.
+    fn spend(
+        &self,
+        nonce: [u8; 16],
+        expires_at: i64,
+        now: i64,
+    ) -> std::result::Result<(), Refusal> {
+        let mut spent = self.spent.lock().expect("spent challenges");
+        if spent.len() >= MAX_SPENT {
+            spent.retain(|_, e| *e >= now);
+            if spent.len() >= MAX_SPENT {
+                return Err(Refusal::new(
+                    Reason::StatusUnknown,
+                    "too many logins in flight to remember their challenges; try again shortly",
+                ));
+            }
+        }
+        if spent.insert(nonce, expires_at).is_some() {
+            return Err(Refusal::new(
+                Reason::ChallengeReused,
+                "the challenge was used already; ask for a new one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Logs an official in, or says why not.
+    pub async fn login(&self, req: &LoginRequest) -> std::result::Result<LoginReport, Refusal> {
+        let now = gpki_pki::time::now();
+        let (nonce, expires_at) = self.open(&req.challenge, now)?;
+        let path = self.verifier.trust.path(&req.certificate, &req.chain)?;
+        path.check_purpose(Purpose::Login)?;
+        let key = &path.leaf.key;
+        let algorithm = req.algorithm.unwrap_or_else(|| key.default_algorithm());
+        let text = message(&self.audience, &req.challenge);
+        let ok = key
+            .verify(algorithm, text.as_bytes(), &req.signature)
+            .map_err(|e| Refusal::new(Reason::BadSignature, e.detail))?;
+        if !ok {
+            return Err(Refusal::new(
+                Reason::BadSignature,
+                format!(
+                    "the signature is not `{}`'s over this challenge ({algorithm})",
+                    path.leaf.subject
+                ),
+            ));
+        }
+        self.spend(nonce, expires_at, now)?;
+        let answers = self.verifier.path_status(&path).await?;
+        Ok(LoginReport {
+            result: "accepted",
+            audience: self.audience.clone(),
+            algorithm: algorithm.as_str(),
+            certificate: crate::verifier::report(&path, &answers),
+        })
+    }
+}
