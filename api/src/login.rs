@@ -261,3 +261,81 @@ impl Login {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::StatusPolicy;
+    use crate::trust::Trust;
+
+    fn login(audience: &str, key: &[u8]) -> Login {
+        let k = gpki_pki::SoftwareKey::generate(gpki_pki::KeyType::EcP256).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "anchor").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(k.pkey()).unwrap();
+        b.sign(k.pkey(), MessageDigest::sha256()).unwrap();
+        let trust = Trust::new(vec![b.build()], Vec::new()).unwrap();
+        let verifier = Arc::new(Verifier::new(trust, StatusPolicy::default()).unwrap());
+        Login::new(verifier, audience, 60, Some(key)).unwrap()
+    }
+
+    #[test]
+    fn a_challenge_opens_once_here_and_nowhere_else() {
+        let key = [7u8; 32];
+        let a = login("https://a.go.kr/", &key);
+        let c = a.challenge().unwrap();
+        assert!(c
+            .message
+            .ends_with(&format!("challenge: {}\n", c.challenge)));
+        let now = gpki_pki::time::now();
+        let (nonce, exp) = a.open(&c.challenge, now).unwrap();
+        a.spend(nonce, exp, now).unwrap();
+        assert_eq!(
+            a.spend(nonce, exp, now).unwrap_err().reason,
+            Reason::ChallengeReused
+        );
+        // Another audience with the same key, or another key: not handed out there.
+        let b = login("https://b.go.kr/", &key);
+        assert_eq!(
+            b.open(&c.challenge, now).unwrap_err().reason,
+            Reason::ChallengeInvalid
+        );
+        let other = login("https://a.go.kr/", &[8u8; 32]);
+        assert_eq!(
+            other.open(&c.challenge, now).unwrap_err().reason,
+            Reason::ChallengeInvalid
+        );
+        assert_eq!(
+            a.open(&c.challenge, c.expires_at + 1).unwrap_err().reason,
+            Reason::ChallengeExpired
+        );
+        for garbage in [
+            "",
+            "v1",
+            "v1..",
+            "v2.AAAA.AAAA",
+            "v1.!!!.AAAA",
+            &format!("{}x", c.challenge),
+        ] {
+            assert_eq!(
+                a.open(garbage, now).unwrap_err().reason,
+                Reason::ChallengeInvalid,
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn audiences_and_lifetimes_are_checked() {
+        let key = [7u8; 32];
+        let anchor = login("x", &key).verifier.clone();
+        assert!(Login::new(anchor.clone(), "a\nb", 60, None).is_err());
+        assert!(Login::new(anchor.clone(), "", 60, None).is_err());
+        assert!(Login::new(anchor.clone(), "a", 5, None).is_err());
+        assert!(Login::new(anchor, "a", 60, Some(&[1u8; 8])).is_err());
+    }
+}

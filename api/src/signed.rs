@@ -698,3 +698,148 @@ pub fn first_ess_hash_matches(value: &[u8], v2: bool, cert_der: &[u8]) -> Result
         None => next.value == openssl::sha::sha1(cert_der).as_slice(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpki_pki::{KeyType, SoftwareKey};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    /// A key and a self-signed certificate for it.
+    fn signer(kt: KeyType) -> (SoftwareKey, Vec<u8>) {
+        let key = SoftwareKey::generate(kt).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "Hong Gildong").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(key.pkey()).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        let serial = openssl::bn::BigNum::from_u32(7)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.sign(key.pkey(), openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        (key, b.build().to_der().unwrap())
+    }
+
+    fn opts(detached: bool) -> SignOptions {
+        SignOptions {
+            detached,
+            signing_time: 1_795_000_000,
+            chain: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn signs_and_checks_attached_and_detached_with_each_key_type() {
+        for kt in [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048] {
+            let (key, cert) = signer(kt);
+            let doc = b"official document".repeat(100);
+            let der = sign(&doc, &key, &cert, &opts(false))
+                .unwrap()
+                .to_der(&doc)
+                .unwrap();
+            let c = check(&der, None, &[]).unwrap();
+            assert_eq!(c.content, doc.as_slice());
+            assert!(c.attached);
+            assert_eq!(c.signers[0].certificate, cert);
+            assert_eq!(c.signers[0].signing_time, Some(1_795_000_000));
+            assert!(c.signers[0].certificate_bound);
+            let want = if kt == KeyType::EcP384 {
+                Digest::Sha384
+            } else {
+                Digest::Sha256
+            };
+            assert_eq!(c.signers[0].digest, want);
+
+            let det = sign(&doc, &key, &cert, &opts(true))
+                .unwrap()
+                .to_der(&doc)
+                .unwrap();
+            assert!(det.len() < der.len() - doc.len());
+            assert!(!check(&det, Some(&doc), &[]).unwrap().attached);
+            let e = check(&det, None, &[]).unwrap_err();
+            assert!(e.detail.contains("detached"), "{e}");
+            let e = check(&det, Some(b"other"), &[]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadSignature, "{e}");
+            assert!(e.detail.contains("changed"), "{e}");
+            let e = check(&der, Some(&doc), &[]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Malformed, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_changed_signature_content_or_key_is_refused() {
+        let (key, cert) = signer(KeyType::EcP256);
+        let doc = b"budget 2026".to_vec();
+        let der = sign(&doc, &key, &cert, &opts(false))
+            .unwrap()
+            .to_der(&doc)
+            .unwrap();
+        // The content inside the message, changed.
+        let at = der.windows(doc.len()).position(|w| w == doc).unwrap();
+        let mut changed = der.clone();
+        changed[at] ^= 1;
+        assert_eq!(
+            check(&changed, None, &[]).unwrap_err().kind,
+            ErrorKind::BadSignature
+        );
+        // The signature value, changed (its last octet).
+        let mut sig = der.clone();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        assert!(check(&sig, None, &[]).is_err());
+        // Another key than the certificate's.
+        let (other, _) = signer(KeyType::EcP256);
+        let e = sign(&doc, &other, &cert, &opts(false)).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::PolicyViolation, "{e}");
+        // The content written must be the content signed.
+        let s = sign(&doc, &key, &cert, &opts(false)).unwrap();
+        assert!(s.to_der(b"not the document").is_err());
+    }
+
+    #[test]
+    fn every_truncation_and_garbage_is_an_error_not_a_panic() {
+        let (key, cert) = signer(KeyType::EcP256);
+        let doc = b"x".to_vec();
+        let der = sign(&doc, &key, &cert, &opts(false))
+            .unwrap()
+            .to_der(&doc)
+            .unwrap();
+        for n in 0..der.len() {
+            assert!(check(&der[..n], None, &[]).is_err(), "prefix {n}");
+        }
+        for i in 0..der.len() {
+            let mut m = der.clone();
+            m[i] = m[i].wrapping_add(0x41);
+            let _ = check(&m, None, &[]);
+        }
+        assert!(check(b"\x30\x80\x00\x00", None, &[]).is_err());
+    }
+
+    #[test]
+    fn sha1_is_refused_by_name() {
+        let e = Digest::of_oid(&ID_SHA1).unwrap_err();
+        assert!(e.detail.contains("SHA-1"), "{e}");
+    }
+
+    #[test]
+    fn a_timestamp_must_be_a_sequence() {
+        let (key, cert) = signer(KeyType::EcP256);
+        let mut s = sign(b"d", &key, &cert, &opts(false)).unwrap();
+        assert!(s.add_timestamp(b"\x04\x00").is_err());
+        s.add_timestamp(b"\x30\x00").unwrap();
+        // The token rides in the unsigned attributes: the signature still holds.
+        let der = s.to_der(b"d").unwrap();
+        let c = check(&der, None, &[]).unwrap();
+        assert_eq!(c.signers[0].timestamp.as_deref(), Some(&b"\x30\x00"[..]));
+    }
+}

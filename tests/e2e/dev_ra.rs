@@ -107,6 +107,7 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         .env_remove("GPKI_URL_BASE")
         .args(["dev", "up", "--listen", &ocsp, "--tsa-listen", &tsa])
         .args(["--ca-listen", &ca, "--ra-listen", &ra])
+        .args(["--api-listen", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `gpki` binary, real stores (SQLite and PostgreSQL),
 //! and OpenSSL and pkilint as independent oracles.
 
+mod api;
 mod bad_input;
 mod batch;
 mod credential_verify;

@@ -732,6 +732,8 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
             &format!("127.0.0.1:{}", crate::support::free_port()),
             "--ra-listen",
             &format!("127.0.0.1:{}", crate::support::free_port()),
+            "--api-listen",
+            &format!("127.0.0.1:{}", crate::support::free_port()),
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
