@@ -4,7 +4,7 @@
 //! relying party's duty before encrypting: each recipient's certificate is
 //! checked for encryption, to an anchor, and not revoked.
 
-pub use gpki_kmi::envelope::{open, recipients, seal, Recipient, RecipientName};
+pub use gpki_kmi::envelope::{open, open_document, recipients, seal, Recipient, RecipientName};
 
 use crate::trust::Purpose;
 use crate::verifier::{CertificateReport, Verifier};

@@ -21,7 +21,6 @@ pub mod login;
 pub mod signed;
 pub mod status;
 pub mod timestamp;
-pub mod tlv;
 pub mod trust;
 pub mod verifier;
 

@@ -15,7 +15,7 @@
 //! signed attributes, issuer-and-serial or subject-key-identifier signers, several
 //! signers). SHA-1 digests are refused.
 //!
-//! The outer layers are walked in place ([`crate::tlv`]) and the output written
+//! The outer layers are walked in place ([`gpki_pki::tlv`]) and the output written
 //! in one allocation with the content copied once: at 1 MiB the copies of owned
 //! DER types cost more than the SHA-256 of the content.
 
@@ -28,7 +28,7 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
 
-use crate::tlv::{self, Reader};
+use gpki_pki::tlv::{self, Reader};
 
 pub const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 pub const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
@@ -348,6 +348,22 @@ pub struct Checked<'a> {
     /// Every certificate the message carries, and those given: candidates for a
     /// path, trusted for nothing.
     pub certificates: Vec<Vec<u8>>,
+    /// The content's digests computed for the signers, each once.
+    pub content_digests: Vec<(Digest, Vec<u8>)>,
+}
+
+impl Checked<'_> {
+    /// The content's SHA-256, from the signers' digests when one used it.
+    pub fn content_sha256(&self) -> Vec<u8> {
+        match self
+            .content_digests
+            .iter()
+            .find(|(d, _)| *d == Digest::Sha256)
+        {
+            Some((_, v)) => v.clone(),
+            None => Digest::Sha256.digest(self.content),
+        }
+    }
 }
 
 fn bad(detail: impl Into<String>) -> Error {
@@ -456,6 +472,7 @@ pub fn check<'a>(
         attached,
         signers,
         certificates: pool,
+        content_digests: digests,
     })
 }
 

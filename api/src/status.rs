@@ -521,8 +521,8 @@ fn parse_crl(
     if tbs.issuer.to_der().map_err(|e| e.to_string())? != issuer_name {
         return Err("the CRL is not the issuer's".into());
     }
-    let outer = crate::tlv::only(der_bytes, 0x30, "CRL").map_err(|e| e.detail)?;
-    let tbs_raw = crate::tlv::Reader::new(outer.value)
+    let outer = gpki_pki::tlv::only(der_bytes, 0x30, "CRL").map_err(|e| e.detail)?;
+    let tbs_raw = gpki_pki::tlv::Reader::new(outer.value)
         .expect(0x30, "tbsCertList")
         .map_err(|e| e.detail)?
         .raw;

@@ -11,7 +11,7 @@ use spki::AlgorithmIdentifierOwned;
 use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 
 use crate::signed::{self, Digest, ID_CT_TST_INFO};
-use crate::tlv;
+use gpki_pki::tlv;
 
 /// The largest TSA reply read.
 const MAX_REPLY: usize = 1 << 20;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gpki_pki::ErrorKind;
 use serde::Serialize;
 
-use crate::signed::{self, Digest};
+use crate::signed;
 use crate::status::{Answer, StatusChecker, StatusPolicy};
 use crate::timestamp;
 use crate::trust::{Path, Purpose, Trust};
@@ -190,7 +190,7 @@ impl Verifier {
         }
         Ok(SignedReport {
             content_type: checked.content_type.to_string(),
-            content_sha256: hex::encode(Digest::Sha256.digest(checked.content)),
+            content_sha256: hex::encode(checked.content_sha256()),
             content_length: checked.content.len(),
             attached: checked.attached,
             signers,

@@ -349,7 +349,8 @@ pub async fn run(g: &Global, cmd: CmsCmd) -> Result<()> {
         CmsCmd::Decrypt { input, out, key } => {
             let pair = key.load(Pair::Km)?;
             let message = read_cms(&input)?;
-            let plain = gpki_api::envelope::open(&message, &pair.key, Some(&pair.cert_der))?;
+            let plain =
+                gpki_api::envelope::open_document(&message, &pair.key, Some(&pair.cert_der))?;
             gpki_pki::signer::write_private_file(&out, &plain)?;
             emit(
                 g.output,

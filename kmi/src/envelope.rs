@@ -16,10 +16,8 @@
 //! assembled here.
 
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::ContentInfo;
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
 };
 use const_oid::ObjectIdentifier;
 use der::asn1::{OctetString, SetOfVec};
@@ -183,29 +181,57 @@ pub fn seal(content: &[u8], recipients: &[Recipient<'_>]) -> Result<Vec<u8>> {
         RecipientInfo::Ktri(k) => k.version == cms::content_info::CmsVersion::V0,
         _ => false,
     });
-    let encrypted = openssl::symm::encrypt(Cipher::aes_256_cbc(), &cek[..], Some(&iv), content)
+    // The message is assembled around the ciphertext, which is written in place:
+    // at 1 MiB, encoding owned DER types copied the content twice, which cost
+    // more than AES (docs/benchmarks.md, "Standard API").
+    use gpki_pki::signed::{header_len, push_header, push_tlv};
+    // RFC 5652 §6.1: 0 when every recipient is version 0, else 2.
+    let version = if all_v0 { 0u8 } else { 2 };
+    let recipient_set = RecipientInfos(infos).to_der()?;
+    let cipher_alg = alg(AES256_CBC, Some(Any::encode_from(&OctetString::new(iv)?)?)).to_der()?;
+    let mut data_oid = Vec::new();
+    push_tlv(&mut data_oid, 0x06, ID_DATA.as_bytes());
+    let mut ed_oid = Vec::new();
+    push_tlv(&mut ed_oid, 0x06, ID_ENVELOPED_DATA.as_bytes());
+    let ct_len = (content.len() / 16 + 1) * 16;
+    let eci_len = data_oid.len() + cipher_alg.len() + header_len(ct_len) + ct_len;
+    let ed_len = 3 + recipient_set.len() + header_len(eci_len) + eci_len;
+    let explicit_len = header_len(ed_len) + ed_len;
+    let ci_len = ed_oid.len() + header_len(explicit_len) + explicit_len;
+    let total = header_len(ci_len) + ci_len;
+    let mut out = Vec::with_capacity(total + 16);
+    push_header(&mut out, 0x30, ci_len);
+    out.extend_from_slice(&ed_oid);
+    push_header(&mut out, 0xa0, explicit_len);
+    push_header(&mut out, 0x30, ed_len);
+    push_tlv(&mut out, 0x02, &[version]);
+    out.extend_from_slice(&recipient_set);
+    push_header(&mut out, 0x30, eci_len);
+    out.extend_from_slice(&data_oid);
+    out.extend_from_slice(&cipher_alg);
+    // encryptedContent [0] IMPLICIT OCTET STRING.
+    push_header(&mut out, 0x80, ct_len);
+    let at = out.len();
+    out.resize(at + ct_len + 16, 0);
+    let mut crypter = openssl::symm::Crypter::new(
+        Cipher::aes_256_cbc(),
+        openssl::symm::Mode::Encrypt,
+        &cek[..],
+        Some(&iv),
+    )
+    .map_err(ossl("AES-256-CBC"))?;
+    let mut n = crypter
+        .update(content, &mut out[at..])
         .map_err(ossl("AES-256-CBC"))?;
-    let data = EnvelopedData {
-        // RFC 5652 §6.1: 0 when every recipient is version 0, else 2.
-        version: if all_v0 {
-            cms::content_info::CmsVersion::V0
-        } else {
-            cms::content_info::CmsVersion::V2
-        },
-        originator_info: None,
-        recip_infos: RecipientInfos(infos),
-        encrypted_content: EncryptedContentInfo {
-            content_type: ID_DATA,
-            content_enc_alg: alg(AES256_CBC, Some(Any::encode_from(&OctetString::new(iv)?)?)),
-            encrypted_content: Some(OctetString::new(encrypted)?),
-        },
-        unprotected_attrs: None,
-    };
-    Ok(ContentInfo {
-        content_type: ID_ENVELOPED_DATA,
-        content: Any::encode_from(&data)?,
+    n += crypter
+        .finalize(&mut out[at + n..])
+        .map_err(ossl("AES-256-CBC"))?;
+    if n != ct_len {
+        return Err(Error::internal("AES-256-CBC wrote an unexpected length"));
     }
-    .to_der()?)
+    out.truncate(at + ct_len);
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
 }
 
 /// A recipient as a message names it, for errors and listings.
@@ -232,31 +258,71 @@ impl std::fmt::Display for RecipientName {
     }
 }
 
-fn enveloped(der: &[u8]) -> Result<EnvelopedData> {
-    let info = ContentInfo::from_der(der)
-        .map_err(|e| malformed(format!("not a CMS ContentInfo ({e})")))?;
-    if info.content_type == ID_AUTH_ENVELOPED_DATA {
+/// An EnvelopedData as read: its recipients decoded, its ciphertext borrowed
+/// from the message (a megabyte document is not copied to be decrypted).
+struct Envelope<'a> {
+    recipients: RecipientInfos,
+    content_enc_alg: AlgorithmIdentifierOwned,
+    encrypted: Option<&'a [u8]>,
+}
+
+fn enveloped(der: &[u8]) -> Result<Envelope<'_>> {
+    use gpki_pki::tlv::{self, Reader};
+    let ci = tlv::only(der, 0x30, "EnvelopedData: not a CMS ContentInfo")?;
+    let mut r = Reader::new(ci.value);
+    let ct = r.expect(0x06, "EnvelopedData: ContentInfo contentType")?;
+    let content_type = ObjectIdentifier::from_bytes(ct.value)
+        .map_err(|e| malformed(format!("content type ({e})")))?;
+    if content_type == ID_AUTH_ENVELOPED_DATA {
         return Err(Error::policy(
             "AuthEnvelopedData is not supported; send EnvelopedData (openssl cms -encrypt)",
         ));
     }
-    if info.content_type != ID_ENVELOPED_DATA {
+    if content_type != ID_ENVELOPED_DATA {
         return Err(malformed(format!(
-            "content type {} is not id-envelopedData",
-            info.content_type
+            "content type {content_type} is not id-envelopedData"
         )));
     }
-    let data: EnvelopedData = info
-        .content
-        .decode_as()
-        .map_err(|e| malformed(format!("cannot be decoded ({e})")))?;
-    if data.recip_infos.0.len() > MAX_RECIPIENTS {
-        return Err(malformed(format!(
-            "{} recipients; at most {MAX_RECIPIENTS} are read",
-            data.recip_infos.0.len()
-        )));
+    let explicit = r.expect(0xa0, "EnvelopedData: ContentInfo content")?;
+    let ed = tlv::only(explicit.value, 0x30, "EnvelopedData")?;
+    let mut r = Reader::new(ed.value);
+    r.expect(0x02, "EnvelopedData version")?;
+    r.optional(0xa0, "EnvelopedData originatorInfo")?;
+    let set = r.expect(0x31, "EnvelopedData recipientInfos")?;
+    let mut count = Reader::new(set.value);
+    let mut n = 0;
+    while !count.is_empty() {
+        count.next("EnvelopedData recipientInfo")?;
+        n += 1;
+        if n > MAX_RECIPIENTS {
+            return Err(malformed(format!(
+                "more than {MAX_RECIPIENTS} recipients; at most {MAX_RECIPIENTS} are read"
+            )));
+        }
     }
-    Ok(data)
+    let recipients = RecipientInfos::from_der(set.raw)
+        .map_err(|e| malformed(format!("recipientInfos cannot be decoded ({e})")))?;
+    let eci = r.expect(0x30, "EnvelopedData encryptedContentInfo")?;
+    let mut er = Reader::new(eci.value);
+    er.expect(0x06, "EnvelopedData encrypted contentType")?;
+    let alg_tlv = er.expect(0x30, "EnvelopedData contentEncryptionAlgorithm")?;
+    let content_enc_alg = AlgorithmIdentifierOwned::from_der(alg_tlv.raw)
+        .map_err(|e| malformed(format!("contentEncryptionAlgorithm ({e})")))?;
+    let encrypted = match er.peek_tag() {
+        None => None,
+        Some(0x80) => Some(er.next("EnvelopedData encryptedContent")?.value),
+        Some(0xa0) => {
+            return Err(malformed(
+                "the content is in BER chunks (openssl cms -stream); gpki reads DER",
+            ))
+        }
+        Some(t) => return Err(malformed(format!("encryptedContent has tag {t:#04x}"))),
+    };
+    Ok(Envelope {
+        recipients,
+        content_enc_alg,
+        encrypted,
+    })
 }
 
 fn name_of(info: &RecipientInfo) -> RecipientName {
@@ -279,7 +345,7 @@ fn name_of(info: &RecipientInfo) -> RecipientName {
 
 /// The recipients a sealed message names.
 pub fn recipients(der: &[u8]) -> Result<Vec<RecipientName>> {
-    Ok(enveloped(der)?.recip_infos.0.iter().map(name_of).collect())
+    Ok(enveloped(der)?.recipients.0.iter().map(name_of).collect())
 }
 
 fn digest_of(oid: ObjectIdentifier) -> Result<&'static MdRef> {
@@ -373,12 +439,23 @@ fn unwrap_cek<T: HasPrivate>(
 /// Opens a sealed message with `key`. With `cert` (the key's certificate), the
 /// recipient named by its issuer and serial (or key id) is used; without, the one
 /// named by the key's key identifier, else each key-transport recipient in turn.
-/// The plaintext is zeroed when dropped.
+/// The plaintext is zeroed when dropped: what gpki seals this way are private keys.
 pub fn open<T: HasPrivate>(
     der: &[u8],
     key: &PKeyRef<T>,
     cert: Option<&[u8]>,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    open_document(der, key, cert).map(Zeroizing::new)
+}
+
+/// [`open`] for a document: the plaintext is the caller's to keep or write, and
+/// is not zeroed on drop (zeroize's volatile writes cost a megabyte document a
+/// third of its decryption time; docs/benchmarks.md, "Standard API").
+pub fn open_document<T: HasPrivate>(
+    der: &[u8],
+    key: &PKeyRef<T>,
+    cert: Option<&[u8]>,
+) -> Result<Vec<u8>> {
     let data = enveloped(der)?;
     if key.rsa().is_err() {
         return Err(Error::policy(
@@ -392,7 +469,7 @@ pub fn open<T: HasPrivate>(
         })
         .transpose()?;
     let ktris: Vec<&KeyTransRecipientInfo> = data
-        .recip_infos
+        .recipients
         .0
         .iter()
         .filter_map(|i| match i {
@@ -417,7 +494,7 @@ pub fn open<T: HasPrivate>(
         None if cert.is_none() => ktris.clone(),
         None => {
             let names: Vec<String> = data
-                .recip_infos
+                .recipients
                 .0
                 .iter()
                 .map(|i| name_of(i).to_string())
@@ -430,7 +507,7 @@ pub fn open<T: HasPrivate>(
     };
     if chosen.is_empty() {
         let names: Vec<String> = data
-            .recip_infos
+            .recipients
             .0
             .iter()
             .map(|i| name_of(i).to_string())
@@ -456,8 +533,7 @@ pub fn open<T: HasPrivate>(
         (None, Some(e)) => return Err(e),
         (None, None) => unreachable!("at least one recipient was tried"),
     };
-    let eci = &data.encrypted_content;
-    let cipher = match eci.content_enc_alg.oid {
+    let cipher = match data.content_enc_alg.oid {
         AES128_CBC => Cipher::aes_128_cbc(),
         AES192_CBC => Cipher::aes_192_cbc(),
         AES256_CBC => Cipher::aes_256_cbc(),
@@ -469,7 +545,7 @@ pub fn open<T: HasPrivate>(
             )))
         }
     };
-    let iv: OctetString = eci
+    let iv: OctetString = data
         .content_enc_alg
         .parameters
         .as_ref()
@@ -479,13 +555,12 @@ pub fn open<T: HasPrivate>(
     if Some(iv.as_bytes().len()) != cipher.iv_len() || cek.len() != cipher.key_len() {
         return Err(does_not_open());
     }
-    let body = eci
-        .encrypted_content
-        .as_ref()
+    let body = data
+        .encrypted
         .ok_or_else(|| malformed("the content is detached; gpki opens only enveloped content"))?;
-    let plain = openssl::symm::decrypt(cipher, &cek, Some(iv.as_bytes()), body.as_bytes())
+    let plain = openssl::symm::decrypt(cipher, &cek, Some(iv.as_bytes()), body)
         .map_err(|_| does_not_open())?;
-    Ok(Zeroizing::new(plain))
+    Ok(plain)
 }
 
 /// SHA-256 of `bytes`, hex: how the archive names what it holds.

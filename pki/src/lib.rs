@@ -18,6 +18,7 @@ pub mod serial;
 pub mod signed;
 pub mod signer;
 pub mod time;
+pub mod tlv;
 
 pub use error::{Error, ErrorKind, Result};
 pub use signer::{KeyType, SignatureAlgorithm, Signer, SoftwareKey};

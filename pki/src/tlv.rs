@@ -1,10 +1,10 @@
-//! A borrowing DER reader for the outer layers of CMS messages. A signed or
+//! A borrowing DER reader for the outer layers of CMS messages and CRLs. A signed or
 //! enveloped document of megabytes is walked in place: RustCrypto's owned types
 //! copy the content once per layer, which cost more than hashing it (see
 //! docs/benchmarks.md, "Standard API"). Small inner structures (a SignerInfo, a
 //! certificate) are still decoded with `der`/`cms`.
 
-use gpki_pki::{Error, Result};
+use crate::{Error, Result};
 
 /// One TLV: its tag octet, its content, and its whole encoding.
 #[derive(Debug, Clone, Copy)]
