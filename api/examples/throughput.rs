@@ -127,7 +127,7 @@ fn inproc(
         )
         .unwrap(),
     );
-    let login = Login::new(verifier.clone(), "https://bench.go.kr/", 3600, None).unwrap();
+    let login = Login::new(verifier.clone(), "https://bench.go.kr/", 3600).unwrap();
 
     // Challenges signed beforehand: about 1.5 times what the measured rate allows.
     let prepare = |n: usize| -> Vec<LoginRequest> {

@@ -9,7 +9,10 @@
 //! is [`message`]: the audience and the challenge in three lines, so a login
 //! signature can never be taken for a document or another system's login. A
 //! challenge is spent by its first successful signature check: replayed, it is
-//! refused.
+//! refused. The key is drawn by each process and never leaves it, so a challenge
+//! is good only at the process that handed it out, and not after a restart: its
+//! spent set, in memory, is the whole record (behind a load balancer, keep a
+//! client on one instance).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,9 +85,13 @@ pub struct Login {
 
 impl Login {
     /// `audience` names the relying system (its URL); challenges live `ttl`
-    /// seconds. `key` is the MAC key (32 octets; random when None: challenges
-    /// then do not survive a restart, and are not shared between processes).
-    pub fn new(
+    /// seconds.
+    pub fn new(verifier: Arc<Verifier>, audience: &str, ttl: i64) -> Result<Login> {
+        Login::with_key(verifier, audience, ttl, None)
+    }
+
+    /// [`Login::new`] with the MAC key given (tests: two audiences, one key).
+    fn with_key(
         verifier: Arc<Verifier>,
         audience: &str,
         ttl: i64,
@@ -280,7 +287,7 @@ mod tests {
         b.sign(k.pkey(), MessageDigest::sha256()).unwrap();
         let trust = Trust::new(vec![b.build()], Vec::new()).unwrap();
         let verifier = Arc::new(Verifier::new(trust, StatusPolicy::default()).unwrap());
-        Login::new(verifier, audience, 60, Some(key)).unwrap()
+        Login::with_key(verifier, audience, 60, Some(key)).unwrap()
     }
 
     #[test]
@@ -333,9 +340,9 @@ mod tests {
     fn audiences_and_lifetimes_are_checked() {
         let key = [7u8; 32];
         let anchor = login("x", &key).verifier.clone();
-        assert!(Login::new(anchor.clone(), "a\nb", 60, None).is_err());
-        assert!(Login::new(anchor.clone(), "", 60, None).is_err());
-        assert!(Login::new(anchor.clone(), "a", 5, None).is_err());
-        assert!(Login::new(anchor, "a", 60, Some(&[1u8; 8])).is_err());
+        assert!(Login::new(anchor.clone(), "a\nb", 60).is_err());
+        assert!(Login::new(anchor.clone(), "", 60).is_err());
+        assert!(Login::new(anchor.clone(), "a", 5).is_err());
+        assert!(Login::with_key(anchor, "a", 60, Some(&[1u8; 8])).is_err());
     }
 }

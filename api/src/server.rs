@@ -59,10 +59,6 @@ pub struct Config {
     /// How long a challenge may be answered, seconds.
     #[serde(default = "default_ttl")]
     pub challenge_ttl_secs: i64,
-    /// A file of 32 or more octets keying challenges, for several instances
-    /// behind one audience; left out, each process draws its own key.
-    #[serde(default)]
-    pub challenge_key_file: Option<PathBuf>,
     /// Larger bodies are refused with HTTP 413 (a signed document in base64).
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
@@ -127,7 +123,6 @@ impl Config {
         };
         resolve(&mut c.anchors);
         c.intermediates.as_mut().map(resolve);
-        c.challenge_key_file.as_mut().map(resolve);
         c.http.check().map_err(|e| e.context(path.display()))?;
         if !c.status.ocsp && !c.status.crl {
             return Err(Error::malformed(format!(
@@ -177,16 +172,7 @@ impl State {
         };
         let trust = Trust::from_pem(&anchors, &intermediates)?;
         let verifier = Arc::new(Verifier::new(trust, config.policy())?);
-        let key = match &config.challenge_key_file {
-            Some(p) => Some(zeroize::Zeroizing::new(read(p, "challenge key")?)),
-            None => None,
-        };
-        let login = Login::new(
-            verifier,
-            &config.audience,
-            config.challenge_ttl_secs,
-            key.as_deref().map(|k| k.as_slice()),
-        )?;
+        let login = Login::new(verifier, &config.audience, config.challenge_ttl_secs)?;
         let registry = Registry::new();
         let answers = IntCounterVec::new(
             Opts::new("gpki_api_answers_total", "Answers by operation and result"),
@@ -362,7 +348,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
                 .answers
                 .with_label_values(&[operation, r.reason.name()])
                 .inc();
-            tracing::info!(operation, reason = r.reason.name(), detail = %r.detail, "refused");
+            // The detail names people (subjects carry personal ID numbers): debug only.
+            tracing::info!(operation, reason = r.reason.name(), "refused");
+            tracing::debug!(operation, detail = %r.detail, "refused");
             refused(status_of(operation, &r), &r)
         }
     };
@@ -395,9 +383,6 @@ fn certificate_of(field: &str, v: &str) -> std::result::Result<Vec<u8>, Refusal>
 }
 
 fn certificates_of(field: &str, v: &[String]) -> std::result::Result<Vec<Vec<u8>>, Refusal> {
-    if v.len() > crate::signed::MAX_CERTIFICATES {
-        return Err(malformed(format!("{field}: too many certificates")));
-    }
     let mut out = Vec::new();
     for c in v {
         if c.trim_start().starts_with("-----BEGIN") {
@@ -407,6 +392,12 @@ fn certificates_of(field: &str, v: &[String]) -> std::result::Result<Vec<Vec<u8>
             );
         } else {
             out.push(b64(field, c)?);
+        }
+        if out.len() > crate::signed::MAX_CERTIFICATES {
+            return Err(malformed(format!(
+                "{field}: more than {} certificates",
+                crate::signed::MAX_CERTIFICATES
+            )));
         }
     }
     Ok(out)

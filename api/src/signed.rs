@@ -51,6 +51,13 @@ const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 /// hostile message can ask for).
 pub const MAX_SIGNERS: usize = 16;
 pub const MAX_CERTIFICATES: usize = 64;
+/// Attributes a SignerInfo may carry, signed and unsigned each, and values an
+/// attribute may have: counted before anything is decoded, since `der` sorts a SET
+/// OF as it decodes it, in time quadratic in its length.
+pub const MAX_ATTRIBUTES: usize = 32;
+const MAX_ATTRIBUTE_VALUES: usize = 4;
+/// The largest certificate read.
+pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 
 /// The digests of SignedData.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +279,9 @@ impl Signature {
         si.extend_from_slice(&self.algorithm);
         push_tlv(&mut si, 0x04, &self.value);
         if !self.unsigned_attrs.is_empty() {
-            push_tlv(&mut si, 0xa1, &self.unsigned_attrs.concat());
+            let mut attrs = self.unsigned_attrs.clone();
+            attrs.sort_by(|a, b| der_set_order(a, b));
+            push_tlv(&mut si, 0xa1, &attrs.concat());
         }
         let mut signer_info = Vec::new();
         push_tlv(&mut signer_info, 0x30, &si);
@@ -281,8 +290,14 @@ impl Signature {
         let mut head = Vec::new();
         push_tlv(&mut head, 0x02, &[1]);
         push_tlv(&mut head, 0x31, &digest_alg);
+        let mut sorted: Vec<&Vec<u8>> = self.certificates.iter().collect();
+        sorted.sort_by(|a, b| der_set_order(a, b));
         let mut certs = Vec::new();
-        push_tlv(&mut certs, 0xa0, &self.certificates.concat());
+        push_tlv(
+            &mut certs,
+            0xa0,
+            &sorted.into_iter().flatten().copied().collect::<Vec<u8>>(),
+        );
         // encapContentInfo { eContentType, [0] EXPLICIT OCTET STRING }.
         let data_oid = oid_tlv(&ID_DATA);
         let (octets_len, explicit_len) = if self.detached {
@@ -388,6 +403,9 @@ pub fn check<'a>(
         ));
     }
     let explicit = r.expect(0xa0, "ContentInfo content")?;
+    if !r.is_empty() {
+        return Err(Error::malformed("ContentInfo: trailing data"));
+    }
     let sd = tlv::only(explicit.value, 0x30, "SignedData")?;
     let mut r = Reader::new(sd.value);
     r.expect(0x02, "SignedData version")?;
@@ -400,6 +418,11 @@ pub fn check<'a>(
             let c = cr.next("SignedData certificate")?;
             // Only X.509 certificates; attribute and other certificates are skipped.
             if c.tag == 0x30 {
+                if c.raw.len() > MAX_CERTIFICATE_BYTES {
+                    return Err(Error::malformed(format!(
+                        "a certificate in the message is over {MAX_CERTIFICATE_BYTES} octets"
+                    )));
+                }
                 if certificates.len() == MAX_CERTIFICATES {
                     return Err(Error::malformed(format!(
                         "the message carries more than {MAX_CERTIFICATES} certificates"
@@ -411,6 +434,9 @@ pub fn check<'a>(
     }
     r.optional(0xa1, "SignedData crls")?;
     let infos = r.expect(0x31, "SignedData signerInfos")?;
+    if !r.is_empty() {
+        return Err(Error::malformed("SignedData: trailing data"));
+    }
     let mut er = Reader::new(encap.value);
     let ect = er.expect(0x06, "eContentType")?;
     let content_type = ObjectIdentifier::from_bytes(ect.value)
@@ -438,7 +464,11 @@ pub fn check<'a>(
     };
     let pool: Vec<Vec<u8>> = certificates
         .iter()
-        .chain(extra_certs.iter())
+        .chain(
+            extra_certs
+                .iter()
+                .filter(|c| c.len() <= MAX_CERTIFICATE_BYTES),
+        )
         .cloned()
         .collect();
     let decoded: Vec<Option<Certificate>> =
@@ -485,18 +515,26 @@ fn check_signer(
     digests: &mut Vec<(Digest, Vec<u8>)>,
 ) -> Result<SignerFacts> {
     use cms::signed_data::{SignerIdentifier, SignerInfo};
-    let si = SignerInfo::from_der(raw).map_err(|e| Error::malformed(format!("SignerInfo: {e}")))?;
     // The signed attributes as they were signed: their own encoding, [0] read as
-    // the SET it stands for (RFC 5652 §5.4).
+    // the SET it stands for (RFC 5652 §5.4). Attributes and values are counted
+    // first, before `der` decodes (and sorts) them.
     let mut r = Reader::new(tlv::only(raw, 0x30, "SignerInfo")?.value);
     r.next("SignerInfo version")?;
     r.next("SignerInfo sid")?;
     r.next("SignerInfo digestAlgorithm")?;
-    let signed_raw = r.optional(0xa0, "signedAttrs")?.map(|t| {
+    let signed = r.optional(0xa0, "signedAttrs")?;
+    r.next("SignerInfo signatureAlgorithm")?;
+    r.next("SignerInfo signature")?;
+    let unsigned = r.optional(0xa1, "unsignedAttrs")?;
+    for attrs in [signed, unsigned].into_iter().flatten() {
+        count_attributes(attrs.value)?;
+    }
+    let signed_raw = signed.map(|t| {
         let mut v = t.raw.to_vec();
         v[0] = 0x31;
         v
     });
+    let si = SignerInfo::from_der(raw).map_err(|e| Error::malformed(format!("SignerInfo: {e}")))?;
     let found = pool.iter().zip(decoded).find(|(_, c)| {
         let Some(c) = c else { return false };
         match &si.sid {
@@ -651,6 +689,48 @@ fn check_signer(
     })
 }
 
+/// Refuses more than [`MAX_ATTRIBUTES`] attributes, or an attribute with more than
+/// a few values, in the content of an attribute SET.
+fn count_attributes(set: &[u8]) -> Result<()> {
+    let mut r = Reader::new(set);
+    let mut n = 0;
+    while !r.is_empty() {
+        n += 1;
+        if n > MAX_ATTRIBUTES {
+            return Err(Error::malformed(format!(
+                "a SignerInfo has more than {MAX_ATTRIBUTES} attributes"
+            )));
+        }
+        let a = r.expect(0x30, "Attribute")?;
+        let mut ar = Reader::new(a.value);
+        ar.expect(0x06, "Attribute type")?;
+        let values = ar.expect(0x31, "Attribute values")?;
+        let mut vr = Reader::new(values.value);
+        let mut v = 0;
+        while !vr.is_empty() {
+            vr.next("Attribute value")?;
+            v += 1;
+            if v > MAX_ATTRIBUTE_VALUES {
+                return Err(Error::malformed(format!(
+                    "an attribute has more than {MAX_ATTRIBUTE_VALUES} values"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DER's order of a SET OF (X.690 §11.6): the encodings compared as octet
+/// strings, the shorter padded with zeros.
+fn der_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    let pad = |x: &[u8], i: usize| x.get(i).copied().unwrap_or(0);
+    (0..n)
+        .map(|i| pad(a, i).cmp(&pad(b, i)))
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
 /// The signature algorithm of a SignerInfo as a full identifier: CMS may name
 /// only the key algorithm (rsaEncryption, id-ecPublicKey) beside the digest.
 pub fn signature_identifier(
@@ -737,10 +817,9 @@ mod tests {
             .unwrap();
         b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
             .unwrap();
-        let serial = openssl::bn::BigNum::from_u32(7)
-            .unwrap()
-            .to_asn1_integer()
-            .unwrap();
+        let mut serial = openssl::bn::BigNum::new().unwrap();
+        serial.rand(63, openssl::bn::MsbOption::ONE, false).unwrap();
+        let serial = serial.to_asn1_integer().unwrap();
         b.set_serial_number(&serial).unwrap();
         b.sign(key.pkey(), openssl::hash::MessageDigest::sha256())
             .unwrap();
@@ -837,9 +916,50 @@ mod tests {
         for i in 0..der.len() {
             let mut m = der.clone();
             m[i] = m[i].wrapping_add(0x41);
-            let _ = check(&m, None, &[]);
+            // A change may land where nothing is signed (the certificate, which is
+            // then not the signer's): never does it pass with other content.
+            if let Ok(c) = check(&m, None, &[]) {
+                assert_eq!(c.content, doc.as_slice(), "octet {i}");
+                assert_eq!(c.signers[0].certificate, cert, "octet {i}");
+            }
         }
         assert!(check(b"\x30\x80\x00\x00", None, &[]).is_err());
+    }
+
+    #[test]
+    fn attribute_floods_are_refused_before_decoding() {
+        let mut attrs = Vec::new();
+        for i in 0..(MAX_ATTRIBUTES + 1) as u8 {
+            let mut a = Vec::new();
+            push_tlv(&mut a, 0x06, &[0x2a, i]);
+            push_tlv(&mut a, 0x31, &[0x05, 0x00]);
+            push_tlv(&mut attrs, 0x30, &a);
+        }
+        let e = count_attributes(&attrs).unwrap_err();
+        assert!(e.detail.contains("more than 32 attributes"), "{e}");
+        let mut a = Vec::new();
+        push_tlv(&mut a, 0x06, &[0x2a, 1]);
+        push_tlv(&mut a, 0x31, &[0x05, 0x00].repeat(5));
+        let mut one = Vec::new();
+        push_tlv(&mut one, 0x30, &a);
+        assert!(count_attributes(&one).is_err());
+    }
+
+    #[test]
+    fn certificates_are_written_in_der_set_order() {
+        use std::cmp::Ordering;
+        assert_eq!(der_set_order(b"\x30\x01", b"\x30\x02"), Ordering::Less);
+        assert_eq!(der_set_order(b"\x30", b"\x30\x00"), Ordering::Equal);
+        assert_eq!(der_set_order(b"\x31", b"\x30\xff"), Ordering::Greater);
+        let (key, cert) = signer(KeyType::EcP256);
+        let (_, other) = signer(KeyType::EcP256);
+        let mut o = opts(false);
+        o.chain = vec![other.clone()];
+        let der = sign(b"d", &key, &cert, &o).unwrap().to_der(b"d").unwrap();
+        let c = check(&der, None, &[]).unwrap();
+        let mut want = vec![cert.clone(), other];
+        want.sort_by(|a, b| der_set_order(a, b));
+        assert_eq!(c.certificates, want);
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct Counters {
 
 struct Crl {
     issuer_key: [u8; 32],
+    /// The CRL's issuingDistributionPoint names: it covers only certificates that
+    /// name one of them (RFC 5280 §6.3.3 b.2.i: a partition).
+    partition: Option<Vec<String>>,
     this_update: i64,
     next_update: i64,
     revoked: HashMap<Vec<u8>, (String, i64)>,
@@ -114,7 +117,26 @@ pub struct StatusChecker {
     client: reqwest::Client,
     answers: Mutex<HashMap<[u8; 32], Arc<Answer>>>,
     crls: Mutex<HashMap<String, Arc<Crl>>>,
+    /// One fetch at a time per certificate and per CRL URL: a wave of requests that
+    /// miss the cache together waits for the first, not each fetching a copy.
+    fetching: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
     pub counters: Counters,
+}
+
+/// Holds the fetch lock of a key, and forgets the lock when the last holder is done.
+struct InFlight<'a> {
+    checker: &'a StatusChecker,
+    key: Vec<u8>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut f = self.checker.fetching.lock().expect("fetch locks");
+        if f.get(&self.key).is_some_and(|m| Arc::strong_count(m) <= 2) {
+            f.remove(&self.key);
+        }
+    }
 }
 
 /// Reads a reply's body, refusing more than `limit` octets.
@@ -143,6 +165,11 @@ fn reason_name(code: i64) -> String {
 
 impl StatusChecker {
     pub fn new(policy: StatusPolicy) -> gpki_pki::Result<StatusChecker> {
+        if !(0..=3600).contains(&policy.skew) {
+            return Err(gpki_pki::Error::malformed(
+                "the tolerated clock skew must be 0 to 3600 seconds",
+            ));
+        }
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -153,6 +180,7 @@ impl StatusChecker {
             client,
             answers: Mutex::new(HashMap::new()),
             crls: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         })
     }
@@ -165,6 +193,28 @@ impl StatusChecker {
         &self.client
     }
 
+    async fn in_flight(&self, key: Vec<u8>) -> InFlight<'_> {
+        let lock = self
+            .fetching
+            .lock()
+            .expect("fetch locks")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        InFlight {
+            checker: self,
+            key,
+            _guard: lock.lock_owned().await,
+        }
+    }
+
+    fn cached(&self, key: &[u8; 32], now: i64) -> Option<Arc<Answer>> {
+        let answers = self.answers.lock().expect("status cache");
+        let a = answers.get(key)?;
+        (a.this_update <= now + self.policy.skew && a.next_update.is_some_and(|n| now <= n))
+            .then(|| a.clone())
+    }
+
     /// The status of `cert` (DER `cert_der`), issued by `issuer`, at `now`. An
     /// error says why it could not be established.
     pub async fn status(
@@ -175,11 +225,15 @@ impl StatusChecker {
         now: i64,
     ) -> std::result::Result<Arc<Answer>, String> {
         let key = openssl::sha::sha256(cert_der);
-        if let Some(a) = self.answers.lock().expect("status cache").get(&key) {
-            if a.this_update <= now + self.policy.skew && a.next_update.is_some_and(|n| now <= n) {
-                self.counters.cached.fetch_add(1, Ordering::Relaxed);
-                return Ok(a.clone());
-            }
+        if let Some(a) = self.cached(&key, now) {
+            self.counters.cached.fetch_add(1, Ordering::Relaxed);
+            return Ok(a);
+        }
+        let _one = self.in_flight(key.to_vec()).await;
+        // Another request may have fetched it while this one waited.
+        if let Some(a) = self.cached(&key, now) {
+            self.counters.cached.fetch_add(1, Ordering::Relaxed);
+            return Ok(a);
         }
         let decoded = Certificate::from_der(cert_der).map_err(|e| format!("certificate: {e}"))?;
         let issuer_der = issuer.to_der().map_err(|e| e.to_string())?;
@@ -215,7 +269,13 @@ impl StatusChecker {
             if answers.len() >= ANSWER_CACHE_ENTRIES {
                 answers.clear();
             }
-            answers.insert(key, answer.clone());
+            // A newer answer is never replaced by an older one.
+            if answers
+                .get(&key)
+                .is_none_or(|held| held.this_update <= answer.this_update)
+            {
+                answers.insert(key, answer.clone());
+            }
         }
         Ok(answer)
     }
@@ -294,7 +354,7 @@ impl StatusChecker {
             .find_status(&id)
             .ok_or_else(|| format!("{url}: the response does not answer for this certificate"))?;
         found
-            .check_validity(self.policy.skew as u32, None)
+            .check_validity(u32::try_from(self.policy.skew).unwrap_or(0), None)
             .map_err(|_| format!("{url}: the response is stale or not yet valid"))?;
         let status = found.status;
         let reason = found.reason.as_raw() as i64;
@@ -352,33 +412,62 @@ impl StatusChecker {
                 .raw_bytes(),
         );
         let mut why = Vec::new();
-        for url in urls {
-            let cached = self.crls.lock().expect("CRL cache").get(&url).cloned();
-            let crl = match cached {
-                Some(c) if c.issuer_key == issuer_key && now <= c.next_update => c,
-                _ => match self
-                    .fetch_crl(&url, issuer, &issuer_name, issuer_key, now)
-                    .await
-                {
-                    Ok(c) => {
-                        let c = Arc::new(c);
-                        self.crls
-                            .lock()
-                            .expect("CRL cache")
-                            .insert(url.clone(), c.clone());
-                        c
+        for url in &urls {
+            let fresh = |c: &Arc<Crl>| c.issuer_key == issuer_key && now <= c.next_update;
+            let mut crl = self
+                .crls
+                .lock()
+                .expect("CRL cache")
+                .get(url)
+                .cloned()
+                .filter(fresh);
+            if crl.is_none() {
+                let _one = self.in_flight(url.as_bytes().to_vec()).await;
+                crl = self
+                    .crls
+                    .lock()
+                    .expect("CRL cache")
+                    .get(url)
+                    .cloned()
+                    .filter(fresh);
+                if crl.is_none() {
+                    match self
+                        .fetch_crl(url, issuer, &issuer_name, issuer_key, now)
+                        .await
+                    {
+                        Ok(c) => {
+                            let c = Arc::new(c);
+                            let mut crls = self.crls.lock().expect("CRL cache");
+                            if crls
+                                .get(url)
+                                .is_none_or(|held| held.this_update <= c.this_update)
+                            {
+                                crls.insert(url.clone(), c.clone());
+                            }
+                            crl = Some(c);
+                        }
+                        Err(e) => {
+                            why.push(format!("{url}: {e}"));
+                            continue;
+                        }
                     }
-                    Err(e) => {
-                        why.push(format!("{url}: {e}"));
-                        continue;
-                    }
-                },
-            };
+                }
+            }
+            let crl = crl.expect("fetched or held");
             if (crl.only_ca && !is_ca) || (crl.only_user && is_ca) {
                 why.push(format!(
                     "{url}: the CRL does not cover this kind of certificate"
                 ));
                 continue;
+            }
+            if let Some(names) = &crl.partition {
+                if !names.iter().any(|n| urls.contains(n)) {
+                    why.push(format!(
+                        "{url}: the CRL is the partition {}, which this certificate does not name",
+                        names.join(", ")
+                    ));
+                    continue;
+                }
             }
             let serial = decoded.tbs_certificate.serial_number.as_bytes();
             let (status, revoked_at) = match crl.revoked.get(serial) {
@@ -389,7 +478,7 @@ impl StatusChecker {
                 status,
                 revoked_at,
                 source: Source::Crl,
-                url,
+                url: url.clone(),
                 this_update: crl.this_update,
                 next_update: Some(crl.next_update),
             });
@@ -446,14 +535,18 @@ fn single_response_times(
             .subject_public_key
             .raw_bytes(),
     );
+    let name_hash = openssl::sha::sha1(&issuer.tbs_certificate.subject.to_der().ok()?);
+    let sha1: const_oid::ObjectIdentifier = const_oid::db::rfc5912::ID_SHA_1;
     let secs = |t: &x509_ocsp::OcspGeneralizedTime| t.0.to_unix_duration().as_secs() as i64;
     basic
         .tbs_response_data
         .responses
         .iter()
         .find(|r| {
-            r.cert_id.serial_number == cert.tbs_certificate.serial_number
+            r.cert_id.hash_algorithm.oid == sha1
+                && r.cert_id.serial_number == cert.tbs_certificate.serial_number
                 && r.cert_id.issuer_key_hash.as_bytes() == key_hash.as_slice()
+                && r.cert_id.issuer_name_hash.as_bytes() == name_hash.as_slice()
         })
         .map(|r| {
             let revoked = match &r.cert_status {
@@ -521,6 +614,18 @@ fn parse_crl(
     if tbs.issuer.to_der().map_err(|e| e.to_string())? != issuer_name {
         return Err("the CRL is not the issuer's".into());
     }
+    if list.signature_algorithm != tbs.signature {
+        return Err("the CRL's two signature algorithms differ".into());
+    }
+    let crl_sign = gpki_pki::cert::find_extension::<x509_cert::ext::pkix::KeyUsage>(
+        &issuer.tbs_certificate,
+        const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+    )
+    .map_err(|e| e.detail)?
+    .is_none_or(|(_, ku)| ku.crl_sign());
+    if !crl_sign {
+        return Err("the issuer's key may not sign CRLs (no cRLSign)".into());
+    }
     let outer = gpki_pki::tlv::only(der_bytes, 0x30, "CRL").map_err(|e| e.detail)?;
     let tbs_raw = gpki_pki::tlv::Reader::new(outer.value)
         .expect(0x30, "tbsCertList")
@@ -553,6 +658,7 @@ fn parse_crl(
     }
     let mut only_ca = false;
     let mut only_user = false;
+    let mut partition = None;
     for ext in tbs.crl_extensions.iter().flatten() {
         match ext.extn_id.to_string().as_str() {
             // deltaCRLIndicator: a delta alone is not a status.
@@ -568,6 +674,29 @@ fn parse_crl(
                 }
                 only_ca = idp.only_contains_ca_certs;
                 only_user = idp.only_contains_user_certs;
+                use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+                match idp.distribution_point {
+                    None => {}
+                    Some(DistributionPointName::FullName(names)) => {
+                        partition = Some(
+                            names
+                                .iter()
+                                .filter_map(|n| match n {
+                                    GeneralName::UniformResourceIdentifier(u) => {
+                                        Some(u.as_str().to_string())
+                                    }
+                                    _ => None,
+                                })
+                                .collect(),
+                        )
+                    }
+                    Some(_) => {
+                        return Err(
+                            "the CRL names its partition relative to the issuer; not supported"
+                                .into(),
+                        )
+                    }
+                }
             }
             _ if ext.critical => {
                 return Err(format!(
@@ -582,10 +711,20 @@ fn parse_crl(
     for entry in tbs.revoked_certificates.iter().flatten() {
         let mut reason = 0i64;
         for ext in entry.crl_entry_extensions.iter().flatten() {
-            if ext.extn_id.to_string() == "2.5.29.21" {
-                let r = x509_cert::ext::pkix::CrlReason::from_der(ext.extn_value.as_bytes())
-                    .map_err(|e| format!("CRL entry reason: {e}"))?;
-                reason = r as i64;
+            match ext.extn_id.to_string().as_str() {
+                "2.5.29.21" => {
+                    let r = x509_cert::ext::pkix::CrlReason::from_der(ext.extn_value.as_bytes())
+                        .map_err(|e| format!("CRL entry reason: {e}"))?;
+                    reason = r as i64;
+                }
+                // certificateIssuer belongs to indirect CRLs, refused above.
+                _ if ext.critical => {
+                    return Err(format!(
+                        "a CRL entry has an unknown critical extension {}",
+                        ext.extn_id
+                    ))
+                }
+                _ => {}
             }
         }
         // removeFromCRL belongs in deltas; in a full CRL it revokes nothing.
@@ -602,10 +741,160 @@ fn parse_crl(
     }
     Ok(Crl {
         issuer_key,
+        partition,
         this_update,
         next_update,
         revoked,
         only_ca,
         only_user,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpki_pki::crl::{build_tbs, encode_entry, CrlEntry, CrlHeader, CrlScope};
+    use gpki_pki::{KeyType, Signer, SoftwareKey};
+
+    /// An issuer certificate (self-signed; a CA's key usage, or digitalSignature
+    /// only) and its key.
+    fn issuer(cn: &str, crl_sign: bool) -> (SoftwareKey, Certificate) {
+        let key = SoftwareKey::generate(KeyType::EcP256).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(key.pkey()).unwrap();
+        b.set_serial_number(
+            &openssl::bn::BigNum::from_u32(1)
+                .unwrap()
+                .to_asn1_integer()
+                .unwrap(),
+        )
+        .unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        let mut ku = openssl::x509::extension::KeyUsage::new();
+        ku.critical();
+        if crl_sign {
+            ku.key_cert_sign().crl_sign();
+        } else {
+            ku.digital_signature();
+        }
+        let ext = ku.build().unwrap();
+        b.append_extension(ext).unwrap();
+        b.sign(key.pkey(), MessageDigest::sha256()).unwrap();
+        let der = b.build().to_der().unwrap();
+        (key, Certificate::from_der(&der).unwrap())
+    }
+
+    /// A CRL by `key` for `issuer`, listing serial 7 (keyCompromise) and serial 8
+    /// (removeFromCRL), with `dp` as its issuingDistributionPoint.
+    fn crl(
+        key: &SoftwareKey,
+        issuer: &Certificate,
+        next_update: i64,
+        dp: Option<&str>,
+        delta: bool,
+    ) -> Vec<u8> {
+        let header = CrlHeader {
+            issuer: issuer.tbs_certificate.subject.clone(),
+            issuer_key_id: vec![1; 20],
+            algorithm: key.algorithm(),
+            this_update: gpki_pki::time::now() - 60,
+            next_update,
+            crl_number: 1,
+            delta_base: delta.then_some(0),
+            distribution_point: dp.map(str::to_string),
+            scope: CrlScope::All,
+            freshest: None,
+        };
+        let mut entries = encode_entry(&CrlEntry {
+            serial: vec![7],
+            revoked_at: 1_700_000_000,
+            reason: gpki_pki::crl::RevocationReason::KeyCompromise,
+            invalidity_date: None,
+        })
+        .unwrap();
+        entries.extend(
+            encode_entry(&CrlEntry {
+                serial: vec![8],
+                revoked_at: 1_700_000_000,
+                reason: gpki_pki::crl::RevocationReason::RemoveFromCrl,
+                invalidity_date: None,
+            })
+            .unwrap(),
+        );
+        let tbs = build_tbs(&header, &entries, 2).unwrap();
+        let sig = key.sign(&tbs).unwrap();
+        gpki_pki::signed::assemble(&tbs, key.algorithm(), &sig).unwrap()
+    }
+
+    fn parse(der: &[u8], issuer: &Certificate) -> std::result::Result<Crl, String> {
+        let name = issuer.tbs_certificate.subject.to_der().unwrap();
+        let key = openssl::sha::sha256(
+            issuer
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
+        );
+        parse_crl(der, issuer, &name, key, gpki_pki::time::now(), 300)
+    }
+
+    #[test]
+    fn a_crl_is_taken_only_from_its_issuer_current_complete_and_with_its_partition() {
+        let (key, ca) = issuer("CA", true);
+        let soon = gpki_pki::time::now() + 3600;
+        let url = "http://pki.test.go.kr/crl/mois.crl";
+        let good = parse(&crl(&key, &ca, soon, Some(url), false), &ca).unwrap();
+        assert_eq!(good.revoked.get(&vec![7u8]).unwrap().0, "keyCompromise");
+        assert!(
+            !good.revoked.contains_key(&vec![8u8]),
+            "removeFromCRL revokes nothing"
+        );
+        assert_eq!(good.partition.as_deref(), Some(&[url.to_string()][..]));
+        // Another CA's key, under this CA's name.
+        let (other_key, _) = issuer("CA", true);
+        let e = parse(&crl(&other_key, &ca, soon, None, false), &ca)
+            .err()
+            .unwrap();
+        assert!(e.contains("not the issuer's"), "{e}");
+        // Another CA's CRL.
+        let (key2, ca2) = issuer("Other CA", true);
+        let e = parse(&crl(&key2, &ca2, soon, None, false), &ca)
+            .err()
+            .unwrap();
+        assert!(e.contains("not the issuer's"), "{e}");
+        // Stale, a delta, an issuer without cRLSign.
+        let e = parse(&crl(&key, &ca, gpki_pki::time::now() - 1, None, false), &ca)
+            .err()
+            .unwrap();
+        assert!(e.contains("stale"), "{e}");
+        let e = parse(&crl(&key, &ca, soon, None, true), &ca).err().unwrap();
+        assert!(e.contains("delta"), "{e}");
+        let (key3, ca3) = issuer("CA3", false);
+        let e = parse(&crl(&key3, &ca3, soon, None, false), &ca3)
+            .err()
+            .unwrap();
+        assert!(e.contains("cRLSign"), "{e}");
+        // Garbage.
+        assert!(parse(b"\x30\x00", &ca).is_err());
+    }
+
+    #[test]
+    fn skew_is_bounded() {
+        for skew in [-1, 3601] {
+            let p = StatusPolicy {
+                skew,
+                ..StatusPolicy::default()
+            };
+            assert!(StatusChecker::new(p).is_err(), "{skew}");
+        }
+    }
 }

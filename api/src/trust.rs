@@ -79,13 +79,12 @@ impl Purpose {
                 "digitalSignature or nonRepudiation",
                 "emailProtection or documentSigning",
             ),
+            // RFC 3161 §2.3: timeStamping alone, critical.
             Purpose::TimeStamping => (
                 ku_ok(&[KeyUsages::DigitalSignature, KeyUsages::NonRepudiation]),
-                leaf.ekus
-                    .as_ref()
-                    .is_some_and(|e| e.contains(&EKU_TIME_STAMPING)),
-                "digitalSignature",
-                "timeStamping",
+                leaf.eku_critical && leaf.ekus.as_deref() == Some(&[EKU_TIME_STAMPING][..]),
+                "digitalSignature or nonRepudiation",
+                "timeStamping alone, critical",
             ),
             Purpose::Encryption => (
                 ku_ok(&[KeyUsages::KeyEncipherment]),
@@ -202,6 +201,7 @@ pub struct Leaf {
     pub sha256: String,
     key_usage: Option<KeyUsage>,
     ekus: Option<Vec<ObjectIdentifier>>,
+    eku_critical: bool,
     pub key: PublicKey,
 }
 
@@ -227,15 +227,6 @@ impl Path {
     pub fn subjects(&self) -> &[String] {
         &self.subjects
     }
-}
-
-/// A certificate's subject, as RFC 4514-ish text for people.
-pub fn subject_of(c: &X509) -> String {
-    c.to_der()
-        .ok()
-        .and_then(|d| Certificate::from_der(&d).ok())
-        .map(|c| c.tbs_certificate.subject.to_string())
-        .unwrap_or_default()
 }
 
 /// The trust anchors (and known intermediates) a relying system accepts.
@@ -379,12 +370,13 @@ impl Trust {
         )
         .map_err(|e| malformed("key usage", e.detail))?
         .map(|(_, k)| k);
-        let ekus = gpki_pki::cert::find_extension::<ExtendedKeyUsage>(
+        let eku = gpki_pki::cert::find_extension::<ExtendedKeyUsage>(
             tbs,
             const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
         )
-        .map_err(|e| malformed("extended key usage", e.detail))?
-        .map(|(_, e)| e.0);
+        .map_err(|e| malformed("extended key usage", e.detail))?;
+        let eku_critical = eku.as_ref().is_some_and(|(c, _)| *c);
+        let ekus = eku.map(|(_, e)| e.0);
         let key = PublicKey::of(&leaf).map_err(|e| Refusal::new(Reason::Malformed, e.detail))?;
         Ok(Path {
             leaf: Leaf {
@@ -396,6 +388,7 @@ impl Trust {
                 sha256: hex::encode(openssl::sha::sha256(leaf_der)),
                 key_usage,
                 ekus,
+                eku_critical,
                 key,
             },
             certs,

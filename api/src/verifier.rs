@@ -155,6 +155,14 @@ impl Verifier {
             .map_err(|e| refusal_of(e, "signed document"))?;
         let mut signers = Vec::new();
         for s in &checked.signers {
+            // Without signed attributes, a signature is over the content alone: a
+            // login signature over its challenge text would read as a document.
+            if !s.signed_attributes {
+                return Err(Refusal::new(
+                    Reason::Unsupported,
+                    "a signer without signed attributes is refused (openssl cms -sign without -noattr)",
+                ));
+            }
             let (_, signer) = self
                 .certificate(&s.certificate, &checked.certificates, Purpose::Signing)
                 .await?;

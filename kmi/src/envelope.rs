@@ -450,7 +450,7 @@ pub fn open<T: HasPrivate>(
 
 /// [`open`] for a document: the plaintext is the caller's to keep or write, and
 /// is not zeroed on drop (zeroize's volatile writes cost a megabyte document a
-/// third of its decryption time; docs/benchmarks.md, "Standard API").
+/// fifth of its decryption time; docs/benchmarks.md, "Standard API").
 pub fn open_document<T: HasPrivate>(
     der: &[u8],
     key: &PKeyRef<T>,
