@@ -107,14 +107,7 @@ fn default_max_request_bytes() -> usize {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let mut c: Config = toml::from_str(&text)
-            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let mut c: Config = gpki_service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {

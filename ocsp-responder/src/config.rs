@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, Result};
 use serde::Deserialize;
 
 /// The responder's configuration. Relative paths are relative to the file.
@@ -93,14 +93,7 @@ fn default_true() -> bool {
 impl Config {
     /// Reads and checks `path`; errors name the file and the field.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let mut config: Config = gpki_service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve(base);
         config

@@ -502,6 +502,14 @@ async fn drain(body: &mut Incoming, max: usize) {
     }
 }
 
+/// A TOML config file parsed as `T`; the errors name the file (and toml names
+/// the field).
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::not_found(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::malformed(format!("{}: {e}", path.display())))
+}
+
 /// The passphrase of a service's key: from `file`, else `GPKI_KEY_PASS`; `what`
 /// names the key in the error.
 pub fn passphrase(file: Option<&Path>, what: &str) -> Result<Passphrase> {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, Result};
 use serde::Deserialize;
 
 /// The TSA's configuration. Relative paths are relative to the file.
@@ -79,14 +79,7 @@ fn default_serial_block() -> i64 {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let mut c: Config = toml::from_str(&text)
-            .map_err(|e| Error::malformed(format!("{}: {e}", path.display())))?;
+        let mut c: Config = gpki_service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.cert, &mut c.key] {
             if p.is_relative() {
