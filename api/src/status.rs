@@ -224,7 +224,19 @@ impl StatusChecker {
         issuer: &X509,
         now: i64,
     ) -> std::result::Result<Arc<Answer>, String> {
-        let key = openssl::sha::sha256(cert_der);
+        self.status_hashed(openssl::sha::sha256(cert_der), cert, cert_der, issuer, now)
+            .await
+    }
+
+    /// [`StatusChecker::status`] with the certificate's SHA-256 already taken.
+    pub async fn status_hashed(
+        &self,
+        key: [u8; 32],
+        cert: &X509,
+        cert_der: &[u8],
+        issuer: &X509,
+        now: i64,
+    ) -> std::result::Result<Arc<Answer>, String> {
         if let Some(a) = self.cached(&key, now) {
             self.counters.cached.fetch_add(1, Ordering::Relaxed);
             return Ok(a);

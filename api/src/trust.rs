@@ -209,6 +209,8 @@ pub struct Leaf {
 pub struct Path {
     pub certs: Vec<X509>,
     pub ders: Vec<Vec<u8>>,
+    /// The SHA-256 of each certificate, taken once: the status cache's keys.
+    pub hashes: Vec<[u8; 32]>,
     /// When the first certificate of the path expires, Unix seconds.
     pub not_after: i64,
     pub leaf: Leaf,
@@ -353,6 +355,7 @@ impl Trust {
             ));
         }
         debug_assert!(self.anchors.contains(ders.last().expect("two or more")));
+        let hashes: Vec<[u8; 32]> = ders.iter().map(|d| openssl::sha::sha256(d)).collect();
         let mut not_after = i64::MAX;
         let mut subjects = Vec::new();
         for d in &ders {
@@ -385,7 +388,7 @@ impl Trust {
                 serial: hex::encode(tbs.serial_number.as_bytes()),
                 not_before: gpki_pki::time::unix_seconds(&tbs.validity.not_before),
                 not_after: gpki_pki::time::unix_seconds(&tbs.validity.not_after),
-                sha256: hex::encode(openssl::sha::sha256(leaf_der)),
+                sha256: hex::encode(hashes[0]),
                 key_usage,
                 ekus,
                 eku_critical,
@@ -393,6 +396,7 @@ impl Trust {
             },
             certs,
             ders,
+            hashes,
             not_after,
             subjects,
         })

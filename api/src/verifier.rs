@@ -100,7 +100,13 @@ impl Verifier {
             let subject = &path.subjects()[i];
             let answer = self
                 .status
-                .status(&path.certs[i], &path.ders[i], &path.certs[i + 1], now)
+                .status_hashed(
+                    path.hashes[i],
+                    &path.certs[i],
+                    &path.ders[i],
+                    &path.certs[i + 1],
+                    now,
+                )
                 .await
                 .map_err(|e| {
                     Refusal::new(

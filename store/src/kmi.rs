@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, append_many};
+use crate::ra::check_name;
 use crate::{db_err, AuditEvent, Store};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -133,20 +134,6 @@ fn recovery_from_row(r: &AnyRow) -> Result<RecoveryRecord> {
         released_at: r.try_get("released_at").map_err(db_err)?,
         released_by: r.try_get("released_by").map_err(db_err)?,
     })
-}
-
-fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(Error::malformed(format!(
-            "{what} name must be 1 to 64 characters of A-Z a-z 0-9 - _ ."
-        )));
-    }
-    Ok(())
 }
 
 impl Store {

@@ -299,6 +299,13 @@ fn request_with(row: &AnyRow, identity: Option<IdentityRecord>) -> Result<RaRequ
 /// An operator's name: 1 to 64 characters of A-Z a-z 0-9 - _ . (it appears in
 /// audit labels as `operator:RA/NAME`).
 pub fn check_operator_name(name: &str) -> Result<()> {
+    check_name("operator", name)
+}
+
+/// A name the store keys records by (RAs, operators, KRAs, officers): 1 to 64
+/// characters of A-Z a-z 0-9 - _ . (no `:` or `/`, which audit labels and replay
+/// keys use as separators).
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -306,7 +313,7 @@ pub fn check_operator_name(name: &str) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         return Err(Error::malformed(format!(
-            "operator name `{name}`: 1 to 64 characters of A-Z a-z 0-9 - _ ."
+            "{what} name `{name}`: 1 to 64 characters of A-Z a-z 0-9 - _ ."
         )));
     }
     Ok(())
@@ -435,18 +442,7 @@ impl Store {
     pub async fn create_ra(&self, new: &NewRa, audit: &AuditEvent) -> Result<RaRecord> {
         // The CA service keys replays by `ra:NAME:ID`; a name without `:` keeps
         // two RAs' keys apart.
-        if new.name.is_empty()
-            || new.name.len() > 64
-            || !new
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(Error::malformed(format!(
-                "RA name `{}`: 1 to 64 characters of A-Z a-z 0-9 - _ .",
-                new.name
-            )));
-        }
+        check_name("RA", &new.name)?;
         check_scope(
             &new.profiles,
             &new.dual_control,
@@ -1104,6 +1100,19 @@ async fn insert_identity(
 mod tests {
     use super::*;
     use crate::test_support::{event, store};
+
+    #[test]
+    fn names_the_store_keys_by_are_checked_alike() {
+        for ok in ["dev-mois", "a", "A_b.c", &"x".repeat(64)] {
+            check_name("RA", ok).unwrap();
+        }
+        for bad in ["", "a:b", "a/b", "a b", "한글", &"x".repeat(65)] {
+            let e = check_name("KRA", bad).unwrap_err();
+            assert_eq!(e.kind, gpki_pki::ErrorKind::Malformed);
+            assert!(e.detail.starts_with("KRA name `"), "{e}");
+            assert!(check_operator_name(bad).is_err(), "{bad}");
+        }
+    }
 
     fn new_ra() -> NewRa {
         NewRa {
