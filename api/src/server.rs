@@ -79,6 +79,9 @@ pub struct StatusConfig {
     pub timeout_ms: u64,
     pub skew_secs: i64,
     pub max_crl_bytes: usize,
+    /// An OCSP answer or a CRL is kept at most this long (seconds, 0 to 86400;
+    /// 0 asks every time): the longest a revocation takes to reach this API.
+    pub max_cache_secs: i64,
 }
 
 impl Default for StatusConfig {
@@ -91,6 +94,7 @@ impl Default for StatusConfig {
             timeout_ms: p.timeout.as_millis() as u64,
             skew_secs: p.skew,
             max_crl_bytes: p.max_crl_bytes,
+            max_cache_secs: p.max_cache_age,
         }
     }
 }
@@ -134,6 +138,7 @@ impl Config {
             timeout: Duration::from_millis(self.status.timeout_ms),
             skew: self.status.skew_secs,
             max_crl_bytes: self.status.max_crl_bytes,
+            max_cache_age: self.status.max_cache_secs,
             ..StatusPolicy::default()
         }
     }

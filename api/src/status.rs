@@ -39,6 +39,9 @@ pub enum Source {
     Crl,
 }
 
+/// An OCSP answer of `unknown`: the caller refuses it.
+const UNKNOWN: &str = "unknown";
+
 /// A verified status.
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
@@ -49,9 +52,12 @@ pub struct Answer {
     pub source: Source,
     pub url: String,
     pub this_update: i64,
-    /// Until when the answer is kept; None for an OCSP answer without one (used
-    /// once, never kept).
+    /// Until when the answer may be kept; None for an OCSP answer without one
+    /// (used once, never kept).
     pub next_update: Option<i64>,
+    /// When this process fetched it: it is kept `max_cache_age` at most.
+    #[serde(skip)]
+    pub fetched_at: i64,
 }
 
 impl Answer {
@@ -74,6 +80,10 @@ pub struct StatusPolicy {
     pub max_crl_bytes: usize,
     /// An OCSP answer without nextUpdate is taken only this young (seconds).
     pub max_age_without_next_update: i64,
+    /// An answer or a CRL is kept at most this long after it was fetched, however
+    /// far its nextUpdate (seconds; 0 keeps nothing): how long a revocation may
+    /// take to reach a running API.
+    pub max_cache_age: i64,
 }
 
 impl Default for StatusPolicy {
@@ -86,6 +96,7 @@ impl Default for StatusPolicy {
             skew: 300,
             max_crl_bytes: 64 << 20,
             max_age_without_next_update: 3600,
+            max_cache_age: 300,
         }
     }
 }
@@ -106,6 +117,7 @@ struct Crl {
     partition: Option<Vec<String>>,
     this_update: i64,
     next_update: i64,
+    fetched_at: i64,
     revoked: HashMap<Vec<u8>, (String, i64)>,
     only_ca: bool,
     only_user: bool,
@@ -165,6 +177,11 @@ fn reason_name(code: i64) -> String {
 
 impl StatusChecker {
     pub fn new(policy: StatusPolicy) -> gpki_pki::Result<StatusChecker> {
+        if !(0..=86_400).contains(&policy.max_cache_age) {
+            return Err(gpki_pki::Error::malformed(
+                "the status cache's maximum age must be 0 to 86400 seconds",
+            ));
+        }
         if !(0..=3600).contains(&policy.skew) {
             return Err(gpki_pki::Error::malformed(
                 "the tolerated clock skew must be 0 to 3600 seconds",
@@ -211,7 +228,9 @@ impl StatusChecker {
     fn cached(&self, key: &[u8; 32], now: i64) -> Option<Arc<Answer>> {
         let answers = self.answers.lock().expect("status cache");
         let a = answers.get(key)?;
-        (a.this_update <= now + self.policy.skew && a.next_update.is_some_and(|n| now <= n))
+        (a.this_update <= now + self.policy.skew
+            && a.next_update.is_some_and(|n| now <= n)
+            && now - a.fetched_at < self.policy.max_cache_age)
             .then(|| a.clone())
     }
 
@@ -258,6 +277,18 @@ impl StatusChecker {
                 .ocsp(cert, &decoded, issuer, &issuer_decoded, now)
                 .await
             {
+                // The issuer's own responder does not know the certificate: it
+                // may have been made with the CA's key outside the CA's records,
+                // and a CRL (which lists only what it revoked) would read its
+                // absence as good. Unknown is not good: refused, not asked of the
+                // CRL, never kept.
+                Ok(a) if a.status == UNKNOWN => {
+                    self.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                    return Err(format!(
+                        "OCSP: {} does not know the certificate (unknown); the CRL is not asked, since a certificate its issuer's responder does not know is not shown good by its absence from a CRL",
+                        a.url
+                    ));
+                }
                 Ok(a) => answer = Some(a),
                 Err(e) => why.push(format!("OCSP: {e}")),
             }
@@ -388,7 +419,7 @@ impl StatusChecker {
                 Some(revoked_at.unwrap_or(this_update)),
             )
         } else {
-            return Err(format!("{url} does not know the certificate (unknown)"));
+            (UNKNOWN.to_string(), None)
         };
         Ok(Answer {
             status,
@@ -397,6 +428,7 @@ impl StatusChecker {
             url,
             this_update,
             next_update,
+            fetched_at: now,
         })
     }
 
@@ -425,7 +457,11 @@ impl StatusChecker {
         );
         let mut why = Vec::new();
         for url in &urls {
-            let fresh = |c: &Arc<Crl>| c.issuer_key == issuer_key && now <= c.next_update;
+            let fresh = |c: &Arc<Crl>| {
+                c.issuer_key == issuer_key
+                    && now <= c.next_update
+                    && now - c.fetched_at < self.policy.max_cache_age
+            };
             let mut crl = self
                 .crls
                 .lock()
@@ -493,6 +529,7 @@ impl StatusChecker {
                 url: url.clone(),
                 this_update: crl.this_update,
                 next_update: Some(crl.next_update),
+                fetched_at: crl.fetched_at,
             });
         }
         Err(why.join("; "))
@@ -756,6 +793,7 @@ fn parse_crl(
         partition,
         this_update,
         next_update,
+        fetched_at: now,
         revoked,
         only_ca,
         only_user,

@@ -85,6 +85,9 @@ pub struct NewCa {
     pub name_constraints: Option<NameConstraints>,
     /// Base of the CA's CRL, OCSP and caIssuers URLs.
     pub url_base: String,
+    /// A subordinate CA kept offline, as a root always is: the online CA service
+    /// never acts for it.
+    pub offline: bool,
 }
 
 /// Where the key of a new certificate comes from.
@@ -118,14 +121,30 @@ pub struct IssueRequest {
 /// A CA key, decrypted on first use.
 type KeyCell = Arc<tokio::sync::OnceCell<Arc<SoftwareKey>>>;
 
-/// The CA service: the store, the profiles and the key directory. Cheap to
-/// clone; clones share the key cache.
+/// Where a set of CA keys is kept (`DIR/NAME.key.pem`) and the passphrase that
+/// opens them. The configuration, never the store, says where a key is.
+#[derive(Clone)]
+struct Custody {
+    key_dir: PathBuf,
+    passphrase: Arc<Passphrase>,
+}
+
+/// The CA: the store, the profiles and the custody of the keys. Cheap to clone;
+/// clones share the key cache.
+///
+/// A CA is online (its key in the online CA service) or offline (a root always,
+/// and any CA made `--offline`): an offline CA's key is opened only through the
+/// offline custody, which the online service does not have ([`Ca::online_only`]),
+/// so it refuses every operation of an offline CA before it opens anything.
 #[derive(Clone)]
 pub struct Ca {
     store: Store,
     profiles: Arc<Profiles>,
+    /// The online CAs' keys; also the audit key's directory and passphrase.
     key_dir: PathBuf,
     passphrase: Arc<Passphrase>,
+    /// The offline CAs' keys: `None` in the online CA service.
+    offline: Option<Custody>,
     actor: String,
     /// One cell per CA, so concurrent first calls decrypt its key once and a
     /// key being decrypted holds up no other CA's signing.
@@ -148,13 +167,68 @@ impl Ca {
         passphrase: Passphrase,
         actor: String,
     ) -> Ca {
+        let passphrase = Arc::new(passphrase);
         Ca {
             store,
             profiles: Arc::new(profiles),
+            offline: Some(Custody {
+                key_dir: key_dir.clone(),
+                passphrase: passphrase.clone(),
+            }),
             key_dir,
-            passphrase: Arc::new(passphrase),
+            passphrase,
             actor,
             keys: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// This CA with the offline CAs' keys kept apart: in `key_dir`, under
+    /// `passphrase` (the root's own directory and passphrase).
+    pub fn with_offline_custody(self, key_dir: PathBuf, passphrase: Passphrase) -> Ca {
+        Ca {
+            offline: Some(Custody {
+                key_dir,
+                passphrase: Arc::new(passphrase),
+            }),
+            ..self
+        }
+    }
+
+    /// This CA without any offline CA's key: what the online CA service is. Every
+    /// operation that would sign for an offline CA is refused before a key is
+    /// opened, whichever route asks.
+    pub fn online_only(self) -> Ca {
+        Ca {
+            offline: None,
+            ..self
+        }
+    }
+
+    /// Whether this CA may sign for `record`: an offline CA only where its
+    /// custody is held.
+    pub fn require_custody(&self, record: &AuthorityRecord) -> Result<()> {
+        if record.offline && self.offline.is_none() {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "CA `{}` is offline: the online CA service does not act for it (its operations run offline, with `gpki` on the machine that holds its key)",
+                    record.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn custody(&self, offline: bool) -> Result<Custody> {
+        if offline {
+            self.offline.clone().ok_or_else(|| {
+                Error::new(ErrorKind::Unauthorized, "no offline CA key is held here")
+            })
+        } else {
+            Ok(Custody {
+                key_dir: self.key_dir.clone(),
+                passphrase: self.passphrase.clone(),
+            })
         }
     }
 
@@ -184,11 +258,9 @@ impl Ca {
         AuditEvent::new(&self.actor, action, target, detail)
     }
 
-    fn key_path(&self, ca_name: &str) -> PathBuf {
-        self.key_dir.join(format!("{ca_name}.key.pem"))
-    }
-
     async fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
+        self.require_custody(record)?;
+        let custody = self.custody(record.offline)?;
         let cell = self
             .keys
             .lock()
@@ -198,7 +270,10 @@ impl Ca {
             .clone();
         cell.get_or_try_init(|| async {
             let alg: SignatureAlgorithm = record.signature_algorithm.parse()?;
-            let (path, pass) = (record.key_path.clone(), self.passphrase.clone());
+            let (path, pass) = (
+                custody.key_dir.join(format!("{}.key.pem", record.name)),
+                custody.passphrase.clone(),
+            );
             // 600,000 PBKDF2 rounds: off the async workers.
             let key = tokio::task::spawn_blocking(move || {
                 SoftwareKey::read_encrypted(Path::new(&path), &pass)
@@ -217,6 +292,7 @@ impl Ca {
     /// Refused unless the CA's certificate and every one above it is in force.
     pub async fn issuer(&self, name: &str) -> Result<Issuer> {
         let record = self.store.authority_by_name(name).await?;
+        self.require_custody(&record)?;
         gpki_store::standing::current(&self.store, &record)
             .await?
             .require_active(name)?;
@@ -226,6 +302,7 @@ impl Ca {
     /// [`Ca::issuer`] without the standing check: for CRLs, which a revoked or
     /// expired CA still signs (RFC 5280 relying parties need its last CRLs).
     async fn issuer_of(&self, record: AuthorityRecord) -> Result<Issuer> {
+        self.require_custody(&record)?;
         let name = record.name.clone();
         if record.status != "active" {
             return Err(Error::conflict(format!(
@@ -533,15 +610,18 @@ impl Ca {
                 )));
             }
         }
-        std::fs::create_dir_all(&self.key_dir).map_err(|e| {
+        // A root is always offline; a subordinate is when asked.
+        let offline = parent.is_none() || new.offline;
+        let custody = self.custody(offline)?;
+        std::fs::create_dir_all(&custody.key_dir).map_err(|e| {
             Error::internal(format!(
                 "cannot create key directory {}: {e}",
-                self.key_dir.display()
+                custody.key_dir.display()
             ))
         })?;
-        let key_path = self.key_path(&new.name);
+        let key_path = custody.key_dir.join(format!("{}.key.pem", new.name));
         let key = SoftwareKey::generate(new.key_type)?.with_algorithm(alg)?;
-        key.write_encrypted(&key_path, &self.passphrase)?;
+        key.write_encrypted(&key_path, &custody.passphrase)?;
         let base = new.url_base.trim_end_matches('/');
         let record = self
             .store
@@ -553,6 +633,7 @@ impl Ca {
                     key_type: new.key_type.to_string(),
                     signature_algorithm: alg.to_string(),
                     key_path: key_path.display().to_string(),
+                    offline,
                     crl_url: Some(format!("{base}/crl/{}.crl", new.name)),
                     ocsp_url: Some(format!("{base}/ocsp")),
                     ca_issuers_url: Some(format!("{base}/ca/{}.crt", new.name)),
@@ -560,7 +641,7 @@ impl Ca {
                 &self.event(
                     "ca.create",
                     format!("ca:{}", new.name),
-                    json!({ "subject": new.subject, "key_type": new.key_type.as_str(), "parent": parent.as_ref().map(|p| p.record.name.clone()) }),
+                    json!({ "subject": new.subject, "key_type": new.key_type.as_str(), "parent": parent.as_ref().map(|p| p.record.name.clone()), "offline": offline }),
                 ),
             )
             .await?;
@@ -584,7 +665,7 @@ impl Ca {
                             path_len: None,
                         },
                         Arc::new(
-                            SoftwareKey::read_encrypted(&key_path, &self.passphrase)?
+                            SoftwareKey::read_encrypted(&key_path, &custody.passphrase)?
                                 .with_algorithm(alg)?,
                         ),
                         record.id,

@@ -199,13 +199,16 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         None => Profiles::builtin()?,
     };
     let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the CA keys")?;
+    // The online service holds no offline CA's custody: the root's key is never
+    // reachable from here, whatever the store or a request names.
     let ca = Ca::new(
         store.clone(),
         profiles,
         config.key_dir.clone(),
         pass.clone(),
         "gpki-ca".into(),
-    );
+    )
+    .online_only();
     ca.record_profiles().await?;
     // The keys of the CAs that the RAs issue from are decrypted now (600,000
     // PBKDF2 rounds each), not while the first requests wait. A CA not in force
@@ -218,6 +221,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         .map(|r| r.ca_name)
         .collect();
     for name in issuing {
+        // (An offline CA is refused by `issuer` before its key is looked for.)
         if let Err(e) = ca.issuer(&name).await {
             tracing::warn!(ca = %name, error = %e, "CA key not loaded at start");
         }
@@ -604,6 +608,11 @@ async fn authorize_ra_in_store(state: &State, who: &Caller, ra: &str) -> Result<
     if record.status != "active" {
         return Err(unauthorized(format!("RA `{ra}` is {}", record.status)));
     }
+    // An RA of an offline CA (a row written past `gpki ra create`'s refusal) gets
+    // nothing here: every route an RA reaches acts for its CA.
+    state
+        .ca
+        .require_custody(&state.store.authority_by_name(&record.ca_name).await?)?;
     Ok(record)
 }
 
@@ -1114,8 +1123,15 @@ async fn renew_signer(
             )))
         }
     };
+    let issuer = match state.store.authority_by_name(&b.ca).await {
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(Error::not_found(format!("no CA named `{}`", b.ca)))
+        }
+        r => r?,
+    };
+    // An offline CA's responder certificates are renewed offline only.
+    state.ca.require_custody(&issuer)?;
     let serial = b.serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
-    let issuer = state.store.authority_by_name(&b.ca).await?;
     let old = state
         .store
         .certificate(issuer.id, &serial)

@@ -73,6 +73,10 @@ pub enum CaCmd {
         constraints: ConstraintArgs,
         #[command(flatten)]
         key: CaKeyArgs,
+        /// Keep it offline, as the root is: its key goes beside the offline
+        /// CAs' (--offline-key-dir) and the online CA service never acts for it
+        #[arg(long)]
+        offline: bool,
     },
     /// Cross-certify another PKI's CA certificate
     CrossCertify {
@@ -120,9 +124,11 @@ pub async fn run(g: &Global, cmd: CaCmd) -> Result<()> {
             subject,
             constraints: c,
             key,
+            offline,
         } => {
             let ca = g.ca().await?;
-            let new = new_ca(&name, &subject, &key, c.path_len, constraints(&c)?)?;
+            let mut new = new_ca(&name, &subject, &key, c.path_len, constraints(&c)?)?;
+            new.offline = offline;
             let issued = ca.create_subordinate(&new, &parent).await?;
             report_ca(g, &ca, &name, &issued, key.out.as_deref()).await?;
         }
@@ -188,9 +194,10 @@ pub async fn run(g: &Global, cmd: CaCmd) -> Result<()> {
                     .zip(&standings)
                     .map(|(a, s)| {
                         format!(
-                            "{:<16} {:<8} parent={:<12} {}{}",
+                            "{:<16} {:<8} {:<7} parent={:<12} {}{}",
                             a.name,
                             s.label(),
+                            if a.offline { "offline" } else { "online" },
                             a.parent_id
                                 .and_then(|p| names.get(&p).cloned())
                                 .unwrap_or_else(|| "-".into()),
@@ -259,6 +266,7 @@ fn new_ca(
         path_len,
         name_constraints: nc,
         url_base: key.url_base.clone(),
+        offline: false,
     })
 }
 
@@ -281,6 +289,7 @@ fn ca_json(
         "key_type": a.key_type,
         "signature_algorithm": a.signature_algorithm,
         "key_file": a.key_path,
+        "offline": a.offline,
         "serial": cert.as_ref().map(|c| hex::encode(c.tbs_certificate.serial_number.as_bytes())),
         "not_before": cert.as_ref().map(|c| gpki_pki::time::rfc3339(gpki_pki::time::unix_seconds(&c.tbs_certificate.validity.not_before))),
         "not_after": cert.as_ref().map(|c| gpki_pki::time::rfc3339(gpki_pki::time::unix_seconds(&c.tbs_certificate.validity.not_after))),

@@ -102,6 +102,12 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     let pass = Passphrase::from_file(&pass_file)?;
     let signer_pass_file = random_file(dir.join("dev-signer-passphrase"))?;
     let signer_pass = Passphrase::from_file(&signer_pass_file)?;
+    // The root is offline: its key in a directory of its own under a passphrase of
+    // its own, neither of which the CA service's config names.
+    let offline_pass_file = match &g.offline_key_pass_file {
+        Some(p) => p.clone(),
+        None => random_file(dir.join("offline-passphrase"))?,
+    };
     let store = Store::open(&g.store_url()).await?;
     let ca = Ca::new(
         store.clone(),
@@ -109,6 +115,10 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
         dir.join("keys"),
         pass.clone(),
         g.actor(),
+    )
+    .with_offline_custody(
+        g.offline_key_dir(),
+        Passphrase::from_file(&offline_pass_file)?,
     );
     let mut made = Vec::new();
     let mut found = Vec::new();
@@ -124,6 +134,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             path_len: Some(1),
             name_constraints: None,
             url_base: url_base(listen),
+            offline: false,
         })
         .await?;
         made.push(format!("root CA {ROOT}"));
@@ -150,6 +161,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
                     &[],
                 )?,
                 url_base: url_base(listen),
+                offline: false,
             },
             ROOT,
         )
@@ -182,6 +194,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
                 path_len: Some(0),
                 name_constraints: None,
                 url_base: url_base(listen),
+                offline: false,
             },
             ROOT,
         )
@@ -360,7 +373,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
             }
             let gpki = invocation();
             t += &format!(
-            "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {d}/dev-signer-passphrase)\nCA keys: {d}/keys/ (passphrase in {})\nCRLs: {d}/crl/\n\nTry next:\n  \
+            "\nCertificates and keys: {d}/certs/  (keys encrypted; passphrase in {d}/dev-signer-passphrase)\nCA keys: {d}/keys/ (passphrase in {})\nThe offline root's key: {d}/offline/ (passphrase in {d}/offline-passphrase; the CA service never reaches it)\nCRLs: {d}/crl/\n\nTry next:\n  \
              export GPKI_KEY_PASS_FILE={}\n  \
              {gpki} ca list\n  \
              {gpki} cert list --ca {SUB}\n  \
@@ -372,7 +385,8 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
              {gpki} cms verify --in README.p7s --ca-file {d}/certs/{ROOT}.crt.pem --untrusted {d}/certs/{SUB}.crt.pem\n  \
              {gpki} cert revoke --ca {SUB} --serial SERIAL --reason keyCompromise\n  \
              {gpki} crl generate --ca {SUB} --out {d}/crl/{SUB}.crl.pem\n  \
-             {gpki} ocsp renew-signers --config {d}/ocsp.toml\n  \
+             GPKI_OFFLINE_KEY_PASS_FILE={d}/offline-passphrase {gpki} crl generate --ca {ROOT} --out {d}/crl/{ROOT}.crl.pem\n  \
+             GPKI_OFFLINE_KEY_PASS_FILE={d}/offline-passphrase {gpki} ocsp renew-signers --config {d}/ocsp.toml\n  \
              {gpki} audit verify\n\n\
              The RA (operator {RA_ADMIN} of RA {DEV_RA}, over mutual TLS; see README \"Issuing through the RA\"):\n  \
              export GPKI_RA_CONFIG={d}/ra-client.toml GPKI_OUT_PASS_FILE={d}/dev-signer-passphrase\n  \

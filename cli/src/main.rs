@@ -62,6 +62,14 @@ struct Global {
     /// File whose first line is the CA key passphrase (else GPKI_KEY_PASS, else a prompt)
     #[arg(long, global = true, env = "GPKI_KEY_PASS_FILE")]
     key_pass_file: Option<PathBuf>,
+    /// Where the offline CAs' keys (the root's) are, apart from the online CAs'
+    /// (default: DATA_DIR/offline)
+    #[arg(long, global = true, env = "GPKI_OFFLINE_KEY_DIR")]
+    offline_key_dir: Option<PathBuf>,
+    /// File whose first line is the offline CAs' key passphrase (default: the CA
+    /// key passphrase)
+    #[arg(long, global = true, env = "GPKI_OFFLINE_KEY_PASS_FILE")]
+    offline_key_pass_file: Option<PathBuf>,
     /// Who is acting, for the audit log (default: $USER)
     #[arg(long, global = true, env = "GPKI_ACTOR")]
     actor: Option<String>,
@@ -232,15 +240,27 @@ impl Global {
     /// changed since the last time.
     async fn ca(&self) -> Result<Ca> {
         let store = self.store().await?;
+        let pass = self.passphrase()?;
+        let offline_pass = match &self.offline_key_pass_file {
+            Some(f) => Passphrase::from_file(f)?,
+            None => pass.clone(),
+        };
         let ca = Ca::new(
             store,
             self.profiles()?,
             self.data_dir.join("keys"),
-            self.passphrase()?,
+            pass,
             self.actor(),
-        );
+        )
+        .with_offline_custody(self.offline_key_dir(), offline_pass);
         ca.record_profiles().await?;
         Ok(ca)
+    }
+
+    fn offline_key_dir(&self) -> PathBuf {
+        self.offline_key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("offline"))
     }
 }
 

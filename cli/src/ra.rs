@@ -265,6 +265,10 @@ pub enum RaCmd {
         km_transport: Option<PathBuf>,
         #[command(flatten)]
         km_out: KmOut,
+        /// A new key (--csr, or a pair's new km key) needs the identity verified
+        /// again, as a first issuance does
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
 }
 
@@ -564,6 +568,18 @@ fn request_text(v: &Value) -> String {
     }
     if v["replayed"].as_bool() == Some(true) {
         t += "\n  (a replay: this is the request made the first time)";
+    }
+    let id = &r["id"];
+    for w in v["waiting_for"].as_array().into_iter().flatten() {
+        match w.as_str() {
+            Some("identity") => t += &format!(
+                "\n  waiting for an identity verification: gpki ra verify-identity {id} --method face-to-face|contact-free --document \"…\", then gpki ra approve {id}"
+            ),
+            Some("second-operator") => t += &format!(
+                "\n  waiting for a second operator (dual control): another operator of this RA runs gpki ra approve {id}"
+            ),
+            _ => t += &format!("\n  waiting for {w}"),
+        }
     }
     t
 }
@@ -1132,8 +1148,12 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             out: file,
             km_transport,
             km_out,
+            identity,
         } => {
             let mut body = json!({ "idempotency_key": idempotency_key, "serial": serial });
+            if let Some(i) = identity.value() {
+                body["identity"] = i;
+            }
             if let Some(c) = csr {
                 body["csr"] = Value::String(String::from_utf8_lossy(&read_file(&c, "CSR")?).into());
             }

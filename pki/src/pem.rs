@@ -20,10 +20,26 @@ pub fn decode(input: &[u8], label: &str) -> Result<Vec<u8>> {
     let end = text[start..].find(&end_marker).ok_or_else(|| {
         Error::malformed(format!("PEM block `{label}` is truncated (no END line)"))
     })?;
-    let block = &text[start..start + end + end_marker.len()];
-    let (found, der_bytes) = der::pem::decode_vec(block.as_bytes())
-        .map_err(|e| Error::malformed(format!("PEM block `{label}`: {e}")))?;
-    debug_assert_eq!(found, label);
+    // RFC 7468 §2 asks parsers to be lax: any line length (76 columns from
+    // Python's base64.encodebytes and MIME tools, one long line from others), CR
+    // or LF, spaces. The Base64 itself is strict: an alphabet letter out of place
+    // or bad padding is refused by name.
+    let body: String = text[start + begin.len()..start + end]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if body.contains(':') {
+        return Err(Error::malformed(format!(
+            "PEM block `{label}` has headers (RFC 1421 encryption?): expected plain Base64"
+        )));
+    }
+    use base64::Engine;
+    let der_bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map_err(|e| Error::malformed(format!("PEM block `{label}`: invalid Base64 ({e})")))?;
+    if der_bytes.is_empty() {
+        return Err(Error::malformed(format!("PEM block `{label}` is empty")));
+    }
     Ok(der_bytes)
 }
 
@@ -68,4 +84,54 @@ pub fn decode_all(input: &[u8], label: &str) -> Result<Vec<Vec<u8>>> {
         rest = &block[begin.len()..];
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DER: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x05];
+
+    fn wrap(body: &str) -> String {
+        format!("-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n")
+    }
+
+    /// Any line length and line ending reads (RFC 7468 §2: be lax); what is
+    /// written stays 64 columns.
+    #[test]
+    fn any_line_length_reads() {
+        let long: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&long);
+        for width in [76, 64, 1, 1000] {
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(width)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            for eol in ["\n", "\r\n"] {
+                let pem = wrap(&lines.join(eol));
+                assert_eq!(decode(pem.as_bytes(), "CERTIFICATE REQUEST").unwrap(), long);
+            }
+        }
+        assert!(encode("CERTIFICATE", DER).lines().all(|l| l.len() <= 64));
+    }
+
+    /// Bad Base64 is refused by name, as are headers and an empty block.
+    #[test]
+    fn bad_base64_is_named() {
+        for (body, why) in [
+            ("MAMCAQ*=", "invalid Base64"),
+            ("MAMCAQU", "invalid Base64"),
+            ("Proc-Type: 4,ENCRYPTED\n\nMAMCAQU=", "has headers"),
+            ("", "is empty"),
+        ] {
+            let e = decode(wrap(body).as_bytes(), "CERTIFICATE REQUEST").unwrap_err();
+            assert!(e.to_string().contains(why), "{body}: {e}");
+        }
+        assert_eq!(
+            decode(wrap("MAMCAQU=").as_bytes(), "CERTIFICATE REQUEST").unwrap(),
+            DER
+        );
+    }
 }

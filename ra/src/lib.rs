@@ -158,6 +158,10 @@ pub struct RenewalBody {
     /// together, the new km key sealed to this transport key (PEM PKCS#10).
     #[serde(default)]
     pub km_transport: Option<String>,
+    /// A renewal that makes a new key (a CSR, or a pair's new km key) binds the
+    /// official's name to it again: it needs what a first issuance needs.
+    #[serde(default)]
+    pub identity: Option<Identity>,
 }
 
 /// `POST /v1/requests/ID/reject`.
@@ -190,6 +194,9 @@ pub struct RequestReply {
     /// True when this answers a replayed submission.
     #[serde(default)]
     pub replayed: bool,
+    /// What a submitted request waits for before it goes to the CA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<Wait>,
 }
 
 struct State {
@@ -664,10 +671,20 @@ async fn reply(state: &State, s: &Settled, replayed: bool) -> Result<serde_json:
         }
         (None, None) => None,
     };
+    let waiting_for = if r.status == "submitted" {
+        waits_for(
+            &state.store.ra(r.ra_id).await?,
+            &state.profiles,
+            &Ask::of(r),
+        )?
+    } else {
+        Vec::new()
+    };
     Ok(serde_json::to_value(RequestReply {
         request: serde_json::to_value(r).expect("JSON of a request"),
         certificate,
         replayed,
+        waiting_for,
     })
     .expect("JSON of a reply"))
 }
@@ -716,9 +733,14 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     ]);
     // One operator may decide alone (no dual control, no identity check missing):
     // the submission is the approval, recorded as one.
-    let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
-    let identity_missing = profile.spec.requires_identity_verification && identity.is_none();
-    let alone = !(dual || identity_missing);
+    let ask = Ask {
+        kind: "issue",
+        profile: &b.profile,
+        km: b.km_transport.is_some(),
+        new_key: true,
+        identity_seen: identity.is_some(),
+    };
+    let alone = waits_for(&op.ra, &state.profiles, &ask)?.is_empty();
     let (r, created) = state
         .store
         .submit_request(
@@ -748,9 +770,9 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let dual = op.ra.dual_control.iter().any(|p| p == &b.profile);
-    let needs_identity = profile.spec.requires_identity_verification && r.identity.is_none();
-    let s = if r.status == "submitted" && !dual && !needs_identity {
+    let s = if r.status == "submitted"
+        && waits_for(&op.ra, &state.profiles, &Ask::of(&r))?.is_empty()
+    {
         approve_and_forward(state, op, r).await?
     } else if r.status == "approved" {
         // Decided alone at submission, or a replay of a request the CA did not
@@ -760,6 +782,80 @@ async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
         r.into()
     };
     recorded.reply(state, &s).await
+}
+
+/// What a request still waits for before one operator's word sends it to the CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wait {
+    /// Another operator's approval: the profile, or the km profile of the pair
+    /// the request makes, is under the RA's dual control.
+    SecondOperator,
+    /// An identity verification (`POST /v1/requests/ID/identity`): a profile the
+    /// request makes asks for one and none is recorded.
+    Identity,
+}
+
+/// A request as the approval rule sees it.
+struct Ask<'a> {
+    kind: &'a str,
+    profile: &'a str,
+    /// It makes an official-km certificate too, whose key the CA makes and
+    /// delivers.
+    km: bool,
+    /// It binds a name to a key not bound before: a new request, an enrolment, a
+    /// renewal with a new CSR, or a renewal that makes a new km key.
+    new_key: bool,
+    identity_seen: bool,
+}
+
+impl<'a> Ask<'a> {
+    fn of(r: &'a RaRequest) -> Ask<'a> {
+        let km = r.km_transport.is_some();
+        Ask {
+            kind: &r.kind,
+            profile: r.profile.as_deref().unwrap_or(""),
+            km,
+            new_key: match r.kind.as_str() {
+                "issue" | "enrol" => true,
+                "renew" => r.csr.is_some() || km,
+                _ => false,
+            },
+            identity_seen: r.identity.is_some(),
+        }
+    }
+}
+
+/// The approval rule, one function for every route that binds a name to a key
+/// (submission, enrolment, renewal with a new key or a new km key, approval): a
+/// new binding needs a second operator when any profile it makes is under dual
+/// control, and an identity verification when any profile it makes asks for one.
+/// Revocations and same-key renewals wait for nothing.
+fn waits_for(ra: &RaRecord, profiles: &Profiles, a: &Ask) -> Result<Vec<Wait>> {
+    if !a.new_key {
+        return Ok(Vec::new());
+    }
+    let mut made = vec![a.profile];
+    if a.km {
+        made.push(gpki_service::ca_api::KM_PROFILE);
+    }
+    let dual = if a.kind == "enrol" {
+        enrolment_dual_control(ra)
+    } else {
+        made.iter().any(|p| ra.dual_control.iter().any(|d| d == p))
+    };
+    let mut identity = false;
+    for p in &made {
+        identity |= profiles.get(p)?.spec.requires_identity_verification;
+    }
+    let mut waits = Vec::new();
+    if dual {
+        waits.push(Wait::SecondOperator);
+    }
+    if identity && !a.identity_seen {
+        waits.push(Wait::Identity);
+    }
+    Ok(waits)
 }
 
 async fn own_request(state: &State, op: &Operator, id: i64) -> Result<RaRequest> {
@@ -832,25 +928,23 @@ async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
     let s = match r.status.as_str() {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
-            let dual = if r.kind == "enrol" {
-                enrolment_dual_control(&op.ra)
+            let waits = waits_for(&op.ra, &state.profiles, &Ask::of(&r))?;
+            let what = if r.km_transport.is_some() {
+                format!(
+                    "{profile} with its {} pair",
+                    gpki_service::ca_api::KM_PROFILE
+                )
             } else {
-                op.ra.dual_control.iter().any(|p| p == &profile)
+                format!("profile {profile}")
             };
-            if dual && r.submitted_by == Some(op.record.id) {
+            if waits.contains(&Wait::SecondOperator) && r.submitted_by == Some(op.record.id) {
                 return Err(unauthorized(format!(
-                    "profile {profile} is under dual control: request {id} must be approved by an operator other than its submitter"
+                    "{what} is under dual control: request {id} must be approved by an operator other than its submitter"
                 )));
             }
-            if state
-                .profiles
-                .get(&profile)?
-                .spec
-                .requires_identity_verification
-                && r.identity.is_none()
-            {
+            if waits.contains(&Wait::Identity) {
                 return Err(Error::policy(format!(
-                    "profile {profile} requires an identity verification before approval (POST /v1/requests/{id}/identity)"
+                    "{what} requires an identity verification before approval (POST /v1/requests/{id}/identity)"
                 )));
             }
             approve_and_forward(state, op, r).await?
@@ -1266,18 +1360,11 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
         )));
     }
     if let Some(csr) = &b.csr {
-        // A new key is a new binding of the official's name: it needs what a first
-        // issuance of the profile needs, so it goes through submit and approve.
-        let profile = state.profiles.get(&cert.profile)?;
-        if op.ra.dual_control.iter().any(|p| p == &cert.profile)
-            || profile.spec.requires_identity_verification
-        {
-            return Err(Error::policy(format!(
-                "a renewal of a {} certificate with a new key needs identity verification or a second operator: submit it as a new request",
-                cert.profile
-            )));
-        }
-        gpki_pki::csr::parse_and_verify(csr.as_bytes())?;
+        let csr = gpki_pki::csr::parse_and_verify(csr.as_bytes())?;
+        state
+            .profiles
+            .get(&cert.profile)?
+            .allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
     }
     // A pair is renewed together, from its signing certificate.
     if let Some(pair) = state.store.pair_of(cert.id).await? {
@@ -1305,6 +1392,23 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
             cert.serial
         )));
     }
+    // A new key (a CSR, or the pair's new km key, which the CA makes and
+    // delivers) is a new binding of the official's name: it needs what a first
+    // issuance of the profiles it makes needs, a second operator or an identity
+    // verification, and waits for them as a submission does.
+    let identity = b
+        .identity
+        .as_ref()
+        .map(|i| identity_record(op, i))
+        .transpose()?;
+    let ask = Ask {
+        kind: "renew",
+        profile: &cert.profile,
+        km: b.km_transport.is_some(),
+        new_key: b.csr.is_some() || b.km_transport.is_some(),
+        identity_seen: identity.is_some(),
+    };
+    let alone = waits_for(&op.ra, &state.profiles, &ask)?.is_empty();
     let (r, created) = state
         .store
         .submit_request(
@@ -1326,20 +1430,28 @@ async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 reason: None,
                 submitted_by: Some(op.record.id),
                 enrol: None,
-                approved_by: Some(op.record.id),
+                approved_by: alone.then_some(op.record.id),
                 approved: false,
                 km_transport: b.km_transport.clone(),
             },
-            None,
+            identity.as_ref(),
             &op.event(
                 "ra.request.submit",
                 "ra-request",
-                json!({ "kind": "renew", "serial": cert.serial }),
+                json!({ "kind": "renew", "serial": cert.serial, "new_key": ask.new_key, "km": ask.km, "identity": identity, "decided_alone": alone }),
             ),
         )
         .await?;
     let recorded = Recorded::of(&r, created);
-    let s = decide_alone(state, op, r).await?;
+    let s = if r.status == "submitted"
+        && !waits_for(&op.ra, &state.profiles, &Ask::of(&r))?.is_empty()
+    {
+        // A second operator approves it, or the identity verification is
+        // recorded first (POST /v1/requests/ID/identity, then approve).
+        r.into()
+    } else {
+        decide_alone(state, op, r).await?
+    };
     recorded.reply(state, &s).await
 }
 
@@ -1442,9 +1554,19 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
                     name: b.name.clone(),
                     admin: b.admin,
                 }),
-                approved_by: (!enrolment_dual_control(&op.ra)
-                    && !profile.spec.requires_identity_verification)
-                    .then_some(op.record.id),
+                approved_by: waits_for(
+                    &op.ra,
+                    &state.profiles,
+                    &Ask {
+                        kind: "enrol",
+                        profile: "ra-operator",
+                        km: false,
+                        new_key: true,
+                        identity_seen: false,
+                    },
+                )?
+                .is_empty()
+                .then_some(op.record.id),
                 approved: false,
                 km_transport: None,
             },
@@ -1458,7 +1580,7 @@ async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
         .await?;
     let recorded = Recorded::of(&r, created);
     let s = if r.status == "submitted"
-        && (enrolment_dual_control(&op.ra) || profile.spec.requires_identity_verification)
+        && !waits_for(&op.ra, &state.profiles, &Ask::of(&r))?.is_empty()
     {
         // A second administrator approves it (POST /v1/requests/{id}/approve),
         // after the identity verification when the profile asks for one.

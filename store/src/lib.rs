@@ -131,6 +131,9 @@ pub struct AuthorityRecord {
     pub key_type: String,
     pub signature_algorithm: String,
     pub key_path: String,
+    /// Its key is kept offline (a root always): the online CA service refuses
+    /// every operation for it. Fixed when the CA is made.
+    pub offline: bool,
     #[serde(skip)]
     pub key_id: Option<Vec<u8>>,
     #[serde(skip)]
@@ -150,6 +153,8 @@ pub struct NewAuthority {
     pub key_type: String,
     pub signature_algorithm: String,
     pub key_path: String,
+    /// Kept offline (gpki-ca makes every root so).
+    pub offline: bool,
     pub crl_url: Option<String>,
     pub ocsp_url: Option<String>,
     pub ca_issuers_url: Option<String>,
@@ -427,8 +432,8 @@ impl Store {
         let now = gpki_pki::time::now();
         let row = sqlx::query(
             "INSERT INTO authorities (name, parent_id, status, subject, key_type, signature_algorithm, key_path, \
-             crl_url, ocsp_url, ca_issuers_url, created_at) \
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+             crl_url, ocsp_url, ca_issuers_url, created_at, offline) \
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(&new.name)
         .bind(new.parent_id)
@@ -440,6 +445,7 @@ impl Store {
         .bind(&new.ocsp_url)
         .bind(&new.ca_issuers_url)
         .bind(now)
+        .bind(i64::from(new.offline))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match db_err(e) {
@@ -490,7 +496,7 @@ impl Store {
 
     const AUTHORITY_COLUMNS: &'static str =
         "id, name, parent_id, status, subject, key_type, signature_algorithm, \
-        key_path, key_id, cert_der, crl_url, ocsp_url, ca_issuers_url, created_at";
+        key_path, key_id, cert_der, crl_url, ocsp_url, ca_issuers_url, created_at, offline";
 
     fn authority_from_row(row: &AnyRow) -> Result<AuthorityRecord> {
         Ok(AuthorityRecord {
@@ -502,6 +508,7 @@ impl Store {
             key_type: row.try_get("key_type").map_err(db_err)?,
             signature_algorithm: row.try_get("signature_algorithm").map_err(db_err)?,
             key_path: row.try_get("key_path").map_err(db_err)?,
+            offline: row.try_get::<i64, _>("offline").map_err(db_err)? != 0,
             key_id: row.try_get("key_id").map_err(db_err)?,
             cert_der: row.try_get("cert_der").map_err(db_err)?,
             crl_url: row.try_get("crl_url").map_err(db_err)?,

@@ -450,6 +450,18 @@ impl Store {
             &new.domains,
             new.renew_window_days,
         )?;
+        // An RA asks the online CA service, which never acts for an offline CA
+        // (a root): an RA of one could only be a way around that.
+        if self
+            .find_authority(&new.ca_name)
+            .await?
+            .is_some_and(|a| a.offline)
+        {
+            return Err(Error::policy(format!(
+                "CA `{}` is offline: an RA asks an online CA (the online CA service never acts for an offline one)",
+                new.ca_name
+            )));
+        }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(
@@ -1125,6 +1137,49 @@ mod tests {
             host: "ra-host-1".into(),
             domains: vec![],
         }
+    }
+
+    /// An RA is of an online CA: one naming an offline CA (a root) is refused and
+    /// nothing is written; the online CA beside it takes one.
+    #[tokio::test]
+    async fn an_ra_of_an_offline_ca_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        for (name, offline) in [("root", true), ("ca", false)] {
+            store
+                .create_authority(
+                    &crate::NewAuthority {
+                        name: name.into(),
+                        parent_id: None,
+                        subject: format!("CN={name}"),
+                        key_type: "p256".into(),
+                        signature_algorithm: "ecdsa-with-SHA256".into(),
+                        key_path: format!("{name}.key.pem"),
+                        offline,
+                        crl_url: None,
+                        ocsp_url: None,
+                        ca_issuers_url: None,
+                    },
+                    &event(),
+                )
+                .await
+                .unwrap();
+        }
+        assert!(store.authority_by_name("root").await.unwrap().offline);
+        let e = store
+            .create_ra(
+                &NewRa {
+                    ca_name: "root".into(),
+                    ..new_ra()
+                },
+                &event(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PolicyViolation, "{e}");
+        assert!(e.detail.contains("CA `root` is offline"), "{e}");
+        assert!(store.ras().await.unwrap().is_empty());
+        store.create_ra(&new_ra(), &event()).await.unwrap();
     }
 
     /// A change is written only over the row it read: one made on a stale read

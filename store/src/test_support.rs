@@ -24,6 +24,7 @@ pub(crate) async fn ca(store: &Store) -> AuthorityRecord {
                 key_type: "p256".into(),
                 signature_algorithm: "ecdsa-with-SHA256".into(),
                 key_path: "ca.key.pem".into(),
+                offline: false,
                 crl_url: None,
                 ocsp_url: None,
                 ca_issuers_url: None,

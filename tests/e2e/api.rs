@@ -375,6 +375,106 @@ fn standard_api_login_verify_sign_encrypt() {
         revoked.1
     );
 
+    // 3b. A certificate made with the CA's key outside the CA's records (openssl
+    //     x509 -req): its responder does not know it, and unknown is not good; the
+    //     CRL, where its absence would read as good, is not asked (issue 28,
+    //     point 6).
+    env.openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.csr",
+        "-subj",
+        "/C=KR/O=Government of Korea/OU=Ministry of the Interior and Safety/OU=people/CN=Rogue(009999999)",
+    ]);
+    std::fs::write(
+        env.path("rogue.ext"),
+        format!(
+            "keyUsage=critical,digitalSignature\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
+             authorityInfoAccess=OCSP;URI:http://{ocsp}/ocsp\ncrlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
+        ),
+    )
+    .unwrap();
+    env.openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "rogue.csr",
+        "-CA",
+        "data/certs/mois.crt.pem",
+        "-CAkey",
+        "data/keys/mois.key.pem",
+        "-passin",
+        "file:data/dev-passphrase",
+        "-set_serial",
+        "0x5eed0c0ffee15bad",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        "rogue.ext",
+        "-out",
+        "rogue.pem",
+    ]);
+    let rogue = login(&env, &api, "rogue.pem", "rogue.key", |_, _| {});
+    refused(&rogue, 503, "status-unknown");
+    assert!(
+        rogue.1["detail"].as_str().unwrap().contains("(unknown)"),
+        "{}",
+        rogue.1
+    );
+
+    // 3c. A revocation reaches a running API within its max_cache_secs, though
+    //     the responder's answer runs for a day (issue 28, point 9).
+    let lee = user_ok(
+        &env,
+        &[
+            "cert", "issue", "--ca", "mois", "--profile", "official-sign", "--subject",
+            "CN=Lee Minho(001234569), OU=people, OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR",
+            "--generate-key", "--key-out", "lee.key.pem", "--out", "lee.pem",
+        ],
+    );
+    env.openssl_ok(&[
+        "pkey",
+        "-in",
+        "lee.key.pem",
+        "-passin",
+        "file:outpass",
+        "-out",
+        "lee.key",
+    ]);
+    let (_short_api, short_url) = api_process(&env, "short-cache", "max_cache_secs = 2");
+    for _ in 0..2 {
+        let ok = login(&env, &short_url, "lee.pem", "lee.key", |_, _| {});
+        assert_eq!(ok.0, 200, "{}", ok.1);
+    }
+    user_ok(
+        &env,
+        &[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            lee["serial"].as_str().unwrap(),
+            "--reason",
+            "affiliationChanged",
+        ],
+    );
+    eventually("a running API refuses the revoked official", 30, || {
+        let r = login(&env, &short_url, "lee.pem", "lee.key", |_, _| {});
+        (r.0 == 401 && r.1["reason"] == "revoked")
+            .then_some(())
+            .ok_or(r.1.to_string())
+    });
+
     // 4. OCSP unreachable: the CRL answers (after a CRL that lists the revocation);
     //    with no CRL either, the status is unknown and the login refused (503).
     user_ok(&env, &["crl", "generate", "--ca", "mois"]);

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::{free_port, require, wait_http_ok, Backend, Env, Run};
 
@@ -1116,7 +1116,10 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
     ]));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("renewed with its pair"), "{}", r.stdout);
-    let renewed = ok_json(run(as_lee(&[
+    // A new km key, made by the CA and sealed to a transport key the operator
+    // hands in, is a new key: one operator without the identity seen again gets
+    // a request that waits, and no key (issue 28, point 1).
+    let waiting = ok_json(run(as_lee(&[
         "ra",
         "renew",
         "--idempotency-key",
@@ -1125,6 +1128,47 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
         &sign_serial,
         "--km-transport",
         "park-transport.csr",
+    ])));
+    assert_eq!(waiting["request"]["status"], "submitted", "{waiting}");
+    assert_eq!(waiting["waiting_for"], json!(["identity"]), "{waiting}");
+    assert!(waiting["certificate"].is_null(), "{waiting}");
+    let renewal_id = waiting["request"]["id"].to_string();
+    // Said in words too, with the commands that finish it (point 15).
+    let text = env
+        .command()
+        .env_remove("GPKI_STORE")
+        .env_remove("GPKI_KEY_PASS_FILE")
+        .env("GPKI_RA_CONFIG", "data/ra-client.toml")
+        .args(["ra", "show", &renewal_id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("waiting for an identity verification")
+            && text.contains(&format!("gpki ra verify-identity {renewal_id}")),
+        "{text}"
+    );
+    // Approval alone is refused while the identity is not recorded.
+    let r = run(as_lee(&["ra", "approve", &renewal_id]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("requires an identity verification"),
+        "{}",
+        r.stdout
+    );
+    ok_json(run(as_lee(&[
+        "ra",
+        "verify-identity",
+        &renewal_id,
+        "--method",
+        "face-to-face",
+        "--document",
+        "public official ID card",
+    ])));
+    let renewed = ok_json(run(as_lee(&[
+        "ra",
+        "approve",
+        &renewal_id,
         "--out",
         "park-2.pem",
         "--km-out",
@@ -1132,6 +1176,7 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
         "--km-envelope-out",
         "park-km-2.p7m",
     ])));
+    assert_eq!(renewed["request"]["status"], "issued", "{renewed}");
     let new_km = renewed["certificate"]["km"]["certificate"]["serial"]
         .as_str()
         .unwrap()
@@ -1266,6 +1311,39 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
     assert_eq!(
         revoked["certificate"]["pair"]["status"], "issued",
         "{revoked}"
+    );
+
+    // official-km under dual control holds for dual enrolments, though the
+    // signing profile is not: one operator's submission waits, the submitter
+    // cannot approve it, another operator can.
+    user_ok(
+        env,
+        &[
+            "ra",
+            "update",
+            "--name",
+            "dev-mois",
+            "--dual-control",
+            "official-km",
+        ],
+    );
+    let jang = official("jang", "Jang Mina(002345680)", true);
+    assert_eq!(jang["request"]["status"], "submitted", "{jang}");
+    assert_eq!(jang["waiting_for"], json!(["second-operator"]), "{jang}");
+    assert!(jang["certificate"].is_null(), "{jang}");
+    let jang_id = jang["request"]["id"].to_string();
+    let r = run(as_lee(&["ra", "approve", &jang_id]));
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("under dual control"), "{}", r.stdout);
+    let approved = user_ok(env, &["ra", "approve", &jang_id, "--km-out", "jang-km.pem"]);
+    assert_eq!(approved["request"]["status"], "issued", "{approved}");
+    assert_eq!(
+        approved["certificate"]["km"]["certificate"]["profile"], "official-km",
+        "{approved}"
+    );
+    user_ok(
+        env,
+        &["ra", "update", "--name", "dev-mois", "--no-dual-control"],
     );
 
     // A KRA out of force takes no key: the enrolment is refused before the signing

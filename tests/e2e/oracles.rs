@@ -37,6 +37,28 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("made   root CA gpki-root"), "{text}");
+    // The root is offline: its key in a directory and under a passphrase of its
+    // own, neither named by the CA service's config (issue 28, point 2).
+    assert!(env.path("data/offline/gpki-root.key.pem").exists());
+    assert!(!env.path("data/keys/gpki-root.key.pem").exists());
+    assert!(env.path("data/keys/mois.key.pem").exists());
+    let read = |n: &str| std::fs::read_to_string(env.path(n)).unwrap();
+    assert_ne!(read("data/offline-passphrase"), read("data/dev-passphrase"));
+    let ca_toml = read("data/ca.toml");
+    assert!(
+        !ca_toml.contains("offline") && ca_toml.contains("keys"),
+        "{ca_toml}"
+    );
+    let listed = env
+        .command()
+        .env_remove("GPKI_STORE")
+        .args(["ca", "list", "--output", "json"])
+        .output()
+        .unwrap();
+    let cas: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    for ca in cas.as_array().unwrap() {
+        assert_eq!(ca["offline"], ca["name"] == "gpki-root", "{ca}");
+    }
 
     let certs = env.path("data/certs");
     let f = |n: &str| certs.join(n).display().to_string();

@@ -1758,16 +1758,23 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     eprintln!("{answers} answers before the new signer");
     // The same signer renewed again (for another key) is refused: one renewal per
     // certificate. A signer of another CA cannot be had without its key.
-    env.ok(&[
-        "ocsp",
-        "issue-signer",
-        "--ca",
-        "root",
-        "--cert-out",
-        "ocsp-root.pem",
-        "--key-out",
-        "ocsp-root.key",
-    ]);
+    for ca in ["root", "mois"] {
+        let name = if ca == "root" {
+            "ocsp-root"
+        } else {
+            "ocsp-mois-b"
+        };
+        env.ok(&[
+            "ocsp",
+            "issue-signer",
+            "--ca",
+            ca,
+            "--cert-out",
+            &format!("{name}.pem"),
+            "--key-out",
+            &format!("{name}.key"),
+        ]);
+    }
     let (_, other_csr) = official(&d, "other-signer", B);
     let other_csr = std::fs::read(&other_csr).unwrap();
     let renewal = |ca: &str, cert: &str, signing_key: &str| {
@@ -1780,7 +1787,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
         out.ends_with("409") && out.contains("renewed already"),
         "{out}"
     );
-    let out = renewal("root", "ocsp-root.pem", "first-signer.key");
+    let out = renewal("mois", "ocsp-mois-b.pem", "first-signer.key");
     assert!(
         out.ends_with("403") && out.contains("not signed by that certificate's key"),
         "{out}"
@@ -1802,10 +1809,103 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     );
     env.ok(&["audit", "verify"]);
 
+    // The online CA service never signs with the root: the root's responder
+    // certificate, asked by a client holding the responder's key with a request
+    // the CA would otherwise sign, is refused as offline and records nothing.
+    let files = d.env.path(".");
+    let next_request = |signer: &str| {
+        let current =
+            openssl::x509::X509::from_pem(&std::fs::read(files.join(signer)).unwrap()).unwrap();
+        let fresh = openssl::pkey::PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut req = openssl::x509::X509ReqBuilder::new().unwrap();
+        req.set_subject_name(current.subject_name()).unwrap();
+        req.set_pubkey(&fresh).unwrap();
+        req.sign(&fresh, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        req.build().to_pem().unwrap()
+    };
+    let before = d.certificates();
+    let root_csr = next_request("ocsp-root.pem");
+    let out = signer_renewal_request(&d, "root", "ocsp-root.pem", "ocsp-root.key", &root_csr);
+    assert!(
+        out.ends_with("403") && out.contains("CA `root` is offline"),
+        "{out}"
+    );
+    assert_eq!(d.certificates(), before, "a refusal records nothing");
+    // The second route to the root: an RA of it. `gpki ra create --ca root` is
+    // refused, and an RA row pointed at the root past that gets nothing from the
+    // CA service, which refuses before it opens a key.
+    let r = env.fails(&[
+        "ra",
+        "create",
+        "--name",
+        "R",
+        "--ca",
+        "root",
+        "--subtree",
+        B,
+        "--profiles",
+        "ocsp-signer",
+        "--host",
+        "ra-host-1",
+    ]);
+    assert!(r.stderr.contains("CA `root` is offline"), "{}", r.stderr);
+    runtime().block_on(sql(
+        &env.store,
+        &["UPDATE ras SET ca_name = 'root' WHERE name = 'B'"],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (subject, csr) = official(&d, "rooted", B);
+    let detail = d.ra_refused(
+        "b1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "rooted-1",
+            "--profile",
+            "official-sign",
+            "--subject",
+            &subject,
+            "--csr",
+            &csr,
+            "--identity-method",
+            "face-to-face",
+            "--identity-document",
+            "public official ID card",
+        ],
+        "unauthorized",
+    );
+    assert!(detail.contains("CA `root` is offline"), "{detail}");
+    assert_eq!(d.certificates(), before, "nothing signed by the root");
+    runtime().block_on(sql(
+        &env.store,
+        &["UPDATE ras SET ca_name = 'mois' WHERE name = 'B'"],
+    ));
+    // Nor does a CA name the store does not know get further than its name.
+    let out = signer_renewal_request(
+        &d,
+        "no-such-ca",
+        "ocsp-root.pem",
+        "ocsp-root.key",
+        &root_csr,
+    );
+    assert!(
+        out.ends_with("404") && out.contains("no CA named `no-such-ca`"),
+        "{out}"
+    );
+
     // A signer is renewed only within signer_renewal_days of its end: with a
-    // window of one day, the root's responder certificate (30 days to run) is
-    // refused, though its request (a new key, the same subject, proven by the
-    // current key) is otherwise one the CA would sign.
+    // window of one day, a responder certificate (30 days to run) is refused,
+    // though its request (a new key, the same subject, proven by the current
+    // key) is otherwise one the CA would sign.
     let ca_toml = std::fs::read_to_string(d.env.path("ca.toml")).unwrap();
     std::fs::write(
         d.env.path("ca.toml"),
@@ -1813,24 +1913,8 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     )
     .unwrap();
     d.restart_ca(&[]);
-    let root_signer =
-        openssl::x509::X509::from_pem(&std::fs::read(d.env.path("ocsp-root.pem")).unwrap())
-            .unwrap();
-    let fresh = openssl::pkey::PKey::from_ec_key(
-        openssl::ec::EcKey::generate(
-            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut req = openssl::x509::X509ReqBuilder::new().unwrap();
-    req.set_subject_name(root_signer.subject_name()).unwrap();
-    req.set_pubkey(&fresh).unwrap();
-    req.sign(&fresh, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    let csr = req.build().to_pem().unwrap();
-    let before = d.certificates();
-    let out = signer_renewal_request(&d, "root", "ocsp-root.pem", "ocsp-root.key", &csr);
+    let csr = next_request("ocsp-mois-b.pem");
+    let out = signer_renewal_request(&d, "mois", "ocsp-mois-b.pem", "ocsp-mois-b.key", &csr);
     assert!(
         out.ends_with("422")
             && out.contains("may be renewed from")
@@ -1846,7 +1930,7 @@ fn responder_renews_its_certificate_through_the_ca_service() {
     // refused it.
     std::fs::write(d.env.path("ca.toml"), &ca_toml).unwrap();
     d.restart_ca(&[]);
-    let out = signer_renewal_request(&d, "root", "ocsp-root.pem", "ocsp-root.key", &csr);
+    let out = signer_renewal_request(&d, "mois", "ocsp-mois-b.pem", "ocsp-mois-b.key", &csr);
     assert!(out.ends_with("201"), "{out}");
     assert_eq!(d.certificates(), before + 1);
 }
