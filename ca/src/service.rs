@@ -294,6 +294,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         _ => "other",
     };
     let reply = match route {
+        "healthz" | "metrics" if gpki_service::mtls::require_client_certificate(&req).is_err() => {
+            state.metrics.refused("unauthenticated");
+            error_reply(&gpki_service::mtls::require_client_certificate(&req).unwrap_err())
+        }
         "healthz" => healthz(state).await,
         "metrics" => {
             let mut r = plain(StatusCode::OK, &state.metrics.render());
@@ -318,10 +322,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 
 async fn healthz(state: &State) -> Response<Body> {
     match gpki_store::ping(&state.store).await {
-        Ok(()) => json_reply(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "ok", "store": state.store.display_url() }),
-        ),
+        // Never the store's URL (its user, host, database or password).
+        Ok(()) => json_reply(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Err(e) => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({ "status": "unavailable", "detail": e.detail }),

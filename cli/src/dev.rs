@@ -812,7 +812,10 @@ fn api_setup(dir: &std::path::Path, listen: &str) -> Result<gpki_api::server::Co
     let text = format!(
         "# gpki dev: the standard API (gpki-api serve --config THIS): certificate login\n\
          # and signed-document verification over HTTP for agency systems.\n\
-         listen = {}\naudience = {}\nanchors = {}\nintermediates = {}\n",
+         listen = {}\naudience = {}\nanchors = {}\nintermediates = {}\n\
+         [status]\n\
+         # A revocation reaches this API within this many seconds (default 300).\n\
+         max_cache_secs = 30\n",
         q(listen.to_string()),
         q(format!("http://{listen}/")),
         q(certs.join(format!("{ROOT}.crt.pem")).display().to_string()),

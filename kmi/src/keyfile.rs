@@ -1,7 +1,9 @@
 //! Key files as officials' software reads them.
 //!
-//! - **PKCS#12** (`openssl pkcs12`): OpenSSL 3's defaults, AES-256-CBC under
-//!   PBKDF2 for the key and certificates and an HMAC-SHA-256 MAC.
+//! - **PKCS#12** (`openssl pkcs12`, no `-legacy`): AES-256-CBC under
+//!   PBKDF2-HMAC-SHA-256 for the key and certificates and an HMAC-SHA-256 MAC,
+//!   each at the 600,000 rounds of every other gpki key file (OpenSSL's default
+//!   of 2,048 would make the file, and its MAC, a cheap password oracle).
 //! - **Korean PKI client files**: a directory holding `signCert.der` and
 //!   `signPri.key` (the signing pair) and `kmCert.der` and `kmPri.key` (the
 //!   key-management pair). A certificate file is the DER certificate; a key file is
@@ -279,8 +281,9 @@ pub fn from_encrypted_pkcs8(
     PKey::private_key_from_pkcs8(&plain).map_err(|_| wrong())
 }
 
-/// PKCS#12 of the key, its certificate and the chain (issuing CA first), with
-/// OpenSSL 3's defaults (AES-256-CBC, PBKDF2, HMAC-SHA-256 MAC).
+/// PKCS#12 of the key, its certificate and the chain (issuing CA first):
+/// AES-256-CBC under PBKDF2-HMAC-SHA-256 and an HMAC-SHA-256 MAC, both at
+/// [`gpki_pki::signer::PBKDF2_ITERATIONS`] rounds.
 pub fn to_pkcs12(
     key: &PKey<Private>,
     cert_der: &[u8],
@@ -309,11 +312,17 @@ pub fn to_pkcs12(
             .push(X509::from_der(c).map_err(|_| Error::malformed("chain certificate is not DER"))?)
             .map_err(ossl("stack"))?;
     }
+    let rounds = gpki_pki::signer::PBKDF2_ITERATIONS;
     openssl::pkcs12::Pkcs12::builder()
         .name(name)
         .pkey(key)
         .cert(&cert)
         .ca(stack)
+        .key_algorithm(openssl::nid::Nid::AES_256_CBC)
+        .cert_algorithm(openssl::nid::Nid::AES_256_CBC)
+        .key_iter(rounds)
+        .mac_iter(rounds)
+        .mac_md(openssl::hash::MessageDigest::sha256())
         .build2(pass)
         .and_then(|p| p.to_der())
         .map_err(ossl("PKCS#12"))

@@ -301,6 +301,32 @@ fn pkcs12_reads_in_openssl_and_names_a_wrong_password() {
         info.contains("BEGIN PRIVATE KEY") && info.contains("BEGIN CERTIFICATE"),
         "{info}"
     );
+    // The cost of every other gpki key file, readable without -legacy: OpenSSL
+    // names each part's algorithm and rounds (issue 28, point 11).
+    let shown = Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "pkcs12",
+            "-info",
+            "-noout",
+            "-in",
+            "km.p12",
+            "-passin",
+            "file:pass",
+        ])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    let shown = String::from_utf8_lossy(&shown.stderr);
+    assert!(shown.contains("MAC: sha256, Iteration 600000"), "{shown}");
+    for part in ["PKCS7 Encrypted data", "Shrouded Keybag"] {
+        assert!(
+            shown.contains(&format!(
+                "{part}: PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256"
+            )),
+            "{part}: {shown}"
+        );
+    }
     let back = keyfile::from_pkcs12(&p12, &pass, "km.p12").unwrap();
     assert!(back.key.public_eq(&key));
     assert_eq!(back.cert_der, cert);

@@ -291,6 +291,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let (name, id) = route(req.method(), req.uri().path());
     let reply = match name {
+        "healthz" | "metrics" if gpki_service::mtls::require_client_certificate(&req).is_err() => {
+            state.metrics.refused("unauthenticated");
+            error_reply(&gpki_service::mtls::require_client_certificate(&req).unwrap_err())
+        }
         "healthz" => match gpki_store::ping(&state.store).await {
             Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ok" })),
             Err(e) => json_reply(

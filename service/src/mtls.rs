@@ -211,6 +211,20 @@ pub fn peer_key(req: &Request<Incoming>) -> Option<[u8; 32]> {
         .map(|c| openssl::sha::sha256(&c.0))
 }
 
+/// Health and metrics of a mutual-TLS service are for a client that presented a
+/// certificate the TLS layer verified (a monitoring host's, or any service
+/// client's), not for anyone who reaches the port: they say how the service
+/// stands, and that is not for the world.
+pub fn require_client_certificate(req: &Request<Incoming>) -> Result<()> {
+    match req.extensions().get::<PeerCertificate>() {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            ErrorKind::Unauthorized,
+            "health and metrics require a client certificate (mutual TLS)",
+        )),
+    }
+}
+
 /// The caller of a request: the store's row for its certificate, in force now.
 #[derive(Clone)]
 pub struct Caller {

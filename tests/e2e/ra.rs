@@ -471,6 +471,18 @@ fn env_store(env: &Env) -> String {
 
 fn wait_healthy(env: &Env, s: &mut Service, name: &str) {
     let host = format!("{name}.gpki.go.kr");
+    // Health is behind the mutual TLS: asked as the RA host.
+    if !env.path("health.plain.key").exists() {
+        env.openssl_ok(&[
+            "pkey",
+            "-in",
+            "ra-host.key",
+            "-passin",
+            "file:outpass",
+            "-out",
+            "health.plain.key",
+        ]);
+    }
     for _ in 0..200 {
         if let Ok(Some(status)) = s.child.try_wait() {
             panic!("gpki-{name} exited: {status}");
@@ -481,6 +493,10 @@ fn wait_healthy(env: &Env, s: &mut Service, name: &str) {
                 "-sf",
                 "--cacert",
                 "root.pem",
+                "--cert",
+                "ra-host.chain.pem",
+                "--key",
+                "health.plain.key",
                 "--resolve",
                 &format!("{host}:{}:127.0.0.1", s.port),
                 &format!("https://{host}:{}/healthz", s.port),
@@ -1272,9 +1288,31 @@ fn workflow_and_refusals(backend: Backend) {
 
     // The audit chain is intact after all of it.
     d.env.ok(&["audit", "verify"]);
-    // Both services answer /metrics with their counters.
-    let (_, m) = d.curl("ra", "/metrics", None, None);
+    // Health and metrics are behind the mutual TLS: refused without a client
+    // certificate, answered with one, and health never shows the store's URL
+    // (issue 28, point 12).
+    let client = Some(("ra-host.chain.pem", "health.plain.key"));
+    for which in ["ca", "ra"] {
+        for path in ["/healthz", "/metrics"] {
+            let (_, out) = d.curl(which, path, None, None);
+            assert!(
+                out.ends_with("403") && out.contains("require a client certificate"),
+                "{which}{path}: {out}"
+            );
+        }
+        let (_, health) = d.curl(which, "/healthz", client, None);
+        assert!(health.ends_with("200"), "{which}: {health}");
+        let store = &d.env.store;
+        let db = store.rsplit('/').next().unwrap().split('?').next().unwrap();
+        assert!(
+            !health.contains("store") && !health.contains(db),
+            "{which}: {health}"
+        );
+    }
+    let (_, m) = d.curl("ra", "/metrics", client, None);
     assert!(m.contains("gpki_ra_refusals_total"), "{m}");
+    let (_, m) = d.curl("ca", "/metrics", client, None);
+    assert!(m.ends_with("200"), "{m}");
 
     // A replay whose recorded certificate cannot be read back (its TBS damaged in
     // the store) is the store's fault: an internal error, not "made for another
