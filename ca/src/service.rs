@@ -368,7 +368,15 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     .await
     {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => {
+            state.metrics.refused("rejected");
+            let e = Error::malformed(format!("request body refused (HTTP {})", r.status()));
+            state
+                .refusals
+                .record(&format!("client:{}", who.label()), route, &e)
+                .await;
+            return r;
+        }
     };
     let result = match route {
         "issue" => issue(state, &who, &body).await.map(reply),
@@ -381,8 +389,9 @@ async fn api(state: &State, route: &str, req: Request<Incoming>) -> Response<Bod
     match result {
         Ok(r) => r,
         Err(e) => {
-            if matches!(e.kind, ErrorKind::Unauthorized) {
-                state.metrics.refused("scope");
+            // Every refusal of an identified client, of every kind, is audited.
+            if let Some(label) = gpki_service::mtls::refusal(&e) {
+                state.metrics.refused(label);
                 state
                     .refusals
                     .record(&format!("client:{}", who.label()), route, &e)

@@ -448,7 +448,13 @@ async fn api(
     };
     let body = match body_of(state, req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => {
+            // An oversized or stalled body of an identified operator is a refusal too.
+            state.metrics.refused("rejected");
+            let e = Error::malformed(format!("request body refused (HTTP {})", r.status()));
+            state.refusals.record(&op.label, &path, &e).await;
+            return r;
+        }
     };
     let result = match name {
         "whoami" => Ok((
@@ -481,8 +487,11 @@ async fn api(
     match result {
         Ok((status, v)) => json_reply(status, &v),
         Err(e) => {
-            if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("scope");
+            // Every refusal of an identified operator is audited with its reason
+            // (a replayed key with another body, a broken CSR, a policy), not only
+            // the unauthorised ones.
+            if let Some(label) = gpki_service::mtls::refusal(&e) {
+                state.metrics.refused(label);
                 state.refusals.record(&op.label, &path, &e).await;
             }
             error_reply(&e)

@@ -211,6 +211,18 @@ pub fn peer_key(req: &Request<Incoming>) -> Option<[u8; 32]> {
         .map(|c| openssl::sha::sha256(&c.0))
 }
 
+/// Whether an error answering an identified caller is a refusal of what they
+/// asked (every kind but the service's own faults), which the Baseline
+/// Requirements (§5.4.1) ask to be logged, with its reason: the label it is
+/// counted under.
+pub fn refusal(e: &Error) -> Option<&'static str> {
+    match e.kind {
+        ErrorKind::Unavailable | ErrorKind::Internal => None,
+        ErrorKind::Unauthorized => Some("scope"),
+        _ => Some("rejected"),
+    }
+}
+
 /// Health and metrics of a mutual-TLS service are for a client that presented a
 /// certificate the TLS layer verified (a monitoring host's, or any service
 /// client's), not for anyone who reaches the port: they say how the service

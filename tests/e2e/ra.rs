@@ -612,7 +612,10 @@ fn workflow_and_refusals(backend: Backend) {
     assert_eq!(v["replayed"], true, "{v}");
     assert_eq!(v["certificate"]["serial"], serial.as_str());
     assert_eq!(d.certificates(), certs);
-    // The same key with a different request is refused.
+    // The same key with a different request is refused, and audited with its
+    // reason, as a broken CSR is (BR §5.4.1: rejected requests are logged; issue
+    // 28, point 10).
+    let refusals = d.refusals();
     let (other, csr2) = official(&d, "hong2", A);
     let detail = d.ra_refused(
         "a1",
@@ -631,6 +634,51 @@ fn workflow_and_refusals(backend: Backend) {
         "conflict",
     );
     assert!(detail.contains("different request"), "{detail}");
+    let pem = std::fs::read_to_string(d.env.path(&csr2)).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut der = openssl::base64::decode_block(&b64).unwrap();
+    let last = der.len() - 1;
+    der[last] ^= 1;
+    std::fs::write(
+        d.env.path("broken.csr"),
+        format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+            openssl::base64::encode_block(&der)
+        ),
+    )
+    .unwrap();
+    let detail = d.ra_refused(
+        "a1",
+        &[
+            "ra",
+            "submit",
+            "--idempotency-key",
+            "broken-1",
+            "--profile",
+            "official-sign",
+            "--subject",
+            &other,
+            "--csr",
+            "broken.csr",
+        ],
+        "bad_signature",
+    );
+    assert!(detail.contains("signature"), "{detail}");
+    assert_eq!(d.refusals(), refusals + 2);
+    let kinds: Vec<String> = d
+        .refusal_records()
+        .iter()
+        .map(|e| {
+            let detail: Value = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+            format!("{} {}", e["actor"], detail["kind"])
+        })
+        .collect();
+    for kind in ["conflict", "bad_signature"] {
+        assert!(
+            kinds.iter().any(|k| k.contains("a1") && k.contains(kind)),
+            "{kind}: {kinds:?}"
+        );
+    }
 
     // An operator of RA B asking for a subject of institution A.
     let (certs, refusals) = (d.certificates(), d.refusals());
@@ -900,7 +948,8 @@ fn workflow_and_refusals(backend: Backend) {
     let out = d.issue_at_ca_as_ra_host(&body);
     assert!(out.ends_with("400") && out.contains("request_id"), "{out}");
     assert_eq!(d.certificates(), certs);
-    assert_eq!(d.refusals(), refusals + 4);
+    // Four refused for scope, and the conflict and the malformed id: each audited.
+    assert_eq!(d.refusals(), refusals + 6);
 
     // Renewal opens 400 days before expiry here; a two-year certificate just issued
     // is refused, and nothing is recorded (dev_ra.rs renews inside the window).
