@@ -74,6 +74,37 @@ pub fn message(audience: &str, challenge: &str) -> String {
     format!("gpki login v1\naudience: {audience}\nchallenge: {challenge}\n")
 }
 
+/// The login text as the official's side builds it: from the challenge and the
+/// audience the client itself logs in to, never from a text the server sends.
+/// A challenge of another shape (a line break, another statement smuggled in as
+/// the challenge) or an audience that is not one URL is refused before anything
+/// is signed, so a login signature can mean nothing else: not a holder's
+/// revocation, an officer's approval or a document, whose texts begin with
+/// their own first lines and are built by their own signers.
+pub fn client_message(audience: &str, challenge: &str) -> Result<String> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    if challenge.len() > 128 || !challenge.strip_prefix("v1.").is_some_and(token) {
+        return Err(Error::malformed(
+            "the challenge is not a gpki login challenge (v1. and base64url): nothing signed",
+        ));
+    }
+    let url = audience
+        .strip_prefix("https://")
+        .or_else(|| audience.strip_prefix("http://"));
+    if audience.len() > 512
+        || !url.is_some_and(|u| !u.is_empty() && u.bytes().all(|b| (0x21..0x7f).contains(&b)))
+    {
+        return Err(Error::malformed(
+            "the audience must be the http(s) URL of the system logged in to, on one line: nothing signed",
+        ));
+    }
+    Ok(message(audience, challenge))
+}
+
 /// Hands out and checks challenges for one audience, and logs officials in.
 pub struct Login {
     verifier: Arc<Verifier>,
@@ -274,6 +305,34 @@ mod tests {
     use super::*;
     use crate::status::StatusPolicy;
     use crate::trust::Trust;
+
+    /// The client builds the login text itself and refuses a challenge or an
+    /// audience that could carry another statement.
+    #[test]
+    fn the_client_builds_the_login_text_and_nothing_else() {
+        let m = client_message("https://intranet.mois.go.kr/login", "v1.AAAA_b-c.DDDD").unwrap();
+        assert_eq!(
+            m,
+            "gpki login v1\naudience: https://intranet.mois.go.kr/login\nchallenge: v1.AAAA_b-c.DDDD\n"
+        );
+        let revocation = "gpki holder revocation request v1\ncertificate-sha256: 00\nreason: keyCompromise\nsigned_at: 1\n";
+        for (audience, challenge) in [
+            ("https://a.go.kr/", revocation),
+            ("https://a.go.kr/", "v1.x\nreason: keyCompromise"),
+            ("https://a.go.kr/", "v2.abc"),
+            ("https://a.go.kr/", "v1."),
+            ("https://a.go.kr/", &format!("v1.{}", "A".repeat(200))),
+            ("https://a.go.kr/\nchallenge: v1.x", "v1.abc"),
+            ("gpki holder revocation request v1", "v1.abc"),
+            ("https:// a.go.kr/", "v1.abc"),
+            ("https://", "v1.abc"),
+        ] {
+            assert!(
+                client_message(audience, challenge).is_err(),
+                "{audience:?} {challenge:?}"
+            );
+        }
+    }
 
     fn login(audience: &str, key: &[u8]) -> Login {
         let k = gpki_pki::SoftwareKey::generate(gpki_pki::KeyType::EcP256).unwrap();

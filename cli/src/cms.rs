@@ -154,7 +154,7 @@ fn certificate_file(path: &Path) -> Result<Vec<u8>> {
 
 impl KeySource {
     /// The key, its certificate and any chain that came with it.
-    fn load(&self, pair: Pair) -> Result<KeyPair> {
+    pub(crate) fn load(&self, pair: Pair) -> Result<KeyPair> {
         let pass = Passphrase::from_file(&self.pass_file)?;
         if let Some(p) = &self.p12 {
             return keyfile::from_pkcs12(

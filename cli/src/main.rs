@@ -10,6 +10,7 @@ mod crl;
 mod dev;
 mod key;
 mod km;
+mod login;
 mod ocsp;
 mod profile;
 mod ra;
@@ -130,6 +131,10 @@ enum Command {
     /// the standard API's operations
     #[command(subcommand)]
     Cms(cms::CmsCmd),
+    /// Certificate login at a system of the standard API: sign a challenge (the
+    /// text is built here, never taken from the server)
+    #[command(subcommand)]
+    Login(login::LoginCmd),
 }
 
 #[derive(Subcommand)]
@@ -325,6 +330,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Credential(cmd) => credential::run(&g, cmd).await?,
         Command::Km(cmd) => km::run(&g, cmd).await?,
         Command::Cms(cmd) => cms::run(&g, cmd).await?,
+        Command::Login(cmd) => login::run(&g, cmd)?,
     }
     Ok(())
 }

@@ -239,6 +239,125 @@ fn standard_api_login_verify_sign_encrypt() {
         serial.to_uppercase()
     );
 
+    // 1b. A signature means one thing (issue 28, point 4): `gpki login sign`
+    //     builds the login text itself. A hostile login page that hands over a
+    //     holder's revocation text, as the challenge or as the message, gets
+    //     nothing signed; a login signature it does get is refused by the RA as a
+    //     revocation.
+    let audience = format!("{api}/");
+    let signer = [
+        "--key",
+        "data/certs/official-sign.key.pem",
+        "--cert",
+        sign_cert,
+        "--pass-file",
+        "data/dev-signer-passphrase",
+    ];
+    let cert_pem = std::fs::read_to_string(env.path(sign_cert)).unwrap();
+    let cert_sha = hex::encode(openssl::sha::sha256(
+        &openssl::x509::X509::from_pem(cert_pem.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap(),
+    ));
+    let signed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let revocation = format!(
+        "gpki holder revocation request v1\ncertificate-sha256: {cert_sha}\nreason: keyCompromise\nsigned_at: {signed_at}\n"
+    );
+    let (_, genuine) = post(&env, &format!("{api}/v1/login/challenge"), &json!({}));
+    for (name, evil) in [
+        (
+            "as-challenge",
+            json!({ "challenge": revocation, "audience": audience, "message": revocation }),
+        ),
+        (
+            "as-message",
+            json!({ "challenge": genuine["challenge"], "audience": audience, "message": revocation }),
+        ),
+    ] {
+        std::fs::write(env.path(&format!("evil-{name}.json")), evil.to_string()).unwrap();
+        let mut args = vec![
+            "login",
+            "sign",
+            "--challenge-file",
+            &format!("evil-{name}.json"),
+            "--audience",
+            &audience,
+            "--out",
+            &format!("evil-{name}.out"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(signer.iter().map(|s| s.to_string()));
+        let r = user(&env, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.code, 1, "{name}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("nothing signed"), "{name}: {}", r.stderr);
+        assert!(!env.path(&format!("evil-{name}.out")).exists(), "{name}");
+    }
+    // Another system's challenge is not signed for this one either.
+    std::fs::write(env.path("ch.json"), genuine.to_string()).unwrap();
+    let mut args = vec!["login", "sign", "--challenge-file", "ch.json", "--audience"];
+    args.push("https://other.example.go.kr/");
+    args.extend(signer);
+    let r = user(&env, &args);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is for audience"), "{}", r.stderr);
+    // The genuine challenge: signed, and the API logs the official in.
+    let mut args = vec!["login", "sign", "--challenge-file", "ch.json", "--audience"];
+    args.push(&audience);
+    args.extend(["--out", "login.json"]);
+    args.extend(signer);
+    let r = user(&env, &args);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let body: Value =
+        serde_json::from_slice(&std::fs::read(env.path("login.json")).unwrap()).unwrap();
+    let (code, v) = post(&env, &format!("{api}/v1/login"), &body);
+    assert_eq!((code, &v["result"]), (200, &json!("accepted")), "{v}");
+    // That login signature, offered to the RA as the holder's revocation: refused.
+    let login_sig = base64::engine::general_purpose::STANDARD
+        .decode(body["signature"].as_str().unwrap())
+        .unwrap();
+    let ra_port = ra.rsplit(':').next().unwrap();
+    let rev = json!({
+        "certificate": cert_pem, "reason": "keyCompromise",
+        "signed_at": signed_at, "signature": hex::encode(&login_sig),
+    });
+    std::fs::write(env.path("rev.json"), rev.to_string()).unwrap();
+    let out = Command::new("curl")
+        .current_dir(env.path(""))
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            "data/certs/gpki-root.crt.pem",
+        ])
+        .args(["--resolve", &format!("ra.gpki.go.kr:{ra_port}:127.0.0.1")])
+        .args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@rev.json",
+        ])
+        .arg(format!(
+            "https://ra.gpki.go.kr:{ra_port}/v1/holder/revocations"
+        ))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.ends_with("400")
+            && out.contains("bad_signature")
+            && out.contains("not signed by its key"),
+        "{out}"
+    );
+    let still = login(&env, &api, sign_cert, "sign.key", |_, _| {});
+    assert_eq!(still.0, 200, "the official is not revoked: {}", still.1);
+
     // 2. Refusals, each by name.
     let (code, ch) = post(&env, &format!("{api}/v1/login/challenge"), &json!({}));
     assert_eq!(code, 200);
