@@ -556,6 +556,15 @@ pub fn ca_facts(der: &[u8]) -> Result<std::sync::Arc<CaFacts>> {
 /// How many CA certificates' [`CaFacts`] a process keeps.
 pub const CA_FACTS_KEPT: usize = 256;
 
+/// Whether the certificate's key signs: keyUsage present with digitalSignature.
+pub fn signs(cert: &TbsCertificate) -> Result<bool> {
+    Ok(find_extension::<x509_cert::ext::pkix::KeyUsage>(
+        cert,
+        const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+    )?
+    .is_some_and(|(_, ku)| ku.digital_signature()))
+}
+
 /// The extension with `oid`, decoded.
 pub fn find_extension<T: for<'a> Decode<'a>>(
     cert: &TbsCertificate,

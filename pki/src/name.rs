@@ -215,6 +215,32 @@ pub fn parse(s: &str) -> Result<Name> {
     build(&attrs)
 }
 
+/// An official as a GPKI subject names them: `CN=NAME(EMPLOYEE NUMBER)`, and the
+/// institution as the least specific OU
+/// (`CN=Hong Gildong(001234567), OU=people, OU=Ministry of the Interior and Safety, …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Official {
+    pub name: String,
+    pub employee_number: String,
+    pub institution: String,
+}
+
+/// The official `attributes` (RFC 4514 order) name, when they name one.
+pub fn official(attributes: &[Attribute]) -> Option<Official> {
+    let cn = attributes.iter().find(|a| a.short == "CN")?;
+    let (name, rest) = cn.value.split_once('(')?;
+    let number = rest.strip_suffix(')')?;
+    if name.trim().is_empty() || number.is_empty() || number.contains(['(', ')']) {
+        return None;
+    }
+    let institution = attributes.iter().rfind(|a| a.short == "OU")?;
+    Some(Official {
+        name: name.trim().to_string(),
+        employee_number: number.to_string(),
+        institution: institution.value.clone(),
+    })
+}
+
 /// Attributes of a DER `Name` in RFC 4514 order (most specific first).
 pub fn attributes(name: &Name) -> Vec<Attribute> {
     let mut out = Vec::new();

@@ -17,14 +17,15 @@ pub fn decode(input: &[u8], label: &str) -> Result<Vec<u8>> {
         .find(&begin)
         .ok_or_else(|| Error::malformed(format!("no `{begin}` block found")))?;
     let end_marker = format!("-----END {label}-----");
-    let end = text[start..].find(&end_marker).ok_or_else(|| {
+    let body_start = start + begin.len();
+    let end = text[body_start..].find(&end_marker).ok_or_else(|| {
         Error::malformed(format!("PEM block `{label}` is truncated (no END line)"))
     })?;
     // RFC 7468 §2 asks parsers to be lax: any line length (76 columns from
     // Python's base64.encodebytes and MIME tools, one long line from others), CR
     // or LF, spaces. The Base64 itself is strict: an alphabet letter out of place
     // or bad padding is refused by name.
-    let body: String = text[start + begin.len()..start + end]
+    let body: String = text[body_start..body_start + end]
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
@@ -126,6 +127,18 @@ mod tests {
             ("Proc-Type: 4,ENCRYPTED\n\nMAMCAQU=", "has headers"),
             ("", "is empty"),
         ] {
+            let e = decode(wrap(body).as_bytes(), "CERTIFICATE REQUEST").unwrap_err();
+            assert!(e.to_string().contains(why), "{body}: {e}");
+        }
+        // Markers that overlap (found by the fuzz corpus): an error, not a panic.
+        for text in [
+            "--ES-----BEGIN CERTIFICATE REQUEST-----END CERTIFICATE REQUEST-----",
+            "-----BEGIN CERTIFICATE REQUEST-----",
+            "-----BEGIN CERTIFICATE REQUEST----------END CERTIFICATE REQUEST-----",
+        ] {
+            assert!(decode(text.as_bytes(), "CERTIFICATE REQUEST").is_err(), "{text}");
+        }
+        for (body, why) in [("MAMCAQ*=", "invalid Base64")] {
             let e = decode(wrap(body).as_bytes(), "CERTIFICATE REQUEST").unwrap_err();
             assert!(e.to_string().contains(why), "{body}: {e}");
         }

@@ -852,7 +852,8 @@ fn waits_for(ra: &RaRecord, profiles: &Profiles, a: &Ask) -> Result<Vec<Wait>> {
     if a.km {
         made.push(gpki_service::ca_api::KM_PROFILE);
     }
-    let dual = if a.kind == "enrol" {
+    let dual = if a.kind == "enrol" || a.profile == "ra-operator" {
+        // An operator certificate is the RA's membership, whatever the route.
         enrolment_dual_control(ra)
     } else {
         made.iter().any(|p| ra.dual_control.iter().any(|d| d == p))
@@ -914,9 +915,7 @@ async fn list(state: &State, op: &Operator, query: &str) -> Reply {
 
 async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
     let b: Identity = parse(body)?;
-    if own_request(state, op, id).await?.kind == "enrol" {
-        require_admin(op)?;
-    }
+    require_admin_for(op, &own_request(state, op, id).await?)?;
     let v = identity_record(op, &b)?;
     let r = state
         .store
@@ -935,9 +934,7 @@ async fn identity(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
 
 async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
     let r = own_request(state, op, id).await?;
-    if r.kind == "enrol" {
-        require_admin(op)?;
-    }
+    require_admin_for(op, &r)?;
     let s = match r.status.as_str() {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
@@ -1200,9 +1197,7 @@ async fn settle(
 async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
     let b: RejectBody = parse(body)?;
     let r = own_request(state, op, id).await?;
-    if r.kind == "enrol" {
-        require_admin(op)?;
-    }
+    require_admin_for(op, &r)?;
     let r = state
         .store
         .transition(
@@ -1496,6 +1491,15 @@ async fn forward_renewal(
     settle(state, op, r, answer).await
 }
 
+/// Requests about the RA's membership (an enrolment, or any request for an
+/// ra-operator certificate: its renewal too) are decided by administrators only.
+fn require_admin_for(op: &Operator, r: &RaRequest) -> Result<()> {
+    if r.kind == "enrol" || r.profile.as_deref() == Some("ra-operator") {
+        require_admin(op)?;
+    }
+    Ok(())
+}
+
 fn require_admin(op: &Operator) -> Result<()> {
     if !op.record.admin {
         return Err(unauthorized(format!(
@@ -1740,6 +1744,16 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         return Err(unauthorized(
             "an RA operator's certificate is revoked by an administrator of the RA",
         ));
+    }
+    // Proof of possession by a key that signs: an official-km key was made on
+    // the CA's side and is archived, so holding it proves nothing of the holder.
+    if !gpki_pki::cert::signs(&parsed.tbs_certificate)?
+        || cert.profile == gpki_service::ca_api::KM_PROFILE
+    {
+        return Err(Error::policy(format!(
+            "certificate {} is not for signing (no digitalSignature, or an archived km key): a holder revokes with their signing certificate, and its pair with it",
+            cert.serial
+        )));
     }
     let spki = der::Encode::to_der(&parsed.tbs_certificate.subject_public_key_info)?;
     let algorithm = gpki_pki::KeyType::of_spki(&spki)?.default_signature_algorithm();

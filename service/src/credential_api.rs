@@ -158,21 +158,7 @@ pub async fn known_official(
     crate::ca_api::check_scope(ra, OFFICIAL_PROFILE, &row.subject)?;
     let cert = gpki_pki::cert::decode(der)?;
     let attrs = gpki_pki::name::attributes(&cert.tbs_certificate.subject);
-    let cn = attrs
-        .iter()
-        .find(|a| a.short == "CN")
-        .map(|a| a.value.as_str());
-    let parts = cn.and_then(|cn| {
-        let (name, rest) = cn.split_once('(')?;
-        let number = rest.strip_suffix(')')?;
-        (!name.trim().is_empty() && !number.is_empty() && !number.contains(['(', ')']))
-            .then(|| (name.trim().to_string(), number.to_string()))
-    });
-    let ou = attrs
-        .iter()
-        .rfind(|a| a.short == "OU")
-        .map(|a| a.value.clone());
-    let (Some((name, employee_number)), Some(institution)) = (parts, ou) else {
+    let Some(o) = gpki_pki::name::official(&attrs) else {
         return Err(unknown(format!(
             "certificate {} does not name the official as CN=NAME(IDENTIFIER) with an OU",
             row.serial
@@ -180,9 +166,9 @@ pub async fn known_official(
     };
     Ok(KnownOfficial {
         cert: row,
-        name,
-        employee_number,
-        institution,
+        name: o.name,
+        employee_number: o.employee_number,
+        institution: o.institution,
     })
 }
 

@@ -274,7 +274,17 @@ async fn insert_pending(
         .await
         .map_err(|e| duplicate_serial(db_err(e), &c.serial))?;
     if let Some(row) = row {
-        return Ok(Ok(row.try_get("id").map_err(db_err)?));
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        if let Err(refused) = bind_official(conn, c, now).await? {
+            // Never visible outside this transaction: taken back, nothing written.
+            sqlx::query("DELETE FROM certificates WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            return Ok(Err(refused));
+        }
+        return Ok(Ok(id));
     }
     if let Some(key) = &c.request_key {
         let taken: Option<i64> = sqlx::query_scalar(
@@ -312,6 +322,56 @@ async fn insert_pending(
             c.serial
         ),
     )))
+}
+
+/// The profile of an official's signing certificate, whose subject binds an
+/// employee number to one official.
+pub const OFFICIAL_PROFILE: &str = "official-sign";
+
+/// An employee number belongs to one official, one name at one institution: the
+/// first official-sign certificate that names it binds it (`official_numbers`),
+/// and a certificate that claims it for another name or institution is refused.
+/// One statement claims or reads the binding, so two certificates recorded at
+/// once for one number cannot both bind it. The outer error is the store's; the
+/// inner one the refusal.
+async fn bind_official(
+    conn: &mut sqlx::AnyConnection,
+    c: &NewCertificate,
+    now: i64,
+) -> Result<Result<()>> {
+    if c.profile != OFFICIAL_PROFILE {
+        return Ok(Ok(()));
+    }
+    let Some(o) = gpki_pki::name::parse_rfc4514(&c.subject)
+        .ok()
+        .and_then(|a| gpki_pki::name::official(&a))
+    else {
+        return Ok(Ok(()));
+    };
+    let row = sqlx::query(
+        "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
+         RETURNING name, institution",
+    )
+    .bind(&o.employee_number)
+    .bind(&o.name)
+    .bind(&o.institution)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let (name, institution): (String, String) = (
+        row.try_get("name").map_err(db_err)?,
+        row.try_get("institution").map_err(db_err)?,
+    );
+    if name != o.name || institution != o.institution {
+        return Ok(Err(Error::policy(format!(
+            "employee number {} belongs to {name} of {institution}; a certificate naming it for {} of {} is refused",
+            o.employee_number, o.name, o.institution
+        ))));
+    }
+    Ok(Ok(()))
 }
 
 /// Attaches the signed DER to pending row `id` and marks it issued.
@@ -1004,4 +1064,94 @@ fn crl_entry(
         reason,
         invalidity_date,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{ca, drop_pg, pg_store, store};
+
+    const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
+    const MOE: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
+
+    /// An employee number is bound by the first official-sign certificate that
+    /// names it: another name or institution is refused and writes nothing; the
+    /// same official again (renewal) and other profiles are not held to it.
+    async fn exercise(store: &Store) {
+        let ca = ca(store).await;
+        let mut n = 0;
+        let mut record = |subject: String, profile: &str| {
+            n += 1;
+            let c = NewCertificate {
+                issuer_id: ca.id,
+                serial: format!("{n:02x}"),
+                subject,
+                profile: profile.into(),
+                not_before: 0,
+                not_after: 4_000_000_000,
+                spki_sha256: format!("{n:064x}"),
+                tbs: vec![0x30, 0x00],
+                renewed_from: None,
+                request_key: None,
+            };
+            let store = store.clone();
+            async move { store.record_tbs(&c).await }
+        };
+        let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
+        record(hong.clone(), OFFICIAL_PROFILE).await.unwrap();
+        record(hong.clone(), OFFICIAL_PROFILE).await.unwrap();
+        let before = store.counts().await.unwrap();
+        for (subject, who) in [
+            (
+                format!("CN=Mallory(001234567), OU=people, {MOIS}"),
+                "Mallory of Ministry of the Interior",
+            ),
+            (
+                format!("CN=Hong Gildong(001234567), OU=people, {MOE}"),
+                "Hong Gildong of Ministry of Education",
+            ),
+        ] {
+            let e = record(subject, OFFICIAL_PROFILE).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::PolicyViolation, "{e}");
+            assert!(
+                e.detail.contains("employee number 001234567 belongs to Hong Gildong of Ministry of the Interior and Safety")
+                    && e.detail.contains(who),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            store.counts().await.unwrap(),
+            before,
+            "a refusal writes nothing"
+        );
+        // Another number, and a km certificate, are their own.
+        record(
+            format!("CN=Mallory(007654321), OU=people, {MOIS}"),
+            OFFICIAL_PROFILE,
+        )
+        .await
+        .unwrap();
+        record(
+            format!("CN=Mallory(001234567), OU=people, {MOIS}"),
+            "official-km",
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_employee_number_belongs_to_one_official_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn an_employee_number_belongs_to_one_official_on_postgres() {
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        exercise(&store).await;
+        store.close().await;
+        drop_pg(&url).await;
+    }
 }

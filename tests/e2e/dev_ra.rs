@@ -229,6 +229,46 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         ])
     };
     verify("hong.pem");
+    // An employee number belongs to one official: an operator who names Hong's
+    // number for another name gets no certificate, so no mobile ID can be had, or
+    // Hong's revoked, through it (issue 28, point 3).
+    user_ok(
+        &env,
+        &[
+            "key",
+            "new",
+            "--key-out",
+            "mallory.key.pem",
+            "--subject",
+            "CN=ignored",
+            "--csr-out",
+            "mallory.csr",
+        ],
+    );
+    let mallory = [
+        "ra",
+        "submit",
+        "--idempotency-key",
+        "mallory-1",
+        "--profile",
+        "official-sign",
+        "--subject",
+        &format!("CN=Mallory(001234567), OU=people, {MOIS}"),
+        "--csr",
+        "mallory.csr",
+        "--identity-method",
+        "face-to-face",
+        "--identity-document",
+        "ID card 666",
+    ];
+    let r = user(&env, &[&mallory[..], &as_lee].concat());
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("employee number 001234567 belongs to Hong Gildong"),
+        "{}",
+        r.stdout
+    );
     credentials_through_the_ra(&env, &serial, &enrolled, &as_lee);
     // A subject of another institution is outside the dev RA's scope.
     let moe = "CN=Kim Cheolsu(001111111), OU=people, OU=Ministry of Education, O=Government of Korea, C=KR";
@@ -520,24 +560,24 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
             "--key-type",
             "rsa2048",
             "--key-out",
-            "hong-km.key.pem",
+            "hong-rsa.key.pem",
             "--subject",
             &hong,
             "--csr-out",
-            "hong-km.csr",
+            "hong-rsa.csr",
         ],
     );
     let again = [
         "ra",
         "submit",
         "--idempotency-key",
-        "hong-km",
+        "hong-rsa",
         "--profile",
-        "official-km",
+        "official-sign",
         "--subject",
         &hong,
         "--csr",
-        "hong-km.csr",
+        "hong-rsa.csr",
         "--identity-method",
         "contact-free",
         "--identity-document",
@@ -558,20 +598,25 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(km["request"]["status"], "issued", "{km}");
-    // `gpki ra revoke-own` signs with the holder's (here RSA) key.
+    // `gpki ra revoke-own` signs with the holder's (here RSA) signing key.
     std::fs::write(
-        env.path("hong-km.pem"),
+        env.path("hong-rsa.pem"),
         km["certificate"]["certificate"].as_str().unwrap(),
     )
     .unwrap();
     // A reason that is an operator's is refused.
-    let r = revoke_own(&env, "hong-km.pem", "hong-km.key.pem", "privilegeWithdrawn");
+    let r = revoke_own(
+        &env,
+        "hong-rsa.pem",
+        "hong-rsa.key.pem",
+        "privilegeWithdrawn",
+    );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("is an operator's"), "{}", r.stdout);
     let own = ok_json(revoke_own(
         &env,
-        "hong-km.pem",
-        "hong-km.key.pem",
+        "hong-rsa.pem",
+        "hong-rsa.key.pem",
         "affiliationChanged",
     ));
     assert_eq!(own["request"]["status"], "revoked", "{own}");
@@ -953,6 +998,25 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
         "park-km.der",
     ]);
     let delivered = key_of(&["pkey", "-inform", "DER", "-in", "park-km.der"]);
+    // The km key was made on the CA's side and is archived: holding it proves
+    // nothing of the holder, so it cannot revoke (the signing key does).
+    env.openssl_ok(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-inform",
+        "DER",
+        "-in",
+        "park-km.der",
+        "-passout",
+        "file:data/dev-signer-passphrase",
+        "-out",
+        "park-km.key.pem",
+    ]);
+    let r = revoke_own(env, "park-km.pem", "park-km.key.pem", "keyCompromise");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is not for signing"), "{}", r.stdout);
     assert_eq!(
         env.openssl_ok(&["pkey", "-inform", "DER", "-in", "park-km.der", "-pubout"]),
         env.openssl_ok(&["x509", "-in", "park-km.pem", "-noout", "-pubkey"])
@@ -1335,6 +1399,65 @@ fn dual_enrolment_through_the_ra(env: &Env, lee_login: &[&str]) {
     let r = run(as_lee(&["ra", "approve", &jang_id]));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("under dual control"), "{}", r.stdout);
+    // An operator certificate renewed with a new key is the RA's membership: it
+    // waits for a second administrator, and an operator who is not one cannot
+    // approve it, verify it or reject it.
+    user_ok(
+        env,
+        &[
+            "key",
+            "new",
+            "--key-out",
+            "lee-2.key.pem",
+            "--subject",
+            "CN=ignored",
+            "--csr-out",
+            "lee-2.csr",
+        ],
+    );
+    let lee_serial = env
+        .openssl_ok(&["x509", "-in", "lee.pem", "-noout", "-serial"])
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    let rekey = user_ok(
+        env,
+        &[
+            "ra",
+            "renew",
+            "--idempotency-key",
+            "lee-rekey",
+            "--serial",
+            &lee_serial,
+            "--csr",
+            "lee-2.csr",
+        ],
+    );
+    assert_eq!(rekey["request"]["status"], "submitted", "{rekey}");
+    assert_eq!(rekey["waiting_for"], json!(["second-operator"]), "{rekey}");
+    let rekey_id = rekey["request"]["id"].to_string();
+    for args in [
+        vec!["ra", "approve", &rekey_id],
+        vec![
+            "ra",
+            "verify-identity",
+            &rekey_id,
+            "--method",
+            "face-to-face",
+            "--document",
+            "x",
+        ],
+        vec!["ra", "reject", &rekey_id, "--reason", "x"],
+    ] {
+        let r = run(as_lee(&args));
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("is not an administrator"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    user_ok(env, &["ra", "reject", &rekey_id, "--reason", "test over"]);
     let approved = user_ok(env, &["ra", "approve", &jang_id, "--km-out", "jang-km.pem"]);
     assert_eq!(approved["request"]["status"], "issued", "{approved}");
     assert_eq!(

@@ -326,7 +326,7 @@ fn invariant_private_keys_never_leak() {
 
     let db = std::fs::read(env.path("gpki.db")).unwrap();
     let mut files = vec![
-        env.path("data/keys/root.key.pem"),
+        env.path("data/offline/root.key.pem"),
         env.path("data/keys/mois.key.pem"),
         env.path("ee.key"),
     ];

@@ -512,7 +512,10 @@ fn wait_healthy(env: &Env, s: &mut Service, name: &str) {
 }
 
 fn official(d: &Deployment, name: &str, inst: &str) -> (String, String) {
-    let subject = format!("CN=Hong Gildong(001234567), OU=people, {inst}");
+    // An employee number belongs to one official: Hong of each institution has
+    // their own.
+    let number = if inst == A { "001234567" } else { "007654321" };
+    let subject = format!("CN=Hong Gildong({number}), OU=people, {inst}");
     let csr = d.env.csr(
         name,
         &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
