@@ -246,6 +246,35 @@ pub enum RaCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Report your own mobile ID lost (or its key compromised), signed with your
+    /// official-sign key: every valid ID of yours is revoked at once, no operator
+    RevokeOwnId {
+        /// Only --ra, --server-name and --ca-file are used: no client certificate
+        #[command(flatten)]
+        conn: Conn,
+        /// Your official-sign certificate (PEM)
+        #[arg(long)]
+        own_cert: PathBuf,
+        /// Its key (encrypted PKCS#8 PEM)
+        #[arg(long)]
+        own_key: PathBuf,
+        /// File with that key's passphrase
+        #[arg(long, env = "GPKI_OWN_KEY_PASS_FILE")]
+        own_pass_file: PathBuf,
+        /// lost-device, key-compromise or unspecified
+        #[arg(long, default_value = "lost-device")]
+        reason: String,
+    },
+    /// Revoke a mobile ID your RA offered, or one of an official in its scope
+    RevokeId {
+        #[command(flatten)]
+        conn: Conn,
+        /// The credential's id (gpki credential list)
+        id: i64,
+        /// lost-device, left-service, key-compromise, attributes-changed, unspecified
+        #[arg(long)]
+        reason: String,
+    },
     /// Renew a certificate inside the RA's renewal window
     Renew {
         #[command(flatten)]
@@ -548,6 +577,50 @@ fn save_certificate(reply: &Value, out: Option<&PathBuf>, chain: bool) -> Result
     }
     crate::write_file(out, text.as_bytes())?;
     Ok(Some(out.display().to_string()))
+}
+
+/// A holder's certificate (DER) and its key, checked to belong together, with
+/// the key's usual algorithm.
+fn own_pair(
+    own_cert: &std::path::Path,
+    own_key: &std::path::Path,
+    own_pass_file: &std::path::Path,
+) -> Result<(Vec<u8>, gpki_pki::SoftwareKey)> {
+    let pem = std::fs::read(own_cert)
+        .map_err(|e| Error::not_found(format!("cannot read {}: {e}", own_cert.display())))?;
+    let der = gpki_pki::pem::decode(&pem, "CERTIFICATE")?;
+    let cert = gpki_pki::cert::decode(&der)?;
+    let key = gpki_pki::SoftwareKey::read_encrypted(
+        own_key,
+        &gpki_pki::signer::Passphrase::from_file(own_pass_file)?,
+    )?;
+    let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
+    if spki != gpki_pki::Signer::public_key_der(&key) {
+        return Err(Error::malformed(format!(
+            "{} is not the key of {}",
+            own_key.display(),
+            own_cert.display()
+        )));
+    }
+    let algorithm = key.key_type().default_signature_algorithm();
+    Ok((der, key.with_algorithm(algorithm)?))
+}
+
+fn revoked_ids_text(v: &Value) -> String {
+    v["revoked"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "mobile ID {} ({}) revoked: {}",
+                c["id"],
+                c["format"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn request_text(v: &Value) -> String {
@@ -978,6 +1051,43 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     .join("\n")
             });
         }
+        RaCmd::RevokeId { conn, id, reason } => {
+            let v: Value = conn
+                .client()?
+                .post(
+                    &format!("v1/credentials/{id}/revoke"),
+                    &json!({ "reason": reason }),
+                )
+                .await?;
+            emit(out, v.clone(), || revoked_ids_text(&v));
+        }
+        RaCmd::RevokeOwnId {
+            conn,
+            own_cert,
+            own_key,
+            own_pass_file,
+            reason,
+        } => {
+            let (der, key) = own_pair(&own_cert, &own_key, &own_pass_file)?;
+            let signed_at = gpki_pki::time::now();
+            let message = gpki_service::ca_api::holder_credential_revocation_message(
+                &hex::encode(openssl::sha::sha256(&der)),
+                &reason,
+                signed_at,
+            );
+            let signature = gpki_pki::Signer::sign(&key, &message)?;
+            let body = gpki_service::ca_api::HolderRevocationBody {
+                certificate: gpki_pki::pem::encode("CERTIFICATE", &der),
+                reason,
+                signed_at,
+                signature: hex::encode(signature),
+            };
+            let v: Value = conn
+                .anonymous_client()?
+                .post("v1/holder/credential-revocations", &body)
+                .await?;
+            emit(out, v.clone(), || revoked_ids_text(&v));
+        }
         RaCmd::RevokeOwn {
             conn,
             own_cert,
@@ -985,23 +1095,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
             own_pass_file,
             reason,
         } => {
-            let pem = std::fs::read(&own_cert).map_err(|e| {
-                Error::not_found(format!("cannot read {}: {e}", own_cert.display()))
-            })?;
-            let der = gpki_pki::pem::decode(&pem, "CERTIFICATE")?;
-            let cert = gpki_pki::cert::decode(&der)?;
-            let key = gpki_pki::SoftwareKey::read_encrypted(
-                &own_key,
-                &gpki_pki::signer::Passphrase::from_file(&own_pass_file)?,
-            )?;
-            let spki = der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info)?;
-            if spki != gpki_pki::Signer::public_key_der(&key) {
-                return Err(Error::malformed(format!(
-                    "{} is not the key of {}",
-                    own_key.display(),
-                    own_cert.display()
-                )));
-            }
+            let (der, key) = own_pair(&own_cert, &own_key, &own_pass_file)?;
             let reason_name = reason.parse::<gpki_pki::crl::RevocationReason>()?;
             let signed_at = gpki_pki::time::now();
             let message = gpki_service::ca_api::holder_revocation_message(
@@ -1009,8 +1103,6 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 reason_name.as_str(),
                 signed_at,
             );
-            let algorithm = key.key_type().default_signature_algorithm();
-            let key = key.with_algorithm(algorithm)?;
             let signature = gpki_pki::Signer::sign(&key, &message)?;
             let body = gpki_service::ca_api::HolderRevocationBody {
                 // Only the certificate, whatever else the file holds.

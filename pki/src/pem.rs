@@ -136,7 +136,10 @@ mod tests {
             "-----BEGIN CERTIFICATE REQUEST-----",
             "-----BEGIN CERTIFICATE REQUEST----------END CERTIFICATE REQUEST-----",
         ] {
-            assert!(decode(text.as_bytes(), "CERTIFICATE REQUEST").is_err(), "{text}");
+            assert!(
+                decode(text.as_bytes(), "CERTIFICATE REQUEST").is_err(),
+                "{text}"
+            );
         }
         for (body, why) in [("MAMCAQ*=", "invalid Base64")] {
             let e = decode(wrap(body).as_bytes(), "CERTIFICATE REQUEST").unwrap_err();

@@ -14,7 +14,7 @@ use gpki_store::NewOffer;
 use hyper::StatusCode;
 use serde_json::json;
 
-use crate::{check_key, Operator, Reply, State};
+use crate::{check_key, unauthorized, Operator, Reply, State};
 
 fn audience(state: &State) -> Result<&str> {
     state.config.credential_issuer.as_deref().ok_or_else(|| {
@@ -166,4 +166,131 @@ pub(crate) async fn issue(state: &State, op: &Operator, id: i64, body: &[u8]) ->
         )
         .await?;
     Ok((StatusCode::CREATED, json!(answer)))
+}
+
+/// `POST /v1/credentials/ID/revoke` `{"reason"}`: an operator revokes a mobile ID
+/// their RA offered, or one of an official in their RA's scope, audited under
+/// their name. Another RA's is not found.
+pub(crate) async fn revoke(state: &State, op: &Operator, id: i64, body: &[u8]) -> Reply {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RevokeBody {
+        reason: String,
+    }
+    let b: RevokeBody = parse(body)?;
+    let hidden = || Error::not_found(format!("no mobile ID {id} of RA `{}`", op.ra.name));
+    state.store.credential(id).await.map_err(|_| hidden())?;
+    let offer = state
+        .store
+        .offer_of_credential(id)
+        .await?
+        .ok_or_else(hidden)?;
+    let official = state
+        .store
+        .certificate_by_id(offer.official_cert_id)
+        .await?;
+    let ca = state.store.authority(official.issuer_id).await?;
+    let in_scope = ca.name == op.ra.ca_name
+        && gpki_service::ca_api::check_scope(&op.ra, OFFICIAL_PROFILE, &official.subject).is_ok();
+    if offer.ra_id != op.ra.id && !in_scope {
+        return Err(hidden());
+    }
+    let record = state
+        .store
+        .revoke_credential(
+            id,
+            &b.reason,
+            &op.event(
+                "credential.revoke",
+                format!("credential:{id}"),
+                json!({ "reason": b.reason, "ra": op.ra.name, "official": format!("cert:{}/{}", ca.name, official.serial) }),
+            ),
+        )
+        .await?;
+    Ok((StatusCode::OK, json!({ "revoked": [record] })))
+}
+
+/// Why a holder reports their own mobile ID.
+const HOLDER_ID_REASONS: &[&str] = &["lost-device", "key-compromise", "unspecified"];
+
+/// `POST /v1/holder/credential-revocations`: the holder reports their mobile ID
+/// lost at once, with no operator, proving it is them by a signature with their
+/// official-sign key (in force) over a statement of its own; every valid ID of
+/// theirs is revoked, audited as the holder's.
+pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
+    let b: gpki_service::ca_api::HolderRevocationBody = parse(body)?;
+    if !HOLDER_ID_REASONS.contains(&b.reason.as_str()) {
+        return Err(Error::policy(format!(
+            "a holder reports a mobile ID with one of {}",
+            HOLDER_ID_REASONS.join(", ")
+        )));
+    }
+    let now = gpki_pki::time::now();
+    if now.abs_diff(b.signed_at) > crate::HOLDER_SKEW_SECS as u64 {
+        return Err(Error::policy(format!(
+            "signed_at {} is more than {} s from the RA's clock ({now}); sign again",
+            b.signed_at,
+            crate::HOLDER_SKEW_SECS
+        )));
+    }
+    let der = gpki_pki::pem::decode(b.certificate.as_bytes(), "CERTIFICATE")?;
+    let parsed = gpki_pki::cert::decode(&der)?;
+    let signature =
+        hex::decode(b.signature.trim()).map_err(|_| Error::malformed("signature must be hex"))?;
+    let (cert, issuer) = state.store.certificate_in_force(&der, now).await?;
+    if cert.profile != OFFICIAL_PROFILE || !gpki_pki::cert::signs(&parsed.tbs_certificate)? {
+        return Err(Error::policy(format!(
+            "certificate {} is not an official's signing certificate: a holder reports their mobile ID with it",
+            cert.serial
+        )));
+    }
+    let spki = der::Encode::to_der(&parsed.tbs_certificate.subject_public_key_info)?;
+    let algorithm = gpki_pki::KeyType::of_spki(&spki)?.default_signature_algorithm();
+    let message = gpki_service::ca_api::holder_credential_revocation_message(
+        &hex::encode(openssl::sha::sha256(&der)),
+        &b.reason,
+        b.signed_at,
+    );
+    if !gpki_pki::signer::verify(&spki, algorithm, &message, &signature)? {
+        return Err(Error::new(
+            gpki_pki::ErrorKind::BadSignature,
+            format!(
+                "the mobile ID report for certificate {} is not signed by its key",
+                cert.serial
+            ),
+        ));
+    }
+    let official =
+        gpki_pki::name::official(&gpki_pki::name::attributes(&parsed.tbs_certificate.subject))
+            .ok_or_else(|| {
+                unauthorized("the certificate does not name an official (CN=NAME(NUMBER))")
+            })?;
+    // Served by an RA of this service whose scope holds the official.
+    let ra = state
+        .store
+        .ras()
+        .await?
+        .into_iter()
+        .find(|r| {
+            r.status == "active"
+                && r.host == state.config.host
+                && r.ca_name == issuer.name
+                && gpki_service::ca_api::check_scope(r, OFFICIAL_PROFILE, &cert.subject).is_ok()
+        })
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no RA of this service serves certificate {} of CA `{}`",
+                cert.serial, issuer.name
+            ))
+        })?;
+    let revoked = state
+        .store
+        .revoke_official_credentials(
+            &official.employee_number,
+            &b.reason,
+            &format!("holder:{}/{}", issuer.name, cert.serial),
+            json!({ "ra": ra.name, "reported_by": "holder", "signed_at": b.signed_at }),
+        )
+        .await?;
+    Ok((StatusCode::OK, json!({ "revoked": revoked })))
 }

@@ -271,6 +271,12 @@ fn route(method: &Method, path: &str) -> (&'static str, Option<i64>) {
         (&Method::POST, ["v1", "requests", n, "reject"]) if id(n).is_some() => ("reject", id(n)),
         (&Method::POST, ["v1", "revocations"]) => ("revoke", None),
         (&Method::POST, ["v1", "holder", "revocations"]) => ("holder-revoke", None),
+        (&Method::POST, ["v1", "holder", "credential-revocations"]) => {
+            ("holder-credential-revoke", None)
+        }
+        (&Method::POST, ["v1", "credentials", n, "revoke"]) if id(n).is_some() => {
+            ("credential-revoke", id(n))
+        }
         (&Method::POST, ["v1", "renewals"]) => ("renew", None),
         (&Method::POST, ["v1", "credentials", "offers"]) => ("offer", None),
         (&Method::POST, ["v1", "credentials", "offers", n, "issue"]) if id(n).is_some() => {
@@ -303,7 +309,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             ),
         },
         "metrics" => plain(StatusCode::OK, &state.metrics.render()),
-        "holder-revoke" => holder_revoke(state, req).await,
+        "holder-revoke" | "holder-credential-revoke" => holder_revoke(state, name, req).await,
         "other" => error_reply(&Error::not_found(format!(
             "no route {} {}",
             req.method(),
@@ -476,6 +482,9 @@ async fn api(
             .map(|o| (StatusCode::OK, json!({ "operators": o }))),
         "enrol" => enrol(state, &op, &body).await,
         "offer" => credentials::offer(state, &op, &body).await,
+        "credential-revoke" => {
+            credentials::revoke(state, &op, id.expect("routed with an id"), &body).await
+        }
         "offer-issue" => {
             credentials::issue(state, &op, id.expect("routed with an id"), &body).await
         }
@@ -1685,13 +1694,20 @@ async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> R
 /// [`holder_revocation_message`] is the proof. Refusals are audited as anonymous
 /// ones are (at most once a second), since the caller is not identified until
 /// the signature verifies.
-async fn holder_revoke(state: &State, req: Request<Incoming>) -> Response<Body> {
+/// A holder's own request, proven by a signature with their certificate's key:
+/// revoking the certificate, or reporting their mobile ID lost.
+async fn holder_revoke(state: &State, route: &str, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let body = match body_of(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match holder_revocation(state, &body).await {
+    let answer = if route == "holder-revoke" {
+        holder_revocation(state, &body).await
+    } else {
+        credentials::holder_revocation(state, &body).await
+    };
+    match answer {
         Ok((status, v)) => json_reply(status, &v),
         Err(e) => {
             if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::BadSignature) {
@@ -1714,7 +1730,7 @@ const HOLDER_REASONS: &[&str] = &[
 ];
 
 /// Signed requests are accepted this long either side of the RA's clock.
-const HOLDER_SKEW_SECS: i64 = 300;
+pub(crate) const HOLDER_SKEW_SECS: i64 = 300;
 
 async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
     let b: HolderRevocationBody = parse(body)?;

@@ -288,6 +288,20 @@ pub struct HolderRevocationBody {
     pub signature: String,
 }
 
+/// What a holder signs, with their official-sign key, to report their mobile ID
+/// lost (`POST /v1/holder/credential-revocations`): a statement of its own, so
+/// neither it nor a certificate revocation reads as the other.
+pub fn holder_credential_revocation_message(
+    cert_sha256: &str,
+    reason: &str,
+    signed_at: i64,
+) -> Vec<u8> {
+    format!(
+        "gpki holder mobile ID revocation request v1\ncertificate-sha256: {cert_sha256}\nreason: {reason}\nsigned_at: {signed_at}\n"
+    )
+    .into_bytes()
+}
+
 /// What a holder signs to revoke the certificate whose DER has SHA-256
 /// `cert_sha256` (lower-case hex): the purpose, the certificate, the reason and
 /// the time, one per line, so a signature made for anything else (a document, a

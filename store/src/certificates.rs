@@ -808,6 +808,21 @@ impl Store {
                 events.push(event);
             }
         }
+        if !hold && current.profile == OFFICIAL_PROFILE {
+            // The official's mobile ID goes with their certificate, its bit set on
+            // the status list in this transaction.
+            events.extend(
+                crate::credentials::revoke_ids_of_official(
+                    &mut tx,
+                    current.id,
+                    &current.subject,
+                    &audit.actor,
+                    &audit.target,
+                    gpki_pki::time::now(),
+                )
+                .await?,
+            );
+        }
         // The audit head last, as a group of the writer takes it: a group holding
         // a pending row of this key (being marked issued) waits here for the
         // head, so the rows above must not be taken after it.

@@ -119,8 +119,62 @@ pub const REVOCATION_REASONS: &[&str] = &[
     "replaced",
     "key-compromise",
     "attributes-changed",
+    "certificate-revoked",
     "unspecified",
 ];
+
+/// The mobile IDs of an official whose official-sign certificate (`cert`, with
+/// `subject`) is being revoked for good, revoked `certificate-revoked` in the same
+/// transaction: an ID ends with the official's standing. Not while the official
+/// holds another official-sign certificate in force (a renewal revokes the one
+/// it replaced). The audit records of each, for the caller to append.
+pub(crate) async fn revoke_ids_of_official(
+    conn: &mut sqlx::AnyConnection,
+    cert_id: i64,
+    subject: &str,
+    actor: &str,
+    target: &str,
+    now: i64,
+) -> Result<Vec<AuditEvent>> {
+    let Some(official) = gpki_pki::name::parse_rfc4514(subject)
+        .ok()
+        .and_then(|a| gpki_pki::name::official(&a))
+    else {
+        return Ok(Vec::new());
+    };
+    let other: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM certificates WHERE profile = $1 AND subject = $2 AND status = 'issued' \
+         AND not_after > $3 AND id <> $4 LIMIT 1",
+    )
+    .bind(crate::certificates::OFFICIAL_PROFILE)
+    .bind(subject)
+    .bind(now)
+    .bind(cert_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if other.is_some() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' ORDER BY id",
+    )
+    .bind(&official.employee_number)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut events = Vec::new();
+    for id in ids {
+        let revoked = revoke_on(conn, id, "certificate-revoked", None, now).await?;
+        events.push(AuditEvent::new(
+            actor,
+            "credential.revoke",
+            format!("credential:{id}"),
+            serde_json::json!({ "reason": "certificate-revoked", "certificate": target, "idx": revoked.idx }),
+        ));
+    }
+    Ok(events)
+}
 
 impl Store {
     /// Creates a status list of `size` entries of `bits` bits, served at `uri`.
@@ -423,6 +477,56 @@ impl Store {
         append(&mut tx, audit, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(record)
+    }
+
+    /// Revokes every valid mobile ID of the official with `employee_number` for
+    /// `reason` (a lost phone reported by the holder), each audited as
+    /// `credential.revoke` by `actor`, in one transaction. None valid: a conflict.
+    pub async fn revoke_official_credentials(
+        &self,
+        employee_number: &str,
+        reason: &str,
+        actor: &str,
+        detail: serde_json::Value,
+    ) -> Result<Vec<CredentialRecord>> {
+        if !REVOCATION_REASONS.contains(&reason) {
+            return Err(Error::malformed(format!(
+                "unknown revocation reason `{reason}` (one of {})",
+                REVOCATION_REASONS.join(", ")
+            )));
+        }
+        let now = gpki_pki::time::now();
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' ORDER BY id",
+        )
+        .bind(employee_number)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if ids.is_empty() {
+            return Err(Error::conflict(format!(
+                "official {employee_number} holds no valid mobile ID"
+            )));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let r = revoke_on(&mut tx, id, reason, None, now).await?;
+            let mut d = detail.clone();
+            if let Some(o) = d.as_object_mut() {
+                o.insert("reason".into(), reason.into());
+                o.insert("idx".into(), r.idx.into());
+            }
+            append(
+                &mut tx,
+                &AuditEvent::new(actor, "credential.revoke", format!("credential:{id}"), d),
+                now,
+            )
+            .await?;
+            out.push(r);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
     }
 
     pub async fn credential(&self, id: i64) -> Result<CredentialRecord> {

@@ -123,6 +123,19 @@ impl Store {
         Ok((offer, true))
     }
 
+    /// The RA offer that made credential `credential_id`, if an RA's offer did.
+    pub async fn offer_of_credential(&self, credential_id: i64) -> Result<Option<OfferRecord>> {
+        sqlx::query(&format!(
+            "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE credential_id = $1"
+        ))
+        .bind(credential_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .map(|r| offer_from_row(&r))
+        .transpose()
+    }
+
     pub async fn offer(&self, id: i64) -> Result<OfferRecord> {
         sqlx::query(&format!(
             "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE id = $1"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{free_port, require, wait_http_ok, Backend, Env, Run};
+use crate::support::{eventually, free_port, require, wait_http_ok, Backend, Env, Run};
 
 const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
 
@@ -502,6 +502,79 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Hong still holds dev up's official-sign certificate: the mobile ID stays.
+    // With that one revoked too (from the CLI), Hong holds none in force and the
+    // ID goes with it: revoked `certificate-revoked` in the revocation's
+    // transaction, and the QR presentation fails at the verifier's next fetch of
+    // the status list (issue 28, point 5).
+    let valid_ids = |env: &Env| {
+        let listed = user_ok(env, &["credential", "list", "--subject", "001234567"]);
+        listed
+            .as_array()
+            .or(listed["credentials"].as_array())
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "valid")
+            .count()
+    };
+    assert_eq!(valid_ids(&env), 1);
+    let sample = env
+        .openssl_ok(&[
+            "x509",
+            "-in",
+            "data/certs/official-sign.crt.pem",
+            "-noout",
+            "-serial",
+        ])
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string();
+    user_ok(
+        &env,
+        &[
+            "cert",
+            "revoke",
+            "--ca",
+            "mois",
+            "--serial",
+            &sample,
+            "--reason",
+            "affiliationChanged",
+        ],
+    );
+    assert_eq!(valid_ids(&env), 0);
+    let listed = user_ok(&env, &["credential", "list", "--subject", "001234567"]);
+    let ids = listed
+        .as_array()
+        .or(listed["credentials"].as_array())
+        .unwrap()
+        .clone();
+    assert!(!ids.is_empty(), "{listed}");
+    assert!(ids.iter().all(|c| c["status"] == "revoked"), "{listed}");
+    assert!(
+        ids.iter().any(|c| c["reason"] == "certificate-revoked"),
+        "{listed}"
+    );
+    eventually("the verifier refuses the revoked ID", 15, || {
+        let r = user(
+            &env,
+            &[
+                "credential",
+                "verify",
+                "--qr",
+                "hong-mdoc.png",
+                "--anchor",
+                "data/certs/mobile-id.crt.pem",
+                "--verifier",
+                "https://gate.mois.go.kr",
+                "--nonce",
+                "0d6c1f8e2b7a94c3e5f1",
+            ],
+        );
+        (r.code == 1 && (r.stdout.contains("revoked") || r.stderr.contains("revoked")))
+            .then_some(())
+            .ok_or(r.stdout + &r.stderr)
+    });
     // Revoked, the certificate can sign no further request.
     let r = revoke_own(&env, "hong.pem", "hong.key.pem", "superseded");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
@@ -813,6 +886,121 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
     };
     assert_eq!(status_of(&issued["id"]), "revoked", "{listed}");
     assert_eq!(status_of(&second["id"]), "valid", "{listed}");
+
+    // The RA revokes IDs (issue 28, point 5): an operator in scope revokes one,
+    // and the holder reports the next lost at once with their signing key, no
+    // operator; each audited under who did it.
+    let credential_status = |id: &Value| -> (String, String) {
+        let listed = user_ok(env, &["credential", "list", "--subject", "001234567"]);
+        let c = listed
+            .as_array()
+            .or(listed["credentials"].as_array())
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *id)
+            .cloned()
+            .unwrap();
+        (
+            c["status"].as_str().unwrap().to_string(),
+            c["reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let r = user(
+        env,
+        &as_lee(&["ra", "revoke-id", "999999", "--reason", "unspecified"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    refused(r, "not_found", "no mobile ID 999999");
+    let by_operator = ok_json(user(
+        env,
+        &as_lee(&[
+            "ra",
+            "revoke-id",
+            &second["id"].to_string(),
+            "--reason",
+            "attributes-changed",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    ));
+    assert_eq!(
+        by_operator["revoked"][0]["status"], "revoked",
+        "{by_operator}"
+    );
+    assert_eq!(
+        credential_status(&second["id"]),
+        ("revoked".into(), "attributes-changed".into())
+    );
+    let o3 = ok_json(offer("hong-id-3", serial, "sd-jwt"));
+    proof(
+        "phone.key",
+        o3["nonce"].as_str().unwrap(),
+        "https://id.gpki.go.kr",
+        "proof3.jwt",
+    );
+    let third = ok_json(issue(&o3["offer"].to_string(), "proof3.jwt", "hong3.sdjwt"));
+    assert_eq!(credential_status(&third["id"]).0, "valid");
+    let lost = user_ok(
+        env,
+        &[
+            "ra",
+            "revoke-own-id",
+            "--own-cert",
+            "hong.pem",
+            "--own-key",
+            "hong.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+        ],
+    );
+    assert_eq!(lost["revoked"].as_array().unwrap().len(), 1, "{lost}");
+    assert_eq!(
+        credential_status(&third["id"]),
+        ("revoked".into(), "lost-device".into())
+    );
+    // Reported again: nothing valid is left to revoke.
+    let again = user(
+        env,
+        &[
+            "ra",
+            "revoke-own-id",
+            "--own-cert",
+            "hong.pem",
+            "--own-key",
+            "hong.key.pem",
+            "--own-pass-file",
+            "data/dev-signer-passphrase",
+        ],
+    );
+    refused(again, "conflict", "holds no valid mobile ID");
+    let audit = user_ok(env, &["audit", "log", "--limit", "1000000"]);
+    let revokes: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "credential.revoke")
+        .collect();
+    assert!(
+        revokes
+            .iter()
+            .any(|e| e["actor"].as_str().unwrap().starts_with("holder:"))
+            && revokes
+                .iter()
+                .any(|e| e["target"] == format!("credential:{}", second["id"])),
+        "{revokes:?}"
+    );
+    // A new phone again: the ID presented below.
+    let o4 = ok_json(offer("hong-id-4", serial, "mdoc"));
+    proof(
+        "phone2.key",
+        o4["nonce"].as_str().unwrap(),
+        "https://id.gpki.go.kr",
+        "proof4.jwt",
+    );
+    ok_json(issue(&o4["offer"].to_string(), "proof4.jwt", "hong.mdoc"));
     let nonce = "0d6c1f8e2b7a94c3e5f1";
     let p = user_ok(
         env,
