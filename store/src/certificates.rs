@@ -548,19 +548,35 @@ impl Store {
     /// meanwhile; nothing is written then, not even the audit record).
     pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<bool> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let Some(issuer_id) = sqlx::query_scalar::<_, i64>(
+            "SELECT issuer_id FROM certificates WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(false);
+        };
+        // A status change like a revocation: a running responder that saw the row
+        // pending (and answered good) follows the issuer's revocation sequence and
+        // the notification, and answers unknown from its next read.
+        let seq = bump_revocation_seq(&mut tx, issuer_id).await?;
         let changed = sqlx::query(
-            "UPDATE certificates SET status = 'abandoned', \
+            "UPDATE certificates SET status = 'abandoned', revocation_seq = $2, \
              request_key = CASE WHEN request_key IS NULL THEN NULL ELSE request_key || '~abandoned-' || CAST(id AS TEXT) END \
              WHERE id = $1 AND status = 'pending'",
         )
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+        .bind(id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
         if changed != 1 {
             return Ok(false);
         }
+        crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -1152,6 +1168,55 @@ mod tests {
         )
         .await
         .unwrap();
+    }
+
+    /// An abandoned row is a status change a running responder follows, as a
+    /// revocation is: the issuer's revocation sequence moves and the row is among
+    /// the changes since the mark the responder held (issue 28, point 8b).
+    async fn abandon_is_a_status_change(store: &Store) {
+        let ca = ca(store).await;
+        let id = store
+            .record_tbs(&NewCertificate {
+                issuer_id: ca.id,
+                serial: "0a".into(),
+                subject: "CN=x".into(),
+                profile: "server".into(),
+                not_before: 0,
+                not_after: 4_000_000_000,
+                spki_sha256: "ab".repeat(32),
+                tbs: vec![0x30, 0x00],
+                renewed_from: None,
+                request_key: Some("r-1".into()),
+            })
+            .await
+            .unwrap();
+        let seen = store.status_mark(ca.id).await.unwrap();
+        let event = AuditEvent::new("t", "cert.abandon", "cert:ca/0a", serde_json::json!({}));
+        assert!(store.abandon(id, &event).await.unwrap());
+        let now = store.status_mark(ca.id).await.unwrap();
+        assert!(now.revocation_seq > seen.revocation_seq, "{seen:?} {now:?}");
+        let changes = store.status_changes(ca.id, seen.revocation_seq).await.unwrap();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!((changes[0].id, changes[0].status.as_str()), (id, "abandoned"));
+        // Once only: an abandoned row is not abandoned again, nothing moves.
+        assert!(!store.abandon(id, &event).await.unwrap());
+        assert_eq!(store.status_mark(ca.id).await.unwrap(), now);
+    }
+
+    #[tokio::test]
+    async fn abandon_is_a_status_change_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        abandon_is_a_status_change(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn abandon_is_a_status_change_on_postgres() {
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        abandon_is_a_status_change(&store).await;
+        store.close().await;
+        drop_pg(&url).await;
     }
 
     #[tokio::test]
