@@ -179,9 +179,10 @@ fn health(state: &State) -> Response<Body> {
     let now = gpki_pki::time::now();
     let last = state.last_sync();
     let age = if last > 0 { now - last } else { -1 };
+    let signer_refused = state.status_lists.as_ref().and_then(|l| l.refused());
     let status = if !state.ready() || (last > 0 && age >= state.validity()) {
         "stale"
-    } else if state.store_up() {
+    } else if state.store_up() && signer_refused.is_none() {
         "ok"
     } else {
         "degraded"
@@ -206,6 +207,7 @@ fn health(state: &State) -> Response<Body> {
         "last_sync_age_seconds": age,
         "syncs": state.syncs(),
         "cas": cas,
+        "status_list_signer": state.status_lists.as_ref().map(|_| signer_refused.as_deref().unwrap_or("in force")),
     });
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     if status == "stale" {

@@ -85,6 +85,12 @@ pub struct Lists {
     /// Names found to be no list, with when: a flood of made-up names costs one
     /// store read per name per RECHECK_UNKNOWN and leaves no lock behind.
     unknown: DashMap<String, Instant>,
+    /// When the signer's certificate was last found in force or refused in the
+    /// store (re-read at most once a RECHECK, one reader at a time).
+    standing: tokio::sync::Mutex<Option<Instant>>,
+    /// Why the signer may not sign: its certificate (or a CA above it) revoked,
+    /// on hold or expired. Nothing is signed or served while it is set.
+    refused: Mutex<Option<String>>,
 }
 
 const RECHECK_UNKNOWN: Duration = Duration::from_secs(5);
@@ -126,7 +132,61 @@ impl Lists {
             held: DashMap::new(),
             refresh: DashMap::new(),
             unknown: DashMap::new(),
+            standing: tokio::sync::Mutex::new(None),
+            refused: Mutex::new(None),
         })
+    }
+
+    /// Why the signer signs nothing now, if it does not (for /healthz).
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().expect("lock").clone()
+    }
+
+    /// The signer's standing, as the CA checks its own before signing: its
+    /// certificate and every CA above it in force in the store, re-read at most
+    /// once a second. Refused, nothing is signed and no token served (a token of a
+    /// revoked signer makes every verifier refuse every credential). With the
+    /// store out of reach the standing is what was last read: a refusal holds,
+    /// and the token held is served within its ttl as for any outage.
+    async fn check_signer(&self, state: &State) -> Result<()> {
+        let mut last = self.standing.lock().await;
+        if last.is_none_or(|t| t.elapsed() >= RECHECK) {
+            let wait = Duration::from_millis(state.config.store_timeout_ms);
+            let read = tokio::time::timeout(
+                wait,
+                state
+                    .store
+                    .certificate_in_force(self.signer_certificate(), gpki_pki::time::now()),
+            )
+            .await;
+            match read {
+                Ok(Ok(_)) => {
+                    if self.refused.lock().expect("lock").take().is_some() {
+                        tracing::info!("the status-list signer is in force again");
+                    }
+                    *last = Some(Instant::now());
+                }
+                Ok(Err(e)) if !matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
+                    let why = format!(
+                        "the status-list signer certificate is not in force: {}",
+                        e.detail
+                    );
+                    let mut refused = self.refused.lock().expect("lock");
+                    if refused.is_none() {
+                        tracing::error!(reason = %why, "status lists: signing stopped");
+                    }
+                    *refused = Some(why);
+                    self.held.clear();
+                    *last = Some(Instant::now());
+                }
+                // Out of reach: not read; asked again at the next request.
+                _ => {}
+            }
+        }
+        match self.refused() {
+            Some(why) => Err(Error::new(ErrorKind::Unauthorized, why)),
+            None => Ok(()),
+        }
     }
 
     /// The signer's certificate (DER).
@@ -176,15 +236,21 @@ pub async fn serve(state: &State, name: &str, headers: &HeaderMap) -> Response<B
         ),
         Err(e) => {
             tracing::warn!(list = name, error = %e, "status list unavailable");
+            let why = if e.kind == ErrorKind::Unauthorized {
+                e.detail
+            } else {
+                e.kind.to_string()
+            };
             plain(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("status list: {}", e.kind),
+                &format!("status list: {why}"),
             )
         }
     }
 }
 
 async fn token(state: &State, lists: &Lists, name: &str) -> Result<Option<Arc<Token>>> {
+    lists.check_signer(state).await?;
     let now = gpki_pki::time::now();
     if let Some(t) = lists.held.get(name).filter(|t| lists.fresh(t, now)) {
         return Ok(Some(t.clone()));

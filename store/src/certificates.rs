@@ -1195,9 +1195,15 @@ mod tests {
         assert!(store.abandon(id, &event).await.unwrap());
         let now = store.status_mark(ca.id).await.unwrap();
         assert!(now.revocation_seq > seen.revocation_seq, "{seen:?} {now:?}");
-        let changes = store.status_changes(ca.id, seen.revocation_seq).await.unwrap();
+        let changes = store
+            .status_changes(ca.id, seen.revocation_seq)
+            .await
+            .unwrap();
         assert_eq!(changes.len(), 1, "{changes:?}");
-        assert_eq!((changes[0].id, changes[0].status.as_str()), (id, "abandoned"));
+        assert_eq!(
+            (changes[0].id, changes[0].status.as_str()),
+            (id, "abandoned")
+        );
         // Once only: an abandoned row is not abandoned again, nothing moves.
         assert!(!store.abandon(id, &event).await.unwrap());
         assert_eq!(store.status_mark(ca.id).await.unwrap(), now);

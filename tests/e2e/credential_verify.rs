@@ -790,6 +790,43 @@ fn the_responder_serves_status_lists_and_a_verifiers_fetch_names_no_credential()
     assert_eq!(after["statuses"][&ia], 1);
     assert_eq!(after["statuses"][&ib], 0);
     assert_eq!(after["set_bits"], 1);
+
+    // The signer's standing is checked as the CA checks its own (issue 28, point
+    // 7): revoked, it signs no further token, the list answers 503 naming why, and
+    // /healthz is degraded, saying the same.
+    assert_eq!(responder.health()["status_list_signer"], "in force");
+    let signer = env.serial_of("status.pem");
+    env.ok(&[
+        "cert",
+        "revoke",
+        "--ca",
+        "mobile-id",
+        "--serial",
+        &signer,
+        "--reason",
+        "keyCompromise",
+    ]);
+    crate::support::eventually(
+        "the status list refused after its signer's revocation",
+        5,
+        || {
+            let (head, body) = curl(&[&url]);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            (head.starts_with("HTTP/1.1 503")
+                && body.contains("signer certificate is not in force"))
+            .then_some(())
+            .ok_or(format!("{head}{body}"))
+        },
+    );
+    let health = responder.health();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["status_list_signer"]
+            .as_str()
+            .unwrap()
+            .contains("not in force"),
+        "{health}"
+    );
 }
 
 /// Runs the issuer-discovery oracle on the documents `responder` serves now and the
