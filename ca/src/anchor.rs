@@ -316,7 +316,8 @@ pub async fn verify_checkpoints(
         ));
         return Ok((anchoring, problems));
     }
-    let (head_seq, _) = store.audit_head().await?;
+    // A wiped log has no head: every checkpoint then names what was lost.
+    let head_seq = store.audit_head_opt().await?.map_or(0, |(seq, _)| seq);
     let mut previous: Option<PrevCheckpoint> = None;
     for json_path in &names {
         let file = json_path.display().to_string();
@@ -362,9 +363,10 @@ pub async fn verify_checkpoints(
             problems.push(problem(
                 cp.seq,
                 format!(
-                    "checkpoint of row {} ({}) is beyond the chain head {head_seq}: rows were deleted",
+                    "checkpoint of row {} ({}) is beyond the chain head {head_seq}: the log was {} after it was checkpointed",
                     cp.seq,
-                    gpki_pki::time::rfc3339(cp.at)
+                    gpki_pki::time::rfc3339(cp.at),
+                    if head_seq == 0 { "wiped" } else { "truncated (rows deleted)" }
                 ),
             ));
             continue;

@@ -75,6 +75,26 @@ pub struct Config {
     /// archives to this KRA.
     #[serde(default)]
     pub km: Option<KmConfig>,
+    /// Signed checkpoints of the audit chain, written on a schedule (the audit key
+    /// is in `key_dir`, under the CA keys' passphrase).
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[audit]` in ca.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Where checkpoints go: `gpki audit verify --checkpoints` reads them (better a
+    /// directory another host or write-once storage keeps).
+    pub checkpoint_dir: PathBuf,
+    /// Seconds between checkpoints (one is taken at start).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_interval_secs: u64,
+}
+
+fn default_checkpoint_secs() -> u64 {
+    3600
 }
 
 /// `[km]` in ca.toml.
@@ -139,6 +159,15 @@ impl Config {
         }
         if let Some(p) = &mut c.policies {
             *p = base.join(&*p);
+        }
+        if let Some(a) = &mut c.audit {
+            a.checkpoint_dir = base.join(&a.checkpoint_dir);
+            if !(1..=86_400).contains(&a.checkpoint_interval_secs) {
+                return Err(Error::malformed(format!(
+                    "{}: [audit] checkpoint_interval_secs must be 1 to 86400",
+                    path.display()
+                )));
+            }
         }
         c.tls.resolve(base);
         c.http.check()?;
@@ -252,6 +281,24 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         }
         None => None,
     };
+    if let Some(a) = &config.audit {
+        // The first checkpoint now, so a key or directory that does not work is
+        // found at start; then on the schedule, each failure logged and retried.
+        let (cp, _) = ca.audit_checkpoint(&a.checkpoint_dir).await?;
+        tracing::info!(seq = cp.seq, dir = %a.checkpoint_dir.display(), "audit checkpoint");
+        let (ca, a) = (ca.clone(), a.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(a.checkpoint_interval_secs));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match ca.audit_checkpoint(&a.checkpoint_dir).await {
+                    Ok((cp, _)) => tracing::debug!(seq = cp.seq, "audit checkpoint"),
+                    Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
+                }
+            }
+        });
+    }
     let metrics = ApiMetrics::new("ca");
     let refusals = Refusals::new(store.clone(), "ca");
     let acceptor = config

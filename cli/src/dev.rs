@@ -356,6 +356,21 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
     )
     .await?;
 
+    // The audit chain anchored from the start: the audit key and a first signed
+    // checkpoint (the CA service then takes one every 300 s).
+    let checkpoints = |d: &std::path::Path| std::fs::read_dir(d).map_or(0, |e| e.count());
+    let before = checkpoints(&dir.join("audit"));
+    let (cp, _) = ca.audit_checkpoint(&dir.join("audit")).await?;
+    let what = format!(
+        "audit checkpoint of row {} in {}/audit",
+        cp.seq,
+        dir.display()
+    );
+    if checkpoints(&dir.join("audit")) > before {
+        made.push(what);
+    } else {
+        found.push(what);
+    }
     let d = dir.display();
     emit(
         g.output,
@@ -643,7 +658,9 @@ async fn services_setup(
          [credentials]\nsigner_key = {}\nsigner_pass_file = {signer_pass}\nsigner_chain = {}\n\
          issuer = {}\nstatus_list = {}\nras = [{}]\n\n\
          # Dual enrolments: officials' km keys, made here and archived to this KRA.\n\
-         [km]\nkra = {}\n",
+         [km]\nkra = {}\n\n\
+         # Signed checkpoints of the audit chain (gpki audit verify reads them).\n\
+         [audit]\ncheckpoint_dir = {}\ncheckpoint_interval_secs = 300\n",
         q(at.ca.clone()),
         q(abs(&dir.join("keys")).display().to_string()),
         q(abs(ca_pass_file).display().to_string()),
@@ -655,6 +672,7 @@ async fn services_setup(
         q(STATUS_LIST.into()),
         q(DEV_RA.into()),
         q(DEV_KRA.into()),
+        q(abs(&dir.join("audit")).display().to_string()),
     );
     let ra_toml = format!(
         "# gpki dev: the RA service (gpki-ra serve --config THIS) hosting every RA whose\n\

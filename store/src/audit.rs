@@ -202,14 +202,19 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(db_err)?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(self.pool())
-            .await
-            .map_err(db_err)?;
-        let head_seq: i64 = head.try_get("seq").map_err(db_err)?;
-        let head_hash: Vec<u8> = head.try_get("hash").map_err(db_err)?;
-
         let mut problems = Vec::new();
+        let (head_seq, head_hash) = match self.audit_head_opt().await? {
+            Some(h) => h,
+            None => {
+                // Not an internal error: the store was emptied behind the chain.
+                problems.push(AuditProblem {
+                    seq: 0,
+                    problem: "the chain head is missing: the audit log was wiped".into(),
+                });
+                (0, vec![0u8; 32])
+            }
+        };
+
         let mut expected_seq = 1i64;
         let mut prev_hash = vec![0u8; 32];
         for row in &rows {
@@ -277,14 +282,27 @@ impl Store {
 
     /// The chain head: the last sequence number and its hash.
     pub async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(self.pool())
+        self.audit_head_opt().await?.ok_or_else(|| {
+            gpki_pki::Error::new(
+                gpki_pki::ErrorKind::Conflict,
+                "the audit chain head is missing: the audit log was wiped (gpki audit verify)",
+            )
+        })
+    }
+
+    /// The chain head, or None when its row is gone (a wiped log).
+    pub async fn audit_head_opt(&self) -> Result<Option<(i64, Vec<u8>)>> {
+        let Some(head) = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(self.pool())
             .await
-            .map_err(db_err)?;
-        Ok((
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
             head.try_get("seq").map_err(db_err)?,
             head.try_get("hash").map_err(db_err)?,
-        ))
+        )))
     }
 
     /// The stored hash of audit row `seq`, if the row exists.

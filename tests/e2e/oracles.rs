@@ -59,6 +59,23 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
     for ca in cas.as_array().unwrap() {
         assert_eq!(ca["offline"], ca["name"] == "gpki-root", "{ca}");
     }
+    // The audit chain is anchored from the start, and a wiped log is named against
+    // the last checkpoint, not an internal error (issue 28, point 8).
+    let audit_verify = || {
+        env.command()
+            .env_remove("GPKI_STORE")
+            .env_remove("GPKI_KEY_PASS_FILE")
+            .args(["audit", "verify"])
+            .output()
+            .unwrap()
+    };
+    let verified = audit_verify();
+    let text = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(verified.status.success(), "{text}");
+    assert!(
+        text.contains("signed checkpoint(s)") && !text.contains("NOT ANCHORED"),
+        "{text}"
+    );
 
     let certs = env.path("data/certs");
     let f = |n: &str| certs.join(n).display().to_string();
@@ -216,6 +233,23 @@ fn dev_up_artefacts_pass_openssl_and_pkilint() {
         &format!("sqlite://{}", env.path("data/gpki.db").display()),
     ]);
     assert_eq!(before["certificates"], after["certificates"]);
+
+    // The log wiped behind the chain: named against the last checkpoint.
+    let db = format!("sqlite://{}", env.path("data/gpki.db").display());
+    crate::support::runtime().block_on(crate::support::sql(
+        &db,
+        &["DELETE FROM audit_log", "DELETE FROM audit_head"],
+    ));
+    let verified = audit_verify();
+    let text = String::from_utf8_lossy(&verified.stdout).into_owned()
+        + &String::from_utf8_lossy(&verified.stderr);
+    assert!(!verified.status.success(), "{text}");
+    assert!(
+        text.contains("the audit log was wiped")
+            && text.contains("the log was wiped after it was checkpointed")
+            && !text.contains("internal error"),
+        "{text}"
+    );
 }
 
 #[test]

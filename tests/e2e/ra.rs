@@ -194,7 +194,8 @@ impl Deployment {
             env.path("ca.toml"),
             format!(
                 "store = \"{}\"\nlisten = \"127.0.0.1:{ca_port}\"\nkey_dir = \"{}\"\nkey_pass_file = \"{}\"\n\
-                 stale_pending_secs = 1\nsigner_renewal_days = 3650\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n",
+                 stale_pending_secs = 1\nsigner_renewal_days = 3650\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_pass_file = \"{}\"\nclient_ca = \"{}\"\n\
+                 [audit]\ncheckpoint_dir = \"data/audit\"\ncheckpoint_interval_secs = 1\n",
                 env_store(&env),
                 p("data/keys"),
                 p("pass"),
@@ -1338,8 +1339,15 @@ fn workflow_and_refusals(backend: Backend) {
     };
     assert_eq!(updates.iter().filter(suspended).count(), 1, "{updates:?}");
 
-    // The audit chain is intact after all of it.
-    d.env.ok(&["audit", "verify"]);
+    // The audit chain is intact after all of it, and anchored by the checkpoints
+    // the CA service signs on its schedule (issue 28, point 8).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let verified = d.env.json(&["audit", "verify"]);
+    assert!(
+        verified["anchoring"]["checkpoints"].as_i64().unwrap() >= 2
+            && verified["anchoring"]["anchored_seq"].as_i64().unwrap() > 1,
+        "{verified}"
+    );
     // Health and metrics are behind the mutual TLS: refused without a client
     // certificate, answered with one, and health never shows the store's URL
     // (issue 28, point 12).
