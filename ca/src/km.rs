@@ -82,10 +82,12 @@ impl Ca {
                 sign.profile, sign.serial
             )));
         }
-        if sign.status != CertStatus::Issued {
+        if sign.status != CertStatus::Issued || sign.not_after <= gpki_pki::time::now() {
             return Err(Error::conflict(format!(
-                "certificate {} is {}; a km certificate pairs with an issued one",
-                sign.serial, sign.status
+                "certificate {} is {} (until {}); a km certificate pairs with one in force",
+                sign.serial,
+                sign.status,
+                gpki_pki::time::rfc3339(sign.not_after)
             )));
         }
         let (kra, kra_der) = kra_certificate(&self.store, order.kra).await?;

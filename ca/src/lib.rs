@@ -535,6 +535,15 @@ impl Ca {
                 old.status
             )));
         }
+        // An expired certificate vouches for nothing any more: binding its name to
+        // a key again is a new issuance, with what a new one needs (every route:
+        // the CLI, the CA service, the RA).
+        if old.not_after <= gpki_pki::time::now() {
+            return Err(Error::conflict(format!(
+                "certificate {serial} expired at {}; an expired certificate is not renewed: issue a new one",
+                gpki_pki::time::rfc3339(old.not_after)
+            )));
+        }
         let tbs = x509_cert::certificate::TbsCertificate::from_der(&old.tbs)?;
         let sans = cert::san_entries(&tbs)?;
         // A renewal keeps the old identity: a new CSR proves possession of its key and

@@ -1056,6 +1056,17 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     let key = request_key(&ra, &b.request_id)?;
     // Scope first: a replay answers only what the RA may see.
     let old = scoped_certificate(state, &ra, &b.serial).await?;
+    // The RA's renewal window holds here too, not only in the RA service.
+    let opens = old.not_after - ra.renew_window_days * 86_400;
+    if gpki_pki::time::now() < opens {
+        return Err(Error::policy(format!(
+            "certificate {} may be renewed from {} (RA `{}`: {} days before it expires), not earlier",
+            old.serial,
+            gpki_pki::time::rfc3339(opens),
+            ra.name,
+            ra.renew_window_days
+        )));
+    }
     // A pair is renewed together, from its signing certificate, with a new km key.
     let old_km = match state.store.pair_of(old.id).await? {
         Some(_) if old.profile == crate::km::KM_PROFILE => {

@@ -333,8 +333,10 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
             cert_out,
         }) => {
             let ca = g.ca().await?;
-            if !(1..=16).contains(&quorum) {
-                return Err(Error::malformed("--quorum must be 1 to 16"));
+            if !(2..=16).contains(&quorum) {
+                return Err(Error::malformed(
+                    "--quorum must be 2 to 16: a key is released by more than one officer",
+                ));
             }
             if ca.store().kras().await?.iter().any(|k| k.name == name) {
                 return Err(Error::new(
@@ -407,8 +409,9 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
         KmCmd::Officer(OfficerCmd::Add { kra, name, cert }) => {
             let store = g.store().await?;
             let k = store.kra_by_name(&kra).await?;
+            let der = read_cert(&cert)?;
             let (row, authority) = store
-                .certificate_in_force(&read_cert(&cert)?, gpki_pki::time::now())
+                .certificate_in_force(&der, gpki_pki::time::now())
                 .await
                 .map_err(|e| {
                     Error::policy(format!(
@@ -416,6 +419,27 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
                         e.detail
                     ))
                 })?;
+            // An approval is a signature by a person: a key that signs, never one
+            // the KRA or the CA holds (an official's km key, the KRA's own), and
+            // one officer per person, whatever certificates they hold.
+            if ["official-km", "key-recovery"].contains(&row.profile.as_str())
+                || !gpki_pki::cert::signs(&gpki_pki::cert::decode(&der)?.tbs_certificate)?
+            {
+                return Err(Error::policy(format!(
+                    "certificate {} (profile {}) is not a personal signing certificate: an officer approves with one (digitalSignature; never a km or KRA key)",
+                    row.serial, row.profile
+                )));
+            }
+            for o in store.officers(k.id).await? {
+                if o.status == "active"
+                    && store.certificate_by_id(o.cert_id).await?.subject == row.subject
+                {
+                    return Err(Error::policy(format!(
+                        "{} is officer `{}` of KRA {kra} already: one person is one officer",
+                        row.subject, o.name
+                    )));
+                }
+            }
             let officer = store
                 .add_officer(
                     k.id,

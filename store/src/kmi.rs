@@ -146,8 +146,10 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<KraRecord> {
         check_name("KRA", name)?;
-        if !(1..=16).contains(&quorum) {
-            return Err(Error::malformed("a KRA's quorum must be 1 to 16 officers"));
+        if !(2..=16).contains(&quorum) {
+            return Err(Error::malformed(
+                "a KRA's quorum must be 2 to 16 officers: one person never releases a key",
+            ));
         }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
@@ -595,7 +597,7 @@ mod tests {
             .await
             .is_err());
         let e = store
-            .create_kra("kra2", kra_cert, 0, &event())
+            .create_kra("kra2", kra_cert, 1, &event())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Malformed);

@@ -207,6 +207,53 @@ fn invariant_expired_ca_stops_issuing() {
     ]);
 }
 
+// An expired certificate vouches for nothing: renewing it (a rebinding of its
+// name with no identity seen) is refused on every route, from the CLI here, as the
+// CA service refused it already (issue 28, close the class).
+#[test]
+fn an_expired_certificate_is_not_renewed() {
+    let env = Env::new(Backend::Sqlite).unwrap();
+    if !require("faketime") {
+        return;
+    }
+    env.hierarchy();
+    let issued = env.json(&[
+        "cert",
+        "issue",
+        "--ca",
+        "mois",
+        "--profile",
+        "official-sign",
+        "--subject",
+        OFFICIAL,
+        "--generate-key",
+        "--key-out",
+        "e.key",
+        "--out",
+        "e.pem",
+        "--validity-days",
+        "1",
+    ]);
+    let serial = issued["serial"].as_str().unwrap().to_string();
+    let before = env.counts();
+    let out = env
+        .command()
+        .env("FAKETIME", "+2d")
+        .env("LD_PRELOAD", faketime_lib())
+        .args(["cert", "renew", "--ca", "mois", "--serial", &serial])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("expired at") && err.contains("is not renewed"),
+        "{err}"
+    );
+    assert_eq!(env.counts()["certificates"], before["certificates"]);
+    // Within its validity it renews.
+    env.ok(&["cert", "renew", "--ca", "mois", "--serial", &serial]);
+}
+
 /// The libfaketime preload library Debian's `faketime` package installs.
 fn faketime_lib() -> String {
     let out = std::process::Command::new("sh")

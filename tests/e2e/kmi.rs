@@ -114,6 +114,39 @@ fn scenario(backend: Backend) {
             &format!("{o}.pem"),
         ]);
     }
+    // An approval is one person's signature (issue 28, close the class): a second
+    // certificate of Kim is not a fourth officer, a key the KRA holds (its own)
+    // approves nothing, and one officer alone never releases a key.
+    official(&env, "kim2", "Kim Officer(000000001)");
+    for (cert, why) in [
+        ("kim2.pem", "one person is one officer"),
+        ("kra.pem", "not a personal signing certificate"),
+    ] {
+        let r = env.fails(&[
+            "km", "officer", "add", "--kra", "kra", "--name", "again", "--cert", cert,
+        ]);
+        assert!(r.stderr.contains(why), "{cert}: {}", r.stderr);
+    }
+    let r = env.fails(&[
+        "km",
+        "kra",
+        "create",
+        "--name",
+        "alone",
+        "--ca",
+        "mois",
+        "--csr",
+        "kra.csr",
+        "--quorum",
+        "1",
+        "--cert-out",
+        "alone.pem",
+    ]);
+    assert!(
+        r.stderr.contains("--quorum must be 2 to 16"),
+        "{}",
+        r.stderr
+    );
     let officers = env.json(&["km", "officer", "list", "--kra", "kra"]);
     assert_eq!(
         officers["officers"].as_array().unwrap().len(),

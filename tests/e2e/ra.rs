@@ -951,9 +951,26 @@ fn workflow_and_refusals(backend: Backend) {
     let body = serde_json::json!({ "ra": "A", "request_id": "B:x", "profile": "official-km", "subject": subject, "csr": csr_pem }).to_string();
     let out = d.issue_at_ca_as_ra_host(&body);
     assert!(out.ends_with("400") && out.contains("request_id"), "{out}");
+    // The RA's renewal window holds at the CA too: a fresh certificate asked
+    // renewed directly by the RA host is refused.
+    let early =
+        serde_json::json!({ "ra": "A", "request_id": "early-1", "serial": serial }).to_string();
+    let out = d
+        .curl(
+            "ca",
+            "/v1/certificates/renew",
+            Some(("ra-host.chain.pem", "ra-host.plain.key")),
+            Some(&early),
+        )
+        .1;
+    assert!(
+        out.ends_with("422") && out.contains("may be renewed from") && out.contains("RA `A`"),
+        "{out}"
+    );
     assert_eq!(d.certificates(), certs);
-    // Four refused for scope, and the conflict and the malformed id: each audited.
-    assert_eq!(d.refusals(), refusals + 6);
+    // Four refused for scope, the conflict, the malformed id and the early
+    // renewal: each audited.
+    assert_eq!(d.refusals(), refusals + 7);
 
     // Renewal opens 400 days before expiry here; a two-year certificate just issued
     // is refused, and nothing is recorded (dev_ra.rs renews inside the window).
