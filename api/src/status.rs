@@ -293,7 +293,26 @@ impl StatusChecker {
                 Err(e) => why.push(format!("OCSP: {e}")),
             }
         }
-        if answer.is_none() && self.policy.crl {
+        // The CRL answers for an OCSP failure only where the responder asked was
+        // one this relying party configured (`ocsp_url`): a responder named by
+        // an end entity's own AIA is the certificate's word, and one made with
+        // the CA's key outside its records would name an unreachable one (or
+        // none) to be judged by a CRL that cannot list it. A CA certificate that
+        // names no responder is its issuer's ARL's to judge (a subordinate of the
+        // offline root; forging one needs the root's key).
+        let names_none = cert.ocsp_responders().map(|r| r.is_empty()).unwrap_or(true);
+        let crl_may_answer = self.policy.crl
+            && (!self.policy.ocsp
+                || self.policy.ocsp_url.is_some()
+                || (is_ca(&decoded) && names_none));
+        if answer.is_none() && self.policy.crl && !crl_may_answer {
+            why.push(
+                "CRL: not asked, since the responder the certificate names did not answer \
+                 (configure ocsp_url to fall back to CRLs during a responder outage)"
+                    .into(),
+            );
+        }
+        if answer.is_none() && crl_may_answer {
             match self.crl(&decoded, &issuer_decoded, now).await {
                 Ok(a) => answer = Some(a),
                 Err(e) => why.push(format!("CRL: {e}")),

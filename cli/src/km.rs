@@ -422,17 +422,26 @@ pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
             // An approval is a signature by a person: a key that signs, never one
             // the KRA or the CA holds (an official's km key, the KRA's own), and
             // one officer per person, whatever certificates they hold.
-            if ["official-km", "key-recovery"].contains(&row.profile.as_str())
+            let person = |subject: &str| {
+                gpki_pki::name::parse_rfc4514(subject)
+                    .ok()
+                    .and_then(|a| gpki_pki::name::official(&a))
+                    .map(|o| o.employee_number)
+            };
+            let number = person(&row.subject);
+            if row.profile != "official-sign"
+                || number.is_none()
                 || !gpki_pki::cert::signs(&gpki_pki::cert::decode(&der)?.tbs_certificate)?
             {
                 return Err(Error::policy(format!(
-                    "certificate {} (profile {}) is not a personal signing certificate: an officer approves with one (digitalSignature; never a km or KRA key)",
+                    "certificate {} (profile {}) is not an official's personal signing certificate: an officer approves with one (official-sign, CN=NAME(NUMBER); never a km, KRA or service key)",
                     row.serial, row.profile
                 )));
             }
+            // One person, one officer: by employee number (bound to one official).
             for o in store.officers(k.id).await? {
                 if o.status == "active"
-                    && store.certificate_by_id(o.cert_id).await?.subject == row.subject
+                    && person(&store.certificate_by_id(o.cert_id).await?.subject) == number
                 {
                     return Err(Error::policy(format!(
                         "{} is officer `{}` of KRA {kra} already: one person is one officer",

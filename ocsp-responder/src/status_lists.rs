@@ -179,8 +179,9 @@ impl Lists {
                     self.held.clear();
                     *last = Some(Instant::now());
                 }
-                // Out of reach: not read; asked again at the next request.
-                _ => {}
+                // Out of reach: the standing last read holds for RECHECK, so the
+                // requests behind this one do not each wait out the store too.
+                _ => *last = Some(Instant::now()),
             }
         }
         match self.refused() {

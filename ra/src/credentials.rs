@@ -287,6 +287,7 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         .store
         .revoke_official_credentials(
             &official.employee_number,
+            b.signed_at,
             &b.reason,
             &format!("holder:{}/{}", issuer.name, cert.serial),
             json!({ "ra": ra.name, "reported_by": "holder", "signed_at": b.signed_at }),

@@ -374,6 +374,78 @@ async fn bind_official(
     Ok(Ok(()))
 }
 
+/// Binds the employee numbers of the official-sign certificates recorded before
+/// migration 0012, once: when the table is empty and such certificates exist, in
+/// the order they were recorded (the earliest official keeps a number; later
+/// claims are left as they are, and counted in the log).
+pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
+    let pool = store.pool();
+    let bound: Option<String> =
+        sqlx::query_scalar("SELECT employee_number FROM official_numbers LIMIT 1")
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+    if bound.is_some() {
+        return Ok(());
+    }
+    let (mut after, mut conflicts, mut bound) = (0i64, 0usize, 0usize);
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, subject, created_at FROM certificates WHERE profile = $1 \
+             AND status <> 'abandoned' AND id > $2 ORDER BY id LIMIT 1000",
+        )
+        .bind(OFFICIAL_PROFILE)
+        .bind(after)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id").map_err(db_err)?;
+        let mut tx = pool.begin().await.map_err(db_err)?;
+        for r in &rows {
+            let subject: String = r.try_get("subject").map_err(db_err)?;
+            let Some(o) = gpki_pki::name::parse_rfc4514(&subject)
+                .ok()
+                .and_then(|a| gpki_pki::name::official(&a))
+            else {
+                continue;
+            };
+            let held = sqlx::query(
+                "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
+                 RETURNING name, institution",
+            )
+            .bind(&o.employee_number)
+            .bind(&o.name)
+            .bind(&o.institution)
+            .bind(r.try_get::<i64, _>("created_at").map_err(db_err)?)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let same = held.try_get::<String, _>("name").map_err(db_err)? == o.name
+                && held.try_get::<String, _>("institution").map_err(db_err)? == o.institution;
+            if same {
+                bound += 1;
+            } else {
+                conflicts += 1;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+    }
+    if bound + conflicts > 0 {
+        tracing::info!(
+            bound,
+            conflicts,
+            "employee numbers bound from the certificates recorded before"
+        );
+    }
+    if conflicts > 0 {
+        tracing::warn!(conflicts, "official-sign certificates name an employee number bound to another official: review them (gpki cert list --profile official-sign)");
+    }
+    Ok(())
+}
+
 /// Attaches the signed DER to pending row `id` and marks it issued.
 async fn set_issued(conn: &mut sqlx::AnyConnection, id: i64, der: &[u8]) -> Result<()> {
     let done = sqlx::query(
@@ -548,8 +620,16 @@ impl Store {
     /// meanwhile; nothing is written then, not even the audit record).
     pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<bool> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let Some(issuer_id) = sqlx::query_scalar::<_, i64>(
-            "SELECT issuer_id FROM certificates WHERE id = $1 AND status = 'pending'",
+        // A status change like a revocation: a running responder that saw the row
+        // pending (and answered good) follows the issuer's revocation sequence and
+        // the notification, and answers unknown from its next read. The first
+        // statement writes (SQLite: a transaction that read first could not take
+        // the write lock once another writer moved on), and locks the issuer's
+        // counter first, as a revocation does.
+        let Some(row) = sqlx::query(
+            "UPDATE authorities SET revocation_seq = revocation_seq + 1 \
+             WHERE id = (SELECT issuer_id FROM certificates WHERE id = $1 AND status = 'pending') \
+             RETURNING id, revocation_seq",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -558,10 +638,8 @@ impl Store {
         else {
             return Ok(false);
         };
-        // A status change like a revocation: a running responder that saw the row
-        // pending (and answered good) follows the issuer's revocation sequence and
-        // the notification, and answers unknown from its next read.
-        let seq = bump_revocation_seq(&mut tx, issuer_id).await?;
+        let issuer_id: i64 = row.try_get("id").map_err(db_err)?;
+        let seq: i64 = row.try_get("revocation_seq").map_err(db_err)?;
         let changed = sqlx::query(
             "UPDATE certificates SET status = 'abandoned', revocation_seq = $2, \
              request_key = CASE WHEN request_key IS NULL THEN NULL ELSE request_key || '~abandoned-' || CAST(id AS TEXT) END \
@@ -576,6 +654,29 @@ impl Store {
         if changed != 1 {
             return Ok(false);
         }
+        // Never signed, it binds no employee number: the binding goes unless
+        // another certificate of this official holds it.
+        sqlx::query(
+            "DELETE FROM official_numbers WHERE employee_number = $1 AND NOT EXISTS \
+             (SELECT 1 FROM certificates WHERE profile = $2 AND status <> 'abandoned' AND subject = \
+              (SELECT subject FROM certificates WHERE id = $3))",
+        )
+        .bind(
+            sqlx::query_scalar::<_, String>("SELECT subject FROM certificates WHERE id = $1 AND profile = $2")
+                .bind(id)
+                .bind(OFFICIAL_PROFILE)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .and_then(|s| gpki_pki::name::parse_rfc4514(&s).ok())
+                .and_then(|a| gpki_pki::name::official(&a))
+                .map(|o| o.employee_number),
+        )
+        .bind(OFFICIAL_PROFILE)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
@@ -786,7 +887,8 @@ impl Store {
             // whichever CA of the store issued it, in the same transaction (whose
             // key lock is taken above).
             let others = sqlx::query(
-                "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca \
+                "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca, \
+                 c.profile AS profile, c.subject AS subject \
                  FROM certificates c JOIN authorities a ON a.id = c.issuer_id \
                  WHERE c.spki_sha256 = $1 AND c.id <> $2 AND c.status IN ('issued', 'pending', 'hold') ORDER BY c.id",
             )
@@ -822,6 +924,23 @@ impl Store {
                     serde_json::json!({ "reason": "keyCompromise", "same_key_as": audit.target }),
                 );
                 events.push(event);
+                let profile: String = row.try_get("profile").map_err(db_err)?;
+                if profile == OFFICIAL_PROFILE {
+                    // An official's certificate revoked by the cascade takes their
+                    // mobile ID with it, as a direct revocation does.
+                    let subject: String = row.try_get("subject").map_err(db_err)?;
+                    events.extend(
+                        crate::credentials::revoke_ids_of_official(
+                            &mut tx,
+                            id,
+                            &subject,
+                            &audit.actor,
+                            &format!("cert:{other_ca}/{other_serial}"),
+                            gpki_pki::time::now(),
+                        )
+                        .await?,
+                    );
+                }
             }
         }
         if !hold && current.profile == OFFICIAL_PROFILE {
@@ -1223,6 +1342,54 @@ mod tests {
         abandon_is_a_status_change(&store).await;
         store.close().await;
         drop_pg(&url).await;
+    }
+
+    /// A store from before migration 0012: its official-sign certificates bind
+    /// their numbers at the next open, the earliest official first, so a later
+    /// claim for another official is refused from then on; an abandoned row (never
+    /// signed) releases the number it alone held.
+    #[tokio::test]
+    async fn numbers_recorded_before_the_binding_are_bound_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let ca = ca(&store).await;
+        let record = |n: u8, subject: &str| NewCertificate {
+            issuer_id: ca.id,
+            serial: format!("{n:02x}"),
+            subject: subject.into(),
+            profile: OFFICIAL_PROFILE.into(),
+            not_before: 0,
+            not_after: 4_000_000_000,
+            spki_sha256: format!("{n:064x}"),
+            tbs: vec![0x30, 0x00],
+            renewed_from: None,
+            request_key: None,
+        };
+        let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
+        store.record_tbs(&record(1, &hong)).await.unwrap();
+        // As an upgraded store has it: certificates, no bindings.
+        sqlx::query("DELETE FROM official_numbers")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let e = store
+            .record_tbs(&record(
+                2,
+                &format!("CN=Mallory(001234567), OU=people, {MOIS}"),
+            ))
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("belongs to Hong Gildong"), "{e}");
+        // A pending row abandoned, the only one naming its number: released.
+        let kim = format!("CN=Kim Cheolsu(001111111), OU=people, {MOIS}");
+        let id = store.record_tbs(&record(3, &kim)).await.unwrap();
+        let event = AuditEvent::new("t", "cert.abandon", "x", serde_json::json!({}));
+        assert!(store.abandon(id, &event).await.unwrap());
+        store
+            .record_tbs(&record(4, &format!("CN=Choi(001111111), OU=people, {MOE}")))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

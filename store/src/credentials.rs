@@ -156,8 +156,20 @@ pub(crate) async fn revoke_ids_of_official(
     if other.is_some() {
         return Ok(Vec::new());
     }
+    // An ID being issued (pending, not yet handed out) is stopped too: its
+    // issuance then fails instead of making it valid after this.
+    sqlx::query(
+        "UPDATE credentials SET status = 'revoked', revoked_at = $1, reason = 'certificate-revoked' \
+         WHERE subject = $2 AND status = 'pending'",
+    )
+    .bind(now)
+    .bind(&official.employee_number)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    // By list, then id: the order an issuance takes the lists' rows in.
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' ORDER BY id",
+        "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' ORDER BY list_id, id",
     )
     .bind(&official.employee_number)
     .fetch_all(&mut *conn)
@@ -165,7 +177,12 @@ pub(crate) async fn revoke_ids_of_official(
     .map_err(db_err)?;
     let mut events = Vec::new();
     for id in ids {
-        let revoked = revoke_on(conn, id, "certificate-revoked", None, now).await?;
+        // Revoked meanwhile by another (a holder's report, a replacement): done.
+        let revoked = match revoke_on(conn, id, "certificate-revoked", None, now).await {
+            Ok(r) => r,
+            Err(e) if e.kind == gpki_pki::ErrorKind::Conflict => continue,
+            Err(e) => return Err(e),
+        };
         events.push(AuditEvent::new(
             actor,
             "credential.revoke",
@@ -485,6 +502,7 @@ impl Store {
     pub async fn revoke_official_credentials(
         &self,
         employee_number: &str,
+        issued_before: i64,
         reason: &str,
         actor: &str,
         detail: serde_json::Value,
@@ -497,10 +515,24 @@ impl Store {
         }
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' ORDER BY id",
+        // A write first (SQLite takes its write lock now, not after a read), on the
+        // lists' rows an issuance locks too, so the IDs read next are all of them.
+        sqlx::query(
+            "UPDATE status_lists SET used = used WHERE id IN \
+             (SELECT list_id FROM credentials WHERE subject = $1 AND status = 'valid')",
         )
         .bind(employee_number)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Only IDs issued before the report was made: a report replayed later
+        // never reaches the phone that replaced the lost one.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM credentials WHERE subject = $1 AND status = 'valid' AND issued_at <= $2 \
+             ORDER BY list_id, id",
+        )
+        .bind(employee_number)
+        .bind(issued_before)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;

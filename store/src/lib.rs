@@ -394,6 +394,7 @@ impl Store {
             sqlx::migrate::MigrateError::Execute(inner) => db_err(inner),
             other => Error::internal(format!("migration: {other}")),
         })?;
+        certificates::backfill_official_numbers(self).await?;
         Ok(migrator
             .iter()
             .map(|m| format!("{} {}", m.version, m.description))

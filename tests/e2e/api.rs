@@ -549,6 +549,58 @@ fn standard_api_login_verify_sign_encrypt() {
         "{}",
         rogue.1
     );
+    // Nor does one whose AIA names a responder that does not answer (or none):
+    // the certificate's own word is not a reason to ask the CRL, which cannot
+    // list it. (A relying party that configures ocsp_url falls back on its
+    // outage: step 4.)
+    for (name, aia) in [
+        (
+            "rogue-dead",
+            "authorityInfoAccess=OCSP;URI:http://127.0.0.1:1/ocsp\n",
+        ),
+        ("rogue-none", ""),
+    ] {
+        std::fs::write(
+            env.path(&format!("{name}.ext")),
+            format!(
+                "keyUsage=critical,digitalSignature\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
+                 {aia}crlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
+            ),
+        )
+        .unwrap();
+        env.openssl_ok(&[
+            "x509",
+            "-req",
+            "-in",
+            "rogue.csr",
+            "-CA",
+            "data/certs/mois.crt.pem",
+            "-CAkey",
+            "data/keys/mois.key.pem",
+            "-passin",
+            "file:data/dev-passphrase",
+            "-set_serial",
+            if name == "rogue-dead" {
+                "0x5eed0c0ffee15bae"
+            } else {
+                "0x5eed0c0ffee15baf"
+            },
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+        let r = login(&env, &api, &format!("{name}.pem"), "rogue.key", |_, _| {});
+        refused(&r, 503, "status-unknown");
+        assert!(
+            r.1["detail"].as_str().unwrap().contains("CRL: not asked"),
+            "{name}: {}",
+            r.1
+        );
+    }
 
     // 3c. A revocation reaches a running API within its max_cache_secs, though
     //     the responder's answer runs for a day (issue 28, point 9).

@@ -571,9 +571,10 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
                 "0d6c1f8e2b7a94c3e5f1",
             ],
         );
-        (r.code == 1 && (r.stdout.contains("revoked") || r.stderr.contains("revoked")))
-            .then_some(())
-            .ok_or(r.stdout + &r.stderr)
+        (r.code == 1
+            && (r.stdout.contains("credential-revoked") || r.stderr.contains("credential-revoked")))
+        .then_some(())
+        .ok_or(r.stdout + &r.stderr)
     });
     // Revoked, the certificate can sign no further request.
     let r = revoke_own(&env, "hong.pem", "hong.key.pem", "superseded");

@@ -120,7 +120,7 @@ fn scenario(backend: Backend) {
     official(&env, "kim2", "Kim Officer(000000001)");
     for (cert, why) in [
         ("kim2.pem", "one person is one officer"),
-        ("kra.pem", "not a personal signing certificate"),
+        ("kra.pem", "not an official's personal signing certificate"),
     ] {
         let r = env.fails(&[
             "km", "officer", "add", "--kra", "kra", "--name", "again", "--cert", cert,
