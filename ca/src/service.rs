@@ -340,10 +340,14 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/credentials") => "credential",
         _ => "other",
     };
+    let gate = match route {
+        "healthz" | "metrics" => gpki_service::mtls::health_refusal(&state.store, &req).await,
+        _ => None,
+    };
     let reply = match route {
-        "healthz" | "metrics" if gpki_service::mtls::require_client_certificate(&req).is_err() => {
+        "healthz" | "metrics" if gate.is_some() => {
             state.metrics.refused("unauthenticated");
-            error_reply(&gpki_service::mtls::require_client_certificate(&req).unwrap_err())
+            error_reply(gate.as_ref().expect("checked"))
         }
         "healthz" => healthz(state).await,
         "metrics" => {

@@ -233,15 +233,9 @@ pub enum RaCmd {
         /// Only --ra, --server-name and --ca-file are used: no client certificate
         #[command(flatten)]
         conn: Conn,
-        /// The certificate to revoke (PEM)
-        #[arg(long)]
-        own_cert: PathBuf,
-        /// Its key (encrypted PKCS#8 PEM)
-        #[arg(long)]
-        own_key: PathBuf,
-        /// File with that key's passphrase
-        #[arg(long, env = "GPKI_OWN_KEY_PASS_FILE")]
-        own_pass_file: PathBuf,
+        /// The certificate to revoke and its key
+        #[command(flatten)]
+        own: OwnKey,
         /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation
         #[arg(long)]
         reason: String,
@@ -252,15 +246,9 @@ pub enum RaCmd {
         /// Only --ra, --server-name and --ca-file are used: no client certificate
         #[command(flatten)]
         conn: Conn,
-        /// Your official-sign certificate (PEM)
-        #[arg(long)]
-        own_cert: PathBuf,
-        /// Its key (encrypted PKCS#8 PEM)
-        #[arg(long)]
-        own_key: PathBuf,
-        /// File with that key's passphrase
-        #[arg(long, env = "GPKI_OWN_KEY_PASS_FILE")]
-        own_pass_file: PathBuf,
+        /// Your official-sign certificate and its key
+        #[command(flatten)]
+        own: OwnKey,
         /// lost-device, key-compromise or unspecified
         #[arg(long, default_value = "lost-device")]
         reason: String,
@@ -299,6 +287,20 @@ pub enum RaCmd {
         #[command(flatten)]
         identity: IdentityArgs,
     },
+}
+
+/// A holder's own certificate and key, for what they sign with no operator.
+#[derive(Args, Clone)]
+pub struct OwnKey {
+    /// The certificate (PEM)
+    #[arg(long)]
+    own_cert: PathBuf,
+    /// Its key (encrypted PKCS#8 PEM)
+    #[arg(long)]
+    own_key: PathBuf,
+    /// File with that key's passphrase
+    #[arg(long, env = "GPKI_OWN_KEY_PASS_FILE")]
+    own_pass_file: PathBuf,
 }
 
 /// Where a dual request's km certificate and sealed key go.
@@ -579,8 +581,14 @@ fn save_certificate(reply: &Value, out: Option<&PathBuf>, chain: bool) -> Result
     Ok(Some(out.display().to_string()))
 }
 
-/// A holder's certificate (DER) and its key, checked to belong together, with
-/// the key's usual algorithm.
+impl OwnKey {
+    /// The certificate (DER) and its key, checked to belong together, with the
+    /// key's usual algorithm.
+    fn pair(&self) -> Result<(Vec<u8>, gpki_pki::SoftwareKey)> {
+        own_pair(&self.own_cert, &self.own_key, &self.own_pass_file)
+    }
+}
+
 fn own_pair(
     own_cert: &std::path::Path,
     own_key: &std::path::Path,
@@ -1061,14 +1069,8 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 .await?;
             emit(out, v.clone(), || revoked_ids_text(&v));
         }
-        RaCmd::RevokeOwnId {
-            conn,
-            own_cert,
-            own_key,
-            own_pass_file,
-            reason,
-        } => {
-            let (der, key) = own_pair(&own_cert, &own_key, &own_pass_file)?;
+        RaCmd::RevokeOwnId { conn, own, reason } => {
+            let (der, key) = own.pair()?;
             let signed_at = gpki_pki::time::now();
             let message = gpki_service::ca_api::holder_credential_revocation_message(
                 &hex::encode(openssl::sha::sha256(&der)),
@@ -1088,14 +1090,8 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                 .await?;
             emit(out, v.clone(), || revoked_ids_text(&v));
         }
-        RaCmd::RevokeOwn {
-            conn,
-            own_cert,
-            own_key,
-            own_pass_file,
-            reason,
-        } => {
-            let (der, key) = own_pair(&own_cert, &own_key, &own_pass_file)?;
+        RaCmd::RevokeOwn { conn, own, reason } => {
+            let (der, key) = own.pair()?;
             let reason_name = reason.parse::<gpki_pki::crl::RevocationReason>()?;
             let signed_at = gpki_pki::time::now();
             let message = gpki_service::ca_api::holder_revocation_message(

@@ -266,23 +266,7 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
                 unauthorized("the certificate does not name an official (CN=NAME(NUMBER))")
             })?;
     // Served by an RA of this service whose scope holds the official.
-    let ra = state
-        .store
-        .ras()
-        .await?
-        .into_iter()
-        .find(|r| {
-            r.status == "active"
-                && r.host == state.config.host
-                && r.ca_name == issuer.name
-                && gpki_service::ca_api::check_scope(r, OFFICIAL_PROFILE, &cert.subject).is_ok()
-        })
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "no RA of this service serves certificate {} of CA `{}`",
-                cert.serial, issuer.name
-            ))
-        })?;
+    let ra = crate::holder_ra(state, &cert, &issuer).await?;
     let revoked = state
         .store
         .revoke_official_credentials(

@@ -296,10 +296,14 @@ fn route(method: &Method, path: &str) -> (&'static str, Option<i64>) {
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let (name, id) = route(req.method(), req.uri().path());
+    let gate = match name {
+        "healthz" | "metrics" => gpki_service::mtls::health_refusal(&state.store, &req).await,
+        _ => None,
+    };
     let reply = match name {
-        "healthz" | "metrics" if gpki_service::mtls::require_client_certificate(&req).is_err() => {
+        "healthz" | "metrics" if gate.is_some() => {
             state.metrics.refused("unauthenticated");
-            error_reply(&gpki_service::mtls::require_client_certificate(&req).unwrap_err())
+            error_reply(gate.as_ref().expect("checked"))
         }
         "healthz" => match gpki_store::ping(&state.store).await {
             Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ok" })),
@@ -1694,6 +1698,32 @@ async fn operator_status(state: &State, op: &Operator, id: i64, verb: &str) -> R
 /// [`holder_revocation_message`] is the proof. Refusals are audited as anonymous
 /// ones are (at most once a second), since the caller is not identified until
 /// the signature verifies.
+/// The active RA of this service, of the certificate's CA, whose scope holds it:
+/// the one that acts for a holder who comes with no operator.
+pub(crate) async fn holder_ra(
+    state: &State,
+    cert: &gpki_store::CertificateRecord,
+    issuer: &gpki_store::AuthorityRecord,
+) -> Result<RaRecord> {
+    state
+        .store
+        .ras()
+        .await?
+        .into_iter()
+        .find(|r| {
+            r.status == "active"
+                && r.host == state.config.host
+                && r.ca_name == issuer.name
+                && check_scope(r, &cert.profile, &cert.subject).is_ok()
+        })
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "no RA of this service serves certificate {} of CA `{}`",
+                cert.serial, issuer.name
+            ))
+        })
+}
+
 /// A holder's own request, proven by a signature with their certificate's key:
 /// revoking the certificate, or reporting their mobile ID lost.
 async fn holder_revoke(state: &State, route: &str, req: Request<Incoming>) -> Response<Body> {
@@ -1788,23 +1818,7 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         ));
     }
     // The RA of this service whose scope holds the certificate acts for it.
-    let ra = state
-        .store
-        .ras()
-        .await?
-        .into_iter()
-        .find(|r| {
-            r.status == "active"
-                && r.host == state.config.host
-                && r.ca_name == issuer.name
-                && check_scope(r, &cert.profile, &cert.subject).is_ok()
-        })
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "no RA of this service serves certificate {} of CA `{}`",
-                cert.serial, issuer.name
-            ))
-        })?;
+    let ra = holder_ra(state, &cert, &issuer).await?;
     let label = format!("holder:{}/{}", issuer.name, cert.serial);
     let actor = Actor {
         ra: &ra,

@@ -223,18 +223,19 @@ pub fn refusal(e: &Error) -> Option<&'static str> {
     }
 }
 
-/// Health and metrics of a mutual-TLS service are for a client that presented a
-/// certificate the TLS layer verified (a monitoring host's, or any service
-/// client's), not for anyone who reaches the port: they say how the service
-/// stands, and that is not for the world.
-pub fn require_client_certificate(req: &Request<Incoming>) -> Result<()> {
-    match req.extensions().get::<PeerCertificate>() {
-        Some(_) => Ok(()),
-        None => Err(Error::new(
+/// Health and metrics of a mutual-TLS service are for a caller whose certificate
+/// the store holds in force (a monitoring host's, any service client's or
+/// operator's), not for anyone who reaches the port: they say how the service
+/// stands, and that is not for the world. `None` when the caller may see them,
+/// else the refusal (a store out of reach is `Unavailable`: 503, as health is).
+pub async fn health_refusal(store: &Store, req: &Request<Incoming>) -> Option<Error> {
+    if req.extensions().get::<PeerCertificate>().is_none() {
+        return Some(Error::new(
             ErrorKind::Unauthorized,
             "health and metrics require a client certificate (mutual TLS)",
-        )),
+        ));
     }
+    caller(store, req).await.err()
 }
 
 /// The caller of a request: the store's row for its certificate, in force now.

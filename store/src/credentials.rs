@@ -123,6 +123,16 @@ pub const REVOCATION_REASONS: &[&str] = &[
     "unspecified",
 ];
 
+fn check_reason(reason: &str) -> Result<()> {
+    if REVOCATION_REASONS.contains(&reason) {
+        return Ok(());
+    }
+    Err(Error::malformed(format!(
+        "unknown revocation reason `{reason}` (one of {})",
+        REVOCATION_REASONS.join(", ")
+    )))
+}
+
 /// The mobile IDs of an official whose official-sign certificate (`cert`, with
 /// `subject`) is being revoked for good, revoked `certificate-revoked` in the same
 /// transaction: an ID ends with the official's standing. Not while the official
@@ -482,12 +492,7 @@ impl Store {
         reason: &str,
         audit: &AuditEvent,
     ) -> Result<CredentialRecord> {
-        if !REVOCATION_REASONS.contains(&reason) {
-            return Err(Error::malformed(format!(
-                "unknown revocation reason `{reason}` (one of {})",
-                REVOCATION_REASONS.join(", ")
-            )));
-        }
+        check_reason(reason)?;
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let record = revoke_on(&mut tx, id, reason, None, now).await?;
@@ -507,12 +512,7 @@ impl Store {
         actor: &str,
         detail: serde_json::Value,
     ) -> Result<Vec<CredentialRecord>> {
-        if !REVOCATION_REASONS.contains(&reason) {
-            return Err(Error::malformed(format!(
-                "unknown revocation reason `{reason}` (one of {})",
-                REVOCATION_REASONS.join(", ")
-            )));
-        }
+        check_reason(reason)?;
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         // A write first (SQLite takes its write lock now, not after a read), on the

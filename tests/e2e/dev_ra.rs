@@ -944,39 +944,29 @@ fn credentials_through_the_ra(env: &Env, serial: &str, lee: &Value, lee_login: &
     );
     let third = ok_json(issue(&o3["offer"].to_string(), "proof3.jwt", "hong3.sdjwt"));
     assert_eq!(credential_status(&third["id"]).0, "valid");
-    let lost = user_ok(
-        env,
-        &[
-            "ra",
-            "revoke-own-id",
-            "--own-cert",
-            "hong.pem",
-            "--own-key",
-            "hong.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-        ],
-    );
+    let report_lost = || {
+        user(
+            env,
+            &[
+                "ra",
+                "revoke-own-id",
+                "--own-cert",
+                "hong.pem",
+                "--own-key",
+                "hong.key.pem",
+                "--own-pass-file",
+                "data/dev-signer-passphrase",
+            ],
+        )
+    };
+    let lost = ok_json(report_lost());
     assert_eq!(lost["revoked"].as_array().unwrap().len(), 1, "{lost}");
     assert_eq!(
         credential_status(&third["id"]),
         ("revoked".into(), "lost-device".into())
     );
     // Reported again: nothing valid is left to revoke.
-    let again = user(
-        env,
-        &[
-            "ra",
-            "revoke-own-id",
-            "--own-cert",
-            "hong.pem",
-            "--own-key",
-            "hong.key.pem",
-            "--own-pass-file",
-            "data/dev-signer-passphrase",
-        ],
-    );
-    refused(again, "conflict", "holds no valid mobile ID");
+    refused(report_lost(), "conflict", "holds no valid mobile ID");
     let audit = user_ok(env, &["audit", "log", "--limit", "1000000"]);
     let revokes: Vec<&Value> = audit
         .as_array()
