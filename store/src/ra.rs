@@ -345,7 +345,8 @@ fn check_domain(d: &str) -> Result<()> {
 const RENEW_WINDOW_MAX_DAYS: i64 = 3650;
 
 /// The checks an RA's scope passes, at creation and at every change: a DNS
-/// domain list of names, a renewal window of 0 to [`RENEW_WINDOW_MAX_DAYS`] days,
+/// domain list of names, a renewal window of 1 to [`RENEW_WINDOW_MAX_DAYS`] days
+/// (0 would open it only at expiry, when an expired certificate renews on no route),
 /// dual control only on profiles the RA may ask for, and no list naming an entry
 /// twice.
 fn check_scope(
@@ -358,9 +359,9 @@ fn check_scope(
     for d in domains {
         check_domain(d)?;
     }
-    if !(0..=RENEW_WINDOW_MAX_DAYS).contains(&renew_window_days) {
+    if !(1..=RENEW_WINDOW_MAX_DAYS).contains(&renew_window_days) {
         return Err(Error::malformed(format!(
-            "renew_window_days {renew_window_days}: 0 to {RENEW_WINDOW_MAX_DAYS}"
+            "renew_window_days {renew_window_days}: 1 to {RENEW_WINDOW_MAX_DAYS} (a window of 0 would open only once the certificate has expired)"
         )));
     }
     if let Some(p) = dual_control.iter().find(|p| !profiles.contains(p)) {
@@ -1237,7 +1238,15 @@ mod tests {
                 renew_window_days: Some(100_000),
                 ..Default::default()
             },
-            "0 to 3650",
+            "1 to 3650",
+        )
+        .await;
+        refused(
+            RaChange {
+                renew_window_days: Some(0),
+                ..Default::default()
+            },
+            "1 to 3650",
         )
         .await;
         refused(
