@@ -687,9 +687,23 @@ mod tests {
     /// stopped (its issuance then fails); a holder's report reaches only IDs
     /// issued before it was signed.
     #[tokio::test]
-    async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids() {
+    async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
+        ids_end_with_their_official(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_postgres() {
+        let Some((store, url)) = crate::test_support::pg_store().await else {
+            return;
+        };
+        ids_end_with_their_official(&store).await;
+        store.close().await;
+        crate::test_support::drop_pg(&url).await;
+    }
+
+    async fn ids_end_with_their_official(store: &Store) {
+        let store = store.clone();
         let ca = ca(&store).await;
         let subject = "CN=Hong Gildong(001234567), OU=people, OU=MOIS, O=Gov, C=KR";
         let cert = store

@@ -1143,9 +1143,22 @@ mod tests {
     /// An RA is of an online CA: one naming an offline CA (a root) is refused and
     /// nothing is written; the online CA beside it takes one.
     #[tokio::test]
-    async fn an_ra_of_an_offline_ca_is_refused() {
+    async fn an_ra_of_an_offline_ca_is_refused_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
+        an_ra_of_an_offline_ca_is_refused(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn an_ra_of_an_offline_ca_is_refused_on_postgres() {
+        let Some((store, url)) = crate::test_support::pg_store().await else {
+            return;
+        };
+        an_ra_of_an_offline_ca_is_refused(&store).await;
+        store.close().await;
+        crate::test_support::drop_pg(&url).await;
+    }
+
+    async fn an_ra_of_an_offline_ca_is_refused(store: &Store) {
         for (name, offline) in [("root", true), ("ca", false)] {
             store
                 .create_authority(
