@@ -200,6 +200,22 @@ pub async fn run(g: &Global, cmd: CertCmd) -> Result<()> {
             key_out,
         } => {
             let ca = g.ca().await?;
+            // A pair renews together, with a new km key made and archived (the RA
+            // and CA services' route); alone, its signing certificate would leave
+            // the km key unpaired, and a km certificate renewed here would certify
+            // a key the archive does not hold.
+            let authority = ca.store().authority_by_name(&ca_name).await?;
+            let hex = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+            if let Some(old) = ca.store().certificate(authority.id, &hex).await? {
+                if old.profile == gpki_ca::km::KM_PROFILE
+                    || ca.store().pair_of(old.id).await?.is_some()
+                {
+                    return Err(Error::policy(format!(
+                        "certificate {hex} ({}) is one of a signing and km pair: the pair renews together through the RA (gpki ra renew --km-transport), with a new km key archived",
+                        old.profile
+                    )));
+                }
+            }
             let (key, generated) = match (&csr, generate_key) {
                 (Some(p), false) => (Some(KeySource::Csr(read_file(p, "CSR")?)), None),
                 (None, true) => {

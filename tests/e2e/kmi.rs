@@ -189,6 +189,18 @@ fn scenario(backend: Backend) {
     ]);
     let km_serial = km["serial"].as_str().unwrap().to_string();
     assert_eq!(km["pair"], sign_serial.as_str());
+    // The pair renews together, through the RA with a new km key archived: the CLI
+    // renews neither half alone (no km certificate of a key the archive lacks).
+    let certs = env.counts()["certificates"].clone();
+    for serial in [&sign_serial, &km_serial] {
+        let r = env.fails(&["cert", "renew", "--ca", "mois", "--serial", serial]);
+        assert!(
+            r.stderr.contains("the pair renews together"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(env.counts()["certificates"], certs);
     env.verify("km.pem");
     let lint = pkilint("lint_pkix_cert", &[], &env.path("km.pem"));
     assert!(lint.is_empty(), "{lint}");
