@@ -1890,3 +1890,212 @@ async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
     };
     recorded.reply(state, &s).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ra(dual: &[&str]) -> RaRecord {
+        RaRecord {
+            id: 1,
+            name: "A".into(),
+            ca_name: "mois".into(),
+            subtrees: vec![],
+            profiles: vec![],
+            dual_control: dual.iter().map(|s| s.to_string()).collect(),
+            renew_window_days: 30,
+            domains: vec![],
+            host: "h".into(),
+            status: "active".into(),
+            created_at: 0,
+        }
+    }
+
+    /// The approval rule, every combination that matters: which routes bind a
+    /// new key, which profiles a request makes, dual control on either, the
+    /// identity seen or not; and an operator certificate under the enrolment rule.
+    #[test]
+    fn the_approval_rule_holds_for_every_route_that_binds_a_key() {
+        use Wait::{Identity, SecondOperator};
+        let profiles = Profiles::builtin().unwrap();
+        // (kind, profile, km, new key, identity seen, RA dual control, waits)
+        type Row<'a> = (&'a str, &'a str, bool, bool, bool, &'a [&'a str], &'a [Wait]);
+        let table: &[Row] = &[
+            // A submission of a profile asking for identity.
+            (
+                "issue",
+                "official-sign",
+                false,
+                true,
+                false,
+                &[],
+                &[Identity],
+            ),
+            ("issue", "official-sign", false, true, true, &[], &[]),
+            (
+                "issue",
+                "official-sign",
+                false,
+                true,
+                true,
+                &["official-sign"],
+                &[SecondOperator],
+            ),
+            // A dual enrolment: official-km under dual control holds.
+            (
+                "issue",
+                "official-sign",
+                true,
+                true,
+                true,
+                &["official-km"],
+                &[SecondOperator],
+            ),
+            (
+                "issue",
+                "official-sign",
+                true,
+                true,
+                false,
+                &[],
+                &[Identity],
+            ),
+            // A profile without identity, under dual control or not.
+            ("issue", "institution-sign", false, true, false, &[], &[]),
+            (
+                "issue",
+                "institution-sign",
+                false,
+                true,
+                false,
+                &["institution-sign"],
+                &[SecondOperator],
+            ),
+            // Renewals: the same key waits for nothing; a new CSR or a new km key
+            // is a new binding.
+            (
+                "renew",
+                "official-sign",
+                false,
+                false,
+                false,
+                &["official-sign"],
+                &[],
+            ),
+            (
+                "renew",
+                "official-sign",
+                false,
+                true,
+                false,
+                &[],
+                &[Identity],
+            ),
+            (
+                "renew",
+                "official-sign",
+                true,
+                true,
+                false,
+                &[],
+                &[Identity],
+            ),
+            ("renew", "official-sign", true, true, true, &[], &[]),
+            (
+                "renew",
+                "official-sign",
+                true,
+                true,
+                true,
+                &["official-km"],
+                &[SecondOperator],
+            ),
+            // Operator certificates: any dual control of the RA holds them.
+            (
+                "enrol",
+                "ra-operator",
+                false,
+                true,
+                false,
+                &["official-sign"],
+                &[SecondOperator],
+            ),
+            ("enrol", "ra-operator", false, true, false, &[], &[]),
+            (
+                "renew",
+                "ra-operator",
+                false,
+                true,
+                false,
+                &["official-sign"],
+                &[SecondOperator],
+            ),
+            // Revocations wait for nothing.
+            (
+                "revoke",
+                "official-sign",
+                false,
+                false,
+                false,
+                &["official-sign"],
+                &[],
+            ),
+        ];
+        for (kind, profile, km, new_key, identity_seen, dual, want) in table {
+            let ask = Ask {
+                kind,
+                profile,
+                km: *km,
+                new_key: *new_key,
+                identity_seen: *identity_seen,
+            };
+            let got = waits_for(&ra(dual), &profiles, &ask).unwrap();
+            assert_eq!(
+                got, *want,
+                "{kind} {profile} km={km} new_key={new_key} identity={identity_seen} dual={dual:?}"
+            );
+        }
+    }
+
+    /// A stored request is asked as what it binds: a renewal with a CSR or a
+    /// transport key is a new key, one with neither is not.
+    #[test]
+    fn a_stored_request_is_asked_as_what_it_binds() {
+        let r = |kind: &str, csr: bool, km: bool| RaRequest {
+            id: 1,
+            ra_id: 1,
+            idempotency_key: "k".into(),
+            body_sha256: String::new(),
+            kind: kind.into(),
+            profile: Some("official-sign".into()),
+            subject: None,
+            csr: csr.then(|| b"csr".to_vec()),
+            sans: vec![],
+            target_cert_id: None,
+            reason: None,
+            status: "submitted".into(),
+            submitted_by: Some(1),
+            approved_by: None,
+            decided_by: None,
+            note: None,
+            cert_id: None,
+            created_at: 0,
+            updated_at: 0,
+            identity: None,
+            enrol: None,
+            km_transport: km.then(|| "t".into()),
+        };
+        for (kind, csr, km, new_key) in [
+            ("issue", true, false, true),
+            ("enrol", true, false, true),
+            ("renew", false, false, false),
+            ("renew", true, false, true),
+            ("renew", false, true, true),
+            ("revoke", false, false, false),
+        ] {
+            let req = r(kind, csr, km);
+            let a = Ask::of(&req);
+            assert_eq!((a.new_key, a.km), (new_key, km), "{kind} csr={csr} km={km}");
+        }
+    }
+}
