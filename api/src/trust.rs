@@ -58,6 +58,15 @@ impl Purpose {
     }
 
     fn check(self, leaf: &Leaf) -> std::result::Result<(), String> {
+        if leaf.is_ca {
+            // An end entity's use: a CA certificate (cA TRUE) logs no one in and
+            // signs no document, and the status rules for CAs do not apply to it.
+            return Err(format!(
+                "`{}` is a CA certificate, not for {}",
+                leaf.subject,
+                self.name()
+            ));
+        }
         let ku_ok = |wanted: &[KeyUsages]| match leaf.key_usage {
             None => true,
             Some(ku) => wanted.iter().any(|w| ku.0.contains(*w)),
@@ -202,6 +211,9 @@ pub struct Leaf {
     key_usage: Option<KeyUsage>,
     ekus: Option<Vec<ObjectIdentifier>>,
     eku_critical: bool,
+    /// basicConstraints cA: a CA certificate is no official's, whatever its key
+    /// usage says.
+    is_ca: bool,
     pub key: PublicKey,
 }
 
@@ -381,6 +393,12 @@ impl Trust {
         let eku_critical = eku.as_ref().is_some_and(|(c, _)| *c);
         let ekus = eku.map(|(_, e)| e.0);
         let key = PublicKey::of(&leaf).map_err(|e| Refusal::new(Reason::Malformed, e.detail))?;
+        let is_ca = gpki_pki::cert::find_extension::<x509_cert::ext::pkix::BasicConstraints>(
+            tbs,
+            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+        )
+        .map_err(|e| malformed("basic constraints", e.detail))?
+        .is_some_and(|(_, bc)| bc.ca);
         Ok(Path {
             leaf: Leaf {
                 subject,
@@ -392,6 +410,7 @@ impl Trust {
                 key_usage,
                 ekus,
                 eku_critical,
+                is_ca,
                 key,
             },
             certs,

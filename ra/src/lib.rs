@@ -1919,7 +1919,15 @@ mod tests {
         use Wait::{Identity, SecondOperator};
         let profiles = Profiles::builtin().unwrap();
         // (kind, profile, km, new key, identity seen, RA dual control, waits)
-        type Row<'a> = (&'a str, &'a str, bool, bool, bool, &'a [&'a str], &'a [Wait]);
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            bool,
+            bool,
+            bool,
+            &'a [&'a str],
+            &'a [Wait],
+        );
         let table: &[Row] = &[
             // A submission of a profile asking for identity.
             (

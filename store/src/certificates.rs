@@ -375,20 +375,23 @@ async fn bind_official(
 }
 
 /// Binds the employee numbers of the official-sign certificates recorded before
-/// migration 0012, once: when the table is empty and such certificates exist, in
-/// the order they were recorded (the earliest official keeps a number; later
-/// claims are left as they are, and counted in the log).
+/// migration 0012, once (`official_numbers_backfill` marks how far it got, so a
+/// run stopped part way resumes, and a finished one costs one read), in the
+/// order they were recorded: the earliest official keeps a number; later claims
+/// are left as they are, and counted in the log. Binding is idempotent, so two
+/// processes opening the store at once both finish it before they serve.
 pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
     let pool = store.pool();
-    let bound: Option<String> =
-        sqlx::query_scalar("SELECT employee_number FROM official_numbers LIMIT 1")
-            .fetch_optional(pool)
+    // Where it got to (a run stopped part way resumes there), or done (-1).
+    let mut after: i64 =
+        sqlx::query_scalar("SELECT next_id FROM official_numbers_backfill WHERE id = 1")
+            .fetch_one(pool)
             .await
             .map_err(db_err)?;
-    if bound.is_some() {
+    if after < 0 {
         return Ok(());
     }
-    let (mut after, mut conflicts, mut bound) = (0i64, 0usize, 0usize);
+    let (mut conflicts, mut bound) = (0usize, 0usize);
     loop {
         let rows = sqlx::query(
             "SELECT id, subject, created_at FROM certificates WHERE profile = $1 \
@@ -402,6 +405,14 @@ pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
         let Some(last) = rows.last() else { break };
         after = last.try_get("id").map_err(db_err)?;
         let mut tx = pool.begin().await.map_err(db_err)?;
+        // The mark moves with the page's bindings, in one transaction.
+        sqlx::query(
+            "UPDATE official_numbers_backfill SET next_id = $1 WHERE id = 1 AND next_id >= 0",
+        )
+        .bind(after)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         for r in &rows {
             let subject: String = r.try_get("subject").map_err(db_err)?;
             let Some(o) = gpki_pki::name::parse_rfc4514(&subject)
@@ -433,6 +444,10 @@ pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
         }
         tx.commit().await.map_err(db_err)?;
     }
+    sqlx::query("UPDATE official_numbers_backfill SET next_id = -1 WHERE id = 1")
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
     if bound + conflicts > 0 {
         tracing::info!(
             bound,
@@ -654,29 +669,9 @@ impl Store {
         if changed != 1 {
             return Ok(false);
         }
-        // Never signed, it binds no employee number: the binding goes unless
-        // another certificate of this official holds it.
-        sqlx::query(
-            "DELETE FROM official_numbers WHERE employee_number = $1 AND NOT EXISTS \
-             (SELECT 1 FROM certificates WHERE profile = $2 AND status <> 'abandoned' AND subject = \
-              (SELECT subject FROM certificates WHERE id = $3))",
-        )
-        .bind(
-            sqlx::query_scalar::<_, String>("SELECT subject FROM certificates WHERE id = $1 AND profile = $2")
-                .bind(id)
-                .bind(OFFICIAL_PROFILE)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .and_then(|s| gpki_pki::name::parse_rfc4514(&s).ok())
-                .and_then(|a| gpki_pki::name::official(&a))
-                .map(|o| o.employee_number),
-        )
-        .bind(OFFICIAL_PROFILE)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        // The employee number it bound stays bound: the request is asked again
+        // for the same official, and a binding released here could go to another
+        // official before it is.
         crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         append(&mut tx, audit, gpki_pki::time::now()).await?;
         tx.commit().await.map_err(db_err)?;
@@ -1346,8 +1341,7 @@ mod tests {
 
     /// A store from before migration 0012: its official-sign certificates bind
     /// their numbers at the next open, the earliest official first, so a later
-    /// claim for another official is refused from then on; an abandoned row (never
-    /// signed) releases the number it alone held.
+    /// claim for another official is refused from then on.
     #[tokio::test]
     async fn numbers_recorded_before_the_binding_are_bound_at_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -1367,12 +1361,21 @@ mod tests {
         };
         let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
         store.record_tbs(&record(1, &hong)).await.unwrap();
-        // As an upgraded store has it: certificates, no bindings.
+        // As an upgraded store has it: certificates, no bindings, not backfilled.
         sqlx::query("DELETE FROM official_numbers")
             .execute(store.pool())
             .await
             .unwrap();
+        sqlx::query("UPDATE official_numbers_backfill SET next_id = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
+        let done: i64 = sqlx::query_scalar("SELECT next_id FROM official_numbers_backfill")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(done, -1, "marked done: the next open reads one row");
         let e = store
             .record_tbs(&record(
                 2,
@@ -1381,15 +1384,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.detail.contains("belongs to Hong Gildong"), "{e}");
-        // A pending row abandoned, the only one naming its number: released.
+        // A pending row abandoned keeps its number bound (its request is asked
+        // again, for the same official): no one else takes it meanwhile.
         let kim = format!("CN=Kim Cheolsu(001111111), OU=people, {MOIS}");
         let id = store.record_tbs(&record(3, &kim)).await.unwrap();
         let event = AuditEvent::new("t", "cert.abandon", "x", serde_json::json!({}));
         assert!(store.abandon(id, &event).await.unwrap());
-        store
+        let e = store
             .record_tbs(&record(4, &format!("CN=Choi(001111111), OU=people, {MOE}")))
             .await
-            .unwrap();
+            .unwrap_err();
+        assert!(e.detail.contains("belongs to Kim Cheolsu"), "{e}");
+        store.record_tbs(&record(5, &kim)).await.unwrap();
     }
 
     #[tokio::test]

@@ -168,13 +168,13 @@ pub(crate) async fn revoke_ids_of_official(
     }
     // An ID being issued (pending, not yet handed out) is stopped too: its
     // issuance then fails instead of making it valid after this.
-    sqlx::query(
+    let stopped: Vec<i64> = sqlx::query_scalar(
         "UPDATE credentials SET status = 'revoked', revoked_at = $1, reason = 'certificate-revoked' \
-         WHERE subject = $2 AND status = 'pending'",
+         WHERE subject = $2 AND status = 'pending' RETURNING id",
     )
     .bind(now)
     .bind(&official.employee_number)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
     // By list, then id: the order an issuance takes the lists' rows in.
@@ -185,7 +185,17 @@ pub(crate) async fn revoke_ids_of_official(
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    let mut events = Vec::new();
+    let mut events: Vec<AuditEvent> = stopped
+        .into_iter()
+        .map(|id| {
+            AuditEvent::new(
+                actor,
+                "credential.revoke",
+                format!("credential:{id}"),
+                serde_json::json!({ "reason": "certificate-revoked", "certificate": target, "stopped": "being issued" }),
+            )
+        })
+        .collect();
     for id in ids {
         // Revoked meanwhile by another (a holder's report, a replacement): done.
         let revoked = match revoke_on(conn, id, "certificate-revoked", None, now).await {

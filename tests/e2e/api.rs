@@ -601,6 +601,48 @@ fn standard_api_login_verify_sign_encrypt() {
             r.1
         );
     }
+    // Nor one that calls itself a CA to be judged as one (no responder, the CRL):
+    // a CA certificate logs no one in.
+    std::fs::write(
+        env.path("rogue-ca.ext"),
+        format!(
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n\
+             authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
+             crlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
+        ),
+    )
+    .unwrap();
+    env.openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "rogue.csr",
+        "-CA",
+        "data/certs/mois.crt.pem",
+        "-CAkey",
+        "data/keys/mois.key.pem",
+        "-passin",
+        "file:data/dev-passphrase",
+        "-set_serial",
+        "0x5eed0c0ffee15bb0",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        "rogue-ca.ext",
+        "-out",
+        "rogue-ca.pem",
+    ]);
+    let r = login(&env, &api, "rogue-ca.pem", "rogue.key", |_, _| {});
+    refused(&r, 401, "wrong-purpose");
+    assert!(
+        r.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is a CA certificate"),
+        "{}",
+        r.1
+    );
 
     // 3c. A revocation reaches a running API within its max_cache_secs, though
     //     the responder's answer runs for a day (issue 28, point 9).

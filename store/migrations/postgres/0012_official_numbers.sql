@@ -8,3 +8,12 @@ CREATE TABLE official_numbers (
     institution     TEXT NOT NULL,
     created_at      BIGINT NOT NULL
 );
+
+-- How far the binding of certificates recorded before this migration got (the
+-- next certificate id after the last page bound), or -1 once done; a store
+-- created with this migration has nothing to bind, and the first open marks it.
+CREATE TABLE official_numbers_backfill (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    next_id BIGINT NOT NULL
+);
+INSERT INTO official_numbers_backfill (id, next_id) VALUES (1, 0);
