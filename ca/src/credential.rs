@@ -26,6 +26,10 @@ pub struct Order<'a> {
     pub replace_earlier: bool,
     /// The ID ends no later than this (the official's own certificate).
     pub not_after: Option<i64>,
+    /// The official's certificate (its store row): still issued and unexpired
+    /// in the transaction that makes the ID valid, so a revocation that landed
+    /// after the official was checked leaves no valid ID behind.
+    pub official_cert: Option<i64>,
     /// The RA's offer this issues: marked `issued` in the same transaction.
     pub offer: Option<(i64, AuditEvent)>,
     /// Who issues, for the audit record.
@@ -127,9 +131,12 @@ pub async fn issue(store: &Store, key: &IssuerKey, order: &Order<'_>) -> Result<
         .mark_credential_issued(
             record.id,
             &digest,
-            order.replaces,
-            order.replace_earlier,
-            order.offer.as_ref().map(|(id, a)| (*id, a)),
+            &gpki_store::IssuedWith {
+                replaces: order.replaces,
+                replace_earlier: order.replace_earlier,
+                official_cert: order.official_cert,
+                offer: order.offer.as_ref().map(|(id, a)| (*id, a)),
+            },
             &AuditEvent::new(
                 order.actor,
                 "credential.issue",

@@ -560,6 +560,7 @@ async fn credential(
             replaces: &[],
             replace_earlier: true,
             not_after: Some(official.not_after),
+            official_cert: Some(official.id),
             offer: Some((
                 offer.id,
                 AuditEvent::new(

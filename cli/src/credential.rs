@@ -302,6 +302,7 @@ pub async fn run(g: &Global, cmd: CredentialCmd) -> Result<()> {
                     replaces: &replaces,
                     replace_earlier: false,
                     not_after: None,
+                    official_cert: None,
                     offer: None,
                     actor: &g.actor(),
                     context: json!({}),

@@ -112,6 +112,20 @@ fn credential_from_row(r: &AnyRow) -> Result<CredentialRecord> {
     })
 }
 
+/// What else moves when a credential becomes valid
+/// ([`Store::mark_credential_issued`]).
+#[derive(Clone, Copy, Default)]
+pub struct IssuedWith<'a> {
+    /// Credentials of the same official it replaces, revoked `replaced`.
+    pub replaces: &'a [i64],
+    /// Also every other valid ID of the official (one ID per official).
+    pub replace_earlier: bool,
+    /// The official's certificate row, which must still be in force.
+    pub official_cert: Option<i64>,
+    /// The RA's offer it issues (`issuing` → `issued`), with its audit record.
+    pub offer: Option<(i64, &'a AuditEvent)>,
+}
+
 /// Why a credential was revoked.
 pub const REVOCATION_REASONS: &[&str] = &[
     "lost-device",
@@ -404,11 +418,15 @@ impl Store {
         &self,
         id: i64,
         digest: &str,
-        replaces: &[i64],
-        replace_earlier: bool,
-        offer: Option<(i64, &AuditEvent)>,
+        with: &IssuedWith<'_>,
         audit: &AuditEvent,
     ) -> Result<CredentialRecord> {
+        let IssuedWith {
+            replaces,
+            replace_earlier,
+            official_cert,
+            offer,
+        } = *with;
         let now = gpki_pki::time::now();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(&format!(
@@ -422,6 +440,28 @@ impl Store {
         .map_err(db_err)?
         .ok_or_else(|| Error::conflict(format!("credential {id} is not pending")))?;
         let record = credential_from_row(&row)?;
+        if let Some(cert) = official_cert {
+            // Read after this row is taken: a revocation of the official that
+            // committed since the check before signing is seen here, and one still
+            // running waits for this row and then revokes the ID it finds valid.
+            let standing = sqlx::query("SELECT status, not_after FROM certificates WHERE id = $1")
+                .bind(cert)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let in_force = match &standing {
+                Some(r) => {
+                    r.try_get::<String, _>("status").map_err(db_err)? == "issued"
+                        && r.try_get::<i64, _>("not_after").map_err(db_err)? > now
+                }
+                None => false,
+            };
+            if !in_force {
+                return Err(Error::conflict(format!(
+                    "the official's certificate (row {cert}) is no longer in force: credential {id} is not issued"
+                )));
+            }
+        }
         let mut sorted = replaces.to_vec();
         if replace_earlier {
             // Waits for any other issuance on this list to commit; the next
@@ -765,7 +805,15 @@ mod tests {
         // A report signed before an ID was issued does not reach it.
         let first = id(&store).await;
         store
-            .mark_credential_issued(first.id, "d1", &[], false, None, &event())
+            .mark_credential_issued(
+                first.id,
+                "d1",
+                &IssuedWith {
+                    official_cert: Some(cert),
+                    ..Default::default()
+                },
+                &event(),
+            )
             .await
             .unwrap();
         let e = store
@@ -794,9 +842,34 @@ mod tests {
             "revoked"
         );
         let e = store
-            .mark_credential_issued(pending.id, "d2", &[], false, None, &event())
+            .mark_credential_issued(
+                pending.id,
+                "d2",
+                &IssuedWith {
+                    official_cert: Some(cert),
+                    ..Default::default()
+                },
+                &event(),
+            )
             .await
             .unwrap_err();
         assert!(e.detail.contains("not pending"), "{e}");
+        // Allocated after the revocation committed: the official's certificate is
+        // read where the ID would become valid, and it is not.
+        let late = id(&store).await;
+        let e = store
+            .mark_credential_issued(
+                late.id,
+                "d3",
+                &IssuedWith {
+                    official_cert: Some(cert),
+                    ..Default::default()
+                },
+                &event(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.detail.contains("no longer in force"), "{e}");
+        assert_eq!(store.credential(late.id).await.unwrap().status, "pending");
     }
 }

@@ -33,7 +33,9 @@ pub use certificates::{
     CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
     NewCertificate, NewCrl,
 };
-pub use credentials::{CredentialRecord, NewCredential, StatusListRecord, REVOCATION_REASONS};
+pub use credentials::{
+    CredentialRecord, IssuedWith, NewCredential, StatusListRecord, REVOCATION_REASONS,
+};
 pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
