@@ -356,38 +356,48 @@ pub async fn verify_checkpoints(
         });
         anchoring.checkpoints += 1;
         anchoring.anchored_seq = anchoring.anchored_seq.max(cp.seq);
-        if cp.seq == 0 {
-            continue;
-        }
-        if cp.seq > head_seq {
-            problems.push(problem(
-                cp.seq,
-                format!(
-                    "checkpoint of row {} ({}) is beyond the chain head {head_seq}: the log was {} after it was checkpointed",
-                    cp.seq,
-                    gpki_pki::time::rfc3339(cp.at),
-                    if head_seq == 0 { "wiped" } else { "truncated (rows deleted)" }
-                ),
-            ));
-            continue;
-        }
-        match store.audit_hash_at(cp.seq).await? {
-            None => problems.push(problem(
-                cp.seq,
-                format!("row {} named by checkpoint {file} is missing", cp.seq),
-            )),
-            Some(h) if hex::encode(&h) != cp.hash => problems.push(problem(
-                cp.seq,
-                format!(
-                    "row {}'s hash differs from the one checkpointed at {}: the chain was rebuilt \
-                     after an edit at or before row {}",
-                    cp.seq,
-                    gpki_pki::time::rfc3339(cp.at),
-                    cp.seq
-                ),
-            )),
-            Some(_) => {}
-        }
+        problems.extend(against_the_chain(store, &cp, &file, head_seq).await?);
     }
     Ok((anchoring, problems))
+}
+
+/// What checkpoint `cp` (file `file`) finds in the chain now: its row beyond the
+/// head (the log wiped or truncated), missing, or with another hash (rebuilt).
+async fn against_the_chain(
+    store: &Store,
+    cp: &Checkpoint,
+    file: &str,
+    head_seq: i64,
+) -> Result<Option<AuditProblem>> {
+    let problem = |text: String| {
+        Some(AuditProblem {
+            seq: cp.seq,
+            problem: text,
+        })
+    };
+    if cp.seq == 0 {
+        return Ok(None);
+    }
+    if cp.seq > head_seq {
+        return Ok(problem(format!(
+            "checkpoint of row {} ({}) is beyond the chain head {head_seq}: the log was {} after it was checkpointed",
+            cp.seq,
+            gpki_pki::time::rfc3339(cp.at),
+            if head_seq == 0 { "wiped" } else { "truncated (rows deleted)" }
+        )));
+    }
+    Ok(match store.audit_hash_at(cp.seq).await? {
+        None => problem(format!(
+            "row {} named by checkpoint {file} is missing",
+            cp.seq
+        )),
+        Some(h) if hex::encode(&h) != cp.hash => problem(format!(
+            "row {}'s hash differs from the one checkpointed at {}: the chain was rebuilt \
+             after an edit at or before row {}",
+            cp.seq,
+            gpki_pki::time::rfc3339(cp.at),
+            cp.seq
+        )),
+        Some(_) => None,
+    })
 }

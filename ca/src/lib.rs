@@ -636,16 +636,7 @@ impl Ca {
         }
         // A root is always offline; a subordinate is when asked.
         let offline = parent.is_none() || new.offline;
-        let custody = self.custody(offline)?;
-        std::fs::create_dir_all(&custody.key_dir).map_err(|e| {
-            Error::internal(format!(
-                "cannot create key directory {}: {e}",
-                custody.key_dir.display()
-            ))
-        })?;
-        let key_path = custody.key_dir.join(format!("{}.key.pem", new.name));
-        let key = SoftwareKey::generate(new.key_type)?.with_algorithm(alg)?;
-        key.write_encrypted(&key_path, &custody.passphrase)?;
+        let (key, key_path) = self.write_new_key(&new.name, offline, new.key_type, alg)?;
         let base = new.url_base.trim_end_matches('/');
         let record = self
             .store
@@ -688,9 +679,13 @@ impl Ca {
                             name_constraints: Vec::new(),
                             path_len: None,
                         },
+                        // Read back from its file: the root signs with what was written.
                         Arc::new(
-                            SoftwareKey::read_encrypted(&key_path, &custody.passphrase)?
-                                .with_algorithm(alg)?,
+                            SoftwareKey::read_encrypted(
+                                &key_path,
+                                &self.custody(offline)?.passphrase,
+                            )?
+                            .with_algorithm(alg)?,
                         ),
                         record.id,
                     )
@@ -721,22 +716,55 @@ impl Ca {
         let issued = self
             .record_sign_store(&signer, profile.name(), &plan, None, None)
             .await?;
+        self.activate(record.id, &new.name, &plan, &issued).await?;
+        Ok(issued)
+    }
+
+    /// A new CA's key, made and written (encrypted, mode 0600) where the custody
+    /// of its kind keeps keys: the offline directory for a root or an offline CA.
+    fn write_new_key(
+        &self,
+        name: &str,
+        offline: bool,
+        key_type: KeyType,
+        alg: SignatureAlgorithm,
+    ) -> Result<(SoftwareKey, PathBuf)> {
+        let custody = self.custody(offline)?;
+        std::fs::create_dir_all(&custody.key_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create key directory {}: {e}",
+                custody.key_dir.display()
+            ))
+        })?;
+        let key_path = custody.key_dir.join(format!("{name}.key.pem"));
+        let key = SoftwareKey::generate(key_type)?.with_algorithm(alg)?;
+        key.write_encrypted(&key_path, &custody.passphrase)?;
+        Ok((key, key_path))
+    }
+
+    /// Attaches a new CA's signed certificate to its pending record.
+    async fn activate(
+        &self,
+        id: i64,
+        name: &str,
+        plan: &cert::Plan,
+        issued: &Issued,
+    ) -> Result<()> {
         let spki = &plan.tbs.subject_public_key_info;
         self.store
             .activate_authority(
-                record.id,
+                id,
                 &cert::key_identifier(spki),
                 &openssl::sha::sha1(spki.subject_public_key.raw_bytes()),
                 &openssl::sha::sha1(&plan.tbs.subject.to_der()?),
                 &issued.der,
                 &self.event(
                     "ca.activate",
-                    format!("ca:{}", new.name),
+                    format!("ca:{name}"),
                     json!({ "serial": plan.serial.to_hex() }),
                 ),
             )
-            .await?;
-        Ok(issued)
+            .await
     }
 
     /// Cross-certifies another PKI's CA: `issuer` signs that CA's subject and key.

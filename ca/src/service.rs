@@ -1174,19 +1174,14 @@ async fn revoke(
     Ok((StatusCode::OK, reply))
 }
 
-/// `POST /v1/signers/renew`: the next certificate of a delegated signer, for a new
-/// key, asked by the signer's host itself (a service client of role `ocsp` for an
-/// ocsp-signer certificate, `tsa` for a tsa certificate), so that no process but
-/// this one opens a CA key. The current certificate must be in force; the new one
-/// keeps its subject and profile. Replays (same certificate, same new key) get the
-/// certificate made the first time.
-async fn renew_signer(
+/// The delegated signer's current certificate that `client` asks renewed: of the
+/// profile its role renews, of an online CA, in force, and within the renewal
+/// window.
+async fn signer_to_renew(
     state: &State,
-    who: &Caller,
-    body: &[u8],
-) -> Result<(StatusCode, CertificateReply)> {
-    let b: SignerRenewBody = parse(body)?;
-    let client = registered_client(state, who).await?;
+    client: &gpki_store::ServiceClient,
+    b: &SignerRenewBody,
+) -> Result<(gpki_store::AuthorityRecord, CertificateRecord)> {
     let profile = match client.role.as_str() {
         "ocsp" => "ocsp-signer",
         "tsa" => "tsa",
@@ -1234,20 +1229,23 @@ async fn renew_signer(
             state.config.signer_renewal_days
         )));
     }
-    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
-    check_csr_sans(&csr, &[])?;
-    let new_key = hex::encode(openssl::sha::sha256(csr.spki_der()));
-    // Proof that the caller holds the current signer's key.
+    Ok((issuer, old))
+}
+
+/// Proof that the caller holds the current signer's key: `proof` (hex) signs the
+/// renewal message naming the current certificate and the new key.
+fn check_signer_proof(old: &CertificateRecord, new_key: &str, proof: &str) -> Result<()> {
+    let serial = &old.serial;
     let old_der = old
         .der
         .as_deref()
         .ok_or_else(|| Error::conflict(format!("certificate {serial} was never signed")))?;
     let old_cert = gpki_pki::cert::decode(old_der)?;
     let old_spki = der::Encode::to_der(&old_cert.tbs_certificate.subject_public_key_info)?;
-    let proof = hex::decode(b.proof.trim()).map_err(|_| Error::malformed("proof must be hex"))?;
+    let proof = hex::decode(proof.trim()).map_err(|_| Error::malformed("proof must be hex"))?;
     let message = gpki_service::ca_api::signer_renewal_message(
         &hex::encode(openssl::sha::sha256(old_der)),
-        &new_key,
+        new_key,
     );
     let algorithm = gpki_pki::KeyType::of_spki(&old_spki)?.default_signature_algorithm();
     if !gpki_pki::signer::verify(&old_spki, algorithm, &message, &proof)? {
@@ -1256,6 +1254,28 @@ async fn renew_signer(
             format!("the renewal of {serial} is not signed by that certificate's key"),
         ));
     }
+    Ok(())
+}
+
+/// `POST /v1/signers/renew`: the next certificate of a delegated signer, for a new
+/// key, asked by the signer's host itself (a service client of role `ocsp` for an
+/// ocsp-signer certificate, `tsa` for a tsa certificate), so that no process but
+/// this one opens a CA key. The current certificate must be in force; the new one
+/// keeps its subject and profile. Replays (same certificate, same new key) get the
+/// certificate made the first time.
+async fn renew_signer(
+    state: &State,
+    who: &Caller,
+    body: &[u8],
+) -> Result<(StatusCode, CertificateReply)> {
+    let b: SignerRenewBody = parse(body)?;
+    let client = registered_client(state, who).await?;
+    let (issuer, old) = signer_to_renew(state, &client, &b).await?;
+    let (serial, now) = (old.serial.clone(), gpki_pki::time::now());
+    let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
+    check_csr_sans(&csr, &[])?;
+    let new_key = hex::encode(openssl::sha::sha256(csr.spki_der()));
+    check_signer_proof(&old, &new_key, &b.proof)?;
     // One renewal per certificate: the same request again gets what it made;
     // another key for a certificate renewed already is refused.
     let key = format!("signer:{serial}");

@@ -513,35 +513,39 @@ fn standard_api_login_verify_sign_encrypt() {
         "-subj",
         "/C=KR/O=Government of Korea/OU=Ministry of the Interior and Safety/OU=people/CN=Rogue(009999999)",
     ]);
-    std::fs::write(
-        env.path("rogue.ext"),
+    // Signed with mois's key by OpenSSL, outside gpki: extensions as given.
+    let forge = |name: &str, serial: &str, ext: String| {
+        std::fs::write(env.path(&format!("{name}.ext")), ext).unwrap();
+        env.openssl_ok(&[
+            "x509",
+            "-req",
+            "-in",
+            "rogue.csr",
+            "-CA",
+            "data/certs/mois.crt.pem",
+            "-CAkey",
+            "data/keys/mois.key.pem",
+            "-passin",
+            "file:data/dev-passphrase",
+            "-set_serial",
+            serial,
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    };
+    forge(
+        "rogue",
+        "0x5eed0c0ffee15bad",
         format!(
             "keyUsage=critical,digitalSignature\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
              authorityInfoAccess=OCSP;URI:http://{ocsp}/ocsp\ncrlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
         ),
-    )
-    .unwrap();
-    env.openssl_ok(&[
-        "x509",
-        "-req",
-        "-in",
-        "rogue.csr",
-        "-CA",
-        "data/certs/mois.crt.pem",
-        "-CAkey",
-        "data/keys/mois.key.pem",
-        "-passin",
-        "file:data/dev-passphrase",
-        "-set_serial",
-        "0x5eed0c0ffee15bad",
-        "-days",
-        "30",
-        "-sha256",
-        "-extfile",
-        "rogue.ext",
-        "-out",
-        "rogue.pem",
-    ]);
+    );
     let rogue = login(&env, &api, "rogue.pem", "rogue.key", |_, _| {});
     refused(&rogue, 503, "status-unknown");
     assert!(
@@ -560,39 +564,14 @@ fn standard_api_login_verify_sign_encrypt() {
         ),
         ("rogue-none", ""),
     ] {
-        std::fs::write(
-            env.path(&format!("{name}.ext")),
+        forge(
+            name,
+            if name == "rogue-dead" { "0x5eed0c0ffee15bae" } else { "0x5eed0c0ffee15baf" },
             format!(
                 "keyUsage=critical,digitalSignature\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
                  {aia}crlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
             ),
-        )
-        .unwrap();
-        env.openssl_ok(&[
-            "x509",
-            "-req",
-            "-in",
-            "rogue.csr",
-            "-CA",
-            "data/certs/mois.crt.pem",
-            "-CAkey",
-            "data/keys/mois.key.pem",
-            "-passin",
-            "file:data/dev-passphrase",
-            "-set_serial",
-            if name == "rogue-dead" {
-                "0x5eed0c0ffee15bae"
-            } else {
-                "0x5eed0c0ffee15baf"
-            },
-            "-days",
-            "30",
-            "-sha256",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
+        );
         let r = login(&env, &api, &format!("{name}.pem"), "rogue.key", |_, _| {});
         refused(&r, 503, "status-unknown");
         assert!(
@@ -603,36 +582,15 @@ fn standard_api_login_verify_sign_encrypt() {
     }
     // Nor one that calls itself a CA to be judged as one (no responder, the CRL):
     // a CA certificate logs no one in.
-    std::fs::write(
-        env.path("rogue-ca.ext"),
+    forge(
+        "rogue-ca",
+        "0x5eed0c0ffee15bb0",
         format!(
             "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n\
              authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n\
              crlDistributionPoints=URI:http://{ocsp}/crl/mois.crl\n"
         ),
-    )
-    .unwrap();
-    env.openssl_ok(&[
-        "x509",
-        "-req",
-        "-in",
-        "rogue.csr",
-        "-CA",
-        "data/certs/mois.crt.pem",
-        "-CAkey",
-        "data/keys/mois.key.pem",
-        "-passin",
-        "file:data/dev-passphrase",
-        "-set_serial",
-        "0x5eed0c0ffee15bb0",
-        "-days",
-        "30",
-        "-sha256",
-        "-extfile",
-        "rogue-ca.ext",
-        "-out",
-        "rogue-ca.pem",
-    ]);
+    );
     let r = login(&env, &api, "rogue-ca.pem", "rogue.key", |_, _| {});
     refused(&r, 401, "wrong-purpose");
     assert!(
