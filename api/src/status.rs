@@ -900,8 +900,7 @@ mod tests {
             .unwrap(),
         );
         let tbs = build_tbs(&header, &entries, 2).unwrap();
-        let sig = key.sign(&tbs).unwrap();
-        gpki_pki::signed::assemble(&tbs, key.algorithm(), &sig).unwrap()
+        gpki_pki::crl::sign(key, &tbs).unwrap()
     }
 
     fn parse(der: &[u8], issuer: &Certificate) -> std::result::Result<Crl, String> {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
-use gpki_pki::cert::{Plan, SanEntry};
+use gpki_pki::cert::{Linted, SanEntry};
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, KeyType, Result, Signer, SoftwareKey};
 use gpki_store::{AuditEvent, CertStatus};
@@ -215,7 +215,7 @@ struct Resumed {
 
 struct Prepared {
     row: BatchRow,
-    plan: Plan,
+    plan: Linted,
     key_file: Option<PathBuf>,
 }
 
@@ -297,7 +297,7 @@ impl Ca {
             }
             // Verifying CSRs and planning is CPU work: spread it over the cores.
             let results = parallel_map(&fresh, |row| {
-                self.prepare(&issuer, &profile, row, opts, kek.as_ref())
+                self.prepare_row(&issuer, &profile, row, opts, kek.as_ref())
             });
             for (row, result) in fresh.iter().zip(results) {
                 match result {
@@ -315,7 +315,7 @@ impl Ca {
                 .iter()
                 .map(|p| {
                     Ok(hex::encode(openssl::sha::sha256(
-                        &p.plan.tbs.subject_public_key_info.to_der()?,
+                        &p.plan.tbs().subject_public_key_info.to_der()?,
                     )))
                 })
                 .collect::<Result<_>>()?;
@@ -376,7 +376,7 @@ impl Ca {
         Ok(report)
     }
 
-    fn prepare(
+    fn prepare_row(
         &self,
         issuer: &Issuer,
         profile: &gpki_pki::profile::Profile,
@@ -406,7 +406,7 @@ impl Ca {
                 )
             }
         };
-        let plan = self.plan(
+        let plan = self.prepare(
             issuer,
             profile,
             &row_request(opts, row, key),
@@ -502,13 +502,13 @@ impl Ca {
         }
         let req = row_request(opts, row, key);
         let plan = self
-            .plan_with_serial(issuer, profile, &req, serial, record.not_before)
+            .prepare_with_serial(issuer, profile, &req, serial, record.not_before)
             .map_err(|e| refuse(&format!("planned again, it is refused: {e}")))?;
-        if plan.tbs_der != record.tbs {
+        if plan.tbs_der() != record.tbs {
             return Err(refuse(&format!(
                 "its recorded tbsCertificate differs from what the profile and CA plan for row {} ({})",
                 row.line,
-                tbs_difference(&plan.tbs, &tbs)
+                tbs_difference(plan.tbs(), &tbs)
             )));
         }
         let planned = Ca::new_certificate(issuer.record.id, profile.name(), &plan, None, None)?;
@@ -530,8 +530,8 @@ impl Ca {
         if record.not_after <= gpki_pki::time::now() {
             return Err(refuse("it would already have expired"));
         }
-        let signature = issuer.key.sign(&record.tbs)?;
-        let der = gpki_pki::signed::assemble(&record.tbs, issuer.key.algorithm(), &signature)?;
+        // What was recorded is what was linted again just now: sign that.
+        let der = gpki_pki::cert::sign(&*issuer.key, &plan)?;
         Ok(Some(Resumed {
             id,
             der,
@@ -570,8 +570,7 @@ impl Ca {
         crate::failpoint("after-record");
         let mut finished = Vec::with_capacity(ids.len() + resumed.len());
         let signed = parallel_map(&prepared, |p| -> Result<Vec<u8>> {
-            let signature = issuer.key.sign(&p.plan.tbs_der)?;
-            let der = gpki_pki::cert::assemble(&p.plan, issuer.key.algorithm(), &signature)?;
+            let der = gpki_pki::cert::sign(&*issuer.key, &p.plan)?;
             write_cert(&opts.out_dir, &p.row.request_id, &der)?;
             Ok(der)
         });

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::{Ca, IssueRequest, Issued, KeySource};
 
-pub use gpki_service::ca_api::{KM_PROFILE, SIGN_PROFILE};
+pub use gpki_pki::profile::{KM_PROFILE, SIGN_PROFILE};
 /// The km key: RSA key transport, as official-km takes and Korean clients read.
 pub const KM_KEY_TYPE: KeyType = KeyType::Rsa2048;
 
@@ -134,10 +134,10 @@ impl Ca {
             request_key: order.request_key.clone(),
             renewed_from: order.renewed_from,
         };
-        let plan = self.plan(&issuer, &profile, &request, now)?;
+        let plan = self.prepare(&issuer, &profile, &request, now)?;
         let event = self.event(
             "km.archive",
-            format!("cert:{}/{}", order.ca, plan.serial.to_hex()),
+            format!("cert:{}/{}", order.ca, plan.serial().to_hex()),
             json!({
                 "kra": kra.name,
                 "pair": sign.serial,

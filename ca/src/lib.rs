@@ -19,7 +19,6 @@ pub mod batch;
 pub mod credential;
 mod delegated;
 pub mod km;
-pub mod service;
 
 pub use delegated::DelegatedSigner;
 pub use gpki_store::standing::{self, standing, Standing};
@@ -30,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS;
 use der::{Decode, Encode};
-use gpki_pki::cert::{self, CaUrls, IssuerContext, Plan, SanEntry, SubjectRequest};
+use gpki_pki::cert::{self, CaUrls, IssuerContext, Linted, SanEntry, SubjectRequest};
 use gpki_pki::crl::{CrlHeader, CrlScope, RevocationReason};
 use gpki_pki::profile::{Profile, ProfileKind, Profiles};
 use gpki_pki::serial::SerialNumber;
@@ -366,26 +365,26 @@ impl Ca {
     }
 
     /// Steps 2–4: verifies the request, applies the profile, plans and lints.
-    pub fn plan(
+    pub fn prepare(
         &self,
         issuer: &Issuer,
         profile: &Profile,
         req: &IssueRequest,
         now: i64,
-    ) -> Result<Plan> {
-        self.plan_with_serial(issuer, profile, req, SerialNumber::random()?, now)
+    ) -> Result<Linted> {
+        self.prepare_with_serial(issuer, profile, req, SerialNumber::random()?, now)
     }
 
-    /// [`Ca::plan`] with a given serial: a resumed batch row is planned again with
-    /// its recorded serial and time, and must come out as the bytes recorded.
-    pub fn plan_with_serial(
+    /// [`Ca::prepare`] with a given serial: a resumed batch row is planned again
+    /// with its recorded serial and time, and must come out as the bytes recorded.
+    pub fn prepare_with_serial(
         &self,
         issuer: &Issuer,
         profile: &Profile,
         req: &IssueRequest,
         serial: SerialNumber,
         now: i64,
-    ) -> Result<Plan> {
+    ) -> Result<Linted> {
         // With a CSR, the request's subject (when given) overrides the CSR's.
         let from_csr = |csr: &gpki_pki::csr::VerifiedCsr| -> Result<_> {
             let subject = match &req.subject {
@@ -437,29 +436,27 @@ impl Ca {
             name_constraints: None,
             check_template: true,
         };
-        let plan = cert::plan(profile, &issuer.context, &request, serial, now)?;
-        gpki_pki::lint::check(&plan.tbs, profile, &issuer.context)?;
-        Ok(plan)
+        cert::prepare(profile, &issuer.context, &request, serial, now)
     }
 
     fn new_certificate(
         issuer_id: i64,
         profile: &str,
-        plan: &Plan,
+        linted: &Linted,
         renewed_from: Option<i64>,
         request_key: Option<String>,
     ) -> Result<NewCertificate> {
         Ok(NewCertificate {
             issuer_id,
-            serial: plan.serial.to_hex(),
-            subject: gpki_pki::name::to_string(&plan.tbs.subject),
+            serial: linted.serial().to_hex(),
+            subject: gpki_pki::name::to_string(&linted.tbs().subject),
             profile: profile.to_string(),
-            not_before: plan.not_before,
-            not_after: plan.not_after,
+            not_before: linted.not_before(),
+            not_after: linted.not_after(),
             spki_sha256: hex::encode(openssl::sha::sha256(
-                &plan.tbs.subject_public_key_info.to_der()?,
+                &linted.tbs().subject_public_key_info.to_der()?,
             )),
-            tbs: plan.tbs_der.clone(),
+            tbs: linted.tbs_der().to_vec(),
             renewed_from,
             request_key,
         })
@@ -470,7 +467,7 @@ impl Ca {
         &self,
         issuer: &Issuer,
         profile: &str,
-        plan: &Plan,
+        plan: &Linted,
         renewed_from: Option<i64>,
         request_key: Option<String>,
     ) -> Result<Issued> {
@@ -484,7 +481,7 @@ impl Ca {
         &self,
         issuer: &Issuer,
         profile: &str,
-        plan: &Plan,
+        plan: &Linted,
         renewed_from: Option<i64>,
         request_key: Option<String>,
         archive: Option<(gpki_store::NewArchive, AuditEvent)>,
@@ -497,8 +494,7 @@ impl Ca {
             self.store.archive_key(&a, &event).await?;
         }
         failpoint("after-record");
-        let signature = issuer.key.sign(&plan.tbs_der)?;
-        let der = cert::assemble(plan, issuer.key.algorithm(), &signature)?;
+        let der = cert::sign(&*issuer.key, plan)?;
         let event = self.event(
             "cert.issue",
             format!("cert:{}/{}", issuer.record.name, new.serial),
@@ -512,7 +508,7 @@ impl Ca {
     pub async fn issue(&self, req: &IssueRequest) -> Result<Issued> {
         let profile = self.profiles.get(&req.profile)?.clone();
         let issuer = self.issuer(&req.ca).await?;
-        let plan = self.plan(&issuer, &profile, req, gpki_pki::time::now())?;
+        let plan = self.prepare(&issuer, &profile, req, gpki_pki::time::now())?;
         self.record_sign_store(
             &issuer,
             profile.name(),
@@ -700,14 +696,13 @@ impl Ca {
             name_constraints: new.name_constraints.clone(),
             check_template: true,
         };
-        let plan = cert::plan(
+        let plan = cert::prepare(
             &profile,
             &issuer_ctx,
             &request,
             SerialNumber::random()?,
             now,
         )?;
-        gpki_pki::lint::check(&plan.tbs, &profile, &issuer_ctx)?;
         let signer = Issuer {
             record: self.store.authority(issuer_id).await?,
             context: issuer_ctx,
@@ -743,25 +738,19 @@ impl Ca {
     }
 
     /// Attaches a new CA's signed certificate to its pending record.
-    async fn activate(
-        &self,
-        id: i64,
-        name: &str,
-        plan: &cert::Plan,
-        issued: &Issued,
-    ) -> Result<()> {
-        let spki = &plan.tbs.subject_public_key_info;
+    async fn activate(&self, id: i64, name: &str, plan: &Linted, issued: &Issued) -> Result<()> {
+        let spki = &plan.tbs().subject_public_key_info;
         self.store
             .activate_authority(
                 id,
                 &cert::key_identifier(spki),
                 &openssl::sha::sha1(spki.subject_public_key.raw_bytes()),
-                &openssl::sha::sha1(&plan.tbs.subject.to_der()?),
+                &openssl::sha::sha1(&plan.tbs().subject.to_der()?),
                 &issued.der,
                 &self.event(
                     "ca.activate",
                     format!("ca:{name}"),
-                    json!({ "serial": plan.serial.to_hex() }),
+                    json!({ "serial": plan.serial().to_hex() }),
                 ),
             )
             .await
@@ -812,14 +801,13 @@ impl Ca {
             name_constraints,
             check_template: false,
         };
-        let plan = cert::plan(
+        let plan = cert::prepare(
             &profile,
             &signer.context,
             &request,
             SerialNumber::random()?,
             gpki_pki::time::now(),
         )?;
-        gpki_pki::lint::check(&plan.tbs, &profile, &signer.context)?;
         self.record_sign_store(&signer, profile.name(), &plan, None, None)
             .await
     }
@@ -934,8 +922,7 @@ impl Ca {
                 .map(gpki_pki::crl::delta_url),
         };
         let tbs = gpki_pki::crl::build_tbs(&header, &entries.der, entries.count as usize)?;
-        let signature = issuer.key.sign(&tbs)?;
-        let der = gpki_pki::signed::assemble(&tbs, issuer.key.algorithm(), &signature)?;
+        let der = gpki_pki::crl::sign(&*issuer.key, &tbs)?;
         let event = self.event(
             if delta { "crl.generate-delta" } else { "crl.generate" },
             format!("crl:{ca}/{}", alloc.crl_number),

@@ -424,7 +424,7 @@ pub async fn up(g: &Global, serve: bool, at: &Listen) -> Result<()> {
         // writer, whose groups take both services' writes (on SQLite, two
         // writers would take turns at its one write lock, each sleeping in
         // SQLite's busy handler while the other commits).
-        let ca_service = gpki_ca::service::start_on(ca_config, store.clone()).await?;
+        let ca_service = gpki_ca_service::start_on(ca_config, store.clone()).await?;
         let ra_service = gpki_ra::start_on(ra_config, store.clone()).await?;
         let api = gpki_api::server::start(api_config).await?;
         eprintln!(
@@ -537,7 +537,7 @@ async fn services_setup(
     at: &Listen,
     made: &mut Vec<String>,
     found: &mut Vec<String>,
-) -> Result<(gpki_ca::service::Config, gpki_ra::Config)> {
+) -> Result<(gpki_ca_service::Config, gpki_ra::Config)> {
     let sub = store.authority_by_name(SUB).await?;
     let dev_cert = |name: &'static str| async move {
         store
@@ -709,7 +709,7 @@ async fn services_setup(
         write_file(&dir.join(name), text.as_bytes())?;
     }
     Ok((
-        gpki_ca::service::Config::load(&dir.join("ca.toml"))?,
+        gpki_ca_service::Config::load(&dir.join("ca.toml"))?,
         gpki_ra::Config::load(&dir.join("ra.toml"))?,
     ))
 }

@@ -200,16 +200,6 @@ pub struct SubjectRequest {
     pub check_template: bool,
 }
 
-/// The planned certificate: the tbsCertificate and its DER, recorded before signing.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub tbs: TbsCertificate,
-    pub tbs_der: Vec<u8>,
-    pub serial: SerialNumber,
-    pub not_before: i64,
-    pub not_after: i64,
-}
-
 fn extension<T: Encode + AssociatedOid>(value: &T, critical: bool) -> Result<Extension> {
     extension_oid(T::OID, value, critical)
 }
@@ -231,204 +221,102 @@ fn uri(u: &str) -> Result<GeneralName> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(u)?))
 }
 
-/// Builds the tbsCertificate for `request` under `profile`, signed later by `issuer`.
-/// `now` is Unix seconds. The validity is clamped into the issuer's.
-pub fn plan(
+/// A tbsCertificate that the pre-issuance lints passed (invariant 3). Only
+/// [`prepare`] makes one, and [`sign`] signs nothing else, so no path can sign a
+/// certificate that no lint saw, as only `csr::parse_and_verify` makes a
+/// [`VerifiedCsr`](crate::csr::VerifiedCsr).
+///
+/// Its parts can be read, never changed:
+///
+/// ```compile_fail
+/// fn widen(linted: &mut gpki_pki::cert::Linted) {
+///     linted.not_after += 86_400; // private field: does not build
+/// }
+/// ```
+///
+/// and `sign` takes no bytes a caller made:
+///
+/// ```compile_fail
+/// fn sign_raw(key: &dyn gpki_pki::signer::Signer, tbs: &[u8]) {
+///     let _ = gpki_pki::cert::sign(key, tbs); // expects &Linted: does not build
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Linted {
+    tbs: TbsCertificate,
+    tbs_der: Vec<u8>,
+    serial: SerialNumber,
+    not_before: i64,
+    not_after: i64,
+}
+
+impl Linted {
+    /// The tbsCertificate as it will be signed.
+    pub fn tbs(&self) -> &TbsCertificate {
+        &self.tbs
+    }
+
+    /// Its DER: what the store records before signing (step 5) and the key signs.
+    pub fn tbs_der(&self) -> &[u8] {
+        &self.tbs_der
+    }
+
+    pub fn serial(&self) -> &SerialNumber {
+        &self.serial
+    }
+
+    /// Unix seconds.
+    pub fn not_before(&self) -> i64 {
+        self.not_before
+    }
+
+    /// Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+}
+
+/// Builds the tbsCertificate for `request` under `profile`, to be signed by
+/// `issuer`, and lints it: steps 3–4 of issuance. `now` is Unix seconds; the
+/// validity is clamped into the issuer's. A finding refuses it
+/// ([`ErrorKind::LintFailed`](crate::error::ErrorKind::LintFailed)).
+pub fn prepare(
     profile: &Profile,
     issuer: &IssuerContext,
     request: &SubjectRequest,
     serial: SerialNumber,
     now: i64,
-) -> Result<Plan> {
-    let spec = &profile.spec;
+) -> Result<Linted> {
     let spki = crate::signer::spki_from_der(&request.spki_der)?;
-    let key_type = crate::signer::KeyType::of_spki_info(&spki)?;
-    profile.allows_key(key_type)?;
+    profile.allows_key(crate::signer::KeyType::of_spki_info(&spki)?)?;
     if request.check_template {
         profile.check_subject(&request.subject)?;
     }
     check_sans(profile, &request.sans)?;
-
-    let days = match request.validity_days {
-        Some(d) if d > spec.validity_days => {
-            return Err(Error::policy(format!(
-                "validity of {d} days exceeds profile {}'s {} days",
-                profile.name(),
-                spec.validity_days
-            )))
-        }
-        Some(0) => return Err(Error::malformed("validity must be at least one day")),
-        Some(d) => d,
-        None => spec.validity_days,
+    let (not_before, not_after) = validity(profile, issuer, request, now)?;
+    let ext = Extensions {
+        profile,
+        issuer,
+        request,
+        self_signed: request.spki_der == issuer.spki_der && request.subject == issuer.name,
+        key_id: key_identifier(&spki),
     };
-    // CA/B Forum profiles follow the BR's date-dependent maximum, less a day of
-    // margin as pkilint recommends.
-    let days = if profile.has_lint_set("cabf-serverauth") {
-        days.min(crate::lint::cabf_max_validity_days(now) - 1)
-    } else {
-        days
-    };
-    let not_before = now.max(issuer.not_before);
-    // RFC 5280 §4.1.2.5: the period is inclusive, so end one second early.
-    let not_after = (now + i64::from(days) * 86_400 - 1).min(issuer.not_after);
-    if not_after <= not_before {
-        return Err(Error::policy(
-            "the issuing CA's validity leaves no room for this certificate",
-        ));
-    }
-
-    let self_signed = request.spki_der == issuer.spki_der && request.subject == issuer.name;
-    let mut exts = Vec::new();
-    // basicConstraints (RFC 5280 §4.2.1.9: critical in CA certificates)
-    if spec.kind.is_ca() {
-        let path_len = match (spec.path_len, request.path_len) {
-            (Some(p), Some(r)) if r > p => {
-                return Err(Error::policy(format!(
-                    "path length {r} exceeds profile {}'s {p}",
-                    profile.name()
-                )))
-            }
-            (_, Some(r)) => Some(r),
-            (p, None) => p,
-        };
-        let path_len = if spec.kind == ProfileKind::RootCa {
-            request.path_len
-        } else {
-            path_len
-        };
-        exts.push(extension(
-            &BasicConstraints {
-                ca: true,
-                path_len_constraint: path_len,
-            },
-            true,
-        )?);
-    } else if spec.basic_constraints {
-        exts.push(extension(
-            &BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            },
-            true,
-        )?);
-    }
-    exts.push(extension(
-        &KeyUsage(profile.key_usage),
-        spec.key_usage_critical,
-    )?);
-    if !profile.extended_key_usage.is_empty() {
-        exts.push(extension(
-            &ExtendedKeyUsage(profile.extended_key_usage.clone()),
-            spec.extended_key_usage_critical,
-        )?);
-    }
-    if spec.subject_key_identifier || spec.kind.is_ca() {
-        exts.push(extension(
-            &SubjectKeyIdentifier(OctetString::new(key_identifier(&spki))?),
-            false,
-        )?);
-    }
-    // RFC 5280 §4.2.1.1: AKI in every certificate but self-signed ones, where it is
-    // still customary to repeat the SKI.
-    exts.push(extension(
-        &AuthorityKeyIdentifier {
-            key_identifier: Some(OctetString::new(if self_signed {
-                key_identifier(&spki)
-            } else {
-                issuer.key_id.clone()
-            })?),
-            authority_cert_issuer: None,
-            authority_cert_serial_number: None,
-        },
-        false,
-    )?);
-    if !profile.policy_oids.is_empty() {
-        let qualifiers = match &spec.policy.cps_uri {
-            Some(u) => Some(vec![PolicyQualifierInfo {
-                policy_qualifier_id: ID_QT_CPS,
-                qualifier: Some(Any::encode_from(&Ia5String::new(u)?)?),
-            }]),
-            None => None,
-        };
-        let policies = profile
-            .policy_oids
-            .iter()
-            .map(|oid| PolicyInformation {
-                policy_identifier: *oid,
-                policy_qualifiers: qualifiers.clone(),
-            })
-            .collect();
-        exts.push(extension(&CertificatePolicies(policies), false)?);
-    }
-    if spec.distribution.crl {
-        let url = issuer.urls.crl.as_deref().ok_or_else(|| {
-            Error::policy(format!(
-                "profile {} needs a CRL URL, and the issuing CA has none",
-                profile.name()
-            ))
-        })?;
-        exts.push(extension(
-            &CrlDistributionPoints(vec![DistributionPoint {
-                distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
-                reasons: None,
-                crl_issuer: None,
-            }]),
-            false,
-        )?);
-    }
-    let mut access = Vec::new();
-    if spec.distribution.ocsp {
-        let url = issuer.urls.ocsp.as_deref().ok_or_else(|| {
-            Error::policy(format!(
-                "profile {} needs an OCSP URL, and the issuing CA has none",
-                profile.name()
-            ))
-        })?;
-        access.push(AccessDescription {
-            access_method: ID_AD_OCSP,
-            access_location: uri(url)?,
-        });
-    }
-    if spec.distribution.ca_issuers {
-        let url = issuer.urls.ca_issuers.as_deref().ok_or_else(|| {
-            Error::policy(format!(
-                "profile {} needs a caIssuers URL, and the issuing CA has none",
-                profile.name()
-            ))
-        })?;
-        access.push(AccessDescription {
-            access_method: ID_AD_CA_ISSUERS,
-            access_location: uri(url)?,
-        });
-    }
-    if !access.is_empty() {
-        exts.push(extension(&AuthorityInfoAccessSyntax(access), false)?);
-    }
-    if !request.sans.is_empty() {
-        let names = request
-            .sans
-            .iter()
-            .map(SanEntry::to_general_name)
-            .collect::<Result<Vec<_>>>()?;
-        exts.push(extension(&SubjectAltName(names), false)?);
-    }
-    if let Some(nc) = &request.name_constraints {
-        if spec.kind != ProfileKind::SubCa {
-            return Err(Error::policy(
-                "name constraints belong only in subordinate CA certificates",
-            ));
-        }
-        // RFC 5280 §4.2.1.10: conforming CAs MUST mark this extension critical.
-        exts.push(extension_oid(ID_CE_NAME_CONSTRAINTS, nc, true)?);
-    }
-    if spec.ocsp_no_check {
-        exts.push(extension_oid(
-            ID_PKIX_OCSP_NOCHECK,
-            &der::asn1::Null,
-            false,
-        )?);
-    }
-
+    let extensions = [
+        ext.basic_constraints()?,
+        Some(ext.key_usage()?),
+        ext.extended_key_usage()?,
+        ext.subject_key_identifier()?,
+        Some(ext.authority_key_identifier()?),
+        ext.certificate_policies()?,
+        ext.crl_distribution_points()?,
+        ext.authority_info_access()?,
+        ext.subject_alt_name()?,
+        ext.name_constraints()?,
+        ext.ocsp_no_check()?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: serial.to_x509()?,
@@ -442,16 +330,274 @@ pub fn plan(
         subject_public_key_info: spki,
         issuer_unique_id: None,
         subject_unique_id: None,
-        extensions: Some(exts),
+        extensions: Some(extensions),
     };
+    crate::lint::check(&tbs, profile, issuer)?;
     let tbs_der = tbs.to_der()?;
-    Ok(Plan {
+    Ok(Linted {
         tbs,
         tbs_der,
         serial,
         not_before,
         not_after,
     })
+}
+
+/// Signs a linted tbsCertificate: the certificate's DER (step 6).
+pub fn sign(key: &dyn crate::signer::Signer, linted: &Linted) -> Result<Vec<u8>> {
+    let signature = key.sign(&linted.tbs_der)?;
+    crate::signed::assemble(&linted.tbs_der, key.algorithm(), &signature)
+}
+
+/// notBefore and notAfter: the profile's validity or the shorter one asked, capped
+/// for TLS by the Baseline Requirements' schedule, inside the issuer's.
+fn validity(
+    profile: &Profile,
+    issuer: &IssuerContext,
+    request: &SubjectRequest,
+    now: i64,
+) -> Result<(i64, i64)> {
+    let most = profile.spec.validity_days;
+    let days = match request.validity_days {
+        Some(d) if d > most => {
+            return Err(Error::policy(format!(
+                "validity of {d} days exceeds profile {}'s {most} days",
+                profile.name(),
+            )))
+        }
+        Some(0) => return Err(Error::malformed("validity must be at least one day")),
+        Some(d) => d,
+        None => most,
+    };
+    // CA/B Forum profiles follow the BR's date-dependent maximum, less a day of
+    // margin as pkilint recommends.
+    let days = if profile.has_lint_set("cabf-serverauth") {
+        days.min(crate::lint::TLS_VALIDITY.max_days(now) - 1)
+    } else {
+        days
+    };
+    let not_before = now.max(issuer.not_before);
+    // RFC 5280 §4.1.2.5: the period is inclusive, so end one second early.
+    let not_after = (now + i64::from(days) * 86_400 - 1).min(issuer.not_after);
+    if not_after <= not_before {
+        return Err(Error::policy(
+            "the issuing CA's validity leaves no room for this certificate",
+        ));
+    }
+    Ok((not_before, not_after))
+}
+
+/// What the extension builders read: one small builder per extension, each
+/// answering the extension or `None` when the profile leaves it out.
+struct Extensions<'a> {
+    profile: &'a Profile,
+    issuer: &'a IssuerContext,
+    request: &'a SubjectRequest,
+    self_signed: bool,
+    /// The subject key's identifier (RFC 5280 §4.2.1.2 method 1).
+    key_id: Vec<u8>,
+}
+
+impl Extensions<'_> {
+    /// RFC 5280 §4.2.1.9: critical; in a CA certificate with the path length the
+    /// profile allows, narrowed by the request (a root's only by the request).
+    fn basic_constraints(&self) -> Result<Option<Extension>> {
+        let spec = &self.profile.spec;
+        if !spec.kind.is_ca() {
+            return spec
+                .basic_constraints
+                .then(|| {
+                    extension(
+                        &BasicConstraints {
+                            ca: false,
+                            path_len_constraint: None,
+                        },
+                        true,
+                    )
+                })
+                .transpose();
+        }
+        let path_len = match (spec.path_len, self.request.path_len) {
+            (Some(p), Some(r)) if r > p => {
+                return Err(Error::policy(format!(
+                    "path length {r} exceeds profile {}'s {p}",
+                    self.profile.name()
+                )))
+            }
+            _ if spec.kind == ProfileKind::RootCa => self.request.path_len,
+            (_, Some(r)) => Some(r),
+            (p, None) => p,
+        };
+        extension(
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+            true,
+        )
+        .map(Some)
+    }
+
+    fn key_usage(&self) -> Result<Extension> {
+        extension(
+            &KeyUsage(self.profile.key_usage),
+            self.profile.spec.key_usage_critical,
+        )
+    }
+
+    fn extended_key_usage(&self) -> Result<Option<Extension>> {
+        let ekus = &self.profile.extended_key_usage;
+        (!ekus.is_empty())
+            .then(|| {
+                extension(
+                    &ExtendedKeyUsage(ekus.clone()),
+                    self.profile.spec.extended_key_usage_critical,
+                )
+            })
+            .transpose()
+    }
+
+    /// Always in CA certificates (RFC 5280 §4.2.1.2), in others as the profile says.
+    fn subject_key_identifier(&self) -> Result<Option<Extension>> {
+        let spec = &self.profile.spec;
+        (spec.subject_key_identifier || spec.kind.is_ca())
+            .then(|| {
+                extension(
+                    &SubjectKeyIdentifier(OctetString::new(self.key_id.clone())?),
+                    false,
+                )
+            })
+            .transpose()
+    }
+
+    /// RFC 5280 §4.2.1.1: in every certificate but self-signed ones, where it is
+    /// still customary to repeat the SKI.
+    fn authority_key_identifier(&self) -> Result<Extension> {
+        let id = if self.self_signed {
+            &self.key_id
+        } else {
+            &self.issuer.key_id
+        };
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(id.clone())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            false,
+        )
+    }
+
+    /// The profile's policies, each with the CPS URI when the profile has one.
+    fn certificate_policies(&self) -> Result<Option<Extension>> {
+        if self.profile.policy_oids.is_empty() {
+            return Ok(None);
+        }
+        let qualifiers = match &self.profile.spec.policy.cps_uri {
+            Some(u) => Some(vec![PolicyQualifierInfo {
+                policy_qualifier_id: ID_QT_CPS,
+                qualifier: Some(Any::encode_from(&Ia5String::new(u)?)?),
+            }]),
+            None => None,
+        };
+        let policies = self
+            .profile
+            .policy_oids
+            .iter()
+            .map(|oid| PolicyInformation {
+                policy_identifier: *oid,
+                policy_qualifiers: qualifiers.clone(),
+            })
+            .collect();
+        extension(&CertificatePolicies(policies), false).map(Some)
+    }
+
+    /// The issuer's URL of `what`, which the profile asks for: its absence refuses.
+    fn issuer_url<'u>(&self, url: &'u Option<String>, what: &str) -> Result<&'u str> {
+        url.as_deref().ok_or_else(|| {
+            Error::policy(format!(
+                "profile {} needs {what} URL, and the issuing CA has none",
+                self.profile.name(),
+            ))
+        })
+    }
+
+    fn crl_distribution_points(&self) -> Result<Option<Extension>> {
+        if !self.profile.spec.distribution.crl {
+            return Ok(None);
+        }
+        let url = self.issuer_url(&self.issuer.urls.crl, "a CRL")?;
+        extension(
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+            false,
+        )
+        .map(Some)
+    }
+
+    /// OCSP and caIssuers, as the profile asks.
+    fn authority_info_access(&self) -> Result<Option<Extension>> {
+        let wanted = &self.profile.spec.distribution;
+        let urls = &self.issuer.urls;
+        let mut access = Vec::new();
+        for (asked, url, what, method) in [
+            (wanted.ocsp, &urls.ocsp, "an OCSP", ID_AD_OCSP),
+            (
+                wanted.ca_issuers,
+                &urls.ca_issuers,
+                "a caIssuers",
+                ID_AD_CA_ISSUERS,
+            ),
+        ] {
+            if asked {
+                access.push(AccessDescription {
+                    access_method: method,
+                    access_location: uri(self.issuer_url(url, what)?)?,
+                });
+            }
+        }
+        (!access.is_empty())
+            .then(|| extension(&AuthorityInfoAccessSyntax(access), false))
+            .transpose()
+    }
+
+    fn subject_alt_name(&self) -> Result<Option<Extension>> {
+        if self.request.sans.is_empty() {
+            return Ok(None);
+        }
+        let names = self
+            .request
+            .sans
+            .iter()
+            .map(SanEntry::to_general_name)
+            .collect::<Result<Vec<_>>>()?;
+        extension(&SubjectAltName(names), false).map(Some)
+    }
+
+    /// Only in subordinate CA certificates, and critical (RFC 5280 §4.2.1.10).
+    fn name_constraints(&self) -> Result<Option<Extension>> {
+        let Some(nc) = &self.request.name_constraints else {
+            return Ok(None);
+        };
+        if self.profile.spec.kind != ProfileKind::SubCa {
+            return Err(Error::policy(
+                "name constraints belong only in subordinate CA certificates",
+            ));
+        }
+        extension_oid(ID_CE_NAME_CONSTRAINTS, nc, true).map(Some)
+    }
+
+    /// RFC 6960 §4.2.2.2.1, in delegated responders' certificates.
+    fn ocsp_no_check(&self) -> Result<Option<Extension>> {
+        self.profile
+            .spec
+            .ocsp_no_check
+            .then(|| extension_oid(ID_PKIX_OCSP_NOCHECK, &der::asn1::Null, false))
+            .transpose()
+    }
 }
 
 fn check_sans(profile: &Profile, sans: &[SanEntry]) -> Result<()> {
@@ -493,11 +639,6 @@ fn check_sans(profile: &Profile, sans: &[SanEntry]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Completes a planned certificate with its signature.
-pub fn assemble(plan: &Plan, algorithm: SignatureAlgorithm, signature: &[u8]) -> Result<Vec<u8>> {
-    crate::signed::assemble(&plan.tbs_der, algorithm, signature)
 }
 
 /// Decodes a certificate from PEM or DER.

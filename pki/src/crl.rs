@@ -220,6 +220,12 @@ pub fn encode_entry(e: &CrlEntry) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Signs a tbsCertList from [`build_tbs`]: the CRL's DER.
+pub fn sign(key: &dyn crate::signer::Signer, tbs: &[u8]) -> Result<Vec<u8>> {
+    let signature = key.sign(tbs)?;
+    crate::signed::assemble(tbs, key.algorithm(), &signature)
+}
+
 /// Encodes the tbsCertList around `entries`, the concatenated DER of `count` entries
 /// from [`encode_entry`].
 pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec<u8>> {

@@ -139,7 +139,7 @@ rules! {
     NameConstraints => "rfc5280.name-constraints", "RFC 5280 §4.2.1.10", name_constraints;
     NameConstraintsCnAsDns => "gpki.name-constraints.cn-as-dns", "gpki profile (as GnuTLS and NSS check)", name_constraints_cn_as_dns;
     SubjectCnInSan => "cabf.subject.cn-in-san", "CA/B BR 7.1.4.3", subject_cn_in_san;
-    CabfValidity398Days => "cabf.validity.398-days", "CA/B BR 6.3.2", cabf_validity_398_days;
+    CabfValiditySchedule => "cabf.validity.schedule", "CA/B BR 6.3.2 (ballot SC-081)", cabf_validity_schedule;
     CabfSanPresent => "cabf.san.present", "CA/B BR 7.1.2.7.12", cabf_san_present;
     CabfSanInternalName => "cabf.san.internal-name", "CA/B BR 7.1.2.7.12", cabf_san_internal_name;
     CabfSanReservedIp => "cabf.san.reserved-ip", "CA/B BR 7.1.2.7.12", cabf_san_reserved_ip;
@@ -164,7 +164,7 @@ impl Rule {
             }
             EeNoCertSign | EePathLength => !c.is_ca,
             SubjectCnInSan => c.profile.spec.san.cn_in_san,
-            CabfValidity398Days | CabfSanPresent | CabfSanInternalName | CabfSanReservedIp
+            CabfValiditySchedule | CabfSanPresent | CabfSanInternalName | CabfSanReservedIp
             | CabfSanType | CabfEkuServerAuth | CabfSubjectNoOu | CabfKeyType => {
                 c.profile.has_lint_set("cabf-serverauth")
             }
@@ -622,10 +622,16 @@ fn subject_cn_in_san(c: &Cert<'_>, out: &mut Findings<'_>) {
     }
 }
 
-/// CA/B BR 6.3.2: a TLS subscriber certificate is valid for at most 398 days.
-fn cabf_validity_398_days(c: &Cert<'_>, out: &mut Findings<'_>) {
-    if c.days > 398.0 {
-        out.add(format!("validity of {:.1} days exceeds 398", c.days));
+/// CA/B BR 6.3.2: a TLS subscriber certificate is valid for at most the days
+/// [`TLS_VALIDITY`] allows on its notBefore (398, then 200, 100 and 47).
+fn cabf_validity_schedule(c: &Cert<'_>, out: &mut Findings<'_>) {
+    let most = TLS_VALIDITY.max_days(c.not_before);
+    if c.days > f64::from(most) {
+        out.add(format!(
+            "validity of {:.1} days exceeds the {most} days allowed from {}",
+            c.days,
+            crate::time::rfc3339(c.not_before)
+        ));
     }
 }
 
@@ -704,19 +710,37 @@ fn cabf_key_type(c: &Cert<'_>, out: &mut Findings<'_>) {
     }
 }
 
-/// BR 6.3.2 as amended by ballot SC-081: the longest validity of a TLS subscriber
-/// certificate, by its notBefore (Unix seconds).
-pub fn cabf_max_validity_days(not_before: i64) -> u32 {
-    const MAR_15_2026: i64 = 1_773_532_800;
-    const MAR_15_2027: i64 = 1_805_068_800;
-    const MAR_15_2029: i64 = 1_868_227_200;
-    match not_before {
-        t if t < MAR_15_2026 => 398,
-        t if t < MAR_15_2027 => 200,
-        t if t < MAR_15_2029 => 100,
-        _ => 47,
+/// A maximum validity that changes on set dates.
+#[derive(Debug, Clone, Copy)]
+pub struct ValiditySchedule {
+    /// `(from, days)`, oldest first: from Unix second `from` on, at most `days`.
+    /// The first step's `from` is `i64::MIN`.
+    pub steps: &'static [(i64, u32)],
+}
+
+impl ValiditySchedule {
+    /// The longest validity, in days, of a certificate whose notBefore is
+    /// `not_before` (Unix seconds).
+    pub fn max_days(&self, not_before: i64) -> u32 {
+        self.steps
+            .iter()
+            .take_while(|(from, _)| *from <= not_before)
+            .last()
+            .map_or(0, |(_, days)| *days)
     }
 }
+
+/// CA/B BR 6.3.2 as amended by ballot SC-081: the longest validity of a TLS
+/// subscriber certificate, by its notBefore. The planner caps g-ssl validity with
+/// it and rule `cabf.validity.schedule` checks it.
+pub const TLS_VALIDITY: ValiditySchedule = ValiditySchedule {
+    steps: &[
+        (i64::MIN, 398),
+        (1_773_532_800, 200), // 2026-03-15T00:00:00Z
+        (1_805_068_800, 100), // 2027-03-15T00:00:00Z
+        (1_868_227_200, 47),  // 2029-03-15T00:00:00Z
+    ],
+};
 
 /// Checks a subject and its SANs against one NameConstraints value. Returns why it
 /// does not fit, if it does not.
@@ -865,8 +889,8 @@ mod tests {
             check_template: false,
         };
         let serial = crate::serial::SerialNumber::random().unwrap();
-        let plan = crate::cert::plan(&profile, &issuer, &request, serial, now).unwrap();
-        (plan.tbs, profile, issuer)
+        let linted = crate::cert::prepare(&profile, &issuer, &request, serial, now).unwrap();
+        (linted.tbs().clone(), profile, issuer)
     }
 
     #[test]
@@ -921,5 +945,42 @@ mod tests {
             .map(|f| f.rule)
             .collect();
         assert_eq!(rules, [Rule::SerialEntropy, Rule::Decodable]);
+    }
+
+    #[test]
+    fn the_tls_validity_schedule_steps_on_its_dates() {
+        let day = 86_400;
+        let mar_15_2026 = 1_773_532_800;
+        assert_eq!(TLS_VALIDITY.max_days(i64::MIN), 398);
+        assert_eq!(TLS_VALIDITY.max_days(mar_15_2026 - 1), 398);
+        assert_eq!(TLS_VALIDITY.max_days(mar_15_2026), 200);
+        assert_eq!(TLS_VALIDITY.max_days(mar_15_2026 + 365 * day - 1), 200);
+        assert_eq!(TLS_VALIDITY.max_days(1_805_068_800), 100);
+        assert_eq!(TLS_VALIDITY.max_days(1_868_227_200), 47);
+        assert_eq!(TLS_VALIDITY.max_days(i64::MAX), 47);
+    }
+
+    #[test]
+    fn tls_validity_is_judged_by_the_schedule_not_by_398_days() {
+        let (mut tbs, mut profile, issuer) = planned(
+            "server",
+            "O=Test, L=Seoul, C=KR",
+            &["dns:www.example.go.kr"],
+        );
+        // Planned today (after 2026-03-15): inside the 200 days the schedule allows.
+        assert_eq!(lint(&tbs, &profile, &issuer), []);
+        // A profile written for the old maximum does not widen it.
+        profile.spec.validity_days = 397;
+        let not_before = crate::time::now();
+        assert!(TLS_VALIDITY.max_days(not_before) <= 200);
+        // 250 days passed the old 398-day rule; the schedule refuses it.
+        tbs.validity.not_before = crate::time::x509_time(not_before).unwrap();
+        tbs.validity.not_after = crate::time::x509_time(not_before + 250 * 86_400).unwrap();
+        let findings = lint(&tbs, &profile, &issuer);
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::CabfValiditySchedule],
+            "{findings:?}"
+        );
     }
 }

@@ -189,6 +189,11 @@ pub struct Profile {
 
 pub const LINT_SETS: &[&str] = &["cabf-serverauth"];
 
+/// The official's signing profile: a key-management certificate pairs with one.
+pub const SIGN_PROFILE: &str = "official-sign";
+/// The official's key-management (encryption) profile, whose keys are archived.
+pub const KM_PROFILE: &str = "official-km";
+
 pub fn key_usage_flag(name: &str) -> Option<KeyUsages> {
     Some(match name {
         "digitalSignature" => KeyUsages::DigitalSignature,

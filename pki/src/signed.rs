@@ -41,8 +41,10 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING signature }, in one allocation
-/// (a CRL's tbs can be tens of megabytes).
-pub fn assemble(
+/// (a CRL's tbs can be tens of megabytes). Crate-private: a certificate is signed
+/// only through `cert::sign` (a [`Linted`](crate::cert::Linted)), a CRL through
+/// `crl::sign`.
+pub(crate) fn assemble(
     tbs_der: &[u8],
     algorithm: SignatureAlgorithm,
     signature: &[u8],

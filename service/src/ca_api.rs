@@ -111,8 +111,7 @@ pub struct PairReply {
 }
 
 /// The profile a km certificate pairs with, and the km certificate's.
-pub const SIGN_PROFILE: &str = "official-sign";
-pub const KM_PROFILE: &str = "official-km";
+pub use gpki_pki::profile::{KM_PROFILE, SIGN_PROFILE};
 
 /// Refused unless `pem` is a PKCS#10 request whose signature verifies, for an RSA
 /// key of 2048 bits or more: the km key is sealed to it with RSA-OAEP.

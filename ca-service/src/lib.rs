@@ -1,6 +1,9 @@
 //! The online CA service (`gpki-ca serve`): holds the subordinate CA keys and
 //! signs for authorised RA services over mutual TLS. See docs/api/ca.md.
 //!
+//! It is its own crate so that the CA library (`gpki-ca`), which the offline
+//! root's tools link, carries no HTTP server.
+//!
 //! Each request is authorised from the store, not from the TLS layer alone: the
 //! client certificate must be in force now, registered as a service client of the
 //! right role, and (for an RA) the host of the RA it names. The RA is not trusted
@@ -31,7 +34,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::{Ca, IssueRequest, Issued, KeySource};
+use gpki_ca::{Ca, IssueRequest, Issued, KeySource};
 
 /// `ca.toml`. Relative paths are relative to the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -528,7 +531,7 @@ async fn credential(
         .map_err(|e| Error::internal(format!("offer {} attributes: {e}", offer.id)))?;
     let id = official_id(&attributes, &official)?;
     let official = official.cert;
-    let format = crate::credential::Format::parse(&offer.format)?;
+    let format = gpki_ca::credential::Format::parse(&offer.format)?;
     let actor = format!("ra:{}", ra.name);
     let target = format!("credential-offer:{}", offer.id);
     state
@@ -547,10 +550,10 @@ async fn credential(
             ),
         )
         .await?;
-    let issued = crate::credential::issue(
+    let issued = gpki_ca::credential::issue(
         &state.store,
         key,
-        &crate::credential::Order {
+        &gpki_ca::credential::Order {
             id: &id,
             holder: &holder,
             format,
@@ -604,9 +607,9 @@ async fn credential(
             offer: offer.id,
             format: format.as_str().into(),
             credential: match format {
-                crate::credential::Format::SdJwt => String::from_utf8(issued.bytes)
+                gpki_ca::credential::Format::SdJwt => String::from_utf8(issued.bytes)
                     .map_err(|_| Error::internal("SD-JWT is not UTF-8"))?,
-                crate::credential::Format::Mdoc => base64::Engine::encode(
+                gpki_ca::credential::Format::Mdoc => base64::Engine::encode(
                     &base64::engine::general_purpose::STANDARD,
                     &issued.bytes,
                 ),
@@ -847,17 +850,17 @@ async fn km_asked(
             "this CA service archives no km keys ([km] is not configured); ask without km",
         )
     })?;
-    if profile != crate::km::SIGN_PROFILE {
+    if profile != gpki_ca::km::SIGN_PROFILE {
         return Err(Error::policy(format!(
             "a km certificate pairs with an {} certificate, not {profile}",
-            crate::km::SIGN_PROFILE
+            gpki_ca::km::SIGN_PROFILE
         )));
     }
-    check_scope(ra, crate::km::KM_PROFILE, subject)?;
+    check_scope(ra, gpki_ca::km::KM_PROFILE, subject)?;
     let transport = gpki_service::ca_api::check_transport(&km.transport)?;
     // The KRA must take the key before the signing certificate is made: a pair is
     // not left half made for a KRA out of force.
-    crate::km::kra_certificate(&state.store, &kra.kra).await?;
+    gpki_ca::km::kra_certificate(&state.store, &kra.kra).await?;
     Ok(Some((kra.kra.clone(), transport)))
 }
 
@@ -909,7 +912,7 @@ async fn km_for(
     }
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
     let made = ca
-        .issue_km(&crate::km::KmOrder {
+        .issue_km(&gpki_ca::km::KmOrder {
             ca: &ra.ca_name,
             sign,
             kra: &kra,
@@ -1074,7 +1077,7 @@ async fn renew(state: &State, who: &Caller, body: &[u8]) -> Result<(StatusCode, 
     }
     // A pair is renewed together, from its signing certificate, with a new km key.
     let old_km = match state.store.pair_of(old.id).await? {
-        Some(_) if old.profile == crate::km::KM_PROFILE => {
+        Some(_) if old.profile == gpki_ca::km::KM_PROFILE => {
             return Err(Error::policy(format!(
                 "km certificate {} is renewed with its official-sign pair",
                 old.serial

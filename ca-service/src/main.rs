@@ -42,11 +42,11 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime")
         .block_on(async {
-            let mut c = gpki_ca::service::Config::load(&config)?;
+            let mut c = gpki_ca_service::Config::load(&config)?;
             if let Some(l) = listen {
                 c.listen = l;
             }
-            gpki_ca::service::serve(c).await
+            gpki_ca_service::serve(c).await
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
