@@ -50,6 +50,26 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// What a caller may need to act on beyond the kind, typed so it is matched and not
+/// re-read from the detail's text. It travels over the internal APIs with the
+/// error (`service::api`), so a service answers it as its store did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The certificate is revoked already: revocation is never undone.
+    AlreadyRevoked { serial: String },
+    /// The certificate is on hold already (a second hold).
+    AlreadyOnHold { serial: String },
+    /// The certificate's row was recorded and never signed: there is nothing to
+    /// revoke.
+    Abandoned { serial: String },
+    /// The serial or the request key is recorded already for this CA.
+    AlreadyRecorded { serial: String },
+    /// The mobile ID is not valid (unknown, pending or revoked already).
+    CredentialNotValid { id: i64 },
+}
+
 /// An error with a kind and a detail that names the problem. The detail never
 /// contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +77,8 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub detail: String,
+    /// The typed reason, when the failure has one a caller acts on.
+    reason: Option<Box<Reason>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -66,8 +88,21 @@ impl Error {
         Error {
             kind,
             detail: detail.into(),
+            reason: None,
         }
     }
+
+    /// This error, carrying `reason`.
+    pub fn because(mut self, reason: Reason) -> Self {
+        self.reason = Some(Box::new(reason));
+        self
+    }
+
+    /// The typed reason, when there is one.
+    pub fn reason(&self) -> Option<&Reason> {
+        self.reason.as_deref()
+    }
+
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Malformed, detail)
     }
@@ -93,5 +128,40 @@ impl Error {
 impl From<der::Error> for Error {
     fn from(e: der::Error) -> Self {
         Error::malformed(format!("DER: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_matched_not_read_from_the_text() {
+        let e =
+            Error::conflict("certificate 0a is already revoked").because(Reason::AlreadyRevoked {
+                serial: "0a".into(),
+            });
+        assert_eq!(
+            e.reason(),
+            Some(&Reason::AlreadyRevoked {
+                serial: "0a".into()
+            })
+        );
+        // Context keeps it; the kind and the text stay what they were.
+        let e = e.context("row 3");
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(e.detail, "row 3: certificate 0a is already revoked");
+        assert!(matches!(e.reason(), Some(Reason::AlreadyRevoked { serial }) if serial == "0a"));
+        assert_eq!(Error::conflict("other").reason(), None);
+        // On the wire: tagged by its snake_case name.
+        let wire = serde_json::to_value(Reason::CredentialNotValid { id: 7 }).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({ "reason": "credential_not_valid", "id": 7 })
+        );
+        assert_eq!(
+            serde_json::from_value::<Reason>(wire).unwrap(),
+            Reason::CredentialNotValid { id: 7 }
+        );
     }
 }

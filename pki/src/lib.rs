@@ -20,5 +20,5 @@ pub mod signer;
 pub mod time;
 pub mod tlv;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Reason, Result};
 pub use signer::{KeyType, SignatureAlgorithm, Signer, SoftwareKey};

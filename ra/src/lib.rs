@@ -1332,16 +1332,13 @@ async fn forward_revocation(
         )
         .await;
     // Revoking what is revoked already is a conflict at the CA; for the RA the
-    // request is done.
+    // request is done, and answered with the certificate as it stands.
     let answer = match answer {
-        Err(e) if e.kind == ErrorKind::Conflict => {
+        Err(e) if matches!(e.reason(), Some(gpki_pki::Reason::AlreadyRevoked { .. })) => {
             let c = state
                 .store
                 .certificate_by_id(r.target_cert_id.unwrap_or_default())
                 .await?;
-            if c.status != gpki_store::CertStatus::Revoked {
-                return settle(state, op, r, Err(e)).await;
-            }
             let ca = state.store.authority(c.issuer_id).await?;
             Ok(CertificateReply {
                 ca: ca.name,

@@ -2,12 +2,14 @@
 //! server side, and a client that maps them back to [`gpki_pki::Error`].
 //!
 //! Every error body is `{"error": {"kind": KIND, "detail": TEXT}}`, KIND one of
-//! [`ErrorKind`]'s snake_case names, so a caller matches the kind, not the text.
+//! [`ErrorKind`]'s snake_case names, so a caller matches the kind, not the text;
+//! an error with a typed [`Reason`] carries it as `"reason": {"reason": NAME, …}`,
+//! which the client gives back as the same `Reason`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, ErrorKind, Reason, Result};
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -45,17 +47,18 @@ pub fn json_reply(status: StatusCode, value: &impl Serialize) -> Response<Body> 
 /// The JSON reply for `e`. Internal details stay in the log: the client gets
 /// the kind only.
 pub fn error_reply(e: &Error) -> Response<Body> {
-    let detail = match e.kind {
+    let (detail, reason) = match e.kind {
         ErrorKind::Internal | ErrorKind::WrongPassphrase => {
             tracing::error!(error = %e, "internal error");
-            "internal error; see the service log".to_string()
+            ("internal error; see the service log".to_string(), None)
         }
-        _ => e.detail.clone(),
+        _ => (e.detail.clone(), e.reason()),
     };
-    json_reply(
-        status_of(e.kind),
-        &json!({ "error": { "kind": e.kind, "detail": detail } }),
-    )
+    let mut error = json!({ "kind": e.kind, "detail": detail });
+    if let Some(r) = reason {
+        error["reason"] = json!(r);
+    }
+    json_reply(status_of(e.kind), &json!({ "error": error }))
 }
 
 /// A request body parsed as `T`; a body that is not `T` is refused by name.
@@ -145,27 +148,49 @@ impl ApiClient {
                 Error::internal(format!("{}: reply is not as expected: {e}", self.base))
             });
         }
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            error: WireError,
-        }
-        #[derive(serde::Deserialize)]
-        struct WireError {
-            kind: ErrorKind,
-            detail: String,
-        }
-        match serde_json::from_slice::<Wire>(&bytes) {
-            Ok(w) => Err(Error::new(w.error.kind, w.error.detail)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{} answered {status}: {}",
-                    self.base,
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).trim()
-                ),
-            )),
-        }
+        Err(error_of(&self.base, status, &bytes))
     }
+}
+
+/// The error an API reply of a failure means: its kind, detail and reason as the
+/// server sent them, or `Unavailable` naming what answered when it is not ours.
+fn error_of(base: &reqwest::Url, status: reqwest::StatusCode, bytes: &[u8]) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        error: WireError,
+    }
+    #[derive(serde::Deserialize)]
+    struct WireError {
+        kind: ErrorKind,
+        detail: String,
+        /// A reason this client does not know (a newer server) is left out.
+        #[serde(default, deserialize_with = "known_reason")]
+        reason: Option<Reason>,
+    }
+    match serde_json::from_slice::<Wire>(bytes) {
+        Ok(w) => {
+            let e = Error::new(w.error.kind, w.error.detail);
+            match w.error.reason {
+                Some(r) => e.because(r),
+                None => e,
+            }
+        }
+        Err(_) => Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{base} answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).trim()
+            ),
+        ),
+    }
+}
+
+/// A reason as sent, or none when it is not one this client knows.
+fn known_reason<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Reason>, D::Error> {
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 /// A transport error with its causes (reqwest's own text says only "error
@@ -178,4 +203,46 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn round_trip(e: &Error) -> Error {
+        let reply = error_reply(e);
+        let status = reqwest::StatusCode::from_u16(reply.status().as_u16()).unwrap();
+        let bytes = reply.into_body().collect().await.unwrap().to_bytes();
+        error_of(&"https://ca.test/".parse().unwrap(), status, &bytes)
+    }
+
+    #[tokio::test]
+    async fn an_errors_reason_crosses_the_api_as_sent() {
+        let e =
+            Error::conflict("certificate 0a is already revoked").because(Reason::AlreadyRevoked {
+                serial: "0a".into(),
+            });
+        assert_eq!(round_trip(&e).await, e);
+        let plain = Error::not_found("no such CA");
+        assert_eq!(round_trip(&plain).await, plain);
+        // An internal error keeps its detail and its reason in the log.
+        let internal = Error::internal("disk /var/x full").because(Reason::AlreadyRecorded {
+            serial: "0b".into(),
+        });
+        let seen = round_trip(&internal).await;
+        assert_eq!(seen.kind, ErrorKind::Internal);
+        assert_eq!(seen.reason(), None);
+        assert!(!seen.detail.contains("/var/x"), "{seen}");
+        // A reason this client does not know is dropped, not an error.
+        let unknown =
+            br#"{"error":{"kind":"conflict","detail":"d","reason":{"reason":"new_thing"}}}"#;
+        let seen = error_of(
+            &"https://ca.test/".parse().unwrap(),
+            reqwest::StatusCode::CONFLICT,
+            unknown,
+        );
+        assert_eq!(seen, Error::conflict("d"));
+    }
 }

@@ -2,7 +2,7 @@
 //! serial and tbsCertificate, before the CA signs (invariant 1); the signed DER is
 //! attached afterwards.
 
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, ErrorKind, Reason, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -207,6 +207,9 @@ fn duplicate_serial(e: Error, serial: &str) -> Error {
             ErrorKind::AlreadyExists,
             format!("serial {serial} or its request key is already recorded for this CA"),
         )
+        .because(Reason::AlreadyRecorded {
+            serial: serial.to_string(),
+        })
     } else {
         e
     }
@@ -833,17 +836,27 @@ impl Store {
             CertStatus::Revoked => {
                 return Err(Error::conflict(format!(
                     "certificate {serial} is already revoked; revocation is never undone"
-                )))
+                ))
+                .because(Reason::AlreadyRevoked {
+                    serial: serial.to_string(),
+                }))
             }
             CertStatus::Hold if hold => {
-                return Err(Error::conflict(format!(
-                    "certificate {serial} is already on hold"
-                )))
+                return Err(
+                    Error::conflict(format!("certificate {serial} is already on hold")).because(
+                        Reason::AlreadyOnHold {
+                            serial: serial.to_string(),
+                        },
+                    ),
+                )
             }
             CertStatus::Abandoned => {
                 return Err(Error::conflict(format!(
                     "certificate {serial} was never signed (abandoned)"
-                )))
+                ))
+                .because(Reason::Abandoned {
+                    serial: serial.to_string(),
+                }))
             }
             _ => {}
         }
@@ -1321,6 +1334,84 @@ mod tests {
         // Once only: an abandoned row is not abandoned again, nothing moves.
         assert!(!store.abandon(id, &event).await.unwrap());
         assert_eq!(store.status_mark(ca.id).await.unwrap(), now);
+    }
+
+    /// The store's refusals carry the reason a caller acts on, not only text: a
+    /// second revocation, a second hold, an abandoned row, a serial recorded twice.
+    async fn refusals_carry_their_reason(store: &Store) {
+        let ca = ca(store).await;
+        let new = |serial: &str, key: u8| NewCertificate {
+            issuer_id: ca.id,
+            serial: serial.into(),
+            subject: "CN=x".into(),
+            profile: "server".into(),
+            not_before: 0,
+            not_after: 4_000_000_000,
+            spki_sha256: format!("{key:064x}"),
+            tbs: vec![0x30, 0x00],
+            renewed_from: None,
+            request_key: None,
+        };
+        let event = AuditEvent::new("t", "cert", "cert:ca/x", serde_json::json!({}));
+        let id = store.record_tbs(&new("0a", 1)).await.unwrap();
+        store.mark_issued(id, &[0x30, 0x00], &event).await.unwrap();
+        let e = store.record_tbs(&new("0a", 2)).await.unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(&Reason::AlreadyRecorded {
+                serial: "0a".into()
+            }),
+            "{e}"
+        );
+        let revoke = |serial: &'static str, reason: i64| {
+            let (store, event) = (store.clone(), event.clone());
+            async move { store.revoke(ca.id, serial, reason, 1, None, &event).await }
+        };
+        revoke("0a", 6).await.unwrap();
+        let e = revoke("0a", 6).await.unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(&Reason::AlreadyOnHold {
+                serial: "0a".into()
+            }),
+            "{e}"
+        );
+        revoke("0a", 1).await.unwrap();
+        let e = revoke("0a", 4).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(
+            e.reason(),
+            Some(&Reason::AlreadyRevoked {
+                serial: "0a".into()
+            }),
+            "{e}"
+        );
+        let id = store.record_tbs(&new("0b", 3)).await.unwrap();
+        assert!(store.abandon(id, &event).await.unwrap());
+        let e = revoke("0b", 1).await.unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(&Reason::Abandoned {
+                serial: "0b".into()
+            }),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_their_reason_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        refusals_carry_their_reason(&store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_their_reason_on_postgres() {
+        let Some((store, url)) = pg_store().await else {
+            return;
+        };
+        refusals_carry_their_reason(&store).await;
+        store.close().await;
+        drop_pg(&url).await;
     }
 
     #[tokio::test]

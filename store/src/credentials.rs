@@ -7,7 +7,7 @@
 //! credential carries. Revocation sets the row `revoked` and moves the list's
 //! `status_seq`, which a served list follows.
 
-use gpki_pki::{Error, Result};
+use gpki_pki::{Error, Reason, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -214,7 +214,7 @@ pub(crate) async fn revoke_ids_of_official(
         // Revoked meanwhile by another (a holder's report, a replacement): done.
         let revoked = match revoke_on(conn, id, "certificate-revoked", None, now).await {
             Ok(r) => r,
-            Err(e) if e.kind == gpki_pki::ErrorKind::Conflict => continue,
+            Err(e) if matches!(e.reason(), Some(Reason::CredentialNotValid { .. })) => continue,
             Err(e) => return Err(e),
         };
         events.push(AuditEvent::new(
@@ -706,6 +706,7 @@ async fn revoke_on(
         Error::conflict(format!(
             "credential {id} is not valid (unknown, pending or revoked)"
         ))
+        .because(Reason::CredentialNotValid { id })
     })?
     .try_get("status_seq")
     .map_err(db_err)?;
@@ -722,7 +723,10 @@ async fn revoke_on(
     .await
     .map_err(db_err)?
     // Revoked by another transaction between the two statements: nothing is kept.
-    .ok_or_else(|| Error::conflict(format!("credential {id} was revoked meanwhile")))?;
+    .ok_or_else(|| {
+        Error::conflict(format!("credential {id} was revoked meanwhile"))
+            .because(Reason::CredentialNotValid { id })
+    })?;
     credential_from_row(&row)
 }
 

@@ -1115,6 +1115,23 @@ fn workflow_and_refusals(backend: Backend) {
     let revoked = std::time::Instant::now();
     let detail = d.ra_refused_within_a_second("a2", &["ra", "requests"], "unauthorized", revoked);
     assert!(detail.contains("revoked"), "{detail}");
+    // Revoked already at the CA, a2's certificate revoked through the RA is done:
+    // the CA's conflict carries the reason `already_revoked`, which the RA acts on.
+    let done = d.ra_ok(
+        "a1",
+        &[
+            "ra",
+            "revoke",
+            "--idempotency-key",
+            "rev-a2",
+            "--serial",
+            &a2_serial,
+            "--reason",
+            "affiliationChanged",
+        ],
+    );
+    assert_eq!(done["request"]["status"], "revoked", "{done}");
+    assert_eq!(done["certificate"]["status"], "revoked", "{done}");
     // A client retrying in a loop does not flood the audit log: its refusals are
     // audited at most once a second, with a count.
     d.env.openssl_ok(&[
