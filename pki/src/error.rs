@@ -57,6 +57,8 @@ impl fmt::Display for ErrorKind {
 #[serde(rename_all = "snake_case", tag = "reason")]
 #[non_exhaustive]
 pub enum Reason {
+    /// The pre-issuance lints refused a certificate: every finding, by rule.
+    LintFailed { findings: Vec<crate::lint::Finding> },
     /// The certificate is revoked already: revocation is never undone.
     AlreadyRevoked { serial: String },
     /// The certificate is on hold already (a second hold).
