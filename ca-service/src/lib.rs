@@ -707,18 +707,9 @@ async fn reply_for(
 ) -> Result<CertificateReply> {
     let chain = gpki_service::ca_api::chain_pem(&ca.chain(ca_name).await?);
     Ok(CertificateReply {
-        ca: ca_name.to_string(),
-        serial: record.serial.clone(),
-        profile: record.profile.clone(),
-        subject: record.subject.clone(),
-        status: record.status.to_string(),
-        not_before: record.not_before,
-        not_after: record.not_after,
         certificate: der.map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
-        chain,
         replayed,
-        km: None,
-        pair: None,
+        ..CertificateReply::of(ca_name, record).with_chain(chain)
     })
 }
 

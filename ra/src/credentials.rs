@@ -14,7 +14,9 @@ use gpki_store::NewOffer;
 use hyper::StatusCode;
 use serde_json::json;
 
-use crate::{check_key, unauthorized, Operator, Reply, State};
+use crate::auth::{unauthorized, Operator};
+use crate::requests::{check_key, Reply};
+use crate::State;
 
 fn audience(state: &State) -> Result<&str> {
     state.config.credential_issuer.as_deref().ok_or_else(|| {
@@ -39,7 +41,7 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let audience = audience(state)?;
     check_key(&b.idempotency_key)?;
     gpki_credentials::model::Format::parse(&b.format)?;
-    let cert = crate::ra_certificate(state, op, &b.official.serial).await?;
+    let cert = crate::requests::ra_certificate(state, op, &b.official.serial).await?;
     let now = gpki_pki::time::now();
     let known = known_official(&state.store, &op.ra, cert, now).await?;
     // Refused now, by name, rather than at the CA.
@@ -226,11 +228,11 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
         )));
     }
     let now = gpki_pki::time::now();
-    if now.abs_diff(b.signed_at) > crate::HOLDER_SKEW_SECS as u64 {
+    if now.abs_diff(b.signed_at) > crate::holder::HOLDER_SKEW_SECS as u64 {
         return Err(Error::policy(format!(
             "signed_at {} is more than {} s from the RA's clock ({now}); sign again",
             b.signed_at,
-            crate::HOLDER_SKEW_SECS
+            crate::holder::HOLDER_SKEW_SECS
         )));
     }
     let der = gpki_pki::pem::decode(b.certificate.as_bytes(), "CERTIFICATE")?;
@@ -266,7 +268,7 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
                 unauthorized("the certificate does not name an official (CN=NAME(NUMBER))")
             })?;
     // Served by an RA of this service whose scope holds the official.
-    let ra = crate::holder_ra(state, &cert, &issuer).await?;
+    let ra = crate::holder::holder_ra(state, &cert, &issuer).await?;
     let revoked = state
         .store
         .revoke_official_credentials(

@@ -90,6 +90,43 @@ pub struct CertificateReply {
     pub pair: Option<PairReply>,
 }
 
+impl CertificateReply {
+    /// `record`, a certificate of CA `ca`, as it stands: its PEM when it is
+    /// signed, no chain, not a replay, no km certificate or pair.
+    pub fn of(ca: &str, record: &gpki_store::CertificateRecord) -> CertificateReply {
+        CertificateReply {
+            ca: ca.to_string(),
+            serial: record.serial.clone(),
+            profile: record.profile.clone(),
+            subject: record.subject.clone(),
+            status: record.status.to_string(),
+            not_before: record.not_before,
+            not_after: record.not_after,
+            certificate: record
+                .der
+                .as_deref()
+                .map(|d| gpki_pki::pem::encode("CERTIFICATE", d)),
+            chain: Vec::new(),
+            replayed: false,
+            km: None,
+            pair: None,
+        }
+    }
+
+    /// With the chain (PEM, the issuing CA first).
+    pub fn with_chain(self, chain: Vec<String>) -> CertificateReply {
+        CertificateReply { chain, ..self }
+    }
+
+    /// As the answer to a replayed request.
+    pub fn replayed(self) -> CertificateReply {
+        CertificateReply {
+            replayed: true,
+            ..self
+        }
+    }
+}
+
 /// The km certificate of a dual enrolment, and its key for the official.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KmReply {

@@ -170,6 +170,31 @@ pub struct NewRequest {
     pub km_transport: Option<String>,
 }
 
+impl NewRequest {
+    /// A request of `kind` to RA `ra_id` under `idempotency_key`, whose body
+    /// hashes to `body_sha256`, with nothing else: no profile, CSR or target, no
+    /// submitter, not approved.
+    pub fn new(ra_id: i64, idempotency_key: &str, kind: &str, body_sha256: String) -> NewRequest {
+        NewRequest {
+            ra_id,
+            idempotency_key: idempotency_key.to_string(),
+            body_sha256,
+            kind: kind.to_string(),
+            profile: None,
+            subject: None,
+            csr: None,
+            sans: Vec::new(),
+            target_cert_id: None,
+            reason: None,
+            submitted_by: None,
+            enrol: None,
+            approved_by: None,
+            approved: false,
+            km_transport: None,
+        }
+    }
+}
+
 /// A move of a request from one status to another, with what it sets.
 #[derive(Debug, Clone, Default)]
 pub struct Transition<'a> {

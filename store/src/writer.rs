@@ -492,21 +492,8 @@ mod tests {
     /// An issue request under `key`, submitted, or approved as it is recorded.
     fn request(ra_id: i64, key: &str, approved: bool) -> NewRequest {
         NewRequest {
-            ra_id,
-            idempotency_key: key.into(),
-            body_sha256: "b".into(),
-            kind: "issue".into(),
-            profile: None,
-            subject: None,
-            csr: None,
-            sans: vec![],
-            target_cert_id: None,
-            reason: None,
-            submitted_by: None,
-            enrol: None,
-            approved_by: None,
             approved,
-            km_transport: None,
+            ..NewRequest::new(ra_id, key, "issue", "b".into())
         }
     }
 
