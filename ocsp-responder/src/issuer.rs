@@ -277,9 +277,7 @@ async fn keys(state: &State, issuer: &Issuer) -> Result<Vec<Key>> {
     let store = &state.store;
     let ca = store.authority_by_name(&issuer.config.ca).await?;
     let now = gpki_pki::time::now();
-    if gpki_store::standing::standing(store, &ca, now).await?
-        != gpki_store::standing::Standing::Active
-    {
+    if store.standing(&ca, now).await? != gpki_store::standing::Standing::Active {
         return Ok(Vec::new());
     }
     let filter = |status| CertFilter {

@@ -33,7 +33,7 @@ use der::Decode;
 use gpki_pki::cert::find_extension;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, Result, Signer, SoftwareKey};
-use gpki_store::{StatusMark, Store};
+use gpki_store::{StatusMark, StatusReader};
 
 pub use authority::{Authority, Entry, Presigned};
 pub use config::{CaConfig, Config};
@@ -47,7 +47,7 @@ pub const SIGNER_PROFILE: &str = "ocsp-signer";
 /// The responder's shared state.
 pub struct State {
     pub config: Config,
-    pub store: Store,
+    pub store: StatusReader,
     pub authorities: Vec<Arc<Authority>>,
     pub metrics: Metrics,
     /// Where the worker has read each CA up to (same order as `authorities`).
@@ -318,7 +318,7 @@ impl Running {
 /// served CAs, signing their responses when pre-signing.
 pub async fn prepare(config: Config) -> Result<Arc<State>> {
     config.check()?;
-    let store = Store::connect_with_timeout(
+    let store = StatusReader::connect(
         &config.store,
         Duration::from_millis(config.store_timeout_ms),
     )

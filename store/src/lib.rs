@@ -13,6 +13,7 @@ mod kmi;
 mod offers;
 mod peers;
 mod ra;
+mod reader;
 pub mod standing;
 mod status;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use ra::{
     check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,
     RaRecord, RaRequest, ServiceClient, Transition,
 };
+pub use reader::StatusReader;
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 pub use tsa::{TokenLog, TokenRecord};
@@ -228,7 +230,7 @@ fn writer_lanes() -> usize {
 /// The options of every pool of a store: `max` connections, a PostgreSQL one
 /// idle for a second pinged before use, a SQLite one set up for WAL and FULL sync;
 /// a `writer`'s PostgreSQL connections must carry a `lock_timeout`.
-fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
+fn pool_options(backend: Backend, max: u32, writer: bool, read_only: bool) -> AnyPoolOptions {
     let busy = busy_timeout_ms();
     AnyPoolOptions::new()
         .max_connections(max)
@@ -261,6 +263,17 @@ fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
                         ));
                     }
                 }
+                if read_only && conn.backend_name().eq_ignore_ascii_case("postgresql") {
+                    // Likewise a read-only session must be one, or it is refused.
+                    let set: String = sqlx::query_scalar("SHOW default_transaction_read_only")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if set != "on" {
+                        return Err(sqlx::Error::Configuration(
+                            "the server did not make the read-only session read-only (a connection pooler that drops the `options` startup parameter?)".into(),
+                        ));
+                    }
+                }
                 if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                     conn.execute(format!("PRAGMA busy_timeout = {busy}").as_str())
                         .await?;
@@ -276,6 +289,24 @@ fn pool_options(backend: Backend, max: u32, writer: bool) -> AnyPoolOptions {
         })
 }
 
+/// Whether a connection may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// `url` with the PostgreSQL run-time parameter `name` set at connection start
+/// (the `options` startup parameter, as sqlx reads it from the URL).
+fn with_pg_option(url: &str, name: &str, value: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, format!("#{f}")),
+        None => (url, String::new()),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[{name}]={value}{fragment}")
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path`, `postgres://…`). SQLite files and their
     /// directory are created; the database runs in WAL mode.
@@ -286,6 +317,18 @@ impl Store {
     /// Like [`Store::connect`], with how long a query waits for a connection before
     /// it fails `Unavailable` (services answering from a cache want this short).
     pub async fn connect_with_timeout(url: &str, acquire_timeout: Duration) -> Result<Store> {
+        Store::connect_as(url, acquire_timeout, Access::ReadWrite).await
+    }
+
+    /// Connects to `url` with sessions the database itself keeps from writing:
+    /// SQLite opened `mode=ro`, PostgreSQL sessions with
+    /// `default_transaction_read_only` on. What only reads (the status services
+    /// through [`StatusReader`]) connects so.
+    pub async fn connect_read_only(url: &str, acquire_timeout: Duration) -> Result<Store> {
+        Store::connect_as(url, acquire_timeout, Access::ReadOnly).await
+    }
+
+    async fn connect_as(url: &str, acquire_timeout: Duration, access: Access) -> Result<Store> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let (backend, url) = if let Some(path) = url
@@ -293,7 +336,11 @@ impl Store {
             .or_else(|| url.strip_prefix("sqlite:"))
         {
             let file = path.split('?').next().unwrap_or(path);
-            if file != ":memory:" {
+            let mode = match access {
+                Access::ReadWrite => "rwc",
+                Access::ReadOnly => "ro",
+            };
+            if file != ":memory:" && access == Access::ReadWrite {
                 if let Some(dir) = std::path::Path::new(file)
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
@@ -306,16 +353,24 @@ impl Store {
                     })?;
                 }
             }
-            let url = if path.contains("mode=") {
+            let url = if path.contains("mode=") && access == Access::ReadWrite {
                 format!("sqlite://{path}")
+            } else if path.contains("mode=") {
+                return Err(Error::malformed(
+                    "a read-only store URL sets its own mode; leave `mode=` out",
+                ));
             } else if path.contains('?') {
-                format!("sqlite://{path}&mode=rwc")
+                format!("sqlite://{path}&mode={mode}")
             } else {
-                format!("sqlite://{path}?mode=rwc")
+                format!("sqlite://{path}?mode={mode}")
             };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
+            let url = match access {
+                Access::ReadWrite => url.to_string(),
+                Access::ReadOnly => with_pg_option(url, "default_transaction_read_only", "on"),
+            };
+            (Backend::Postgres, url)
         } else {
             return Err(Error::malformed(format!(
                 "store URL `{}` is neither sqlite://PATH nor postgres://…",
@@ -323,10 +378,12 @@ impl Store {
             )));
         };
         let options = AnyConnectOptions::from_str(&url).map_err(db_err)?;
+        let read_only = access == Access::ReadOnly;
         let pool = pool_options(
             backend,
             if backend == Backend::Sqlite { 4 } else { 8 },
             false,
+            read_only,
         )
         .acquire_timeout(acquire_timeout)
         .connect_with(options)
@@ -350,13 +407,8 @@ impl Store {
                 // PostgreSQL's lock_timeout is milliseconds in an int, and 0 turns it
                 // off: the busy timeout is held to 1 ms ..= i32::MAX here.
                 let ms = busy_timeout_ms().clamp(1, i32::MAX as u64);
-                let (base, fragment) = match url.split_once('#') {
-                    Some((b, f)) => (b, format!("#{f}")),
-                    None => (url.as_str(), String::new()),
-                };
-                let sep = if base.contains('?') { '&' } else { '?' };
-                let writer_url = format!("{base}{sep}options[lock_timeout]={ms}{fragment}");
-                pool_options(backend, lanes as u32 + 1, true)
+                let writer_url = with_pg_option(&url, "lock_timeout", &ms.to_string());
+                pool_options(backend, lanes as u32 + 1, true, read_only)
                     .acquire_timeout(acquire_timeout)
                     .connect_lazy_with(AnyConnectOptions::from_str(&writer_url).map_err(db_err)?)
             }
