@@ -19,7 +19,6 @@
 //! its own, so a panic fails that group's callers (Unavailable) and not the
 //! writer.
 
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,32 +30,77 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::audit::append_many;
 use crate::{db_err, AuditEvent};
 
-/// What a job's future borrows: the group's connection.
-pub(crate) type JobFuture<'c> = Pin<Box<dyn Future<Output = Result<Done>> + Send + 'c>>;
-
-/// One write, run (perhaps more than once) on the group's connection.
-type JobFn = Arc<dyn for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync>;
+/// What a job's future borrows: the group's connection. It makes a `T`.
+pub(crate) type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<Done<T>>> + Send + 'c>>;
 
 /// What a job made: the caller's answer and the audit records of its change.
-pub(crate) struct Done {
-    pub value: Box<dyn Any + Send>,
+pub(crate) struct Done<T> {
+    pub value: T,
     pub audit: Vec<AuditEvent>,
 }
 
-impl Done {
-    pub fn new<T: Send + 'static>(value: T, audit: Vec<AuditEvent>) -> Done {
-        Done {
-            value: Box::new(value),
-            audit,
+impl<T> Done<T> {
+    pub fn new(value: T, audit: Vec<AuditEvent>) -> Done<T> {
+        Done { value, audit }
+    }
+}
+
+/// The audit records of one run of a job; its value waits in the job.
+type RunFuture<'c> = Pin<Box<dyn Future<Output = Result<Vec<AuditEvent>>> + Send + 'c>>;
+
+/// A job of any answer type, as a group holds it: its caller's type stays inside
+/// ([`Typed`]), so the answer reaches the caller as what it asked for.
+trait Work: Send {
+    /// Runs on the group's connection (perhaps again, on a later pass); the
+    /// value made waits for the group's commit.
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> RunFuture<'c>;
+    /// Answers the caller with the value of the last run: the group committed.
+    fn answer(&mut self);
+    /// Answers the caller with `e`.
+    fn fail(&mut self, e: Error);
+}
+
+/// A job making a `T` for a caller waiting on `reply`.
+struct Typed<T, F> {
+    job: F,
+    made: Option<T>,
+    reply: Option<oneshot::Sender<Result<T>>>,
+}
+
+impl<T, F> Work for Typed<T, F>
+where
+    T: Send,
+    F: for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c, T> + Send,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> RunFuture<'c> {
+        Box::pin(async move {
+            let done = (self.job)(conn).await?;
+            self.made = Some(done.value);
+            Ok(done.audit)
+        })
+    }
+
+    fn answer(&mut self) {
+        let answer = self
+            .made
+            .take()
+            .ok_or_else(|| Error::internal("a committed write made no answer"));
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(e));
         }
     }
 }
 
 struct Job {
-    run: JobFn,
+    work: Box<dyn Work>,
     /// Advisory locks (PostgreSQL) the job needs, by name.
     locks: Vec<String>,
-    reply: oneshot::Sender<Result<Box<dyn Any + Send>>>,
     /// Why its last run failed.
     error: Option<Error>,
 }
@@ -164,7 +208,7 @@ impl Writer {
     /// leave the first write half done. New work comes in through [`Writer::admit`].
     pub async fn write<T: Send + 'static>(
         &self,
-        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + Sync + 'static,
     ) -> Result<T> {
         self.enqueue(Vec::new(), job, false).await
     }
@@ -174,7 +218,7 @@ impl Writer {
     /// full.
     pub async fn admit<T: Send + 'static>(
         &self,
-        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + Sync + 'static,
     ) -> Result<T> {
         self.enqueue(Vec::new(), job, true).await
     }
@@ -186,7 +230,7 @@ impl Writer {
     pub async fn admit_locked<T: Send + 'static>(
         &self,
         locks: Vec<String>,
-        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + Sync + 'static,
     ) -> Result<T> {
         self.enqueue(locks, job, true).await
     }
@@ -194,14 +238,17 @@ impl Writer {
     async fn enqueue<T: Send + 'static>(
         &self,
         locks: Vec<String>,
-        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c> + Send + Sync + 'static,
+        job: impl for<'c> Fn(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + Sync + 'static,
         refuse_when_full: bool,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            run: Arc::new(job),
+            work: Box::new(Typed {
+                job,
+                made: None,
+                reply: Some(reply),
+            }),
             locks,
-            reply,
             error: None,
         };
         let stopped = || Error::new(ErrorKind::Unavailable, "the store's writer has stopped");
@@ -219,15 +266,12 @@ impl Writer {
         } else {
             self.jobs.send(job).await.map_err(|_| stopped())?;
         }
-        let value = answer.await.map_err(|_| {
+        answer.await.map_err(|_| {
             Error::new(
                 ErrorKind::Unavailable,
                 "the store's writer stopped before answering",
             )
-        })??;
-        Ok(*value
-            .downcast::<T>()
-            .expect("a job answers with its caller's type"))
+        })?
     }
 }
 
@@ -317,9 +361,9 @@ async fn settle(pool: AnyPool, group: Vec<Job>) {
         match run_group(&pool, vec![job], false).await {
             // Failed alone, in a transaction of its own: that is its answer.
             Outcome::Failed(mut again) => {
-                if let Some(job) = again.pop() {
+                if let Some(mut job) = again.pop() {
                     let e = again_error(&job);
-                    let _ = job.reply.send(Err(e));
+                    job.work.fail(e);
                 }
             }
             Outcome::NotBegun(group, e) => {
@@ -364,7 +408,7 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
     };
     // On PostgreSQL the writer's sessions carry a `lock_timeout` (Store::connect).
     if postgres {
-        if let Err(e) = take_locks(&mut tx, &group).await {
+        if let Err(e) = take_locks(&mut tx, lock_names(&group)).await {
             return fail_all(group, e);
         }
     }
@@ -380,7 +424,7 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
                 return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
             }
         }
-        match (job.run)(&mut tx).await {
+        match job.work.run(&mut tx).await {
             Ok(done) => {
                 if savepoints {
                     if let Err(e) = sqlx::query("RELEASE SAVEPOINT job").execute(&mut *tx).await {
@@ -414,15 +458,15 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
             }
         }
     }
-    let audit: Vec<&AuditEvent> = made.iter().flat_map(|d| d.audit.iter()).collect();
+    let audit: Vec<&AuditEvent> = made.iter().flatten().collect();
     if let Err(e) = append_many(&mut tx, &audit, gpki_pki::time::now()).await {
         return fail_all(kept.into_iter().chain(failed).collect(), e);
     }
     if let Err(e) = tx.commit().await {
         return fail_all(kept.into_iter().chain(failed).collect(), db_err(e));
     }
-    for (job, done) in kept.into_iter().zip(made) {
-        let _ = job.reply.send(Ok(done.value));
+    for mut job in kept {
+        job.work.answer();
     }
     if failed.is_empty() {
         Outcome::Done
@@ -431,18 +475,20 @@ async fn run_group(pool: &AnyPool, group: Vec<Job>, savepoints: bool) -> Outcome
     }
 }
 
-/// Takes the advisory locks of `group`'s jobs, sorted: every holder of more
-/// than one takes them in this order (a VALUES list is scanned in its order).
-async fn take_locks(conn: &mut AnyConnection, group: &[Job]) -> Result<()> {
-    let mut names: Vec<&str> = group
-        .iter()
-        .flat_map(|j| j.locks.iter().map(String::as_str))
-        .collect();
+/// The advisory locks of `group`'s jobs, sorted: every holder of more than one
+/// takes them in this order (a VALUES list is scanned in its order).
+fn lock_names(group: &[Job]) -> Vec<String> {
+    let mut names: Vec<String> = group.iter().flat_map(|j| j.locks.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Takes the advisory locks `names`, in their order.
+async fn take_locks(conn: &mut AnyConnection, names: Vec<String>) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
-    names.sort_unstable();
-    names.dedup();
     let values: Vec<String> = (1..=names.len()).map(|i| format!("(${i})")).collect();
     let sql = format!(
         "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS v(k)",
@@ -457,8 +503,8 @@ async fn take_locks(conn: &mut AnyConnection, group: &[Job]) -> Result<()> {
 }
 
 fn fail_all(group: Vec<Job>, e: Error) -> Outcome {
-    for job in group {
-        let _ = job.reply.send(Err(e.clone()));
+    for mut job in group {
+        job.work.fail(e.clone());
     }
     Outcome::Done
 }
@@ -703,7 +749,7 @@ mod queue_tests {
 
     fn insert(
         n: i64,
-    ) -> impl for<'c> Fn(&'c mut sqlx::AnyConnection) -> super::JobFuture<'c> + Send + Sync + 'static
+    ) -> impl for<'c> Fn(&'c mut sqlx::AnyConnection) -> super::JobFuture<'c, ()> + Send + Sync + 'static
     {
         move |conn| {
             Box::pin(async move {
