@@ -47,8 +47,9 @@ use crate::{Reason, Refusal};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// `listen`, `max_request_bytes` and `[http]`, read by [`Config::load`].
+    #[serde(skip)]
+    pub service: gpki_service::ServiceConfig,
     /// The relying system logins are for (its URL): part of what officials sign.
     pub audience: String,
     /// Trust anchors, PEM (the GPKI root, or one CA).
@@ -59,13 +60,8 @@ pub struct Config {
     /// How long a challenge may be answered, seconds.
     #[serde(default = "default_ttl")]
     pub challenge_ttl_secs: i64,
-    /// Larger bodies are refused with HTTP 413 (a signed document in base64).
-    #[serde(default = "default_max_request_bytes")]
-    pub max_request_bytes: usize,
     #[serde(default)]
     pub status: StatusConfig,
-    #[serde(default)]
-    pub http: gpki_service::HttpLimits,
 }
 
 /// `[status]`: how certificate status is established.
@@ -99,19 +95,21 @@ impl Default for StatusConfig {
     }
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8090".into()
-}
 fn default_ttl() -> i64 {
     120
 }
-fn default_max_request_bytes() -> usize {
-    32 << 20
-}
+
+/// This service's defaults for the keys every service shares.
+const SERVICE_DEFAULTS: gpki_service::ServiceDefaults = gpki_service::ServiceDefaults {
+    listen: "127.0.0.1:8090",
+    max_request_bytes: 32 << 20,
+};
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let mut c: Config = gpki_service::load_toml(path)?;
+        let (service, mut c): (_, Config) =
+            gpki_service::load_service_toml(path, SERVICE_DEFAULTS)?;
+        c.service = service;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -120,7 +118,6 @@ impl Config {
         };
         resolve(&mut c.anchors);
         c.intermediates.as_mut().map(resolve);
-        c.http.check().map_err(|e| e.context(path.display()))?;
         if !c.status.ocsp && !c.status.crl {
             return Err(Error::malformed(format!(
                 "{}: [status] needs ocsp or crl (a status is never assumed)",
@@ -220,8 +217,8 @@ impl Running {
 
 /// Loads the anchors, binds and serves in the background.
 pub async fn start(config: Config) -> Result<Running> {
-    let listen = config.listen.clone();
-    let limits = config.http;
+    let listen = config.service.listen.clone();
+    let limits = config.service.http;
     let state = Arc::new(State::new(config)?);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -312,8 +309,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     };
     let body = match read_body(
         req,
-        state.config.max_request_bytes,
-        state.config.http.body_timeout(),
+        state.config.service.max_request_bytes,
+        state.config.service.http.body_timeout(),
     )
     .await
     {

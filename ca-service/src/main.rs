@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         .block_on(async {
             let mut c = gpki_ca_service::Config::load(&config)?;
             if let Some(l) = listen {
-                c.listen = l;
+                c.service.listen = l;
             }
             gpki_ca_service::serve(c).await
         });

@@ -114,16 +114,17 @@ impl Ca {
     /// Its public key is pinned beside it (`keys/audit.pub.pem`), where `audit
     /// verify` trusts it, not the copy among the checkpoints.
     fn audit_key(&self) -> Result<SoftwareKey> {
-        let path = self.key_dir.join(AUDIT_KEY_FILE);
+        let (key_dir, passphrase) = self.audit_custody()?;
+        let path = key_dir.join(AUDIT_KEY_FILE);
         let key = if path.exists() {
-            SoftwareKey::read_encrypted(&path, &self.passphrase)?
+            SoftwareKey::read_encrypted(&path, &passphrase)?
         } else {
-            std::fs::create_dir_all(&self.key_dir).map_err(io("create", &self.key_dir))?;
+            std::fs::create_dir_all(&key_dir).map_err(io("create", &key_dir))?;
             let key = SoftwareKey::generate(KeyType::EcP256)?;
-            key.write_encrypted(&path, &self.passphrase)?;
+            key.write_encrypted(&path, &passphrase)?;
             key
         };
-        let pinned = self.key_dir.join(AUDIT_PUB_FILE);
+        let pinned = key_dir.join(AUDIT_PUB_FILE);
         if !pinned.exists() {
             write_synced(
                 &pinned,
@@ -149,7 +150,7 @@ impl Ca {
                         "{} holds another audit key than {}: checkpoints there were signed by a \
                          different key",
                         pub_path.display(),
-                        self.key_dir.join(AUDIT_KEY_FILE).display()
+                        self.audit_custody()?.0.join(AUDIT_KEY_FILE).display()
                     ),
                 ))
             }

@@ -567,7 +567,7 @@ impl Ca {
         } else {
             self.store().record_tbs_many(&news).await?
         };
-        crate::failpoint("after-record");
+        gpki_store::failpoint::crash("after-record");
         let mut finished = Vec::with_capacity(ids.len() + resumed.len());
         let signed = parallel_map(&prepared, |p| -> Result<Vec<u8>> {
             let der = gpki_pki::cert::sign(&*issuer.key, &p.plan)?;

@@ -43,25 +43,6 @@ use serde_json::json;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, NameConstraints};
 
-/// Test-only crash injection: when `GPKI_FAILPOINT` names this point, the process
-/// aborts there, as a power cut would. Used to pin invariant 1.
-/// `GPKI_FAILPOINT=NAME` aborts the process the first time point NAME is
-/// reached; `NAME@N` the N-th time (a crash in the middle of a run of issuances).
-fn failpoint(name: &str) {
-    static REACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let Ok(v) = std::env::var("GPKI_FAILPOINT") else {
-        return;
-    };
-    let (point, nth) = match v.split_once('@') {
-        Some((p, n)) => (p.to_string(), n.parse::<usize>().unwrap_or(1)),
-        None => (v, 1),
-    };
-    if point == name && REACHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= nth {
-        eprintln!("gpki: failpoint {name} reached, aborting");
-        std::process::abort();
-    }
-}
-
 /// The one end-entity profile a root CA signs: its delegated OCSP responder.
 pub const ROOT_END_ENTITY_PROFILE: &str = "ocsp-signer";
 
@@ -139,9 +120,9 @@ struct Custody {
 pub struct Ca {
     store: Store,
     profiles: Arc<Profiles>,
-    /// The online CAs' keys; also the audit key's directory and passphrase.
-    key_dir: PathBuf,
-    passphrase: Arc<Passphrase>,
+    /// The online CAs' keys, also the audit key's directory and passphrase:
+    /// `None` for a `Ca` that holds no key ([`Ca::without_keys`]).
+    online: Option<Custody>,
     /// The offline CAs' keys: `None` in the online CA service.
     offline: Option<Custody>,
     actor: String,
@@ -166,16 +147,29 @@ impl Ca {
         passphrase: Passphrase,
         actor: String,
     ) -> Ca {
-        let passphrase = Arc::new(passphrase);
+        let custody = Custody {
+            key_dir,
+            passphrase: Arc::new(passphrase),
+        };
         Ca {
             store,
             profiles: Arc::new(profiles),
-            offline: Some(Custody {
-                key_dir: key_dir.clone(),
-                passphrase: passphrase.clone(),
-            }),
-            key_dir,
-            passphrase,
+            offline: Some(custody.clone()),
+            online: Some(custody),
+            actor,
+            keys: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A CA that holds no key, for what changes or reads only the store
+    /// (revocation, hold release, reading certificates back): anything that
+    /// would open a key or sign is refused, naming why.
+    pub fn without_keys(store: Store, profiles: Profiles, actor: String) -> Ca {
+        Ca {
+            store,
+            profiles: Arc::new(profiles),
+            online: None,
+            offline: None,
             actor,
             keys: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -224,11 +218,19 @@ impl Ca {
                 Error::new(ErrorKind::Unauthorized, "no offline CA key is held here")
             })
         } else {
-            Ok(Custody {
-                key_dir: self.key_dir.clone(),
-                passphrase: self.passphrase.clone(),
+            self.online.clone().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    "this command holds no CA key: it changes or reads the store only",
+                )
             })
         }
+    }
+
+    /// Where the audit key is kept and its passphrase: the online CAs' custody.
+    pub(crate) fn audit_custody(&self) -> Result<(PathBuf, Arc<Passphrase>)> {
+        let c = self.custody(false)?;
+        Ok((c.key_dir, c.passphrase))
     }
 
     /// This CA, with `actor` named in the audit records of what it does (the CA
@@ -493,7 +495,7 @@ impl Ca {
             a.cert_id = id;
             self.store.archive_key(&a, &event).await?;
         }
-        failpoint("after-record");
+        gpki_store::failpoint::crash("after-record");
         let der = cert::sign(&*issuer.key, plan)?;
         let event = self.event(
             "cert.issue",

@@ -832,7 +832,7 @@ pub async fn run(g: &Global, cmd: RaCmd) -> Result<()> {
                     cert.serial, cert.profile
                 )));
             }
-            gpki_service::ca_api::check_scope(&ra, "ra-operator", &cert.subject)?;
+            ra.check_scope("ra-operator", &cert.subject)?;
             let op = store
                 .add_operator(
                     ra.id,

@@ -9,11 +9,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `listen`, `max_request_bytes` and `[http]`, read by [`Config::load`].
+    #[serde(skip)]
+    pub service: gpki_service::ServiceConfig,
     /// Store URL: `sqlite://PATH` or `postgres://…`.
     pub store: String,
-    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
-    #[serde(default = "default_listen")]
-    pub listen: String,
     /// File holding the passphrase of the responder keys.
     pub key_pass_file: Option<PathBuf>,
     /// thisUpdate to nextUpdate of every response (CA/B BR 4.9.10: 8 hours to 10 days).
@@ -28,9 +28,6 @@ pub struct Config {
     /// How long a cache miss waits for the store before answering tryLater.
     #[serde(default = "default_store_timeout_ms")]
     pub store_timeout_ms: u64,
-    /// Larger request bodies are refused with HTTP 413.
-    #[serde(default = "default_max_request_bytes")]
-    pub max_request_bytes: usize,
     /// At most this many CertIDs in one request.
     #[serde(default = "default_max_certs")]
     pub max_certs_per_request: usize,
@@ -43,9 +40,6 @@ pub struct Config {
     /// never opens a CA key: design invariant 10).
     #[serde(default)]
     pub renewal: Option<crate::renewal::RenewalConfig>,
-    /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
-    #[serde(default)]
-    pub http: gpki_service::HttpLimits,
     /// Serve the store's credential status lists at `/statuslists/NAME`, signed by
     /// this status-list signer.
     #[serde(default)]
@@ -68,9 +62,6 @@ pub struct CaConfig {
     pub key: PathBuf,
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
 fn default_validity_hours() -> u32 {
     24
 }
@@ -80,9 +71,6 @@ fn default_poll_ms() -> u64 {
 fn default_store_timeout_ms() -> u64 {
     1000
 }
-fn default_max_request_bytes() -> usize {
-    4096
-}
 fn default_max_certs() -> usize {
     16
 }
@@ -90,10 +78,18 @@ fn default_true() -> bool {
     true
 }
 
+/// This service's defaults for the keys every service shares.
+const SERVICE_DEFAULTS: gpki_service::ServiceDefaults = gpki_service::ServiceDefaults {
+    listen: "127.0.0.1:8080",
+    max_request_bytes: 4096,
+};
+
 impl Config {
     /// Reads and checks `path`; errors name the file and the field.
     pub fn load(path: &Path) -> Result<Config> {
-        let mut config: Config = gpki_service::load_toml(path)?;
+        let (service, mut config): (_, Config) =
+            gpki_service::load_service_toml(path, SERVICE_DEFAULTS)?;
+        config.service = service;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve(base);
         config
@@ -131,7 +127,6 @@ impl Config {
 
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
-        self.http.check()?;
         if let Some(l) = &self.status_lists {
             l.check()?;
         }
@@ -152,7 +147,7 @@ impl Config {
                 "refresh_after_hours must be less than validity_hours",
             ));
         }
-        if self.max_request_bytes < 64 || self.max_certs_per_request == 0 {
+        if self.service.max_request_bytes < 64 || self.max_certs_per_request == 0 {
             return Err(Error::malformed(
                 "max_request_bytes must be at least 64 and max_certs_per_request at least 1",
             ));

@@ -191,7 +191,7 @@ impl State {
         let read_at = gpki_pki::time::now();
         match self.store.status_of(auth.id, &hex::encode(serial)).await? {
             Some(row) => {
-                gpki_service::failpoint::pause("ocsp-after-status-read").await;
+                gpki_store::failpoint::pause("ocsp-after-status-read").await;
                 let read = Arc::new(Entry {
                     state: authority::state_of(&row),
                     version: authority::version_of(&row),
@@ -394,7 +394,7 @@ pub async fn prepare(config: Config) -> Result<Arc<State>> {
 /// [`prepare`]s, binds the listener and serves in the background. The first full
 /// read happens before the port answers, so no request sees an empty cache.
 pub async fn start(config: Config) -> Result<Running> {
-    let listen = config.listen.clone();
+    let listen = config.service.listen.clone();
     // A [renewal] that cannot reach the CA service is refused now, not found out
     // days before a certificate expires.
     if let Some(r) = &config.renewal {

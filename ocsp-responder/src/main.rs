@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             Command::Serve { config, listen } => {
                 let mut c = gpki_ocsp::Config::load(&config)?;
                 if let Some(l) = listen {
-                    c.listen = l;
+                    c.service.listen = l;
                 }
                 gpki_ocsp::serve(c).await
             }
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
                     "{}: {} CA(s), listen {}",
                     config.display(),
                     c.cas.len(),
-                    c.listen
+                    c.service.listen
                 );
             }),
         }

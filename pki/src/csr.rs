@@ -123,3 +123,22 @@ pub fn build(key: &crate::SoftwareKey, subject: &Name) -> Result<Vec<u8>> {
     b.sign(key.pkey(), digest).map_err(e("request signature"))?;
     b.build().to_pem().map_err(e("request PEM"))
 }
+/// Refused unless every SAN the CSR asks for (its extensionRequest) is among the
+/// request's `sans`: the profile planner adds a CSR's SANs, so without this a CSR
+/// could carry names past the scope check and past an approver who sees only the
+/// request.
+pub fn check_requested_sans(csr: &VerifiedCsr, sans: &[String]) -> Result<()> {
+    let asked = sans
+        .iter()
+        .map(|s| s.parse::<crate::cert::SanEntry>())
+        .collect::<Result<Vec<_>>>()?;
+    for s in csr.requested_sans() {
+        if !asked.contains(s) {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("the CSR asks for SAN `{s}`, which the request does not name; list every SAN in the request"),
+            ));
+        }
+    }
+    Ok(())
+}

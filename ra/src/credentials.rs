@@ -193,7 +193,10 @@ pub(crate) async fn revoke(state: &State, op: &Operator, id: i64, body: &[u8]) -
         .await?;
     let ca = state.store.authority(official.issuer_id).await?;
     let in_scope = ca.name == op.ra.ca_name
-        && gpki_service::ca_api::check_scope(&op.ra, OFFICIAL_PROFILE, &official.subject).is_ok();
+        && op
+            .ra
+            .check_scope(OFFICIAL_PROFILE, &official.subject)
+            .is_ok();
     if offer.ra_id != op.ra.id && !in_scope {
         return Err(hidden());
     }

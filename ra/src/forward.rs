@@ -9,8 +9,10 @@ use crate::auth::{Actor, Operator};
 use crate::requests::Settled;
 use crate::State;
 
-/// Forwards an approved request again, by its kind.
-pub(crate) async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<Settled> {
+/// Sends an approved request to the CA by its kind (issue, enrol, revoke,
+/// renew): its first send once approved, and every send again after the CA did
+/// not answer.
+pub(crate) async fn send_by_kind(state: &State, op: Actor<'_>, r: RaRequest) -> Result<Settled> {
     let target = match r.target_cert_id {
         Some(id) => Some(state.store.certificate_by_id(id).await?),
         None => None,
@@ -36,7 +38,7 @@ pub(crate) async fn retry(state: &State, op: Actor<'_>, r: RaRequest) -> Result<
 pub(crate) async fn decide_alone(state: &State, op: &Operator, r: RaRequest) -> Result<Settled> {
     match r.status.as_str() {
         "submitted" => approve_and_forward(state, op, r).await,
-        "approved" => retry(state, op.actor(), r).await,
+        "approved" => send_by_kind(state, op.actor(), r).await,
         _ => Ok(r.into()),
     }
 }
@@ -63,7 +65,7 @@ pub(crate) async fn approve_and_forward(
             ),
         )
         .await?;
-    retry(state, op.actor(), r).await
+    send_by_kind(state, op.actor(), r).await
 }
 
 /// Sends an approved request to the CA service and records the answer. A CA
@@ -81,11 +83,14 @@ pub(crate) async fn forward(state: &State, op: Actor<'_>, r: RaRequest) -> Resul
         validity_days: None,
         km: r.km_transport.clone().map(|transport| KmAsk { transport }),
     };
-    gpki_service::failpoint::pause("ra-before-forward").await;
+    gpki_store::failpoint::pause("ra-before-forward").await;
     let answer: Result<CertificateReply> = state.ca.post("v1/certificates", &body).await;
     settle(state, op, r, answer).await
 }
 
+/// Records the CA's answer to an approved request: done, still approved (the CA
+/// did not answer), or failed; a refusal of a request the CA had in fact signed
+/// on an earlier try is recorded as done.
 pub(crate) async fn settle(
     state: &State,
     op: Actor<'_>,
@@ -93,61 +98,7 @@ pub(crate) async fn settle(
     answer: Result<CertificateReply>,
 ) -> Result<Settled> {
     match answer {
-        Ok(c) => {
-            let ca = state.store.authority_by_name(&c.ca).await?;
-            let to = if r.kind == "revoke" {
-                // An operator's certificate revoked here is refused from the
-                // next request on.
-                state.operators.clear();
-                "revoked"
-            } else {
-                "issued"
-            };
-            let request = state
-                .store
-                .transition(
-                    &r,
-                    &Transition {
-                        from: &["approved"],
-                        to,
-                        // The transition fails unless the store holds it, made
-                        // for this request (a revocation names its target).
-                        certificate: Some((
-                            ca.id,
-                            c.serial.clone(),
-                            (r.kind != "revoke").then(|| {
-                                gpki_service::ca_api::ca_request_key(
-                                    &op.ra.name,
-                                    &gpki_service::ca_api::ra_request_id(r.id),
-                                )
-                            }),
-                        )),
-                        ..Default::default()
-                    },
-                    &op.event(
-                        &format!("ra.request.{to}"),
-                        format!("ra-request:{}", r.id),
-                        json!({ "ca": c.ca, "serial": c.serial }),
-                    ),
-                )
-                .await?;
-            // A certificate made on this call is answered as the CA sent it, with
-            // the chain from the store; anything else is read back.
-            let certificate = match c.certificate {
-                Some(_) if to == "issued" => Some(CertificateReply {
-                    chain: gpki_service::ca_api::chain_pem(
-                        &state.store.authority_chain(ca.id).await?,
-                    ),
-                    replayed: false,
-                    ..c
-                }),
-                _ => None,
-            };
-            Ok(Settled {
-                request,
-                certificate,
-            })
-        }
+        Ok(c) => record_done(state, op, r, c).await,
         Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
             tracing::warn!(request = r.id, error = %e, "CA service did not answer; the request stays approved");
             Err(Error::new(
@@ -156,61 +107,132 @@ pub(crate) async fn settle(
             ))
         }
         Err(e) => {
-            // Refused now, but the CA may have made the certificate on an earlier
-            // try whose answer was lost (and scope narrowed since): the store
-            // holds it under the request's key, and then the request is issued.
-            if r.kind != "revoke" {
-                let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
-                let key = gpki_service::ca_api::ca_request_key(
-                    &op.ra.name,
-                    &gpki_service::ca_api::ra_request_id(r.id),
-                );
-                if let Some(c) = state.store.certificate_by_request_key(ca.id, &key).await? {
-                    // Only this request's certificate (its profile and subject),
-                    // and never an enrolment the CA now refuses.
-                    // A dual request is issued only with its pair: a signing
-                    // certificate alone fails it, to be enrolled again.
-                    let paired =
-                        r.km_transport.is_none() || state.store.pair_of(c.id).await?.is_some();
-                    if c.status != gpki_store::CertStatus::Pending
-                        && paired
-                        && r.kind != "enrol"
-                        && r.profile.as_deref() == Some(c.profile.as_str())
-                        && r.subject
-                            .as_deref()
-                            .map(|s| {
-                                gpki_pki::name::parse(s).map(|n| gpki_pki::name::to_string(&n))
-                            })
-                            .transpose()?
-                            .as_deref()
-                            == Some(c.subject.as_str())
-                    {
-                        let reply = CertificateReply::of(&ca.name, &c).replayed();
-                        tracing::warn!(request = r.id, error = %e, serial = %c.serial, "the CA refused a retry of a request it had already signed; recording that certificate");
-                        return Box::pin(settle(state, op, r, Ok(reply))).await;
-                    }
-                }
+            if let Some(made) = made_earlier(state, op, &r).await? {
+                tracing::warn!(request = r.id, error = %e, serial = %made.serial, "the CA refused a retry of a request it had already signed; recording that certificate");
+                return Box::pin(settle(state, op, r, Ok(made))).await;
             }
-            state
-                .store
-                .transition(
-                    &r,
-                    &Transition {
-                        from: &["approved"],
-                        to: "failed",
-                        note: Some(format!("{}: {}", e.kind, e.detail)),
-                        ..Default::default()
-                    },
-                    &op.event(
-                        "ra.request.fail",
-                        format!("ra-request:{}", r.id),
-                        json!({ "kind": e.kind, "detail": e.detail }),
-                    ),
-                )
-                .await?;
+            record_failed(state, op, &r, &e).await?;
             Err(e)
         }
     }
+}
+
+/// Moves the request to `issued` (or `revoked`) with the certificate the CA
+/// answered, which the store must hold for this request.
+async fn record_done(
+    state: &State,
+    op: Actor<'_>,
+    r: RaRequest,
+    c: CertificateReply,
+) -> Result<Settled> {
+    let ca = state.store.authority_by_name(&c.ca).await?;
+    let to = if r.kind == "revoke" {
+        // An operator's certificate revoked here is refused from the next
+        // request on.
+        state.operators.clear();
+        "revoked"
+    } else {
+        "issued"
+    };
+    let request = state
+        .store
+        .transition(
+            &r,
+            &Transition {
+                from: &["approved"],
+                to,
+                // The transition fails unless the store holds it, made for this
+                // request (a revocation names its target).
+                certificate: Some((
+                    ca.id,
+                    c.serial.clone(),
+                    (r.kind != "revoke").then(|| ca_key_of(op, &r)),
+                )),
+                ..Default::default()
+            },
+            &op.event(
+                &format!("ra.request.{to}"),
+                format!("ra-request:{}", r.id),
+                json!({ "ca": c.ca, "serial": c.serial }),
+            ),
+        )
+        .await?;
+    // A certificate made on this call is answered as the CA sent it, with the
+    // chain from the store; anything else is read back.
+    let certificate = match c.certificate {
+        Some(_) if to == "issued" => Some(CertificateReply {
+            chain: gpki_service::ca_api::chain_pem(&state.store.authority_chain(ca.id).await?),
+            replayed: false,
+            ..c
+        }),
+        _ => None,
+    };
+    Ok(Settled {
+        request,
+        certificate,
+    })
+}
+
+/// The key under which the CA records what it makes for request `r`.
+fn ca_key_of(op: Actor<'_>, r: &RaRequest) -> String {
+    gpki_service::ca_api::ca_request_key(&op.ra.name, &gpki_service::ca_api::ra_request_id(r.id))
+}
+
+/// The certificate the CA made for `r` on an earlier try whose answer was lost
+/// (and which it refuses now, its scope narrowed since), when the store holds
+/// one that is this request's: its profile and subject, signed, with its pair
+/// for a dual request, and never for an enrolment the CA now refuses.
+async fn made_earlier(
+    state: &State,
+    op: Actor<'_>,
+    r: &RaRequest,
+) -> Result<Option<CertificateReply>> {
+    if matches!(r.kind.as_str(), "revoke" | "enrol") {
+        return Ok(None);
+    }
+    let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
+    let Some(c) = state
+        .store
+        .certificate_by_request_key(ca.id, &ca_key_of(op, r))
+        .await?
+    else {
+        return Ok(None);
+    };
+    // A dual request is issued only with its pair: a signing certificate alone
+    // fails it, to be enrolled again.
+    let paired = r.km_transport.is_none() || state.store.pair_of(c.id).await?.is_some();
+    let subject = r
+        .subject
+        .as_deref()
+        .map(|s| gpki_pki::name::parse(s).map(|n| gpki_pki::name::to_string(&n)))
+        .transpose()?;
+    let this_request = c.status != gpki_store::CertStatus::Pending
+        && paired
+        && r.profile.as_deref() == Some(c.profile.as_str())
+        && subject.as_deref() == Some(c.subject.as_str());
+    Ok(this_request.then(|| CertificateReply::of(&ca.name, &c).replayed()))
+}
+
+/// Moves the request to `failed`, noting the CA's refusal.
+async fn record_failed(state: &State, op: Actor<'_>, r: &RaRequest, e: &Error) -> Result<()> {
+    state
+        .store
+        .transition(
+            r,
+            &Transition {
+                from: &["approved"],
+                to: "failed",
+                note: Some(format!("{}: {}", e.kind, e.detail)),
+                ..Default::default()
+            },
+            &op.event(
+                "ra.request.fail",
+                format!("ra-request:{}", r.id),
+                json!({ "kind": e.kind, "detail": e.detail }),
+            ),
+        )
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn forward_revocation(

@@ -3,7 +3,7 @@
 
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::{error_reply, json_reply, parse};
-use gpki_service::ca_api::{check_scope, holder_revocation_message, HolderRevocationBody};
+use gpki_service::ca_api::{holder_revocation_message, HolderRevocationBody};
 use gpki_service::Body;
 use gpki_store::{NewRequest, RaRecord, Transition};
 use hyper::body::Incoming;
@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use serde_json::json;
 
 use crate::auth::{unauthorized, Actor};
-use crate::forward::retry;
+use crate::forward::send_by_kind;
 use crate::requests::{sha256_hex, Recorded, Reply};
 use crate::routes::{body_of, Route};
 use crate::State;
@@ -37,7 +37,7 @@ pub(crate) async fn holder_ra(
             r.status == "active"
                 && r.host == state.config.host
                 && r.ca_name == issuer.name
-                && check_scope(r, &cert.profile, &cert.subject).is_ok()
+                && r.check_scope(&cert.profile, &cert.subject).is_ok()
         })
         .ok_or_else(|| {
             Error::not_found(format!(
@@ -201,9 +201,9 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
                     ),
                 )
                 .await?;
-            retry(state, actor, r).await?
+            send_by_kind(state, actor, r).await?
         }
-        "approved" => retry(state, actor, r).await?,
+        "approved" => send_by_kind(state, actor, r).await?,
         _ => r.into(),
     };
     recorded.reply(state, &s).await

@@ -29,7 +29,6 @@ use gpki_pki::{Error, Result};
 use gpki_service::api::ApiClient;
 use gpki_service::ca_api::CertificateReply;
 use gpki_service::mtls::{ApiMetrics, AuthCache, ClientTls, Refusals, Running, ServerTls};
-use gpki_service::HttpLimits;
 use gpki_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -40,21 +39,18 @@ use crate::routes::handle;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `listen`, `max_request_bytes` and `[http]`, read by [`Config::load`].
+    #[serde(skip)]
+    pub service: gpki_service::ServiceConfig,
     pub store: String,
-    #[serde(default = "default_listen")]
-    pub listen: String,
     /// This RA service's name as a client of the CA service: it hosts the RAs
     /// whose `host` is this name.
     pub host: String,
     #[serde(default)]
     pub policies: Option<PathBuf>,
-    #[serde(default = "default_max_request_bytes")]
-    pub max_request_bytes: usize,
     pub tls: ServerTls,
     /// How to reach the CA service, with this RA service's client certificate.
     pub ca: ClientTls,
-    #[serde(default)]
-    pub http: HttpLimits,
     /// How long an operator's standing (certificate in force, operator and RA
     /// active) is trusted before the store is read again: at most 1000, so a
     /// revoked certificate or a suspended operator is refused within a second.
@@ -74,28 +70,27 @@ fn default_offer_ttl() -> i64 {
     600
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8444".into()
-}
-
 fn default_auth_cache_ms() -> u64 {
     500
 }
 
-fn default_max_request_bytes() -> usize {
-    64 * 1024
-}
+/// This service's defaults for the keys every service shares.
+const SERVICE_DEFAULTS: gpki_service::ServiceDefaults = gpki_service::ServiceDefaults {
+    listen: "127.0.0.1:8444",
+    max_request_bytes: 64 * 1024,
+};
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let mut c: Config = gpki_service::load_toml(path)?;
+        let (service, mut c): (_, Config) =
+            gpki_service::load_service_toml(path, SERVICE_DEFAULTS)?;
+        c.service = service;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(p) = &mut c.policies {
             *p = base.join(&*p);
         }
         c.tls.resolve(base);
         c.ca.resolve(base);
-        c.http.check()?;
         if !(60..=86_400).contains(&c.offer_ttl_seconds) {
             return Err(Error::malformed(format!(
                 "{}: offer_ttl_seconds must be 60 to 86400",
@@ -233,7 +228,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
     let acceptor = config
         .tls
         .acceptor(refusals.on_handshake(metrics.clone()))?;
-    let (listen, limits) = (config.listen.clone(), config.http);
+    let (listen, limits) = (config.service.listen.clone(), config.service.http);
     let state = Arc::new(State {
         store,
         config,

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         .block_on(async {
             let mut c = gpki_ra::Config::load(&config)?;
             if let Some(l) = listen {
-                c.listen = l;
+                c.service.listen = l;
             }
             gpki_ra::serve(c).await
         });

@@ -2,7 +2,6 @@
 
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::parse;
-use gpki_service::ca_api::{check_csr_sans, check_scope};
 use gpki_store::{Enrolment, NewRequest, OperatorRecord, RaRequest};
 use hyper::StatusCode;
 use serde_json::json;
@@ -38,9 +37,9 @@ pub(crate) async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
             format!("RA `{}` has an operator named `{}`", op.ra.name, b.name),
         ));
     }
-    check_scope(&op.ra, "ra-operator", &b.subject)?;
+    op.ra.check_scope("ra-operator", &b.subject)?;
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
-    check_csr_sans(&csr, &[])?;
+    gpki_pki::csr::check_requested_sans(&csr, &[])?;
     let profile = state.profiles.get("ra-operator")?;
     profile.allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
     let (r, created) = state

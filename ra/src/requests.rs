@@ -3,14 +3,14 @@
 
 use gpki_pki::{Error, Result};
 use gpki_service::api::parse;
-use gpki_service::ca_api::{check_csr_sans, check_sans, check_scope, CertificateReply, PairReply};
+use gpki_service::ca_api::{CertificateReply, PairReply};
 use gpki_store::{IdentityRecord, NewRequest, RaRequest, Store, Transition};
 use hyper::StatusCode;
 use serde_json::json;
 
 use crate::auth::{require_admin, require_admin_for, unauthorized, Operator};
 use crate::decide::{decide, Ask, Decision, Wait};
-use crate::forward::{approve_and_forward, decide_alone, forward, retry};
+use crate::forward::{approve_and_forward, decide_alone, forward, send_by_kind};
 use crate::operators::finish_enrolment;
 use crate::{Identity, RejectBody, RequestReply, RevocationBody, State, SubmitBody};
 
@@ -167,12 +167,12 @@ pub(crate) async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
             "ra-operator certificates are enrolled by administrators (POST /v1/operators)",
         ));
     }
-    check_scope(&op.ra, &b.profile, &b.subject)?;
-    check_sans(&op.ra, &b.sans)?;
+    op.ra.check_scope(&b.profile, &b.subject)?;
+    op.ra.check_sans(&b.sans)?;
     // Refuse a CSR that does not verify, names SANs the request does not, or has
     // a key the profile does not take, before anything is recorded.
     let csr = gpki_pki::csr::parse_and_verify(b.csr.as_bytes())?;
-    check_csr_sans(&csr, &b.sans)?;
+    gpki_pki::csr::check_requested_sans(&csr, &b.sans)?;
     profile.allows_key(gpki_pki::KeyType::of_spki(csr.spki_der())?)?;
     if let Some(t) = &b.km_transport {
         // The km certificate is the RA's request too: its profile in scope.
@@ -183,7 +183,8 @@ pub(crate) async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
                 b.profile
             )));
         }
-        check_scope(&op.ra, gpki_service::ca_api::KM_PROFILE, &b.subject)?;
+        op.ra
+            .check_scope(gpki_service::ca_api::KM_PROFILE, &b.subject)?;
         gpki_service::ca_api::check_transport(t)?;
     }
     let identity = b
@@ -335,7 +336,7 @@ pub(crate) async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
             approve_and_forward(state, op, r).await?
         }
         // Approved, but the CA did not answer: ask again, as what it is.
-        "approved" => retry(state, op.actor(), r).await?,
+        "approved" => send_by_kind(state, op.actor(), r).await?,
         // Issued, but the operator not made (a crash in between): make it.
         "issued" if r.kind == "enrol" => r.into(),
         s => {
@@ -384,7 +385,7 @@ pub(crate) async fn scoped_certificate(
     serial: &str,
 ) -> Result<gpki_store::CertificateRecord> {
     let c = ra_certificate(state, op, serial).await?;
-    check_scope(&op.ra, &c.profile, &c.subject)?;
+    op.ra.check_scope(&c.profile, &c.subject)?;
     Ok(c)
 }
 

@@ -193,8 +193,8 @@ pub(crate) async fn body_of(
 ) -> std::result::Result<gpki_service::Bytes, Response<Body>> {
     gpki_service::read_body(
         req,
-        state.config.max_request_bytes,
-        Duration::from_millis(state.config.http.body_timeout_ms),
+        state.config.service.max_request_bytes,
+        Duration::from_millis(state.config.service.http.body_timeout_ms),
     )
     .await
 }

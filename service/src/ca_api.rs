@@ -1,9 +1,9 @@
 //! The CA service's API, as both ends see it: the JSON bodies of
-//! docs/api/ca.md and the scope rule the CA enforces (and the RA service checks
-//! first, to refuse early).
+//! docs/api/ca.md and the statements callers sign. The rules applied to them
+//! live beside the decisions they feed: an RA's scope is `RaRecord`'s
+//! (`gpki_store`), a CSR's names are `gpki_pki::csr`'s.
 
-use gpki_pki::{Error, ErrorKind, Result};
-use gpki_store::RaRecord;
+use gpki_pki::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// What issue asks: for RA `ra`, its request `request_id` (the idempotency key:
@@ -182,99 +182,6 @@ pub fn ca_request_key(ra: &str, request_id: &str) -> String {
 /// The request id an RA sends the CA for its request `id`.
 pub fn ra_request_id(id: i64) -> String {
     format!("req-{id}")
-}
-
-/// Refused unless `profile` and `subject` are within the RA's scope.
-pub fn check_scope(ra: &RaRecord, profile: &str, subject: &str) -> Result<()> {
-    if !ra.profiles.iter().any(|p| p == profile) {
-        return Err(Error::new(
-            ErrorKind::Unauthorized,
-            format!(
-                "profile {profile} is outside the scope of RA `{}` (allowed: {})",
-                ra.name,
-                ra.profiles.join(", ")
-            ),
-        ));
-    }
-    let name = gpki_pki::name::parse(subject)?;
-    for t in &ra.subtrees {
-        if gpki_pki::name::within_subtree(&name, &gpki_pki::name::parse(t)?) {
-            return Ok(());
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Unauthorized,
-        format!(
-            "subject `{subject}` is outside the institutions of RA `{}` ({})",
-            ra.name,
-            ra.subtrees.join("; ")
-        ),
-    ))
-}
-
-/// Refused unless every SAN is a DNS name or an e-mail address under one of the
-/// RA's domains: the DN subtree scopes the subject, this scopes what else the
-/// certificate names.
-pub fn check_sans(ra: &RaRecord, sans: &[String]) -> Result<()> {
-    use gpki_pki::cert::SanEntry;
-    let under = |host: &str| {
-        let host = host.to_ascii_lowercase();
-        ra.domains.iter().any(|d| {
-            let d = d.to_ascii_lowercase();
-            host == d || host.ends_with(&format!(".{d}"))
-        })
-    };
-    for s in sans {
-        let entry: SanEntry = s.parse()?;
-        let host = match &entry {
-            SanEntry::Dns(d) => d.clone(),
-            SanEntry::Email(e) => e
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_string())
-                .unwrap_or_default(),
-            SanEntry::Ip(_) | SanEntry::Uri(_) => {
-                return Err(Error::new(
-                    ErrorKind::Unauthorized,
-                    format!("SAN `{s}`: an RA asks for DNS names and e-mail addresses only"),
-                ))
-            }
-        };
-        if !under(&host) {
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                format!(
-                    "SAN `{s}` is outside the domains of RA `{}` ({})",
-                    ra.name,
-                    if ra.domains.is_empty() {
-                        "none".to_string()
-                    } else {
-                        ra.domains.join(", ")
-                    }
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refused unless every SAN the CSR asks for (its extensionRequest) is among the
-/// request's `sans`: the profile planner adds a CSR's SANs, so without this a CSR
-/// could carry names past the scope check and past an approver who sees only the
-/// request.
-pub fn check_csr_sans(csr: &gpki_pki::csr::VerifiedCsr, sans: &[String]) -> Result<()> {
-    let asked = sans
-        .iter()
-        .map(|s| s.parse::<gpki_pki::cert::SanEntry>())
-        .collect::<Result<Vec<_>>>()?;
-    for s in csr.requested_sans() {
-        if !asked.contains(s) {
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                format!("the CSR asks for SAN `{s}`, which the request does not name; list every SAN in the request"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// `POST /v1/signers/renew`: a delegated signer (an OCSP responder, a TSA) asks

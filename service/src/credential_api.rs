@@ -155,7 +155,7 @@ pub async fn known_official(
         .certificate_in_force(der, now)
         .await
         .map_err(|e| unknown(format!("certificate {}: {}", row.serial, e.detail)))?;
-    crate::ca_api::check_scope(ra, OFFICIAL_PROFILE, &row.subject)?;
+    ra.check_scope(OFFICIAL_PROFILE, &row.subject)?;
     let cert = gpki_pki::cert::decode(der)?;
     let attrs = gpki_pki::name::attributes(&cert.tbs_certificate.subject);
     let Some(o) = gpki_pki::name::official(&attrs) else {

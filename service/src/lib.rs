@@ -6,7 +6,6 @@
 pub mod api;
 pub mod ca_api;
 pub mod credential_api;
-pub mod failpoint;
 pub mod mtls;
 pub mod signer_renewal;
 pub mod tls;
@@ -502,6 +501,89 @@ async fn drain(body: &mut Incoming, max: usize) {
     }
 }
 
+/// How a gpki service serves, written with the same keys at the top of every
+/// service's file: `listen`, `max_request_bytes` and the `[http]` limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Larger request bodies are refused with HTTP 413.
+    pub max_request_bytes: usize,
+    /// Connection cap and timeouts.
+    pub http: HttpLimits,
+}
+
+/// A placeholder until the file is read ([`load_service_toml`]): a free port on
+/// the loopback, 64 KiB bodies, the default limits.
+impl Default for ServiceConfig {
+    fn default() -> ServiceConfig {
+        ServiceConfig {
+            listen: "127.0.0.1:0".into(),
+            max_request_bytes: 64 * 1024,
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+/// A service's defaults for the keys of [`ServiceConfig`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDefaults {
+    pub listen: &'static str,
+    pub max_request_bytes: usize,
+}
+
+/// The keys of [`ServiceConfig`] as written, each optional.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceKeys {
+    listen: Option<String>,
+    max_request_bytes: Option<usize>,
+    #[serde(default)]
+    http: HttpLimits,
+}
+
+impl ServiceConfig {
+    /// Takes the service keys out of `table`, the service's defaults where one is
+    /// left out, and checks them.
+    fn take(table: &mut toml::Table, defaults: ServiceDefaults) -> Result<ServiceConfig> {
+        let mut keys = toml::Table::new();
+        for k in ["listen", "max_request_bytes", "http"] {
+            if let Some(v) = table.remove(k) {
+                keys.insert(k.to_string(), v);
+            }
+        }
+        let keys: ServiceKeys = toml::Value::Table(keys)
+            .try_into()
+            .map_err(|e| Error::malformed(e.to_string()))?;
+        keys.http.check()?;
+        let config = ServiceConfig {
+            listen: keys.listen.unwrap_or_else(|| defaults.listen.to_string()),
+            max_request_bytes: keys.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            http: keys.http,
+        };
+        if config.max_request_bytes == 0 {
+            return Err(Error::malformed("max_request_bytes must be above 0"));
+        }
+        Ok(config)
+    }
+}
+
+/// Reads a service's TOML file: the keys every service shares into a
+/// [`ServiceConfig`] (the service's `defaults` where left out), the rest into
+/// `T`, whose unknown keys are refused. Errors name the file.
+pub fn load_service_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    defaults: ServiceDefaults,
+) -> Result<(ServiceConfig, T)> {
+    let mut table: toml::Table = load_toml(path)?;
+    let service =
+        ServiceConfig::take(&mut table, defaults).map_err(|e| e.context(path.display()))?;
+    let rest = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::malformed(format!("{}: {e}", path.display())))?;
+    Ok((service, rest))
+}
+
 /// A TOML config file parsed as `T`; the errors name the file (and toml names
 /// the field).
 pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -565,4 +647,78 @@ pub fn init_logging() {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        store: String,
+    }
+
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        listen: "127.0.0.1:9999",
+        max_request_bytes: 4096,
+    };
+
+    fn load(text: &str) -> Result<(ServiceConfig, Own)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc.toml");
+        std::fs::write(&path, text).unwrap();
+        load_service_toml(&path, DEFAULTS)
+    }
+
+    /// The shared keys are read once for every service, with that service's
+    /// defaults; the rest is the service's own, and an unknown key anywhere is
+    /// refused naming the file, as each service's own struct refused it before.
+    #[test]
+    fn the_keys_every_service_shares_are_read_in_one_place() {
+        let (service, own) = load("store = \"sqlite://x\"\n").unwrap();
+        assert_eq!(own.store, "sqlite://x");
+        assert_eq!(
+            service,
+            ServiceConfig {
+                listen: "127.0.0.1:9999".into(),
+                max_request_bytes: 4096,
+                http: HttpLimits::default(),
+            }
+        );
+        let (service, _) = load(
+            "store = \"s\"\nlisten = \"0.0.0.0:1\"\nmax_request_bytes = 10\n[http]\nmax_connections = 3\n",
+        )
+        .unwrap();
+        assert_eq!(service.listen, "0.0.0.0:1");
+        assert_eq!(service.max_request_bytes, 10);
+        assert_eq!(service.http.max_connections, 3);
+        assert_eq!(
+            service.http.body_timeout_ms,
+            HttpLimits::default().body_timeout_ms
+        );
+        for (text, why) in [
+            ("store = \"s\"\nlisten_on = \"x\"\n", "listen_on"),
+            (
+                "store = \"s\"\n[http]\nmax_conections = 3\n",
+                "max_conections",
+            ),
+            (
+                "store = \"s\"\n[http]\nbody_timeout_ms = 0\n",
+                "must be above 0",
+            ),
+            (
+                "store = \"s\"\nmax_request_bytes = 0\n",
+                "max_request_bytes must be above 0",
+            ),
+            ("listen = \"x\"\n", "store"),
+            ("store = \"s\"\nlisten = 5\n", "listen"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(
+                e.detail.contains(why) && e.detail.contains("svc.toml"),
+                "{why}: {e}"
+            );
+        }
+    }
 }

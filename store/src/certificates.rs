@@ -523,7 +523,8 @@ async fn bump_revocation_seq(conn: &mut sqlx::AnyConnection, issuer_id: i64) -> 
 }
 
 impl Store {
-    /// Step 1 of issuance: records the serial and tbsCertificate as `pending`.
+    /// Step 5 of issuance (after the request is verified, planned and linted):
+    /// records the serial and tbsCertificate as `pending`, before any signature.
     /// A duplicate serial (or batch request key) for the same CA is refused.
     /// Committed with the other writes of the moment (group commit).
     pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {

@@ -9,11 +9,13 @@
 mod audit;
 mod certificates;
 mod credentials;
+pub mod failpoint;
 mod kmi;
 mod offers;
 mod peers;
 mod ra;
 mod reader;
+mod scope;
 pub mod standing;
 mod status;
 #[cfg(test)]

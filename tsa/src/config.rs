@@ -9,10 +9,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `listen`, `max_request_bytes` and `[http]`, read by [`Config::load`].
+    #[serde(skip)]
+    pub service: gpki_service::ServiceConfig,
     /// Store URL: `sqlite://PATH` or `postgres://…`.
     pub store: String,
-    #[serde(default = "default_listen")]
-    pub listen: String,
     /// This TSA's name in the token log and serial allocator.
     #[serde(default = "default_name")]
     pub name: String,
@@ -39,24 +40,15 @@ pub struct Config {
     /// synchronised.
     #[serde(default = "default_true")]
     pub require_clock_sync: bool,
-    /// Larger request bodies are refused with HTTP 413.
-    #[serde(default = "default_max_request_bytes")]
-    pub max_request_bytes: usize,
     /// Serials reserved from the store at a time.
     #[serde(default = "default_serial_block")]
     pub serial_block: i64,
-    /// Connection cap and timeouts (`[http]`): see `gpki_service::HttpLimits`.
-    #[serde(default)]
-    pub http: gpki_service::HttpLimits,
     /// Renewal of the TSA certificate through the CA service (`[renewal]`, as a
     /// service client of role tsa); the TSA never opens a CA key.
     #[serde(default)]
     pub renewal: Option<gpki_service::signer_renewal::RenewalConfig>,
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8081".into()
-}
 fn default_name() -> String {
     "tsa".into()
 }
@@ -70,16 +62,21 @@ fn default_status_max_age() -> u64 {
 fn default_true() -> bool {
     true
 }
-fn default_max_request_bytes() -> usize {
-    4096
-}
 fn default_serial_block() -> i64 {
     1000
 }
 
+/// This service's defaults for the keys every service shares.
+const SERVICE_DEFAULTS: gpki_service::ServiceDefaults = gpki_service::ServiceDefaults {
+    listen: "127.0.0.1:8081",
+    max_request_bytes: 4096,
+};
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let mut c: Config = gpki_service::load_toml(path)?;
+        let (service, mut c): (_, Config) =
+            gpki_service::load_service_toml(path, SERVICE_DEFAULTS)?;
+        c.service = service;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.cert, &mut c.key] {
             if p.is_relative() {
@@ -99,7 +96,6 @@ impl Config {
     }
 
     pub fn check(&self) -> Result<()> {
-        self.http.check()?;
         self.policy
             .parse::<const_oid::ObjectIdentifier>()
             .map_err(|e| Error::malformed(format!("policy `{}`: {e}", self.policy)))?;

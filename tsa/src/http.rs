@@ -19,7 +19,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    gpki_service::serve_http(listener, state.config.http, shutdown, move |req| {
+    gpki_service::serve_http(listener, state.config.service.http, shutdown, move |req| {
         let state = state.clone();
         async move { handle(&state, req).await }
     })
@@ -38,8 +38,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         }
         (&Method::POST, _) => match read_body(
             req,
-            state.config.max_request_bytes,
-            state.config.http.body_timeout(),
+            state.config.service.max_request_bytes,
+            state.config.service.http.body_timeout(),
         )
         .await
         {

@@ -469,12 +469,12 @@ pub async fn start(config: Config) -> Result<Running> {
             "the kernel reports the clock unsynchronised"
         );
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = tokio::net::TcpListener::bind(&config.service.listen)
         .await
         .map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
-                format!("cannot listen on {}: {e}", config.listen),
+                format!("cannot listen on {}: {e}", config.service.listen),
             )
         })?;
     let addr = listener

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             .block_on(async {
                 let mut c = gpki_tsa::Config::load(&config)?;
                 if let Some(l) = listen {
-                    c.listen = l;
+                    c.service.listen = l;
                 }
                 gpki_tsa::serve(c).await
             }),
