@@ -116,7 +116,7 @@ enum Command {
     Ra(ra::RaCmd),
     /// Local all-in-one deployment
     #[command(subcommand)]
-    Dev(DevCmd),
+    Dev(dev::DevCmd),
     /// Keys: generate one and its PKCS#10 request
     #[command(subcommand)]
     Key(key::KeyCmd),
@@ -135,36 +135,6 @@ enum Command {
     /// text is built here, never taken from the server)
     #[command(subcommand)]
     Login(login::LoginCmd),
-}
-
-#[derive(Subcommand)]
-enum DevCmd {
-    /// Create (idempotently) a local hierarchy and one certificate of each profile,
-    /// then run the OCSP responder the certificates point at until Ctrl-C
-    Up {
-        /// Set everything up, then exit instead of serving
-        #[arg(long)]
-        no_serve: bool,
-        /// Where the responder listens (certificates' AIA point here)
-        #[arg(long, env = "GPKI_DEV_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Where the TSA listens
-        #[arg(long, env = "GPKI_DEV_TSA_LISTEN", default_value = "127.0.0.1:8081")]
-        tsa_listen: String,
-        /// Where the CA service listens (mutual TLS)
-        #[arg(long, env = "GPKI_DEV_CA_LISTEN", default_value = "127.0.0.1:8443")]
-        ca_listen: String,
-        /// Where the RA service listens (mutual TLS)
-        #[arg(long, env = "GPKI_DEV_RA_LISTEN", default_value = "127.0.0.1:8444")]
-        ra_listen: String,
-        /// Where the standard API (certificate login, document verification) listens
-        #[arg(long, env = "GPKI_DEV_API_LISTEN", default_value = "127.0.0.1:8090")]
-        api_listen: String,
-        /// Key type of the subordinate CA `mois` when it is made (p256, p384,
-        /// rsa2048, rsa3072, rsa4096); an existing CA keeps its key
-        #[arg(long, default_value = "p384")]
-        ca_key_type: String,
-    },
 }
 
 /// mimalloc, as in every gpki binary (docs/dependencies.md).
@@ -307,25 +277,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ocsp(cmd) => ocsp::command(&g, cmd).await?,
         Command::Ra(cmd) => ra::run(&g, cmd).await?,
         Command::Ts(cmd) => ts::command(&g, cmd).await?,
-        Command::Dev(DevCmd::Up {
-            no_serve,
-            listen,
-            tsa_listen,
-            ca_listen,
-            ra_listen,
-            api_listen,
-            ca_key_type,
-        }) => {
-            let at = dev::Listen {
-                ocsp: listen,
-                tsa: tsa_listen,
-                ca: ca_listen,
-                ra: ra_listen,
-                api: api_listen,
-                ca_key_type: ca_key_type.parse()?,
-            };
-            dev::up(&g, !no_serve, &at).await?
-        }
+        Command::Dev(cmd) => dev::run(&g, cmd).await?,
         Command::Key(cmd) => key::run(&g, cmd)?,
         Command::Credential(cmd) => credential::run(&g, cmd).await?,
         Command::Km(cmd) => km::run(&g, cmd).await?,
