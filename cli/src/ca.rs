@@ -50,194 +50,235 @@ pub struct ConstraintArgs {
 #[derive(Subcommand)]
 pub enum CaCmd {
     /// Create the self-signed root CA (offline)
-    InitRoot {
-        #[arg(long)]
-        name: String,
-        /// e.g. "CN=GPKI Root CA 1, OU=GPKI, O=Government of Korea, C=KR"
-        #[arg(long)]
-        subject: String,
-        #[arg(long)]
-        path_len: Option<u8>,
-        #[command(flatten)]
-        key: CaKeyArgs,
-    },
+    InitRoot(InitRootArgs),
     /// Create a subordinate CA signed by --parent
-    Create {
-        #[arg(long)]
-        parent: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        subject: String,
-        #[command(flatten)]
-        constraints: ConstraintArgs,
-        #[command(flatten)]
-        key: CaKeyArgs,
-        /// Keep it offline, as the root is: its key goes beside the offline
-        /// CAs' (--offline-key-dir) and the online CA service never acts for it
-        #[arg(long)]
-        offline: bool,
-    },
+    Create(CreateArgs),
     /// Cross-certify another PKI's CA certificate
-    CrossCertify {
-        /// The CA that signs (usually the root)
-        #[arg(long)]
-        issuer: String,
-        /// The other PKI's CA certificate (PEM or DER)
-        #[arg(long)]
-        cert: PathBuf,
-        #[arg(long)]
-        validity_days: Option<u32>,
-        #[command(flatten)]
-        constraints: ConstraintArgs,
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    CrossCertify(CrossCertifyArgs),
     /// List CAs
     List,
     /// Show one CA
-    Show {
-        name: String,
-        /// Print the certificate chain as PEM
-        #[arg(long)]
-        pem: bool,
-    },
+    Show(ShowArgs),
 }
 
 pub async fn run(g: &Global, cmd: CaCmd) -> Result<()> {
-    let out = g.output;
     match cmd {
-        CaCmd::InitRoot {
-            name,
-            subject,
-            path_len,
-            key,
-        } => {
-            let ca = g.ca().await?;
-            let new = new_ca(&name, &subject, &key, path_len, None)?;
-            let issued = ca.init_root(&new).await?;
-            report_ca(g, &ca, &name, &issued, key.out.as_deref()).await?;
-        }
-        CaCmd::Create {
-            parent,
-            name,
-            subject,
-            constraints: c,
-            key,
-            offline,
-        } => {
-            let ca = g.ca().await?;
-            let mut new = new_ca(&name, &subject, &key, c.path_len, constraints(&c)?)?;
-            new.offline = offline;
-            let issued = ca.create_subordinate(&new, &parent).await?;
-            report_ca(g, &ca, &name, &issued, key.out.as_deref()).await?;
-        }
-        CaCmd::CrossCertify {
-            issuer,
-            cert,
+        CaCmd::InitRoot(a) => init_root(g, a).await,
+        CaCmd::Create(a) => create(g, a).await,
+        CaCmd::CrossCertify(a) => cross_certify(g, a).await,
+        CaCmd::List => list(g).await,
+        CaCmd::Show(a) => show(g, a).await,
+    }
+}
+
+/// The arguments of `gpki ca init-root`.
+#[derive(Args)]
+pub struct InitRootArgs {
+    #[arg(long)]
+    name: String,
+    /// e.g. "CN=GPKI Root CA 1, OU=GPKI, O=Government of Korea, C=KR"
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    path_len: Option<u8>,
+    #[command(flatten)]
+    key: CaKeyArgs,
+}
+
+/// Create the self-signed root CA (offline)
+async fn init_root(g: &Global, args: InitRootArgs) -> Result<()> {
+    let InitRootArgs {
+        name,
+        subject,
+        path_len,
+        key,
+    } = args;
+    let ca = g.ca().await?;
+    let new = new_ca(&name, &subject, &key, path_len, None)?;
+    let issued = ca.init_root(&new).await?;
+    report_ca(g, &ca, &name, &issued, key.out.as_deref()).await?;
+    Ok(())
+}
+
+/// The arguments of `gpki ca create`.
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    parent: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    subject: String,
+    #[command(flatten)]
+    constraints: ConstraintArgs,
+    #[command(flatten)]
+    key: CaKeyArgs,
+    /// Keep it offline, as the root is: its key goes beside the offline
+    /// CAs' (--offline-key-dir) and the online CA service never acts for it
+    #[arg(long)]
+    offline: bool,
+}
+
+/// Create a subordinate CA signed by --parent
+async fn create(g: &Global, args: CreateArgs) -> Result<()> {
+    let CreateArgs {
+        parent,
+        name,
+        subject,
+        constraints: c,
+        key,
+        offline,
+    } = args;
+    let ca = g.ca().await?;
+    let mut new = new_ca(&name, &subject, &key, c.path_len, constraints(&c)?)?;
+    new.offline = offline;
+    let issued = ca.create_subordinate(&new, &parent).await?;
+    report_ca(g, &ca, &name, &issued, key.out.as_deref()).await?;
+    Ok(())
+}
+
+/// The arguments of `gpki ca cross-certify`.
+#[derive(Args)]
+pub struct CrossCertifyArgs {
+    /// The CA that signs (usually the root)
+    #[arg(long)]
+    issuer: String,
+    /// The other PKI's CA certificate (PEM or DER)
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    validity_days: Option<u32>,
+    #[command(flatten)]
+    constraints: ConstraintArgs,
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Cross-certify another PKI's CA certificate
+async fn cross_certify(g: &Global, args: CrossCertifyArgs) -> Result<()> {
+    let CrossCertifyArgs {
+        issuer,
+        cert,
+        validity_days,
+        constraints: c,
+        out: path,
+    } = args;
+    let out = g.output;
+    let ca = g.ca().await?;
+    let foreign = read_file(&cert, "certificate")?;
+    let issued = ca
+        .cross_certify(
+            &issuer,
+            &foreign,
+            c.path_len,
+            constraints(&c)?,
             validity_days,
-            constraints: c,
+        )
+        .await?;
+    let file = output_cert(
+        &ca,
+        &issuer,
+        &issued.der,
+        &CertOut {
             out: path,
-        } => {
-            let ca = g.ca().await?;
-            let foreign = read_file(&cert, "certificate")?;
-            let issued = ca
-                .cross_certify(
-                    &issuer,
-                    &foreign,
-                    c.path_len,
-                    constraints(&c)?,
-                    validity_days,
+            der: false,
+            chain: false,
+        },
+    )
+    .await?;
+    if file.is_some() || out == Output::Json {
+        emit(
+            out,
+            json!({ "certificate": cert_json(&issuer, &issued.record), "file": file }),
+            || {
+                format!(
+                    "cross-certificate {} for `{}` signed by {issuer}",
+                    issued.record.serial, issued.record.subject
                 )
-                .await?;
-            let file = output_cert(
-                &ca,
-                &issuer,
-                &issued.der,
-                &CertOut {
-                    out: path,
-                    der: false,
-                    chain: false,
-                },
-            )
-            .await?;
-            if file.is_some() || out == Output::Json {
-                emit(
-                    out,
-                    json!({ "certificate": cert_json(&issuer, &issued.record), "file": file }),
-                    || {
-                        format!(
-                            "cross-certificate {} for `{}` signed by {issuer}",
-                            issued.record.serial, issued.record.subject
-                        )
-                    },
-                );
-            }
-        }
-        CaCmd::List => {
-            let store = g.store().await?;
-            let all = store.authorities().await?;
-            let names: std::collections::HashMap<i64, String> =
-                all.iter().map(|a| (a.id, a.name.clone())).collect();
-            let now = gpki_pki::time::now();
-            let mut standings = Vec::with_capacity(all.len());
-            for a in &all {
-                standings.push(gpki_ca::standing(&store, a, now).await?);
-            }
-            let list: Vec<Value> = all
-                .iter()
-                .zip(&standings)
-                .map(|(a, s)| ca_json(a, s, &names))
-                .collect();
-            emit(out, json!(list), || {
-                all.iter()
-                    .zip(&standings)
-                    .map(|(a, s)| {
-                        format!(
-                            "{:<16} {:<8} {:<7} parent={:<12} {}{}",
-                            a.name,
-                            s.label(),
-                            if a.offline { "offline" } else { "online" },
-                            a.parent_id
-                                .and_then(|p| names.get(&p).cloned())
-                                .unwrap_or_else(|| "-".into()),
-                            a.subject,
-                            match s {
-                                gpki_ca::Standing::Unusable { .. } =>
-                                    format!("\n    {}", s.describe(&a.name)),
-                                _ => String::new(),
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-        }
-        CaCmd::Show { name, pem } => {
-            let store = g.store().await?;
-            let a = store.authority_by_name(&name).await?;
-            let all = store.authorities().await?;
-            let names: std::collections::HashMap<i64, String> =
-                all.iter().map(|a| (a.id, a.name.clone())).collect();
-            if pem {
-                let mut walk = Some(a);
-                while let Some(r) = walk {
-                    if let Some(d) = &r.cert_der {
-                        print!("{}", gpki_pki::pem::encode("CERTIFICATE", d));
+            },
+        );
+    }
+    Ok(())
+}
+
+/// List CAs
+async fn list(g: &Global) -> Result<()> {
+    let out = g.output;
+    let store = g.store().await?;
+    let all = store.authorities().await?;
+    let names: std::collections::HashMap<i64, String> =
+        all.iter().map(|a| (a.id, a.name.clone())).collect();
+    let now = gpki_pki::time::now();
+    let mut standings = Vec::with_capacity(all.len());
+    for a in &all {
+        standings.push(gpki_ca::standing(&store, a, now).await?);
+    }
+    let list: Vec<Value> = all
+        .iter()
+        .zip(&standings)
+        .map(|(a, s)| ca_json(a, s, &names))
+        .collect();
+    emit(out, json!(list), || {
+        all.iter()
+            .zip(&standings)
+            .map(|(a, s)| {
+                format!(
+                    "{:<16} {:<8} {:<7} parent={:<12} {}{}",
+                    a.name,
+                    s.label(),
+                    if a.offline { "offline" } else { "online" },
+                    a.parent_id
+                        .and_then(|p| names.get(&p).cloned())
+                        .unwrap_or_else(|| "-".into()),
+                    a.subject,
+                    match s {
+                        gpki_ca::Standing::Unusable { .. } =>
+                            format!("\n    {}", s.describe(&a.name)),
+                        _ => String::new(),
                     }
-                    walk = match r.parent_id {
-                        Some(p) if p != r.id => Some(store.authority(p).await?),
-                        _ => None,
-                    };
-                }
-            } else {
-                let standing = gpki_ca::standing(&store, &a, gpki_pki::time::now()).await?;
-                let v = ca_json(&a, &standing, &names);
-                emit(out, v.clone(), || {
-                    serde_json::to_string_pretty(&v).unwrap_or_default()
-                });
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// The arguments of `gpki ca show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    name: String,
+    /// Print the certificate chain as PEM
+    #[arg(long)]
+    pem: bool,
+}
+
+/// Show one CA
+async fn show(g: &Global, args: ShowArgs) -> Result<()> {
+    let ShowArgs { name, pem } = args;
+    let out = g.output;
+    let store = g.store().await?;
+    let a = store.authority_by_name(&name).await?;
+    let all = store.authorities().await?;
+    let names: std::collections::HashMap<i64, String> =
+        all.iter().map(|a| (a.id, a.name.clone())).collect();
+    if pem {
+        let mut walk = Some(a);
+        while let Some(r) = walk {
+            if let Some(d) = &r.cert_der {
+                print!("{}", gpki_pki::pem::encode("CERTIFICATE", d));
             }
+            walk = match r.parent_id {
+                Some(p) if p != r.id => Some(store.authority(p).await?),
+                _ => None,
+            };
         }
+    } else {
+        let standing = gpki_ca::standing(&store, &a, gpki_pki::time::now()).await?;
+        let v = ca_json(&a, &standing, &names);
+        emit(out, v.clone(), || {
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        });
     }
     Ok(())
 }

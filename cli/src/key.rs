@@ -16,60 +16,68 @@ use crate::{emit, write_file, Global};
 pub enum KeyCmd {
     /// Generate a key pair (encrypted PKCS#8 PEM) and, with --subject, a PKCS#10
     /// request for it to submit to an RA or to `gpki cert issue --csr`
-    New {
-        /// rsa2048, rsa3072, rsa4096, p256, p384
-        #[arg(long, default_value = "p256")]
-        key_type: String,
-        /// The encrypted key file to write (never overwritten)
-        #[arg(long)]
-        key_out: PathBuf,
-        /// Passphrase file that encrypts the key
-        #[arg(long, env = "GPKI_OUT_PASS_FILE")]
-        out_pass_file: PathBuf,
-        /// Subject of the request (RFC 4514, e.g. "CN=Hong Gildong, O=…, C=KR")
-        #[arg(long, requires = "csr_out")]
-        subject: Option<String>,
-        /// Write the PKCS#10 request (PEM) here
-        #[arg(long, requires = "subject")]
-        csr_out: Option<PathBuf>,
-    },
+    New(NewArgs),
 }
 
 pub fn run(g: &Global, cmd: KeyCmd) -> Result<()> {
     match cmd {
-        KeyCmd::New {
-            key_type,
-            key_out,
-            out_pass_file,
-            subject,
-            csr_out,
-        } => {
-            refuse_overwrite(&key_out)?;
-            let pass = Passphrase::from_file(&out_pass_file)?;
-            // Parse the subject before a key exists, so a bad DN leaves no file.
-            let name = subject.as_deref().map(gpki_pki::name::parse).transpose()?;
-            let key = SoftwareKey::generate(key_type.parse::<KeyType>()?)?;
-            key.write_encrypted(&key_out, &pass)?;
-            let mut csr_written = None;
-            if let (Some(name), Some(path)) = (name, &csr_out) {
-                write_file(path, &gpki_pki::csr::build(&key, &name)?)?;
-                csr_written = Some(path.display().to_string());
-            }
-            emit(
-                g.output,
-                json!({ "key": key_out.display().to_string(), "key_type": key.key_type().as_str(), "csr": csr_written }),
-                || {
-                    let mut t =
-                        format!("wrote {} ({})", key_out.display(), key.key_type().as_str());
-                    if let Some(c) = &csr_written {
-                        t += &format!("\nwrote {c}");
-                    }
-                    t
-                },
-            );
-            Ok(())
-        }
+        KeyCmd::New(a) => new(g, a),
     }
+}
+
+/// The arguments of `gpki key new`.
+#[derive(Args)]
+pub struct NewArgs {
+    /// rsa2048, rsa3072, rsa4096, p256, p384
+    #[arg(long, default_value = "p256")]
+    key_type: String,
+    /// The encrypted key file to write (never overwritten)
+    #[arg(long)]
+    key_out: PathBuf,
+    /// Passphrase file that encrypts the key
+    #[arg(long, env = "GPKI_OUT_PASS_FILE")]
+    out_pass_file: PathBuf,
+    /// Subject of the request (RFC 4514, e.g. "CN=Hong Gildong, O=…, C=KR")
+    #[arg(long, requires = "csr_out")]
+    subject: Option<String>,
+    /// Write the PKCS#10 request (PEM) here
+    #[arg(long, requires = "subject")]
+    csr_out: Option<PathBuf>,
+}
+
+/// Generate a key pair (encrypted PKCS#8 PEM) and, with --subject, a PKCS#10
+/// request for it to submit to an RA or to `gpki cert issue --csr`
+fn new(g: &Global, args: NewArgs) -> Result<()> {
+    let NewArgs {
+        key_type,
+        key_out,
+        out_pass_file,
+        subject,
+        csr_out,
+    } = args;
+    refuse_overwrite(&key_out)?;
+    let pass = Passphrase::from_file(&out_pass_file)?;
+    // Parse the subject before a key exists, so a bad DN leaves no file.
+    let name = subject.as_deref().map(gpki_pki::name::parse).transpose()?;
+    let key = SoftwareKey::generate(key_type.parse::<KeyType>()?)?;
+    key.write_encrypted(&key_out, &pass)?;
+    let mut csr_written = None;
+    if let (Some(name), Some(path)) = (name, &csr_out) {
+        write_file(path, &gpki_pki::csr::build(&key, &name)?)?;
+        csr_written = Some(path.display().to_string());
+    }
+    emit(
+        g.output,
+        json!({ "key": key_out.display().to_string(), "key_type": key.key_type().as_str(), "csr": csr_written }),
+        || {
+            let mut t = format!("wrote {} ({})", key_out.display(), key.key_type().as_str());
+            if let Some(c) = &csr_written {
+                t += &format!("\nwrote {c}");
+            }
+            t
+        },
+    );
+    Ok(())
 }
 
 fn refuse_overwrite(p: &std::path::Path) -> Result<()> {
