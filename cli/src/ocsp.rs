@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use der::Decode;
 use gpki_pki::signed::push_tlv;
 use gpki_pki::{Error, ErrorKind, KeyType, Result};
@@ -19,182 +19,211 @@ use crate::{emit, read_file, Global};
 #[derive(Subcommand)]
 pub enum OcspCmd {
     /// Issue a delegated responder certificate (profile ocsp-signer) with a new key
-    IssueSigner {
-        /// The CA the responder answers for
-        #[arg(long)]
-        ca: String,
-        #[arg(long, default_value = "p256")]
-        key_type: KeyType,
-        /// Default: DATA_DIR/ocsp/CA.crt.pem
-        #[arg(long)]
-        cert_out: Option<PathBuf>,
-        /// Default: DATA_DIR/ocsp/CA.key.pem (encrypted with the key passphrase)
-        #[arg(long)]
-        key_out: Option<PathBuf>,
-    },
+    IssueSigner(IssueSignerArgs),
     /// Renew the responder certificates of an ocsp.toml that are near expiry (new
     /// key each): the CA side's job, for an operator or a timer; the responder picks
     /// up the new files by itself (or on SIGHUP) without a restart
-    RenewSigners {
-        /// The responder's configuration: which CAs, which files, which passphrase
-        #[arg(long)]
-        config: PathBuf,
-        /// Renew a certificate with fewer days than this left
-        #[arg(long, default_value_t = 10)]
-        before_days: u32,
-        /// Renew every one, whatever its expiry
-        #[arg(long)]
-        force: bool,
-        #[arg(long, default_value = "p256")]
-        key_type: KeyType,
-    },
+    RenewSigners(RenewSignersArgs),
     /// Ask an OCSP responder for a certificate's status
-    Query {
-        /// The certificate (PEM or DER)
-        #[arg(long)]
-        cert: PathBuf,
-        /// Its issuer's certificate
-        #[arg(long)]
-        issuer: PathBuf,
-        /// Responder URL (default: the certificate's AIA OCSP URL)
-        #[arg(long)]
-        url: Option<String>,
-        /// Trust anchors to verify the response with (default: trust the issuer)
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
-        /// CertID hash algorithm
-        #[arg(long, default_value = "sha1", value_parser = ["sha1", "sha256"])]
-        hash: String,
-        /// Send no nonce (lets the responder answer from its pre-signed cache)
-        #[arg(long)]
-        no_nonce: bool,
-    },
+    Query(QueryArgs),
 }
 
-pub async fn command(g: &Global, cmd: OcspCmd) -> Result<()> {
+pub async fn run(g: &Global, cmd: OcspCmd) -> Result<()> {
     match cmd {
-        OcspCmd::IssueSigner {
-            ca,
-            key_type,
-            cert_out,
-            key_out,
-        } => {
-            let dir = g.data_dir.join("ocsp");
-            let cert_path = cert_out.unwrap_or_else(|| dir.join(format!("{ca}.crt.pem")));
-            let key_path = key_out.unwrap_or_else(|| dir.join(format!("{ca}.key.pem")));
-            let authority = g.ca().await?;
-            let pass = g.passphrase()?;
-            let issued =
-                issue_signer(&authority, &ca, key_type, &pass, &cert_path, &key_path).await?;
-            let r = &issued.record;
-            emit(
-                g.output,
-                json!({ "ca": ca, "serial": r.serial, "subject": r.subject, "not_after": gpki_pki::time::rfc3339(r.not_after),
-                        "cert": cert_path.display().to_string(), "key": key_path.display().to_string() }),
-                || {
-                    format!(
-                        "issued responder certificate {} for CA {ca}, valid until {}\n  certificate {}\n  key         {} (encrypted)",
-                        r.serial,
-                        gpki_pki::time::rfc3339(r.not_after),
-                        cert_path.display(),
-                        key_path.display()
-                    )
-                },
-            );
-            Ok(())
-        }
-        OcspCmd::RenewSigners {
-            config,
-            before_days,
-            force,
-            key_type,
-        } => {
-            let config = gpki_ocsp::Config::load(&config)?;
-            let responder_pass =
-                gpki_service::passphrase(config.key_pass_file.as_deref(), "the responder keys")?;
-            let authority = g.ca().await?;
-            let now = gpki_pki::time::now();
-            let mut out = Vec::new();
-            for ca in &config.cas {
-                let left = responder_not_after(&ca.cert).map(|t| t - now);
-                let due = force || left.is_none_or(|s| s < i64::from(before_days) * 86_400);
-                if !due {
-                    out.push(json!({ "ca": ca.name, "renewed": false, "cert": ca.cert.display().to_string() }));
-                    continue;
-                }
-                let issued = issue_signer(
-                    &authority,
-                    &ca.name,
-                    key_type,
-                    &responder_pass,
-                    &ca.cert,
-                    &ca.key,
-                )
-                .await?;
-                out.push(
-                    json!({ "ca": ca.name, "renewed": true, "serial": issued.record.serial,
-                                 "not_after": gpki_pki::time::rfc3339(issued.record.not_after),
-                                 "cert": ca.cert.display().to_string() }),
-                );
-            }
-            let value = serde_json::Value::Array(out);
-            emit(g.output, value.clone(), || {
-                value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|v| match v["renewed"].as_bool() {
-                        Some(true) => format!(
-                            "{}: renewed, serial {}, valid until {}",
-                            v["ca"].as_str().unwrap_or(""),
-                            v["serial"].as_str().unwrap_or(""),
-                            v["not_after"].as_str().unwrap_or("")
-                        ),
-                        _ => format!("{}: not due", v["ca"].as_str().unwrap_or("")),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
-        }
-        OcspCmd::Query {
-            cert,
-            issuer,
-            url,
-            ca_file,
-            hash,
-            no_nonce,
-        } => {
-            let answer = query(&cert, &issuer, url, ca_file.as_deref(), &hash, !no_nonce)?;
-            emit(g.output, answer.clone(), || {
-                let mut t = format!(
-                    "{}: {}",
-                    answer["serial"].as_str().unwrap_or(""),
-                    answer["status"].as_str().unwrap_or("")
-                );
-                if let Some(r) = answer["reason"].as_str() {
-                    t += &format!(
-                        " ({r}, at {})",
-                        answer["revocation_time"].as_str().unwrap_or("")
-                    );
-                }
-                t += &format!(
-                    "\n  this update {}\n  next update {}\n  responder   {} (signature verified)\n  nonce       {}",
-                    answer["this_update"].as_str().unwrap_or(""),
-                    answer["next_update"].as_str().unwrap_or("-"),
-                    answer["url"].as_str().unwrap_or(""),
-                    answer["nonce"].as_str().unwrap_or("")
-                );
-                t
-            });
-            Ok(())
-        }
+        OcspCmd::IssueSigner(a) => issue_signer(g, a).await,
+        OcspCmd::RenewSigners(a) => renew_signers(g, a).await,
+        OcspCmd::Query(a) => query(g, a),
     }
+}
+
+/// The arguments of `gpki ocsp issue-signer`.
+#[derive(Args)]
+pub struct IssueSignerArgs {
+    /// The CA the responder answers for
+    #[arg(long)]
+    ca: String,
+    #[arg(long, default_value = "p256")]
+    key_type: KeyType,
+    /// Default: DATA_DIR/ocsp/CA.crt.pem
+    #[arg(long)]
+    cert_out: Option<PathBuf>,
+    /// Default: DATA_DIR/ocsp/CA.key.pem (encrypted with the key passphrase)
+    #[arg(long)]
+    key_out: Option<PathBuf>,
+}
+
+/// Issue a delegated responder certificate (profile ocsp-signer) with a new key
+async fn issue_signer(g: &Global, args: IssueSignerArgs) -> Result<()> {
+    let IssueSignerArgs {
+        ca,
+        key_type,
+        cert_out,
+        key_out,
+    } = args;
+    let dir = g.data_dir.join("ocsp");
+    let cert_path = cert_out.unwrap_or_else(|| dir.join(format!("{ca}.crt.pem")));
+    let key_path = key_out.unwrap_or_else(|| dir.join(format!("{ca}.key.pem")));
+    let authority = g.ca().await?;
+    let pass = g.passphrase()?;
+    let issued =
+        issue_responder_certificate(&authority, &ca, key_type, &pass, &cert_path, &key_path)
+            .await?;
+    let r = &issued.record;
+    emit(
+        g.output,
+        json!({ "ca": ca, "serial": r.serial, "subject": r.subject, "not_after": gpki_pki::time::rfc3339(r.not_after),
+                "cert": cert_path.display().to_string(), "key": key_path.display().to_string() }),
+        || {
+            format!(
+                "issued responder certificate {} for CA {ca}, valid until {}\n  certificate {}\n  key         {} (encrypted)",
+                r.serial,
+                gpki_pki::time::rfc3339(r.not_after),
+                cert_path.display(),
+                key_path.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The arguments of `gpki ocsp renew-signers`.
+#[derive(Args)]
+pub struct RenewSignersArgs {
+    /// The responder's configuration: which CAs, which files, which passphrase
+    #[arg(long)]
+    config: PathBuf,
+    /// Renew a certificate with fewer days than this left
+    #[arg(long, default_value_t = 10)]
+    before_days: u32,
+    /// Renew every one, whatever its expiry
+    #[arg(long)]
+    force: bool,
+    #[arg(long, default_value = "p256")]
+    key_type: KeyType,
+}
+
+/// Renew the responder certificates of an ocsp.toml that are near expiry (new
+/// key each): the CA side's job, for an operator or a timer; the responder picks
+/// up the new files by itself (or on SIGHUP) without a restart
+async fn renew_signers(g: &Global, args: RenewSignersArgs) -> Result<()> {
+    let RenewSignersArgs {
+        config,
+        before_days,
+        force,
+        key_type,
+    } = args;
+    let config = gpki_ocsp::Config::load(&config)?;
+    let responder_pass =
+        gpki_service::passphrase(config.key_pass_file.as_deref(), "the responder keys")?;
+    let authority = g.ca().await?;
+    let now = gpki_pki::time::now();
+    let mut out = Vec::new();
+    for ca in &config.cas {
+        let left = responder_not_after(&ca.cert).map(|t| t - now);
+        let due = force || left.is_none_or(|s| s < i64::from(before_days) * 86_400);
+        if !due {
+            out.push(
+                json!({ "ca": ca.name, "renewed": false, "cert": ca.cert.display().to_string() }),
+            );
+            continue;
+        }
+        let issued = issue_responder_certificate(
+            &authority,
+            &ca.name,
+            key_type,
+            &responder_pass,
+            &ca.cert,
+            &ca.key,
+        )
+        .await?;
+        out.push(
+            json!({ "ca": ca.name, "renewed": true, "serial": issued.record.serial,
+                         "not_after": gpki_pki::time::rfc3339(issued.record.not_after),
+                         "cert": ca.cert.display().to_string() }),
+        );
+    }
+    let value = serde_json::Value::Array(out);
+    emit(g.output, value.clone(), || {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| match v["renewed"].as_bool() {
+                Some(true) => format!(
+                    "{}: renewed, serial {}, valid until {}",
+                    v["ca"].as_str().unwrap_or(""),
+                    v["serial"].as_str().unwrap_or(""),
+                    v["not_after"].as_str().unwrap_or("")
+                ),
+                _ => format!("{}: not due", v["ca"].as_str().unwrap_or("")),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// The arguments of `gpki ocsp query`.
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The certificate (PEM or DER)
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its issuer's certificate
+    #[arg(long)]
+    issuer: PathBuf,
+    /// Responder URL (default: the certificate's AIA OCSP URL)
+    #[arg(long)]
+    url: Option<String>,
+    /// Trust anchors to verify the response with (default: trust the issuer)
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// CertID hash algorithm
+    #[arg(long, default_value = "sha1", value_parser = ["sha1", "sha256"])]
+    hash: String,
+    /// Send no nonce (lets the responder answer from its pre-signed cache)
+    #[arg(long)]
+    no_nonce: bool,
+}
+
+/// Ask an OCSP responder for a certificate's status
+fn query(g: &Global, args: QueryArgs) -> Result<()> {
+    let QueryArgs {
+        cert,
+        issuer,
+        url,
+        ca_file,
+        hash,
+        no_nonce,
+    } = args;
+    let answer = query_files(&cert, &issuer, url, ca_file.as_deref(), &hash, !no_nonce)?;
+    emit(g.output, answer.clone(), || {
+        let mut t = format!(
+            "{}: {}",
+            answer["serial"].as_str().unwrap_or(""),
+            answer["status"].as_str().unwrap_or("")
+        );
+        if let Some(r) = answer["reason"].as_str() {
+            t += &format!(
+                " ({r}, at {})",
+                answer["revocation_time"].as_str().unwrap_or("")
+            );
+        }
+        t += &format!(
+            "\n  this update {}\n  next update {}\n  responder   {} (signature verified)\n  nonce       {}",
+            answer["this_update"].as_str().unwrap_or(""),
+            answer["next_update"].as_str().unwrap_or("-"),
+            answer["url"].as_str().unwrap_or(""),
+            answer["nonce"].as_str().unwrap_or("")
+        );
+        t
+    });
+    Ok(())
 }
 
 /// Issues a responder certificate for CA `ca_name` with a fresh key (profile
 /// ocsp-signer) and writes both files, each replaced whole by a rename.
-pub async fn issue_signer(
+pub async fn issue_responder_certificate(
     ca: &gpki_ca::Ca,
     ca_name: &str,
     key_type: KeyType,
@@ -314,7 +343,8 @@ fn rfc3339(t: &x509_ocsp::OcspGeneralizedTime) -> String {
     gpki_pki::time::rfc3339(t.0.to_unix_duration().as_secs() as i64)
 }
 
-fn query(
+/// Reads the certificate and its issuer's, then asks as `query_x509` does.
+fn query_files(
     cert_path: &Path,
     issuer_path: &Path,
     url: Option<String>,
@@ -364,10 +394,53 @@ pub fn query_x509(
         hash,
         nonce.as_ref().map(|n| &n[..]),
     )?;
-    let reply = ureq::post(&url)
+    let der_bytes = post_request(&url, &body)?;
+    let response = OcspResponse::from_der(&der_bytes).map_err(ossl("OCSP response"))?;
+    check_response_status(&response, &url)?;
+    let basic = response.basic().map_err(ossl("basic response"))?;
+    verify_response(&basic, &issuer, ca_file, &url)?;
+    let digest = if hash == "sha256" {
+        MessageDigest::sha256()
+    } else {
+        MessageDigest::sha1()
+    };
+    let id = OcspCertId::from_cert(digest, &cert, &issuer).map_err(ossl("CertID"))?;
+    let single = basic.find_status(&id).ok_or_else(|| {
+        Error::malformed(format!(
+            "the response from {url} does not cover this certificate"
+        ))
+    })?;
+    single
+        .check_validity(300, None)
+        .map_err(|e| Error::malformed(format!("the response is not current: {e}")))?;
+    let decoded = decode_basic(&der_bytes)?;
+    let times = response_times(&decoded, &serial)?;
+    let nonce_state = nonce_state(&decoded, nonce)?;
+    let status_name = match single.status {
+        OcspCertStatus::GOOD => "good",
+        OcspCertStatus::REVOKED => "revoked",
+        _ => "unknown",
+    };
+    let revoked = single.status == OcspCertStatus::REVOKED;
+    Ok(json!({
+        "url": url,
+        "serial": hex::encode(&serial),
+        "status": status_name,
+        "reason": if revoked { Some(reason_name(single.reason.as_raw())) } else { None },
+        "revocation_time": times.revocation_time,
+        "this_update": times.this_update,
+        "next_update": times.next_update,
+        "nonce": nonce_state,
+        "verified": true,
+    }))
+}
+
+/// Posts the request to the responder; its reply's body, at most 1 MiB.
+fn post_request(url: &str, body: &[u8]) -> Result<Vec<u8>> {
+    let reply = ureq::post(url)
         .set("Content-Type", "application/ocsp-request")
         .timeout(std::time::Duration::from_secs(10))
-        .send_bytes(&body)
+        .send_bytes(body)
         .map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -385,7 +458,11 @@ pub fn query_x509(
             format!("reading the OCSP response: {e}"),
         )
     })?;
-    let response = OcspResponse::from_der(&der_bytes).map_err(ossl("OCSP response"))?;
+    Ok(der_bytes)
+}
+
+/// A response that is not `successful` is refused, by its status's name.
+fn check_response_status(response: &OcspResponse, url: &str) -> Result<()> {
     let status = response.status();
     if status != OcspResponseStatus::SUCCESSFUL {
         let name = match status {
@@ -401,7 +478,17 @@ pub fn query_x509(
             format!("responder {url} answered {name}"),
         ));
     }
-    let basic = response.basic().map_err(ossl("basic response"))?;
+    Ok(())
+}
+
+/// The response's signature verifies against `ca_file`'s anchors, else against
+/// the issuer alone.
+fn verify_response(
+    basic: &openssl::ocsp::OcspBasicResponse,
+    issuer: &X509,
+    ca_file: Option<&Path>,
+    url: &str,
+) -> Result<()> {
     let mut trust = X509StoreBuilder::new().map_err(ossl("trust store"))?;
     match ca_file {
         Some(path) => {
@@ -427,27 +514,27 @@ pub fn query_x509(
                 ErrorKind::BadSignature,
                 format!("the response from {url} does not verify: {e}"),
             )
-        })?;
-    let digest = if hash == "sha256" {
-        MessageDigest::sha256()
-    } else {
-        MessageDigest::sha1()
-    };
-    let id = OcspCertId::from_cert(digest, &cert, &issuer).map_err(ossl("CertID"))?;
-    let single = basic.find_status(&id).ok_or_else(|| {
-        Error::malformed(format!(
-            "the response from {url} does not cover this certificate"
-        ))
-    })?;
-    single
-        .check_validity(300, None)
-        .map_err(|e| Error::malformed(format!("the response is not current: {e}")))?;
-    // The times, read with a second decoder.
-    let decoded = x509_ocsp::OcspResponse::from_der(&der_bytes)
+        })
+}
+
+/// The response decoded a second time, to read its times and extensions.
+fn decode_basic(der_bytes: &[u8]) -> Result<x509_ocsp::BasicOcspResponse> {
+    x509_ocsp::OcspResponse::from_der(der_bytes)
         .ok()
         .and_then(|r| r.response_bytes)
         .and_then(|b| x509_ocsp::BasicOcspResponse::from_der(b.response.as_bytes()).ok())
-        .ok_or_else(|| Error::malformed("the response does not decode as a BasicOCSPResponse"))?;
+        .ok_or_else(|| Error::malformed("the response does not decode as a BasicOCSPResponse"))
+}
+
+/// The times of the answer for `serial`, as RFC 3339.
+struct Times {
+    revocation_time: Option<String>,
+    this_update: String,
+    next_update: Option<String>,
+}
+
+/// The times of the single response for `serial`.
+fn response_times(decoded: &x509_ocsp::BasicOcspResponse, serial: &[u8]) -> Result<Times> {
     let mine = decoded
         .tbs_response_data
         .responses
@@ -461,9 +548,20 @@ pub fn query_x509(
         x509_ocsp::CertStatus::Revoked(info) => Some(rfc3339(&info.revocation_time)),
         _ => None,
     };
-    let this_update = rfc3339(&mine.this_update);
-    let next_update = mine.next_update.as_ref().map(rfc3339);
-    let nonce_state = match nonce {
+    Ok(Times {
+        revocation_time,
+        this_update: rfc3339(&mine.this_update),
+        next_update: mine.next_update.as_ref().map(rfc3339),
+    })
+}
+
+/// What became of the nonce sent: "matched", "not echoed" or "not sent"; another
+/// nonce (a replayed response?) is refused.
+fn nonce_state(
+    decoded: &x509_ocsp::BasicOcspResponse,
+    nonce: Option<[u8; 16]>,
+) -> Result<&'static str> {
+    Ok(match nonce {
         None => "not sent",
         Some(n) => {
             let echoed = decoded
@@ -488,22 +586,5 @@ pub fn query_x509(
                 None => "not echoed",
             }
         }
-    };
-    let status_name = match single.status {
-        OcspCertStatus::GOOD => "good",
-        OcspCertStatus::REVOKED => "revoked",
-        _ => "unknown",
-    };
-    let revoked = single.status == OcspCertStatus::REVOKED;
-    Ok(json!({
-        "url": url,
-        "serial": hex::encode(&serial),
-        "status": status_name,
-        "reason": if revoked { Some(reason_name(single.reason.as_raw())) } else { None },
-        "revocation_time": revocation_time,
-        "this_update": this_update,
-        "next_update": next_update,
-        "nonce": nonce_state,
-        "verified": true,
-    }))
+    })
 }

@@ -427,8 +427,15 @@ async fn ocsp_setup(
         if current.is_some_and(|t| t - gpki_pki::time::now() > 10 * 86_400) && key.exists() {
             found.push(format!("OCSP responder certificate of {name}"));
         } else {
-            let issued =
-                crate::ocsp::issue_signer(ca, name, KeyType::EcP256, pass, &cert, &key).await?;
+            let issued = crate::ocsp::issue_responder_certificate(
+                ca,
+                name,
+                KeyType::EcP256,
+                pass,
+                &cert,
+                &key,
+            )
+            .await?;
             made.push(format!(
                 "OCSP responder certificate of {name} {}",
                 issued.record.serial
