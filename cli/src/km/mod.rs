@@ -179,12 +179,12 @@ pub(super) async fn certificate(
 
 pub async fn run(g: &Global, cmd: KmCmd) -> Result<()> {
     match cmd {
-        KmCmd::Issue(a) => delivery::issue(g, a).await,
         KmCmd::Kra(KraCmd::Create(a)) => kra::kra_create(g, a).await,
         KmCmd::Kra(KraCmd::List) => kra::kra_list(g).await,
         KmCmd::Officer(OfficerCmd::Add(a)) => kra::officer_add(g, a).await,
         KmCmd::Officer(OfficerCmd::Remove(a)) => kra::officer_remove(g, a).await,
         KmCmd::Officer(OfficerCmd::List(a)) => kra::officer_list(g, a).await,
+        KmCmd::Issue(a) => delivery::issue(g, a).await,
         KmCmd::Open(a) => delivery::open(g, a),
         KmCmd::Request(a) => recovery::request(g, a).await,
         KmCmd::Approve(a) => recovery::approve(g, a),

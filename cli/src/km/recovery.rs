@@ -1,5 +1,5 @@
 //! `gpki km request | approve | recover`: an archived km key released with M of N
-//! officers' approvals (the steps are in the module's documentation, `super`).
+//! officers' approvals, in the steps the `km` module's documentation lists.
 
 use std::path::{Path, PathBuf};
 
