@@ -74,6 +74,17 @@ pub struct RowError {
     pub error: String,
 }
 
+impl RowError {
+    /// `row` failed with `e`.
+    fn of(row: &BatchRow, e: &Error) -> RowError {
+        RowError {
+            line: row.line,
+            request_id: row.request_id.clone(),
+            error: e.to_string(),
+        }
+    }
+}
+
 /// Reads the CSV: header `request_id,subject[,san][,csr]`. `san` holds
 /// `;`-separated `dns:`/`email:`/`ip:`/`uri:` entries; `csr` a path relative to
 /// the CSV's folder. Structural problems refuse the whole file, naming the line.
@@ -264,98 +275,31 @@ impl Ca {
             gpki_store::standing(self.store(), &issuer.record, gpki_pki::time::now())
                 .await?
                 .require_active(&opts.ca)?;
-            let mut prepared = Vec::with_capacity(chunk.len());
-            let mut resumed = Vec::new();
-            let mut fresh: Vec<&BatchRow> = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                let request_key = format!("{key_prefix}{}", row.request_id);
-                match existing.get(&request_key) {
-                    Some((CertStatus::Pending, id)) => {
-                        match self.resume(&issuer, &profile, row, *id, opts).await {
-                            Ok(Some(r)) => {
-                                resumed.push(r);
-                                continue;
-                            }
-                            Ok(None) => report.abandoned += 1,
-                            Err(e) => {
-                                report.failed.push(RowError {
-                                    line: row.line,
-                                    request_id: row.request_id.clone(),
-                                    error: e.to_string(),
-                                });
-                                continue;
-                            }
-                        }
-                    }
-                    Some(_) => {
-                        report.already_issued += 1;
-                        continue;
-                    }
-                    None => {}
-                }
-                fresh.push(row);
-            }
+            let (resumed, fresh) = self
+                .sort_rows(
+                    &issuer,
+                    &profile,
+                    chunk,
+                    &existing,
+                    &key_prefix,
+                    opts,
+                    &mut report,
+                )
+                .await;
             // Verifying CSRs and planning is CPU work: spread it over the cores.
             let results = parallel_map(&fresh, |row| {
                 self.prepare_row(&issuer, &profile, row, opts, kek.as_ref())
             });
+            let mut prepared = Vec::with_capacity(fresh.len());
             for (row, result) in fresh.iter().zip(results) {
                 match result {
                     Ok(p) => prepared.push(p),
-                    Err(e) => report.failed.push(RowError {
-                        line: row.line,
-                        request_id: row.request_id.clone(),
-                        error: e.to_string(),
-                    }),
+                    Err(e) => report.failed.push(RowError::of(row, &e)),
                 }
             }
-            // A key revoked as compromised is never certified again: those rows fail
-            // here, so the rest of the chunk goes on (the store refuses them too).
-            let mut hashes: Vec<String> = prepared
-                .iter()
-                .map(|p| {
-                    Ok(hex::encode(openssl::sha::sha256(
-                        &p.plan.tbs().subject_public_key_info.to_der()?,
-                    )))
-                })
-                .collect::<Result<_>>()?;
-            hashes.extend(resumed.iter().map(|r| r.spki_sha256.clone()));
-            let compromised: HashMap<String, Error> = self
-                .store()
-                .compromised_keys(&hashes)
-                .await?
-                .into_iter()
-                .collect();
-            if !compromised.is_empty() {
-                let refuse = |line: usize, request_id: &str, key: &str| {
-                    compromised.get(key).map(|e| RowError {
-                        line,
-                        request_id: request_id.to_string(),
-                        error: e.to_string(),
-                    })
-                };
-                let mut keep = Vec::with_capacity(prepared.len());
-                for (p, h) in prepared.into_iter().zip(&hashes) {
-                    match refuse(p.row.line, &p.row.request_id, h) {
-                        Some(e) => report.failed.push(e),
-                        None => keep.push(p),
-                    }
-                }
-                prepared = keep;
-                let lines: HashMap<&str, usize> = chunk
-                    .iter()
-                    .map(|r| (r.request_id.as_str(), r.line))
-                    .collect();
-                let mut keep = Vec::with_capacity(resumed.len());
-                for r in resumed {
-                    let line = lines.get(r.request_id.as_str()).copied().unwrap_or(0);
-                    match refuse(line, &r.request_id, &r.spki_sha256) {
-                        Some(e) => report.failed.push(e),
-                        None => keep.push(r),
-                    }
-                }
-                resumed = keep;
-            }
+            let (prepared, resumed) = self
+                .without_compromised_keys(chunk, prepared, resumed, &mut report)
+                .await?;
             report.resumed += resumed.len();
             let issued = self
                 .record_sign_store_many(
@@ -374,6 +318,106 @@ impl Ca {
         report.seconds = started.elapsed().as_secs_f64();
         report.per_second = report.rows as f64 / report.seconds.max(1e-9);
         Ok(report)
+    }
+
+    /// Sorts a chunk's rows: pending rows of an earlier run resumed (or
+    /// abandoned, then issued afresh), rows issued already counted and skipped,
+    /// the rest returned to be planned.
+    #[allow(clippy::too_many_arguments)]
+    async fn sort_rows<'r>(
+        &self,
+        issuer: &Issuer,
+        profile: &gpki_pki::profile::Profile,
+        chunk: &'r [BatchRow],
+        existing: &HashMap<String, (CertStatus, i64)>,
+        key_prefix: &str,
+        opts: &BatchOptions,
+        report: &mut BatchReport,
+    ) -> (Vec<Resumed>, Vec<&'r BatchRow>) {
+        let mut resumed = Vec::new();
+        let mut fresh = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            let request_key = format!("{key_prefix}{}", row.request_id);
+            match existing.get(&request_key) {
+                Some((CertStatus::Pending, id)) => {
+                    match self.resume(issuer, profile, row, *id, opts).await {
+                        Ok(Some(r)) => {
+                            resumed.push(r);
+                            continue;
+                        }
+                        Ok(None) => report.abandoned += 1,
+                        Err(e) => {
+                            report.failed.push(RowError::of(row, &e));
+                            continue;
+                        }
+                    }
+                }
+                Some(_) => {
+                    report.already_issued += 1;
+                    continue;
+                }
+                None => {}
+            }
+            fresh.push(row);
+        }
+        (resumed, fresh)
+    }
+
+    /// A key revoked as compromised is never certified again: the rows of such
+    /// keys fail here, so the rest of the chunk goes on (the store refuses them
+    /// too).
+    async fn without_compromised_keys(
+        &self,
+        chunk: &[BatchRow],
+        prepared: Vec<Prepared>,
+        resumed: Vec<Resumed>,
+        report: &mut BatchReport,
+    ) -> Result<(Vec<Prepared>, Vec<Resumed>)> {
+        let mut hashes: Vec<String> = prepared
+            .iter()
+            .map(|p| {
+                Ok(hex::encode(openssl::sha::sha256(
+                    &p.plan.tbs().subject_public_key_info.to_der()?,
+                )))
+            })
+            .collect::<Result<_>>()?;
+        hashes.extend(resumed.iter().map(|r| r.spki_sha256.clone()));
+        let compromised: HashMap<String, Error> = self
+            .store()
+            .compromised_keys(&hashes)
+            .await?
+            .into_iter()
+            .collect();
+        if compromised.is_empty() {
+            return Ok((prepared, resumed));
+        }
+        let refuse = |line: usize, request_id: &str, key: &str| {
+            compromised.get(key).map(|e| RowError {
+                line,
+                request_id: request_id.to_string(),
+                error: e.to_string(),
+            })
+        };
+        let mut kept = Vec::with_capacity(prepared.len());
+        for (p, h) in prepared.into_iter().zip(&hashes) {
+            match refuse(p.row.line, &p.row.request_id, h) {
+                Some(e) => report.failed.push(e),
+                None => kept.push(p),
+            }
+        }
+        let lines: HashMap<&str, usize> = chunk
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.line))
+            .collect();
+        let mut kept_resumed = Vec::with_capacity(resumed.len());
+        for r in resumed {
+            let line = lines.get(r.request_id.as_str()).copied().unwrap_or(0);
+            match refuse(line, &r.request_id, &r.spki_sha256) {
+                Some(e) => report.failed.push(e),
+                None => kept_resumed.push(r),
+            }
+        }
+        Ok((kept, kept_resumed))
     }
 
     fn prepare_row(

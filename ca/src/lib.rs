@@ -16,9 +16,11 @@
 
 pub mod anchor;
 pub mod batch;
+mod create;
 pub mod credential;
 mod delegated;
 pub mod km;
+mod revocation;
 
 pub use delegated::DelegatedSigner;
 pub use gpki_store::standing::{self, standing, Standing};
@@ -30,15 +32,12 @@ use std::sync::{Arc, Mutex};
 use const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS;
 use der::{Decode, Encode};
 use gpki_pki::cert::{self, CaUrls, IssuerContext, Linted, SanEntry, SubjectRequest};
-use gpki_pki::crl::{CrlHeader, CrlScope, RevocationReason};
+use gpki_pki::crl::RevocationReason;
 use gpki_pki::profile::{Profile, ProfileKind, Profiles};
 use gpki_pki::serial::SerialNumber;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, KeyType, Result, SignatureAlgorithm, Signer, SoftwareKey};
-use gpki_store::{
-    AuditEvent, AuthorityRecord, CertificateRecord, CrlRecord, NewAuthority, NewCertificate,
-    NewCrl, Store,
-};
+use gpki_store::{AuditEvent, AuthorityRecord, CertificateRecord, NewCertificate, Store};
 use serde_json::json;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, NameConstraints};
@@ -104,9 +103,9 @@ type KeyCell = Arc<tokio::sync::OnceCell<Arc<SoftwareKey>>>;
 /// Where a set of CA keys is kept (`DIR/NAME.key.pem`) and the passphrase that
 /// opens them. The configuration, never the store, says where a key is.
 #[derive(Clone)]
-struct Custody {
-    key_dir: PathBuf,
-    passphrase: Arc<Passphrase>,
+pub(crate) struct Custody {
+    pub(crate) key_dir: PathBuf,
+    pub(crate) passphrase: Arc<Passphrase>,
 }
 
 /// The CA: the store, the profiles and the custody of the keys. Cheap to clone;
@@ -212,7 +211,7 @@ impl Ca {
         Ok(())
     }
 
-    fn custody(&self, offline: bool) -> Result<Custody> {
+    pub(crate) fn custody(&self, offline: bool) -> Result<Custody> {
         if offline {
             self.offline.clone().ok_or_else(|| {
                 Error::new(ErrorKind::Unauthorized, "no offline CA key is held here")
@@ -250,7 +249,7 @@ impl Ca {
         &self.profiles
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         action: &str,
         target: impl Into<String>,
@@ -259,7 +258,7 @@ impl Ca {
         AuditEvent::new(&self.actor, action, target, detail)
     }
 
-    async fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
+    pub(crate) async fn load_key(&self, record: &AuthorityRecord) -> Result<Arc<SoftwareKey>> {
         self.require_custody(record)?;
         let custody = self.custody(record.offline)?;
         let cell = self
@@ -317,7 +316,7 @@ impl Ca {
 
     /// [`Ca::issuer`] without the standing check: for CRLs, which a revoked or
     /// expired CA still signs (RFC 5280 relying parties need its last CRLs).
-    async fn issuer_of(&self, record: AuthorityRecord) -> Result<Issuer> {
+    pub(crate) async fn issuer_of(&self, record: AuthorityRecord) -> Result<Issuer> {
         self.require_custody(&record)?;
         let name = record.name.clone();
         if record.status != "active" {
@@ -441,7 +440,7 @@ impl Ca {
         cert::prepare(profile, &issuer.context, &request, serial, now)
     }
 
-    fn new_certificate(
+    pub(crate) fn new_certificate(
         issuer_id: i64,
         profile: &str,
         linted: &Linted,
@@ -465,7 +464,7 @@ impl Ca {
     }
 
     /// Steps 5–7 for one planned certificate.
-    async fn record_sign_store(
+    pub(crate) async fn record_sign_store(
         &self,
         issuer: &Issuer,
         profile: &str,
@@ -479,7 +478,7 @@ impl Ca {
 
     /// Steps 5–7, with a km key archived between 5 and 6: no km certificate is
     /// signed whose key the archive does not hold.
-    async fn record_archive_sign_store(
+    pub(crate) async fn record_archive_sign_store(
         &self,
         issuer: &Issuer,
         profile: &str,
@@ -587,367 +586,6 @@ impl Ca {
         Ok(issued)
     }
 
-    /// Creates the self-signed root CA.
-    pub async fn init_root(&self, new: &NewCa) -> Result<Issued> {
-        self.create_ca(new, None).await
-    }
-
-    /// Creates a subordinate CA signed by `parent`.
-    pub async fn create_subordinate(&self, new: &NewCa, parent: &str) -> Result<Issued> {
-        let parent = self.issuer(parent).await?;
-        self.create_ca(new, Some(parent)).await
-    }
-
-    async fn create_ca(&self, new: &NewCa, parent: Option<Issuer>) -> Result<Issued> {
-        validate_ca_name(&new.name)?;
-        if self.store.find_authority(&new.name).await?.is_some() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("a CA named `{}` exists already", new.name),
-            ));
-        }
-        let profile_name = if parent.is_some() {
-            "sub-ca"
-        } else {
-            "root-ca"
-        };
-        let profile = self.profiles.get(profile_name)?.clone();
-        profile.allows_key(new.key_type)?;
-        let subject = gpki_pki::name::parse(&new.subject)?;
-        profile.check_subject(&subject)?;
-        let alg = new
-            .signature_algorithm
-            .unwrap_or(new.key_type.default_signature_algorithm());
-        if !alg.fits(new.key_type) {
-            return Err(Error::policy(format!(
-                "signature algorithm {alg} does not fit a {} key",
-                new.key_type
-            )));
-        }
-        if let Some(p) = &parent {
-            if p.context.path_len == Some(0) {
-                return Err(Error::policy(format!(
-                    "CA `{}` has pathLenConstraint 0 and cannot sign CAs",
-                    p.record.name
-                )));
-            }
-        }
-        // A root is always offline; a subordinate is when asked.
-        let offline = parent.is_none() || new.offline;
-        let (key, key_path) = self.write_new_key(&new.name, offline, new.key_type, alg)?;
-        let base = new.url_base.trim_end_matches('/');
-        let record = self
-            .store
-            .create_authority(
-                &NewAuthority {
-                    name: new.name.clone(),
-                    parent_id: parent.as_ref().map(|p| p.record.id),
-                    subject: gpki_pki::name::to_string(&subject),
-                    key_type: new.key_type.to_string(),
-                    signature_algorithm: alg.to_string(),
-                    key_path: key_path.display().to_string(),
-                    offline,
-                    crl_url: Some(format!("{base}/crl/{}.crl", new.name)),
-                    ocsp_url: Some(format!("{base}/ocsp")),
-                    ca_issuers_url: Some(format!("{base}/ca/{}.crt", new.name)),
-                },
-                &self.event(
-                    "ca.create",
-                    format!("ca:{}", new.name),
-                    json!({ "subject": new.subject, "key_type": new.key_type.as_str(), "parent": parent.as_ref().map(|p| p.record.name.clone()), "offline": offline }),
-                ),
-            )
-            .await?;
-        let now = gpki_pki::time::now();
-        let validity = new.validity_days.unwrap_or(profile.spec.validity_days);
-        let (issuer_ctx, issuer_key, issuer_id): (IssuerContext, Arc<SoftwareKey>, i64) =
-            match &parent {
-                Some(p) => (p.context.clone(), p.key.clone(), p.record.id),
-                None => {
-                    let spki = gpki_pki::signer::spki_from_der(key.public_key_der())?;
-                    (
-                        IssuerContext {
-                            name: subject.clone(),
-                            key_id: cert::key_identifier(&spki),
-                            spki_der: key.public_key_der().to_vec(),
-                            not_before: now,
-                            not_after: now + i64::from(validity) * 86_400 - 1,
-                            signature_algorithm: alg,
-                            urls: CaUrls::default(),
-                            name_constraints: Vec::new(),
-                            path_len: None,
-                        },
-                        // Read back from its file: the root signs with what was written.
-                        Arc::new(
-                            SoftwareKey::read_encrypted(
-                                &key_path,
-                                &self.custody(offline)?.passphrase,
-                            )?
-                            .with_algorithm(alg)?,
-                        ),
-                        record.id,
-                    )
-                }
-            };
-        let request = SubjectRequest {
-            subject,
-            spki_der: key.public_key_der().to_vec(),
-            sans: Vec::new(),
-            validity_days: Some(validity),
-            path_len: new.path_len,
-            name_constraints: new.name_constraints.clone(),
-            check_template: true,
-        };
-        let plan = cert::prepare(
-            &profile,
-            &issuer_ctx,
-            &request,
-            SerialNumber::random()?,
-            now,
-        )?;
-        let signer = Issuer {
-            record: self.store.authority(issuer_id).await?,
-            context: issuer_ctx,
-            key: issuer_key,
-        };
-        let issued = self
-            .record_sign_store(&signer, profile.name(), &plan, None, None)
-            .await?;
-        self.activate(record.id, &new.name, &plan, &issued).await?;
-        Ok(issued)
-    }
-
-    /// A new CA's key, made and written (encrypted, mode 0600) where the custody
-    /// of its kind keeps keys: the offline directory for a root or an offline CA.
-    fn write_new_key(
-        &self,
-        name: &str,
-        offline: bool,
-        key_type: KeyType,
-        alg: SignatureAlgorithm,
-    ) -> Result<(SoftwareKey, PathBuf)> {
-        let custody = self.custody(offline)?;
-        std::fs::create_dir_all(&custody.key_dir).map_err(|e| {
-            Error::internal(format!(
-                "cannot create key directory {}: {e}",
-                custody.key_dir.display()
-            ))
-        })?;
-        let key_path = custody.key_dir.join(format!("{name}.key.pem"));
-        let key = SoftwareKey::generate(key_type)?.with_algorithm(alg)?;
-        key.write_encrypted(&key_path, &custody.passphrase)?;
-        Ok((key, key_path))
-    }
-
-    /// Attaches a new CA's signed certificate to its pending record.
-    async fn activate(&self, id: i64, name: &str, plan: &Linted, issued: &Issued) -> Result<()> {
-        let spki = &plan.tbs().subject_public_key_info;
-        self.store
-            .activate_authority(
-                id,
-                &cert::key_identifier(spki),
-                &openssl::sha::sha1(spki.subject_public_key.raw_bytes()),
-                &openssl::sha::sha1(&plan.tbs().subject.to_der()?),
-                &issued.der,
-                &self.event(
-                    "ca.activate",
-                    format!("ca:{name}"),
-                    json!({ "serial": plan.serial().to_hex() }),
-                ),
-            )
-            .await
-    }
-
-    /// Cross-certifies another PKI's CA: `issuer` signs that CA's subject and key.
-    pub async fn cross_certify(
-        &self,
-        issuer: &str,
-        foreign_cert: &[u8],
-        path_len: Option<u8>,
-        name_constraints: Option<NameConstraints>,
-        validity_days: Option<u32>,
-    ) -> Result<Issued> {
-        let foreign =
-            cert::decode(foreign_cert).map_err(|e| e.context("certificate to cross-certify"))?;
-        let ftbs = &foreign.tbs_certificate;
-        let bc = cert::find_extension::<BasicConstraints>(ftbs, ID_CE_BASIC_CONSTRAINTS)?;
-        if !bc.is_some_and(|(_, b)| b.ca) {
-            return Err(Error::policy(
-                "only CA certificates are cross-certified (basicConstraints cA is not set)",
-            ));
-        }
-        // The foreign certificate must at least be self-consistent when self-signed.
-        let spki_der = ftbs.subject_public_key_info.to_der()?;
-        if ftbs.subject == ftbs.issuer {
-            let ossl = openssl::x509::X509::from_der(&foreign.to_der()?).map_err(|_| {
-                Error::malformed("certificate to cross-certify: OpenSSL cannot read it")
-            })?;
-            let key = ossl
-                .public_key()
-                .map_err(|_| Error::malformed("certificate to cross-certify: unreadable key"))?;
-            if !ossl.verify(&key).unwrap_or(false) {
-                return Err(Error::new(
-                    ErrorKind::BadSignature,
-                    "certificate to cross-certify is self-signed but its signature does not verify",
-                ));
-            }
-        }
-        let profile = self.profiles.get("sub-ca")?.clone();
-        let signer = self.issuer(issuer).await?;
-        let request = SubjectRequest {
-            subject: ftbs.subject.clone(),
-            spki_der,
-            sans: Vec::new(),
-            validity_days,
-            path_len,
-            name_constraints,
-            check_template: false,
-        };
-        let plan = cert::prepare(
-            &profile,
-            &signer.context,
-            &request,
-            SerialNumber::random()?,
-            gpki_pki::time::now(),
-        )?;
-        self.record_sign_store(&signer, profile.name(), &plan, None, None)
-            .await
-    }
-
-    /// Revokes a certificate of CA `ca`. `certificateHold` puts it on hold.
-    pub async fn revoke(
-        &self,
-        ca: &str,
-        serial: &str,
-        reason: RevocationReason,
-        invalidity_date: Option<i64>,
-    ) -> Result<CertificateRecord> {
-        if reason == RevocationReason::RemoveFromCrl {
-            return Err(Error::malformed(
-                "removeFromCRL is not a revocation reason; use `gpki cert release` to lift a hold",
-            ));
-        }
-        let serial = serial.parse::<SerialNumber>()?.to_hex();
-        let authority = self.store.authority_by_name(ca).await?;
-        let now = gpki_pki::time::now();
-        if invalidity_date.is_some_and(|d| d > now) {
-            return Err(Error::malformed("invalidity date is in the future"));
-        }
-        let event = self.event(
-            "cert.revoke",
-            format!("cert:{ca}/{serial}"),
-            json!({ "reason": reason.as_str(), "invalidity_date": invalidity_date }),
-        );
-        self.store
-            .revoke(
-                authority.id,
-                &serial,
-                reason.code(),
-                now,
-                invalidity_date,
-                &event,
-            )
-            .await
-    }
-
-    /// Lifts a certificateHold.
-    pub async fn release_hold(&self, ca: &str, serial: &str) -> Result<CertificateRecord> {
-        let serial = serial.parse::<SerialNumber>()?.to_hex();
-        let authority = self.store.authority_by_name(ca).await?;
-        let event = self.event("cert.release", format!("cert:{ca}/{serial}"), json!({}));
-        self.store.release_hold(authority.id, &serial, &event).await
-    }
-
-    /// Generates and stores a full CRL, or with `delta` a delta CRL against the
-    /// newest full one.
-    pub async fn generate_crl(
-        &self,
-        ca: &str,
-        delta: bool,
-        next_update_hours: u32,
-    ) -> Result<CrlRecord> {
-        if next_update_hours == 0 {
-            return Err(Error::malformed(
-                "next update must be at least one hour away",
-            ));
-        }
-        let record = self.store.authority_by_name(ca).await?;
-        let standing = standing(&self.store, &record, gpki_pki::time::now()).await?;
-        if standing != Standing::Active {
-            tracing::warn!(ca, standing = %standing.describe(ca), "signing a CRL for a CA that signs nothing else");
-        }
-        let issuer = self.issuer_of(record).await?;
-        let id = issuer.record.id;
-        let alloc = self.store.allocate_crl(id).await?;
-        let (entries, delta_base) = if delta {
-            let base = alloc.previous_full.as_ref().ok_or_else(|| {
-                Error::conflict(format!(
-                    "CA `{ca}` has no full CRL yet to base a delta CRL on"
-                ))
-            })?;
-            (
-                self.store
-                    .delta_entries(id, base.revocation_seq, alloc.watermark)
-                    .await?,
-                Some(base.crl_number),
-            )
-        } else {
-            (
-                self.store
-                    .crl_entries(id, alloc.watermark, alloc.previous_full.as_ref())
-                    .await?,
-                None,
-            )
-        };
-        let now = gpki_pki::time::now();
-        // Once a CA issues delta CRLs, its full CRLs say where they are.
-        let issues_deltas = delta || self.store.crl_numbers(id).await?.1.is_some();
-        let header = CrlHeader {
-            issuer: issuer.context.name.clone(),
-            issuer_key_id: issuer.context.key_id.clone(),
-            algorithm: issuer.key.algorithm(),
-            this_update: now,
-            next_update: now + i64::from(next_update_hours) * 3600,
-            crl_number: alloc.crl_number as u64,
-            delta_base: delta_base.map(|b| b as u64),
-            distribution_point: issuer.record.crl_url.clone(),
-            scope: if issuer.context.path_len == Some(0) {
-                CrlScope::UserCerts
-            } else {
-                CrlScope::All
-            },
-            freshest: issuer
-                .record
-                .crl_url
-                .as_deref()
-                .filter(|_| issues_deltas)
-                .map(gpki_pki::crl::delta_url),
-        };
-        let tbs = gpki_pki::crl::build_tbs(&header, &entries.der, entries.count as usize)?;
-        let der = gpki_pki::crl::sign(&*issuer.key, &tbs)?;
-        let event = self.event(
-            if delta { "crl.generate-delta" } else { "crl.generate" },
-            format!("crl:{ca}/{}", alloc.crl_number),
-            json!({ "entries": entries.count, "delta_base": delta_base, "next_update": header.next_update,
-                    "ca_standing": standing.label(), "ca_standing_cause": standing.cause() }),
-        );
-        self.store
-            .record_crl(
-                &NewCrl {
-                    issuer_id: id,
-                    crl_number: alloc.crl_number,
-                    delta_base,
-                    watermark: alloc.watermark,
-                    this_update: header.this_update,
-                    next_update: header.next_update,
-                    entries: entries.count,
-                    der,
-                },
-                &event,
-            )
-            .await
-    }
-
     /// The chain of CA certificates from `ca` up to its root, `ca` first.
     pub async fn chain(&self, ca: &str) -> Result<Vec<Vec<u8>>> {
         let id = self.store.authority_by_name(ca).await?.id;
@@ -955,7 +593,7 @@ impl Ca {
     }
 }
 
-fn urls_of(r: &AuthorityRecord) -> CaUrls {
+pub(crate) fn urls_of(r: &AuthorityRecord) -> CaUrls {
     CaUrls {
         crl: r.crl_url.clone(),
         ocsp: r.ocsp_url.clone(),
@@ -963,14 +601,14 @@ fn urls_of(r: &AuthorityRecord) -> CaUrls {
     }
 }
 
-fn decode_cert(der: Option<&[u8]>) -> Result<Certificate> {
+pub(crate) fn decode_cert(der: Option<&[u8]>) -> Result<Certificate> {
     let der = der.ok_or_else(|| Error::conflict("CA has no certificate"))?;
     Certificate::from_der(der)
         .map_err(|e| Error::internal(format!("stored CA certificate does not decode: {e}")))
 }
 
 /// CA names become file names and URL path segments.
-fn validate_ca_name(name: &str) -> Result<()> {
+pub(crate) fn validate_ca_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -983,5 +621,72 @@ fn validate_ca_name(name: &str) -> Result<()> {
         Err(Error::malformed(format!(
             "CA name `{name}` must be 1–64 characters of a-z, 0-9, - and _"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Ca` that holds no key refuses, naming why, whatever would open one:
+    /// the audit key, an online CA's signing key; and it still reads the store.
+    #[tokio::test]
+    async fn a_ca_without_keys_opens_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/gpki.db", dir.path().display()))
+            .await
+            .unwrap();
+        let profiles = Profiles::builtin().unwrap();
+        // A root made by a CA that holds keys, in the same store.
+        let keyed = Ca::new(
+            store.clone(),
+            profiles.clone(),
+            dir.path().join("keys"),
+            Passphrase::new("root pass"),
+            "test".into(),
+        );
+        keyed
+            .init_root(&NewCa {
+                name: "root".into(),
+                subject: "CN=Test Root, OU=GPKI, O=Government of Korea, C=KR".into(),
+                key_type: KeyType::EcP384,
+                signature_algorithm: None,
+                validity_days: Some(3650),
+                path_len: None,
+                name_constraints: None,
+                url_base: "http://pki.test.go.kr".into(),
+                offline: false,
+            })
+            .await
+            .unwrap();
+        keyed
+            .create_subordinate(
+                &NewCa {
+                    name: "sub".into(),
+                    subject: "CN=Test Sub, OU=GPKI, O=Government of Korea, C=KR".into(),
+                    key_type: KeyType::EcP256,
+                    signature_algorithm: None,
+                    validity_days: Some(1825),
+                    path_len: Some(0),
+                    name_constraints: None,
+                    url_base: "http://pki.test.go.kr".into(),
+                    offline: false,
+                },
+                "root",
+            )
+            .await
+            .unwrap();
+        keyed.issuer("sub").await.unwrap();
+        let keyless = Ca::without_keys(store, profiles, "test".into());
+        let e = keyless
+            .audit_checkpoint(&dir.path().join("checkpoints"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+        assert!(e.detail.contains("holds no CA key"), "{e}");
+        let e = keyless.issuer("sub").await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+        assert!(e.detail.contains("holds no CA key"), "{e}");
+        assert_eq!(keyless.chain("sub").await.unwrap().len(), 2);
     }
 }

@@ -412,13 +412,7 @@ async fn show(g: &Global, args: ShowArgs) -> Result<()> {
                 r.status
             ))
         })?;
-        let ca = Ca::new(
-            store.clone(),
-            g.profiles()?,
-            g.data_dir.join("keys"),
-            Passphrase::new(""),
-            g.actor(),
-        );
+        let ca = Ca::without_keys(store.clone(), g.profiles()?, g.actor());
         output_cert(&ca, &ca_name, &der, &cert_out).await?;
     } else {
         let mut v = cert_json(&ca_name, &r);

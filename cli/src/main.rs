@@ -291,12 +291,6 @@ impl Global {
     /// Revocation needs no CA key: it changes the store only.
     async fn ca_without_key(&self) -> Result<Ca> {
         let store = self.store().await?;
-        Ok(Ca::new(
-            store,
-            self.profiles()?,
-            self.data_dir.join("keys"),
-            Passphrase::new(""),
-            self.actor(),
-        ))
+        Ok(Ca::without_keys(store, self.profiles()?, self.actor()))
     }
 }

@@ -263,87 +263,10 @@ impl Profile {
         let bad = |field: &str, why: String| {
             Error::malformed(format!("{source}: field `{field}`: {why}"))
         };
-        let stem = Path::new(source)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("")
-            .trim_start_matches("built-in:");
-        if spec.name != stem {
-            return Err(bad(
-                "name",
-                format!("`{}` must match the file name `{stem}`", spec.name),
-            ));
-        }
-        if spec.validity_days == 0 || spec.validity_days > 36_525 {
-            return Err(bad("validity_days", "must be between 1 and 36525".into()));
-        }
-        if spec.key_types.is_empty() {
-            return Err(bad("key_types", "must name at least one key type".into()));
-        }
-        let mut key_usage = FlagSet::<KeyUsages>::default();
-        for ku in &spec.key_usage {
-            key_usage |= key_usage_flag(ku)
-                .ok_or_else(|| bad("key_usage", format!("unknown key usage `{ku}`")))?;
-        }
-        if key_usage.is_empty() {
-            return Err(bad("key_usage", "must name at least one usage".into()));
-        }
-        let cert_sign = key_usage.contains(KeyUsages::KeyCertSign);
-        if spec.kind.is_ca() && !(cert_sign && key_usage.contains(KeyUsages::CRLSign)) {
-            return Err(bad(
-                "key_usage",
-                "a CA profile needs keyCertSign and cRLSign".into(),
-            ));
-        }
-        if !spec.kind.is_ca() && (cert_sign || key_usage.contains(KeyUsages::CRLSign)) {
-            return Err(bad(
-                "key_usage",
-                "an end-entity profile must not have keyCertSign or cRLSign".into(),
-            ));
-        }
-        if !spec.kind.is_ca() && spec.path_len.is_some() {
-            return Err(bad(
-                "path_len",
-                "only CA profiles have a path length".into(),
-            ));
-        }
-        if !spec.kind.is_ca() && spec.extended_key_usage.is_empty() {
-            return Err(bad(
-                "extended_key_usage",
-                "an end-entity profile needs an extended key usage: without one, GnuTLS, NSS and \
-                 browser root programs (Mozilla Root Store Policy 5.3) take the certificate as fit \
-                 for any purpose, TLS server included"
-                    .into(),
-            ));
-        }
-        let mut extended_key_usage = Vec::new();
-        for e in &spec.extended_key_usage {
-            extended_key_usage.push(
-                eku_oid(e)
-                    .ok_or_else(|| bad("extended_key_usage", format!("unknown usage `{e}`")))?,
-            );
-        }
-        let mut policy_oids = Vec::new();
-        for p in &spec.policy.oids {
-            policy_oids.push(
-                ObjectIdentifier::new(p)
-                    .map_err(|_| bad("policy.oids", format!("`{p}` is not a dotted OID")))?,
-            );
-        }
-        if let Some(uri) = &spec.policy.cps_uri {
-            if !(uri.starts_with("http://") || uri.starts_with("https://")) || !uri.is_ascii() {
-                return Err(bad(
-                    "policy.cps_uri",
-                    format!("`{uri}` is not an http(s) URI"),
-                ));
-            }
-            if policy_oids.is_empty() {
-                return Err(bad(
-                    "policy.cps_uri",
-                    "a CPS URI needs at least one policy OID".into(),
-                ));
-            }
-        }
+        check_name_and_validity(&spec, source, &bad)?;
+        let key_usage = key_usages(&spec, &bad)?;
+        let extended_key_usage = extended_key_usages(&spec, &bad)?;
+        let policy_oids = policies(&spec, &bad)?;
         let template = name::parse_rfc4514(&spec.subject).map_err(|e| bad("subject", e.detail))?;
         for a in &template {
             if !is_placeholder(&a.value) {
@@ -351,31 +274,7 @@ impl Profile {
                 name::build(std::slice::from_ref(a)).map_err(|e| bad("subject", e.detail))?;
             }
         }
-        for l in &spec.lints {
-            if !LINT_SETS.contains(&l.as_str()) {
-                return Err(bad(
-                    "lints",
-                    format!("unknown lint set `{l}` (known: {})", LINT_SETS.join(", ")),
-                ));
-            }
-        }
-        if spec.san.cn_in_san
-            && spec.san.dns == SanRule::Forbidden
-            && spec.san.ip == SanRule::Forbidden
-        {
-            return Err(bad(
-                "san.cn_in_san",
-                "needs dns or ip SANs to be allowed".into(),
-            ));
-        }
-        if spec.kind == ProfileKind::RootCa
-            && (spec.distribution.crl || spec.distribution.ocsp || spec.distribution.ca_issuers)
-        {
-            return Err(bad(
-                "distribution",
-                "a self-signed root has no issuer to point at".into(),
-            ));
-        }
+        check_lints_and_names(&spec, &bad)?;
         Ok(Profile {
             spec,
             key_usage,
@@ -512,6 +411,139 @@ impl Profiles {
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.by_name.values()
     }
+}
+
+/// A profile file's field error, naming the file and the field.
+type Bad<'a> = dyn Fn(&str, String) -> Error + 'a;
+
+/// The name matches the file's; the validity and key types are sane.
+fn check_name_and_validity(spec: &ProfileSpec, source: &str, bad: &Bad) -> Result<()> {
+    let stem = Path::new(source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .trim_start_matches("built-in:");
+    if spec.name != stem {
+        return Err(bad(
+            "name",
+            format!("`{}` must match the file name `{stem}`", spec.name),
+        ));
+    }
+    if spec.validity_days == 0 || spec.validity_days > 36_525 {
+        return Err(bad("validity_days", "must be between 1 and 36525".into()));
+    }
+    if spec.key_types.is_empty() {
+        return Err(bad("key_types", "must name at least one key type".into()));
+    }
+    Ok(())
+}
+
+/// The key usages, with a CA's keyCertSign and cRLSign and no end entity's.
+fn key_usages(spec: &ProfileSpec, bad: &Bad) -> Result<FlagSet<KeyUsages>> {
+    let mut key_usage = FlagSet::<KeyUsages>::default();
+    for ku in &spec.key_usage {
+        key_usage |= key_usage_flag(ku)
+            .ok_or_else(|| bad("key_usage", format!("unknown key usage `{ku}`")))?;
+    }
+    if key_usage.is_empty() {
+        return Err(bad("key_usage", "must name at least one usage".into()));
+    }
+    let cert_sign = key_usage.contains(KeyUsages::KeyCertSign);
+    if spec.kind.is_ca() && !(cert_sign && key_usage.contains(KeyUsages::CRLSign)) {
+        return Err(bad(
+            "key_usage",
+            "a CA profile needs keyCertSign and cRLSign".into(),
+        ));
+    }
+    if !spec.kind.is_ca() && (cert_sign || key_usage.contains(KeyUsages::CRLSign)) {
+        return Err(bad(
+            "key_usage",
+            "an end-entity profile must not have keyCertSign or cRLSign".into(),
+        ));
+    }
+    Ok(key_usage)
+}
+
+/// The extended key usages: an end-entity profile needs one; a path length only
+/// in a CA profile.
+fn extended_key_usages(spec: &ProfileSpec, bad: &Bad) -> Result<Vec<ObjectIdentifier>> {
+    if !spec.kind.is_ca() && spec.path_len.is_some() {
+        return Err(bad(
+            "path_len",
+            "only CA profiles have a path length".into(),
+        ));
+    }
+    if !spec.kind.is_ca() && spec.extended_key_usage.is_empty() {
+        return Err(bad(
+            "extended_key_usage",
+            "an end-entity profile needs an extended key usage: without one, GnuTLS, NSS and \
+             browser root programs (Mozilla Root Store Policy 5.3) take the certificate as fit \
+             for any purpose, TLS server included"
+                .into(),
+        ));
+    }
+    let mut extended_key_usage = Vec::new();
+    for e in &spec.extended_key_usage {
+        extended_key_usage.push(
+            eku_oid(e).ok_or_else(|| bad("extended_key_usage", format!("unknown usage `{e}`")))?,
+        );
+    }
+    Ok(extended_key_usage)
+}
+
+/// The certificate policies, with an http(s) CPS URI only beside a policy OID.
+fn policies(spec: &ProfileSpec, bad: &Bad) -> Result<Vec<ObjectIdentifier>> {
+    let mut policy_oids = Vec::new();
+    for p in &spec.policy.oids {
+        policy_oids.push(
+            ObjectIdentifier::new(p)
+                .map_err(|_| bad("policy.oids", format!("`{p}` is not a dotted OID")))?,
+        );
+    }
+    if let Some(uri) = &spec.policy.cps_uri {
+        if !(uri.starts_with("http://") || uri.starts_with("https://")) || !uri.is_ascii() {
+            return Err(bad(
+                "policy.cps_uri",
+                format!("`{uri}` is not an http(s) URI"),
+            ));
+        }
+        if policy_oids.is_empty() {
+            return Err(bad(
+                "policy.cps_uri",
+                "a CPS URI needs at least one policy OID".into(),
+            ));
+        }
+    }
+    Ok(policy_oids)
+}
+
+/// Known lint sets; CN among the SANs only where SANs can hold it; no URLs in a
+/// self-signed root.
+fn check_lints_and_names(spec: &ProfileSpec, bad: &Bad) -> Result<()> {
+    for l in &spec.lints {
+        if !LINT_SETS.contains(&l.as_str()) {
+            return Err(bad(
+                "lints",
+                format!("unknown lint set `{l}` (known: {})", LINT_SETS.join(", ")),
+            ));
+        }
+    }
+    if spec.san.cn_in_san && spec.san.dns == SanRule::Forbidden && spec.san.ip == SanRule::Forbidden
+    {
+        return Err(bad(
+            "san.cn_in_san",
+            "needs dns or ip SANs to be allowed".into(),
+        ));
+    }
+    if spec.kind == ProfileKind::RootCa
+        && (spec.distribution.crl || spec.distribution.ocsp || spec.distribution.ca_issuers)
+    {
+        return Err(bad(
+            "distribution",
+            "a self-signed root has no issuer to point at".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

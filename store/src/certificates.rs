@@ -833,34 +833,7 @@ impl Store {
                 Error::not_found(format!("no certificate with serial {serial} from this CA"))
             })?;
         let hold = reason == 6;
-        match current.status {
-            CertStatus::Revoked => {
-                return Err(Error::conflict(format!(
-                    "certificate {serial} is already revoked; revocation is never undone"
-                ))
-                .because(Reason::AlreadyRevoked {
-                    serial: serial.to_string(),
-                }))
-            }
-            CertStatus::Hold if hold => {
-                return Err(
-                    Error::conflict(format!("certificate {serial} is already on hold")).because(
-                        Reason::AlreadyOnHold {
-                            serial: serial.to_string(),
-                        },
-                    ),
-                )
-            }
-            CertStatus::Abandoned => {
-                return Err(Error::conflict(format!(
-                    "certificate {serial} was never signed (abandoned)"
-                ))
-                .because(Reason::Abandoned {
-                    serial: serial.to_string(),
-                }))
-            }
-            _ => {}
-        }
+        refuse_revoking(&current, serial, hold)?;
         let status = if hold { "hold" } else { "revoked" };
         // RFC 5280 §5.3.1: a certificate revoked for good after a hold keeps the
         // date it first went on the CRL.
@@ -892,65 +865,10 @@ impl Store {
         crate::status::notify(self.backend(), &mut tx, issuer_id).await?;
         let mut events = vec![audit.clone()];
         if reason == 1 || reason == 2 {
-            // BR §4.9.1.1: every certificate of a compromised key is revoked, by
-            // whichever CA of the store issued it, in the same transaction (whose
-            // key lock is taken above).
-            let others = sqlx::query(
-                "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca, \
-                 c.profile AS profile, c.subject AS subject \
-                 FROM certificates c JOIN authorities a ON a.id = c.issuer_id \
-                 WHERE c.spki_sha256 = $1 AND c.id <> $2 AND c.status IN ('issued', 'pending', 'hold') ORDER BY c.id",
-            )
-            .bind(&current.spki_sha256)
-            .bind(current.id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            for row in others {
-                let id: i64 = row.try_get("id").map_err(db_err)?;
-                let other_issuer: i64 = row.try_get("issuer_id").map_err(db_err)?;
-                let other_serial: String = row.try_get("serial").map_err(db_err)?;
-                let other_ca: String = row.try_get("ca").map_err(db_err)?;
-                let seq = bump_revocation_seq(&mut tx, other_issuer).await?;
-                let entry = crl_entry(&other_serial, revoked_at, 1, invalidity_date)?;
-                sqlx::query(
-                    "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 1, invalidity_date = $2, \
-                     revocation_seq = $3, crl_entry = $4 WHERE id = $5",
-                )
-                .bind(revoked_at)
-                .bind(invalidity_date)
-                .bind(seq)
-                .bind(entry)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                crate::status::notify(self.backend(), &mut tx, other_issuer).await?;
-                let event = AuditEvent::new(
-                    &audit.actor,
-                    "cert.revoke",
-                    format!("cert:{other_ca}/{other_serial}"),
-                    serde_json::json!({ "reason": "keyCompromise", "same_key_as": audit.target }),
-                );
-                events.push(event);
-                let profile: String = row.try_get("profile").map_err(db_err)?;
-                if profile == OFFICIAL_PROFILE {
-                    // An official's certificate revoked by the cascade takes their
-                    // mobile ID with it, as a direct revocation does.
-                    let subject: String = row.try_get("subject").map_err(db_err)?;
-                    events.extend(
-                        crate::credentials::revoke_ids_of_official(
-                            &mut tx,
-                            id,
-                            &subject,
-                            &audit.actor,
-                            &format!("cert:{other_ca}/{other_serial}"),
-                            gpki_pki::time::now(),
-                        )
-                        .await?,
-                    );
-                }
-            }
+            events.extend(
+                revoke_same_key(self, &mut tx, &current, revoked_at, invalidity_date, audit)
+                    .await?,
+            );
         }
         if !hold && current.profile == OFFICIAL_PROFILE {
             // The official's mobile ID goes with their certificate, its bit set on
@@ -1203,6 +1121,105 @@ fn entries_from_row(row: &AnyRow) -> Result<CrlEntries> {
         count,
         der: der.unwrap_or_default(),
     })
+}
+
+/// Refused when `current` cannot take this revocation: revoked already (never
+/// undone), on hold already (a second hold), or never signed.
+fn refuse_revoking(current: &CertificateRecord, serial: &str, hold: bool) -> Result<()> {
+    let (why, reason) = match current.status {
+        CertStatus::Revoked => (
+            "is already revoked; revocation is never undone",
+            Reason::AlreadyRevoked {
+                serial: serial.to_string(),
+            },
+        ),
+        CertStatus::Hold if hold => (
+            "is already on hold",
+            Reason::AlreadyOnHold {
+                serial: serial.to_string(),
+            },
+        ),
+        CertStatus::Abandoned => (
+            "was never signed (abandoned)",
+            Reason::Abandoned {
+                serial: serial.to_string(),
+            },
+        ),
+        _ => return Ok(()),
+    };
+    Err(Error::conflict(format!("certificate {serial} {why}")).because(reason))
+}
+
+/// BR §4.9.1.1: every other certificate of `current`'s key, compromised, is
+/// revoked too, by whichever CA of the store issued it, in the same
+/// transaction (whose key lock the caller took); an official's takes their
+/// mobile ID with it. Answers the audit records of what it revoked.
+async fn revoke_same_key(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    current: &CertificateRecord,
+    revoked_at: i64,
+    invalidity_date: Option<i64>,
+    audit: &AuditEvent,
+) -> Result<Vec<AuditEvent>> {
+    let others = sqlx::query(
+        "SELECT c.id AS id, c.issuer_id AS issuer_id, c.serial AS serial, a.name AS ca, \
+         c.profile AS profile, c.subject AS subject \
+         FROM certificates c JOIN authorities a ON a.id = c.issuer_id \
+         WHERE c.spki_sha256 = $1 AND c.id <> $2 AND c.status IN ('issued', 'pending', 'hold') ORDER BY c.id",
+    )
+    .bind(&current.spki_sha256)
+    .bind(current.id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut events = Vec::new();
+    for row in others {
+        let id: i64 = row.try_get("id").map_err(db_err)?;
+        let other_issuer: i64 = row.try_get("issuer_id").map_err(db_err)?;
+        let other_serial: String = row.try_get("serial").map_err(db_err)?;
+        let other_ca: String = row.try_get("ca").map_err(db_err)?;
+        let seq = bump_revocation_seq(&mut *tx, other_issuer).await?;
+        let entry = crl_entry(&other_serial, revoked_at, 1, invalidity_date)?;
+        sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 1, invalidity_date = $2, \
+             revocation_seq = $3, crl_entry = $4 WHERE id = $5",
+        )
+        .bind(revoked_at)
+        .bind(invalidity_date)
+        .bind(seq)
+        .bind(entry)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        crate::status::notify(store.backend(), &mut *tx, other_issuer).await?;
+        let target = format!("cert:{other_ca}/{other_serial}");
+        events.push(AuditEvent::new(
+            &audit.actor,
+            "cert.revoke",
+            &target,
+            serde_json::json!({ "reason": "keyCompromise", "same_key_as": audit.target }),
+        ));
+        let profile: String = row.try_get("profile").map_err(db_err)?;
+        if profile == OFFICIAL_PROFILE {
+            // An official's certificate revoked by the cascade takes their
+            // mobile ID with it, as a direct revocation does.
+            let subject: String = row.try_get("subject").map_err(db_err)?;
+            events.extend(
+                crate::credentials::revoke_ids_of_official(
+                    &mut *tx,
+                    id,
+                    &subject,
+                    &audit.actor,
+                    &target,
+                    gpki_pki::time::now(),
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(events)
 }
 
 /// The CRL entry DER of a certificate in its new status.
