@@ -2,7 +2,7 @@
 # Standard API benchmarks for docs/benchmarks.md (issue 12):
 #  1. logins verified per second in one process on one thread (warm path and status
 #     cache), and CMS sign / verify / encrypt / decrypt of 1 KiB and 1 MiB, beside
-#     SHA-256 and AES-256-CBC of the same megabyte (api/examples/throughput.rs);
+#     SHA-256 and AES-256-CBC of the same megabyte (api/examples/api-throughput.rs);
 #  2. the one-process limits of the same keys and primitives: `openssl speed`
 #     ecdsap256 (the official's key), rsa2048 (the km key), and sha256 and
 #     aes-256-cbc on 1 MiB blocks;
@@ -13,15 +13,15 @@
 # root), its OCSP responder answering the first status query of each certificate.
 #
 #   apt-get install wrk
-#   cargo build --release -p gpki -p gpki-api --example throughput
+#   cargo build --release -p gpki -p gpki-api --example api-throughput
 #   benches/api.sh [SECONDS] [N_OPENSSL]
 set -euo pipefail
 SECS=${1:-5}
 N_OSSL=${2:-50}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GPKI=$ROOT/target/release/gpki
-EX=$ROOT/target/release/examples/throughput
-for b in "$GPKI" "$EX"; do [ -x "$b" ] || { echo "build first: cargo build --release -p gpki -p gpki-api --example throughput" >&2; exit 1; }; done
+EX=$ROOT/target/release/examples/api-throughput
+for b in "$GPKI" "$EX"; do [ -x "$b" ] || { echo "build first: cargo build --release -p gpki -p gpki-api --example api-throughput" >&2; exit 1; }; done
 for t in wrk openssl curl; do command -v $t >/dev/null || { echo "$t missing (apt-get install wrk)" >&2; exit 1; }; done
 W=$(mktemp -d /tmp/gpki-api-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT

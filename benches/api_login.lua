@@ -1,5 +1,5 @@
 -- wrk: POST each login body prepared for this thread (FILE.N, one JSON body a line,
--- from `throughput prepare`) once, to /v1/login. Each challenge is good once: a body
+-- from `api-throughput prepare`) once, to /v1/login. Each challenge is good once: a body
 -- posted again is refused (401) and counted by wrk as a non-2xx answer.
 local threads = 0
 function setup(thread)

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Mobile credential benchmarks for docs/benchmarks.md:
 #  1. credentials issued and presentations verified per second, in one process on one
-#     thread (credentials/examples/throughput.rs), beside `openssl speed ecdsap256` (the
+#     thread (credentials/examples/credential-throughput.rs), beside `openssl speed ecdsap256` (the
 #     one-process signing limit of the same key type) in the same run;
 #  2. a 1,000,000-entry status list with 1% revoked, served by gpki-ocsp from a real
 #     store: the token sizes, the first fetch (read from the store and signed), and
 #     fetches from memory under load (wrk, keep-alive).
 #
 #   apt-get install wrk
-#   cargo build --release -p gpki -p gpki-ocsp -p gpki-credentials --example throughput
+#   cargo build --release -p gpki -p gpki-ocsp -p gpki-credentials --example credential-throughput
 #   benches/credentials.sh [SECONDS]
 set -euo pipefail
 SECS=${1:-5}
@@ -19,7 +19,7 @@ W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 
 echo "== in process, ${SECS}s each"
-"$ROOT/target/release/examples/throughput" "$SECS"
+"$ROOT/target/release/examples/credential-throughput" "$SECS"
 openssl speed -seconds "$SECS" ecdsap256 2>/dev/null | tail -1
 
 echo "== status list of 1,000,000 entries, 1% revoked, served by gpki-ocsp"

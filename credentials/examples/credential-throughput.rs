@@ -2,7 +2,7 @@
 //! thread, and the size of a 1,000,000-entry status list with 1% revoked: the
 //! figures of docs/benchmarks.md, beside `openssl speed ecdsap256` (benches/credentials.sh).
 //!
-//!   cargo run --release -p gpki-credentials --example throughput [SECONDS]
+//!   cargo run --release -p gpki-credentials --example credential-throughput [SECONDS]
 //!
 //! The signer is a P-256 key with a credential-signer certificate under a P-256 CA,
 //! made here with OpenSSL. Verification runs every check of `verify::verify` with
@@ -122,11 +122,15 @@ fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn main() {
-    let secs: f64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("seconds"))
-        .unwrap_or(5.0);
+/// The CA, the credential signer and the status-list signer under it.
+struct Issuers {
+    ca: X509,
+    signer: IssuerKey,
+    list_signer: IssuerKey,
+}
+
+/// A P-256 credential CA with a credential signer and a status-list signer under it.
+fn issuers() -> Issuers {
     let ca_key = SoftwareKey::generate(KeyType::EcP256).unwrap();
     let ca = certificate(&ca_key, "Bench Credential CA", None, None);
     let signer_key = SoftwareKey::generate(KeyType::EcP256).unwrap();
@@ -158,53 +162,172 @@ fn main() {
         "status-list signer",
     )
     .unwrap();
+    Issuers {
+        ca,
+        signer,
+        list_signer,
+    }
+}
+
+/// What one credential is issued with: the ID, its holder, validity and status entry.
+struct Subject {
+    id: OfficialId,
+    holder_pub: PublicKey,
+    holder: HolderKey,
+    validity: Validity,
+    status_ref: StatusRef,
+}
+
+/// The official's ID and a fresh P-256 holder key, valid a year from `now`.
+fn subject(now: i64) -> Subject {
     let holder_key = SoftwareKey::generate(KeyType::EcP256).unwrap();
     let holder_pub = PublicKey::from_spki(holder_key.public_key_der()).unwrap();
     let holder = HolderKey::new(Arc::new(holder_key)).unwrap();
-    let id = OfficialId::from_json(ATTRS.as_bytes(), None).unwrap();
-    let now = gpki_pki::time::now();
-    let validity = Validity {
-        signed: now,
-        valid_from: now,
-        valid_until: now + 365 * 86_400,
-    };
-    let status_ref = StatusRef {
-        uri: URI.into(),
-        idx: 4242,
-    };
-
-    // Issuance: build, digest and sign one credential.
-    let mdoc_rate = rate(secs, || {
-        mdoc::issue(&id, &holder_pub, &status_ref, validity, &signer).unwrap();
-    });
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("issue") {
-        println!("issue mdoc {mdoc_rate:.0}/s");
-        return;
+    Subject {
+        id: OfficialId::from_json(ATTRS.as_bytes(), None).unwrap(),
+        holder_pub,
+        holder,
+        validity: Validity {
+            signed: now,
+            valid_from: now,
+            valid_until: now + 365 * 86_400,
+        },
+        status_ref: StatusRef {
+            uri: URI.into(),
+            idx: 4242,
+        },
     }
-    let sdjwt_rate = rate(secs, || {
-        sdjwt::issue(
-            &id,
-            &holder_pub,
-            &status_ref,
-            validity,
-            "https://id.gpki.go.kr",
-            &signer,
-        )
-        .unwrap();
-    });
+}
 
-    // The status list: 1,000,000 entries, 1% revoked at random.
+/// Issues an mdoc of `s` by `signer`.
+fn issue_mdoc(s: &Subject, signer: &IssuerKey) -> Vec<u8> {
+    mdoc::issue(&s.id, &s.holder_pub, &s.status_ref, s.validity, signer).unwrap()
+}
+
+/// Issues an SD-JWT VC of `s` by `signer`.
+fn issue_sd_jwt(s: &Subject, signer: &IssuerKey) -> String {
+    sdjwt::issue(
+        &s.id,
+        &s.holder_pub,
+        &s.status_ref,
+        s.validity,
+        "https://id.gpki.go.kr",
+        signer,
+    )
+    .unwrap()
+}
+
+/// A 1,000,000-entry list with 1% revoked at random (never the subject's entry), and
+/// how many it revoked.
+fn revoked_list(keep: u64) -> (StatusList, u32) {
     let mut list = StatusList::new(1_000_000, 1).unwrap();
     let mut revoked = 0;
     while revoked < 10_000 {
         let mut b = [0u8; 4];
         openssl::rand::rand_bytes(&mut b).unwrap();
         let i = u64::from(u32::from_le_bytes(b)) % 1_000_000;
-        if i != status_ref.idx && list.get(i) == Some(0) {
+        if i != keep && list.get(i) == Some(0) {
             list.set(i, status::INVALID).unwrap();
             revoked += 1;
         }
     }
+    (list, revoked)
+}
+
+/// The list's tokens, JWT and CWT, as a warm verifier holds them.
+fn warm(list: &StatusList, at: Issued, list_signer: &IssuerKey) -> Warm {
+    Warm {
+        jwt: status::jwt(list, URI, at, list_signer)
+            .unwrap()
+            .into_bytes(),
+        cwt: status::cwt(list, URI, at, list_signer).unwrap(),
+    }
+}
+
+/// Presentations of three attributes of each format, for `policy`'s verifier and nonce.
+fn presentations(s: &Subject, signer: &IssuerKey, policy: &Policy) -> (Vec<u8>, String) {
+    let disclose: Vec<String> = ["name", "institution", "position"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mdoc_vp = mdoc::present(
+        &issue_mdoc(s, signer),
+        &disclose,
+        &s.holder,
+        policy.verifier,
+        policy.nonce,
+    )
+    .unwrap();
+    let sd_vp = sdjwt::present(
+        &issue_sd_jwt(s, signer),
+        &disclose,
+        &s.holder,
+        policy.verifier,
+        policy.nonce,
+        policy.now,
+    )
+    .unwrap();
+    (mdoc_vp, sd_vp)
+}
+
+/// Verifications per second of each presentation against the tokens `online` holds.
+fn verify_rates(
+    secs: f64,
+    mdoc_vp: &[u8],
+    sd_vp: &str,
+    policy: &Policy,
+    online: &Warm,
+) -> (f64, f64) {
+    let mdoc = rate(secs, || {
+        verify::verify(mdoc_vp, policy, online).unwrap();
+    });
+    let sd = rate(secs, || {
+        verify::verify(sd_vp.as_bytes(), policy, online).unwrap();
+    });
+    (mdoc, sd)
+}
+
+/// One P-256 signature and verification per second in this process, for the ratio's
+/// other side.
+fn raw_ecdsa_rates(secs: f64) -> (f64, f64) {
+    let ec = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let digest = openssl::sha::sha256(b"x");
+    let sign = rate(secs, || {
+        openssl::ecdsa::EcdsaSig::sign(&digest, &ec).unwrap();
+    });
+    let sig = openssl::ecdsa::EcdsaSig::sign(&digest, &ec).unwrap();
+    let verify = rate(secs, || {
+        assert!(sig.verify(&digest, &ec).unwrap());
+    });
+    (sign, verify)
+}
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("seconds"))
+        .unwrap_or(5.0);
+    let issuers = issuers();
+    let now = gpki_pki::time::now();
+    let subject = subject(now);
+
+    // Issuance: build, digest and sign one credential.
+    let mdoc_rate = rate(secs, || {
+        issue_mdoc(&subject, &issuers.signer);
+    });
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("issue") {
+        println!("issue mdoc {mdoc_rate:.0}/s");
+        return;
+    }
+    let sdjwt_rate = rate(secs, || {
+        issue_sd_jwt(&subject, &issuers.signer);
+    });
+
+    // The status list: 1,000,000 entries, 1% revoked at random.
+    let (list, revoked) = revoked_list(subject.status_ref.idx);
     let at = Issued {
         iat: now,
         exp: now + 86_400,
@@ -214,12 +337,11 @@ fn main() {
     let compressed = list.compressed().len();
     let compress_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
-    let jwt = status::jwt(&list, URI, at, &list_signer).unwrap();
-    let cwt = status::cwt(&list, URI, at, &list_signer).unwrap();
+    let tokens = warm(&list, at, &issuers.list_signer);
     let sign_both_ms = started.elapsed().as_secs_f64() * 1e3;
 
     // Verification of presentations of three attributes.
-    let anchors = [ca.clone()];
+    let anchors = [issuers.ca.clone()];
     let policy = Policy {
         anchors: &anchors,
         verifier: "https://gate.mois.go.kr",
@@ -229,79 +351,19 @@ fn main() {
         max_presentation_age: 300,
         offline_status: false,
     };
-    let warm = Warm {
-        jwt: jwt.clone().into_bytes(),
-        cwt: cwt.clone(),
-    };
-    let disclose: Vec<String> = ["name", "institution", "position"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let issued_mdoc = mdoc::issue(&id, &holder_pub, &status_ref, validity, &signer).unwrap();
-    let mdoc_vp = mdoc::present(
-        &issued_mdoc,
-        &disclose,
-        &holder,
-        policy.verifier,
-        policy.nonce,
-    )
-    .unwrap();
-    let issued_sd = sdjwt::issue(
-        &id,
-        &holder_pub,
-        &status_ref,
-        validity,
-        "https://id.gpki.go.kr",
-        &signer,
-    )
-    .unwrap();
-    let sd_vp = sdjwt::present(
-        &issued_sd,
-        &disclose,
-        &holder,
-        policy.verifier,
-        policy.nonce,
-        now,
-    )
-    .unwrap();
+    let (mdoc_vp, sd_vp) = presentations(&subject, &issuers.signer, &policy);
     for vp in [&mdoc_vp, sd_vp.as_bytes()] {
-        verify::verify(vp, &policy, &warm).expect("a good presentation");
+        verify::verify(vp, &policy, &tokens).expect("a good presentation");
     }
-    let verify_mdoc = rate(secs, || {
-        verify::verify(&mdoc_vp, &policy, &warm).unwrap();
-    });
-    let verify_sd = rate(secs, || {
-        verify::verify(sd_vp.as_bytes(), &policy, &warm).unwrap();
-    });
+    let (verify_mdoc, verify_sd) = verify_rates(secs, &mdoc_vp, &sd_vp, &policy, &tokens);
     // The same with an 8,192-entry list: what the 1,000,000-entry list's token costs
     // each verification (its inflation and parsing; its signature and chain remain).
     let mut small = StatusList::new(8192, 1).unwrap();
     small.set(0, status::INVALID).unwrap();
-    let small_warm = Warm {
-        jwt: status::jwt(&small, URI, at, &list_signer)
-            .unwrap()
-            .into_bytes(),
-        cwt: status::cwt(&small, URI, at, &list_signer).unwrap(),
-    };
-    let verify_mdoc_small = rate(secs, || {
-        verify::verify(&mdoc_vp, &policy, &small_warm).unwrap();
-    });
-    let verify_sd_small = rate(secs, || {
-        verify::verify(sd_vp.as_bytes(), &policy, &small_warm).unwrap();
-    });
-    // One signature with the same key type, in this process, for the ratio's other side.
-    let ec = openssl::ec::EcKey::generate(
-        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
-    )
-    .unwrap();
-    let digest = openssl::sha::sha256(b"x");
-    let raw_sign = rate(secs, || {
-        openssl::ecdsa::EcdsaSig::sign(&digest, &ec).unwrap();
-    });
-    let sig = openssl::ecdsa::EcdsaSig::sign(&digest, &ec).unwrap();
-    let raw_verify = rate(secs, || {
-        assert!(sig.verify(&digest, &ec).unwrap());
-    });
+    let small_warm = warm(&small, at, &issuers.list_signer);
+    let (verify_mdoc_small, verify_sd_small) =
+        verify_rates(secs, &mdoc_vp, &sd_vp, &policy, &small_warm);
+    let (raw_sign, raw_verify) = raw_ecdsa_rates(secs);
 
     println!(
         "{}",
@@ -317,7 +379,7 @@ fn main() {
             "presentation_bytes": { "mdoc": mdoc_vp.len(), "sd_jwt": sd_vp.len() },
             "status_list": {
                 "entries": 1_000_000, "revoked": revoked,
-                "lst_bytes": compressed, "jwt_bytes": jwt.len(), "cwt_bytes": cwt.len(),
+                "lst_bytes": compressed, "jwt_bytes": tokens.jwt.len(), "cwt_bytes": tokens.cwt.len(),
                 "compress_ms": (compress_ms * 10.0).round() / 10.0,
                 "sign_jwt_and_cwt_ms": (sign_both_ms * 10.0).round() / 10.0,
             },

@@ -1,7 +1,7 @@
 //! The standard API's figures for docs/benchmarks.md (benches/api.sh runs it
 //! beside `openssl speed` and `openssl cms`):
 //!
-//!   throughput inproc DATA_DIR SECONDS
+//!   api-throughput inproc DATA_DIR SECONDS
 //!     logins verified per second in one process on one thread, against the
 //!     hierarchy `gpki dev up` made in DATA_DIR and its running OCSP responder:
 //!     each login opens a challenge, finds the path (kept since the first login),
@@ -12,7 +12,7 @@
 //!     verify (down to the signer's status, warm), encrypt and decrypt of 1 KiB
 //!     and 1 MiB, beside SHA-256 and AES-256-CBC of the same 1 MiB in process.
 //!
-//!   throughput prepare DATA_DIR API_URL N PREFIX THREADS
+//!   api-throughput prepare DATA_DIR API_URL N PREFIX THREADS
 //!     N login bodies for wrk (benches/api_login.lua): challenges fetched from the
 //!     running gpki-api at API_URL, signed here, written THREADS files
 //!     PREFIX.0 … one JSON body a line.
@@ -105,7 +105,7 @@ fn main() {
             inproc(&runtime, dir, secs, &key, &cert);
         }
         _ => panic!(
-            "usage: throughput inproc DATA_DIR SECONDS | prepare DATA_DIR URL N PREFIX THREADS"
+            "usage: api-throughput inproc DATA_DIR SECONDS | prepare DATA_DIR URL N PREFIX THREADS"
         ),
     }
 }
@@ -127,6 +127,35 @@ fn inproc(
         )
         .unwrap(),
     );
+    login_rates(runtime, &verifier, secs, key, cert);
+    path_and_signature_rates(&anchors, &mois, secs, key, cert);
+    let cms = Cms {
+        runtime,
+        verifier: &verifier,
+        key,
+        cert,
+        km_cert: cert_der(&certs.join("official-km.crt.pem")),
+        km_key: SoftwareKey::read_encrypted(
+            &certs.join("official-km.key.pem"),
+            &Passphrase::from_file(&dir.join("dev-signer-passphrase")).unwrap(),
+        )
+        .unwrap(),
+        chain: vec![gpki_pki::pem::decode(&mois, "CERTIFICATE").unwrap()],
+    };
+    for size in [1024usize, 1 << 20] {
+        cms.rates(size, secs);
+    }
+}
+
+/// Logins verified per second with the path and statuses warm, after the first
+/// login (which fetches them) timed alone.
+fn login_rates(
+    runtime: &tokio::runtime::Runtime,
+    verifier: &Arc<Verifier>,
+    secs: f64,
+    key: &SoftwareKey,
+    cert: &[u8],
+) {
     let login = Login::new(verifier.clone(), "https://bench.go.kr/", 3600).unwrap();
 
     // Challenges signed beforehand: about 1.5 times what the measured rate allows.
@@ -163,11 +192,21 @@ fn inproc(
     }
     let logins = n as f64 / start.elapsed().as_secs_f64();
     println!("login verified (warm path and status): {logins:.0}/s ({n} logins)");
+}
 
+/// Paths built from nothing per second, and signatures verified with the key
+/// decoded each time.
+fn path_and_signature_rates(
+    anchors: &[u8],
+    mois: &[u8],
+    secs: f64,
+    key: &SoftwareKey,
+    cert: &[u8],
+) {
     // The path of a certificate seen for the first time: a Trust of its own each
     // time, so nothing is kept.
     let path_cold = rate(secs / 2.0, || {
-        let t = Trust::from_pem(&anchors, &mois).unwrap();
+        let t = Trust::from_pem(anchors, mois).unwrap();
         t.path(cert, &[]).unwrap();
     });
     println!("path built from nothing: {path_cold:.0}/s");
@@ -178,20 +217,33 @@ fn inproc(
         assert!(gpki_pki::signer::verify(&spki, key.algorithm(), message, &sig).unwrap());
     });
     println!("gpki_pki::signer::verify, the key decoded from DER each call: {verify:.0}/s");
+}
 
-    // CMS.
-    let km_cert = cert_der(&certs.join("official-km.crt.pem"));
-    let pass = Passphrase::from_file(&dir.join("dev-signer-passphrase")).unwrap();
-    let km_key = SoftwareKey::read_encrypted(&certs.join("official-km.key.pem"), &pass).unwrap();
-    let chain = vec![gpki_pki::pem::decode(&mois, "CERTIFICATE").unwrap()];
-    for size in [1024usize, 1 << 20] {
+/// What the CMS measurements use: the official's signing and km keys, the CA's
+/// certificate as the chain, and the warm verifier.
+struct Cms<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    verifier: &'a Verifier,
+    key: &'a SoftwareKey,
+    cert: &'a [u8],
+    km_cert: Vec<u8>,
+    km_key: SoftwareKey,
+    chain: Vec<Vec<u8>>,
+}
+
+impl Cms<'_> {
+    /// CMS sign, verify, encrypt and decrypt of a random document of `size` octets
+    /// per second, and the SHA-256 and AES-256-CBC of it in process.
+    fn rates(&self, size: usize, secs: f64) {
+        let (runtime, verifier, key, cert) = (self.runtime, self.verifier, self.key, self.cert);
+        let (km_cert, km_key) = (&self.km_cert, &self.km_key);
         let mut doc = vec![0u8; size];
         openssl::rand::rand_bytes(&mut doc).unwrap();
         let label = if size == 1024 { "1 KiB" } else { "1 MiB" };
         let opts = SignOptions {
             detached: false,
             signing_time: gpki_pki::time::now(),
-            chain: chain.clone(),
+            chain: self.chain.clone(),
         };
         let sign = rate(secs / 2.0, || {
             let s = signed::sign(&doc, key, cert, &opts).unwrap();
@@ -208,35 +260,40 @@ fn inproc(
         let check = rate(secs / 2.0, || {
             signed::check(&der, None, &[]).unwrap();
         });
-        let recipients = [gpki_api::envelope::Recipient::Certificate(&km_cert)];
+        let recipients = [gpki_api::envelope::Recipient::Certificate(km_cert)];
         let encrypt = rate(secs / 2.0, || {
             std::hint::black_box(gpki_api::envelope::seal(&doc, &recipients).unwrap());
         });
         let sealed = gpki_api::envelope::seal(&doc, &recipients).unwrap();
         let decrypt = rate(secs / 2.0, || {
             std::hint::black_box(
-                gpki_api::envelope::open_document(&sealed, km_key.pkey(), Some(&km_cert)).unwrap(),
+                gpki_api::envelope::open_document(&sealed, km_key.pkey(), Some(km_cert)).unwrap(),
             );
         });
         println!(
             "CMS {label}: sign {sign:.0}/s, verify (signer's path and status, warm) {verify:.0}/s, \
              signatures only {check:.0}/s, encrypt {encrypt:.0}/s, decrypt {decrypt:.0}/s"
         );
-        let sha = rate(secs / 2.0, || {
-            std::hint::black_box(openssl::sha::sha256(&doc));
-        });
-        let cek = [7u8; 32];
-        let iv = [9u8; 16];
-        let cipher = openssl::symm::Cipher::aes_256_cbc();
-        let enc = openssl::symm::encrypt(cipher, &cek, Some(&iv), &doc).unwrap();
-        let aes_enc = rate(secs / 2.0, || {
-            std::hint::black_box(openssl::symm::encrypt(cipher, &cek, Some(&iv), &doc).unwrap());
-        });
-        let aes_dec = rate(secs / 2.0, || {
-            std::hint::black_box(openssl::symm::decrypt(cipher, &cek, Some(&iv), &enc).unwrap());
-        });
-        println!(
-            "  {label} in process: SHA-256 {sha:.0}/s, AES-256-CBC encrypt {aes_enc:.0}/s, decrypt {aes_dec:.0}/s"
-        );
+        in_process_rates(label, &doc, secs);
     }
+}
+
+/// SHA-256 and AES-256-CBC of `doc` per second in process, beside CMS's figures.
+fn in_process_rates(label: &str, doc: &[u8], secs: f64) {
+    let sha = rate(secs / 2.0, || {
+        std::hint::black_box(openssl::sha::sha256(doc));
+    });
+    let cek = [7u8; 32];
+    let iv = [9u8; 16];
+    let cipher = openssl::symm::Cipher::aes_256_cbc();
+    let enc = openssl::symm::encrypt(cipher, &cek, Some(&iv), doc).unwrap();
+    let aes_enc = rate(secs / 2.0, || {
+        std::hint::black_box(openssl::symm::encrypt(cipher, &cek, Some(&iv), doc).unwrap());
+    });
+    let aes_dec = rate(secs / 2.0, || {
+        std::hint::black_box(openssl::symm::decrypt(cipher, &cek, Some(&iv), &enc).unwrap());
+    });
+    println!(
+        "  {label} in process: SHA-256 {sha:.0}/s, AES-256-CBC encrypt {aes_enc:.0}/s, decrypt {aes_dec:.0}/s"
+    );
 }
