@@ -230,7 +230,7 @@ fn check_signer(
     })
 }
 
-/// The signed attributes as they were signed: their own encoding, [0] read as the
+/// The signed attributes as they were signed: their own encoding, `[0]` read as the
 /// SET it stands for (RFC 5652 §5.4). Attributes and values, signed and unsigned,
 /// are counted first, before `der` decodes (and sorts) them.
 fn counted_signed_attributes(raw: &[u8]) -> Result<Option<Vec<u8>>> {

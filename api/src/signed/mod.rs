@@ -21,6 +21,8 @@
 //!
 //! Here the algorithms, bounds and what a check establishes; `sign` writes
 //! SignedData, `check` reads and checks it.
+//!
+//! [`Signer`]: gpki_pki::Signer
 
 mod check;
 mod sign;

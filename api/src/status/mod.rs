@@ -138,6 +138,8 @@ pub async fn read_limited(
     Ok(body)
 }
 
+/// A revocation reason code's name (RFC 5280 §5.3.1); `unspecified` for a code
+/// without one.
 fn reason_name(code: i64) -> String {
     RevocationReason::from_code(code)
         .map(|r| r.as_str().to_string())
@@ -296,6 +298,7 @@ impl StatusChecker {
     }
 }
 
+/// Whether the certificate is a CA's (basicConstraints cA).
 fn is_ca(c: &Certificate) -> bool {
     gpki_pki::cert::find_extension::<x509_cert::ext::pkix::BasicConstraints>(
         &c.tbs_certificate,

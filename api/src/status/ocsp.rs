@@ -21,6 +21,7 @@ use super::{read_limited, reason_name, Answer, Source, StatusChecker, UNKNOWN};
 /// The largest OCSP response read.
 const MAX_OCSP_RESPONSE: usize = 64 * 1024;
 
+/// An OpenSSL error as the text of a refusal.
 fn ossl(e: openssl::error::ErrorStack) -> String {
     e.to_string()
 }
