@@ -36,24 +36,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gpki_service::init_logging();
-    let result = match cli.command {
-        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-            .block_on(async {
-                let mut c = gpki_api::server::Config::load(&config)?;
-                if let Some(l) = listen {
-                    c.service.listen = l;
-                }
-                gpki_api::server::serve(c).await
-            }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpki-api: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let Command::Serve { config, listen } = cli.command;
+    let result = gpki_service::block_on(async {
+        let mut c = gpki_api::server::Config::load(&config)?;
+        c.service.override_listen(listen);
+        gpki_api::server::serve(c).await
+    });
+    gpki_service::exit_with("gpki-api", result)
 }

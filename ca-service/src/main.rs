@@ -37,22 +37,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     gpki_service::init_logging();
     let Command::Serve { config, listen } = cli.command;
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(async {
-            let mut c = gpki_ca_service::Config::load(&config)?;
-            if let Some(l) = listen {
-                c.service.listen = l;
-            }
-            gpki_ca_service::serve(c).await
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpki-ca: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = gpki_service::block_on(async {
+        let mut c = gpki_ca_service::Config::load(&config)?;
+        c.service.override_listen(listen);
+        gpki_ca_service::serve(c).await
+    });
+    gpki_service::exit_with("gpki-ca", result)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gpki_pki::{Error, ErrorKind};
 use gpki_service::api::{error_reply, json_reply};
 use gpki_service::mtls::{caller, peer_key};
-use gpki_service::{plain, Body};
+use gpki_service::Body;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -73,21 +73,13 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Bo
     let route = Route::of(req.method(), req.uri().path());
     let reply = match route {
         Route::Healthz | Route::Metrics => {
-            match gpki_service::mtls::health_refusal(&state.store, &req).await {
-                Some(refused) => {
-                    state.metrics.refused("unauthenticated");
-                    error_reply(&refused)
-                }
-                None if route == Route::Healthz => healthz(state).await,
-                None => {
-                    let mut r = plain(StatusCode::OK, &state.metrics.render());
-                    r.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                    );
-                    r
-                }
-            }
+            gpki_service::mtls::health_or_metrics(
+                &state.store,
+                &state.metrics,
+                &req,
+                route == Route::Metrics,
+            )
+            .await
         }
         Route::Other => error_reply(&Error::not_found(format!(
             "no route {} {}",
@@ -100,17 +92,6 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Bo
         .metrics
         .observe(route.label(), reply.status().as_u16(), started);
     reply
-}
-
-pub(crate) async fn healthz(state: &State) -> Response<Body> {
-    match gpki_store::ping(&state.store).await {
-        // Never the store's URL (its user, host, database or password).
-        Ok(()) => json_reply(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        Err(e) => json_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({ "status": "unavailable", "detail": e.detail }),
-        ),
-    }
 }
 
 /// An authenticated API call: who is calling, the body, then the route.
@@ -176,8 +157,8 @@ pub(crate) async fn api(
         Ok(r) => r,
         Err(e) => {
             // Every refusal of an identified client, of every kind, is audited.
-            if let Some(label) = gpki_service::mtls::refusal(&e) {
-                state.metrics.refused(label);
+            if let Some(kind) = gpki_service::mtls::refusal(&e) {
+                state.metrics.refused(kind);
                 state
                     .refusals
                     .record(&format!("client:{}", who.label()), label, &e)

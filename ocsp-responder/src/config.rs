@@ -127,6 +127,7 @@ impl Config {
 
     /// Checks the values make sense together.
     pub fn check(&self) -> Result<()> {
+        self.service.http.check()?;
         if let Some(l) = &self.status_lists {
             l.check()?;
         }

@@ -48,17 +48,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gpki_service::init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let result = runtime.block_on(async {
+    let result = gpki_service::block_on(async {
         match cli.command {
             Command::Serve { config, listen } => {
                 let mut c = gpki_ocsp::Config::load(&config)?;
-                if let Some(l) = listen {
-                    c.service.listen = l;
-                }
+                c.service.override_listen(listen);
                 gpki_ocsp::serve(c).await
             }
             Command::Export { config, out } => {
@@ -86,11 +80,5 @@ fn main() -> ExitCode {
             }),
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpki-ocsp: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gpki_service::exit_with("gpki-ocsp", result)
 }

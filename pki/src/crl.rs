@@ -220,15 +220,33 @@ pub fn encode_entry(e: &CrlEntry) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A tbsCertList as [`build_tbs`] encodes it: the only bytes [`sign`] takes, so
+/// no other structure (a tbsCertificate no lint saw) is signed as a CRL.
+///
+/// ```compile_fail
+/// fn sign_raw(key: &dyn gpki_pki::signer::Signer, tbs: &[u8]) {
+///     let _ = gpki_pki::crl::sign(key, tbs); // expects &TbsCertList: does not build
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TbsCertList(Vec<u8>);
+
+impl TbsCertList {
+    /// Its DER.
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Signs a tbsCertList from [`build_tbs`]: the CRL's DER.
-pub fn sign(key: &dyn crate::signer::Signer, tbs: &[u8]) -> Result<Vec<u8>> {
-    let signature = key.sign(tbs)?;
-    crate::signed::assemble(tbs, key.algorithm(), &signature)
+pub fn sign(key: &dyn crate::signer::Signer, tbs: &TbsCertList) -> Result<Vec<u8>> {
+    let signature = key.sign(&tbs.0)?;
+    crate::signed::assemble(&tbs.0, key.algorithm(), &signature)
 }
 
 /// Encodes the tbsCertList around `entries`, the concatenated DER of `count` entries
 /// from [`encode_entry`].
-pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec<u8>> {
+pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<TbsCertList> {
     let mut head = Vec::with_capacity(512);
     // version v2 (RFC 5280 §5.1.2.1: required, as extensions are present)
     head.extend_from_slice(&[0x02, 0x01, 0x01]);
@@ -253,7 +271,7 @@ pub fn build_tbs(header: &CrlHeader, entries: &[u8], count: usize) -> Result<Vec
     }
     tbs.extend_from_slice(&exts);
     debug_assert_eq!(tbs.len(), tbs.capacity());
-    Ok(tbs)
+    Ok(TbsCertList(tbs))
 }
 
 /// `[0] EXPLICIT Extensions` of a CRL: AKI, CRL number, delta indicator, IDP.
@@ -357,7 +375,7 @@ mod tests {
             .flat_map(|e| encode_entry(e).unwrap())
             .collect();
         let tbs = build_tbs(&header, &list, entries.len()).unwrap();
-        let crl = crate::signed::assemble(&tbs, header.algorithm, &[0xAB; 70]).unwrap();
+        let crl = crate::signed::assemble(tbs.der(), header.algorithm, &[0xAB; 70]).unwrap();
         let parsed = CertificateList::from_der(&crl).unwrap();
         let revoked = parsed.tbs_cert_list.revoked_certificates.unwrap();
         assert_eq!(revoked.len(), 299);

@@ -43,7 +43,7 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
 /// SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING signature }, in one allocation
 /// (a CRL's tbs can be tens of megabytes). Crate-private: a certificate is signed
 /// only through `cert::sign` (a [`Linted`](crate::cert::Linted)), a CRL through
-/// `crl::sign`.
+/// `crl::sign` (a `TbsCertList`).
 pub(crate) fn assemble(
     tbs_der: &[u8],
     algorithm: SignatureAlgorithm,

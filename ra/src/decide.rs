@@ -49,11 +49,16 @@ pub(crate) enum Decision {
 }
 
 impl Decision {
-    /// What it waits for; nothing when it is decided or refused.
-    pub(crate) fn waits(&self) -> &[Wait] {
+    /// What it waits for: nothing when one operator decides it alone; a
+    /// renewal before its window is refused, never read as waiting for nothing.
+    pub(crate) fn waits(&self) -> Result<&[Wait]> {
         match self {
-            Decision::Waits(w) => w,
-            _ => &[],
+            Decision::Waits(w) => Ok(w),
+            Decision::Alone => Ok(&[]),
+            Decision::TooEarly { opens } => Err(gpki_pki::Error::policy(format!(
+                "a renewal before its window, which opens at {}",
+                gpki_pki::time::rfc3339(*opens)
+            ))),
         }
     }
 }

@@ -255,22 +255,35 @@ pub(crate) async fn forward_revocation(
         )
         .await;
     // Revoking what is revoked already is a conflict at the CA; for the RA the
-    // request is done, and answered with the certificate as it stands.
+    // request is done, answered with the certificate as it stands, once the
+    // store shows it revoked: the CA's word alone records no revocation.
     let answer = match answer {
         Err(e) if matches!(e.reason(), Some(gpki_pki::Reason::AlreadyRevoked { .. })) => {
             let c = state
                 .store
                 .certificate_by_id(r.target_cert_id.unwrap_or_default())
                 .await?;
-            let ca = state.store.authority(c.issuer_id).await?;
-            Ok(CertificateReply {
-                certificate: None,
-                ..CertificateReply::of(&ca.name, &c).replayed()
-            })
+            if revoked_as_told(&e, &c, serial) {
+                let ca = state.store.authority(c.issuer_id).await?;
+                Ok(CertificateReply {
+                    certificate: None,
+                    ..CertificateReply::of(&ca.name, &c).replayed()
+                })
+            } else {
+                Err(e)
+            }
         }
         other => other,
     };
     settle(state, op, r, answer).await
+}
+
+/// Whether the CA's "already revoked" `e` is borne out by the store: it names
+/// the serial asked for, and that certificate's row is revoked.
+fn revoked_as_told(e: &Error, c: &gpki_store::CertificateRecord, serial: &str) -> bool {
+    matches!(e.reason(), Some(gpki_pki::Reason::AlreadyRevoked { serial: s }) if s == serial)
+        && c.serial == serial
+        && c.status == gpki_store::CertStatus::Revoked
 }
 
 pub(crate) async fn forward_renewal(
@@ -299,4 +312,79 @@ pub(crate) async fn forward_renewal(
         )
         .await;
     settle(state, op, r, answer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpki_store::{CertStatus, CertificateRecord};
+
+    fn record(serial: &str, status: CertStatus) -> CertificateRecord {
+        CertificateRecord {
+            id: 1,
+            issuer_id: 1,
+            serial: serial.into(),
+            subject: "CN=x".into(),
+            profile: "official-sign".into(),
+            status,
+            not_before: 0,
+            not_after: 1,
+            revoked_at: None,
+            reason: None,
+            invalidity_date: None,
+            spki_sha256: String::new(),
+            der: None,
+            renewed_from: None,
+            request_key: None,
+            tbs: Vec::new(),
+            revocation_seq: None,
+            created_at: 0,
+        }
+    }
+
+    /// The CA saying "already revoked" is believed only when the store agrees:
+    /// the serial asked for, revoked in its row. A CA answering so for a
+    /// certificate in force, or for another serial, fails the request.
+    #[test]
+    fn already_revoked_is_taken_only_when_the_store_shows_it() {
+        let told = |s: &str| {
+            Error::conflict("already revoked")
+                .because(gpki_pki::Reason::AlreadyRevoked { serial: s.into() })
+        };
+        assert!(revoked_as_told(
+            &told("0a"),
+            &record("0a", CertStatus::Revoked),
+            "0a"
+        ));
+        assert!(!revoked_as_told(
+            &told("0a"),
+            &record("0a", CertStatus::Issued),
+            "0a"
+        ));
+        assert!(!revoked_as_told(
+            &told("0a"),
+            &record("0a", CertStatus::Hold),
+            "0a"
+        ));
+        assert!(!revoked_as_told(
+            &told("0b"),
+            &record("0a", CertStatus::Revoked),
+            "0a"
+        ));
+        assert!(!revoked_as_told(
+            &told("0a"),
+            &record("0b", CertStatus::Revoked),
+            "0a"
+        ));
+        let other = Error::conflict("certificate 0a was never signed (abandoned)").because(
+            gpki_pki::Reason::Abandoned {
+                serial: "0a".into(),
+            },
+        );
+        assert!(!revoked_as_told(
+            &other,
+            &record("0a", CertStatus::Revoked),
+            "0a"
+        ));
+    }
 }

@@ -92,7 +92,7 @@ pub(crate) async fn enrol(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let recorded = Recorded::of(&r, created);
     let s = if r.status == "submitted"
         && !decide(&op.ra, &state.profiles, &Ask::of(&r), gpki_pki::time::now())?
-            .waits()
+            .waits()?
             .is_empty()
     {
         // A second administrator approves it (POST /v1/requests/{id}/approve),

@@ -109,7 +109,7 @@ pub(crate) async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let recorded = Recorded::of(&r, created);
     let s = if r.status == "submitted"
         && !decide(&op.ra, &state.profiles, &Ask::of(&r), gpki_pki::time::now())?
-            .waits()
+            .waits()?
             .is_empty()
     {
         // A second operator approves it, or the identity verification is

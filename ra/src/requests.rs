@@ -143,7 +143,7 @@ pub(crate) async fn reply(state: &State, s: &Settled, replayed: bool) -> Result<
             &Ask::of(r),
             gpki_pki::time::now(),
         )?
-        .waits()
+        .waits()?
         .to_vec()
     } else {
         Vec::new()
@@ -314,7 +314,7 @@ pub(crate) async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
         "submitted" => {
             let profile = r.profile.clone().unwrap_or_default();
             let decision = decide(&op.ra, &state.profiles, &Ask::of(&r), gpki_pki::time::now())?;
-            let waits = decision.waits();
+            let waits = decision.waits()?;
             let what = if r.km_transport.is_some() {
                 format!(
                     "{profile} with its {} pair",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use gpki_pki::Error;
 use gpki_service::api::{error_reply, json_reply};
 use gpki_service::mtls::peer_key;
-use gpki_service::{plain, Body};
+use gpki_service::Body;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
@@ -154,20 +154,13 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Bo
     let route = Route::of(req.method(), req.uri().path());
     let reply = match route {
         Route::Healthz | Route::Metrics => {
-            match gpki_service::mtls::health_refusal(&state.store, &req).await {
-                Some(refused) => {
-                    state.metrics.refused("unauthenticated");
-                    error_reply(&refused)
-                }
-                None if route == Route::Metrics => plain(StatusCode::OK, &state.metrics.render()),
-                None => match gpki_store::ping(&state.store).await {
-                    Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ok" })),
-                    Err(e) => json_reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &json!({ "status": "unavailable", "detail": e.detail }),
-                    ),
-                },
-            }
+            gpki_service::mtls::health_or_metrics(
+                &state.store,
+                &state.metrics,
+                &req,
+                route == Route::Metrics,
+            )
+            .await
         }
         Route::HolderRevoke | Route::HolderCredentialRevoke => {
             holder_revoke(state, route, req).await

@@ -525,6 +525,36 @@ impl Default for ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// Listens on `listen` instead, when the command line names one.
+    pub fn override_listen(&mut self, listen: Option<String>) {
+        if let Some(l) = listen {
+            self.listen = l;
+        }
+    }
+}
+
+/// Runs `work` on a multi-thread Tokio runtime, as every service binary does.
+pub fn block_on(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))?
+        .block_on(work)
+}
+
+/// A service binary's exit: success, or its error printed as `NAME: error` and
+/// status 1.
+pub fn exit_with(name: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A service's defaults for the keys of [`ServiceConfig`].
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceDefaults {

@@ -238,6 +238,40 @@ pub async fn health_refusal(store: &Store, req: &Request<Incoming>) -> Option<Er
     caller(store, req).await.err()
 }
 
+/// The reply to `/healthz` (`metrics` false) or `/metrics` of a mutual-TLS
+/// service: refused unless the caller holds a certificate in force
+/// ([`health_refusal`]); health pings the store and never names it; metrics are
+/// Prometheus' text exposition.
+pub async fn health_or_metrics(
+    store: &Store,
+    api: &ApiMetrics,
+    req: &Request<Incoming>,
+    metrics: bool,
+) -> hyper::Response<crate::Body> {
+    if let Some(refused) = health_refusal(store, req).await {
+        api.refused("unauthenticated");
+        return crate::api::error_reply(&refused);
+    }
+    if metrics {
+        let mut r = crate::plain(hyper::StatusCode::OK, &api.render());
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return r;
+    }
+    match gpki_store::ping(store).await {
+        Ok(()) => crate::api::json_reply(
+            hyper::StatusCode::OK,
+            &serde_json::json!({ "status": "ok" }),
+        ),
+        Err(e) => crate::api::json_reply(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "unavailable", "detail": e.detail }),
+        ),
+    }
+}
+
 /// The caller of a request: the store's row for its certificate, in force now.
 #[derive(Clone)]
 pub struct Caller {

@@ -804,6 +804,18 @@ fn workflow_and_refusals(backend: Backend) {
         out.ends_with("403") && out.contains("outside the scope of RA `A`"),
         "{out}"
     );
+    // The CA's audit record of the refusal names the operation refused.
+    let refused = d.refusal_records();
+    let scope = refused
+        .iter()
+        .find(|e| {
+            e["action"] == "ca.refuse"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("outside the scope of RA `A`"))
+        })
+        .expect("the CA audited the refusal");
+    assert_eq!(scope["target"], "issue", "{scope}");
     // The CA replays, too: the RA's request id at the CA gives the certificate it made.
     let body = serde_json::json!({ "ra": "A", "request_id": format!("req-{id}"), "profile": "official-sign", "subject": subject, "csr": csr_pem, "sans": ["email:gildong.hong@mois.go.kr"] }).to_string();
     let certs = d.certificates();

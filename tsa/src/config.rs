@@ -96,6 +96,7 @@ impl Config {
     }
 
     pub fn check(&self) -> Result<()> {
+        self.service.http.check()?;
         self.policy
             .parse::<const_oid::ObjectIdentifier>()
             .map_err(|e| Error::malformed(format!("policy `{}`: {e}", self.policy)))?;

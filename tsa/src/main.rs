@@ -43,23 +43,11 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string(&s).expect("JSON"));
             Ok(())
         }
-        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-            .block_on(async {
-                let mut c = gpki_tsa::Config::load(&config)?;
-                if let Some(l) = listen {
-                    c.service.listen = l;
-                }
-                gpki_tsa::serve(c).await
-            }),
+        Command::Serve { config, listen } => gpki_service::block_on(async {
+            let mut c = gpki_tsa::Config::load(&config)?;
+            c.service.override_listen(listen);
+            gpki_tsa::serve(c).await
+        }),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gpki-tsa: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gpki_service::exit_with("gpki-tsa", result)
 }

@@ -48,12 +48,32 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Runs every lint that applies and is in effect, and returns all findings.
+/// Runs every lint that applies and is in effect on the certificate's
+/// notBefore, and returns all findings: how a certificate made earlier is judged.
 pub fn lint(tbs: &TbsCertificate, profile: &Profile, issuer: &IssuerContext) -> Vec<Finding> {
+    run(tbs, profile, issuer, Dates::ByNotBefore)
+}
+
+/// Which rules' effective dates count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dates {
+    /// A rule judges certificates valid from its date on.
+    ByNotBefore,
+    /// Every rule judges: a certificate signed now is held to every rule gpki
+    /// knows, whatever notBefore a wrong clock would give it.
+    Ignored,
+}
+
+fn run(
+    tbs: &TbsCertificate,
+    profile: &Profile,
+    issuer: &IssuerContext,
+    dates: Dates,
+) -> Vec<Finding> {
     let cert = Cert::new(tbs, profile, issuer);
     let mut list = Vec::new();
     for &rule in Rule::ALL {
-        if rule.runs_on(&cert) {
+        if rule.runs_on(&cert, dates) {
             let mut out = Findings {
                 rule,
                 list: &mut list,
@@ -64,9 +84,11 @@ pub fn lint(tbs: &TbsCertificate, profile: &Profile, issuer: &IssuerContext) -> 
     list
 }
 
-/// Lints and turns findings into a `LintFailed` error naming each rule.
+/// The issuance gate (`cert::prepare`): every rule that applies, whatever its
+/// effective date (a CA clock set back must not switch rules off), and the
+/// findings as a `LintFailed` error naming each rule.
 pub fn check(tbs: &TbsCertificate, profile: &Profile, issuer: &IssuerContext) -> Result<()> {
-    let findings = lint(tbs, profile, issuer);
+    let findings = run(tbs, profile, issuer, Dates::Ignored);
     if findings.is_empty() {
         return Ok(());
     }
@@ -241,11 +263,13 @@ impl Rule {
         self.facts().effective
     }
 
-    /// Whether [`lint`] runs the rule on `c`: it is in effect on c's notBefore and
-    /// applies to c.
-    fn runs_on(self, c: &Cert<'_>) -> bool {
+    /// Whether the rule runs on `c`: it applies to c and, unless `dates` says
+    /// otherwise, is in effect on c's notBefore.
+    fn runs_on(self, c: &Cert<'_>, dates: Dates) -> bool {
         let facts = self.facts();
-        facts.effective.is_none_or(|from| from <= c.not_before) && (facts.scope.applies)(c)
+        let in_effect =
+            dates == Dates::Ignored || facts.effective.is_none_or(|from| from <= c.not_before);
+        in_effect && (facts.scope.applies)(c)
     }
 }
 
@@ -465,6 +489,12 @@ mod tests {
         assert_eq!(no_san(from - 86_400).rules(), []);
         assert_eq!(no_san(from - 1).rules(), []);
         assert_eq!(no_san(from).rules(), [Rule::CabfSanPresent]);
+        // Issuance is held to every rule: a CA whose clock is set back to before
+        // the date still refuses the certificate.
+        let early = no_san(from - 86_400);
+        let e = check(&early.tbs, &early.profile, &early.issuer).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::LintFailed);
+        assert!(e.detail.contains("cabf.san.present"), "{e}");
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn check_case(case: &Case) {
     let pass = (case.pass)();
     let cert = Cert::new(&pass.tbs, &pass.profile, &pass.issuer);
     assert!(
-        rule.runs_on(&cert),
+        rule.runs_on(&cert, super::Dates::ByNotBefore),
         "{rule}: does not run on its passing case"
     );
     assert_eq!(pass.findings(), [], "{rule}: its passing case has findings");
