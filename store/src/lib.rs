@@ -21,6 +21,7 @@ mod status;
 #[cfg(test)]
 mod test_support;
 mod tsa;
+mod tsa_handle;
 mod writer;
 
 use std::str::FromStr;
@@ -49,6 +50,7 @@ pub use reader::StatusReader;
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 pub use tsa::{TokenLog, TokenRecord};
+pub use tsa_handle::TsaStore;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -19,7 +19,7 @@ use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, Result, Signer, SoftwareKey};
-use gpki_store::{Store, TokenRecord};
+use gpki_store::{TokenRecord, TsaStore};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +34,7 @@ type LogJob = (TokenRecord, oneshot::Sender<Result<()>>);
 /// The TSA's shared state.
 pub struct State {
     pub config: Config,
-    pub store: Store,
+    pub store: TsaStore,
     /// The signing key and certificate; replaced in place when the TSA renews its
     /// certificate through the CA service.
     key: std::sync::RwLock<Arc<TsaKey>>,
@@ -218,7 +218,7 @@ impl State {
 
 /// Writes logged tokens in batches: everything waiting when a write starts goes
 /// into one transaction, and each request hears when its row is durable.
-async fn log_writer(store: Store, mut rx: mpsc::Receiver<LogJob>) {
+async fn log_writer(store: TsaStore, mut rx: mpsc::Receiver<LogJob>) {
     let mut log: Option<gpki_store::TokenLog> = None;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -282,7 +282,7 @@ async fn check_status(state: &State) {
                     .to_string(),
             ));
         };
-        let standing = gpki_store::standing(&state.store, &ca, gpki_pki::time::now()).await?;
+        let standing = state.store.standing(&ca, gpki_pki::time::now()).await?;
         if standing != gpki_store::Standing::Active {
             return Ok(Some(format!(
                 "the TSA certificate's issuer cannot vouch for it: {}",
@@ -333,7 +333,7 @@ async fn check_status(state: &State) {
 
 /// The certificates of the store's CAs from the TSA certificate's issuer up to,
 /// not including, the root; empty when the issuer is not in the store.
-async fn issuer_chain(store: &Store, cert: &x509_cert::Certificate) -> Result<Vec<Vec<u8>>> {
+async fn issuer_chain(store: &TsaStore, cert: &x509_cert::Certificate) -> Result<Vec<Vec<u8>>> {
     let all = store.authorities().await?;
     let subject_of = |a: &gpki_store::AuthorityRecord| {
         a.cert_der
@@ -439,7 +439,7 @@ pub async fn start(config: Config) -> Result<Running> {
     if let Some(r) = &config.renewal {
         r.ca.client()?;
     }
-    let store = Store::open(&config.store).await?;
+    let store = TsaStore::open(&config.store).await?;
     let pass = gpki_service::passphrase(config.key_pass_file.as_deref(), "the TSA key")?;
     let key = load_key(&config, &pass)?;
     let chain = issuer_chain(&store, &key.cert).await?;
