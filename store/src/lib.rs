@@ -9,12 +9,14 @@
 mod audit;
 mod certificates;
 mod credentials;
+mod crls;
 pub mod failpoint;
 mod kmi;
 mod offers;
 mod peers;
 mod ra;
 mod reader;
+mod revocation;
 mod scope;
 pub mod standing;
 mod status;
@@ -33,13 +35,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
 pub use audit::{AuditEvent, AuditProblem, AuditReport, AuditRow};
-pub use certificates::{
-    CertFilter, CertStatus, CertificateRecord, CrlAllocation, CrlEntries, CrlRecord,
-    NewCertificate, NewCrl,
-};
+pub use certificates::{CertFilter, CertStatus, CertificateRecord, NewCertificate};
 pub use credentials::{
     CredentialRecord, IssuedWith, NewCredential, StatusListRecord, REVOCATION_REASONS,
 };
+pub use crls::{CrlAllocation, CrlEntries, CrlRecord, NewCrl};
 pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
