@@ -5,7 +5,6 @@ use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::mtls::Caller;
 use gpki_store::RaRecord;
 
-use crate::routes::unauthorized;
 use crate::State;
 
 /// The service client the caller's certificate is registered as.
@@ -18,7 +17,7 @@ pub(crate) async fn registered_client(
         .service_client_by_cert(who.cert.id)
         .await?
         .ok_or_else(|| {
-            unauthorized(format!(
+            Error::unauthorized(format!(
                 "certificate {} is not registered as a client of the CA service",
                 who.label()
             ))
@@ -46,7 +45,7 @@ pub(crate) async fn authorize_ra_in_store(
 ) -> Result<RaRecord> {
     let client = registered_client(state, who).await?;
     if client.role != "ra" {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "client `{}` has role {}; only RA services ask for certificates",
             client.name, client.role
         )));
@@ -54,18 +53,21 @@ pub(crate) async fn authorize_ra_in_store(
     let record = match state.store.ra_by_name(ra).await {
         Ok(r) => r,
         Err(e) if e.kind == ErrorKind::NotFound => {
-            return Err(unauthorized(format!("no RA named `{ra}`")))
+            return Err(Error::unauthorized(format!("no RA named `{ra}`")))
         }
         Err(e) => return Err(e),
     };
     if record.host != client.name {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "RA `{ra}` is not hosted by client `{}`",
             client.name
         )));
     }
     if record.status != "active" {
-        return Err(unauthorized(format!("RA `{ra}` is {}", record.status)));
+        return Err(Error::unauthorized(format!(
+            "RA `{ra}` is {}",
+            record.status
+        )));
     }
     // An RA of an offline CA (a row written past `gpki ra create`'s refusal) gets
     // nothing here: every route an RA reaches acts for its CA.

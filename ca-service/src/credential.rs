@@ -10,7 +10,6 @@ use gpki_store::{AuditEvent, RaRecord};
 use hyper::StatusCode;
 
 use crate::clients::authorize_ra;
-use crate::routes::unauthorized;
 use crate::State;
 
 /// `POST /v1/credentials`: a mobile ID for an offer the RA recorded and whose
@@ -123,7 +122,7 @@ fn issuing_for<'s>(
         ));
     };
     if !config.ras.contains(&ra.name) {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "RA `{}` is not one this CA service issues credentials for",
             ra.name
         )));
@@ -136,7 +135,7 @@ fn issuing_for<'s>(
 async fn proven_offer(state: &State, ra: &RaRecord, id: i64) -> Result<gpki_store::OfferRecord> {
     let offer = state.store.offer(id).await?;
     if offer.ra_id != ra.id {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "credential offer {} is not RA `{}`'s",
             offer.id, ra.name
         )));

@@ -230,25 +230,3 @@ pub(crate) async fn issue_one(
     }
     finish(state, &ra, &key, result, same).await
 }
-
-/// The RA's certificate `serial`, when it is in the RA's scope.
-pub(crate) async fn scoped_certificate(
-    state: &State,
-    ra: &RaRecord,
-    serial: &str,
-) -> Result<CertificateRecord> {
-    let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
-    let issuer = state.store.authority_by_name(&ra.ca_name).await?;
-    let old = state
-        .store
-        .certificate(issuer.id, &serial)
-        .await?
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "no certificate with serial {serial} from CA `{}`",
-                ra.ca_name
-            ))
-        })?;
-    ra.check_scope(&old.profile, &old.subject)?;
-    Ok(old)
-}

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, Result};
-use gpki_service::mtls::{ApiMetrics, AuthCache, Caller, Refusals, Running, ServerTls};
+use gpki_service::front::Front;
+use gpki_service::mtls::{AuthCache, Caller, Running, ServerTls};
 use gpki_store::{RaRecord, Store};
 use serde::Deserialize;
 
@@ -198,8 +199,8 @@ pub struct State {
     pub(crate) ca: Ca,
     pub(crate) store: Store,
     pub(crate) config: Config,
-    pub(crate) metrics: ApiMetrics,
-    pub(crate) refusals: Refusals,
+    /// Routing, metrics, limits and the audit of refusals.
+    pub(crate) front: Front,
     /// Callers by the SHA-256 of their certificate.
     pub(crate) callers: AuthCache<[u8; 32], Caller>,
     /// The RAs a caller (by certificate row) may act for, by name.
@@ -298,27 +299,31 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
             }
         });
     }
-    let metrics = ApiMetrics::new("ca");
-    let refusals = Refusals::new(store.clone(), "ca");
-    let acceptor = config
-        .tls
-        .acceptor(refusals.on_handshake(metrics.clone()))?;
-    let (listen, limits) = (config.service.listen.clone(), config.service.http);
-    let state = Arc::new(State {
+    let front = Front::new(store.clone(), "ca", &config.service);
+    let tls = config.tls.clone();
+    let state = State {
         ca,
         store,
         config,
-        metrics,
-        refusals,
+        front,
         callers,
         ras,
         credential_signer,
-    });
-    gpki_service::mtls::start("CA service", &listen, limits, acceptor, move |req| {
-        let state = state.clone();
-        async move { handle(&state, req).await }
-    })
-    .await
+    };
+    gpki_service::front::start("CA service", &tls, state).await
+}
+
+impl gpki_service::front::Service for State {
+    fn front(&self) -> &Front {
+        &self.front
+    }
+
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<gpki_service::Body> {
+        handle(self, req).await
+    }
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.

@@ -11,7 +11,7 @@ use hyper::StatusCode;
 use gpki_ca::KeySource;
 
 use crate::clients::{authorize_ra, request_key};
-use crate::issue::{finish, replayed, reply_for, scoped_certificate};
+use crate::issue::{finish, replayed, reply_for};
 use crate::km::{km_asked, km_for};
 use crate::State;
 
@@ -24,7 +24,7 @@ pub(crate) async fn renew(
     let ra = authorize_ra(state, who, &b.ra).await?;
     let key = request_key(&ra, &b.request_id)?;
     // Scope first: a replay answers only what the RA may see.
-    let old = scoped_certificate(state, &ra, &b.serial).await?;
+    let old = state.store.scoped_certificate(&ra, &b.serial).await?;
     // The RA's renewal window holds here too, not only in the RA service.
     let opens = old.not_after - ra.renew_window_days * 86_400;
     if gpki_pki::time::now() < opens {
@@ -119,7 +119,7 @@ pub(crate) async fn revoke(
     let b: RevokeBody = parse(body)?;
     let ra = authorize_ra(state, who, &b.ra).await?;
     let reason: RevocationReason = b.reason.parse()?;
-    let old = scoped_certificate(state, &ra, &b.serial).await?;
+    let old = state.store.scoped_certificate(&ra, &b.serial).await?;
     let ca = state.ca.acting_as(format!("ra:{}", ra.name));
     let (record, pair) = ca
         .revoke_with_pair(&ra.ca_name, &old.serial, reason, b.invalidity_date, false)

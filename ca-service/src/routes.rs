@@ -1,11 +1,9 @@
 //! Routing: a request's path to its handler, the caller authenticated (from the
 //! cache or the store) and the body read within limits; every refusal audited.
+//! The steps are [`gpki_service::front`]'s, shared with the RA service.
 
-use std::time::{Duration, Instant};
-
-use gpki_pki::{Error, ErrorKind};
-use gpki_service::api::{error_reply, json_reply};
-use gpki_service::mtls::{caller, peer_key};
+use gpki_service::api::json_reply;
+use gpki_service::front::Api;
 use gpki_service::Body;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -15,16 +13,6 @@ use crate::issue::issue;
 use crate::renew::{renew, revoke};
 use crate::signers::renew_signer;
 use crate::State;
-
-/// Where a request goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Healthz,
-    Metrics,
-    /// A route for an authenticated service client.
-    Client(ClientRoute),
-    Other,
-}
 
 /// The routes of an authenticated service client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,62 +24,36 @@ pub(crate) enum ClientRoute {
     Credential,
 }
 
-impl Route {
-    /// The route of `method` and `path`.
-    pub(crate) fn of(method: &Method, path: &str) -> Route {
+impl Api for ClientRoute {
+    fn of(method: &Method, path: &str) -> Option<ClientRoute> {
         use ClientRoute as C;
         match (method, path) {
-            (&Method::GET, "/healthz") => Route::Healthz,
-            (&Method::GET, "/metrics") => Route::Metrics,
-            (&Method::POST, "/v1/certificates") => Route::Client(C::Issue),
-            (&Method::POST, "/v1/certificates/renew") => Route::Client(C::Renew),
-            (&Method::POST, "/v1/certificates/revoke") => Route::Client(C::Revoke),
-            (&Method::POST, "/v1/signers/renew") => Route::Client(C::SignerRenew),
-            (&Method::POST, "/v1/credentials") => Route::Client(C::Credential),
-            _ => Route::Other,
+            (&Method::POST, "/v1/certificates") => Some(C::Issue),
+            (&Method::POST, "/v1/certificates/renew") => Some(C::Renew),
+            (&Method::POST, "/v1/certificates/revoke") => Some(C::Revoke),
+            (&Method::POST, "/v1/signers/renew") => Some(C::SignerRenew),
+            (&Method::POST, "/v1/credentials") => Some(C::Credential),
+            _ => None,
         }
     }
 
-    /// Its label in metrics and refusal records.
-    pub(crate) fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         use ClientRoute as C;
         match self {
-            Route::Healthz => "healthz",
-            Route::Metrics => "metrics",
-            Route::Other => "other",
-            Route::Client(C::Issue) => "issue",
-            Route::Client(C::Renew) => "renew",
-            Route::Client(C::Revoke) => "revoke",
-            Route::Client(C::SignerRenew) => "signer-renew",
-            Route::Client(C::Credential) => "credential",
+            C::Issue => "issue",
+            C::Renew => "renew",
+            C::Revoke => "revoke",
+            C::SignerRenew => "signer-renew",
+            C::Credential => "credential",
         }
     }
 }
 
 pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let route = Route::of(req.method(), req.uri().path());
-    let reply = match route {
-        Route::Healthz | Route::Metrics => {
-            gpki_service::mtls::health_or_metrics(
-                &state.store,
-                &state.metrics,
-                &req,
-                route == Route::Metrics,
-            )
-            .await
-        }
-        Route::Other => error_reply(&Error::not_found(format!(
-            "no route {} {}",
-            req.method(),
-            req.uri().path()
-        ))),
-        Route::Client(c) => api(state, c, req).await,
-    };
     state
-        .metrics
-        .observe(route.label(), reply.status().as_u16(), started);
-    reply
+        .front
+        .handle(req, |route, req| api(state, route, req))
+        .await
 }
 
 /// An authenticated API call: who is calling, the body, then the route.
@@ -100,51 +62,22 @@ pub(crate) async fn api(
     route: ClientRoute,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let label = Route::Client(route).label();
+    let front = &state.front;
     let from = req.uri().path().to_string();
-    let key = peer_key(&req);
-    let cached = key.and_then(|k| state.callers.get(&k, gpki_pki::time::now()));
-    let found = match cached {
-        Some(c) => Ok(c),
-        None => {
-            let ticket = state.callers.ticket();
-            caller(&state.store, &req).await.inspect(|c| {
-                if let Some(k) = key {
-                    state.callers.put(ticket, k, c.cert.not_after, c.clone());
-                }
-            })
-        }
+    let authenticate = async {
+        let c = front.caller(&req, &from).await?;
+        let not_after = c.cert.not_after;
+        Ok((c, not_after))
     };
-    let who = match found {
+    let who = match front.who(&req, &state.callers, authenticate).await {
         Ok(c) => c,
-        Err(e) => {
-            if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("unauthenticated");
-                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
-                    None => state.refusals.record_anonymous(&from, &e.detail).await,
-                    Some(c) => state.refusals.record_unknown(&c.0, &from, &e).await,
-                }
-            }
-            return error_reply(&e);
-        }
+        Err(r) => return r,
     };
-    let body = match gpki_service::read_body(
-        req,
-        state.config.service.max_request_bytes,
-        Duration::from_millis(state.config.service.http.body_timeout_ms),
-    )
-    .await
-    {
+    // Refusals of an identified client name it and the route.
+    let (actor, label) = (format!("client:{}", who.label()), route.label());
+    let body = match front.body(req, &actor, label).await {
         Ok(b) => b,
-        Err(r) => {
-            state.metrics.refused("rejected");
-            let e = Error::malformed(format!("request body refused (HTTP {})", r.status()));
-            state
-                .refusals
-                .record(&format!("client:{}", who.label()), label, &e)
-                .await;
-            return r;
-        }
+        Err(r) => return r,
     };
     let result = match route {
         ClientRoute::Issue => issue(state, &who, &body).await.map(reply),
@@ -153,26 +86,62 @@ pub(crate) async fn api(
         ClientRoute::Revoke => revoke(state, &who, &body).await.map(reply),
         ClientRoute::Credential => credential(state, &who, &body).await.map(reply),
     };
-    match result {
-        Ok(r) => r,
-        Err(e) => {
-            // Every refusal of an identified client, of every kind, is audited.
-            if let Some(kind) = gpki_service::mtls::refusal(&e) {
-                state.metrics.refused(kind);
-                state
-                    .refusals
-                    .record(&format!("client:{}", who.label()), label, &e)
-                    .await;
-            }
-            error_reply(&e)
-        }
-    }
+    front.answer(result, &actor, label).await
 }
 
 pub(crate) fn reply(answer: (StatusCode, impl serde::Serialize)) -> Response<Body> {
     json_reply(answer.0, &answer.1)
 }
 
-pub(crate) fn unauthorized(detail: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Unauthorized, detail)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpki_service::front::Route;
+
+    /// Every route of the CA's API, by method and path, and its label; what is
+    /// not one of them has no route (a GET of a POST route, a trailing part).
+    #[test]
+    fn routes_are_a_table() {
+        use ClientRoute as C;
+        let post = Method::POST;
+        let cases: [(&Method, &str, Route<ClientRoute>, &str); 9] = [
+            (&Method::GET, "/healthz", Route::Healthz, "healthz"),
+            (&Method::GET, "/metrics", Route::Metrics, "metrics"),
+            (&post, "/v1/certificates", Route::Api(C::Issue), "issue"),
+            (
+                &post,
+                "/v1/certificates/renew",
+                Route::Api(C::Renew),
+                "renew",
+            ),
+            (
+                &post,
+                "/v1/certificates/revoke",
+                Route::Api(C::Revoke),
+                "revoke",
+            ),
+            (
+                &post,
+                "/v1/signers/renew",
+                Route::Api(C::SignerRenew),
+                "signer-renew",
+            ),
+            (
+                &post,
+                "/v1/credentials",
+                Route::Api(C::Credential),
+                "credential",
+            ),
+            (&Method::GET, "/v1/certificates", Route::Other, "other"),
+            (&post, "/v1/certificates/x", Route::Other, "other"),
+        ];
+        for (method, path, route, label) in cases {
+            assert_eq!(
+                Route::<ClientRoute>::of(method, path),
+                route,
+                "{method} {path}"
+            );
+            assert_eq!(route.label(), label);
+        }
+    }
 }

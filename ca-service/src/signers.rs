@@ -12,7 +12,6 @@ use gpki_ca::KeySource;
 
 use crate::clients::registered_client;
 use crate::issue::reply_for;
-use crate::routes::unauthorized;
 use crate::State;
 
 /// The delegated signer's current certificate that `client` asks renewed: of the
@@ -27,7 +26,7 @@ pub(crate) async fn signer_to_renew(
         "ocsp" => "ocsp-signer",
         "tsa" => "tsa",
         r => {
-            return Err(unauthorized(format!(
+            return Err(Error::unauthorized(format!(
                 "client `{}` has role {r}; only ocsp and tsa clients renew signer certificates",
                 client.name
             )))
@@ -48,7 +47,7 @@ pub(crate) async fn signer_to_renew(
         .await?
         .ok_or_else(|| Error::not_found(format!("no certificate {serial} of CA `{}`", b.ca)))?;
     if old.profile != profile {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "certificate {serial} is of profile {}; {} clients renew {profile} certificates",
             old.profile, client.role
         )));

@@ -111,6 +111,9 @@ impl Error {
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, detail)
     }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, detail)
+    }
     pub fn policy(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::PolicyViolation, detail)
     }

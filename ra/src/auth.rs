@@ -3,7 +3,6 @@
 
 use gpki_pki::{Error, ErrorKind, Result};
 use gpki_service::api::error_reply;
-use gpki_service::mtls::caller;
 use gpki_service::Body;
 use gpki_store::{AuditEvent, OperatorRecord, RaRecord, RaRequest};
 use hyper::body::Incoming;
@@ -58,10 +57,6 @@ impl Operator {
     }
 }
 
-pub(crate) fn unauthorized(detail: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Unauthorized, detail)
-}
-
 /// The operator behind an identified certificate, active, of an active RA this
 /// service hosts.
 pub(crate) async fn operator(state: &State, who: gpki_service::mtls::Caller) -> Result<Operator> {
@@ -70,30 +65,33 @@ pub(crate) async fn operator(state: &State, who: gpki_service::mtls::Caller) -> 
         .operator_by_cert(who.cert.id)
         .await?
         .ok_or_else(|| {
-            unauthorized(format!(
+            Error::unauthorized(format!(
                 "certificate {} is not an RA operator's",
                 who.label()
             ))
         })?;
     if who.cert.profile != "ra-operator" {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "certificate {} is of profile {}, not ra-operator",
             who.label(),
             who.cert.profile
         )));
     }
     if record.status != "active" {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "operator `{}` is {}",
             record.name, record.status
         )));
     }
     let ra = state.store.ra(record.ra_id).await?;
     if ra.status != "active" {
-        return Err(unauthorized(format!("RA `{}` is {}", ra.name, ra.status)));
+        return Err(Error::unauthorized(format!(
+            "RA `{}` is {}",
+            ra.name, ra.status
+        )));
     }
     if ra.host != state.config.host {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "RA `{}` is not hosted by this RA service",
             ra.name
         )));
@@ -109,42 +107,23 @@ pub(crate) async fn authenticate(
     req: &Request<Incoming>,
     path: &str,
 ) -> std::result::Result<(Operator, i64), Response<Body>> {
-    let who = match caller(&state.store, req).await {
-        Ok(w) => w,
-        Err(e) => {
-            if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("unauthenticated");
-                match req.extensions().get::<gpki_service::tls::PeerCertificate>() {
-                    None => state.refusals.record_anonymous(path, &e.detail).await,
-                    Some(c) => state.refusals.record_unknown(&c.0, path, &e).await,
-                }
-            }
-            return Err(error_reply(&e));
-        }
-    };
+    let who = state.front.caller(req, path).await?;
     // A certificate the store holds in force: refusals from here name it.
     let label = format!("cert:{}", who.label());
-    let req_peer = req
-        .extensions()
-        .get::<gpki_service::tls::PeerCertificate>()
-        .cloned();
     let cert_id = who.cert.id;
     let not_after = who.cert.not_after;
     match operator(state, who).await {
         Ok(o) => Ok((o, not_after)),
         Err(e) => {
             if e.kind == ErrorKind::Unauthorized {
-                state.metrics.refused("unauthorized");
+                state.front.metrics().refused("unauthorized");
                 // An operator's certificate (suspended, removed, of another RA) is
                 // audited every time under its name; any other certificate the
                 // store holds (an official's) at most once a second, so holders
                 // cannot flood the audit log.
                 match state.store.operator_by_cert(cert_id).await {
-                    Ok(Some(_)) => state.refusals.record(&label, path, &e).await,
-                    _ => match req_peer {
-                        Some(c) => state.refusals.record_unknown(&c.0, path, &e).await,
-                        None => state.refusals.record_anonymous(path, &e.detail).await,
-                    },
+                    Ok(Some(_)) => state.front.refusals().record(&label, path, &e).await,
+                    _ => state.front.audit_unknown(req, path, &e).await,
                 }
             }
             Err(error_reply(&e))
@@ -163,7 +142,7 @@ pub(crate) fn require_admin_for(op: &Operator, r: &RaRequest) -> Result<()> {
 
 pub(crate) fn require_admin(op: &Operator) -> Result<()> {
     if !op.record.admin {
-        return Err(unauthorized(format!(
+        return Err(Error::unauthorized(format!(
             "operator `{}` is not an administrator of RA `{}`",
             op.record.name, op.ra.name
         )));

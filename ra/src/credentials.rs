@@ -14,7 +14,7 @@ use gpki_store::NewOffer;
 use hyper::StatusCode;
 use serde_json::json;
 
-use crate::auth::{unauthorized, Operator};
+use crate::auth::Operator;
 use crate::requests::{check_key, Reply};
 use crate::State;
 
@@ -41,7 +41,10 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let audience = audience(state)?;
     check_key(&b.idempotency_key)?;
     gpki_credentials::model::Format::parse(&b.format)?;
-    let cert = crate::requests::ra_certificate(state, op, &b.official.serial).await?;
+    let cert = state
+        .store
+        .ra_certificate(&op.ra, &b.official.serial)
+        .await?;
     let now = gpki_pki::time::now();
     let known = known_official(&state.store, &op.ra, cert, now).await?;
     // Refused now, by name, rather than at the CA.
@@ -268,7 +271,7 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
     let official =
         gpki_pki::name::official(&gpki_pki::name::attributes(&parsed.tbs_certificate.subject))
             .ok_or_else(|| {
-                unauthorized("the certificate does not name an official (CN=NAME(NUMBER))")
+                Error::unauthorized("the certificate does not name an official (CN=NAME(NUMBER))")
             })?;
     // Served by an RA of this service whose scope holds the official.
     let ra = crate::holder::holder_ra(state, &cert, &issuer).await?;

@@ -10,10 +10,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::json;
 
-use crate::auth::{unauthorized, Actor};
+use crate::auth::Actor;
 use crate::forward::send_by_kind;
 use crate::requests::{sha256_hex, Recorded, Reply};
-use crate::routes::{body_of, Route};
+use crate::routes::RaRoute;
 use crate::State;
 
 /// `POST /v1/holder/revocations`: a holder revokes their own certificate with no
@@ -51,15 +51,15 @@ pub(crate) async fn holder_ra(
 /// revoking the certificate, or reporting their mobile ID lost.
 pub(crate) async fn holder_revoke(
     state: &State,
-    route: Route,
+    route: RaRoute,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let body = match body_of(state, req).await {
+    let body = match state.front.read(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let answer = if route == Route::HolderRevoke {
+    let answer = if route == RaRoute::HolderRevoke {
         holder_revocation(state, &body).await
     } else {
         crate::credentials::holder_revocation(state, &body).await
@@ -68,8 +68,12 @@ pub(crate) async fn holder_revoke(
         Ok((status, v)) => json_reply(status, &v),
         Err(e) => {
             if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::BadSignature) {
-                state.metrics.refused("holder");
-                state.refusals.record_anonymous(&path, &e.detail).await;
+                state.front.metrics().refused("holder");
+                state
+                    .front
+                    .refusals()
+                    .record_anonymous(&path, &e.detail)
+                    .await;
             }
             error_reply(&e)
         }
@@ -114,7 +118,7 @@ pub(crate) async fn holder_revocation(state: &State, body: &[u8]) -> Reply {
     let (cert, issuer) = state.store.certificate_in_force(&der, now).await?;
     if cert.profile == "ra-operator" {
         // The RA's membership is managed by its administrators, not by holders.
-        return Err(unauthorized(
+        return Err(Error::unauthorized(
             "an RA operator's certificate is revoked by an administrator of the RA",
         ));
     }

@@ -22,13 +22,13 @@ mod routes;
 pub use decide::Wait;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use gpki_pki::profile::Profiles;
 use gpki_pki::{Error, Result};
 use gpki_service::api::ApiClient;
 use gpki_service::ca_api::CertificateReply;
-use gpki_service::mtls::{ApiMetrics, AuthCache, ClientTls, Refusals, Running, ServerTls};
+use gpki_service::front::Front;
+use gpki_service::mtls::{AuthCache, ClientTls, Running, ServerTls};
 use gpki_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -202,8 +202,8 @@ pub(crate) struct State {
     pub(crate) config: Config,
     pub(crate) profiles: Profiles,
     pub(crate) ca: ApiClient,
-    pub(crate) metrics: ApiMetrics,
-    pub(crate) refusals: Refusals,
+    /// Routing, metrics, limits and the audit of refusals.
+    pub(crate) front: Front,
     /// Operators by the SHA-256 of their certificate.
     pub(crate) operators: AuthCache<[u8; 32], Operator>,
 }
@@ -223,26 +223,30 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         None => Profiles::builtin()?,
     };
     let ca = config.ca.client()?;
-    let metrics = ApiMetrics::new("ra");
-    let refusals = Refusals::new(store.clone(), "ra");
-    let acceptor = config
-        .tls
-        .acceptor(refusals.on_handshake(metrics.clone()))?;
-    let (listen, limits) = (config.service.listen.clone(), config.service.http);
-    let state = Arc::new(State {
+    let front = Front::new(store.clone(), "ra", &config.service);
+    let tls = config.tls.clone();
+    let state = State {
         store,
         config,
         profiles,
         ca,
-        metrics,
-        refusals,
+        front,
         operators,
-    });
-    gpki_service::mtls::start("RA service", &listen, limits, acceptor, move |req| {
-        let state = state.clone();
-        async move { handle(&state, req).await }
-    })
-    .await
+    };
+    gpki_service::front::start("RA service", &tls, state).await
+}
+
+impl gpki_service::front::Service for State {
+    fn front(&self) -> &Front {
+        &self.front
+    }
+
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<gpki_service::Body> {
+        handle(self, req).await
+    }
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.

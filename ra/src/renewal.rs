@@ -8,15 +8,13 @@ use serde_json::json;
 use crate::auth::{require_admin, Operator};
 use crate::decide::{decide, Ask, Decision};
 use crate::forward::decide_alone;
-use crate::requests::{
-    check_key, identity_record, scoped_certificate, sha256_hex, Recorded, Reply,
-};
+use crate::requests::{check_key, identity_record, sha256_hex, Recorded, Reply};
 use crate::{RenewalBody, State};
 
 pub(crate) async fn renew(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let b: RenewalBody = parse(body)?;
     check_key(&b.idempotency_key)?;
-    let cert = scoped_certificate(state, op, &b.serial).await?;
+    let cert = state.store.scoped_certificate(&op.ra, &b.serial).await?;
     if cert.profile == "ra-operator" {
         require_admin(op)?;
     }

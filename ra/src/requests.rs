@@ -8,7 +8,7 @@ use gpki_store::{IdentityRecord, NewRequest, RaRequest, Store, Transition};
 use hyper::StatusCode;
 use serde_json::json;
 
-use crate::auth::{require_admin, require_admin_for, unauthorized, Operator};
+use crate::auth::{require_admin, require_admin_for, Operator};
 use crate::decide::{decide, Ask, Decision, Wait};
 use crate::forward::{approve_and_forward, decide_alone, forward, send_by_kind};
 use crate::operators::finish_enrolment;
@@ -163,7 +163,7 @@ pub(crate) async fn submit(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let profile = state.profiles.get(&b.profile)?;
     if b.profile == "ra-operator" {
         // Operator certificates are the RA's membership: administrators enrol.
-        return Err(unauthorized(
+        return Err(Error::unauthorized(
             "ra-operator certificates are enrolled by administrators (POST /v1/operators)",
         ));
     }
@@ -324,7 +324,7 @@ pub(crate) async fn approve(state: &State, op: &Operator, id: i64) -> Reply {
                 format!("profile {profile}")
             };
             if waits.contains(&Wait::SecondOperator) && r.submitted_by == Some(op.record.id) {
-                return Err(unauthorized(format!(
+                return Err(Error::unauthorized(format!(
                     "{what} is under dual control: request {id} must be approved by an operator other than its submitter"
                 )));
             }
@@ -378,43 +378,11 @@ pub(crate) async fn reject(state: &State, op: &Operator, id: i64, body: &[u8]) -
     Ok((StatusCode::OK, reply(state, &r.into(), false).await?))
 }
 
-/// The RA's certificate `serial`, in its scope.
-pub(crate) async fn scoped_certificate(
-    state: &State,
-    op: &Operator,
-    serial: &str,
-) -> Result<gpki_store::CertificateRecord> {
-    let c = ra_certificate(state, op, serial).await?;
-    op.ra.check_scope(&c.profile, &c.subject)?;
-    Ok(c)
-}
-
-/// The certificate `serial` of the RA's CA.
-pub(crate) async fn ra_certificate(
-    state: &State,
-    op: &Operator,
-    serial: &str,
-) -> Result<gpki_store::CertificateRecord> {
-    let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
-    let ca = state.store.authority_by_name(&op.ra.ca_name).await?;
-    let c = state
-        .store
-        .certificate(ca.id, &serial)
-        .await?
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "no certificate with serial {serial} from CA `{}`",
-                op.ra.ca_name
-            ))
-        })?;
-    Ok(c)
-}
-
 pub(crate) async fn revoke(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let b: RevocationBody = parse(body)?;
     check_key(&b.idempotency_key)?;
     let reason: gpki_pki::crl::RevocationReason = b.reason.parse()?;
-    let cert = scoped_certificate(state, op, &b.serial).await?;
+    let cert = state.store.scoped_certificate(&op.ra, &b.serial).await?;
     if cert.profile == "ra-operator" {
         // An operator's certificate is the RA's membership: administrators
         // manage it, as they enrol and suspend.

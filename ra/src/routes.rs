@@ -1,11 +1,9 @@
 //! Routing: a request's path to its handler, the operator authenticated (from
 //! the cache or the store) and the body read within limits; refusals audited.
+//! The steps are [`gpki_service::front`]'s, shared with the CA service.
 
-use std::time::{Duration, Instant};
-
-use gpki_pki::Error;
-use gpki_service::api::{error_reply, json_reply};
-use gpki_service::mtls::peer_key;
+use gpki_service::api::json_reply;
+use gpki_service::front::Api;
 use gpki_service::Body;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,19 +16,17 @@ use crate::renewal::renew;
 use crate::requests::{approve, identity, list, reject, revoke, show, submit, Reply};
 use crate::State;
 
-/// Where a request goes. Operator routes carry the id in their path, so a
-/// handler never looks for one that routing did not find.
+/// The RA's own routes (health and metrics are the front's). Operator routes
+/// carry the id in their path, so a handler never looks for one that routing
+/// did not find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Healthz,
-    Metrics,
+pub(crate) enum RaRoute {
     /// An official's own revocation, authenticated by its signed statement.
     HolderRevoke,
     /// An official's own mobile ID revocation, likewise.
     HolderCredentialRevoke,
     /// A route for an authenticated operator.
     Operator(OperatorRoute),
-    Other,
 }
 
 /// The routes of an authenticated operator.
@@ -71,19 +67,16 @@ impl StatusVerb {
     }
 }
 
-impl Route {
-    /// The route of `method` and `path`.
-    pub(crate) fn of(method: &Method, path: &str) -> Route {
+impl Api for RaRoute {
+    fn of(method: &Method, path: &str) -> Option<RaRoute> {
         use OperatorRoute as O;
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let id = |s: &str| s.parse::<i64>().ok();
-        let op = Route::Operator;
+        let op = |o| Some(RaRoute::Operator(o));
         match (method, parts.as_slice()) {
-            (&Method::GET, ["healthz"]) => Route::Healthz,
-            (&Method::GET, ["metrics"]) => Route::Metrics,
-            (&Method::POST, ["v1", "holder", "revocations"]) => Route::HolderRevoke,
+            (&Method::POST, ["v1", "holder", "revocations"]) => Some(RaRoute::HolderRevoke),
             (&Method::POST, ["v1", "holder", "credential-revocations"]) => {
-                Route::HolderCredentialRevoke
+                Some(RaRoute::HolderCredentialRevoke)
             }
             (&Method::GET, ["v1", "whoami"]) => op(O::Whoami),
             (&Method::POST, ["v1", "requests"]) => op(O::Submit),
@@ -93,42 +86,38 @@ impl Route {
             (&Method::POST, ["v1", "credentials", "offers"]) => op(O::Offer),
             (&Method::GET, ["v1", "operators"]) => op(O::Operators),
             (&Method::POST, ["v1", "operators"]) => op(O::Enrol),
-            (&Method::GET, ["v1", "requests", n]) => id(n).map_or(Route::Other, |n| op(O::Show(n))),
+            (&Method::GET, ["v1", "requests", n]) => id(n).and_then(|n| op(O::Show(n))),
             (&Method::POST, ["v1", "requests", n, verb]) => match (id(n), *verb) {
                 (Some(n), "identity") => op(O::Identity(n)),
                 (Some(n), "approve") => op(O::Approve(n)),
                 (Some(n), "reject") => op(O::Reject(n)),
-                _ => Route::Other,
+                _ => None,
             },
             (&Method::POST, ["v1", "credentials", n, "revoke"]) => {
-                id(n).map_or(Route::Other, |n| op(O::CredentialRevoke(n)))
+                id(n).and_then(|n| op(O::CredentialRevoke(n)))
             }
             (&Method::POST, ["v1", "credentials", "offers", n, "issue"]) => {
-                id(n).map_or(Route::Other, |n| op(O::OfferIssue(n)))
+                id(n).and_then(|n| op(O::OfferIssue(n)))
             }
             (&Method::POST, ["v1", "operators", n, verb]) => {
                 let verb = match *verb {
                     "suspend" => StatusVerb::Suspend,
                     "activate" => StatusVerb::Activate,
                     "remove" => StatusVerb::Remove,
-                    _ => return Route::Other,
+                    _ => return None,
                 };
-                id(n).map_or(Route::Other, |n| op(O::OperatorStatus(n, verb)))
+                id(n).and_then(|n| op(O::OperatorStatus(n, verb)))
             }
-            _ => Route::Other,
+            _ => None,
         }
     }
 
-    /// Its label in metrics.
-    pub(crate) fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         use OperatorRoute as O;
         match self {
-            Route::Healthz => "healthz",
-            Route::Metrics => "metrics",
-            Route::HolderRevoke => "holder-revoke",
-            Route::HolderCredentialRevoke => "holder-credential-revoke",
-            Route::Other => "other",
-            Route::Operator(o) => match o {
+            RaRoute::HolderRevoke => "holder-revoke",
+            RaRoute::HolderCredentialRevoke => "holder-credential-revoke",
+            RaRoute::Operator(o) => match o {
                 O::Whoami => "whoami",
                 O::Submit => "submit",
                 O::List => "list",
@@ -150,50 +139,22 @@ impl Route {
 }
 
 pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let route = Route::of(req.method(), req.uri().path());
-    let reply = match route {
-        Route::Healthz | Route::Metrics => {
-            gpki_service::mtls::health_or_metrics(
-                &state.store,
-                &state.metrics,
-                &req,
-                route == Route::Metrics,
-            )
-            .await
-        }
-        Route::HolderRevoke | Route::HolderCredentialRevoke => {
-            holder_revoke(state, route, req).await
-        }
-        Route::Other => error_reply(&Error::not_found(format!(
-            "no route {} {}",
-            req.method(),
-            req.uri().path()
-        ))),
-        Route::Operator(o) => api(state, o, req).await,
-    };
     state
-        .metrics
-        .observe(route.label(), reply.status().as_u16(), started);
-    reply
-}
-
-/// The request body within the service's size and time limits, or the reply that
-/// refuses it.
-pub(crate) async fn body_of(
-    state: &State,
-    req: Request<Incoming>,
-) -> std::result::Result<gpki_service::Bytes, Response<Body>> {
-    gpki_service::read_body(
-        req,
-        state.config.service.max_request_bytes,
-        Duration::from_millis(state.config.service.http.body_timeout_ms),
-    )
-    .await
+        .front
+        .handle(req, |route, req| async move {
+            match route {
+                RaRoute::HolderRevoke | RaRoute::HolderCredentialRevoke => {
+                    holder_revoke(state, route, req).await
+                }
+                RaRoute::Operator(o) => api(state, o, req).await,
+            }
+        })
+        .await
 }
 
 /// An operator's call: authenticated, its body read, handled, its refusal
-/// audited.
+/// audited (a replayed key with another body, a broken CSR, a policy: not only
+/// the unauthorised ones).
 pub(crate) async fn api(
     state: &State,
     route: OperatorRoute,
@@ -201,46 +162,19 @@ pub(crate) async fn api(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let key = peer_key(&req);
-    let op = match key.and_then(|k| state.operators.get(&k, gpki_pki::time::now())) {
-        Some(op) => op,
-        None => match (
-            state.operators.ticket(),
-            authenticate(state, &req, &path).await,
-        ) {
-            (ticket, Ok((op, not_after))) => {
-                if let Some(k) = key {
-                    state.operators.put(ticket, k, not_after, op.clone());
-                }
-                op
-            }
-            (_, Err(reply)) => return reply,
-        },
+    let front = &state.front;
+    let authenticated = authenticate(state, &req, &path);
+    let op = match front.who(&req, &state.operators, authenticated).await {
+        Ok(op) => op,
+        Err(r) => return r,
     };
-    let body = match body_of(state, req).await {
+    let body = match front.body(req, &op.label, &path).await {
         Ok(b) => b,
-        Err(r) => {
-            // An oversized or stalled body of an identified operator is a refusal too.
-            state.metrics.refused("rejected");
-            let e = Error::malformed(format!("request body refused (HTTP {})", r.status()));
-            state.refusals.record(&op.label, &path, &e).await;
-            return r;
-        }
+        Err(r) => return r,
     };
     let result = dispatch(state, &op, route, &query, &body).await;
-    match result {
-        Ok((status, v)) => json_reply(status, &v),
-        Err(e) => {
-            // Every refusal of an identified operator is audited with its reason
-            // (a replayed key with another body, a broken CSR, a policy), not only
-            // the unauthorised ones.
-            if let Some(label) = gpki_service::mtls::refusal(&e) {
-                state.metrics.refused(label);
-                state.refusals.record(&op.label, &path, &e).await;
-            }
-            error_reply(&e)
-        }
-    }
+    let reply = result.map(|(status, v)| json_reply(status, &v));
+    front.answer(reply, &op.label, &path).await
 }
 
 /// The handler of an operator's route.
@@ -275,5 +209,113 @@ async fn dispatch(
         O::CredentialRevoke(id) => crate::credentials::revoke(state, op, id, body).await,
         O::OfferIssue(id) => crate::credentials::issue(state, op, id, body).await,
         O::OperatorStatus(id, verb) => operator_status(state, op, id, verb).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpki_service::front::Route;
+
+    /// Every route of the RA's API by method and path, with its label; a path
+    /// whose id is not a number, an unknown verb or a wrong method has none.
+    #[test]
+    fn routes_are_a_table() {
+        use OperatorRoute as O;
+        use RaRoute::Operator as Op;
+        let (get, post) = (&Method::GET, &Method::POST);
+        let cases: Vec<(&Method, &str, Route<RaRoute>, &str)> = vec![
+            (get, "/healthz", Route::Healthz, "healthz"),
+            (get, "/metrics", Route::Metrics, "metrics"),
+            (
+                post,
+                "/v1/holder/revocations",
+                Route::Api(RaRoute::HolderRevoke),
+                "holder-revoke",
+            ),
+            (
+                post,
+                "/v1/holder/credential-revocations",
+                Route::Api(RaRoute::HolderCredentialRevoke),
+                "holder-credential-revoke",
+            ),
+            (get, "/v1/whoami", Route::Api(Op(O::Whoami)), "whoami"),
+            (post, "/v1/requests", Route::Api(Op(O::Submit)), "submit"),
+            (get, "/v1/requests/", Route::Api(Op(O::List)), "list"),
+            (get, "/v1/requests/7", Route::Api(Op(O::Show(7))), "show"),
+            (
+                post,
+                "/v1/requests/7/identity",
+                Route::Api(Op(O::Identity(7))),
+                "identity",
+            ),
+            (
+                post,
+                "/v1/requests/7/approve",
+                Route::Api(Op(O::Approve(7))),
+                "approve",
+            ),
+            (
+                post,
+                "/v1/requests/7/reject",
+                Route::Api(Op(O::Reject(7))),
+                "reject",
+            ),
+            (post, "/v1/revocations", Route::Api(Op(O::Revoke)), "revoke"),
+            (post, "/v1/renewals", Route::Api(Op(O::Renew)), "renew"),
+            (
+                post,
+                "/v1/credentials/3/revoke",
+                Route::Api(Op(O::CredentialRevoke(3))),
+                "credential-revoke",
+            ),
+            (
+                post,
+                "/v1/credentials/offers",
+                Route::Api(Op(O::Offer)),
+                "offer",
+            ),
+            (
+                post,
+                "/v1/credentials/offers/4/issue",
+                Route::Api(Op(O::OfferIssue(4))),
+                "offer-issue",
+            ),
+            (
+                get,
+                "/v1/operators",
+                Route::Api(Op(O::Operators)),
+                "operators",
+            ),
+            (post, "/v1/operators", Route::Api(Op(O::Enrol)), "enrol"),
+            (
+                post,
+                "/v1/operators/2/suspend",
+                Route::Api(Op(O::OperatorStatus(2, StatusVerb::Suspend))),
+                "suspend",
+            ),
+            (
+                post,
+                "/v1/operators/2/activate",
+                Route::Api(Op(O::OperatorStatus(2, StatusVerb::Activate))),
+                "activate",
+            ),
+            (
+                post,
+                "/v1/operators/2/remove",
+                Route::Api(Op(O::OperatorStatus(2, StatusVerb::Remove))),
+                "remove",
+            ),
+            (get, "/v1/requests/x", Route::Other, "other"),
+            (post, "/v1/requests/7/sign", Route::Other, "other"),
+            (post, "/v1/operators/2/promote", Route::Other, "other"),
+            (post, "/v1/operators/x/suspend", Route::Other, "other"),
+            (get, "/v1/revocations", Route::Other, "other"),
+            (post, "/healthz", Route::Other, "other"),
+        ];
+        for (method, path, route, label) in cases {
+            assert_eq!(Route::<RaRoute>::of(method, path), route, "{method} {path}");
+            assert_eq!(route.label(), label, "{method} {path}");
+        }
     }
 }

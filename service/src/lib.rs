@@ -6,7 +6,9 @@
 pub mod api;
 pub mod ca_api;
 pub mod credential_api;
+pub mod front;
 pub mod mtls;
+pub mod serve_cli;
 pub mod signer_renewal;
 pub mod tls;
 

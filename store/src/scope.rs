@@ -4,7 +4,34 @@
 
 use gpki_pki::{Error, ErrorKind, Result};
 
-use crate::RaRecord;
+use crate::{CertificateRecord, RaRecord, Store};
+
+impl Store {
+    /// The certificate `serial` (as an operator types it) of RA `ra`'s CA.
+    pub async fn ra_certificate(&self, ra: &RaRecord, serial: &str) -> Result<CertificateRecord> {
+        let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
+        let issuer = self.authority_by_name(&ra.ca_name).await?;
+        self.certificate(issuer.id, &serial).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no certificate with serial {serial} from CA `{}`",
+                ra.ca_name
+            ))
+        })
+    }
+
+    /// [`Store::ra_certificate`], refused unless it is within the RA's scope: what
+    /// the RA service checks before an operator acts on a certificate, and the CA
+    /// service again before it renews or revokes one.
+    pub async fn scoped_certificate(
+        &self,
+        ra: &RaRecord,
+        serial: &str,
+    ) -> Result<CertificateRecord> {
+        let c = self.ra_certificate(ra, serial).await?;
+        ra.check_scope(&c.profile, &c.subject)?;
+        Ok(c)
+    }
+}
 
 impl RaRecord {
     /// Refused unless `profile` and `subject` are within the RA's scope.
