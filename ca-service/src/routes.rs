@@ -64,7 +64,7 @@ pub(crate) async fn api(
 ) -> Response<Body> {
     let front = &state.front;
     let from = req.uri().path().to_string();
-    let authenticate = async {
+    let authenticate = || async {
         let c = front.caller(&req, &from).await?;
         let not_after = c.cert.not_after;
         Ok((c, not_after))
@@ -104,7 +104,7 @@ mod tests {
     fn routes_are_a_table() {
         use ClientRoute as C;
         let post = Method::POST;
-        let cases: [(&Method, &str, Route<ClientRoute>, &str); 9] = [
+        let cases: [(&Method, &str, Route<ClientRoute>, &str); 11] = [
             (&Method::GET, "/healthz", Route::Healthz, "healthz"),
             (&Method::GET, "/metrics", Route::Metrics, "metrics"),
             (&post, "/v1/certificates", Route::Api(C::Issue), "issue"),
@@ -133,6 +133,8 @@ mod tests {
                 "credential",
             ),
             (&Method::GET, "/v1/certificates", Route::Other, "other"),
+            (&post, "/v1/certificates/", Route::Other, "other"),
+            (&Method::GET, "/healthz/", Route::Other, "other"),
             (&post, "/v1/certificates/x", Route::Other, "other"),
         ];
         for (method, path, route, label) in cases {

@@ -41,9 +41,10 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
     let audience = audience(state)?;
     check_key(&b.idempotency_key)?;
     gpki_credentials::model::Format::parse(&b.format)?;
+    // Scope is checked by known_official (the official profile and subtree).
     let cert = state
         .store
-        .ra_certificate(&op.ra, &b.official.serial)
+        .unscoped_ra_certificate(&op.ra, &b.official.serial)
         .await?;
     let now = gpki_pki::time::now();
     let known = known_official(&state.store, &op.ra, cert, now).await?;

@@ -68,6 +68,8 @@ impl StatusVerb {
 }
 
 impl Api for RaRoute {
+    const TRAILING_SLASHES: bool = true;
+
     fn of(method: &Method, path: &str) -> Option<RaRoute> {
         use OperatorRoute as O;
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -163,7 +165,7 @@ pub(crate) async fn api(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let front = &state.front;
-    let authenticated = authenticate(state, &req, &path);
+    let authenticated = || authenticate(state, &req, &path);
     let op = match front.who(&req, &state.operators, authenticated).await {
         Ok(op) => op,
         Err(r) => return r,
@@ -227,6 +229,8 @@ mod tests {
         let cases: Vec<(&Method, &str, Route<RaRoute>, &str)> = vec![
             (get, "/healthz", Route::Healthz, "healthz"),
             (get, "/metrics", Route::Metrics, "metrics"),
+            (get, "/healthz/", Route::Healthz, "healthz"),
+            (get, "/metrics/", Route::Metrics, "metrics"),
             (
                 post,
                 "/v1/holder/revocations",
@@ -312,6 +316,7 @@ mod tests {
             (post, "/v1/operators/x/suspend", Route::Other, "other"),
             (get, "/v1/revocations", Route::Other, "other"),
             (post, "/healthz", Route::Other, "other"),
+            (get, "/v1/holder/revocations", Route::Other, "other"),
         ];
         for (method, path, route, label) in cases {
             assert_eq!(Route::<RaRoute>::of(method, path), route, "{method} {path}");

@@ -28,6 +28,9 @@ pub trait Api: Copy + Send + 'static {
     fn of(method: &Method, path: &str) -> Option<Self>;
     /// Its label in metrics and refusal records.
     fn label(self) -> &'static str;
+    /// Whether trailing slashes are ignored on every path, health and metrics
+    /// included (the RA's routes); else paths match exactly (the CA's).
+    const TRAILING_SLASHES: bool = false;
 }
 
 /// Where a request to a mutual-TLS service goes.
@@ -42,7 +45,12 @@ pub enum Route<A> {
 impl<A: Api> Route<A> {
     /// The route of `method` and `path`.
     pub fn of(method: &Method, path: &str) -> Route<A> {
-        match (method, path) {
+        let own = if A::TRAILING_SLASHES {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        match (method, own) {
             (&Method::GET, "/healthz") => Route::Healthz,
             (&Method::GET, "/metrics") => Route::Metrics,
             _ => A::of(method, path).map_or(Route::Other, Route::Api),
@@ -164,16 +172,18 @@ impl Front {
 
     /// The caller of `req` from `cache`, else from `authenticate` (whose
     /// refusal reply is returned as it is), cached until its certificate's
-    /// `not_after`. The ticket is taken before the store is read, so a
-    /// revocation that clears the cache meanwhile is not undone by this put.
-    pub async fn who<T, Fut>(
+    /// `not_after`. The ticket is taken before `authenticate` is called, so a
+    /// revocation that clears the cache while the store is read is not undone
+    /// by this put.
+    pub async fn who<T, A, Fut>(
         &self,
         req: &Request<Incoming>,
         cache: &AuthCache<[u8; 32], T>,
-        authenticate: Fut,
+        authenticate: A,
     ) -> std::result::Result<T, Response<Body>>
     where
         T: Clone,
+        A: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<(T, i64), Response<Body>>>,
     {
         let key = peer_key(req);
@@ -181,7 +191,7 @@ impl Front {
             return Ok(t);
         }
         let ticket = cache.ticket();
-        let (t, not_after) = authenticate.await?;
+        let (t, not_after) = authenticate().await?;
         if let Some(k) = key {
             cache.put(ticket, k, not_after, t.clone());
         }

@@ -63,9 +63,14 @@ impl ServeCli {
         Fut: Future<Output = Result<()>>,
     {
         let matches = self.command().get_matches();
-        let (_, m) = matches.subcommand().expect("a subcommand is required");
+        let Some((_, m)) = matches.subcommand() else {
+            unreachable!("clap requires the one subcommand, serve")
+        };
         let args = ServeArgs {
-            config: m.get_one::<PathBuf>("config").cloned().unwrap_or_default(),
+            config: m
+                .get_one::<PathBuf>("config")
+                .cloned()
+                .expect("config has a default"),
             listen: m.get_one::<String>("listen").cloned(),
         };
         crate::init_logging();

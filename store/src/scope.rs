@@ -7,8 +7,14 @@ use gpki_pki::{Error, ErrorKind, Result};
 use crate::{CertificateRecord, RaRecord, Store};
 
 impl Store {
-    /// The certificate `serial` (as an operator types it) of RA `ra`'s CA.
-    pub async fn ra_certificate(&self, ra: &RaRecord, serial: &str) -> Result<CertificateRecord> {
+    /// The certificate `serial` (as an operator types it) of RA `ra`'s CA,
+    /// whether or not it is in the RA's scope: the caller checks scope itself
+    /// (else [`Store::scoped_certificate`]).
+    pub async fn unscoped_ra_certificate(
+        &self,
+        ra: &RaRecord,
+        serial: &str,
+    ) -> Result<CertificateRecord> {
         let serial = serial.parse::<gpki_pki::serial::SerialNumber>()?.to_hex();
         let issuer = self.authority_by_name(&ra.ca_name).await?;
         self.certificate(issuer.id, &serial).await?.ok_or_else(|| {
@@ -19,7 +25,7 @@ impl Store {
         })
     }
 
-    /// [`Store::ra_certificate`], refused unless it is within the RA's scope: what
+    /// [`Store::unscoped_ra_certificate`], refused unless it is within the RA's scope: what
     /// the RA service checks before an operator acts on a certificate, and the CA
     /// service again before it renews or revokes one.
     pub async fn scoped_certificate(
@@ -27,7 +33,7 @@ impl Store {
         ra: &RaRecord,
         serial: &str,
     ) -> Result<CertificateRecord> {
-        let c = self.ra_certificate(ra, serial).await?;
+        let c = self.unscoped_ra_certificate(ra, serial).await?;
         ra.check_scope(&c.profile, &c.subject)?;
         Ok(c)
     }
