@@ -186,15 +186,23 @@ impl fmt::Display for KeyType {
 impl FromStr for KeyType {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        KeyType::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                Error::malformed(format!(
-                    "unknown key type `{s}` (one of rsa2048, rsa3072, rsa4096, p256, p384)"
-                ))
-            })
+        by_name(&KeyType::ALL, KeyType::as_str, "key type", s)
     }
+}
+
+/// The one of `all` that `name` calls `s` (in any case), or an error that lists
+/// the names.
+fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, what: &str, s: &str) -> Result<T> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v).eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            Error::malformed(format!(
+                "unknown {what} `{s}` (one of {})",
+                names.join(", ")
+            ))
+        })
 }
 
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");

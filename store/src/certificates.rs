@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, append_many, AuditEvent};
+use crate::rows::{self, get, record};
 use std::sync::Arc;
 
 use crate::writer::Done;
@@ -124,27 +125,30 @@ pub(crate) const CERT_COLUMNS: &str = "id, issuer_id, serial, subject, profile, 
     tbs, der, revoked_at, reason, invalidity_date, revocation_seq, renewed_from, request_key, created_at";
 
 pub(crate) fn cert_from_row(row: &AnyRow) -> Result<CertificateRecord> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    Ok(CertificateRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        issuer_id: row.try_get("issuer_id").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        subject: row.try_get("subject").map_err(db_err)?,
-        profile: row.try_get("profile").map_err(db_err)?,
-        status: status.parse()?,
-        not_before: row.try_get("not_before").map_err(db_err)?,
-        not_after: row.try_get("not_after").map_err(db_err)?,
-        spki_sha256: row.try_get("spki_sha256").map_err(db_err)?,
-        tbs: row.try_get("tbs").map_err(db_err)?,
-        der: row.try_get("der").map_err(db_err)?,
-        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-        invalidity_date: row.try_get("invalidity_date").map_err(db_err)?,
-        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
-        renewed_from: row.try_get("renewed_from").map_err(db_err)?,
-        request_key: row.try_get("request_key").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-    })
+    let status: String = get(row, "status")?;
+    Ok(record!(
+        row,
+        CertificateRecord {
+            id,
+            issuer_id,
+            serial,
+            subject,
+            profile,
+            status: status.parse()?,
+            not_before,
+            not_after,
+            spki_sha256,
+            tbs,
+            der,
+            revoked_at,
+            reason,
+            invalidity_date,
+            revocation_seq,
+            renewed_from,
+            request_key,
+            created_at
+        }
+    ))
 }
 
 fn duplicate_serial(e: Error, serial: &str) -> Error {
@@ -500,25 +504,18 @@ impl Store {
     ) -> Result<Option<CertificateRecord>> {
         let sql =
             format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial = $2");
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(serial)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(cert_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(serial),
+            cert_from_row,
+        )
+        .await
     }
 
     pub async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord> {
         let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(cert_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(id), cert_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no certificate row {id}")))
     }
 
@@ -531,13 +528,12 @@ impl Store {
         let sql = format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND request_key = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(cert_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(key),
+            cert_from_row,
+        )
+        .await
     }
 
     /// Request keys already used under `issuer_id` that start with `prefix`, with

@@ -13,6 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
 
 mod status_lists;
@@ -71,23 +72,26 @@ const CREDENTIAL_COLUMNS: &str = "id, list_id, idx, format, doc_type, subject, h
      signer_serial, digest, issued_at, valid_until, status, revoked_at, reason, replaced_by";
 
 fn credential_from_row(r: &AnyRow) -> Result<CredentialRecord> {
-    Ok(CredentialRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        list_id: r.try_get("list_id").map_err(db_err)?,
-        idx: r.try_get("idx").map_err(db_err)?,
-        format: r.try_get("format").map_err(db_err)?,
-        doc_type: r.try_get("doc_type").map_err(db_err)?,
-        subject: r.try_get("subject").map_err(db_err)?,
-        holder_jkt: r.try_get("holder_jkt").map_err(db_err)?,
-        signer_serial: r.try_get("signer_serial").map_err(db_err)?,
-        digest: r.try_get("digest").map_err(db_err)?,
-        issued_at: r.try_get("issued_at").map_err(db_err)?,
-        valid_until: r.try_get("valid_until").map_err(db_err)?,
-        status: r.try_get("status").map_err(db_err)?,
-        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
-        reason: r.try_get("reason").map_err(db_err)?,
-        replaced_by: r.try_get("replaced_by").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        CredentialRecord {
+            id,
+            list_id,
+            idx,
+            format,
+            doc_type,
+            subject,
+            holder_jkt,
+            signer_serial,
+            digest,
+            issued_at,
+            valid_until,
+            status,
+            revoked_at,
+            reason,
+            replaced_by
+        }
+    ))
 }
 
 /// What else moves when a credential becomes valid
@@ -509,15 +513,15 @@ impl Store {
     }
 
     pub async fn credential(&self, id: i64) -> Result<CredentialRecord> {
-        sqlx::query(&format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| credential_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"
+            ))
+            .bind(id),
+            credential_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no credential {id}")))
     }
 

@@ -15,6 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
 
 /// A registration authority.
@@ -81,19 +82,22 @@ fn unlist(row: &AnyRow, col: &str) -> Result<Vec<String>> {
 const RA_COLUMNS: &str = "id, name, ca_name, subtrees, profiles, dual_control, renew_window_days, domains, host, status, created_at";
 
 fn ra_from_row(row: &AnyRow) -> Result<RaRecord> {
-    Ok(RaRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        name: row.try_get("name").map_err(db_err)?,
-        ca_name: row.try_get("ca_name").map_err(db_err)?,
-        subtrees: unlist(row, "subtrees")?,
-        profiles: unlist(row, "profiles")?,
-        dual_control: unlist(row, "dual_control")?,
-        renew_window_days: row.try_get("renew_window_days").map_err(db_err)?,
-        domains: unlist(row, "domains")?,
-        host: row.try_get("host").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        row,
+        RaRecord {
+            id,
+            name,
+            ca_name,
+            subtrees: unlist(row, "subtrees")?,
+            profiles: unlist(row, "profiles")?,
+            dual_control: unlist(row, "dual_control")?,
+            renew_window_days,
+            domains: unlist(row, "domains")?,
+            host,
+            status,
+            created_at
+        }
+    ))
 }
 
 /// A name the store keys records by (RAs, operators, KRAs, officers): 1 to 64
@@ -390,37 +394,21 @@ impl Store {
 
     pub async fn ra(&self, id: i64) -> Result<RaRecord> {
         let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(ra_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(id), ra_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no RA with id {id}")))
     }
 
     pub async fn ra_by_name(&self, name: &str) -> Result<RaRecord> {
         let sql = format!("SELECT {RA_COLUMNS} FROM ras WHERE name = $1");
-        let row = sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(ra_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(name), ra_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no RA named `{name}`")))
     }
 
     pub async fn ras(&self) -> Result<Vec<RaRecord>> {
         let sql = format!("SELECT {RA_COLUMNS} FROM ras ORDER BY name");
-        let rows = sqlx::query(&sql)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(ra_from_row).collect()
+        rows::all(self.pool(), sqlx::query(&sql), ra_from_row).await
     }
 }
 
@@ -465,12 +453,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_ra_of_an_offline_ca_is_refused_on_postgres() {
-        let Some((store, url)) = crate::test_support::pg_store().await else {
-            return;
-        };
-        an_ra_of_an_offline_ca_is_refused(&store).await;
-        store.close().await;
-        crate::test_support::drop_pg(&url).await;
+        crate::test_support::on_postgres(|store| async move {
+            an_ra_of_an_offline_ca_is_refused(&store).await
+        })
+        .await;
     }
 
     async fn an_ra_of_an_offline_ca_is_refused(store: &Store) {

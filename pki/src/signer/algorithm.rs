@@ -227,15 +227,12 @@ impl fmt::Display for SignatureAlgorithm {
 impl FromStr for SignatureAlgorithm {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        SignatureAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                Error::malformed(format!(
-                    "unknown signature algorithm `{s}` (one of rsa-sha256, rsa-sha384, \
-                     rsa-sha512, rsa-pss-sha256, rsa-pss-sha384, ecdsa-sha256, ecdsa-sha384)"
-                ))
-            })
+        super::by_name(
+            &SignatureAlgorithm::ALL,
+            SignatureAlgorithm::as_str,
+            "signature algorithm",
+            s,
+        )
     }
 }
 

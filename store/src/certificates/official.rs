@@ -26,29 +26,10 @@ pub(super) async fn bind_official(
     if c.profile != OFFICIAL_PROFILE {
         return Ok(Ok(()));
     }
-    let Some(o) = gpki_pki::name::parse_rfc4514(&c.subject)
-        .ok()
-        .and_then(|a| gpki_pki::name::official(&a))
-    else {
+    let Some(o) = official_of(&c.subject) else {
         return Ok(Ok(()));
     };
-    let row = sqlx::query(
-        "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
-         VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
-         RETURNING name, institution",
-    )
-    .bind(&o.employee_number)
-    .bind(&o.name)
-    .bind(&o.institution)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let (name, institution): (String, String) = (
-        row.try_get("name").map_err(db_err)?,
-        row.try_get("institution").map_err(db_err)?,
-    );
+    let (name, institution) = claim(&mut *conn, &o, now).await?;
     if name != o.name || institution != o.institution {
         return Ok(Err(Error::policy(format!(
             "employee number {} belongs to {name} of {institution}; a certificate naming it for {} of {} is refused",
@@ -99,27 +80,12 @@ pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
         .map_err(db_err)?;
         for r in &rows {
             let subject: String = r.try_get("subject").map_err(db_err)?;
-            let Some(o) = gpki_pki::name::parse_rfc4514(&subject)
-                .ok()
-                .and_then(|a| gpki_pki::name::official(&a))
-            else {
+            let Some(o) = official_of(&subject) else {
                 continue;
             };
-            let held = sqlx::query(
-                "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
-                 RETURNING name, institution",
-            )
-            .bind(&o.employee_number)
-            .bind(&o.name)
-            .bind(&o.institution)
-            .bind(r.try_get::<i64, _>("created_at").map_err(db_err)?)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            let same = held.try_get::<String, _>("name").map_err(db_err)? == o.name
-                && held.try_get::<String, _>("institution").map_err(db_err)? == o.institution;
+            let created_at: i64 = r.try_get("created_at").map_err(db_err)?;
+            let (name, institution) = claim(&mut tx, &o, created_at).await?;
+            let same = name == o.name && institution == o.institution;
             if same {
                 bound += 1;
             } else {
@@ -143,4 +109,37 @@ pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
         tracing::warn!(conflicts, "official-sign certificates name an employee number bound to another official: review them (gpki cert list --profile official-sign)");
     }
     Ok(())
+}
+
+/// The official a subject (RFC 4514) names, if it names one.
+fn official_of(subject: &str) -> Option<gpki_pki::name::Official> {
+    gpki_pki::name::parse_rfc4514(subject)
+        .ok()
+        .and_then(|a| gpki_pki::name::official(&a))
+}
+
+/// Binds `o`'s employee number to `o` (at `at`) unless it is bound already; the
+/// name and institution it is bound to. One statement claims or reads the binding.
+async fn claim(
+    conn: &mut sqlx::AnyConnection,
+    o: &gpki_pki::name::Official,
+    at: i64,
+) -> Result<(String, String)> {
+    let row = sqlx::query(
+        "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
+         RETURNING name, institution",
+    )
+    .bind(&o.employee_number)
+    .bind(&o.name)
+    .bind(&o.institution)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok((
+        row.try_get("name").map_err(db_err)?,
+        row.try_get("institution").map_err(db_err)?,
+    ))
 }

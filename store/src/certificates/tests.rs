@@ -1,5 +1,5 @@
 use super::*;
-use crate::test_support::{ca, drop_pg, pg_store, store};
+use crate::test_support::{ca, store};
 
 const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
 const MOE: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
@@ -170,37 +170,17 @@ async fn refusals_carry_their_reason(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn refusals_carry_their_reason_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    refusals_carry_their_reason(&store(&dir).await).await;
-}
+crate::test_support::on_both_backends!(
+    refusals_carry_their_reason_on_sqlite,
+    refusals_carry_their_reason_on_postgres,
+    refusals_carry_their_reason
+);
 
-#[tokio::test]
-async fn refusals_carry_their_reason_on_postgres() {
-    let Some((store, url)) = pg_store().await else {
-        return;
-    };
-    refusals_carry_their_reason(&store).await;
-    store.close().await;
-    drop_pg(&url).await;
-}
-
-#[tokio::test]
-async fn abandon_is_a_status_change_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    abandon_is_a_status_change(&store(&dir).await).await;
-}
-
-#[tokio::test]
-async fn abandon_is_a_status_change_on_postgres() {
-    let Some((store, url)) = pg_store().await else {
-        return;
-    };
-    abandon_is_a_status_change(&store).await;
-    store.close().await;
-    drop_pg(&url).await;
-}
+crate::test_support::on_both_backends!(
+    abandon_is_a_status_change_on_sqlite,
+    abandon_is_a_status_change_on_postgres,
+    abandon_is_a_status_change
+);
 
 /// A store from before migration 0012: its official-sign certificates bind
 /// their numbers at the next open, the earliest official first, so a later
@@ -261,18 +241,8 @@ async fn numbers_recorded_before_the_binding_are_bound_at_open() {
     store.record_tbs(&record(5, &kim)).await.unwrap();
 }
 
-#[tokio::test]
-async fn an_employee_number_belongs_to_one_official_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    exercise(&store(&dir).await).await;
-}
-
-#[tokio::test]
-async fn an_employee_number_belongs_to_one_official_on_postgres() {
-    let Some((store, url)) = pg_store().await else {
-        return;
-    };
-    exercise(&store).await;
-    store.close().await;
-    drop_pg(&url).await;
-}
+crate::test_support::on_both_backends!(
+    an_employee_number_belongs_to_one_official_on_sqlite,
+    an_employee_number_belongs_to_one_official_on_postgres,
+    exercise
+);

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
 
 /// The most bytes a status list's bit string may have (the bound its encoder and
@@ -25,16 +26,19 @@ pub struct StatusListRecord {
 }
 
 pub(super) fn list_from_row(r: &AnyRow) -> Result<StatusListRecord> {
-    Ok(StatusListRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        name: r.try_get("name").map_err(db_err)?,
-        uri: r.try_get("uri").map_err(db_err)?,
-        bits: r.try_get("bits").map_err(db_err)?,
-        size: r.try_get("size").map_err(db_err)?,
-        used: r.try_get("used").map_err(db_err)?,
-        status_seq: r.try_get("status_seq").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        StatusListRecord {
+            id,
+            name,
+            uri,
+            bits,
+            size,
+            used,
+            status_seq,
+            created_at
+        }
+    ))
 }
 
 pub(super) const LIST_COLUMNS: &str = "id, name, uri, bits, size, used, status_seq, created_at";
@@ -97,28 +101,27 @@ impl Store {
     }
 
     pub async fn status_list_by_name(&self, name: &str) -> Result<StatusListRecord> {
-        sqlx::query(&format!(
-            "SELECT {LIST_COLUMNS} FROM status_lists WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| list_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {LIST_COLUMNS} FROM status_lists WHERE name = $1"
+            ))
+            .bind(name),
+            list_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no status list named {name}")))
     }
 
     pub async fn status_lists(&self) -> Result<Vec<StatusListRecord>> {
-        sqlx::query(&format!(
-            "SELECT {LIST_COLUMNS} FROM status_lists ORDER BY id"
-        ))
-        .fetch_all(self.pool())
+        rows::all(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {LIST_COLUMNS} FROM status_lists ORDER BY id"
+            )),
+            list_from_row,
+        )
         .await
-        .map_err(db_err)?
-        .iter()
-        .map(list_from_row)
-        .collect()
     }
     /// The indexes of a list's revoked credentials and the list's `status_seq` they
     /// are current to, read together.

@@ -1,27 +1,17 @@
 use super::*;
-use crate::test_support::{ca, event, store};
+use crate::test_support::{ca, event};
 use crate::NewCertificate;
+
+crate::test_support::on_both_backends!(
+    ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_sqlite,
+    ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_postgres,
+    ids_end_with_their_official
+);
 
 /// An official's IDs end with their last official-sign certificate: the valid
 /// one is revoked `certificate-revoked`, and one still being issued is
 /// stopped (its issuance then fails); a holder's report reaches only IDs
 /// issued before it was signed.
-#[tokio::test]
-async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    ids_end_with_their_official(&store(&dir).await).await;
-}
-
-#[tokio::test]
-async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_postgres() {
-    let Some((store, url)) = crate::test_support::pg_store().await else {
-        return;
-    };
-    ids_end_with_their_official(&store).await;
-    store.close().await;
-    crate::test_support::drop_pg(&url).await;
-}
-
 async fn ids_end_with_their_official(store: &Store) {
     let store = store.clone();
     let ca = ca(&store).await;

@@ -1,13 +1,12 @@
 //! An RA's operators, known by the certificates they log in with, and the
 //! clients of the CA service.
 
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, Result};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::check_name;
-use crate::audit::append;
-use crate::{db_err, AuditEvent, Store};
+use crate::rows::{self, flag, record};
+use crate::{AuditEvent, Store};
 
 /// A certificate the CA service accepts from a client, and its role.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,16 +37,19 @@ pub struct OperatorRecord {
 const OPERATOR_COLUMNS: &str = "id, ra_id, name, cert_id, admin, status, created_at, updated_at";
 
 fn operator_from_row(row: &AnyRow) -> Result<OperatorRecord> {
-    Ok(OperatorRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        ra_id: row.try_get("ra_id").map_err(db_err)?,
-        name: row.try_get("name").map_err(db_err)?,
-        cert_id: row.try_get("cert_id").map_err(db_err)?,
-        admin: row.try_get::<i64, _>("admin").map_err(db_err)? != 0,
-        status: row.try_get("status").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-        updated_at: row.try_get("updated_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        row,
+        OperatorRecord {
+            id,
+            ra_id,
+            name,
+            cert_id,
+            admin: flag(row, "admin")?,
+            status,
+            created_at,
+            updated_at
+        }
+    ))
 }
 /// An operator's name: 1 to 64 characters of A-Z a-z 0-9 - _ . (it appears in
 /// audit labels as `operator:RA/NAME`).
@@ -64,20 +66,14 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<ServiceClient> {
         let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO service_clients (name, role, cert_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(name)
         .bind(role)
         .bind(cert_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let id: i64 = row.try_get("id").map_err(db_err)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        .bind(now);
+        let id: i64 = rows::insert_id(self.pool(), insert, None, audit, now).await?;
         Ok(ServiceClient {
             id,
             name: name.to_string(),
@@ -89,23 +85,23 @@ impl Store {
 
     /// The service client registered for certificate `cert_id`, if any.
     pub async fn service_client_by_cert(&self, cert_id: i64) -> Result<Option<ServiceClient>> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT id, name, role, cert_id, created_at FROM service_clients WHERE cert_id = $1",
         )
-        .bind(cert_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
-        row.map(|r| {
-            Ok(ServiceClient {
-                id: r.try_get("id").map_err(db_err)?,
-                name: r.try_get("name").map_err(db_err)?,
-                role: r.try_get("role").map_err(db_err)?,
-                cert_id: r.try_get("cert_id").map_err(db_err)?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-            })
+        .bind(cert_id);
+        rows::one(self.pool(), query, |r| {
+            Ok(record!(
+                r,
+                ServiceClient {
+                    id,
+                    name,
+                    role,
+                    cert_id,
+                    created_at
+                }
+            ))
         })
-        .transpose()
+        .await
     }
 
     /// Enrols the holder of certificate `cert_id` as an operator of RA `ra_id`.
@@ -119,8 +115,7 @@ impl Store {
     ) -> Result<OperatorRecord> {
         check_operator_name(name)?;
         let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO ra_operators (ra_id, name, cert_id, admin, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING id",
         )
@@ -128,55 +123,45 @@ impl Store {
         .bind(name)
         .bind(cert_id)
         .bind(admin as i64)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match db_err(e) {
-            e if e.kind == ErrorKind::AlreadyExists => Error::new(
-                ErrorKind::AlreadyExists,
-                "that certificate belongs to an operator already",
-            ),
-            e => e,
-        })?;
-        let id: i64 = row.try_get("id").map_err(db_err)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        .bind(now);
+        let id: i64 = rows::insert_id(
+            self.pool(),
+            insert,
+            Some("that certificate belongs to an operator already".into()),
+            audit,
+            now,
+        )
+        .await?;
         self.operator(id).await
     }
 
     pub async fn operator(&self, id: i64) -> Result<OperatorRecord> {
         let sql = format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(operator_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(id), operator_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no operator with id {id}")))
     }
 
     /// The operator who logs in with certificate `cert_id`, if any.
     pub async fn operator_by_cert(&self, cert_id: i64) -> Result<Option<OperatorRecord>> {
         let sql = format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE cert_id = $1");
-        let row = sqlx::query(&sql)
-            .bind(cert_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(operator_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(cert_id),
+            operator_from_row,
+        )
+        .await
     }
 
     pub async fn operators(&self, ra_id: i64) -> Result<Vec<OperatorRecord>> {
         let sql =
             format!("SELECT {OPERATOR_COLUMNS} FROM ra_operators WHERE ra_id = $1 ORDER BY id");
-        let rows = sqlx::query(&sql)
-            .bind(ra_id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(operator_from_row).collect()
+        rows::all(
+            self.pool(),
+            sqlx::query(&sql).bind(ra_id),
+            operator_from_row,
+        )
+        .await
     }
 
     /// Sets an operator's status (`active`, `suspended`, `removed`). A removed
@@ -188,23 +173,20 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<OperatorRecord> {
         let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE ra_operators SET status = $1, updated_at = $2 WHERE id = $3 AND status <> 'removed'",
         )
         .bind(status)
         .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() != 1 {
-            return Err(Error::conflict(format!(
-                "operator {id} does not exist or was removed"
-            )));
-        }
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        .bind(id);
+        rows::update_audited(
+            self.pool(),
+            update,
+            Error::conflict(format!("operator {id} does not exist or was removed")),
+            audit,
+            now,
+        )
+        .await?;
         self.operator(id).await
     }
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::{list, unlist};
 use crate::audit::append;
+use crate::rows::{self, get, record};
 use crate::writer::Done;
 use crate::{db_err, AuditEvent, Store};
 
@@ -145,14 +145,17 @@ const REQUEST_ROW: &str = "id, ra_id, idempotency_key, body_sha256, kind, profil
 
 /// A request selected with [`REQUEST_COLUMNS`] from [`REQUEST_FROM`].
 fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
-    let method: Option<String> = row.try_get("method").map_err(db_err)?;
+    let method: Option<String> = get(row, "method")?;
     let identity = match method {
-        Some(method) => Some(IdentityRecord {
-            method,
-            document: row.try_get("document").map_err(db_err)?,
-            operator_id: row.try_get("operator_id").map_err(db_err)?,
-            verified_at: row.try_get("verified_at").map_err(db_err)?,
-        }),
+        Some(_method) => Some(record!(
+            row,
+            IdentityRecord {
+                method,
+                document,
+                operator_id,
+                verified_at
+            }
+        )),
         None => None,
     };
     request_with(row, identity)
@@ -160,44 +163,41 @@ fn request_from_row(row: &AnyRow) -> Result<RaRequest> {
 
 /// A request from a row of its own columns ([`REQUEST_ROW`]) and its identity
 /// verification.
-fn request_with(row: &AnyRow, identity: Option<IdentityRecord>) -> Result<RaRequest> {
-    Ok(RaRequest {
-        id: row.try_get("id").map_err(db_err)?,
-        ra_id: row.try_get("ra_id").map_err(db_err)?,
-        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
-        body_sha256: row.try_get("body_sha256").map_err(db_err)?,
-        kind: row.try_get("kind").map_err(db_err)?,
-        profile: row.try_get("profile").map_err(db_err)?,
-        subject: row.try_get("subject").map_err(db_err)?,
-        csr: row.try_get("csr").map_err(db_err)?,
-        sans: unlist(row, "sans")?,
-        target_cert_id: row.try_get("target_cert_id").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        submitted_by: row.try_get("submitted_by").map_err(db_err)?,
-        approved_by: row.try_get("approved_by").map_err(db_err)?,
-        decided_by: row.try_get("decided_by").map_err(db_err)?,
-        note: row.try_get("note").map_err(db_err)?,
-        cert_id: row.try_get("cert_id").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-        updated_at: row.try_get("updated_at").map_err(db_err)?,
-        km_transport: row.try_get("km_transport").map_err(db_err)?,
-        identity,
-        enrol: match row
-            .try_get::<Option<String>, _>("enrol_name")
-            .map_err(db_err)?
-        {
-            Some(name) => Some(Enrolment {
-                name,
-                admin: row
-                    .try_get::<Option<i64>, _>("enrol_admin")
-                    .map_err(db_err)?
-                    .unwrap_or(0)
-                    != 0,
-            }),
-            None => None,
-        },
-    })
+fn request_with(row: &AnyRow, verified: Option<IdentityRecord>) -> Result<RaRequest> {
+    let enrolment = match get::<Option<String>>(row, "enrol_name")? {
+        Some(name) => Some(Enrolment {
+            name,
+            admin: get::<Option<i64>>(row, "enrol_admin")?.unwrap_or(0) != 0,
+        }),
+        None => None,
+    };
+    Ok(record!(
+        row,
+        RaRequest {
+            id,
+            ra_id,
+            idempotency_key,
+            body_sha256,
+            kind,
+            profile,
+            subject,
+            csr,
+            sans: unlist(row, "sans")?,
+            target_cert_id,
+            reason,
+            status,
+            submitted_by,
+            approved_by,
+            decided_by,
+            note,
+            cert_id,
+            created_at,
+            updated_at,
+            km_transport,
+            identity: verified,
+            enrol: enrolment
+        }
+    ))
 }
 impl Store {
     /// Records a request, with the identity verification when one is given.
@@ -280,14 +280,8 @@ impl Store {
 
     pub async fn request(&self, id: i64) -> Result<RaRequest> {
         let sql = format!("SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(request_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(id), request_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no request {id}")))
     }
 
@@ -295,13 +289,12 @@ impl Store {
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.ra_id = $1 AND r.idempotency_key = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(ra_id)
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(request_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(ra_id).bind(key),
+            request_from_row,
+        )
+        .await
     }
 
     /// Requests of RA `ra_id`, newest first, optionally of one status.
@@ -315,14 +308,15 @@ impl Store {
             "SELECT {REQUEST_COLUMNS} FROM {REQUEST_FROM} WHERE r.ra_id = $1 AND ($2 = '' OR r.status = $2) \
              ORDER BY r.id DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
-            .bind(ra_id)
-            .bind(status.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(request_from_row).collect()
+        rows::all(
+            self.pool(),
+            sqlx::query(&sql)
+                .bind(ra_id)
+                .bind(status.unwrap_or(""))
+                .bind(limit),
+            request_from_row,
+        )
+        .await
     }
 
     /// Moves request `id` from one of `t.from` to `t.to`, or refuses with its
