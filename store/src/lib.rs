@@ -6,6 +6,7 @@
 //! its hash-chained audit record in the same transaction.
 #![forbid(unsafe_code)]
 
+mod archive_handle;
 mod audit;
 mod certificates;
 mod credentials;
@@ -35,6 +36,7 @@ use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+pub use archive_handle::KeyArchive;
 pub use audit::{AuditEvent, AuditProblem, AuditReport, AuditRow};
 pub use certificates::{CertFilter, CertStatus, CertificateRecord, NewCertificate};
 pub use credentials::{
