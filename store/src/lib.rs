@@ -12,6 +12,7 @@ mod certificates;
 mod credentials;
 mod crls;
 pub mod failpoint;
+mod issuance_handle;
 mod kmi;
 mod offers;
 mod peers;
@@ -43,6 +44,7 @@ pub use credentials::{
     CredentialRecord, IssuedWith, NewCredential, StatusListRecord, REVOCATION_REASONS,
 };
 pub use crls::{CrlAllocation, CrlEntries, CrlRecord, NewCrl};
+pub use issuance_handle::IssuanceLog;
 pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
