@@ -109,7 +109,7 @@ pub(crate) async fn authenticate(
     req: &Request<Incoming>,
     path: &str,
 ) -> std::result::Result<(Operator, i64), Response<Body>> {
-    let who = match caller(&state.store, req).await {
+    let who = match caller(state.store.scaffolding(), req).await {
         Ok(w) => w,
         Err(e) => {
             if e.kind == ErrorKind::Unauthorized {

@@ -43,7 +43,7 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
     gpki_credentials::model::Format::parse(&b.format)?;
     let cert = crate::requests::ra_certificate(state, op, &b.official.serial).await?;
     let now = gpki_pki::time::now();
-    let known = known_official(&state.store, &op.ra, cert, now).await?;
+    let known = known_official(state.store.scaffolding(), &op.ra, cert, now).await?;
     // Refused now, by name, rather than at the CA.
     official_id(&b.attributes, &known)?;
     let official = known.cert;

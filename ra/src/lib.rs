@@ -29,7 +29,7 @@ use gpki_pki::{Error, Result};
 use gpki_service::api::ApiClient;
 use gpki_service::ca_api::CertificateReply;
 use gpki_service::mtls::{ApiMetrics, AuthCache, ClientTls, Refusals, Running, ServerTls};
-use gpki_store::Store;
+use gpki_store::{RequestBook, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
@@ -198,7 +198,7 @@ pub struct RequestReply {
 }
 
 pub(crate) struct State {
-    pub(crate) store: Store,
+    pub(crate) store: RequestBook,
     pub(crate) config: Config,
     pub(crate) profiles: Profiles,
     pub(crate) ca: ApiClient,
@@ -230,7 +230,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
         .acceptor(refusals.on_handshake(metrics.clone()))?;
     let (listen, limits) = (config.service.listen.clone(), config.service.http);
     let state = Arc::new(State {
-        store,
+        store: RequestBook::new(store),
         config,
         profiles,
         ca,

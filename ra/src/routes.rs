@@ -155,7 +155,7 @@ pub(crate) async fn handle(state: &State, req: Request<Incoming>) -> Response<Bo
     let reply = match route {
         Route::Healthz | Route::Metrics => {
             gpki_service::mtls::health_or_metrics(
-                &state.store,
+                state.store.scaffolding(),
                 &state.metrics,
                 &req,
                 route == Route::Metrics,

@@ -18,6 +18,7 @@ mod offers;
 mod peers;
 mod ra;
 mod reader;
+mod request_handle;
 mod revocation;
 mod rows;
 mod scope;
@@ -52,6 +53,7 @@ pub use ra::{
     RaRecord, RaRequest, ServiceClient, Transition,
 };
 pub use reader::StatusReader;
+pub use request_handle::RequestBook;
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 pub use tsa::{TokenLog, TokenRecord};
