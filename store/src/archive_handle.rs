@@ -38,75 +38,24 @@ impl KeyArchive {
         KeyArchive { store }
     }
 
-    /// The certificates of CA `id` and those above it, the CA's first.
-    pub async fn authority_chain(&self, id: i64) -> Result<Vec<Vec<u8>>> {
-        self.store.authority_chain(id).await
-    }
-
-    pub async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord> {
-        self.store.certificate_by_id(id).await
-    }
-
-    /// The row of certificate `der` and its CA, when it is in force at `now`.
-    pub async fn certificate_in_force(
-        &self,
-        der: &[u8],
-        now: i64,
-    ) -> Result<(CertificateRecord, AuthorityRecord)> {
-        self.store.certificate_in_force(der, now).await
-    }
-
-    pub async fn kra(&self, id: i64) -> Result<KraRecord> {
-        self.store.kra(id).await
-    }
-
-    pub async fn officers(&self, kra_id: i64) -> Result<Vec<OfficerRecord>> {
-        self.store.officers(kra_id).await
-    }
-
-    pub async fn archive(&self, id: i64) -> Result<ArchiveRecord> {
-        self.store.archive(id).await
-    }
-
-    /// The archived key of certificate `cert_id`, if it has one.
-    pub async fn archive_of(&self, cert_id: i64) -> Result<Option<ArchiveRecord>> {
-        self.store.archive_of(cert_id).await
-    }
-
-    /// Opens a recovery request for archived key `archive_id`, audited.
-    pub async fn request_recovery(
-        &self,
-        archive_id: i64,
-        reason: &str,
-        requested_by: &str,
-        nonce: &str,
-        audit: &AuditEvent,
-    ) -> Result<RecoveryRecord> {
-        self.store
-            .request_recovery(archive_id, reason, requested_by, nonce, audit)
-            .await
-    }
-
-    /// The open recovery request of archived key `archive_id`, if any.
-    pub async fn open_recovery(&self, archive_id: i64) -> Result<Option<RecoveryRecord>> {
-        self.store.open_recovery(archive_id).await
-    }
-
-    /// Releases request `id` with the approvals accepted, in one transaction.
-    pub async fn release_recovery(
-        &self,
-        id: i64,
-        approvals: &[(NewApproval, AuditEvent)],
-        released_by: &str,
-        release: &AuditEvent,
-    ) -> Result<RecoveryRecord> {
-        self.store
-            .release_recovery(id, approvals, released_by, release)
-            .await
-    }
-
-    /// Appends `event` to the audit log (a refused recovery).
-    pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        self.store.audit(event).await
+    crate::handle::delegate! {
+        /// The certificates of CA `id` and those above it, the CA's first.
+        async fn authority_chain(&self, id: i64) -> Result<Vec<Vec<u8>>>;
+        async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord>;
+        /// The row of certificate `der` and its CA, when it is in force at `now`.
+        async fn certificate_in_force(&self, der: &[u8], now: i64) -> Result<(CertificateRecord, AuthorityRecord)>;
+        async fn kra(&self, id: i64) -> Result<KraRecord>;
+        async fn officers(&self, kra_id: i64) -> Result<Vec<OfficerRecord>>;
+        async fn archive(&self, id: i64) -> Result<ArchiveRecord>;
+        /// The archived key of certificate `cert_id`, if it has one.
+        async fn archive_of(&self, cert_id: i64) -> Result<Option<ArchiveRecord>>;
+        /// Opens a recovery request for archived key `archive_id`, audited.
+        async fn request_recovery(&self, archive_id: i64, reason: &str, requested_by: &str, nonce: &str, audit: &AuditEvent) -> Result<RecoveryRecord>;
+        /// The open recovery request of archived key `archive_id`, if any.
+        async fn open_recovery(&self, archive_id: i64) -> Result<Option<RecoveryRecord>>;
+        /// Releases request `id` with the approvals accepted, in one transaction.
+        async fn release_recovery(&self, id: i64, approvals: &[(NewApproval, AuditEvent)], released_by: &str, release: &AuditEvent) -> Result<RecoveryRecord>;
+        /// Appends `event` to the audit log (a refused recovery).
+        async fn audit(&self, event: &AuditEvent) -> Result<()>;
     }
 }

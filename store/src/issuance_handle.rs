@@ -53,214 +53,69 @@ impl IssuanceLog {
         crate::standing::current(&self.store, record).await
     }
 
-    /// [`Store::abandon`].
-    pub async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<bool> {
-        self.store.abandon(id, audit).await
-    }
-
-    /// [`Store::activate_authority`].
-    pub async fn activate_authority(
-        &self,
-        id: i64,
-        key_id: &[u8],
-        spki_sha1: &[u8],
-        name_sha1: &[u8],
-        cert_der: &[u8],
-        audit: &AuditEvent,
-    ) -> Result<()> {
-        self.store
-            .activate_authority(id, key_id, spki_sha1, name_sha1, cert_der, audit)
-            .await
-    }
-
-    /// [`Store::allocate_crl`].
-    pub async fn allocate_crl(&self, issuer_id: i64) -> Result<CrlAllocation> {
-        self.store.allocate_crl(issuer_id).await
-    }
-
-    /// [`Store::archive_key`].
-    pub async fn archive_key(&self, new: &NewArchive, audit: &AuditEvent) -> Result<ArchiveRecord> {
-        self.store.archive_key(new, audit).await
-    }
-
-    /// [`Store::audit`].
-    pub async fn audit(&self, event: &AuditEvent) -> Result<()> {
-        self.store.audit(event).await
-    }
-
-    /// [`Store::audit_head`].
-    pub async fn audit_head(&self) -> Result<(i64, Vec<u8>)> {
-        self.store.audit_head().await
-    }
-
-    /// [`Store::authority`].
-    pub async fn authority(&self, id: i64) -> Result<AuthorityRecord> {
-        self.store.authority(id).await
-    }
-
-    /// [`Store::authority_by_name`].
-    pub async fn authority_by_name(&self, name: &str) -> Result<AuthorityRecord> {
-        self.store.authority_by_name(name).await
-    }
-
-    /// [`Store::authority_chain`].
-    pub async fn authority_chain(&self, id: i64) -> Result<Vec<Vec<u8>>> {
-        self.store.authority_chain(id).await
-    }
-
-    /// [`Store::certificate`].
-    pub async fn certificate(
-        &self,
-        issuer_id: i64,
-        serial: &str,
-    ) -> Result<Option<CertificateRecord>> {
-        self.store.certificate(issuer_id, serial).await
-    }
-
-    /// [`Store::certificate_by_id`].
-    pub async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord> {
-        self.store.certificate_by_id(id).await
-    }
-
-    /// [`Store::compromised_keys`].
-    pub async fn compromised_keys(&self, spki_sha256: &[String]) -> Result<Vec<(String, Error)>> {
-        self.store.compromised_keys(spki_sha256).await
-    }
-
-    /// [`Store::create_authority`].
-    pub async fn create_authority(
-        &self,
-        new: &NewAuthority,
-        audit: &AuditEvent,
-    ) -> Result<AuthorityRecord> {
-        self.store.create_authority(new, audit).await
-    }
-
-    /// [`Store::crl_entries`].
-    pub async fn crl_entries(
-        &self,
-        issuer_id: i64,
-        watermark: i64,
-        previous: Option<&CrlRecord>,
-    ) -> Result<CrlEntries> {
-        self.store.crl_entries(issuer_id, watermark, previous).await
-    }
-
-    /// [`Store::crl_numbers`].
-    pub async fn crl_numbers(&self, issuer_id: i64) -> Result<(Option<i64>, Option<i64>)> {
-        self.store.crl_numbers(issuer_id).await
-    }
-
-    /// [`Store::delta_entries`].
-    pub async fn delta_entries(
-        &self,
-        issuer_id: i64,
-        base_watermark: i64,
-        watermark: i64,
-    ) -> Result<CrlEntries> {
-        self.store
-            .delta_entries(issuer_id, base_watermark, watermark)
-            .await
-    }
-
     /// [`Store::display_url`].
     pub fn display_url(&self) -> String {
         self.store.display_url()
     }
 
-    /// [`Store::find_authority`].
-    pub async fn find_authority(&self, name: &str) -> Result<Option<AuthorityRecord>> {
-        self.store.find_authority(name).await
-    }
-
-    /// [`Store::last_audit_detail`].
-    pub async fn last_audit_detail(&self, action: &str) -> Result<Option<String>> {
-        self.store.last_audit_detail(action).await
-    }
-
-    /// [`Store::mark_issued`].
-    pub async fn mark_issued(
-        &self,
-        id: i64,
-        der: &[u8],
-        audit: &AuditEvent,
-    ) -> Result<CertificateRecord> {
-        self.store.mark_issued(id, der, audit).await
-    }
-
-    /// [`Store::mark_issued_many`].
-    pub async fn mark_issued_many(&self, issued: &[(i64, Vec<u8>, AuditEvent)]) -> Result<()> {
-        self.store.mark_issued_many(issued).await
-    }
-
-    /// [`Store::pair_of`].
-    pub async fn pair_of(&self, cert_id: i64) -> Result<Option<i64>> {
-        self.store.pair_of(cert_id).await
-    }
-
-    /// [`Store::record_crl`].
-    pub async fn record_crl(&self, crl: &NewCrl, audit: &AuditEvent) -> Result<CrlRecord> {
-        self.store.record_crl(crl, audit).await
-    }
-
-    /// [`Store::record_tbs`].
-    pub async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64> {
-        self.store.record_tbs(cert).await
-    }
-
-    /// [`Store::record_tbs_many`].
-    pub async fn record_tbs_many(&self, certs: &[NewCertificate]) -> Result<Vec<i64>> {
-        self.store.record_tbs_many(certs).await
-    }
-
-    /// [`Store::release_hold`].
-    pub async fn release_hold(
-        &self,
-        issuer_id: i64,
-        serial: &str,
-        audit: &AuditEvent,
-    ) -> Result<CertificateRecord> {
-        self.store.release_hold(issuer_id, serial, audit).await
-    }
-
-    /// [`Store::request_keys`].
-    pub async fn request_keys(
-        &self,
-        issuer_id: i64,
-        prefix: &str,
-    ) -> Result<Vec<(String, CertStatus, i64)>> {
-        self.store.request_keys(issuer_id, prefix).await
-    }
-
-    /// [`Store::revoke`].
-    pub async fn revoke(
-        &self,
-        issuer_id: i64,
-        serial: &str,
-        reason: i64,
-        revoked_at: i64,
-        invalidity_date: Option<i64>,
-        audit: &AuditEvent,
-    ) -> Result<CertificateRecord> {
-        self.store
-            .revoke(
-                issuer_id,
-                serial,
-                reason,
-                revoked_at,
-                invalidity_date,
-                audit,
-            )
-            .await
-    }
-
-    /// [`Store::kra_by_name`].
-    pub async fn kra_by_name(&self, name: &str) -> Result<KraRecord> {
-        self.store.kra_by_name(name).await
-    }
-
-    /// [`Store::signer_in_force`].
-    pub async fn signer_in_force(&self, der: &[u8], what: &str) -> Result<CertificateRecord> {
-        self.store.signer_in_force(der, what).await
+    crate::handle::delegate! {
+        /// [`Store::abandon`].
+        async fn abandon(&self, id: i64, audit: &AuditEvent) -> Result<bool>;
+        /// [`Store::activate_authority`].
+        async fn activate_authority(&self, id: i64, key_id: &[u8], spki_sha1: &[u8], name_sha1: &[u8], cert_der: &[u8], audit: &AuditEvent) -> Result<()>;
+        /// [`Store::allocate_crl`].
+        async fn allocate_crl(&self, issuer_id: i64) -> Result<CrlAllocation>;
+        /// [`Store::archive_key`].
+        async fn archive_key(&self, new: &NewArchive, audit: &AuditEvent) -> Result<ArchiveRecord>;
+        /// [`Store::audit`].
+        async fn audit(&self, event: &AuditEvent) -> Result<()>;
+        /// [`Store::audit_head`].
+        async fn audit_head(&self) -> Result<(i64, Vec<u8>)>;
+        /// [`Store::authority`].
+        async fn authority(&self, id: i64) -> Result<AuthorityRecord>;
+        /// [`Store::authority_by_name`].
+        async fn authority_by_name(&self, name: &str) -> Result<AuthorityRecord>;
+        /// [`Store::authority_chain`].
+        async fn authority_chain(&self, id: i64) -> Result<Vec<Vec<u8>>>;
+        /// [`Store::certificate`].
+        async fn certificate(&self, issuer_id: i64, serial: &str) -> Result<Option<CertificateRecord>>;
+        /// [`Store::certificate_by_id`].
+        async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord>;
+        /// [`Store::compromised_keys`].
+        async fn compromised_keys(&self, spki_sha256: &[String]) -> Result<Vec<(String, Error)>>;
+        /// [`Store::create_authority`].
+        async fn create_authority(&self, new: &NewAuthority, audit: &AuditEvent) -> Result<AuthorityRecord>;
+        /// [`Store::crl_entries`].
+        async fn crl_entries(&self, issuer_id: i64, watermark: i64, previous: Option<&CrlRecord>) -> Result<CrlEntries>;
+        /// [`Store::crl_numbers`].
+        async fn crl_numbers(&self, issuer_id: i64) -> Result<(Option<i64>, Option<i64>)>;
+        /// [`Store::delta_entries`].
+        async fn delta_entries(&self, issuer_id: i64, base_watermark: i64, watermark: i64) -> Result<CrlEntries>;
+        /// [`Store::find_authority`].
+        async fn find_authority(&self, name: &str) -> Result<Option<AuthorityRecord>>;
+        /// [`Store::last_audit_detail`].
+        async fn last_audit_detail(&self, action: &str) -> Result<Option<String>>;
+        /// [`Store::mark_issued`].
+        async fn mark_issued(&self, id: i64, der: &[u8], audit: &AuditEvent) -> Result<CertificateRecord>;
+        /// [`Store::mark_issued_many`].
+        async fn mark_issued_many(&self, issued: &[(i64, Vec<u8>, AuditEvent)]) -> Result<()>;
+        /// [`Store::pair_of`].
+        async fn pair_of(&self, cert_id: i64) -> Result<Option<i64>>;
+        /// [`Store::record_crl`].
+        async fn record_crl(&self, crl: &NewCrl, audit: &AuditEvent) -> Result<CrlRecord>;
+        /// [`Store::record_tbs`].
+        async fn record_tbs(&self, cert: &NewCertificate) -> Result<i64>;
+        /// [`Store::record_tbs_many`].
+        async fn record_tbs_many(&self, certs: &[NewCertificate]) -> Result<Vec<i64>>;
+        /// [`Store::release_hold`].
+        async fn release_hold(&self, issuer_id: i64, serial: &str, audit: &AuditEvent) -> Result<CertificateRecord>;
+        /// [`Store::request_keys`].
+        async fn request_keys(&self, issuer_id: i64, prefix: &str) -> Result<Vec<(String, CertStatus, i64)>>;
+        /// [`Store::revoke`].
+        async fn revoke(&self, issuer_id: i64, serial: &str, reason: i64, revoked_at: i64, invalidity_date: Option<i64>, audit: &AuditEvent) -> Result<CertificateRecord>;
+        /// [`Store::kra_by_name`].
+        async fn kra_by_name(&self, name: &str) -> Result<KraRecord>;
+        /// [`Store::signer_in_force`].
+        async fn signer_in_force(&self, der: &[u8], what: &str) -> Result<CertificateRecord>;
     }
 }

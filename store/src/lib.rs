@@ -12,6 +12,7 @@ mod certificates;
 mod credentials;
 mod crls;
 pub mod failpoint;
+mod handle;
 mod issuance_handle;
 mod kmi;
 mod offers;
