@@ -272,7 +272,8 @@ impl Ca {
         let mut done = 0;
         for chunk in rows.chunks(chunk_size) {
             // The CA may be revoked while a long batch runs: checked again per chunk.
-            gpki_store::standing(self.store(), &issuer.record, gpki_pki::time::now())
+            self.store()
+                .standing(&issuer.record, gpki_pki::time::now())
                 .await?
                 .require_active(&opts.ca)?;
             let (resumed, fresh) = self

@@ -18,7 +18,7 @@ use der::Decode;
 use gpki_kmi::envelope::{self, Recipient};
 use gpki_pki::cert::SanEntry;
 use gpki_pki::{Error, KeyType, Result, Signer, SoftwareKey};
-use gpki_store::{CertStatus, CertificateRecord, KraRecord, NewArchive, Store};
+use gpki_store::{CertStatus, CertificateRecord, IssuanceLog, KraRecord, NewArchive, Store};
 use serde_json::json;
 
 use crate::{Ca, IssueRequest, Issued, KeySource};
@@ -51,6 +51,11 @@ pub struct KmIssued {
 /// KRA `name` and its certificate, when the certificate may take archives now: in
 /// force with every CA above it, and carrying the keyRecovery purpose.
 pub async fn kra_certificate(store: &Store, name: &str) -> Result<(KraRecord, Vec<u8>)> {
+    kra_certificate_in(&IssuanceLog::new(store.clone()), name).await
+}
+
+/// [`kra_certificate`], read through the CA's issuance log.
+async fn kra_certificate_in(store: &IssuanceLog, name: &str) -> Result<(KraRecord, Vec<u8>)> {
     let kra = store.kra_by_name(name).await?;
     let row = store.certificate_by_id(kra.cert_id).await?;
     let der = row
@@ -90,7 +95,7 @@ impl Ca {
                 gpki_pki::time::rfc3339(sign.not_after)
             )));
         }
-        let (kra, kra_der) = kra_certificate(&self.store, order.kra).await?;
+        let (kra, kra_der) = kra_certificate_in(&self.store, order.kra).await?;
         let profile = self.profiles.get(KM_PROFILE)?.clone();
         let issuer = self.issuer(order.ca).await?;
         if sign.issuer_id != issuer.record.id {

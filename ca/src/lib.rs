@@ -37,7 +37,9 @@ use gpki_pki::profile::{Profile, ProfileKind, Profiles};
 use gpki_pki::serial::SerialNumber;
 use gpki_pki::signer::Passphrase;
 use gpki_pki::{Error, ErrorKind, KeyType, Result, SignatureAlgorithm, Signer, SoftwareKey};
-use gpki_store::{AuditEvent, AuthorityRecord, CertificateRecord, NewCertificate, Store};
+use gpki_store::{
+    AuditEvent, AuthorityRecord, CertificateRecord, IssuanceLog, NewCertificate, Store,
+};
 use serde_json::json;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, NameConstraints};
@@ -117,7 +119,7 @@ pub(crate) struct Custody {
 /// so it refuses every operation of an offline CA before it opens anything.
 #[derive(Clone)]
 pub struct Ca {
-    store: Store,
+    store: IssuanceLog,
     profiles: Arc<Profiles>,
     /// The online CAs' keys, also the audit key's directory and passphrase:
     /// `None` for a `Ca` that holds no key ([`Ca::without_keys`]).
@@ -151,7 +153,7 @@ impl Ca {
             passphrase: Arc::new(passphrase),
         };
         Ca {
-            store,
+            store: IssuanceLog::new(store),
             profiles: Arc::new(profiles),
             offline: Some(custody.clone()),
             online: Some(custody),
@@ -165,7 +167,7 @@ impl Ca {
     /// would open a key or sign is refused, naming why.
     pub fn without_keys(store: Store, profiles: Profiles, actor: String) -> Ca {
         Ca {
-            store,
+            store: IssuanceLog::new(store),
             profiles: Arc::new(profiles),
             online: None,
             offline: None,
@@ -241,7 +243,7 @@ impl Ca {
         }
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &IssuanceLog {
         &self.store
     }
 
@@ -308,7 +310,8 @@ impl Ca {
     pub async fn issuer(&self, name: &str) -> Result<Issuer> {
         let record = self.store.authority_by_name(name).await?;
         self.require_custody(&record)?;
-        gpki_store::standing::current(&self.store, &record)
+        self.store
+            .current_standing(&record)
             .await?
             .require_active(name)?;
         self.issuer_of(record).await

@@ -7,7 +7,7 @@ use gpki_pki::{Error, Result, Signer};
 use gpki_store::{CertificateRecord, CrlRecord, NewCrl};
 use serde_json::json;
 
-use crate::{standing, Ca, Standing};
+use crate::{Ca, Standing};
 
 impl Ca {
     /// Revokes a certificate of CA `ca`. `certificateHold` puts it on hold.
@@ -68,7 +68,7 @@ impl Ca {
             ));
         }
         let record = self.store.authority_by_name(ca).await?;
-        let standing = standing(&self.store, &record, gpki_pki::time::now()).await?;
+        let standing = self.store.standing(&record, gpki_pki::time::now()).await?;
         if standing != Standing::Active {
             tracing::warn!(ca, standing = %standing.describe(ca), "signing a CRL for a CA that signs nothing else");
         }

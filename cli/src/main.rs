@@ -214,6 +214,12 @@ impl Global {
     /// The CA, with the profiles it loaded recorded in the audit log when they
     /// changed since the last time.
     async fn ca(&self) -> Result<Ca> {
+        Ok(self.ca_and_store().await?.0)
+    }
+
+    /// [`Global::ca`] and the whole store it records in, for the administrator's
+    /// commands that change more than the CA's issuance log (a KRA's registration).
+    async fn ca_and_store(&self) -> Result<(Ca, Store)> {
         let store = self.store().await?;
         let pass = self.passphrase()?;
         let offline_pass = match &self.offline_key_pass_file {
@@ -221,7 +227,7 @@ impl Global {
             None => pass.clone(),
         };
         let ca = Ca::new(
-            store,
+            store.clone(),
             self.profiles()?,
             self.data_dir.join("keys"),
             pass,
@@ -229,7 +235,7 @@ impl Global {
         )
         .with_offline_custody(self.offline_key_dir(), offline_pass);
         ca.record_profiles().await?;
-        Ok(ca)
+        Ok((ca, store))
     }
 
     fn offline_key_dir(&self) -> PathBuf {

@@ -29,7 +29,7 @@ use gpki_service::api::ApiClient;
 use gpki_service::ca_api::CertificateReply;
 use gpki_service::front::Front;
 use gpki_service::mtls::{AuthCache, ClientTls, Running, ServerTls};
-use gpki_store::Store;
+use gpki_store::{RequestBook, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Operator;
@@ -198,7 +198,7 @@ pub struct RequestReply {
 }
 
 pub(crate) struct State {
-    pub(crate) store: Store,
+    pub(crate) store: RequestBook,
     pub(crate) config: Config,
     pub(crate) profiles: Profiles,
     pub(crate) ca: ApiClient,
@@ -226,7 +226,7 @@ pub async fn start_on(config: Config, store: Store) -> Result<Running> {
     let front = Front::new(store.clone(), "ra", &config.service);
     let tls = config.tls.clone();
     let state = State {
-        store,
+        store: RequestBook::new(store),
         config,
         profiles,
         ca,

@@ -4,7 +4,7 @@
 use gpki_pki::{Error, Result};
 use gpki_service::api::parse;
 use gpki_service::ca_api::{CertificateReply, PairReply};
-use gpki_store::{IdentityRecord, NewRequest, RaRequest, Store, Transition};
+use gpki_store::{IdentityRecord, NewRequest, RaRequest, RequestBook, Transition};
 use hyper::StatusCode;
 use serde_json::json;
 
@@ -106,7 +106,7 @@ impl From<RaRequest> for Settled {
 }
 
 /// The other certificate of `cert_id`'s pair, as it stands.
-pub(crate) async fn pair_reply(store: &Store, cert_id: i64) -> Result<Option<PairReply>> {
+pub(crate) async fn pair_reply(store: &RequestBook, cert_id: i64) -> Result<Option<PairReply>> {
     Ok(match store.pair_of(cert_id).await? {
         Some(id) => {
             let p = store.certificate_by_id(id).await?;

@@ -7,10 +7,18 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, append_many, AuditEvent};
+use crate::rows::{self, get, record};
 use std::sync::Arc;
 
 use crate::writer::Done;
 use crate::{db_err, Store};
+
+mod official;
+#[cfg(test)]
+mod tests;
+
+use official::bind_official;
+pub(crate) use official::{backfill_official_numbers, OFFICIAL_PROFILE};
 
 /// Where a certificate is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -117,27 +125,30 @@ pub(crate) const CERT_COLUMNS: &str = "id, issuer_id, serial, subject, profile, 
     tbs, der, revoked_at, reason, invalidity_date, revocation_seq, renewed_from, request_key, created_at";
 
 pub(crate) fn cert_from_row(row: &AnyRow) -> Result<CertificateRecord> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    Ok(CertificateRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        issuer_id: row.try_get("issuer_id").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        subject: row.try_get("subject").map_err(db_err)?,
-        profile: row.try_get("profile").map_err(db_err)?,
-        status: status.parse()?,
-        not_before: row.try_get("not_before").map_err(db_err)?,
-        not_after: row.try_get("not_after").map_err(db_err)?,
-        spki_sha256: row.try_get("spki_sha256").map_err(db_err)?,
-        tbs: row.try_get("tbs").map_err(db_err)?,
-        der: row.try_get("der").map_err(db_err)?,
-        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-        invalidity_date: row.try_get("invalidity_date").map_err(db_err)?,
-        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
-        renewed_from: row.try_get("renewed_from").map_err(db_err)?,
-        request_key: row.try_get("request_key").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-    })
+    let status: String = get(row, "status")?;
+    Ok(record!(
+        row,
+        CertificateRecord {
+            id,
+            issuer_id,
+            serial,
+            subject,
+            profile,
+            status: status.parse()?,
+            not_before,
+            not_after,
+            spki_sha256,
+            tbs,
+            der,
+            revoked_at,
+            reason,
+            invalidity_date,
+            revocation_seq,
+            renewed_from,
+            request_key,
+            created_at
+        }
+    ))
 }
 
 fn duplicate_serial(e: Error, serial: &str) -> Error {
@@ -265,144 +276,6 @@ async fn insert_pending(
         ),
     )))
 }
-
-/// The profile of an official's signing certificate, whose subject binds an
-/// employee number to one official.
-pub const OFFICIAL_PROFILE: &str = "official-sign";
-
-/// An employee number belongs to one official, one name at one institution: the
-/// first official-sign certificate that names it binds it (`official_numbers`),
-/// and a certificate that claims it for another name or institution is refused.
-/// One statement claims or reads the binding, so two certificates recorded at
-/// once for one number cannot both bind it. The outer error is the store's; the
-/// inner one the refusal.
-async fn bind_official(
-    conn: &mut sqlx::AnyConnection,
-    c: &NewCertificate,
-    now: i64,
-) -> Result<Result<()>> {
-    if c.profile != OFFICIAL_PROFILE {
-        return Ok(Ok(()));
-    }
-    let Some(o) = gpki_pki::name::parse_rfc4514(&c.subject)
-        .ok()
-        .and_then(|a| gpki_pki::name::official(&a))
-    else {
-        return Ok(Ok(()));
-    };
-    let row = sqlx::query(
-        "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
-         VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
-         RETURNING name, institution",
-    )
-    .bind(&o.employee_number)
-    .bind(&o.name)
-    .bind(&o.institution)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let (name, institution): (String, String) = (
-        row.try_get("name").map_err(db_err)?,
-        row.try_get("institution").map_err(db_err)?,
-    );
-    if name != o.name || institution != o.institution {
-        return Ok(Err(Error::policy(format!(
-            "employee number {} belongs to {name} of {institution}; a certificate naming it for {} of {} is refused",
-            o.employee_number, o.name, o.institution
-        ))));
-    }
-    Ok(Ok(()))
-}
-
-/// Binds the employee numbers of the official-sign certificates recorded before
-/// migration 0012, once (`official_numbers_backfill` marks how far it got, so a
-/// run stopped part way resumes, and a finished one costs one read), in the
-/// order they were recorded: the earliest official keeps a number; later claims
-/// are left as they are, and counted in the log. Binding is idempotent, so two
-/// processes opening the store at once both finish it before they serve.
-pub(crate) async fn backfill_official_numbers(store: &Store) -> Result<()> {
-    let pool = store.pool();
-    // Where it got to (a run stopped part way resumes there), or done (-1).
-    let mut after: i64 =
-        sqlx::query_scalar("SELECT next_id FROM official_numbers_backfill WHERE id = 1")
-            .fetch_one(pool)
-            .await
-            .map_err(db_err)?;
-    if after < 0 {
-        return Ok(());
-    }
-    let (mut conflicts, mut bound) = (0usize, 0usize);
-    loop {
-        let rows = sqlx::query(
-            "SELECT id, subject, created_at FROM certificates WHERE profile = $1 \
-             AND status <> 'abandoned' AND id > $2 ORDER BY id LIMIT 1000",
-        )
-        .bind(OFFICIAL_PROFILE)
-        .bind(after)
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get("id").map_err(db_err)?;
-        let mut tx = pool.begin().await.map_err(db_err)?;
-        // The mark moves with the page's bindings, in one transaction.
-        sqlx::query(
-            "UPDATE official_numbers_backfill SET next_id = $1 WHERE id = 1 AND next_id >= 0",
-        )
-        .bind(after)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        for r in &rows {
-            let subject: String = r.try_get("subject").map_err(db_err)?;
-            let Some(o) = gpki_pki::name::parse_rfc4514(&subject)
-                .ok()
-                .and_then(|a| gpki_pki::name::official(&a))
-            else {
-                continue;
-            };
-            let held = sqlx::query(
-                "INSERT INTO official_numbers (employee_number, name, institution, created_at) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (employee_number) DO UPDATE SET employee_number = official_numbers.employee_number \
-                 RETURNING name, institution",
-            )
-            .bind(&o.employee_number)
-            .bind(&o.name)
-            .bind(&o.institution)
-            .bind(r.try_get::<i64, _>("created_at").map_err(db_err)?)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            let same = held.try_get::<String, _>("name").map_err(db_err)? == o.name
-                && held.try_get::<String, _>("institution").map_err(db_err)? == o.institution;
-            if same {
-                bound += 1;
-            } else {
-                conflicts += 1;
-            }
-        }
-        tx.commit().await.map_err(db_err)?;
-    }
-    sqlx::query("UPDATE official_numbers_backfill SET next_id = -1 WHERE id = 1")
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    if bound + conflicts > 0 {
-        tracing::info!(
-            bound,
-            conflicts,
-            "employee numbers bound from the certificates recorded before"
-        );
-    }
-    if conflicts > 0 {
-        tracing::warn!(conflicts, "official-sign certificates name an employee number bound to another official: review them (gpki cert list --profile official-sign)");
-    }
-    Ok(())
-}
-
 /// Attaches the signed DER to pending row `id` and marks it issued.
 async fn set_issued(conn: &mut sqlx::AnyConnection, id: i64, der: &[u8]) -> Result<()> {
     let done = sqlx::query(
@@ -631,25 +504,18 @@ impl Store {
     ) -> Result<Option<CertificateRecord>> {
         let sql =
             format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial = $2");
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(serial)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(cert_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(serial),
+            cert_from_row,
+        )
+        .await
     }
 
     pub async fn certificate_by_id(&self, id: i64) -> Result<CertificateRecord> {
         let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref()
-            .map(cert_from_row)
-            .transpose()?
+        rows::one(self.pool(), sqlx::query(&sql).bind(id), cert_from_row)
+            .await?
             .ok_or_else(|| Error::not_found(format!("no certificate row {id}")))
     }
 
@@ -662,13 +528,12 @@ impl Store {
         let sql = format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE issuer_id = $1 AND request_key = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(cert_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(key),
+            cert_from_row,
+        )
+        .await
     }
 
     /// Request keys already used under `issuer_id` that start with `prefix`, with
@@ -743,287 +608,5 @@ impl Store {
         q = q.bind(if filter.limit > 0 { filter.limit } else { 1000 });
         let rows = q.fetch_all(self.pool()).await.map_err(db_err)?;
         rows.iter().map(cert_from_row).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::{ca, drop_pg, pg_store, store};
-
-    const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
-    const MOE: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
-
-    /// An employee number is bound by the first official-sign certificate that
-    /// names it: another name or institution is refused and writes nothing; the
-    /// same official again (renewal) and other profiles are not held to it.
-    async fn exercise(store: &Store) {
-        let ca = ca(store).await;
-        let mut n = 0;
-        let mut record = |subject: String, profile: &str| {
-            n += 1;
-            let c = NewCertificate {
-                issuer_id: ca.id,
-                serial: format!("{n:02x}"),
-                subject,
-                profile: profile.into(),
-                not_before: 0,
-                not_after: 4_000_000_000,
-                spki_sha256: format!("{n:064x}"),
-                tbs: vec![0x30, 0x00],
-                renewed_from: None,
-                request_key: None,
-            };
-            let store = store.clone();
-            async move { store.record_tbs(&c).await }
-        };
-        let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
-        record(hong.clone(), OFFICIAL_PROFILE).await.unwrap();
-        record(hong.clone(), OFFICIAL_PROFILE).await.unwrap();
-        let before = store.counts().await.unwrap();
-        for (subject, who) in [
-            (
-                format!("CN=Mallory(001234567), OU=people, {MOIS}"),
-                "Mallory of Ministry of the Interior",
-            ),
-            (
-                format!("CN=Hong Gildong(001234567), OU=people, {MOE}"),
-                "Hong Gildong of Ministry of Education",
-            ),
-        ] {
-            let e = record(subject, OFFICIAL_PROFILE).await.unwrap_err();
-            assert_eq!(e.kind, ErrorKind::PolicyViolation, "{e}");
-            assert!(
-                e.detail.contains("employee number 001234567 belongs to Hong Gildong of Ministry of the Interior and Safety")
-                    && e.detail.contains(who),
-                "{e}"
-            );
-        }
-        assert_eq!(
-            store.counts().await.unwrap(),
-            before,
-            "a refusal writes nothing"
-        );
-        // Another number, and a km certificate, are their own.
-        record(
-            format!("CN=Mallory(007654321), OU=people, {MOIS}"),
-            OFFICIAL_PROFILE,
-        )
-        .await
-        .unwrap();
-        record(
-            format!("CN=Mallory(001234567), OU=people, {MOIS}"),
-            "official-km",
-        )
-        .await
-        .unwrap();
-    }
-
-    /// An abandoned row is a status change a running responder follows, as a
-    /// revocation is: the issuer's revocation sequence moves and the row is among
-    /// the changes since the mark the responder held (issue 28, point 8b).
-    async fn abandon_is_a_status_change(store: &Store) {
-        let ca = ca(store).await;
-        let id = store
-            .record_tbs(&NewCertificate {
-                issuer_id: ca.id,
-                serial: "0a".into(),
-                subject: "CN=x".into(),
-                profile: "server".into(),
-                not_before: 0,
-                not_after: 4_000_000_000,
-                spki_sha256: "ab".repeat(32),
-                tbs: vec![0x30, 0x00],
-                renewed_from: None,
-                request_key: Some("r-1".into()),
-            })
-            .await
-            .unwrap();
-        let seen = store.status_mark(ca.id).await.unwrap();
-        let event = AuditEvent::new("t", "cert.abandon", "cert:ca/0a", serde_json::json!({}));
-        assert!(store.abandon(id, &event).await.unwrap());
-        let now = store.status_mark(ca.id).await.unwrap();
-        assert!(now.revocation_seq > seen.revocation_seq, "{seen:?} {now:?}");
-        let changes = store
-            .status_changes(ca.id, seen.revocation_seq)
-            .await
-            .unwrap();
-        assert_eq!(changes.len(), 1, "{changes:?}");
-        assert_eq!(
-            (changes[0].id, changes[0].status.as_str()),
-            (id, "abandoned")
-        );
-        // Once only: an abandoned row is not abandoned again, nothing moves.
-        assert!(!store.abandon(id, &event).await.unwrap());
-        assert_eq!(store.status_mark(ca.id).await.unwrap(), now);
-    }
-
-    /// The store's refusals carry the reason a caller acts on, not only text: a
-    /// second revocation, a second hold, an abandoned row, a serial recorded twice.
-    async fn refusals_carry_their_reason(store: &Store) {
-        let ca = ca(store).await;
-        let new = |serial: &str, key: u8| NewCertificate {
-            issuer_id: ca.id,
-            serial: serial.into(),
-            subject: "CN=x".into(),
-            profile: "server".into(),
-            not_before: 0,
-            not_after: 4_000_000_000,
-            spki_sha256: format!("{key:064x}"),
-            tbs: vec![0x30, 0x00],
-            renewed_from: None,
-            request_key: None,
-        };
-        let event = AuditEvent::new("t", "cert", "cert:ca/x", serde_json::json!({}));
-        let id = store.record_tbs(&new("0a", 1)).await.unwrap();
-        store.mark_issued(id, &[0x30, 0x00], &event).await.unwrap();
-        let e = store.record_tbs(&new("0a", 2)).await.unwrap_err();
-        assert_eq!(
-            e.reason(),
-            Some(&Reason::AlreadyRecorded {
-                serial: "0a".into()
-            }),
-            "{e}"
-        );
-        let revoke = |serial: &'static str, reason: i64| {
-            let (store, event) = (store.clone(), event.clone());
-            async move { store.revoke(ca.id, serial, reason, 1, None, &event).await }
-        };
-        revoke("0a", 6).await.unwrap();
-        let e = revoke("0a", 6).await.unwrap_err();
-        assert_eq!(
-            e.reason(),
-            Some(&Reason::AlreadyOnHold {
-                serial: "0a".into()
-            }),
-            "{e}"
-        );
-        revoke("0a", 1).await.unwrap();
-        let e = revoke("0a", 4).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Conflict);
-        assert_eq!(
-            e.reason(),
-            Some(&Reason::AlreadyRevoked {
-                serial: "0a".into()
-            }),
-            "{e}"
-        );
-        let id = store.record_tbs(&new("0b", 3)).await.unwrap();
-        assert!(store.abandon(id, &event).await.unwrap());
-        let e = revoke("0b", 1).await.unwrap_err();
-        assert_eq!(
-            e.reason(),
-            Some(&Reason::Abandoned {
-                serial: "0b".into()
-            }),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
-    async fn refusals_carry_their_reason_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        refusals_carry_their_reason(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn refusals_carry_their_reason_on_postgres() {
-        let Some((store, url)) = pg_store().await else {
-            return;
-        };
-        refusals_carry_their_reason(&store).await;
-        store.close().await;
-        drop_pg(&url).await;
-    }
-
-    #[tokio::test]
-    async fn abandon_is_a_status_change_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        abandon_is_a_status_change(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn abandon_is_a_status_change_on_postgres() {
-        let Some((store, url)) = pg_store().await else {
-            return;
-        };
-        abandon_is_a_status_change(&store).await;
-        store.close().await;
-        drop_pg(&url).await;
-    }
-
-    /// A store from before migration 0012: its official-sign certificates bind
-    /// their numbers at the next open, the earliest official first, so a later
-    /// claim for another official is refused from then on.
-    #[tokio::test]
-    async fn numbers_recorded_before_the_binding_are_bound_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
-        let ca = ca(&store).await;
-        let record = |n: u8, subject: &str| NewCertificate {
-            issuer_id: ca.id,
-            serial: format!("{n:02x}"),
-            subject: subject.into(),
-            profile: OFFICIAL_PROFILE.into(),
-            not_before: 0,
-            not_after: 4_000_000_000,
-            spki_sha256: format!("{n:064x}"),
-            tbs: vec![0x30, 0x00],
-            renewed_from: None,
-            request_key: None,
-        };
-        let hong = format!("CN=Hong Gildong(001234567), OU=people, {MOIS}");
-        store.record_tbs(&record(1, &hong)).await.unwrap();
-        // As an upgraded store has it: certificates, no bindings, not backfilled.
-        sqlx::query("DELETE FROM official_numbers")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("UPDATE official_numbers_backfill SET next_id = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let done: i64 = sqlx::query_scalar("SELECT next_id FROM official_numbers_backfill")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(done, -1, "marked done: the next open reads one row");
-        let e = store
-            .record_tbs(&record(
-                2,
-                &format!("CN=Mallory(001234567), OU=people, {MOIS}"),
-            ))
-            .await
-            .unwrap_err();
-        assert!(e.detail.contains("belongs to Hong Gildong"), "{e}");
-        // A pending row abandoned keeps its number bound (its request is asked
-        // again, for the same official): no one else takes it meanwhile.
-        let kim = format!("CN=Kim Cheolsu(001111111), OU=people, {MOIS}");
-        let id = store.record_tbs(&record(3, &kim)).await.unwrap();
-        let event = AuditEvent::new("t", "cert.abandon", "x", serde_json::json!({}));
-        assert!(store.abandon(id, &event).await.unwrap());
-        let e = store
-            .record_tbs(&record(4, &format!("CN=Choi(001111111), OU=people, {MOE}")))
-            .await
-            .unwrap_err();
-        assert!(e.detail.contains("belongs to Kim Cheolsu"), "{e}");
-        store.record_tbs(&record(5, &kim)).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn an_employee_number_belongs_to_one_official_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        exercise(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn an_employee_number_belongs_to_one_official_on_postgres() {
-        let Some((store, url)) = pg_store().await else {
-            return;
-        };
-        exercise(&store).await;
-        store.close().await;
-        drop_pg(&url).await;
     }
 }

@@ -5,14 +5,23 @@
 //! `mark_credential_issued` records the signed credential's digest, makes it `valid`
 //! and audits it. A crash between the two leaves a pending row whose index no valid
 //! credential carries. Revocation sets the row `revoked` and moves the list's
-//! `status_seq`, which a served list follows.
+//! `status_seq`, which a served list follows. The lists themselves are
+//! `status_lists`.
 
 use gpki_pki::{Error, Reason, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::append;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
+
+mod status_lists;
+#[cfg(test)]
+mod tests;
+
+pub use status_lists::StatusListRecord;
+use status_lists::{list_from_row, LIST_COLUMNS};
 
 /// A list may be filled to this share before new credentials are refused: random
 /// indexes keep a credential's place in the list from saying when it was issued, and
@@ -21,36 +30,6 @@ const MAX_FILL_PERCENT: i64 = 75;
 /// Draws of a random index before giving up (at 75% fill, 64 draws all taken has a
 /// chance of 1e-8).
 const DRAWS: usize = 64;
-/// The most bytes a status list's bit string may have (the bound its encoder and
-/// every gpki verifier keep, `gpki_credentials::status::MAX_LIST_BYTES`).
-pub const MAX_LIST_BYTES: i64 = 16 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StatusListRecord {
-    pub id: i64,
-    pub name: String,
-    pub uri: String,
-    pub bits: i64,
-    pub size: i64,
-    pub used: i64,
-    pub status_seq: i64,
-    pub created_at: i64,
-}
-
-fn list_from_row(r: &AnyRow) -> Result<StatusListRecord> {
-    Ok(StatusListRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        name: r.try_get("name").map_err(db_err)?,
-        uri: r.try_get("uri").map_err(db_err)?,
-        bits: r.try_get("bits").map_err(db_err)?,
-        size: r.try_get("size").map_err(db_err)?,
-        used: r.try_get("used").map_err(db_err)?,
-        status_seq: r.try_get("status_seq").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-    })
-}
-
-const LIST_COLUMNS: &str = "id, name, uri, bits, size, used, status_seq, created_at";
 
 /// What is known of a credential before it is signed.
 #[derive(Debug, Clone)]
@@ -93,23 +72,26 @@ const CREDENTIAL_COLUMNS: &str = "id, list_id, idx, format, doc_type, subject, h
      signer_serial, digest, issued_at, valid_until, status, revoked_at, reason, replaced_by";
 
 fn credential_from_row(r: &AnyRow) -> Result<CredentialRecord> {
-    Ok(CredentialRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        list_id: r.try_get("list_id").map_err(db_err)?,
-        idx: r.try_get("idx").map_err(db_err)?,
-        format: r.try_get("format").map_err(db_err)?,
-        doc_type: r.try_get("doc_type").map_err(db_err)?,
-        subject: r.try_get("subject").map_err(db_err)?,
-        holder_jkt: r.try_get("holder_jkt").map_err(db_err)?,
-        signer_serial: r.try_get("signer_serial").map_err(db_err)?,
-        digest: r.try_get("digest").map_err(db_err)?,
-        issued_at: r.try_get("issued_at").map_err(db_err)?,
-        valid_until: r.try_get("valid_until").map_err(db_err)?,
-        status: r.try_get("status").map_err(db_err)?,
-        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
-        reason: r.try_get("reason").map_err(db_err)?,
-        replaced_by: r.try_get("replaced_by").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        CredentialRecord {
+            id,
+            list_id,
+            idx,
+            format,
+            doc_type,
+            subject,
+            holder_jkt,
+            signer_serial,
+            digest,
+            issued_at,
+            valid_until,
+            status,
+            revoked_at,
+            reason,
+            replaced_by
+        }
+    ))
 }
 
 /// What else moves when a credential becomes valid
@@ -228,87 +210,6 @@ pub(crate) async fn revoke_ids_of_official(
 }
 
 impl Store {
-    /// Creates a status list of `size` entries of `bits` bits, served at `uri`.
-    pub async fn create_status_list(
-        &self,
-        name: &str,
-        uri: &str,
-        bits: u8,
-        size: i64,
-        audit: &AuditEvent,
-    ) -> Result<StatusListRecord> {
-        if !matches!(bits, 1 | 2 | 4 | 8) {
-            return Err(Error::malformed(format!(
-                "status list bits is {bits}; it must be 1, 2, 4 or 8"
-            )));
-        }
-        if !(8..=1 << 27).contains(&size) {
-            return Err(Error::malformed(format!(
-                "status list size {size} is outside 8 ..= 134217728"
-            )));
-        }
-        // What a verifier will inflate: the same bound the list's encoder keeps.
-        if (size * i64::from(bits) + 7) / 8 > MAX_LIST_BYTES {
-            return Err(Error::malformed(format!(
-                "a status list of {size} entries of {bits} bits is larger than {MAX_LIST_BYTES} bytes"
-            )));
-        }
-        let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let exists = sqlx::query("SELECT name FROM status_lists WHERE name = $1 OR uri = $2")
-            .bind(name)
-            .bind(uri)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if exists.is_some() {
-            return Err(Error::conflict(format!(
-                "a status list named {name} or served at {uri} exists"
-            )));
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO status_lists (name, uri, bits, size, created_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING {LIST_COLUMNS}"
-        ))
-        .bind(name)
-        .bind(uri)
-        .bind(i64::from(bits))
-        .bind(size)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let list = list_from_row(&row)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(list)
-    }
-
-    pub async fn status_list_by_name(&self, name: &str) -> Result<StatusListRecord> {
-        sqlx::query(&format!(
-            "SELECT {LIST_COLUMNS} FROM status_lists WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| list_from_row(&r))
-        .transpose()?
-        .ok_or_else(|| Error::not_found(format!("no status list named {name}")))
-    }
-
-    pub async fn status_lists(&self) -> Result<Vec<StatusListRecord>> {
-        sqlx::query(&format!(
-            "SELECT {LIST_COLUMNS} FROM status_lists ORDER BY id"
-        ))
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(list_from_row)
-        .collect()
-    }
-
     /// Takes a free random index on the list (`draw` gives candidates in
     /// `0..size`) and records the credential `pending` there.
     pub async fn allocate_credential(
@@ -612,15 +513,15 @@ impl Store {
     }
 
     pub async fn credential(&self, id: i64) -> Result<CredentialRecord> {
-        sqlx::query(&format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| credential_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"
+            ))
+            .bind(id),
+            credential_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no credential {id}")))
     }
 
@@ -647,32 +548,6 @@ impl Store {
         }
         .map_err(db_err)?;
         rows.iter().map(credential_from_row).collect()
-    }
-
-    /// The indexes of a list's revoked credentials and the list's `status_seq` they
-    /// are current to, read together.
-    pub async fn status_list_revoked(&self, list_id: i64) -> Result<(i64, Vec<i64>)> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let seq: i64 = sqlx::query("SELECT status_seq FROM status_lists WHERE id = $1")
-            .bind(list_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Error::not_found(format!("no status list with id {list_id}")))?
-            .try_get("status_seq")
-            .map_err(db_err)?;
-        let idx = sqlx::query(
-            "SELECT idx FROM credentials WHERE list_id = $1 AND status = 'revoked' ORDER BY idx",
-        )
-        .bind(list_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| r.try_get::<i64, _>("idx").map_err(db_err))
-        .collect::<Result<Vec<_>>>()?;
-        tx.commit().await.map_err(db_err)?;
-        Ok((seq, idx))
     }
 }
 
@@ -728,152 +603,4 @@ async fn revoke_on(
             .because(Reason::CredentialNotValid { id })
     })?;
     credential_from_row(&row)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::{ca, event, store};
-    use crate::NewCertificate;
-
-    /// An official's IDs end with their last official-sign certificate: the valid
-    /// one is revoked `certificate-revoked`, and one still being issued is
-    /// stopped (its issuance then fails); a holder's report reaches only IDs
-    /// issued before it was signed.
-    #[tokio::test]
-    async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        ids_end_with_their_official(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn ids_end_with_their_official_and_reports_reach_only_earlier_ids_on_postgres() {
-        let Some((store, url)) = crate::test_support::pg_store().await else {
-            return;
-        };
-        ids_end_with_their_official(&store).await;
-        store.close().await;
-        crate::test_support::drop_pg(&url).await;
-    }
-
-    async fn ids_end_with_their_official(store: &Store) {
-        let store = store.clone();
-        let ca = ca(&store).await;
-        let subject = "CN=Hong Gildong(001234567), OU=people, OU=MOIS, O=Gov, C=KR";
-        let cert = store
-            .record_tbs(&NewCertificate {
-                issuer_id: ca.id,
-                serial: "01".into(),
-                subject: subject.into(),
-                profile: crate::certificates::OFFICIAL_PROFILE.into(),
-                not_before: 0,
-                not_after: 4_000_000_000,
-                spki_sha256: "01".repeat(32),
-                tbs: vec![0x30, 0x00],
-                renewed_from: None,
-                request_key: None,
-            })
-            .await
-            .unwrap();
-        store
-            .mark_issued(cert, &[0x30, 0x00], &event())
-            .await
-            .unwrap();
-        let list = store
-            .create_status_list("l", "https://x/l", 1, 1024, &event())
-            .await
-            .unwrap();
-        let mut next = 0;
-        let mut id = |store: &Store| {
-            next += 1;
-            let n = next;
-            let store = store.clone();
-            async move {
-                store
-                    .allocate_credential(
-                        &NewCredential {
-                            list_id: list.id,
-                            format: "mdoc".into(),
-                            doc_type: "d".into(),
-                            subject: "001234567".into(),
-                            holder_jkt: format!("jkt-{n}"),
-                            signer_serial: "s".into(),
-                            valid_until: 4_000_000_000,
-                        },
-                        move |_| n,
-                    )
-                    .await
-                    .unwrap()
-            }
-        };
-        // A report signed before an ID was issued does not reach it.
-        let first = id(&store).await;
-        store
-            .mark_credential_issued(
-                first.id,
-                "d1",
-                &IssuedWith {
-                    official_cert: Some(cert),
-                    ..Default::default()
-                },
-                &event(),
-            )
-            .await
-            .unwrap();
-        let e = store
-            .revoke_official_credentials(
-                "001234567",
-                first.issued_at - 1,
-                "lost-device",
-                "h",
-                serde_json::json!({}),
-            )
-            .await
-            .unwrap_err();
-        assert!(e.detail.contains("holds no valid mobile ID"), "{e}");
-        let pending = id(&store).await;
-        store
-            .revoke(ca.id, "01", 3, gpki_pki::time::now(), None, &event())
-            .await
-            .unwrap();
-        let first = store.credential(first.id).await.unwrap();
-        assert_eq!(
-            (first.status.as_str(), first.reason.as_deref()),
-            ("revoked", Some("certificate-revoked"))
-        );
-        assert_eq!(
-            store.credential(pending.id).await.unwrap().status,
-            "revoked"
-        );
-        let e = store
-            .mark_credential_issued(
-                pending.id,
-                "d2",
-                &IssuedWith {
-                    official_cert: Some(cert),
-                    ..Default::default()
-                },
-                &event(),
-            )
-            .await
-            .unwrap_err();
-        assert!(e.detail.contains("not pending"), "{e}");
-        // Allocated after the revocation committed: the official's certificate is
-        // read where the ID would become valid, and it is not.
-        let late = id(&store).await;
-        let e = store
-            .mark_credential_issued(
-                late.id,
-                "d3",
-                &IssuedWith {
-                    official_cert: Some(cert),
-                    ..Default::default()
-                },
-                &event(),
-            )
-            .await
-            .unwrap_err();
-        assert!(e.detail.contains("no longer in force"), "{e}");
-        assert_eq!(store.credential(late.id).await.unwrap().status, "pending");
-    }
 }

@@ -5,7 +5,8 @@ use gpki_pki::{Error, Result};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::audit::{append, AuditEvent};
+use crate::audit::AuditEvent;
+use crate::rows::{self, record};
 use crate::{db_err, Store};
 
 /// The entries of a CRL as the store holds them: `count` entries, their DER
@@ -56,17 +57,20 @@ const CRL_COLUMNS: &str =
     "id, issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der";
 
 fn crl_from_row(row: &AnyRow) -> Result<CrlRecord> {
-    Ok(CrlRecord {
-        id: row.try_get("id").map_err(db_err)?,
-        issuer_id: row.try_get("issuer_id").map_err(db_err)?,
-        crl_number: row.try_get("crl_number").map_err(db_err)?,
-        delta_base: row.try_get("delta_base").map_err(db_err)?,
-        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
-        this_update: row.try_get("this_update").map_err(db_err)?,
-        next_update: row.try_get("next_update").map_err(db_err)?,
-        entries: row.try_get("entries").map_err(db_err)?,
-        der: row.try_get("der").map_err(db_err)?,
-    })
+    Ok(record!(
+        row,
+        CrlRecord {
+            id,
+            issuer_id,
+            crl_number,
+            delta_base,
+            revocation_seq,
+            this_update,
+            next_update,
+            entries,
+            der
+        }
+    ))
 }
 
 impl Store {
@@ -155,9 +159,8 @@ impl Store {
 
     /// Stores a signed CRL.
     pub async fn record_crl(&self, crl: &NewCrl, audit: &AuditEvent) -> Result<CrlRecord> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
         let now = gpki_pki::time::now();
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO crls (issuer_id, crl_number, delta_base, revocation_seq, this_update, next_update, entries, der, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
@@ -169,13 +172,8 @@ impl Store {
         .bind(crl.next_update)
         .bind(crl.entries)
         .bind(&crl.der)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let id: i64 = row.try_get("id").map_err(db_err)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        .bind(now);
+        let id: i64 = rows::insert_id(self.pool(), insert, None, audit, now).await?;
         Ok(CrlRecord {
             id,
             issuer_id: crl.issuer_id,
@@ -216,13 +214,12 @@ impl Store {
     ) -> Result<Option<CrlRecord>> {
         let sql =
             format!("SELECT {CRL_COLUMNS} FROM crls WHERE issuer_id = $1 AND crl_number = $2");
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(crl_number)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(crl_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(crl_number),
+            crl_from_row,
+        )
+        .await
     }
 
     pub async fn latest_crl(&self, issuer_id: i64, full_only: bool) -> Result<Option<CrlRecord>> {
@@ -234,12 +231,7 @@ impl Store {
         let sql = format!(
             "SELECT {CRL_COLUMNS} FROM crls WHERE issuer_id = $1 {kind}ORDER BY crl_number DESC LIMIT 1"
         );
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(crl_from_row).transpose()
+        rows::one(self.pool(), sqlx::query(&sql).bind(issuer_id), crl_from_row).await
     }
 }
 

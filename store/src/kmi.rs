@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use crate::audit::{append, append_many};
 use crate::ra::check_name;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -90,50 +91,62 @@ const RECOVERY_COLUMNS: &str =
     "id, archive_id, nonce, reason, requested_by, status, created_at, released_at, released_by";
 
 fn kra_from_row(r: &AnyRow) -> Result<KraRecord> {
-    Ok(KraRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        name: r.try_get("name").map_err(db_err)?,
-        cert_id: r.try_get("cert_id").map_err(db_err)?,
-        quorum: r.try_get("quorum").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        KraRecord {
+            id,
+            name,
+            cert_id,
+            quorum,
+            created_at
+        }
+    ))
 }
 
 fn officer_from_row(r: &AnyRow) -> Result<OfficerRecord> {
-    Ok(OfficerRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        kra_id: r.try_get("kra_id").map_err(db_err)?,
-        name: r.try_get("name").map_err(db_err)?,
-        cert_id: r.try_get("cert_id").map_err(db_err)?,
-        status: r.try_get("status").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-        updated_at: r.try_get("updated_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        OfficerRecord {
+            id,
+            kra_id,
+            name,
+            cert_id,
+            status,
+            created_at,
+            updated_at
+        }
+    ))
 }
 
 fn archive_from_row(r: &AnyRow) -> Result<ArchiveRecord> {
-    Ok(ArchiveRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        cert_id: r.try_get("cert_id").map_err(db_err)?,
-        pair_cert_id: r.try_get("pair_cert_id").map_err(db_err)?,
-        kra_id: r.try_get("kra_id").map_err(db_err)?,
-        envelope: r.try_get("envelope").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        ArchiveRecord {
+            id,
+            cert_id,
+            pair_cert_id,
+            kra_id,
+            envelope,
+            created_at
+        }
+    ))
 }
 
 fn recovery_from_row(r: &AnyRow) -> Result<RecoveryRecord> {
-    Ok(RecoveryRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        archive_id: r.try_get("archive_id").map_err(db_err)?,
-        nonce: r.try_get("nonce").map_err(db_err)?,
-        reason: r.try_get("reason").map_err(db_err)?,
-        requested_by: r.try_get("requested_by").map_err(db_err)?,
-        status: r.try_get("status").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-        released_at: r.try_get("released_at").map_err(db_err)?,
-        released_by: r.try_get("released_by").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        RecoveryRecord {
+            id,
+            archive_id,
+            nonce,
+            reason,
+            requested_by,
+            status,
+            created_at,
+            released_at,
+            released_by
+        }
+    ))
 }
 
 impl Store {
@@ -152,60 +165,54 @@ impl Store {
             ));
         }
         let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO kras (name, cert_id, quorum, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING {KRA_COLUMNS}"
-        ))
-        .bind(name)
-        .bind(cert_id)
-        .bind(quorum)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match db_err(e) {
-            e if e.kind == ErrorKind::AlreadyExists => Error::new(
-                ErrorKind::AlreadyExists,
-                format!("a KRA named `{name}` exists already"),
-            ),
-            e => e,
-        })?;
-        let kra = kra_from_row(&row)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        );
+        let insert = sqlx::query(&sql)
+            .bind(name)
+            .bind(cert_id)
+            .bind(quorum)
+            .bind(now);
+        let kra = rows::insert_audited(
+            self.pool(),
+            insert,
+            kra_from_row,
+            Some(format!("a KRA named `{name}` exists already")),
+            audit,
+            now,
+        )
+        .await?;
         Ok(kra)
     }
 
     pub async fn kra_by_name(&self, name: &str) -> Result<KraRecord> {
-        sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?
-            .map(|r| kra_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found(format!("no KRA named `{name}`")))
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras WHERE name = $1")).bind(name),
+            kra_from_row,
+        )
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no KRA named `{name}`")))
     }
 
     pub async fn kra(&self, id: i64) -> Result<KraRecord> {
-        sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?
-            .map(|r| kra_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found(format!("no KRA with id {id}")))
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras WHERE id = $1")).bind(id),
+            kra_from_row,
+        )
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no KRA with id {id}")))
     }
 
     pub async fn kras(&self) -> Result<Vec<KraRecord>> {
-        sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras ORDER BY name"))
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?
-            .iter()
-            .map(kra_from_row)
-            .collect()
+        rows::all(
+            self.pool(),
+            sqlx::query(&format!("SELECT {KRA_COLUMNS} FROM kras ORDER BY name")),
+            kra_from_row,
+        )
+        .await
     }
 
     /// Makes the holder of certificate `cert_id` a recovery officer of KRA
@@ -219,27 +226,26 @@ impl Store {
     ) -> Result<OfficerRecord> {
         check_name("officer", name)?;
         let now = gpki_pki::time::now();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO kra_officers (kra_id, name, cert_id, status, created_at, updated_at) \
              VALUES ($1, $2, $3, 'active', $4, $4) RETURNING {OFFICER_COLUMNS}"
-        ))
-        .bind(kra_id)
-        .bind(name)
-        .bind(cert_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match db_err(e) {
-            e if e.kind == ErrorKind::AlreadyExists => Error::new(
-                ErrorKind::AlreadyExists,
-                format!("officer `{name}`, or that certificate, is an officer of this KRA already"),
-            ),
-            e => e,
-        })?;
-        let officer = officer_from_row(&row)?;
-        append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        );
+        let insert = sqlx::query(&sql)
+            .bind(kra_id)
+            .bind(name)
+            .bind(cert_id)
+            .bind(now);
+        let officer = rows::insert_audited(
+            self.pool(),
+            insert,
+            officer_from_row,
+            Some(format!(
+                "officer `{name}`, or that certificate, is an officer of this KRA already"
+            )),
+            audit,
+            now,
+        )
+        .await?;
         Ok(officer)
     }
 
@@ -275,16 +281,15 @@ impl Store {
     }
 
     pub async fn officers(&self, kra_id: i64) -> Result<Vec<OfficerRecord>> {
-        sqlx::query(&format!(
-            "SELECT {OFFICER_COLUMNS} FROM kra_officers WHERE kra_id = $1 ORDER BY name"
-        ))
-        .bind(kra_id)
-        .fetch_all(self.pool())
+        rows::all(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {OFFICER_COLUMNS} FROM kra_officers WHERE kra_id = $1 ORDER BY name"
+            ))
+            .bind(kra_id),
+            officer_from_row,
+        )
         .await
-        .map_err(db_err)?
-        .iter()
-        .map(officer_from_row)
-        .collect()
     }
 
     /// Archives a km key, audited: called after its certificate is recorded and
@@ -318,27 +323,27 @@ impl Store {
 
     /// The archived key of km certificate `cert_id`, if any.
     pub async fn archive_of(&self, cert_id: i64) -> Result<Option<ArchiveRecord>> {
-        sqlx::query(&format!(
-            "SELECT {ARCHIVE_COLUMNS} FROM key_archive WHERE cert_id = $1"
-        ))
-        .bind(cert_id)
-        .fetch_optional(self.pool())
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {ARCHIVE_COLUMNS} FROM key_archive WHERE cert_id = $1"
+            ))
+            .bind(cert_id),
+            archive_from_row,
+        )
         .await
-        .map_err(db_err)?
-        .map(|r| archive_from_row(&r))
-        .transpose()
     }
 
     pub async fn archive(&self, id: i64) -> Result<ArchiveRecord> {
-        sqlx::query(&format!(
-            "SELECT {ARCHIVE_COLUMNS} FROM key_archive WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| archive_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {ARCHIVE_COLUMNS} FROM key_archive WHERE id = $1"
+            ))
+            .bind(id),
+            archive_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no archived key {id}")))
     }
 
@@ -420,28 +425,22 @@ impl Store {
     }
 
     pub async fn recovery(&self, id: i64) -> Result<RecoveryRecord> {
-        sqlx::query(&format!(
-            "SELECT {RECOVERY_COLUMNS} FROM key_recoveries WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| recovery_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {RECOVERY_COLUMNS} FROM key_recoveries WHERE id = $1"
+            ))
+            .bind(id),
+            recovery_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no recovery request {id}")))
     }
 
     pub async fn open_recovery(&self, archive_id: i64) -> Result<Option<RecoveryRecord>> {
-        sqlx::query(&format!(
+        rows::one(self.pool(), sqlx::query(&format!(
             "SELECT {RECOVERY_COLUMNS} FROM key_recoveries WHERE archive_id = $1 AND status = 'requested'"
-        ))
-        .bind(archive_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| recovery_from_row(&r))
-        .transpose()
+        )).bind(archive_id), recovery_from_row).await
     }
 
     /// Releases recovery `id` with the approvals the caller accepted, in one
@@ -559,7 +558,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{ca, drop_pg, event, pg_store, store};
+    use crate::test_support::{ca, event};
     use crate::NewCertificate;
 
     async fn cert(store: &Store, issuer: i64, serial: &str, profile: &str) -> i64 {
@@ -752,19 +751,9 @@ mod tests {
         assert_eq!(store.recovery(r2.id).await.unwrap().status, "requested");
     }
 
-    #[tokio::test]
-    async fn archive_and_recovery_records_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        exercise(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn archive_and_recovery_records_on_postgres() {
-        let Some((store, url)) = pg_store().await else {
-            return;
-        };
-        exercise(&store).await;
-        store.close().await;
-        drop_pg(&url).await;
-    }
+    crate::test_support::on_both_backends!(
+        archive_and_recovery_records_on_sqlite,
+        archive_and_recovery_records_on_postgres,
+        exercise
+    );
 }

@@ -6,17 +6,22 @@
 //! its hash-chained audit record in the same transaction.
 #![forbid(unsafe_code)]
 
+mod archive_handle;
 mod audit;
 mod certificates;
 mod credentials;
 mod crls;
 pub mod failpoint;
+mod handle;
+mod issuance_handle;
 mod kmi;
 mod offers;
 mod peers;
 mod ra;
 mod reader;
+mod request_handle;
 mod revocation;
+mod rows;
 mod scope;
 pub mod standing;
 mod status;
@@ -34,12 +39,14 @@ use gpki_pki::{Error, ErrorKind, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+pub use archive_handle::KeyArchive;
 pub use audit::{AuditEvent, AuditProblem, AuditReport, AuditRow};
 pub use certificates::{CertFilter, CertStatus, CertificateRecord, NewCertificate};
 pub use credentials::{
     CredentialRecord, IssuedWith, NewCredential, StatusListRecord, REVOCATION_REASONS,
 };
 pub use crls::{CrlAllocation, CrlEntries, CrlRecord, NewCrl};
+pub use issuance_handle::IssuanceLog;
 pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
 pub use ra::{
@@ -47,6 +54,7 @@ pub use ra::{
     RaRecord, RaRequest, ServiceClient, Transition,
 };
 pub use reader::StatusReader;
+pub use request_handle::RequestBook;
 pub use standing::{standing, Standing};
 pub use status::{StatusListener, StatusMark, StatusRow, STATUS_CHANNEL};
 pub use tsa::{TokenLog, TokenRecord};
@@ -487,9 +495,8 @@ impl Store {
         new: &NewAuthority,
         audit: &AuditEvent,
     ) -> Result<AuthorityRecord> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let now = gpki_pki::time::now();
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO authorities (name, parent_id, status, subject, key_type, signature_algorithm, key_path, \
              crl_url, ocsp_url, ca_issuers_url, created_at, offline) \
              VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -504,18 +511,15 @@ impl Store {
         .bind(&new.ocsp_url)
         .bind(&new.ca_issuers_url)
         .bind(now)
-        .bind(i64::from(new.offline))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match db_err(e) {
-            err if err.kind == ErrorKind::AlreadyExists => {
-                Error::new(ErrorKind::AlreadyExists, format!("a CA named `{}` exists already", new.name))
-            }
-            err => err,
-        })?;
-        let id: i64 = row.try_get("id").map_err(db_err)?;
-        audit::append(&mut tx, audit, now).await?;
-        tx.commit().await.map_err(db_err)?;
+        .bind(i64::from(new.offline));
+        let id: i64 = rows::insert_id(
+            &self.pool,
+            insert,
+            Some(format!("a CA named `{}` exists already", new.name)),
+            audit,
+            now,
+        )
+        .await?;
         self.authority(id).await
     }
 
@@ -529,10 +533,9 @@ impl Store {
         cert_der: &[u8],
         audit: &AuditEvent,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
         // Only a pending CA: an active CA's record never changes (the cache of
         // active CAs and the shared standing reads key on its id).
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE authorities SET status = 'active', key_id = $1, spki_sha1 = $2, name_sha1 = $3, cert_der = $4 \
              WHERE id = $5 AND status = 'pending'",
         )
@@ -540,17 +543,17 @@ impl Store {
         .bind(spki_sha1)
         .bind(name_sha1)
         .bind(cert_der)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() != 1 {
-            return Err(Error::conflict(format!(
+        .bind(id);
+        rows::update_audited(
+            &self.pool,
+            update,
+            Error::conflict(format!(
                 "CA {id} is not pending: an active CA's certificate is not replaced"
-            )));
-        }
-        audit::append(&mut tx, audit, gpki_pki::time::now()).await?;
-        tx.commit().await.map_err(db_err)
+            )),
+            audit,
+            gpki_pki::time::now(),
+        )
+        .await
     }
 
     const AUTHORITY_COLUMNS: &'static str =
@@ -558,23 +561,26 @@ impl Store {
         key_path, key_id, cert_der, crl_url, ocsp_url, ca_issuers_url, created_at, offline";
 
     fn authority_from_row(row: &AnyRow) -> Result<AuthorityRecord> {
-        Ok(AuthorityRecord {
-            id: row.try_get("id").map_err(db_err)?,
-            name: row.try_get("name").map_err(db_err)?,
-            parent_id: row.try_get("parent_id").map_err(db_err)?,
-            status: row.try_get("status").map_err(db_err)?,
-            subject: row.try_get("subject").map_err(db_err)?,
-            key_type: row.try_get("key_type").map_err(db_err)?,
-            signature_algorithm: row.try_get("signature_algorithm").map_err(db_err)?,
-            key_path: row.try_get("key_path").map_err(db_err)?,
-            offline: row.try_get::<i64, _>("offline").map_err(db_err)? != 0,
-            key_id: row.try_get("key_id").map_err(db_err)?,
-            cert_der: row.try_get("cert_der").map_err(db_err)?,
-            crl_url: row.try_get("crl_url").map_err(db_err)?,
-            ocsp_url: row.try_get("ocsp_url").map_err(db_err)?,
-            ca_issuers_url: row.try_get("ca_issuers_url").map_err(db_err)?,
-            created_at: row.try_get("created_at").map_err(db_err)?,
-        })
+        Ok(rows::record!(
+            row,
+            AuthorityRecord {
+                id,
+                name,
+                parent_id,
+                status,
+                subject,
+                key_type,
+                signature_algorithm,
+                key_path,
+                offline: rows::flag(row, "offline")?,
+                key_id,
+                cert_der,
+                crl_url,
+                ocsp_url,
+                ca_issuers_url,
+                created_at
+            }
+        ))
     }
 
     /// The certificates from authority `id` up to its root (DER, the authority

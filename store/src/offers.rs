@@ -7,9 +7,9 @@
 
 use gpki_pki::{Error, Result};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::audit::append;
+use crate::rows::{self, record};
 use crate::{db_err, AuditEvent, Store};
 
 /// An offer as the RA records it.
@@ -56,23 +56,26 @@ const OFFER_COLUMNS: &str = "id, ra_id, idempotency_key, body_sha256, official_c
      updated_at";
 
 fn offer_from_row(r: &AnyRow) -> Result<OfferRecord> {
-    Ok(OfferRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        ra_id: r.try_get("ra_id").map_err(db_err)?,
-        idempotency_key: r.try_get("idempotency_key").map_err(db_err)?,
-        body_sha256: r.try_get("body_sha256").map_err(db_err)?,
-        official_cert_id: r.try_get("official_cert_id").map_err(db_err)?,
-        format: r.try_get("format").map_err(db_err)?,
-        attributes: r.try_get("attributes").map_err(db_err)?,
-        nonce: r.try_get("nonce").map_err(db_err)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
-        status: r.try_get("status").map_err(db_err)?,
-        holder_jkt: r.try_get("holder_jkt").map_err(db_err)?,
-        submitted_by: r.try_get("submitted_by").map_err(db_err)?,
-        credential_id: r.try_get("credential_id").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-        updated_at: r.try_get("updated_at").map_err(db_err)?,
-    })
+    Ok(record!(
+        r,
+        OfferRecord {
+            id,
+            ra_id,
+            idempotency_key,
+            body_sha256,
+            official_cert_id,
+            format,
+            attributes,
+            nonce,
+            expires_at,
+            status,
+            holder_jkt,
+            submitted_by,
+            credential_id,
+            created_at,
+            updated_at
+        }
+    ))
 }
 
 impl Store {
@@ -125,41 +128,34 @@ impl Store {
 
     /// The RA offer that made credential `credential_id`, if an RA's offer did.
     pub async fn offer_of_credential(&self, credential_id: i64) -> Result<Option<OfferRecord>> {
-        sqlx::query(&format!(
-            "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE credential_id = $1"
-        ))
-        .bind(credential_id)
-        .fetch_optional(self.pool())
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE credential_id = $1"
+            ))
+            .bind(credential_id),
+            offer_from_row,
+        )
         .await
-        .map_err(db_err)?
-        .map(|r| offer_from_row(&r))
-        .transpose()
     }
 
     pub async fn offer(&self, id: i64) -> Result<OfferRecord> {
-        sqlx::query(&format!(
-            "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| offer_from_row(&r))
-        .transpose()?
+        rows::one(
+            self.pool(),
+            sqlx::query(&format!(
+                "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE id = $1"
+            ))
+            .bind(id),
+            offer_from_row,
+        )
+        .await?
         .ok_or_else(|| Error::not_found(format!("no credential offer {id}")))
     }
 
     async fn offer_by_key(&self, ra_id: i64, key: &str) -> Result<Option<OfferRecord>> {
-        sqlx::query(&format!(
+        rows::one(self.pool(), sqlx::query(&format!(
             "SELECT {OFFER_COLUMNS} FROM credential_offers WHERE ra_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(ra_id)
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?
-        .map(|r| offer_from_row(&r))
-        .transpose()
+        )).bind(ra_id).bind(key), offer_from_row).await
     }
 
     /// Moves offer `id` from `from` to `to`, audited, in one transaction: a
@@ -225,7 +221,7 @@ fn replayed(first: OfferRecord, new: &NewOffer) -> Result<(OfferRecord, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{ca, drop_pg, event, pg_store, store};
+    use crate::test_support::{ca, event};
     use crate::{NewCertificate, NewRa};
 
     async fn exercise(store: &Store) {
@@ -351,19 +347,9 @@ mod tests {
         assert!(e.detail.contains("expired"), "{e}");
     }
 
-    #[tokio::test]
-    async fn offers_move_once_each_way_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        exercise(&store(&dir).await).await;
-    }
-
-    #[tokio::test]
-    async fn offers_move_once_each_way_on_postgres() {
-        let Some((store, url)) = pg_store().await else {
-            return;
-        };
-        exercise(&store).await;
-        store.close().await;
-        drop_pg(&url).await;
-    }
+    crate::test_support::on_both_backends!(
+        offers_move_once_each_way_on_sqlite,
+        offers_move_once_each_way_on_postgres,
+        exercise
+    );
 }

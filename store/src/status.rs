@@ -6,6 +6,7 @@ use gpki_pki::Result;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::rows::{self, record};
 use crate::{db_err, Backend, Store};
 
 /// The channel `revoke` and `release_hold` notify on PostgreSQL, with the issuer id.
@@ -36,15 +37,18 @@ pub struct StatusMark {
 const STATUS_COLUMNS: &str = "id, serial, status, revoked_at, reason, revocation_seq, not_after";
 
 fn status_from_row(row: &AnyRow) -> Result<StatusRow> {
-    Ok(StatusRow {
-        id: row.try_get("id").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        status: row.try_get("status").map_err(db_err)?,
-        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
-        reason: row.try_get("reason").map_err(db_err)?,
-        revocation_seq: row.try_get("revocation_seq").map_err(db_err)?,
-        not_after: row.try_get("not_after").map_err(db_err)?,
-    })
+    Ok(record!(
+        row,
+        StatusRow {
+            id,
+            serial,
+            status,
+            revoked_at,
+            reason,
+            revocation_seq,
+            not_after
+        }
+    ))
 }
 
 impl Store {
@@ -58,14 +62,12 @@ impl Store {
         let sql = format!(
             "SELECT {STATUS_COLUMNS} FROM certificates WHERE issuer_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(status_from_row).collect()
+        rows::all(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(after_id).bind(limit),
+            status_from_row,
+        )
+        .await
     }
 
     /// Certificates of `issuer_id` whose status changed after revocation sequence
@@ -75,13 +77,12 @@ impl Store {
             "SELECT {STATUS_COLUMNS} FROM certificates WHERE issuer_id = $1 AND revocation_seq > $2 \
              ORDER BY revocation_seq"
         );
-        let rows = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(since)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(status_from_row).collect()
+        rows::all(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(since),
+            status_from_row,
+        )
+        .await
     }
 
     /// The status of one serial of `issuer_id`, if the store knows it.
@@ -89,13 +90,12 @@ impl Store {
         let sql = format!(
             "SELECT {STATUS_COLUMNS} FROM certificates WHERE issuer_id = $1 AND serial = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(issuer_id)
-            .bind(serial)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(status_from_row).transpose()
+        rows::one(
+            self.pool(),
+            sqlx::query(&sql).bind(issuer_id).bind(serial),
+            status_from_row,
+        )
+        .await
     }
 
     /// The newest certificate id and revocation sequence of `issuer_id`: cheap to

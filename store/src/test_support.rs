@@ -92,3 +92,36 @@ fn rand_bytes() -> [u8; 8] {
     openssl::rand::rand_bytes(&mut b).unwrap();
     b
 }
+
+/// Runs `check` on a fresh PostgreSQL store, then closes and drops it; nothing
+/// runs when no PostgreSQL is configured.
+pub(crate) async fn on_postgres<F, Fut>(check: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some((store, url)) = pg_store().await else {
+        return;
+    };
+    check(store.clone()).await;
+    store.close().await;
+    drop_pg(&url).await;
+}
+
+/// Two tests, `$sqlite` and `$postgres`, that run `$check(&Store)` on a fresh
+/// store of each backend.
+macro_rules! on_both_backends {
+    ($sqlite:ident, $postgres:ident, $check:path) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $check(&crate::test_support::store(&dir).await).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            crate::test_support::on_postgres(|store| async move { $check(&store).await }).await;
+        }
+    };
+}
+pub(crate) use on_both_backends;

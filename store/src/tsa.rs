@@ -4,6 +4,7 @@ use gpki_pki::Result;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::rows::record;
 use crate::{db_err, Store};
 
 /// One issued token, as logged for disputes.
@@ -24,15 +25,18 @@ pub struct TokenRecord {
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
-    Ok(TokenRecord {
-        tsa: row.try_get("tsa").map_err(db_err)?,
-        serial: row.try_get("serial").map_err(db_err)?,
-        gen_time: row.try_get("gen_time").map_err(db_err)?,
-        policy: row.try_get("policy").map_err(db_err)?,
-        hash_alg: row.try_get("hash_alg").map_err(db_err)?,
-        imprint: row.try_get("imprint").map_err(db_err)?,
-        nonce: row.try_get("nonce").map_err(db_err)?,
-    })
+    Ok(record!(
+        row,
+        TokenRecord {
+            tsa,
+            serial,
+            gen_time,
+            policy,
+            hash_alg,
+            imprint,
+            nonce
+        }
+    ))
 }
 
 /// Logs issued tokens in one statement: the rows travel as one JSON array bound as

@@ -424,7 +424,9 @@ pub(super) async fn kra_setup(
     pass: &Passphrase,
     tally: &mut Tally,
 ) -> Result<()> {
-    if ca.store().kras().await?.iter().any(|k| k.name == DEV_KRA) {
+    // Registering a KRA is the administrator's, on the whole store.
+    let store = g.store().await?;
+    if store.kras().await?.iter().any(|k| k.name == DEV_KRA) {
         tally.found.push(format!("KRA {DEV_KRA}"));
         return Ok(());
     }
@@ -461,7 +463,7 @@ pub(super) async fn kra_setup(
         &dir.join("certs").join("kra.crt.pem"),
         gpki_pki::pem::encode("CERTIFICATE", &issued.der).as_bytes(),
     )?;
-    ca.store()
+    store
         .create_kra(
             DEV_KRA,
             issued.record.id,

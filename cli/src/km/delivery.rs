@@ -44,8 +44,8 @@ pub(super) async fn issue(g: &Global, args: IssueArgs) -> Result<()> {
         envelope_out,
     } = args;
     let out = g.output;
-    let ca = g.ca().await?;
-    let sign = certificate(ca.store(), &ca_name, &serial).await?;
+    let (ca, store) = g.ca_and_store().await?;
+    let sign = certificate(&store, &ca_name, &serial).await?;
     let csr = gpki_pki::csr::parse_and_verify(&read_file(&transport, "transport request")?)?;
     let km = ca
         .issue_km(&gpki_ca::km::KmOrder {

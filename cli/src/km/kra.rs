@@ -39,13 +39,13 @@ pub(super) async fn kra_create(g: &Global, args: KraCreateArgs) -> Result<()> {
         cert_out,
     } = args;
     let out = g.output;
-    let ca = g.ca().await?;
+    let (ca, store) = g.ca_and_store().await?;
     if !(2..=16).contains(&quorum) {
         return Err(Error::malformed(
             "--quorum must be 2 to 16: a key is released by more than one officer",
         ));
     }
-    if ca.store().kras().await?.iter().any(|k| k.name == name) {
+    if store.kras().await?.iter().any(|k| k.name == name) {
         return Err(Error::new(
             ErrorKind::AlreadyExists,
             format!("a KRA named `{name}` exists already"),
@@ -63,8 +63,7 @@ pub(super) async fn kra_create(g: &Global, args: KraCreateArgs) -> Result<()> {
             renewed_from: None,
         })
         .await?;
-    let kra = ca
-        .store()
+    let kra = store
         .create_kra(
             &name,
             issued.record.id,

@@ -7,8 +7,8 @@ use clap::Args;
 use gpki_kmi::approval::{self, Approval, Statement};
 use gpki_pki::{Error, ErrorKind, Result, Signer};
 use gpki_store::{
-    ArchiveRecord, AuditEvent, CertificateRecord, KraRecord, NewApproval, OfficerRecord,
-    RecoveryRecord, Store,
+    ArchiveRecord, AuditEvent, CertificateRecord, KeyArchive, KraRecord, NewApproval,
+    OfficerRecord, RecoveryRecord,
 };
 use openssl::pkey::{PKey, Private};
 use serde_json::json;
@@ -43,6 +43,8 @@ pub(super) async fn request(g: &Global, args: RequestArgs) -> Result<()> {
     let out = g.output;
     let store = g.store().await?;
     let cert = certificate(&store, &ca_name, &serial).await?;
+    // What the command line names is found; the rest goes through the KRA's handle.
+    let store = KeyArchive::new(store);
     let archive = store.archive_of(cert.id).await?.ok_or_else(|| {
         Error::not_found(format!(
             "certificate {} of CA `{ca_name}` has no archived key (only km certificates made with a CA-side key do)",
@@ -199,6 +201,8 @@ pub(super) async fn recover(g: &Global, args: RecoverArgs) -> Result<()> {
     let store = g.store().await?;
     let actor = g.actor();
     let cert = certificate(&store, &ca_name, &serial).await?;
+    // What the command line names is found; the rest goes through the KRA's handle.
+    let store = KeyArchive::new(store);
     match release(
         &store,
         &ca_name,
@@ -234,7 +238,7 @@ pub(super) async fn recover(g: &Global, args: RecoverArgs) -> Result<()> {
 
 /// The statement officers sign for `recovery` of km certificate `cert`.
 async fn statement(
-    store: &Store,
+    store: &KeyArchive,
     ca: &str,
     cert: &CertificateRecord,
     r: &RecoveryRecord,
@@ -261,7 +265,7 @@ async fn statement(
 /// A refused recovery, audited (`km.recover.refuse`) with nothing else changed:
 /// the refusal, or why it could not be audited as well.
 async fn audit_refusal(
-    store: &Store,
+    store: &KeyArchive,
     actor: &str,
     ca_name: &str,
     cert: &CertificateRecord,
@@ -288,7 +292,7 @@ async fn audit_refusal(
 
 /// Steps 1–5 of a recovery; the key and the released request, or the refusal.
 async fn release(
-    store: &Store,
+    store: &KeyArchive,
     ca_name: &str,
     cert: &CertificateRecord,
     approvals: &[PathBuf],
@@ -330,7 +334,7 @@ struct OpenRequest {
 
 /// Step 1: the km certificate's archived key and its open recovery request.
 async fn open_request(
-    store: &Store,
+    store: &KeyArchive,
     ca_name: &str,
     cert: &CertificateRecord,
 ) -> Result<OpenRequest> {
@@ -363,7 +367,7 @@ async fn open_request(
 /// of the KRA; no officer counts twice. The approvals to record, and the
 /// officers' names.
 async fn check_approvals(
-    store: &Store,
+    store: &KeyArchive,
     open: &OpenRequest,
     approvals: &[PathBuf],
 ) -> Result<(Vec<(NewApproval, AuditEvent)>, Vec<String>)> {
@@ -442,7 +446,7 @@ fn check_quorum(kra: &KraRecord, accepted: usize) -> Result<()> {
 
 /// Step 4: the KRA's key opens the archive, and the key must be the certificate's.
 async fn open_archive(
-    store: &Store,
+    store: &KeyArchive,
     open: &OpenRequest,
     cert: &CertificateRecord,
     kra_key: &Path,
