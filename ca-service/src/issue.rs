@@ -1,6 +1,6 @@
 //! `POST /v1/certificates`: issuance for an RA, idempotent by the RA's request id.
 
-use gpki_pki::{Error, ErrorKind, Result};
+use gpki_pki::{Error, ErrorKind, Reason, Result};
 use gpki_service::api::parse;
 use gpki_service::ca_api::{CertificateReply, IssueBody};
 use gpki_service::mtls::Caller;
@@ -58,7 +58,11 @@ pub(crate) async fn replayed(
         Some(r) if !same => Err(Error::conflict(format!(
             "request `{key}` was made for another request (certificate {}); a request id names one request",
             r.serial
-        ))),
+        ))
+        .because(Reason::RequestKeyReused {
+            key: key.to_string(),
+            serial: r.serial,
+        })),
         // Recorded but never signed: the CA stopped between the two steps (record
         // before sign). Past the stale age no live signer holds it, so it is
         // abandoned (its serial stays reserved, unsigned) and the request is

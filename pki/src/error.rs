@@ -70,6 +70,11 @@ pub enum Reason {
     AlreadyRecorded { serial: String },
     /// The mobile ID is not valid (unknown, pending or revoked already).
     CredentialNotValid { id: i64 },
+    /// The public key (by the SHA-256 of its SubjectPublicKeyInfo) was revoked
+    /// as compromised and is never certified again.
+    KeyCompromised { spki_sha256: String },
+    /// A request id already names another request (the certificate it made).
+    RequestKeyReused { key: String, serial: String },
 }
 
 /// An error with a kind and a detail that names the problem. The detail never

@@ -323,6 +323,9 @@ async fn compromised_error(conn: &mut sqlx::AnyConnection, spki_sha256: &str) ->
         "this public key was revoked as compromised{named} and is never certified again \
          (CA/Browser Forum BR §4.9.1.1, §6.1.1.3)"
     ))
+    .because(Reason::KeyCompromised {
+        spki_sha256: spki_sha256.to_string(),
+    })
 }
 
 pub(crate) async fn bump_revocation_seq(

@@ -246,3 +246,46 @@ crate::test_support::on_both_backends!(
     an_employee_number_belongs_to_one_official_on_postgres,
     exercise
 );
+
+/// A key revoked as compromised is refused for every later certificate with a
+/// typed reason naming the key, which a caller (the RA, ACME's badPublicKey)
+/// matches instead of reading the detail; a key revoked for another reason is not.
+async fn compromised_keys_are_refused_by_reason(store: &Store) {
+    let ca = ca(store).await;
+    let cert = |serial: &str, spki: &str| NewCertificate {
+        issuer_id: ca.id,
+        serial: serial.into(),
+        subject: "CN=www.example.go.kr, O=Government of Korea, C=KR".into(),
+        profile: "server".into(),
+        not_before: 0,
+        not_after: 4_000_000_000,
+        spki_sha256: spki.into(),
+        tbs: vec![0x30, 0x00],
+        renewed_from: None,
+        request_key: None,
+    };
+    let event = AuditEvent::new("t", "cert.revoke", "x", serde_json::json!({}));
+    let (bad, other) = (format!("{:064x}", 0xbad), format!("{:064x}", 0x0e));
+    for (serial, spki, reason) in [("01", &bad, 1), ("02", &other, 4)] {
+        let id = store.record_tbs(&cert(serial, spki)).await.unwrap();
+        store.mark_issued(id, &[0x30, 0x00], &event).await.unwrap();
+        store
+            .revoke(ca.id, serial, reason, 0, None, &event)
+            .await
+            .unwrap();
+    }
+    let e = store.record_tbs(&cert("03", &bad)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PolicyViolation, "{e}");
+    assert_eq!(
+        e.reason(),
+        Some(&Reason::KeyCompromised { spki_sha256: bad })
+    );
+    // Superseded (4) is not compromise: the key is certified again.
+    store.record_tbs(&cert("04", &other)).await.unwrap();
+}
+
+crate::test_support::on_both_backends!(
+    compromised_keys_are_refused_by_reason_on_sqlite,
+    compromised_keys_are_refused_by_reason_on_postgres,
+    compromised_keys_are_refused_by_reason
+);
