@@ -47,7 +47,7 @@ pub(crate) async fn offer(state: &State, op: &Operator, body: &[u8]) -> Reply {
         .unscoped_ra_certificate(&op.ra, &b.official.serial)
         .await?;
     let now = gpki_pki::time::now();
-    let known = known_official(state.store.scaffolding(), &op.ra, cert, now).await?;
+    let known = known_official(&state.store, &op.ra, cert, now).await?;
     // Refused now, by name, rather than at the CA.
     official_id(&b.attributes, &known)?;
     let official = known.cert;

@@ -8,7 +8,7 @@
 
 use gpki_credentials::OfficialId;
 use gpki_pki::{Error, ErrorKind, Result};
-use gpki_store::{CertificateRecord, RaRecord, Store};
+use gpki_store::{CertificateRecord, RaRecord};
 use serde::{Deserialize, Serialize};
 
 /// The profile whose certificates make an official known to an RA.
@@ -119,7 +119,7 @@ pub struct KnownOfficial {
 /// through `ra` and falls in its scope, with what its subject says of the official:
 /// a GPKI official's CN is `NAME(IDENTIFIER)`, the institution the last OU.
 pub async fn known_official(
-    store: &Store,
+    store: &impl gpki_store::InForce,
     ra: &RaRecord,
     row: CertificateRecord,
     now: i64,

@@ -49,6 +49,7 @@ pub use crls::{CrlAllocation, CrlEntries, CrlRecord, NewCrl};
 pub use issuance_handle::IssuanceLog;
 pub use kmi::{ArchiveRecord, KraRecord, NewApproval, NewArchive, OfficerRecord, RecoveryRecord};
 pub use offers::{NewOffer, OfferRecord};
+pub use peers::InForce;
 pub use ra::{
     check_operator_name, Enrolment, IdentityRecord, NewRa, NewRequest, OperatorRecord, RaChange,
     RaRecord, RaRequest, ServiceClient, Transition,

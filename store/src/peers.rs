@@ -100,3 +100,36 @@ impl Store {
         Ok((row, authority))
     }
 }
+
+/// What can tell whether a certificate is in force: the whole store, and the
+/// role handles that read it ([`crate::RequestBook`]), so shared checks
+/// (`gpki_service::credential_api::known_official`) take a role's handle
+/// instead of the whole store.
+pub trait InForce {
+    /// [`Store::certificate_in_force`].
+    fn certificate_in_force(
+        &self,
+        der: &[u8],
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<(CertificateRecord, AuthorityRecord)>> + Send;
+}
+
+impl InForce for Store {
+    async fn certificate_in_force(
+        &self,
+        der: &[u8],
+        now: i64,
+    ) -> Result<(CertificateRecord, AuthorityRecord)> {
+        Store::certificate_in_force(self, der, now).await
+    }
+}
+
+impl InForce for crate::RequestBook {
+    async fn certificate_in_force(
+        &self,
+        der: &[u8],
+        now: i64,
+    ) -> Result<(CertificateRecord, AuthorityRecord)> {
+        crate::RequestBook::certificate_in_force(self, der, now).await
+    }
+}

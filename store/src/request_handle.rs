@@ -24,7 +24,10 @@ use crate::{
 ///   not) and the other of a km pair;
 /// - make, move and read credential offers, read a mobile ID and revoke
 ///   mobile IDs (one, or an official's on a holder's report);
-/// - hand the shared service scaffolding its store ([`RequestBook::scaffolding`]).
+///
+/// The service scaffolding (callers in force, health, the audit of refusals) is
+/// the RA service's front, built on the whole store before the book: the book
+/// hands the store to no one.
 ///
 /// ```compile_fail
 /// async fn issue(book: &gpki_store::RequestBook, c: &gpki_store::NewCertificate) {
@@ -41,14 +44,6 @@ impl RequestBook {
     /// The RA's view of `store`.
     pub fn new(store: Store) -> RequestBook {
         RequestBook { store }
-    }
-
-    /// The whole store, for the shared service scaffolding only
-    /// (`gpki_service::mtls`: the caller's certificate in force, health, refusals;
-    /// `credential_api::known_official`), whose functions take a `Store`. The
-    /// RA's own code goes through the methods of the book.
-    pub fn scaffolding(&self) -> &Store {
-        &self.store
     }
 
     crate::handle::delegate! {
