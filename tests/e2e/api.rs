@@ -5,21 +5,12 @@
 //! established refuses; the CRL answers when OCSP cannot.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::support::{eventually, free_port, require, wait_http_ok, Backend, Env, Run};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{dev_up, eventually, free_port, require, Backend, Env, Process, Run};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -129,7 +120,7 @@ fn refused(reply: &(u16, Value), code: u16, reason: &str) {
 }
 
 /// Starts `gpki-api serve` with the dev anchors and `status` as its `[status]`.
-fn api_process(env: &Env, name: &str, status: &str) -> (Killed, String) {
+fn api_process(env: &Env, name: &str, status: &str) -> (Process, String) {
     let port = free_port();
     let certs = env.path("data/certs");
     let config = env.path(&format!("{name}.toml"));
@@ -142,17 +133,16 @@ fn api_process(env: &Env, name: &str, status: &str) -> (Killed, String) {
         ),
     )
     .unwrap();
-    let binary = Path::new(env!("CARGO_BIN_EXE_gpki")).with_file_name("gpki-api");
-    let mut child = Command::new(binary)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut api = Process::start(
+        "gpki-api",
+        Command::new(Process::binary("gpki-api"))
+            .args(["serve", "--config"])
+            .arg(&config),
+        Stdio::piped(),
+    );
     let url = format!("http://127.0.0.1:{port}");
-    wait_http_ok(&format!("{url}/healthz"), 60, &mut child);
-    (Killed(child), url)
+    api.wait_http_ok(&format!("{url}/healthz"), 60);
+    (api, url)
 }
 
 /// The DER of the first id-aa-timeStampToken of the first signer of a CMS
@@ -190,20 +180,23 @@ fn standard_api_login_verify_sign_encrypt() {
         return;
     }
     let [ocsp, tsa, ca, ra, api] = [(); 5].map(|_| format!("127.0.0.1:{}", free_port()));
-    let child = env
-        .command()
-        .env_remove("GPKI_KEY_PASS_FILE")
-        .env_remove("GPKI_STORE")
-        .env_remove("GPKI_URL_BASE")
-        .args(["dev", "up", "--listen", &ocsp, "--tsa-listen", &tsa])
-        .args(["--ca-listen", &ca, "--ra-listen", &ra, "--api-listen", &api])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut dev = Killed(child);
-    wait_http_ok(&format!("http://{ocsp}/healthz"), 180, &mut dev.0);
-    wait_http_ok(&format!("http://{api}/healthz"), 60, &mut dev.0);
+    let mut dev = dev_up(
+        &env,
+        &[
+            "--listen",
+            &ocsp,
+            "--tsa-listen",
+            &tsa,
+            "--ca-listen",
+            &ca,
+            "--ra-listen",
+            &ra,
+            "--api-listen",
+            &api,
+        ],
+    );
+    dev.wait_http_ok(&format!("http://{ocsp}/healthz"), 180);
+    dev.wait_http_ok(&format!("http://{api}/healthz"), 60);
     let api = format!("http://{api}");
     let pass = "file:data/dev-signer-passphrase";
     for (name, out) in [

@@ -3,23 +3,14 @@
 //! commands the README's walkthrough gives. OpenSSL judges the certificates and the
 //! revocation as the dev OCSP responder answers it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{eventually, free_port, require, wait_http_ok, Backend, Env, Run};
+use crate::support::{dev_up, eventually, free_port, require, Backend, Env, Process, Run};
 
 const MOIS: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
-
-struct DevUp(Child);
-
-impl Drop for DevUp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// gpki as a user after `dev up`: the SQLite store of the data directory, the RA
 /// profile dev up wrote, and the dev passphrase for the keys it makes.
@@ -100,20 +91,22 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     }
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let [ocsp, tsa, ca, ra] = ports.map(|p| format!("127.0.0.1:{p}"));
-    let child = env
-        .command()
-        .env_remove("GPKI_KEY_PASS_FILE")
-        .env_remove("GPKI_STORE")
-        .env_remove("GPKI_URL_BASE")
-        .args(["dev", "up", "--listen", &ocsp, "--tsa-listen", &tsa])
-        .args(["--ca-listen", &ca, "--ra-listen", &ra])
-        .args(["--api-listen", &format!("127.0.0.1:{}", free_port())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut dev = DevUp(child);
-    wait_http_ok(&format!("http://{ocsp}/healthz"), 180, &mut dev.0);
+    let mut dev = dev_up(
+        &env,
+        &[
+            "--listen",
+            &ocsp,
+            "--tsa-listen",
+            &tsa,
+            "--ca-listen",
+            &ca,
+            "--ra-listen",
+            &ra,
+            "--api-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+    );
+    dev.wait_http_ok(&format!("http://{ocsp}/healthz"), 180);
 
     // The RA answers the dev administrator once its port is open.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -613,15 +606,12 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     // Each service also runs alone from its binary and the config dev up wrote.
     drop(dev);
     let spawn = |bin: &str, config: &str| {
-        let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name(bin);
-        DevUp(
-            Command::new(exe)
+        Process::start(
+            bin,
+            Command::new(Process::binary(bin))
                 .args(["serve", "--config", config])
-                .current_dir(env.path(""))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+                .current_dir(env.path("")),
+            Stdio::null(),
         )
     };
     let _ca = spawn("gpki-ca", "data/ca.toml");

@@ -716,14 +716,9 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     }
     let port = crate::support::free_port();
     let tsa_port = crate::support::free_port();
-    let mut cmd = env.command();
-    let mut child = cmd
-        .env_remove("GPKI_KEY_PASS_FILE")
-        .env_remove("GPKI_STORE")
-        .env_remove("GPKI_URL_BASE")
-        .args([
-            "dev",
-            "up",
+    let mut dev = crate::support::dev_up(
+        &env,
+        &[
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--tsa-listen",
@@ -734,17 +729,10 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
             &format!("127.0.0.1:{}", crate::support::free_port()),
             "--api-listen",
             &format!("127.0.0.1:{}", crate::support::free_port()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    crate::support::wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 180, &mut child);
-    crate::support::wait_http_ok(
-        &format!("http://127.0.0.1:{tsa_port}/healthz"),
-        60,
-        &mut child,
+        ],
     );
+    dev.wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 180);
+    dev.wait_http_ok(&format!("http://127.0.0.1:{tsa_port}/healthz"), 60);
     // No --url: the certificate's AIA names the responder.
     let mut q = env.command();
     let out = q
@@ -1013,11 +1001,7 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     ]);
     assert_eq!(served, local);
     // SIGTERM stops it cleanly.
-    Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = dev.terminate();
     assert!(status.success(), "dev up exited {status}");
 }
 

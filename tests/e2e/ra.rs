@@ -2,31 +2,19 @@
 //! issuing workflow, and every refusal of issue 10, each on a real TLS
 //! connection, audited, and changing nothing else.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{free_port, require, runtime, sql, Backend, Env, Run};
+use crate::support::{free_port, require, runtime, sql, Backend, Env, Process, Run};
 
 const A: &str = "OU=Ministry of the Interior and Safety, O=Government of Korea, C=KR";
 const B: &str = "OU=Ministry of Education, O=Government of Korea, C=KR";
 
-fn binary(name: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_gpki"));
-    exe.with_file_name(name)
-}
-
+/// A service process and the port it listens on.
 struct Service {
-    child: Child,
+    process: Process,
     port: u16,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Everything of the two services: their certificates, configs and processes.
@@ -428,8 +416,7 @@ impl Deployment {
     /// with environment `vars`.
     fn restart_ca(&mut self, vars: &[(&str, &str)]) {
         let port = self.ca.port;
-        self.ca.child.kill().unwrap();
-        self.ca.child.wait().unwrap();
+        self.ca.process.kill();
         self.ca = spawn_with(&self.env, "gpki-ca", "ca.toml", port, vars);
     }
 
@@ -452,16 +439,10 @@ fn spawn(env: &Env, bin: &str, config: &str, port: u16) -> Service {
 
 /// The service with environment `vars` (a failpoint, a store setting).
 fn spawn_with(env: &Env, bin: &str, config: &str, port: u16, vars: &[(&str, &str)]) -> Service {
-    let child = Command::new(binary(bin))
-        .envs(vars.iter().copied())
-        .args(["serve", "--config", config])
-        .current_dir(env.path(""))
-        .env_remove("GPKI_KEY_PASS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut s = Service { child, port };
+    let mut s = Service {
+        process: Process::serve_with(env, bin, config, vars, Stdio::inherit()),
+        port,
+    };
     wait_healthy(env, &mut s, if bin == "gpki-ca" { "ca" } else { "ra" });
     s
 }
@@ -484,32 +465,32 @@ fn wait_healthy(env: &Env, s: &mut Service, name: &str) {
             "health.plain.key",
         ]);
     }
-    for _ in 0..200 {
-        if let Ok(Some(status)) = s.child.try_wait() {
-            panic!("gpki-{name} exited: {status}");
-        }
-        let o = Command::new("curl")
-            .current_dir(env.path(""))
-            .args([
-                "-sf",
-                "--cacert",
-                "root.pem",
-                "--cert",
-                "ra-host.chain.pem",
-                "--key",
-                "health.plain.key",
-                "--resolve",
-                &format!("{host}:{}:127.0.0.1", s.port),
-                &format!("https://{host}:{}/healthz", s.port),
-            ])
-            .output()
-            .unwrap();
-        if o.status.success() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("gpki-{name} did not become healthy");
+    let port = s.port;
+    s.process.wait_until(
+        &format!("gpki-{name} became healthy"),
+        30,
+        std::time::Duration::from_millis(100),
+        || {
+            Command::new("curl")
+                .current_dir(env.path(""))
+                .args([
+                    "-sf",
+                    "--cacert",
+                    "root.pem",
+                    "--cert",
+                    "ra-host.chain.pem",
+                    "--key",
+                    "health.plain.key",
+                    "--resolve",
+                    &format!("{host}:{port}:127.0.0.1"),
+                    &format!("https://{host}:{port}/healthz"),
+                ])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        },
+    );
 }
 
 fn official(d: &Deployment, name: &str, inst: &str) -> (String, String) {
@@ -1592,10 +1573,7 @@ fn import_survives_a_killed_ca(backend: Backend) {
         .ra_command("b1", &[&import[..], &["--concurrency", "4"]].concat())
         .output()
         .unwrap();
-    assert!(
-        d.ca.child.try_wait().unwrap().is_some(),
-        "the CA did not die"
-    );
+    assert!(d.ca.process.has_exited(), "the CA did not die");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(
         o.status.code(),
@@ -2141,8 +2119,7 @@ fn a_request_still_being_handled_is_not_a_stalled_connection() {
     let pause = d.env.path("pause");
     std::fs::create_dir_all(&pause).unwrap();
     let port = d.ra.port;
-    d.ra.child.kill().unwrap();
-    d.ra.child.wait().unwrap();
+    d.ra.process.kill();
     d.ra = spawn_with(
         &d.env,
         "gpki-ra",
@@ -2350,21 +2327,11 @@ fn renewal_toml(d: &Deployment, name: &str) -> String {
 /// `BIN serve --config CONFIG` (a plain-HTTP service), answering /healthz.
 fn http_service(env: &Env, bin: &str, config: &str, port: u16) -> Service {
     let mut s = Service {
-        child: Command::new(binary(bin))
-            .args(["serve", "--config", config])
-            .current_dir(env.path(""))
-            .env_remove("GPKI_KEY_PASS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+        process: Process::serve(env, bin, config, Stdio::inherit()),
         port,
     };
-    crate::support::wait_http_ok(
-        &format!("http://127.0.0.1:{port}/healthz"),
-        60,
-        &mut s.child,
-    );
+    s.process
+        .wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 60);
     s
 }
 
@@ -2408,16 +2375,16 @@ fn expired_operator_certificate_is_refused() {
     d.ra_ok("a9", &["ra", "whoami"]);
     let port = free_port();
     let mut later = Service {
-        child: Command::new("faketime")
-            .args(["-f", "+2d"])
-            .arg(binary("gpki-ra"))
-            .args(["serve", "--config", "ra.toml", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .current_dir(env.path(""))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        process: Process::start(
+            "gpki-ra under faketime",
+            Command::new("faketime")
+                .args(["-f", "+2d"])
+                .arg(Process::binary("gpki-ra"))
+                .args(["serve", "--config", "ra.toml", "--listen"])
+                .arg(format!("127.0.0.1:{port}"))
+                .current_dir(env.path("")),
+            Stdio::null(),
+        ),
         port,
     };
     wait_healthy(env, &mut later, "ra");
