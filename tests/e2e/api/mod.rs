@@ -199,21 +199,7 @@ fn standard_api_login_verify_sign_encrypt() {
         return;
     }
     let [ocsp, tsa, ca, ra, api] = [(); 5].map(|_| format!("127.0.0.1:{}", free_port()));
-    let mut dev = dev_up(
-        &env,
-        &[
-            "--listen",
-            &ocsp,
-            "--tsa-listen",
-            &tsa,
-            "--ca-listen",
-            &ca,
-            "--ra-listen",
-            &ra,
-            "--api-listen",
-            &api,
-        ],
-    );
+    let mut dev = dev_up(&env, [&ocsp, &tsa, &ca, &ra, &api]);
     dev.wait_http_ok(&format!("http://{ocsp}/healthz"), 180);
     dev.wait_http_ok(&format!("http://{api}/healthz"), 60);
     let api = format!("http://{api}");

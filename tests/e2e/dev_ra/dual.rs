@@ -329,32 +329,15 @@ fn step_key_files_refusals_and_pair_renewal(
 
     // The pair is renewed together: the signing certificate with a transport key
     // for a new km key; not without, and not from the km certificate.
-    let r = run(
-        env,
-        as_lee(&[
-            "ra",
-            "renew",
-            "--idempotency-key",
-            "park-renew-0",
-            "--serial",
-            sign_serial,
-        ]),
-    );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("has a km pair"), "{}", r.stdout);
-    let r = run(
-        env,
-        as_lee(&[
-            "ra",
-            "renew",
-            "--idempotency-key",
-            "park-renew-km",
-            "--serial",
-            km_serial,
-        ]),
-    );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("renewed with its pair"), "{}", r.stdout);
+    for (key, serial, why) in [
+        ("park-renew-0", sign_serial, "has a km pair"),
+        ("park-renew-km", km_serial, "renewed with its pair"),
+    ] {
+        let renew = ["ra", "renew", "--idempotency-key", key, "--serial", serial];
+        let r = run(env, as_lee(&renew));
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(why), "{}", r.stdout);
+    }
 }
 
 /// A new km key is a new key: without the identity seen again the request

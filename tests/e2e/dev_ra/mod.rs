@@ -131,21 +131,8 @@ fn dev_up_then_enrol_issue_renew_revoke_through_the_ra() {
     }
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let [ocsp, tsa, ca, ra] = ports.map(|p| format!("127.0.0.1:{p}"));
-    let mut dev = dev_up(
-        &env,
-        &[
-            "--listen",
-            &ocsp,
-            "--tsa-listen",
-            &tsa,
-            "--ca-listen",
-            &ca,
-            "--ra-listen",
-            &ra,
-            "--api-listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ],
-    );
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut dev = dev_up(&env, [&ocsp, &tsa, &ca, &ra, &api]);
     dev.wait_http_ok(&format!("http://{ocsp}/healthz"), 180);
 
     let enrolled = issue::step_the_administrator_enrols_lee(&env);

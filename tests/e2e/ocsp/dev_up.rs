@@ -11,21 +11,10 @@ fn dev_up_serves_ocsp_where_the_certificates_point() {
     }
     let port = crate::support::free_port();
     let tsa_port = crate::support::free_port();
-    let mut dev = crate::support::dev_up(
-        &env,
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--tsa-listen",
-            &format!("127.0.0.1:{tsa_port}"),
-            "--ca-listen",
-            &format!("127.0.0.1:{}", crate::support::free_port()),
-            "--ra-listen",
-            &format!("127.0.0.1:{}", crate::support::free_port()),
-            "--api-listen",
-            &format!("127.0.0.1:{}", crate::support::free_port()),
-        ],
-    );
+    let at = |p: u16| format!("127.0.0.1:{p}");
+    let free = || at(crate::support::free_port());
+    let mut dev =
+        crate::support::dev_up(&env, [&at(port), &at(tsa_port), &free(), &free(), &free()]);
     dev.wait_http_ok(&format!("http://127.0.0.1:{port}/healthz"), 180);
     dev.wait_http_ok(&format!("http://127.0.0.1:{tsa_port}/healthz"), 60);
     step_query_by_aia_and_the_issuers_keys(&env, port);

@@ -154,18 +154,18 @@ impl Drop for Process {
     }
 }
 
-/// `gpki dev up` in the env's directory with `args` (its listen addresses), as a
-/// user runs it: its own store and passphrase under the data directory, no URL
-/// base. Not yet waited for.
-pub fn dev_up(env: &Env, args: &[&str]) -> Process {
+/// `gpki dev up` in the env's directory listening on the addresses of its OCSP
+/// responder, TSA, CA service, RA service and API, as a user runs it: its own store
+/// and passphrase under the data directory, no URL base. Not yet waited for.
+pub fn dev_up(env: &Env, [ocsp, tsa, ca, ra, api]: [&str; 5]) -> Process {
     Process::start(
         "gpki dev up",
         env.command()
             .env_remove("GPKI_KEY_PASS_FILE")
             .env_remove("GPKI_STORE")
             .env_remove("GPKI_URL_BASE")
-            .args(["dev", "up"])
-            .args(args),
+            .args(["dev", "up", "--listen", ocsp, "--tsa-listen", tsa])
+            .args(["--ca-listen", ca, "--ra-listen", ra, "--api-listen", api]),
         Stdio::piped(),
     )
 }
