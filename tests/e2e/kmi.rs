@@ -53,6 +53,33 @@ fn refused(env: &Env, args: &[&str], why: &str) {
     assert!(r.stderr.contains(why), "expected `{why}` in:\n{}", r.stderr);
 }
 
+/// `gpki km recover` of the km key `km_serial` with `approvals`, into `out`.
+fn recover(km_serial: &str, approvals: &[&str], out: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "km",
+        "recover",
+        "--ca",
+        "mois",
+        "--serial",
+        km_serial,
+        "--kra-key",
+        "kra.key",
+        "--kra-pass-file",
+        "kra.pass",
+        "--pkcs12",
+        out,
+        "--out-pass-file",
+        "outpass",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for f in approvals {
+        a.extend(["--approval".to_string(), f.to_string()]);
+    }
+    a
+}
+
 fn scenario(backend: Backend) {
     if !require("openssl") {
         return;
@@ -60,6 +87,20 @@ fn scenario(backend: Backend) {
     let Some(env) = Env::new(backend) else { return };
     env.hierarchy();
 
+    step_the_kra_and_its_officers(&env);
+    let (sign_serial, km_serial) = step_the_officials_signing_and_km_pair(&env);
+    let delivered = step_the_delivery_opens_with_the_transport_key(&env);
+    let first = step_the_key_is_lost_and_its_recovery_requested(&env, &sign_serial, &km_serial);
+    step_an_approval_is_checkable_by_openssl(&env, first);
+    step_approvals_that_release_nothing(&env, &km_serial, first);
+    step_two_officers_release_the_key(&env, &km_serial, &delivered);
+    step_approvals_are_spent_and_korean_files_convert(&env, &km_serial, first, &delivered);
+    step_audited_and_revoked_with_its_pair(&env, &sign_serial, &km_serial);
+}
+
+/// The KRA makes its key on its own host and the CA certifies it; three
+/// officers, and an approval is one person's signature.
+fn step_the_kra_and_its_officers(env: &Env) {
     // The KRA makes its key on its own host and sends a request; the CA certifies it.
     std::fs::write(env.path("kra.pass"), "kra passphrase\n").unwrap();
     env.ok(&[
@@ -101,7 +142,7 @@ fn scenario(backend: Backend) {
         ("lee", "Lee Officer(000000002)"),
         ("park", "Park Officer(000000003)"),
     ] {
-        official(&env, o, name);
+        official(env, o, name);
         env.ok(&[
             "km",
             "officer",
@@ -117,7 +158,7 @@ fn scenario(backend: Backend) {
     // An approval is one person's signature (issue 28, close the class): a second
     // certificate of Kim is not a fourth officer, a key the KRA holds (its own)
     // approves nothing, and one officer alone never releases a key.
-    official(&env, "kim2", "Kim Officer(000000001)");
+    official(env, "kim2", "Kim Officer(000000001)");
     for (cert, why) in [
         ("kim2.pem", "one person is one officer"),
         ("kra.pem", "not an official's personal signing certificate"),
@@ -154,10 +195,14 @@ fn scenario(backend: Backend) {
         "{officers}"
     );
     assert_eq!(officers["quorum"], 2);
+}
 
+/// The official's signing certificate and km pair, renewed together only;
+/// returns both serials.
+fn step_the_officials_signing_and_km_pair(env: &Env) -> (String, String) {
     // The official: a signing certificate, and a one-time transport key for the
     // km key the CA makes.
-    let sign = official(&env, "hong", "Hong Gildong(001234567)");
+    let sign = official(env, "hong", "Hong Gildong(001234567)");
     let sign_serial = sign["serial"].as_str().unwrap().to_string();
     env.ok(&[
         "key",
@@ -211,6 +256,13 @@ fn scenario(backend: Backend) {
     );
     assert!(text.contains("CN = Hong Gildong(001234567)"), "{text}");
 
+    (sign_serial, km_serial)
+}
+
+/// OpenSSL opens the delivery with the transport key alone, the official as
+/// PKCS#12 and Korean key files, and a document encrypted by another system;
+/// returns the delivered key.
+fn step_the_delivery_opens_with_the_transport_key(env: &Env) -> String {
     // OpenSSL opens the delivery with the transport key alone: the key inside is
     // the km certificate's.
     env.openssl_ok(&[
@@ -234,7 +286,7 @@ fn scenario(backend: Backend) {
         "-out",
         "km-delivered.der",
     ]);
-    let delivered = private_key_of(&env, &["pkey", "-inform", "DER", "-in", "km-delivered.der"]);
+    let delivered = private_key_of(env, &["pkey", "-inform", "DER", "-in", "km-delivered.der"]);
     let cert_pub = env.openssl_ok(&["x509", "-in", "km.pem", "-noout", "-pubkey"]);
     let key_pub = env.openssl_ok(&[
         "pkey",
@@ -265,7 +317,7 @@ fn scenario(backend: Backend) {
         "outpass",
     ]);
     let from_p12 = private_key_of(
-        &env,
+        env,
         &[
             "pkcs12",
             "-in",
@@ -278,7 +330,7 @@ fn scenario(backend: Backend) {
     );
     assert_eq!(from_p12, delivered);
     let from_npki = private_key_of(
-        &env,
+        env,
         &[
             "pkcs8",
             "-inform",
@@ -317,6 +369,16 @@ fn scenario(backend: Backend) {
         "rsa_oaep_md:sha256",
     ]);
 
+    delivered
+}
+
+/// The key is lost; one recovery request open per key, none for a signing
+/// certificate, none by a non-officer. Returns the request's id.
+fn step_the_key_is_lost_and_its_recovery_requested(
+    env: &Env,
+    sign_serial: &str,
+    km_serial: &str,
+) -> i64 {
     // The key is lost.
     for f in [
         "km.p12",
@@ -334,7 +396,7 @@ fn scenario(backend: Backend) {
         "--ca",
         "mois",
         "--serial",
-        &km_serial,
+        km_serial,
         "--reason",
         "laptop stolen",
         "--statement-out",
@@ -343,22 +405,22 @@ fn scenario(backend: Backend) {
     let first = req["recovery"]["id"].as_i64().unwrap();
     // One request open per key.
     refused(
-        &env,
+        env,
         &[
-            "km", "request", "--ca", "mois", "--serial", &km_serial, "--reason", "again",
+            "km", "request", "--ca", "mois", "--serial", km_serial, "--reason", "again",
         ],
         "is open already",
     );
     // A signing certificate has no archived key.
     refused(
-        &env,
+        env,
         &[
             "km",
             "request",
             "--ca",
             "mois",
             "--serial",
-            &sign_serial,
+            sign_serial,
             "--reason",
             "x",
         ],
@@ -395,6 +457,11 @@ fn scenario(backend: Backend) {
         "--out",
         "hong-1.json",
     ]);
+    first
+}
+
+/// An officer's approval is checkable by OpenSSL: the statement's bytes, signed.
+fn step_an_approval_is_checkable_by_openssl(env: &Env, first: i64) {
     // An officer's approval is checkable by OpenSSL: the statement's bytes, signed.
     let kim: Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("kim-1.json")).unwrap()).unwrap();
@@ -440,59 +507,39 @@ fn scenario(backend: Backend) {
         "kim-statement.txt",
     ]);
     assert!(verified.contains("Verified OK"), "{verified}");
+}
 
-    let recover = |approvals: &[&str], out: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "km",
-            "recover",
-            "--ca",
-            "mois",
-            "--serial",
-            &km_serial,
-            "--kra-key",
-            "kra.key",
-            "--kra-pass-file",
-            "kra.pass",
-            "--pkcs12",
-            out,
-            "--out-pass-file",
-            "outpass",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for f in approvals {
-            a.extend(["--approval".to_string(), f.to_string()]);
-        }
-        a
-    };
-
+/// Fewer than two approvals, one officer twice, a non-officer, a forged
+/// signature, a revoked officer, the wrong KRA key: nothing released or written.
+fn step_approvals_that_release_nothing(env: &Env, km_serial: &str, first: i64) {
+    let kim: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("kim-1.json")).unwrap()).unwrap();
     // Fewer than two.
-    let a = recover(&["kim-1.json"], "r.p12");
+    let a = recover(km_serial, &["kim-1.json"], "r.p12");
     refused(
-        &env,
+        env,
         &args(&a),
         "2 approvals of KRA kra's officers are needed to release a key; 1 given",
     );
     // One officer twice.
-    let a = recover(&["kim-1.json", "kim-1.json"], "r.p12");
-    refused(&env, &args(&a), "officer kim approved twice");
+    let a = recover(km_serial, &["kim-1.json", "kim-1.json"], "r.p12");
+    refused(env, &args(&a), "officer kim approved twice");
     // A non-officer.
-    let a = recover(&["kim-1.json", "hong-1.json"], "r.p12");
-    refused(&env, &args(&a), "is not an active officer's of KRA kra");
+    let a = recover(km_serial, &["kim-1.json", "hong-1.json"], "r.p12");
+    refused(env, &args(&a), "is not an active officer's of KRA kra");
     // A forged signature.
     let mut forged = kim.clone();
     forged["statement"]["reason"] = "something else".into();
     std::fs::write(env.path("forged.json"), forged.to_string()).unwrap();
-    let a = recover(&["forged.json", "lee-1.json"], "r.p12");
-    refused(&env, &args(&a), "statement differs");
+    let a = recover(km_serial, &["forged.json", "lee-1.json"], "r.p12");
+    refused(env, &args(&a), "statement differs");
     let mut forged = kim.clone();
     let lee: Value =
         serde_json::from_str(&std::fs::read_to_string(env.path("lee-1.json")).unwrap()).unwrap();
     forged["signature"] = lee["signature"].clone();
     std::fs::write(env.path("forged.json"), forged.to_string()).unwrap();
-    let a = recover(&["forged.json", "lee-1.json"], "r.p12");
-    refused(&env, &args(&a), "does not verify");
+    let a = recover(km_serial, &["forged.json", "lee-1.json"], "r.p12");
+    refused(env, &args(&a), "does not verify");
     // A revoked officer certificate.
     let lee_serial = env.serial_of("lee.pem");
     env.ok(&[
@@ -505,8 +552,8 @@ fn scenario(backend: Backend) {
         "--reason",
         "affiliationChanged",
     ]);
-    let a = recover(&["kim-1.json", "lee-1.json"], "r.p12");
-    refused(&env, &args(&a), "is revoked");
+    let a = recover(km_serial, &["kim-1.json", "lee-1.json"], "r.p12");
+    refused(env, &args(&a), "is revoked");
     // The wrong KRA key.
     std::fs::write(env.path("other.pass"), "other\n").unwrap();
     env.ok(&[
@@ -519,23 +566,27 @@ fn scenario(backend: Backend) {
         "--out-pass-file",
         "other.pass",
     ]);
-    let mut a = recover(&["kim-1.json", "park-1.json"], "r.p12");
+    let mut a = recover(km_serial, &["kim-1.json", "park-1.json"], "r.p12");
     let k = a.iter().position(|s| s == "kra.key").unwrap();
     a[k] = "other.key".into();
     a[k + 2] = "other.pass".into();
-    refused(&env, &args(&a), "is not KRA kra's key");
+    refused(env, &args(&a), "is not KRA kra's key");
     // Nothing was written, and the request stays open.
     assert!(!env.path("r.p12").exists());
     refused(
-        &env,
+        env,
         &[
-            "km", "request", "--ca", "mois", "--serial", &km_serial, "--reason", "again",
+            "km", "request", "--ca", "mois", "--serial", km_serial, "--reason", "again",
         ],
         &format!("recovery request {first} for this key is open already"),
     );
+}
 
+/// Two officers in force release the archived key, which opens the document
+/// OpenSSL encrypted before the loss.
+fn step_two_officers_release_the_key(env: &Env, km_serial: &str, delivered: &str) {
     // Two officers in force: released, as PKCS#12 and Korean key files.
-    let mut a = recover(&["kim-1.json", "park-1.json"], "recovered.p12");
+    let mut a = recover(km_serial, &["kim-1.json", "park-1.json"], "recovered.p12");
     a.extend(["--npki-dir".into(), "recovered".into()]);
     let done: Value =
         serde_json::from_str(&env.ok(&[args(&a), vec!["--output", "json"]].concat())).unwrap();
@@ -543,7 +594,7 @@ fn scenario(backend: Backend) {
     assert_eq!(done["officers"], serde_json::json!(["kim", "park"]));
     // The same key as was archived.
     let recovered = private_key_of(
-        &env,
+        env,
         &[
             "pkcs12",
             "-in",
@@ -566,7 +617,7 @@ fn scenario(backend: Backend) {
     ]);
     assert!(info.contains("MAC: sha256"), "{info}");
     let from_npki = private_key_of(
-        &env,
+        env,
         &[
             "pkcs8",
             "-inform",
@@ -607,7 +658,16 @@ fn scenario(backend: Backend) {
         "km.pem",
     ]);
     assert!(memo.contains("classified memo"), "{memo}");
+}
 
+/// The approvals are spent; Korean files convert back to PKCS#12, and a wrong
+/// password is named.
+fn step_approvals_are_spent_and_korean_files_convert(
+    env: &Env,
+    km_serial: &str,
+    first: i64,
+    delivered: &str,
+) {
     // The approvals are spent: a new request refuses them.
     let second = env.json(&[
         "km",
@@ -615,14 +675,14 @@ fn scenario(backend: Backend) {
         "--ca",
         "mois",
         "--serial",
-        &km_serial,
+        km_serial,
         "--reason",
         "lost again",
     ]);
     let second_id = second["recovery"]["id"].as_i64().unwrap();
-    let a = recover(&["kim-1.json", "park-1.json"], "again.p12");
+    let a = recover(km_serial, &["kim-1.json", "park-1.json"], "again.p12");
     refused(
-        &env,
+        env,
         &args(&a),
         &format!("it approves recovery request {first}, not request {second_id}"),
     );
@@ -644,7 +704,7 @@ fn scenario(backend: Backend) {
     ]);
     assert_eq!(
         private_key_of(
-            &env,
+            env,
             &[
                 "pkcs12",
                 "-in",
@@ -659,7 +719,7 @@ fn scenario(backend: Backend) {
     );
     std::fs::write(env.path("wrong"), "not it\n").unwrap();
     refused(
-        &env,
+        env,
         &[
             "km",
             "import",
@@ -691,7 +751,11 @@ fn scenario(backend: Backend) {
         "outpass",
     ]);
     assert!(env.path("as-sign/signCert.der").exists() && env.path("as-sign/signPri.key").exists());
+}
 
+/// Everything is in the audit chain, which holds; the km certificate is revoked
+/// with its pair.
+fn step_audited_and_revoked_with_its_pair(env: &Env, sign_serial: &str, km_serial: &str) {
     // Every request, approval, refusal and release is in the audit chain, and the
     // chain holds.
     let log = env.ok(&["audit", "log", "--limit", "500"]);
@@ -720,7 +784,7 @@ fn scenario(backend: Backend) {
         "--ca",
         "mois",
         "--serial",
-        &km_serial,
+        km_serial,
         "--reason",
         "affiliationChanged",
         "--with-pair",
@@ -730,7 +794,7 @@ fn scenario(backend: Backend) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let both: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(both["status"], "revoked", "{both}");
-    assert_eq!(both["pair"]["serial"], sign_serial.as_str(), "{both}");
+    assert_eq!(both["pair"]["serial"], sign_serial, "{both}");
     assert_eq!(both["pair"]["status"], "revoked", "{both}");
     assert_eq!(both["pair"]["reason"], "affiliationChanged", "{both}");
 }

@@ -3,7 +3,10 @@
 //! independent oracles (OpenSSL's command line, pkilint).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+mod process;
+pub use process::{dev_up, Process};
 
 use serde_json::Value;
 
@@ -361,35 +364,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until `url` answers HTTP 200, or panics after `secs` seconds.
-pub fn wait_http_ok(url: &str, secs: u64, child: &mut std::process::Child) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("the server exited ({status}) before answering {url}:\n{err}");
-        }
-        let code = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&code.stdout) == "200" {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{url} did not answer 200 within {secs} s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 /// A `gpki-ocsp serve` process, killed on drop.
 pub struct Responder {
-    pub child: std::process::Child,
+    pub process: Process,
     pub url: String,
     pub config: PathBuf,
 }
@@ -397,7 +374,7 @@ pub struct Responder {
 impl Responder {
     /// The gpki-ocsp binary, built beside gpki.
     pub fn binary() -> PathBuf {
-        PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name("gpki-ocsp")
+        Process::binary("gpki-ocsp")
     }
 
     /// Writes `NAME.toml` for the CAs `cas` (each with `ocsp/CA.crt.pem` and
@@ -437,28 +414,27 @@ impl Responder {
         }
         let config = env.path(&format!("{name}-{port}.toml"));
         std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(Self::binary())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("GPKI_LOG", "info")
-            .envs(vars.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut process = Process::start(
+            "gpki-ocsp",
+            Command::new(Self::binary())
+                .args(["serve", "--config"])
+                .arg(&config)
+                .env("GPKI_LOG", "info")
+                .envs(vars.iter().copied()),
+            Stdio::piped(),
+        );
         let url = format!("http://127.0.0.1:{port}");
-        wait_http_ok(&format!("{url}/healthz"), 60, &mut child);
-        Responder { child, url, config }
+        process.wait_http_ok(&format!("{url}/healthz"), 60);
+        Responder {
+            process,
+            url,
+            config,
+        }
     }
 
     /// Sends SIGHUP: reload the responder files and read the store now.
     pub fn hangup(&self) {
-        let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP failed");
+        assert!(self.process.signal("HUP"), "kill -HUP failed");
     }
 
     /// `/healthz` as JSON.
@@ -469,13 +445,6 @@ impl Responder {
             .unwrap();
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("healthz: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -537,13 +506,13 @@ impl CuttableProxy {
 
 /// A `gpki-tsa serve` process, killed on drop.
 pub struct Tsa {
-    pub child: std::process::Child,
+    pub process: Process,
     pub url: String,
 }
 
 impl Tsa {
     pub fn binary() -> PathBuf {
-        PathBuf::from(env!("CARGO_BIN_EXE_gpki")).with_file_name("gpki-tsa")
+        Process::binary("gpki-tsa")
     }
 
     /// Writes `NAME.toml` (TSA certificate `cert`, key `key` encrypted with the
@@ -558,38 +527,17 @@ impl Tsa {
         );
         let config = env.path(&format!("{name}-{port}.toml"));
         std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(Self::binary())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut process = Process::start(
+            "gpki-tsa",
+            Command::new(Self::binary())
+                .args(["serve", "--config"])
+                .arg(&config),
+            Stdio::piped(),
+        );
         let url = format!("http://127.0.0.1:{port}");
         // healthz answers 503 while refusing (e.g. clock check): wait for the port.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                panic!("gpki-tsa exited ({status}):\n{err}");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gpki-tsa did not listen"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Tsa { child, url }
-    }
-}
-
-impl Drop for Tsa {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        process.wait_listening(port, 60);
+        Tsa { process, url }
     }
 }
 
