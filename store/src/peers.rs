@@ -105,13 +105,21 @@ impl Store {
 /// role handles that read it ([`crate::RequestBook`]), so shared checks
 /// (`gpki_service::credential_api::known_official`) take a role's handle
 /// instead of the whole store.
-pub trait InForce {
+pub trait InForce: sealed::Sealed {
     /// [`Store::certificate_in_force`].
     fn certificate_in_force(
         &self,
         der: &[u8],
         now: i64,
     ) -> impl std::future::Future<Output = Result<(CertificateRecord, AuthorityRecord)>> + Send;
+}
+
+mod sealed {
+    /// Only the store's own types tell whether a certificate is in force: an
+    /// authorisation check cannot be handed an answer made elsewhere.
+    pub trait Sealed {}
+    impl Sealed for crate::Store {}
+    impl Sealed for crate::RequestBook {}
 }
 
 impl InForce for Store {

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The RA's handle on the store, which the RA service holds. It can
-/// - read RAs (by id, by name, all), enrol an operator and set an operator's
+/// - read RAs (by id, all), enrol an operator and set an operator's
 ///   status, read operators (by id, by certificate, of an RA);
 /// - submit a request (with its identity verification), add an identity
 ///   verification, read requests (by id, by idempotency key, of an RA) and move
@@ -61,8 +61,6 @@ impl RequestBook {
         async fn certificate_by_request_key(&self, issuer_id: i64, key: &str) -> Result<Option<CertificateRecord>>;
         /// [`Store::certificate_in_force`].
         async fn certificate_in_force(&self, der: &[u8], now: i64) -> Result<(CertificateRecord, AuthorityRecord)>;
-        /// [`Store::certificate`].
-        async fn certificate(&self, issuer_id: i64, serial: &str) -> Result<Option<CertificateRecord>>;
         /// [`Store::scoped_certificate`].
         async fn scoped_certificate(&self, ra: &RaRecord, serial: &str) -> Result<CertificateRecord>;
         /// [`Store::unscoped_ra_certificate`].

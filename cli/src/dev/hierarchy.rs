@@ -419,13 +419,13 @@ impl DevCerts<'_> {
 /// passphrase), and the CA sees only its request.
 pub(super) async fn kra_setup(
     g: &Global,
+    store: &Store,
     ca: &Ca,
     dir: &std::path::Path,
     pass: &Passphrase,
     tally: &mut Tally,
 ) -> Result<()> {
     // Registering a KRA is the administrator's, on the whole store.
-    let store = g.store().await?;
     if store.kras().await?.iter().any(|k| k.name == DEV_KRA) {
         tally.found.push(format!("KRA {DEV_KRA}"));
         return Ok(());

@@ -92,7 +92,7 @@ pub(super) async fn up(g: &Global, args: UpArgs) -> Result<()> {
     hierarchy::issue_end_entities(&dev_certs, &mut tally).await?;
     hierarchy::issue_credential_signers(&dev_certs, &mut tally).await?;
     hierarchy::ensure_status_list(g, &store, listen, &mut tally).await?;
-    hierarchy::kra_setup(g, &ca, dir, &keys.signer_pass, &mut tally).await?;
+    hierarchy::kra_setup(g, &store, &ca, dir, &keys.signer_pass, &mut tally).await?;
     hierarchy::issue_service_tls(&dev_certs, &mut tally).await?;
     hierarchy::refresh_crls(&ca, &store, dir, &mut tally).await?;
 

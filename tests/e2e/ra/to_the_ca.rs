@@ -98,7 +98,10 @@ pub(super) fn step_the_ca_replays_and_checks_possession(d: &Deployment, hong: &H
     );
     let out = d.issue_at_ca_as_ra_host(&more_sans);
     assert!(
-        out.ends_with("409") && out.contains("made for another request"),
+        out.ends_with("409")
+            && out.contains("made for another request")
+            && out.contains(r#""reason":"request_key_reused""#)
+            && out.contains(&format!(r#""serial":"{serial}""#)),
         "{out}"
     );
     assert_eq!(d.certificates(), certs);

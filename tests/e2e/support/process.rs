@@ -22,8 +22,12 @@ impl Process {
 
     /// Starts `cmd` (named `name` in failures) with stdout discarded and stderr as
     /// `stderr`: piped, it is shown if the process exits before it is ready.
+    /// It leads a process group of its own, so a wrapper's child (faketime's
+    /// gpki) is killed with it.
     pub fn start(name: &str, cmd: &mut Command, stderr: Stdio) -> Process {
+        use std::os::unix::process::CommandExt;
         let child = cmd
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -97,7 +101,16 @@ impl Process {
             Duration::from_millis(100),
             || {
                 let code = Command::new("curl")
-                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+                    .args([
+                        "-s",
+                        "--max-time",
+                        "2",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        url,
+                    ])
                     .output()
                     .unwrap();
                 String::from_utf8_lossy(&code.stdout) == "200"
@@ -148,7 +161,13 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Kills its whole process group (a wrapper and what it started), then reaps it.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
