@@ -175,7 +175,6 @@ impl Pin {
         Pin(zeroize::Zeroizing::new(pin.into()))
     }
 
-    #[allow(dead_code)] // read by the signer
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
