@@ -586,3 +586,75 @@ fn a_different_key_under_the_same_name_is_not_signed_with() {
     assert!(err.detail.contains("different key"), "{err}");
     assert!(err.detail.contains("token=replaced"), "{err}");
 }
+
+/// A child made by fork(2) signs with the key its parent opened: the module is
+/// initialised again in the child (PKCS #11 wants C_Initialize per process), and
+/// the parent's key still signs afterwards. SoftHSM also tolerates a child that
+/// goes on with its parent's context, so this pins that signing across a fork
+/// works, not that the re-initialisation was needed. Forking is safe only in a
+/// process with no other test's threads, so the test runs itself again, alone.
+#[test]
+fn a_forked_child_signs_with_a_context_of_its_own() {
+    const ALONE: &str = "GPKI_HSM_TEST_FORK_ALONE";
+    let name = "a_forked_child_signs_with_a_context_of_its_own";
+    if std::env::var_os(ALONE).is_none() {
+        if hsm().is_none() {
+            return;
+        }
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    let hsm = hsm_or_skip!();
+    let token = hsm.token("forked");
+    let uri = keygen(&token.token_uri(), &pin(), KeyType::EcP384, "k", &[9]).unwrap();
+    let key = Pkcs11Key::open(&uri, pin()).unwrap();
+    key.sign(b"parent before").unwrap();
+    let out = hsm.dir.join("child.sig");
+    // SAFETY: this process runs this one test on one thread (see above), so the
+    // child holds no lock another thread took; it leaves by _exit, running no
+    // destructor of the parent's state.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = match key.sign(b"child") {
+            Ok(sig) if std::fs::write(&out, &sig).is_ok() => 0,
+            Ok(_) => 2,
+            Err(e) => {
+                eprintln!("child: {e}");
+                1
+            }
+        };
+        // SAFETY: ends the child at once, as fork(2) children should.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just made.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status}"
+    );
+    let child_sig = std::fs::read(&out).unwrap();
+    assert!(openssl_verifies(
+        key.public_key_der(),
+        SignatureAlgorithm::EcdsaSha384,
+        b"child",
+        &child_sig
+    ));
+    let parent_sig = key.sign(b"parent after").unwrap();
+    assert!(openssl_verifies(
+        key.public_key_der(),
+        SignatureAlgorithm::EcdsaSha384,
+        b"parent after",
+        &parent_sig
+    ));
+}
