@@ -86,7 +86,7 @@ pub async fn import(
         }
         tasks.spawn(async move {
             let sent = std::time::Instant::now();
-            let answer: Result<Value> = client.post("v1/requests", &body).await;
+            let answer = submit(&client, &body).await;
             let took = sent.elapsed();
             drop(permit);
             (row.line, row.request_id, answer, took)
@@ -143,4 +143,89 @@ pub async fn import(
         max: latencies.last().copied().unwrap_or(0.0),
     };
     Ok(report)
+}
+
+/// Attempts at most for one row whose answers say the RA is unavailable.
+const ATTEMPTS: u32 = 5;
+
+/// Submits one row, again while the RA answers that it (or its store) is
+/// unavailable: safe, because the row's idempotency key makes a second
+/// submission a replay of the first, never a second request. A replay that
+/// answers a retry reports the row as this run's work (not `replayed`): the
+/// first attempt most likely made it (were it an earlier run's, the report
+/// counts it issued rather than already done; nothing is issued twice).
+async fn submit(client: &ApiClient, body: &Value) -> Result<Value> {
+    let first_wait = std::time::Duration::from_millis(200);
+    retrying(first_wait, || client.post::<Value>("v1/requests", body)).await
+}
+
+/// `send` until it answers other than `Unavailable` or [`ATTEMPTS`] are spent,
+/// waiting `wait`, then twice as long each time, between attempts.
+async fn retrying<F, Fut>(mut wait: std::time::Duration, send: F) -> Result<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Value>>,
+{
+    for attempt in 1.. {
+        match send().await {
+            Err(e) if e.kind == ErrorKind::Unavailable && attempt < ATTEMPTS => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Ok(mut v) if attempt > 1 => {
+                v["replayed"] = Value::Bool(false);
+                return Ok(v);
+            }
+            answer => return answer,
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// Answers `answers` in turn, counting the attempts.
+    async fn run(answers: Vec<Result<Value>>) -> (Result<Value>, u32) {
+        let sent = AtomicU32::new(0);
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let result = retrying(Duration::from_millis(1), || {
+            sent.fetch_add(1, Ordering::SeqCst);
+            let next = answers
+                .lock()
+                .unwrap()
+                .next()
+                .expect("an answer per attempt");
+            async move { next }
+        })
+        .await;
+        (result, sent.load(Ordering::SeqCst))
+    }
+
+    fn unavailable() -> Result<Value> {
+        Err(Error::new(ErrorKind::Unavailable, "store is unreachable"))
+    }
+
+    fn issued(replayed: bool) -> Result<Value> {
+        Ok(json!({ "request": { "status": "issued" }, "replayed": replayed }))
+    }
+
+    /// An unavailable RA is asked again; the replay that answers a retry is
+    /// this run's issuance; any other refusal is final at once; an RA still
+    /// unavailable after every attempt is the row's failure.
+    #[tokio::test]
+    async fn unavailable_is_retried_and_nothing_else_is() {
+        let (r, n) = run(vec![unavailable(), unavailable(), issued(true)]).await;
+        assert_eq!((r.unwrap()["replayed"].clone(), n), (json!(false), 3));
+        let (r, n) = run(vec![issued(true)]).await;
+        assert_eq!((r.unwrap()["replayed"].clone(), n), (json!(true), 1));
+        let conflict = Err(Error::conflict("request `x` was made for another request"));
+        let (r, n) = run(vec![conflict]).await;
+        assert_eq!((r.unwrap_err().kind, n), (ErrorKind::Conflict, 1));
+        let (r, n) = run((0..ATTEMPTS).map(|_| unavailable()).collect()).await;
+        assert_eq!((r.unwrap_err().kind, n), (ErrorKind::Unavailable, ATTEMPTS));
+    }
 }
